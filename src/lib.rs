@@ -1,0 +1,9 @@
+//! veer: a GitOps controller for Istio traffic.
+//!
+//! The pipeline, one module each: `source` (git) → `manifest` → `validate` → `cluster` (live
+//! state) → `diff` → `sync` → `rollout` → `analysis` → `notify`. `manifest`, `validate`,
+//! `diff` and `rollout` are pure: no kube, no HTTP, no git.
+
+pub mod diagnostic;
+pub mod manifest;
+pub mod validate;

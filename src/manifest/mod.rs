@@ -1,0 +1,436 @@
+//! The manifest model: files of a revision become objects identified by
+//! (group, version, kind, namespace, name), each remembering its file and line.
+//!
+//! Istio traffic kinds are parsed into typed structs (unknown fields are errors); every other
+//! kind passes through as a generic object. Reading problems become [`Diagnostic`]s, never
+//! panics. No git, no kube, no network here: files come in as bytes.
+
+pub mod istio;
+pub mod yaml;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::diagnostic::Diagnostic;
+use yaml::{Document, Location, Positions};
+
+pub use istio::TypedObject;
+
+/// Default largest manifest file veer reads.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Identity of a Kubernetes object.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct ObjectKey {
+    /// API group; empty for the core group (`v1`).
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    /// `None` for cluster-scoped kinds.
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// Same object regardless of API version (v1alpha3 and v1 of a VirtualService are one).
+    pub fn same_object(&self, other: &ObjectKey) -> bool {
+        self.group == other.group
+            && self.kind == other.kind
+            && self.namespace == other.namespace
+            && self.name == other.name
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{} {}/{}", self.kind, ns, self.name),
+            None => write!(f, "{} {}", self.kind, self.name),
+        }
+    }
+}
+
+/// Kinds that have no namespace. Anything else is namespaced.
+const CLUSTER_SCOPED: &[(&str, &str)] = &[
+    ("", "Namespace"),
+    ("", "Node"),
+    ("", "PersistentVolume"),
+    ("apiextensions.k8s.io", "CustomResourceDefinition"),
+    ("rbac.authorization.k8s.io", "ClusterRole"),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
+    ("storage.k8s.io", "StorageClass"),
+    (
+        "admissionregistration.k8s.io",
+        "MutatingWebhookConfiguration",
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "ValidatingWebhookConfiguration",
+    ),
+    ("scheduling.k8s.io", "PriorityClass"),
+    ("networking.k8s.io", "IngressClass"),
+];
+
+pub fn is_cluster_scoped(group: &str, kind: &str) -> bool {
+    CLUSTER_SCOPED
+        .iter()
+        .any(|(g, k)| *g == group && *k == kind)
+}
+
+/// One object read from git.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    pub key: ObjectKey,
+    /// File path relative to the repository root.
+    pub file: String,
+    /// Line where the document starts.
+    pub line: u32,
+    /// The object as written (for converted kinds, as converted).
+    pub value: Value,
+    pub positions: Positions,
+    pub typed: TypedObject,
+}
+
+impl Manifest {
+    /// Location of a field, by JSON pointer (nearest ancestor when absent).
+    pub fn locate(&self, pointer: &str) -> Location {
+        self.positions.locate(pointer)
+    }
+
+    /// An error about the field at `pointer` of this object.
+    pub fn error(
+        &self,
+        code: &'static str,
+        pointer: &str,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        Diagnostic::error(code, &self.file, self.locate(pointer), message).object(&self.key)
+    }
+
+    /// A warning about the field at `pointer` of this object.
+    pub fn warning(
+        &self,
+        code: &'static str,
+        pointer: &str,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        Diagnostic::warning(code, &self.file, self.locate(pointer), message).object(&self.key)
+    }
+
+    pub fn namespace(&self) -> &str {
+        self.key.namespace.as_deref().unwrap_or("")
+    }
+
+    pub fn labels(&self) -> Option<&serde_json::Map<String, Value>> {
+        self.value.pointer("/metadata/labels")?.as_object()
+    }
+
+    pub fn annotation(&self, name: &str) -> Option<&str> {
+        self.value
+            .pointer("/metadata/annotations")?
+            .get(name)?
+            .as_str()
+    }
+}
+
+/// What one file yields: its objects and what was wrong with it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ParsedFile {
+    pub manifests: Vec<Manifest>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Options for reading files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// Namespace for namespaced objects that do not name one.
+    pub default_namespace: String,
+    pub max_file_bytes: u64,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        Self {
+            default_namespace: "default".to_string(),
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+        }
+    }
+}
+
+/// Is this path one veer reads as manifests?
+pub fn is_manifest_path(path: &str) -> bool {
+    path.ends_with(".yaml") || path.ends_with(".yml")
+}
+
+/// Read one file. Never panics on any input.
+pub fn parse_file(path: &str, content: &[u8], options: &ReadOptions) -> ParsedFile {
+    let mut out = ParsedFile::default();
+    let start = Location::new(1, 1);
+    if content.len() as u64 > options.max_file_bytes {
+        out.diagnostics.push(
+            Diagnostic::error(
+                "file-too-large",
+                path,
+                start,
+                format!(
+                    "file is {} bytes, more than the limit of {} bytes",
+                    content.len(),
+                    options.max_file_bytes
+                ),
+            )
+            .fix("split it into smaller files, or raise `maxFileBytes` in veer.yaml"),
+        );
+        return out;
+    }
+    let text = match std::str::from_utf8(content) {
+        Ok(t) => t,
+        Err(e) => {
+            let line = content[..e.valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count() as u32
+                + 1;
+            out.diagnostics.push(
+                Diagnostic::error(
+                    "not-utf8",
+                    path,
+                    Location::new(line, 1),
+                    format!(
+                        "file is not UTF-8 (invalid byte at offset {})",
+                        e.valid_up_to()
+                    ),
+                )
+                .fix("save the file as UTF-8"),
+            );
+            return out;
+        }
+    };
+    let documents = match yaml::parse_documents(text) {
+        Ok(d) => d,
+        Err(e) => {
+            out.diagnostics.push(
+                Diagnostic::error("yaml-syntax", path, e.location, e.message)
+                    .fix("correct the YAML at this line"),
+            );
+            return out;
+        }
+    };
+    for doc in documents {
+        match read_object(path, doc, options) {
+            Ok((manifest, warnings)) => {
+                out.diagnostics.extend(warnings);
+                out.manifests.push(manifest);
+            }
+            Err(diagnostics) => out.diagnostics.extend(diagnostics),
+        }
+    }
+    out
+}
+
+/// Turn one document into a manifest: identity first, then the typed Istio form.
+fn read_object(
+    path: &str,
+    doc: Document,
+    options: &ReadOptions,
+) -> Result<(Manifest, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let missing = |field: &str, pointer: &str, fix: &str| {
+        Diagnostic::error(
+            "missing-field",
+            path,
+            doc.positions.locate(pointer),
+            format!("document has no `{field}`"),
+        )
+        .fix(fix.to_string())
+    };
+    if !doc.value.is_object() {
+        return Err(vec![
+            Diagnostic::error(
+                "not-an-object",
+                path,
+                doc.start,
+                "document is not a mapping; a Kubernetes object is a mapping with apiVersion, kind and metadata",
+            )
+            .fix("make the document a Kubernetes object, or remove it"),
+        ]);
+    }
+    let mut errors = Vec::new();
+    let api_version = doc.value.get("apiVersion").and_then(Value::as_str);
+    let kind = doc.value.get("kind").and_then(Value::as_str);
+    let name = doc.value.pointer("/metadata/name").and_then(Value::as_str);
+    if api_version.is_none_or(str::is_empty) {
+        errors.push(missing(
+            "apiVersion",
+            "/apiVersion",
+            "add `apiVersion`, e.g. `networking.istio.io/v1`",
+        ));
+    }
+    if kind.is_none_or(str::is_empty) {
+        errors.push(missing(
+            "kind",
+            "/kind",
+            "add `kind`, e.g. `VirtualService`",
+        ));
+    }
+    if name.is_none_or(str::is_empty) {
+        errors.push(missing(
+            "metadata.name",
+            "/metadata",
+            "add `metadata.name` to name the object",
+        ));
+    }
+    let (Some(api_version), Some(kind), Some(name)) = (api_version, kind, name) else {
+        return Err(errors);
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let (group, version) = match api_version.rsplit_once('/') {
+        Some((g, v)) => (g.to_string(), v.to_string()),
+        None => (String::new(), api_version.to_string()),
+    };
+    let namespace = if is_cluster_scoped(&group, kind) {
+        None
+    } else {
+        Some(
+            doc.value
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .filter(|ns| !ns.is_empty())
+                .unwrap_or(&options.default_namespace)
+                .to_string(),
+        )
+    };
+    let key = ObjectKey {
+        group,
+        version,
+        kind: kind.to_string(),
+        namespace,
+        name: name.to_string(),
+    };
+    let manifest = Manifest {
+        key,
+        file: path.to_string(),
+        line: doc.start.line,
+        value: doc.value,
+        positions: doc.positions,
+        typed: TypedObject::Generic,
+    };
+    istio::type_manifest(manifest)
+}
+
+/// Parsed files cached by content id (a git blob id), so an unchanged file is never parsed
+/// twice. The id must change whenever the bytes change; the path is part of the key because
+/// diagnostics name the file.
+#[derive(Debug, Default)]
+pub struct ParseCache {
+    entries: HashMap<(String, String), Arc<ParsedFile>>,
+}
+
+impl ParseCache {
+    pub fn get_or_parse(
+        &mut self,
+        path: &str,
+        content_id: &str,
+        content: impl FnOnce() -> Vec<u8>,
+        options: &ReadOptions,
+    ) -> (Arc<ParsedFile>, bool) {
+        let key = (path.to_string(), content_id.to_string());
+        if let Some(hit) = self.entries.get(&key) {
+            return (Arc::clone(hit), true);
+        }
+        let parsed = Arc::new(parse_file(path, &content(), options));
+        self.entries.insert(key, Arc::clone(&parsed));
+        (parsed, false)
+    }
+
+    /// Keep only the entries whose (path, id) is in `live`, so the cache does not grow without
+    /// bound across revisions.
+    pub fn retain(&mut self, live: &std::collections::HashSet<(String, String)>) {
+        self.entries.retain(|k, _| live.contains(k));
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// All objects of one revision and every problem found while reading them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ManifestSet {
+    pub manifests: Vec<Manifest>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl ManifestSet {
+    pub fn extend(&mut self, file: &ParsedFile) {
+        self.manifests.extend(file.manifests.iter().cloned());
+        self.diagnostics.extend(file.diagnostics.iter().cloned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> ParsedFile {
+        parse_file("x.yaml", text.as_bytes(), &ReadOptions::default())
+    }
+
+    #[test]
+    fn objects_get_identity_and_default_namespace() {
+        let f = parse(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: reviews-v1\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n",
+        );
+        assert!(f.diagnostics.is_empty(), "{:?}", f.diagnostics);
+        assert_eq!(f.manifests.len(), 2);
+        assert_eq!(
+            f.manifests[0].key.to_string(),
+            "Deployment default/reviews-v1"
+        );
+        assert_eq!(f.manifests[0].key.api_version(), "apps/v1");
+        assert_eq!(f.manifests[1].key.namespace, None);
+        assert_eq!(f.manifests[1].line, 6);
+    }
+
+    #[test]
+    fn missing_identity_fields_are_reported_with_lines() {
+        let f = parse("kind: Service\nmetadata:\n  labels: {}\n");
+        let codes: Vec<_> = f.diagnostics.iter().map(|d| (d.code, d.line)).collect();
+        assert_eq!(codes, vec![("missing-field", 1), ("missing-field", 2)]);
+    }
+
+    #[test]
+    fn hostile_bytes_are_refused_cleanly() {
+        let f = parse_file("b.yaml", b"a: 1\nb: \xff\xfe\n", &ReadOptions::default());
+        assert_eq!(f.diagnostics[0].code, "not-utf8");
+        assert_eq!(f.diagnostics[0].line, 2);
+        let big = vec![b'#'; 2 * 1024 * 1024];
+        let f = parse_file("big.yaml", &big, &ReadOptions::default());
+        assert_eq!(f.diagnostics[0].code, "file-too-large");
+    }
+
+    #[test]
+    fn cache_parses_each_blob_once() {
+        let mut cache = ParseCache::default();
+        let opts = ReadOptions::default();
+        let (_, hit) = cache.get_or_parse("a.yaml", "id1", || b"a: 1\n".to_vec(), &opts);
+        assert!(!hit);
+        let (_, hit) = cache.get_or_parse("a.yaml", "id1", || unreachable!(), &opts);
+        assert!(hit);
+    }
+}

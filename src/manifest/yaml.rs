@@ -1,0 +1,368 @@
+//! YAML reading with positions.
+//!
+//! Every document becomes a `serde_json::Value` (the form the rest of veer works with) plus a
+//! [`Positions`] index from JSON pointer to line and column, so any later check can point at
+//! the exact line of any field even after the value has lost its spans.
+//!
+//! Choices pinned by tests: YAML 1.1 booleans (`yes`, `on`) are booleans in untyped values, as
+//! kubectl reads them; duplicate keys are an error; alias bombs and deep nesting are refused by
+//! serde-saphyr's budget rather than expanded.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+use serde_saphyr::Spanned;
+
+/// Deepest nesting accepted in a manifest; real Kubernetes objects stay well under 30.
+pub const MAX_DEPTH: usize = 64;
+/// Most YAML nodes in one file; a 1 MiB manifest file has far fewer.
+pub const MAX_NODES: usize = 250_000;
+/// Most aliases in one file; manifests rarely use any.
+pub const MAX_ALIASES: usize = 1_000;
+
+/// A position in a source file, 1-based.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Location {
+    pub line: u32,
+    pub column: u32,
+}
+
+impl Location {
+    pub fn new(line: u32, column: u32) -> Self {
+        Self { line, column }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.column)
+    }
+}
+
+/// JSON pointer (RFC 6901, `/spec/http/0/route`) → where that node starts in the file.
+///
+/// Map entries point at their key, sequence items at the item.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Positions {
+    by_pointer: BTreeMap<String, Location>,
+}
+
+impl Positions {
+    /// The location of `pointer`, or of its nearest ancestor that has one.
+    pub fn locate(&self, pointer: &str) -> Location {
+        let mut p = pointer;
+        loop {
+            if let Some(loc) = self.by_pointer.get(p) {
+                return *loc;
+            }
+            match p.rfind('/') {
+                Some(i) => p = &p[..i],
+                None => return self.by_pointer.get("").copied().unwrap_or_default(),
+            }
+        }
+    }
+
+    /// The exact location of `pointer`, if the file had that node.
+    pub fn get(&self, pointer: &str) -> Option<Location> {
+        self.by_pointer.get(pointer).copied()
+    }
+
+    fn insert(&mut self, pointer: String, loc: Location) {
+        self.by_pointer.entry(pointer).or_insert(loc);
+    }
+}
+
+/// Escape one path segment for a JSON pointer.
+pub fn pointer_segment(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
+
+/// Join a parent pointer and a segment (field name or index).
+pub fn pointer_join(parent: &str, segment: impl fmt::Display) -> String {
+    format!("{parent}/{}", pointer_segment(&segment.to_string()))
+}
+
+/// One YAML document of a file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    pub value: Value,
+    pub positions: Positions,
+    /// Where the document's root node starts.
+    pub start: Location,
+}
+
+/// Why a file could not be read as YAML.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct YamlError {
+    pub message: String,
+    pub location: Location,
+}
+
+/// Parse every document of `text`. Empty and null documents are skipped.
+pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_depth: MAX_DEPTH,
+            max_nodes: MAX_NODES,
+            max_aliases: MAX_ALIASES,
+            flow_nesting_limit: MAX_DEPTH,
+        },
+    };
+    let nodes: Vec<Spanned<Node>> = serde_saphyr::from_multiple_with_options(text, options)
+        .map_err(|e| YamlError {
+            message: describe_error(&e),
+            location: e
+                .location()
+                .map(|l| Location::new(l.line() as u32, l.column() as u32))
+                .unwrap_or_default(),
+        })?;
+    Ok(nodes
+        .into_iter()
+        .filter(|n| !matches!(n.value, Node::Null))
+        .map(|root| {
+            let start = loc_of(&root);
+            let mut positions = Positions::default();
+            positions.insert(String::new(), start);
+            let value = flatten(root.value, "", &mut positions);
+            Document {
+                value,
+                positions,
+                start,
+            }
+        })
+        .collect())
+}
+
+fn describe_error(e: &serde_saphyr::Error) -> String {
+    // The rendered form carries a source snippet; the first line is the message proper.
+    let rendered = e.without_snippet().to_string();
+    let first = rendered.lines().next().unwrap_or("invalid YAML").trim();
+    let lowered = first.to_ascii_lowercase();
+    if lowered.contains("budget") || lowered.contains("alias") || lowered.contains("depth") {
+        format!("{first} (veer refuses alias bombs and nesting deeper than {MAX_DEPTH} levels)")
+    } else {
+        first.to_string()
+    }
+}
+
+fn loc_of<T>(s: &Spanned<T>) -> Location {
+    Location::new(s.referenced.line() as u32, s.referenced.column() as u32)
+}
+
+/// A YAML node with the spans of its children kept.
+#[derive(Debug)]
+enum Node {
+    Null,
+    Bool(bool),
+    Number(Number),
+    String(String),
+    Seq(Vec<Spanned<Node>>),
+    Map(Vec<(Spanned<String>, Spanned<Node>)>),
+}
+
+fn flatten(node: Node, pointer: &str, positions: &mut Positions) -> Value {
+    match node {
+        Node::Null => Value::Null,
+        Node::Bool(b) => Value::Bool(b),
+        Node::Number(n) => Value::Number(n),
+        Node::String(s) => Value::String(s),
+        Node::Seq(items) => Value::Array(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let p = pointer_join(pointer, i);
+                    positions.insert(p.clone(), loc_of(&item));
+                    flatten(item.value, &p, positions)
+                })
+                .collect(),
+        ),
+        Node::Map(entries) => {
+            let mut map = Map::new();
+            for (key, value) in entries {
+                let p = pointer_join(pointer, &key.value);
+                positions.insert(p.clone(), loc_of(&key));
+                let v = flatten(value.value, &p, positions);
+                map.insert(key.value, v);
+            }
+            Value::Object(map)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NodeVisitor)
+    }
+}
+
+struct NodeVisitor;
+
+/// Each nesting level costs tens of KiB of stack in a debug build; moving deep levels onto a
+/// heap-allocated stack keeps the budget's depth limit, not the thread's stack, the one that
+/// decides.
+fn grow<R>(f: impl FnOnce() -> R) -> R {
+    stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, f)
+}
+
+impl<'de> Visitor<'de> for NodeVisitor {
+    type Value = Node;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a YAML value")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+        Node::deserialize(d)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
+        Ok(Node::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
+        Ok(Node::Number(v.into()))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
+        Ok(Node::Number(v.into()))
+    }
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Node, E> {
+        i64::try_from(v)
+            .map(|n| Node::Number(n.into()))
+            .map_err(|_| E::custom(format!("integer {v} is out of range")))
+    }
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Node, E> {
+        u64::try_from(v)
+            .map(|n| Node::Number(n.into()))
+            .map_err(|_| E::custom(format!("integer {v} is out of range")))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
+        Number::from_f64(v)
+            .map(Node::Number)
+            .ok_or_else(|| E::custom("NaN and infinity are not valid in a manifest"))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
+        Ok(Node::String(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Node, E> {
+        Ok(Node::String(v))
+    }
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Node, E> {
+        String::from_utf8(v.to_vec())
+            .map(Node::String)
+            .map_err(|_| E::custom("binary values are not valid in a manifest"))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = grow(|| seq.next_element::<Spanned<Node>>())? {
+            items.push(item);
+        }
+        Ok(Node::Seq(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = grow(|| map.next_key::<Spanned<Node>>())? {
+            let name = match key.value {
+                Node::String(s) => s,
+                Node::Bool(b) => b.to_string(),
+                Node::Number(n) => n.to_string(),
+                Node::Null => "null".to_string(),
+                Node::Seq(_) | Node::Map(_) => {
+                    return Err(de::Error::custom(
+                        "mapping keys must be scalars in a Kubernetes manifest",
+                    ));
+                }
+            };
+            let value = grow(|| map.next_value::<Spanned<Node>>())?;
+            entries.push((
+                Spanned {
+                    value: name,
+                    referenced: key.referenced,
+                    defined: key.defined,
+                },
+                value,
+            ));
+        }
+        Ok(Node::Map(entries))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_point_at_keys_and_items() {
+        let docs = parse_documents(
+            "apiVersion: v1\nkind: X\nspec:\n  http:\n  - route:\n    - weight: 90\n",
+        )
+        .unwrap();
+        assert_eq!(docs.len(), 1);
+        let p = &docs[0].positions;
+        assert_eq!(p.get("/kind"), Some(Location::new(2, 1)));
+        assert_eq!(p.get("/spec/http/0").map(|l| l.line), Some(5));
+        assert_eq!(
+            p.get("/spec/http/0/route/0/weight"),
+            Some(Location::new(6, 7))
+        );
+        // Unknown pointer falls back to the nearest ancestor.
+        assert_eq!(p.locate("/spec/http/0/route/0/weight/zzz").line, 6);
+    }
+
+    #[test]
+    fn multi_document_skips_empty_and_keeps_start_lines() {
+        let docs = parse_documents("---\na: 1\n---\n---\n# only a comment\n---\nb: 2\n").unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[0].start.line, 2);
+        assert_eq!(docs[1].start.line, 7);
+    }
+
+    #[test]
+    fn yaml_1_1_booleans_read_like_kubectl() {
+        let docs = parse_documents("a: yes\nb: on\nc: \"yes\"\n").unwrap();
+        assert_eq!(docs[0].value["a"], Value::Bool(true));
+        assert_eq!(docs[0].value["b"], Value::Bool(true));
+        assert_eq!(docs[0].value["c"], Value::String("yes".into()));
+    }
+
+    #[test]
+    fn duplicate_keys_are_an_error_with_a_line() {
+        let err = parse_documents("a: 1\nb: 2\na: 3\n").unwrap_err();
+        assert_eq!(err.location.line, 3, "{err:?}");
+        assert!(err.message.to_lowercase().contains("duplicate"), "{err:?}");
+    }
+
+    #[test]
+    fn alias_bomb_is_refused() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let p = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        assert!(parse_documents(&text).is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let text = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(parse_documents(&text).is_err());
+        let text = (0..200)
+            .map(|i| format!("{}k{i}:\n", "  ".repeat(i)))
+            .collect::<String>();
+        assert!(parse_documents(&text).is_err());
+    }
+
+    #[test]
+    fn syntax_error_has_a_line() {
+        let err = parse_documents("a: 1\nb: [1, 2\nc: 3\n").unwrap_err();
+        assert!(err.location.line >= 2, "{err:?}");
+    }
+}

@@ -1,0 +1,132 @@
+//! Validation: the checks `istioctl analyze` would make, over a whole revision, before
+//! anything reaches a cluster. Pure: takes the manifest set, returns diagnostics.
+//!
+//! A revision with any error is rejected whole; warnings never block.
+
+pub mod destination_rule;
+pub mod duration;
+pub mod gateway;
+pub mod hosts;
+pub mod service_entry;
+pub mod virtual_service;
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::diagnostic::{self, Diagnostic};
+use crate::manifest::istio::{
+    DestinationRule, Gateway, IstioObject, ServiceEntry, Sidecar, VirtualService,
+};
+use crate::manifest::{Manifest, ManifestSet, ObjectKey, TypedObject};
+
+/// The outcome of validating a revision.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub errors: usize,
+    pub warnings: usize,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Report {
+    pub fn new(mut diagnostics: Vec<Diagnostic>) -> Self {
+        diagnostic::sort(&mut diagnostics);
+        diagnostics.dedup();
+        let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+        Self {
+            errors,
+            warnings: diagnostics.len() - errors,
+            diagnostics,
+        }
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.errors == 0
+    }
+
+    pub fn render_human(&self) -> String {
+        diagnostic::render_human(&self.diagnostics)
+    }
+
+    pub fn render_json(&self) -> String {
+        // Serializing plain data to a String cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
+    }
+}
+
+/// The revision's objects, grouped the way checks look them up.
+pub struct Index<'a> {
+    pub all: &'a [Manifest],
+    pub virtual_services: Vec<(&'a Manifest, &'a IstioObject<VirtualService>)>,
+    pub destination_rules: Vec<(&'a Manifest, &'a IstioObject<DestinationRule>)>,
+    pub gateways: Vec<(&'a Manifest, &'a IstioObject<Gateway>)>,
+    pub service_entries: Vec<(&'a Manifest, &'a IstioObject<ServiceEntry>)>,
+    pub sidecars: Vec<(&'a Manifest, &'a IstioObject<Sidecar>)>,
+}
+
+impl<'a> Index<'a> {
+    pub fn new(all: &'a [Manifest]) -> Self {
+        let mut index = Index {
+            all,
+            virtual_services: Vec::new(),
+            destination_rules: Vec::new(),
+            gateways: Vec::new(),
+            service_entries: Vec::new(),
+            sidecars: Vec::new(),
+        };
+        for m in all {
+            match &m.typed {
+                TypedObject::VirtualService(o) => index.virtual_services.push((m, o)),
+                TypedObject::DestinationRule(o) => index.destination_rules.push((m, o)),
+                TypedObject::Gateway(o) => index.gateways.push((m, o)),
+                TypedObject::ServiceEntry(o) => index.service_entries.push((m, o)),
+                TypedObject::Sidecar(o) => index.sidecars.push((m, o)),
+                TypedObject::Generic => {}
+            }
+        }
+        index
+    }
+}
+
+/// Validate a whole revision: reading problems plus every check.
+pub fn validate(set: &ManifestSet) -> Report {
+    let mut out = set.diagnostics.clone();
+    let index = Index::new(&set.manifests);
+    check_duplicates(&index, &mut out);
+    virtual_service::check(&index, &mut out);
+    destination_rule::check(&index, &mut out);
+    gateway::check(&index, &mut out);
+    service_entry::check(&index, &mut out);
+    Report::new(out)
+}
+
+/// The same object (any API version) defined twice.
+fn check_duplicates(index: &Index<'_>, out: &mut Vec<Diagnostic>) {
+    let mut first: HashMap<(String, String, Option<String>, String), &Manifest> = HashMap::new();
+    for m in index.all {
+        let ObjectKey {
+            group,
+            kind,
+            namespace,
+            name,
+            ..
+        } = &m.key;
+        let id = (group.clone(), kind.clone(), namespace.clone(), name.clone());
+        match first.get(&id) {
+            Some(earlier) => out.push(
+                m.error(
+                    "duplicate-object",
+                    "/metadata/name",
+                    format!(
+                        "defined again; first defined at {}:{}",
+                        earlier.file, earlier.line
+                    ),
+                )
+                .fix("remove one of the two definitions, or give them different names"),
+            ),
+            None => {
+                first.insert(id, m);
+            }
+        }
+    }
+}

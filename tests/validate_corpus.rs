@@ -1,0 +1,92 @@
+//! The validation corpus: every file under `tests/fixtures/valid/` must validate with no
+//! error; every file under `tests/fixtures/invalid/` must produce exactly the diagnostics in
+//! its `.golden` twin. `UPDATE_GOLDEN=1 cargo test --test validate_corpus` rewrites goldens.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use veer::manifest::{self, ManifestSet, ReadOptions};
+use veer::validate;
+
+fn fixtures(dir: &str) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(dir);
+    let mut files: Vec<PathBuf> = fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("read {}: {e}", root.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| manifest::is_manifest_path(&p.to_string_lossy()))
+        .collect();
+    files.sort();
+    files
+}
+
+fn validate_file(path: &Path) -> validate::Report {
+    let name = format!(
+        "{}/{}",
+        path.parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy(),
+        path.file_name().unwrap().to_string_lossy()
+    );
+    let bytes = fs::read(path).unwrap();
+    let mut set = ManifestSet::default();
+    set.extend(&manifest::parse_file(
+        &name,
+        &bytes,
+        &ReadOptions::default(),
+    ));
+    validate::validate(&set)
+}
+
+#[test]
+fn valid_corpus_has_no_errors() {
+    let files = fixtures("valid");
+    assert!(!files.is_empty(), "no valid fixtures found");
+    let mut failures = String::new();
+    for f in &files {
+        let report = validate_file(f);
+        if !report.is_ok() {
+            failures.push_str(&format!("{}:\n{}", f.display(), report.render_human()));
+        }
+    }
+    assert!(failures.is_empty(), "valid fixtures rejected:\n{failures}");
+}
+
+#[test]
+fn invalid_corpus_matches_goldens() {
+    let files = fixtures("invalid");
+    assert!(!files.is_empty(), "no invalid fixtures found");
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut failures = String::new();
+    for f in &files {
+        let report = validate_file(f);
+        let actual = report.render_human();
+        let golden = f.with_extension("golden");
+        if update {
+            fs::write(&golden, &actual).unwrap();
+            continue;
+        }
+        if report.is_ok() {
+            failures.push_str(&format!(
+                "{}: expected at least one error, got none\n",
+                f.display()
+            ));
+        }
+        match fs::read_to_string(&golden) {
+            Ok(expected) if expected == actual => {}
+            Ok(expected) => failures.push_str(&format!(
+                "{}: output differs from {}\n--- expected\n{expected}--- actual\n{actual}",
+                f.display(),
+                golden.display()
+            )),
+            Err(_) => failures.push_str(&format!(
+                "{}: no golden file; run with UPDATE_GOLDEN=1 and review it\n",
+                f.display()
+            )),
+        }
+    }
+    assert!(failures.is_empty(), "{failures}");
+}
