@@ -100,6 +100,9 @@ pub struct Manifest {
     pub value: Value,
     pub positions: Positions,
     pub typed: TypedObject,
+    /// Set when veer converted the object from a legacy kind (e.g. a DestinationPolicy): the
+    /// original's identity, so `veer validate` can show what it became.
+    pub converted_from: Option<ObjectKey>,
 }
 
 impl Manifest {
@@ -325,6 +328,7 @@ fn read_object(
         value: doc.value,
         positions: doc.positions,
         typed: TypedObject::Generic,
+        converted_from: None,
     };
     istio::type_manifest(manifest)
 }
