@@ -4,6 +4,8 @@
 //! state) → `diff` → `sync` → `rollout` → `analysis` → `notify`. `manifest`, `validate`,
 //! `diff` and `rollout` are pure: no kube, no HTTP, no git.
 
+pub mod cli;
+pub mod config;
 pub mod diagnostic;
 pub mod manifest;
 pub mod validate;

@@ -1,0 +1,38 @@
+# veer — see README.md. `make demo` and `make test` are the two commands a newcomer needs.
+CARGO ?= cargo
+VEER  := target/debug/veer
+
+.PHONY: demo test bench lint fmt build deps clean
+
+## demo: build veer and validate the example config repos (the full story lands with the demo issue)
+demo: deps build
+	@for dir in examples/*/; do \
+	  echo "==> veer validate $$dir"; \
+	  $(VEER) validate "$$dir" || exit 1; \
+	done
+
+## test: install what tests need, then formatting, clippy and every test
+test: deps lint
+	$(CARGO) test
+
+## bench: print performance figures (no pass/fail)
+bench: deps
+	$(CARGO) bench --bench pipeline
+
+## lint: formatting and clippy, warnings are errors
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt
+
+build:
+	$(CARGO) build
+
+## deps: install system tools (git, git daemon, sshd, OpenSSL headers) from Debian's packages
+deps:
+	@scripts/install-deps.sh
+
+clean:
+	$(CARGO) clean

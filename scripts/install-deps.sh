@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs the system tools veer's build and tests use, from Debian's packages.
+# Idempotent: installs only what is missing. Needs root (or sudo) when something is missing.
+set -euo pipefail
+
+# tool-to-check  debian-package
+needed=(
+  "git:git"
+  "pkg-config:pkg-config"
+  "sshd:openssh-server"
+  "ssh-keygen:openssh-client"
+)
+# Headers are checked by file, not by command.
+headers=(
+  "/usr/include/openssl/ssl.h:libssl-dev"
+)
+
+missing=()
+for pair in "${needed[@]}"; do
+  tool=${pair%%:*}; pkg=${pair##*:}
+  if ! command -v "$tool" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$tool" ]; then missing+=("$pkg"); fi
+done
+for pair in "${headers[@]}"; do
+  file=${pair%%:*}; pkg=${pair##*:}
+  [ -e "$file" ] || missing+=("$pkg")
+done
+# `git daemon` and `git http-backend` ship with git, but check they are really there.
+if command -v git >/dev/null 2>&1; then
+  execdir=$(git --exec-path)
+  [ -x "$execdir/git-daemon" ] || missing+=("git")
+  [ -x "$execdir/git-http-backend" ] || missing+=("git")
+fi
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: all present"
+  exit 0
+fi
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+echo "deps: installing ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
+    echo "deps: need root to run: apt-get install -y ${missing[*]}" >&2; exit 1
+  fi
+else SUDO=; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
