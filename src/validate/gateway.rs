@@ -386,3 +386,364 @@ fn bound_host(host: &str) -> String {
     let name = host.split_once('/').map_or(host, |(_, h)| h);
     name.to_ascii_lowercase()
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::manifest::{ReadOptions, parse_file};
+
+    /// Diagnostics as (code, line).
+    pub(crate) type Found = Vec<(&'static str, u32)>;
+
+    /// Parse `yaml` (which must read cleanly), run `check` over it, and return the
+    /// diagnostics as (code, line) in reading order.
+    pub(crate) fn run(yaml: &str, check: impl Fn(&Index<'_>, &mut Vec<Diagnostic>)) -> Found {
+        let parsed = parse_file("t.yaml", yaml.as_bytes(), &ReadOptions::default());
+        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+        let index = Index::new(&parsed.manifests);
+        let mut out = Vec::new();
+        check(&index, &mut out);
+        crate::diagnostic::sort(&mut out);
+        out.iter().map(|d| (d.code, d.line)).collect()
+    }
+
+    /// A Gateway named `name` whose servers (YAML list items indented by two) start on
+    /// line 8.
+    fn gateway(name: &str, selector: &str, servers: &str) -> String {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata:\n  name: {name}\nspec:\n  selector: {selector}\n  servers:\n{servers}"
+        )
+    }
+
+    fn each(
+        f: fn(&Manifest, &Gateway, &mut Vec<Diagnostic>),
+    ) -> impl Fn(&Index<'_>, &mut Vec<Diagnostic>) {
+        move |index, out| {
+            for (m, gw) in &index.gateways {
+                f(m, &gw.spec, out);
+            }
+        }
+    }
+
+    fn each_server(
+        f: fn(&Manifest, &str, &Server, &mut Vec<Diagnostic>),
+    ) -> impl Fn(&Index<'_>, &mut Vec<Diagnostic>) {
+        move |index, out| {
+            for (m, gw) in &index.gateways {
+                for (i, server) in gw.spec.servers.iter().enumerate() {
+                    f(m, &format!("/spec/servers/{i}"), server, out);
+                }
+            }
+        }
+    }
+
+    const HTTP80: &str =
+        "  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: [shop.example.com]\n";
+
+    #[test]
+    fn selector_table() {
+        let cases = [
+            ("{istio: ingressgateway}", vec![]),
+            ("{}", vec![("gw-empty-selector", 6)]),
+        ];
+        for (selector, want) in cases {
+            let yaml = gateway("gw", selector, HTTP80);
+            assert_eq!(run(&yaml, each(check_selector)), want, "{selector}");
+        }
+        let no_selector = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata:\n  name: gw\nspec:\n  servers: []\n";
+        assert_eq!(
+            run(no_selector, each(check_selector)),
+            vec![("gw-empty-selector", 5)]
+        );
+    }
+
+    #[test]
+    fn servers_table() {
+        let empty = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata:\n  name: gw\nspec:\n  selector: {istio: ingressgateway}\n";
+        assert_eq!(run(empty, each(check_servers)), vec![("gw-no-servers", 5)]);
+        let listed_empty =
+            gateway("gw", "{a: b}", "  []\n").replace("  servers:\n  []", "  servers: []");
+        assert_eq!(
+            run(&listed_empty, each(check_servers)),
+            vec![("gw-no-servers", 7)]
+        );
+        let one = gateway("gw", "{a: b}", HTTP80);
+        assert_eq!(run(&one, each(check_servers)), vec![]);
+    }
+
+    #[test]
+    fn port_names_table() {
+        let cases = [
+            (
+                "  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: [a.com]\n  - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: [a.com]\n    tls: {mode: SIMPLE, credentialName: c}\n",
+                vec![],
+            ),
+            (
+                "  - port: {number: 80, name: web, protocol: HTTP}\n    hosts: [a.com]\n  - port: {number: 8080, name: web, protocol: HTTP}\n    hosts: [b.com]\n",
+                vec![("gw-duplicate-port-name", 10)],
+            ),
+        ];
+        for (servers, want) in cases {
+            assert_eq!(
+                run(&gateway("gw", "{a: b}", servers), each(check_port_names)),
+                want,
+                "{servers}"
+            );
+        }
+    }
+
+    #[test]
+    fn port_table() {
+        let cases = [
+            ("{number: 80, name: http, protocol: HTTP}", vec![]),
+            ("{number: 80, name: http, protocol: http}", vec![]),
+            ("{number: 443, name: g, protocol: grpc-web}", vec![]),
+            (
+                "{number: 0, name: http, protocol: HTTP}",
+                vec![("gw-port-number", 8)],
+            ),
+            (
+                "{number: 70000, name: http, protocol: HTTP}",
+                vec![("gw-port-number", 8)],
+            ),
+            (
+                "{number: 80, name: http, protocol: UDP}",
+                vec![("gw-protocol", 8)],
+            ),
+            (
+                "{number: 80, name: http, protocol: HTTP/1.1}",
+                vec![("gw-protocol", 8)],
+            ),
+        ];
+        for (port, want) in cases {
+            let servers = format!("  - port: {port}\n    hosts: [a.com]\n");
+            assert_eq!(
+                run(&gateway("gw", "{a: b}", &servers), each_server(check_port)),
+                want,
+                "{port}"
+            );
+        }
+    }
+
+    #[test]
+    fn hosts_table() {
+        let ok = [
+            "a.com",
+            "*",
+            "*.example.com",
+            "./a.com",
+            "*/a.com",
+            "shop/a.com",
+            "shop/*",
+        ];
+        for host in ok {
+            assert_eq!(check_gateway_host(host), Ok(()), "{host}");
+        }
+        let bad = [
+            "",
+            "a..com",
+            "Shop/a.com",
+            "/a.com",
+            "shop/",
+            "~/a.com",
+            "a.*.com",
+            "x/y/z",
+        ];
+        for host in bad {
+            assert!(check_gateway_host(host).is_err(), "{host}");
+        }
+        let cases = [
+            ("[a.com, './b.com']", vec![]),
+            ("[a.com, 'a_b.com']", vec![("gw-invalid-host", 9)]),
+            ("[]", vec![("gw-no-hosts", 9)]),
+        ];
+        for (hosts, want) in cases {
+            let servers = format!(
+                "  - port: {{number: 80, name: http, protocol: HTTP}}\n    hosts: {hosts}\n"
+            );
+            assert_eq!(
+                run(
+                    &gateway("gw", "{a: b}", &servers),
+                    each_server(check_server_hosts)
+                ),
+                want,
+                "{hosts}"
+            );
+        }
+        // One diagnostic per bad host, each at its own line.
+        let servers = "  - port: {number: 80, name: http, protocol: HTTP}\n    hosts:\n    - ok.com\n    - bad_.com\n    - -x.com\n";
+        assert_eq!(
+            run(
+                &gateway("gw", "{a: b}", servers),
+                each_server(check_server_hosts)
+            ),
+            vec![("gw-invalid-host", 11), ("gw-invalid-host", 12)]
+        );
+    }
+
+    #[test]
+    fn tls_table() {
+        // (protocol, tls, expected) for one server at line 8, with tls on line 10.
+        let cases: Vec<(&str, Option<&str>, Found)> = vec![
+            ("HTTP", None, vec![]),
+            ("HTTP", Some("{httpsRedirect: true}"), vec![]),
+            ("HTTPS", None, vec![("gw-tls-required", 8)]),
+            ("TLS", None, vec![("gw-tls-required", 8)]),
+            (
+                "HTTPS",
+                Some("{mode: SIMPLE, credentialName: shop-cert}"),
+                vec![],
+            ),
+            (
+                "HTTPS",
+                Some("{mode: SIMPLE, credentialNames: [a, b]}"),
+                vec![],
+            ),
+            (
+                "HTTPS",
+                Some("{mode: SIMPLE, serverCertificate: /c.pem, privateKey: /k.pem}"),
+                vec![],
+            ),
+            (
+                "HTTPS",
+                Some("{mode: SIMPLE}"),
+                vec![("gw-tls-credential", 10)],
+            ),
+            (
+                "HTTPS",
+                Some("{mode: SIMPLE, serverCertificate: /c.pem}"),
+                vec![("gw-tls-credential", 10)],
+            ),
+            (
+                "HTTPS",
+                Some("{mode: MUTUAL, credentialName: shop-cert}"),
+                vec![],
+            ),
+            (
+                "HTTPS",
+                Some("{mode: MUTUAL, serverCertificate: /c, privateKey: /k, caCertificates: /ca}"),
+                vec![],
+            ),
+            (
+                "HTTPS",
+                Some("{mode: MUTUAL, serverCertificate: /c, privateKey: /k}"),
+                vec![("gw-tls-ca", 10)],
+            ),
+            (
+                "HTTPS",
+                Some("{mode: OPTIONAL_MUTUAL}"),
+                vec![("gw-tls-ca", 10), ("gw-tls-credential", 10)],
+            ),
+            ("TLS", Some("{mode: PASSTHROUGH}"), vec![]),
+            ("HTTPS", Some("{mode: PASSTHROUGH}"), vec![]),
+            ("TLS", Some("{mode: AUTO_PASSTHROUGH}"), vec![]),
+            (
+                "HTTPS",
+                Some("{mode: AUTO_PASSTHROUGH}"),
+                vec![("gw-passthrough-protocol", 10)],
+            ),
+            (
+                "TCP",
+                Some("{mode: PASSTHROUGH}"),
+                vec![("gw-passthrough-protocol", 10)],
+            ),
+            (
+                "HTTP",
+                Some("{mode: PASSTHROUGH}"),
+                vec![("gw-passthrough-protocol", 10)],
+            ),
+            ("HTTPS", Some("{mode: ISTIO_MUTUAL}"), vec![]),
+            (
+                "HTTPS",
+                Some("{mode: SIMPLE, credentialName: c, httpsRedirect: true}"),
+                vec![("gw-https-redirect", 10)],
+            ),
+            (
+                "TCP",
+                Some("{httpsRedirect: true}"),
+                vec![("gw-https-redirect", 10)],
+            ),
+        ];
+        for (protocol, tls, want) in cases {
+            let tls_line = tls.map(|t| format!("    tls: {t}\n")).unwrap_or_default();
+            let servers = format!(
+                "  - port: {{number: 443, name: p, protocol: {protocol}}}\n    hosts: [a.com]\n{tls_line}"
+            );
+            assert_eq!(
+                run(&gateway("gw", "{a: b}", &servers), each_server(check_tls)),
+                want,
+                "{protocol} {tls:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn conflicts_table() {
+        let server = |port: u32, host: &str| {
+            format!(
+                "  - port: {{number: {port}, name: p{port}, protocol: HTTP}}\n    hosts: [{host}]\n"
+            )
+        };
+        let two = |sel_a: &str, a: String, sel_b: &str, b: String| {
+            format!(
+                "{}---\n{}",
+                gateway("a", sel_a, &a),
+                gateway("b", sel_b, &b)
+            )
+        };
+        let ig = "{istio: ingressgateway}";
+        let eg = "{istio: egressgateway}";
+        let cases = [
+            (
+                two(ig, server(80, "a.com"), ig, server(80, "b.com")),
+                vec![],
+            ),
+            (
+                two(ig, server(80, "a.com"), ig, server(8080, "a.com")),
+                vec![],
+            ),
+            (
+                two(ig, server(80, "a.com"), eg, server(80, "a.com")),
+                vec![],
+            ),
+            // Second document starts at line 11; its first host is on line 19.
+            (
+                two(ig, server(80, "a.com"), ig, server(80, "A.com")),
+                vec![("gw-conflict", 19)],
+            ),
+            (
+                two(ig, server(80, "a.com"), ig, server(80, "shop/a.com")),
+                vec![("gw-conflict", 19)],
+            ),
+            // The same host twice in one server is not a conflict.
+            (gateway("a", ig, &server(80, "a.com, a.com")), vec![]),
+        ];
+        for (yaml, want) in cases {
+            assert_eq!(run(&yaml, check_conflicts), want, "{yaml}");
+        }
+    }
+
+    #[test]
+    fn typed_model_rejects_unknown_fields_and_modes_at_their_line() {
+        let servers = "  - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: [a.com]\n    tls:\n      mode: SIMPEL\n";
+        let parsed = parse_file(
+            "t.yaml",
+            gateway("gw", "{a: b}", servers).as_bytes(),
+            &ReadOptions::default(),
+        );
+        let d = &parsed.diagnostics[0];
+        assert_eq!((d.code, d.line), ("invalid-field", 11), "{d}");
+        assert!(
+            d.message.contains("SIMPLE") && d.message.contains("MUTUAL"),
+            "{d}"
+        );
+        let servers = "  - port: {number: 80, name: http, protocol: HTTP}\n    hostz: [a.com]\n";
+        let parsed = parse_file(
+            "t.yaml",
+            gateway("gw", "{a: b}", servers).as_bytes(),
+            &ReadOptions::default(),
+        );
+        let d = &parsed.diagnostics[0];
+        assert_eq!((d.code, d.line), ("unknown-field", 9), "{d}");
+    }
+}
