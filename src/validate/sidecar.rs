@@ -214,3 +214,177 @@ fn check_namespace_defaults(index: &Index<'_>, out: &mut Vec<Diagnostic>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::gateway::tests::{Found, run};
+
+    /// A Sidecar in namespace `shop` whose spec body (indented by two) starts on line 7.
+    fn sidecar(name: &str, spec: &str) -> String {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata:\n  name: {name}\n  namespace: shop\nspec:\n{spec}"
+        )
+    }
+
+    fn table(f: fn(&Manifest, &Sidecar, &mut Vec<Diagnostic>), cases: &[(&str, Found)]) {
+        for (spec, want) in cases {
+            let found = run(&sidecar("s", spec), |index, out| {
+                for (m, s) in &index.sidecars {
+                    f(m, &s.spec, out);
+                }
+            });
+            assert_eq!(&found, want, "{spec}");
+        }
+    }
+
+    #[test]
+    fn selector_table() {
+        table(
+            check_selector,
+            &[
+                ("  workloadSelector: {labels: {app: ratings}}\n", vec![]),
+                ("  egress: [{hosts: ['./*']}]\n", vec![]),
+                (
+                    "  workloadSelector: {}\n",
+                    vec![("sidecar-empty-selector", 7)],
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn egress_hosts_table() {
+        for ok in [
+            "./*",
+            "*/*",
+            "~/*",
+            "istio-system/*",
+            "*/api.example.com",
+            "shop/*.example.com",
+            "./reviews",
+        ] {
+            assert_eq!(check_egress_host(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "*",
+            "api.example.com",
+            "/a.com",
+            "Shop/*",
+            "./",
+            "./a..b",
+            "-x/*",
+        ] {
+            assert!(check_egress_host(bad).is_err(), "{bad}");
+        }
+        table(
+            check_egress_hosts,
+            &[
+                ("  egress:\n  - hosts: ['./*', 'istio-system/*']\n", vec![]),
+                (
+                    "  egress:\n  - hosts:\n    - ./*\n    - reviews.shop.svc.cluster.local\n",
+                    vec![("sidecar-egress-host", 10)],
+                ),
+                (
+                    "  egress:\n  - hosts: []\n",
+                    vec![("sidecar-egress-host", 8)],
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn ingress_ports_table() {
+        table(
+            check_ingress_ports,
+            &[
+                (
+                    "  ingress:\n  - port: {number: 9080, protocol: HTTP, name: http}\n    defaultEndpoint: 127.0.0.1:8080\n",
+                    vec![],
+                ),
+                (
+                    "  ingress:\n  - defaultEndpoint: 127.0.0.1:8080\n",
+                    vec![("sidecar-ingress-port", 8)],
+                ),
+                (
+                    "  ingress:\n  - port: {protocol: HTTP}\n",
+                    vec![("sidecar-ingress-port", 8)],
+                ),
+                (
+                    "  ingress:\n  - port: {number: 0, protocol: HTTP}\n",
+                    vec![("sidecar-ingress-port", 8)],
+                ),
+                (
+                    "  ingress:\n  - port: {number: 9080}\n",
+                    vec![("sidecar-ingress-port", 8)],
+                ),
+                (
+                    "  ingress:\n  - port: {number: 9080, protocol: SPDY}\n",
+                    vec![("sidecar-ingress-port", 8)],
+                ),
+                (
+                    "  ingress:\n  - port: {number: 9080, protocol: HTTP}\n  - port:\n      number: 9080\n      protocol: TCP\n",
+                    vec![("sidecar-duplicate-ingress-port", 10)],
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn egress_ports_table() {
+        table(
+            check_egress_ports,
+            &[
+                ("  egress:\n  - hosts: ['./*']\n", vec![]),
+                (
+                    "  egress:\n  - port: {number: 3306, protocol: MYSQL}\n    hosts: ['./*']\n",
+                    vec![],
+                ),
+                (
+                    "  egress:\n  - port: {number: 3306, protocol: SQL}\n    hosts: ['./*']\n",
+                    vec![("sidecar-egress-port", 8)],
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn namespace_defaults_table() {
+        let default = |name: &str| sidecar(name, "  egress: [{hosts: ['./*']}]\n");
+        let selected = |name: &str| {
+            sidecar(
+                name,
+                "  workloadSelector: {labels: {app: a}}\n  egress: [{hosts: ['./*']}]\n",
+            )
+        };
+        let other_ns = default("c").replace("namespace: shop", "namespace: other");
+        let cases = [
+            (format!("{}---\n{}", default("a"), selected("b")), vec![]),
+            (format!("{}---\n{other_ns}", default("a")), vec![]),
+            // The second document starts at line 9; its name is on line 12.
+            (
+                format!("{}---\n{}", default("a"), default("b")),
+                vec![("sidecar-multiple-default", 12)],
+            ),
+        ];
+        for (yaml, want) in cases {
+            assert_eq!(run(&yaml, check_namespace_defaults), want, "{yaml}");
+        }
+    }
+
+    #[test]
+    fn typed_model_rejects_unknown_capture_mode_at_its_line() {
+        let yaml = sidecar(
+            "s",
+            "  egress:\n  - hosts: ['./*']\n    captureMode: IPTABLE\n",
+        );
+        let parsed = crate::manifest::parse_file(
+            "t.yaml",
+            yaml.as_bytes(),
+            &crate::manifest::ReadOptions::default(),
+        );
+        let d = &parsed.diagnostics[0];
+        assert_eq!((d.code, d.line), ("invalid-field", 9), "{d}");
+        assert!(d.message.contains("IPTABLES"), "{d}");
+    }
+}
