@@ -215,7 +215,7 @@ fn check_tls(m: &Manifest, at: &str, server: &Server, out: &mut Vec<Diagnostic>)
                     "gw-tls-required",
                     &format!("{at}/port/protocol"),
                     format!(
-                        "{}: a {} server needs `tls` settings",
+                        "{}: protocol {} needs `tls` settings",
                         display_path(at),
                         protocol.unwrap_or_default()
                     ),
@@ -342,7 +342,7 @@ fn check_tls_credentials(
 /// Two servers on the same gateway workload (same selector), port and host: the gateway
 /// cannot tell which one a connection is for, and one of them silently loses.
 fn check_conflicts(index: &Index<'_>, out: &mut Vec<Diagnostic>) {
-    type Claim<'a> = (&'a Manifest, usize);
+    type Claim<'a> = (&'a Manifest, usize, usize);
     let mut claims: HashMap<(BTreeMap<String, String>, u32, String), Claim<'_>> = HashMap::new();
     for (m, gw) in &index.gateways {
         let selector = gw.spec.selector.clone().unwrap_or_default();
@@ -351,27 +351,27 @@ fn check_conflicts(index: &Index<'_>, out: &mut Vec<Diagnostic>) {
                 let key = (selector.clone(), server.port.number, bound_host(host));
                 match claims.get(&key) {
                     // The same host twice in one server is harmless.
-                    Some((first, fi)) if std::ptr::eq(*first, *m) && *fi == i => {}
-                    Some((first, fi)) => {
+                    Some((first, fi, _)) if std::ptr::eq(*first, *m) && *fi == i => {}
+                    Some((first, fi, fj)) => {
                         let p = format!("/spec/servers/{i}/hosts/{j}");
                         out.push(
                             m.error(
                                 "gw-conflict",
                                 &p,
                                 format!(
-                                    "{}: host `{host}` on port {} is already bound by {} spec.servers[{fi}] ({}:{}) on the same gateway workload",
+                                    "{}: host `{host}` on port {} is already bound by {} spec.servers[{fi}] ({}:{}), on the same gateway workload",
                                     display_path(&p),
                                     server.port.number,
                                     first.key,
                                     first.file,
-                                    first.locate(&format!("/spec/servers/{fi}")).line
+                                    first.locate(&format!("/spec/servers/{fi}/hosts/{fj}")).line
                                 ),
                             )
                             .fix("serve each host and port from one server only: merge the two servers, or change the host or port of one"),
                         );
                     }
                     None => {
-                        claims.insert(key, (m, i));
+                        claims.insert(key, (m, i, j));
                     }
                 }
             }

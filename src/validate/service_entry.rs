@@ -56,7 +56,7 @@ fn check_hosts(m: &Manifest, se: &ServiceEntry, out: &mut Vec<Diagnostic>) {
                     &p,
                     format!("{}: {why}", display_path(&p)),
                 )
-                .fix("write a DNS name such as `api.example.com` or `*.example.com`"),
+                .fix("write a bare DNS name (no scheme, port or path) such as `api.example.com` or `*.example.com`"),
             );
         }
     }
@@ -316,7 +316,7 @@ fn check_external_ports(m: &Manifest, se: &ServiceEntry, out: &mut Vec<Diagnosti
         out.push(
             m.warning(
                 "se-external-no-ports",
-                "/spec/ports",
+                "/spec/location",
                 format!("MESH_EXTERNAL{implied} ServiceEntry declares no ports, so Istio creates no listener for it"),
             )
             .fix("add spec.ports, e.g. `- {number: 443, name: https, protocol: TLS}`"),
@@ -543,7 +543,7 @@ mod tests {
                 ("  hosts: [a.com]\n", vec![("se-external-no-ports", 5)]),
                 (
                     "  hosts: [a.com]\n  location: MESH_EXTERNAL\n",
-                    vec![("se-external-no-ports", 5)],
+                    vec![("se-external-no-ports", 7)],
                 ),
             ],
         );

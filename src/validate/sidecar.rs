@@ -199,7 +199,7 @@ fn check_namespace_defaults(index: &Index<'_>, out: &mut Vec<Diagnostic>) {
                     "sidecar-multiple-default",
                     "/metadata/name",
                     format!(
-                        "namespace `{}` already has a Sidecar without workloadSelector, {} ({}:{}); only one may be the namespace default",
+                        "namespace `{}` already has a default Sidecar (one without workloadSelector), `{}` at {}:{}; with two, which one applies is undefined",
                         m.namespace(),
                         first.key.name,
                         first.file,
