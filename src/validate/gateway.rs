@@ -10,7 +10,7 @@ use super::hosts;
 use crate::diagnostic::Diagnostic;
 use crate::manifest::Manifest;
 use crate::manifest::istio::display_path;
-use crate::manifest::istio::gateway::{Gateway, Server, ServerTlsMode};
+use crate::manifest::istio::gateway::{Gateway, Server, ServerTlsMode, ServerTlsSettings};
 use crate::manifest::yaml::pointer_join;
 
 /// Protocols a Gateway server port may use, in Istio's spelling.
@@ -206,10 +206,10 @@ pub(crate) fn check_namespace(whole: &str, ns: &str) -> Result<(), String> {
 
 fn check_tls(m: &Manifest, at: &str, server: &Server, out: &mut Vec<Diagnostic>) {
     let protocol = known_protocol(&server.port.protocol, GATEWAY_PROTOCOLS);
-    let terminates_tls = matches!(protocol, Some("HTTPS" | "TLS"));
+    let tls_protocol = matches!(protocol, Some("HTTPS" | "TLS"));
     let tls_at = format!("{at}/tls");
     let Some(tls) = &server.tls else {
-        if terminates_tls {
+        if tls_protocol {
             out.push(
                 m.error(
                     "gw-tls-required",
@@ -246,36 +246,34 @@ fn check_tls(m: &Manifest, at: &str, server: &Server, out: &mut Vec<Diagnostic>)
         return;
     };
     let mode_at = format!("{tls_at}/mode");
-    match mode {
+    // The port protocol a passthrough mode needs, when this one is not it.
+    let needs = match mode {
         ServerTlsMode::Simple | ServerTlsMode::Mutual | ServerTlsMode::OptionalMutual => {
-            check_tls_credentials(m, &tls_at, server, mode, out)
+            check_tls_credentials(m, &tls_at, tls, mode, out);
+            None
         }
         // Istio's own examples forward TLS with PASSTHROUGH on HTTPS ports as well as TLS.
-        ServerTlsMode::Passthrough if terminates_tls => {}
-        ServerTlsMode::AutoPassthrough if protocol == Some("TLS") => {}
-        ServerTlsMode::Passthrough | ServerTlsMode::AutoPassthrough => {
-            let needs = match mode {
-                ServerTlsMode::AutoPassthrough => "TLS",
-                _ => "TLS or HTTPS",
-            };
-            out.push(
-                m.error(
-                    "gw-passthrough-protocol",
-                    &mode_at,
-                    format!(
-                        "{}: {} needs a {needs} port, but the port protocol is {}",
-                        display_path(&mode_at),
-                        mode.as_str(),
-                        server.port.protocol
-                    ),
-                )
-                .fix(format!(
-                    "set {} to TLS, or use mode SIMPLE to terminate TLS here",
-                    display_path(&format!("{at}/port/protocol"))
-                )),
-            );
-        }
-        ServerTlsMode::IstioMutual => {}
+        ServerTlsMode::Passthrough => (!tls_protocol).then_some("TLS or HTTPS"),
+        ServerTlsMode::AutoPassthrough => (protocol != Some("TLS")).then_some("TLS"),
+        ServerTlsMode::IstioMutual => None,
+    };
+    if let Some(needs) = needs {
+        out.push(
+            m.error(
+                "gw-passthrough-protocol",
+                &mode_at,
+                format!(
+                    "{}: {} needs a {needs} port, but the port protocol is {}",
+                    display_path(&mode_at),
+                    mode.as_str(),
+                    server.port.protocol
+                ),
+            )
+            .fix(format!(
+                "set {} to TLS, or use mode SIMPLE to terminate TLS here",
+                display_path(&format!("{at}/port/protocol"))
+            )),
+        );
     }
 }
 
@@ -285,13 +283,10 @@ fn check_tls(m: &Manifest, at: &str, server: &Server, out: &mut Vec<Diagnostic>)
 fn check_tls_credentials(
     m: &Manifest,
     tls_at: &str,
-    server: &Server,
+    tls: &ServerTlsSettings,
     mode: ServerTlsMode,
     out: &mut Vec<Diagnostic>,
 ) {
-    let Some(tls) = &server.tls else {
-        return;
-    };
     if tls.has_credential() {
         return;
     }
