@@ -1,6 +1,7 @@
 //! The validation corpus: every file under `tests/fixtures/valid/` must validate with no
-//! error; every file under `tests/fixtures/invalid/` must produce exactly the diagnostics in
-//! its `.golden` twin. `UPDATE_GOLDEN=1 cargo test --test validate_corpus` rewrites goldens.
+//! error; every file under `tests/fixtures/invalid/` must produce at least one diagnostic,
+//! exactly those in its `.golden` twin. `UPDATE_GOLDEN=1 cargo test --test validate_corpus`
+//! rewrites goldens.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -69,9 +70,11 @@ fn invalid_corpus_matches_goldens() {
             fs::write(&golden, &actual).unwrap();
             continue;
         }
-        if report.is_ok() {
+        // Warning checks have fixtures too, so any diagnostic counts; the golden pins its
+        // severity.
+        if report.diagnostics.is_empty() {
             failures.push_str(&format!(
-                "{}: expected at least one error, got none\n",
+                "{}: expected at least one diagnostic, got none\n",
                 f.display()
             ));
         }

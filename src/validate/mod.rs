@@ -8,6 +8,7 @@ pub mod duration;
 pub mod gateway;
 pub mod hosts;
 pub mod service_entry;
+pub mod sidecar;
 pub mod virtual_service;
 
 use std::collections::HashMap;
@@ -97,6 +98,7 @@ pub fn validate(set: &ManifestSet) -> Report {
     destination_rule::check(&index, &mut out);
     gateway::check(&index, &mut out);
     service_entry::check(&index, &mut out);
+    sidecar::check(&index, &mut out);
     Report::new(out)
 }
 

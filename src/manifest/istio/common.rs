@@ -17,3 +17,11 @@ pub struct IstioObject<S> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Value>,
 }
+
+/// Selects workloads (pods, VMs) by labels: ServiceEntry, Sidecar and DestinationRule use it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WorkloadSelector {
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
+}
