@@ -405,3 +405,64 @@ pub struct RetryBudget {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_interval: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::manifest::{ReadOptions, TypedObject, parse_file};
+
+    const HEAD: &str = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: reviews\nspec:\n  host: reviews\n";
+
+    fn parse(body: &str) -> crate::manifest::ParsedFile {
+        parse_file(
+            "dr.yaml",
+            format!("{HEAD}{body}").as_bytes(),
+            &ReadOptions::default(),
+        )
+    }
+
+    #[test]
+    fn full_policy_reads_typed() {
+        let f = parse(
+            "  trafficPolicy:\n    loadBalancer: {simple: ROUND_ROBIN}\n    connectionPool:\n      tcp: {maxConnections: 10}\n      http: {http1MaxPendingRequests: 1, h2UpgradePolicy: UPGRADE}\n    outlierDetection: {consecutive5xxErrors: 5}\n    tls: {mode: ISTIO_MUTUAL}\n    proxyProtocol: {version: V2}\n    tunnel: {targetHost: example.com, targetPort: 443}\n    portLevelSettings:\n    - port: {number: 80}\n      loadBalancer: {simple: RANDOM}\n  subsets:\n  - name: v1\n    labels: {version: v1}\n  exportTo: [\".\"]\n  workloadSelector:\n    matchLabels: {app: productpage}\n",
+        );
+        assert!(f.diagnostics.is_empty(), "{:?}", f.diagnostics);
+        let TypedObject::DestinationRule(dr) = &f.manifests[0].typed else {
+            panic!("not typed")
+        };
+        let policy = dr.spec.traffic_policy.as_ref().unwrap();
+        let od = policy.outlier_detection.as_ref().unwrap();
+        assert_eq!(od.consecutive_5xx_errors, Some(5));
+        assert_eq!(dr.spec.subsets[0].labels["version"], "v1");
+    }
+
+    #[test]
+    fn wrong_words_and_typos_are_errors_at_their_line() {
+        let cases = [
+            (
+                "  trafficPolicy:\n    loadBalancer:\n      simple: ROUND_ROBN\n",
+                "invalid-field",
+                9,
+                "spec.trafficPolicy.loadBalancer.simple: unknown variant `ROUND_ROBN`, expected one of `UNSPECIFIED`, `LEAST_CONN`, `RANDOM`, `PASSTHROUGH`, `ROUND_ROBIN`, `LEAST_REQUEST`",
+            ),
+            (
+                "  subsets:\n  - name: v1\n    trafficPolicy:\n      connectionPool:\n        tcp:\n          maxConections: 1\n",
+                "unknown-field",
+                12,
+                "spec.subsets[0].trafficPolicy.connectionPool.tcp.maxConections: unknown field",
+            ),
+            (
+                "  trafficPolicy:\n    tls:\n      mode: MTLS\n",
+                "invalid-field",
+                9,
+                "spec.trafficPolicy.tls.mode: unknown variant `MTLS`",
+            ),
+        ];
+        for (body, code, line, says) in cases {
+            let f = parse(body);
+            assert_eq!(f.diagnostics.len(), 1, "{body}: {:?}", f.diagnostics);
+            let d = &f.diagnostics[0];
+            assert_eq!((d.code, d.line), (code, line), "{body}: {d}");
+            assert!(d.message.starts_with(says), "{body}: {d}");
+        }
+    }
+}
