@@ -17,11 +17,19 @@ use crate::manifest::istio::display_path;
 pub fn check(index: &Index<'_>, out: &mut Vec<Diagnostic>) {
     for (m, dr) in &index.destination_rules {
         let dr = &dr.spec;
+        let first = out.len();
         check_host(m, dr, out);
         check_subset_names(m, dr, out);
         check_subset_labels(m, dr, out);
         check_connection_pools(m, dr, out);
         check_outlier_detection(m, dr, out);
+        // A rule converted from a legacy DestinationPolicy is not in the user's files under
+        // that name; say what they wrote.
+        if let Some(original) = &m.converted_from {
+            for d in &mut out[first..] {
+                d.object = Some(format!("{} (converted from {original})", m.key));
+            }
+        }
     }
 }
 
@@ -458,6 +466,22 @@ mod tests {
                     &[("dr-outlier-detection", 9)],
                 ),
             ],
+        );
+    }
+
+    #[test]
+    fn findings_on_a_converted_policy_name_the_original() {
+        let text = "apiVersion: config.istio.io/v1alpha2\nkind: DestinationPolicy\nmetadata:\n  name: reviews-cb\nspec:\n  destination: {name: reviews}\n  circuitBreaker:\n    simpleCb:\n      httpMaxEjectionPercent: 120\n";
+        let f = parse_file("dp.yaml", text.as_bytes(), &ReadOptions::default());
+        let index = Index::new(&f.manifests);
+        let mut out = Vec::new();
+        check(&index, &mut out);
+        assert_eq!((out[0].code, out[0].line), ("dr-outlier-detection", 9));
+        assert_eq!(
+            out[0].object.as_deref(),
+            Some(
+                "DestinationRule default/reviews-cb (converted from DestinationPolicy default/reviews-cb)"
+            )
         );
     }
 }

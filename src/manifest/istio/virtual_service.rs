@@ -439,6 +439,12 @@ mod tests {
                 "spec.http[0].match[0].uri.exakt: unknown field `exakt`",
             ),
             (
+                "  http:\n  - match:\n    - headers:\n        end-user:\n          exakt: jason\n",
+                "unknown-field",
+                11,
+                "spec.http[0].match[0].headers.end-user.exakt: unknown field `exakt`",
+            ),
+            (
                 "  http:\n  - corsPolicy:\n      unmatchedPreflights: DROP\n",
                 "invalid-field",
                 9,
