@@ -69,7 +69,7 @@ impl Positions {
         self.by_pointer.get(pointer).copied()
     }
 
-    fn insert(&mut self, pointer: String, loc: Location) {
+    pub(crate) fn insert(&mut self, pointer: String, loc: Location) {
         self.by_pointer.entry(pointer).or_insert(loc);
     }
 }

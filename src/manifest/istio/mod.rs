@@ -103,7 +103,11 @@ pub(crate) fn parse_typed<T: DeserializeOwned>(manifest: &Manifest) -> Result<T,
         let inner = err.inner().to_string();
         let (code, fix) = match unknown_field(&inner) {
             Some(field) => {
-                pointer = pointer_join(&pointer, field);
+                // serde_path_to_error usually ends the path with the unknown key already.
+                let named = pointer_join("", field);
+                if !pointer.ends_with(&named) {
+                    pointer = pointer_join(&pointer, field);
+                }
                 (
                     "unknown-field",
                     format!("remove or correct `{field}`; the allowed fields are listed above"),
