@@ -6,4 +6,5 @@
 
 pub mod diagnostic;
 pub mod manifest;
+pub mod source;
 pub mod validate;
