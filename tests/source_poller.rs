@@ -108,3 +108,43 @@ async fn cron_schedule_waits_until_the_next_second_mark() {
         "{waited:?}"
     );
 }
+
+/// A server that accepts connections and never answers: the poll times out, the next one
+/// reports the stuck fetch as busy instead of piling up threads, and once the server goes away
+/// polling recovers.
+#[tokio::test]
+async fn silent_server_times_out_then_reports_busy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "git://127.0.0.1:{}/app.git",
+        listener.local_addr().unwrap().port()
+    );
+    let spec = SourceSpec::new(&url, GitRef::Branch("main".into())).unwrap();
+    let source = GitSource::open(spec, &tmp.path().join("cache")).unwrap();
+    let mut poller = Poller::new(
+        source,
+        Schedule::parse("30s").unwrap(),
+        Duration::from_millis(500),
+    );
+    let label = |o: PollOutcome| match o {
+        PollOutcome::Failed { error, kept } => {
+            assert_eq!(kept, None);
+            error.metric_label()
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    };
+    assert_eq!(label(poller.poll_once().await), "timeout");
+    assert_eq!(label(poller.poll_once().await), "busy");
+    // Closing the listener resets the pending connection, which ends the stuck fetch.
+    drop(listener);
+    let mut last = "busy";
+    for _ in 0..50 {
+        last = label(poller.poll_once().await);
+        if last != "busy" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(last, "fetch");
+}

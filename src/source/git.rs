@@ -21,6 +21,26 @@ use crate::manifest::{ManifestSet, ParseCache, ReadOptions};
 /// Namespace of our own refs in the cache repository, apart from anything a user might push.
 const REF_PREFIX: &str = "refs/veer";
 
+/// libgit2's socket timeouts (it has none by default, so a silent server would hold a fetch
+/// thread forever): connecting, and each read or write.
+const CONNECT_TIMEOUT_MS: i32 = 15_000;
+const IO_TIMEOUT_MS: i32 = 60_000;
+
+static LIBGIT2_TIMEOUTS: std::sync::Once = std::sync::Once::new();
+
+fn set_libgit2_timeouts() {
+    LIBGIT2_TIMEOUTS.call_once(|| {
+        // SAFETY: these write libgit2 globals without locking. They run once, inside
+        // `call_once` (other threads wait for it), from `GitSource::open`; git2 is used only in
+        // this module and every network operation goes through a `GitSource`, so no libgit2
+        // transport can be reading the globals while they are written.
+        unsafe {
+            let _ = git2::opts::set_server_connect_timeout_in_milliseconds(CONNECT_TIMEOUT_MS);
+            let _ = git2::opts::set_server_timeout_in_milliseconds(IO_TIMEOUT_MS);
+        }
+    });
+}
+
 /// Largest `.veerignore` or symlink blob read.
 const SMALL_BLOB_LIMIT: usize = 64 * 1024;
 
@@ -47,6 +67,7 @@ impl std::fmt::Debug for GitSource {
 impl GitSource {
     /// Open (or create) the bare cache repository in `cache_dir`. Nothing is fetched yet.
     pub fn open(spec: SourceSpec, cache_dir: &Path) -> Result<Self, SourceError> {
+        set_libgit2_timeouts();
         let cache_err = |e: &dyn std::fmt::Display| SourceError::Cache {
             dir: cache_dir.display().to_string(),
             message: e.to_string(),

@@ -355,3 +355,114 @@ fn read_chunked(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
         body.extend_from_slice(&chunk[..size]);
     }
 }
+
+/// A real OpenSSH `sshd` on a free loopback port, with a throwaway host key and one
+/// authorized client key, serving the current user's shell (so `git-upload-pack` runs).
+/// Killed on drop.
+pub struct SshServer {
+    pub port: u16,
+    pub user: String,
+    /// Client private key (ed25519, no passphrase).
+    pub client_key: PathBuf,
+    /// A known_hosts file listing this server's key.
+    pub known_hosts: PathBuf,
+    child: Child,
+}
+
+fn ssh_keygen(path: &Path, passphrase: &str) {
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", passphrase, "-f"])
+        .arg(path)
+        .status()
+        .unwrap_or_else(|e| {
+            panic!("cannot run ssh-keygen: {e}; install it with `apt-get install openssh-client`")
+        });
+    assert!(status.success(), "ssh-keygen failed for {}", path.display());
+}
+
+impl SshServer {
+    pub fn start(dir: &Path) -> Self {
+        let sshd = Path::new("/usr/sbin/sshd");
+        assert!(
+            sshd.exists(),
+            "this test needs OpenSSH's sshd: install it with `apt-get install openssh-server`"
+        );
+        // sshd refuses to start without its privilege separation directory, which the
+        // Debian service script normally creates.
+        if !Path::new("/run/sshd").exists() {
+            std::fs::create_dir_all("/run/sshd").unwrap_or_else(|e| {
+                panic!("sshd needs /run/sshd: {e}; create it with `mkdir -p /run/sshd` (as root)")
+            });
+        }
+        std::fs::create_dir_all(dir).unwrap();
+        let host_key = dir.join("host_key");
+        let client_key = dir.join("client_key");
+        ssh_keygen(&host_key, "");
+        ssh_keygen(&client_key, "");
+        let authorized = dir.join("authorized_keys");
+        std::fs::copy(dir.join("client_key.pub"), &authorized).unwrap();
+        let port = free_port();
+        let host_pub = std::fs::read_to_string(dir.join("host_key.pub")).unwrap();
+        let mut fields = host_pub.split_whitespace();
+        let (kind, key) = (fields.next().unwrap(), fields.next().unwrap());
+        let known_hosts = dir.join("known_hosts");
+        std::fs::write(&known_hosts, format!("[127.0.0.1]:{port} {kind} {key}\n")).unwrap();
+        let config = dir.join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\n\
+                 PidFile none\nUsePAM no\nStrictModes no\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
+                 PermitRootLogin prohibit-password\nLogLevel ERROR\n",
+                host_key.display(),
+                authorized.display()
+            ),
+        )
+        .unwrap();
+        let user = std::env::var("USER")
+            .ok()
+            .or_else(|| {
+                Command::new("whoami")
+                    .output()
+                    .ok()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            })
+            .unwrap();
+        let mut child = Command::new(sshd)
+            .arg("-D")
+            .arg("-e")
+            .arg("-f")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start sshd: {e}; install it with `apt-get install openssh-server`")
+            });
+        wait_until_accepting(port, "sshd", &mut child);
+        SshServer {
+            port,
+            user,
+            client_key,
+            known_hosts,
+            child,
+        }
+    }
+
+    pub fn url(&self, repo: &Path) -> String {
+        format!(
+            "ssh://{}@127.0.0.1:{}{}",
+            self.user,
+            self.port,
+            repo.display()
+        )
+    }
+}
+
+impl Drop for SshServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
