@@ -173,6 +173,7 @@ fn smart_http_with_basic_auth_and_token() {
         .unwrap()
         .fetch()
         .unwrap_err();
+    assert_eq!(err.metric_label(), "secret", "{err}");
     assert!(err.to_string().contains("nope"), "{err}");
 }
 

@@ -2,7 +2,7 @@
 //! (so force-pushes are followed), and reading one commit's tree into manifests through the
 //! parse cache, so unchanged blobs are never parsed again.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use git2::{
     AutotagOption, CertificateCheckStatus, Cred, CredentialType, ErrorCode, FetchOptions,
-    FetchPrune, ObjectType, Oid, RemoteCallbacks, Repository, Tree,
+    FetchPrune, Oid, RemoteCallbacks, Repository, Tree,
 };
 
 use super::spec::{Auth, GitRef, SourceSpec, UrlKind};
@@ -68,6 +68,16 @@ impl GitSource {
     /// Open (or create) the bare cache repository in `cache_dir`. Nothing is fetched yet.
     pub fn open(spec: SourceSpec, cache_dir: &Path) -> Result<Self, SourceError> {
         set_libgit2_timeouts();
+        let sends_secret = match &spec.auth {
+            Auth::Token { .. } | Auth::Basic { .. } => true,
+            Auth::None | Auth::SshKey { .. } => false,
+        };
+        if sends_secret && spec.url.kind == UrlKind::Http {
+            tracing::warn!(
+                url = %spec.url.text,
+                "credentials will be sent over plain http; use https outside a trusted network"
+            );
+        }
         let cache_err = |e: &dyn std::fmt::Display| SourceError::Cache {
             dir: cache_dir.display().to_string(),
             message: e.to_string(),
@@ -147,11 +157,14 @@ impl GitSource {
         }
         let deadline = self.timeout.map(|t| (Instant::now() + t, t));
         let timed_out = Cell::new(false);
+        // A secret that cannot be read is reported as such, not as a refusal by the server.
+        let secret_error: RefCell<Option<SourceError>> = RefCell::new(None);
         let mut callbacks = RemoteCallbacks::new();
         let mut tried: HashSet<u32> = HashSet::new();
         let spec = &self.spec;
+        let secret_error_ref = &secret_error;
         callbacks.credentials(move |_url, user_from_url, allowed| {
-            credentials(spec, user_from_url, allowed, &mut tried)
+            credentials(spec, user_from_url, allowed, &mut tried, secret_error_ref)
         });
         if let Auth::SshKey { known_hosts, .. } = &spec.auth {
             let host_port = ssh_host_port(spec);
@@ -178,6 +191,9 @@ impl GitSource {
             .remote_anonymous(&url)
             .and_then(|mut remote| remote.fetch(&refspecs, Some(&mut options), None));
         if let Err(e) = result {
+            if let Some(secret) = secret_error.take() {
+                return Err(secret);
+            }
             if timed_out.get()
                 && let Some((_, after)) = deadline
             {
@@ -367,6 +383,7 @@ fn credentials(
     user_from_url: Option<&str>,
     allowed: CredentialType,
     tried: &mut HashSet<u32>,
+    secret_error: &RefCell<Option<SourceError>>,
 ) -> Result<Cred, git2::Error> {
     if !tried.insert(allowed.bits()) {
         return Err(git2::Error::new(
@@ -376,8 +393,11 @@ fn credentials(
         ));
     }
     let secret = |s: &super::SecretSource| {
-        s.read()
-            .map_err(|e| git2::Error::new(ErrorCode::Auth, git2::ErrorClass::Net, e.to_string()))
+        s.read().map_err(|e| {
+            let message = e.to_string();
+            *secret_error.borrow_mut() = Some(e);
+            git2::Error::new(ErrorCode::Auth, git2::ErrorClass::Net, message)
+        })
     };
     match &spec.auth {
         Auth::None => Err(git2::Error::new(
@@ -529,7 +549,6 @@ impl TreeView for GitView<'_> {
         };
         Ok(tree
             .iter()
-            .filter(|e| e.kind() != Some(ObjectType::Tag))
             // Names that are not UTF-8 cannot be manifest paths we report; skip them.
             .filter_map(|e| Some((e.name().ok()?.to_string(), kind_of_mode(e.filemode()))))
             .collect())

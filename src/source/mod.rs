@@ -81,6 +81,7 @@ pub struct Revision {
     pub summary: String,
     /// `Name <email>`.
     pub author: String,
+    /// When the commit was made (committer time).
     pub time: chrono::DateTime<chrono::Utc>,
 }
 
