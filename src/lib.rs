@@ -8,4 +8,5 @@ pub mod cli;
 pub mod config;
 pub mod diagnostic;
 pub mod manifest;
+pub mod source;
 pub mod validate;

@@ -1,0 +1,428 @@
+//! Which files of a tree are manifests, shared by git commits and plain directories: walk
+//! top-down from the base directory, skip what `.veerignore` excludes, keep `*.yaml`/`*.yml`,
+//! follow symlinks only while they stay inside the root. Also [`read_local`], the directory
+//! backend used by `veer validate PATH`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use ignore::Match;
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+
+use super::SourceError;
+use crate::diagnostic::Diagnostic;
+use crate::manifest::yaml::Location;
+use crate::manifest::{self, ManifestSet, ReadOptions};
+
+/// Name of the ignore file, read at the root and at the sub-path root.
+pub const IGNORE_FILE: &str = ".veerignore";
+
+/// A link chain longer than this is reported as a loop.
+const MAX_LINK_HOPS: usize = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    File,
+    Dir,
+    Link,
+    /// Submodules, sockets, devices: never read.
+    Other,
+}
+
+/// A read-only view of a tree of files, addressed by `/`-separated paths relative to its
+/// root (`""` is the root). Lookups never follow symlinks.
+pub(crate) trait TreeView {
+    fn list(&self, dir: &str) -> Result<Vec<(String, Kind)>, SourceError>;
+    fn kind(&self, path: &str) -> Option<Kind>;
+    fn link_target(&self, path: &str) -> Option<String>;
+    fn read_small_text(&self, path: &str) -> Option<String>;
+}
+
+/// A manifest file to read: `path` names it in diagnostics, `real` is where its bytes are
+/// (different when `path` is a symlink).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Found {
+    pub path: String,
+    pub real: String,
+}
+
+pub(crate) fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// The `.veerignore` rules in force: the root's (matched against root-relative paths) and the
+/// base directory's (matched against base-relative paths).
+struct IgnoreRules {
+    base: String,
+    root: Option<Gitignore>,
+    at_base: Option<Gitignore>,
+}
+
+impl IgnoreRules {
+    fn load(view: &impl TreeView, base: &str, diagnostics: &mut Vec<Diagnostic>) -> Self {
+        let root = build_ignore(view, IGNORE_FILE, diagnostics);
+        let at_base = if base.is_empty() {
+            None
+        } else {
+            build_ignore(view, &join(base, IGNORE_FILE), diagnostics)
+        };
+        IgnoreRules {
+            base: base.to_string(),
+            root,
+            at_base,
+        }
+    }
+
+    /// The more specific file (at the base) decides first; `!pattern` there can re-include.
+    fn ignored(&self, path: &str, is_dir: bool) -> bool {
+        if let Some(at_base) = &self.at_base {
+            let relative = path
+                .strip_prefix(&self.base)
+                .map(|p| p.trim_start_matches('/'))
+                .unwrap_or(path);
+            match at_base.matched(relative, is_dir) {
+                Match::Ignore(_) => return true,
+                Match::Whitelist(_) => return false,
+                Match::None => {}
+            }
+        }
+        match &self.root {
+            Some(root) => matches!(root.matched(path, is_dir), Match::Ignore(_)),
+            None => false,
+        }
+    }
+}
+
+fn build_ignore(
+    view: &impl TreeView,
+    path: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Gitignore> {
+    if view.kind(path) != Some(Kind::File) {
+        return None;
+    }
+    let text = view.read_small_text(path)?;
+    // Root `.` makes the matcher take our relative paths as they are.
+    let mut builder = GitignoreBuilder::new(".");
+    for (n, line) in text.lines().enumerate() {
+        if let Err(e) = builder.add_line(None, line) {
+            diagnostics.push(
+                Diagnostic::error(
+                    "veerignore-invalid",
+                    path,
+                    Location::new(n as u32 + 1, 1),
+                    format!("this pattern is not valid gitignore syntax: {e}"),
+                )
+                .fix("correct the pattern, or remove the line"),
+            );
+        }
+    }
+    match builder.build() {
+        Ok(g) => Some(g),
+        Err(e) => {
+            diagnostics.push(
+                Diagnostic::error(
+                    "veerignore-invalid",
+                    path,
+                    Location::new(1, 1),
+                    format!("the ignore file cannot be used: {e}"),
+                )
+                .fix("correct the patterns in this file"),
+            );
+            None
+        }
+    }
+}
+
+/// Resolve a symlink's target relative to the link's directory. `None` when the target is
+/// absolute or climbs above the root. Pure.
+pub(crate) fn resolve_link(link_path: &str, target: &str) -> Option<String> {
+    if target.starts_with('/') || target.starts_with('\\') || target.is_empty() {
+        return None;
+    }
+    let mut parts: Vec<&str> = link_path.split('/').collect();
+    parts.pop();
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    Some(parts.join("/"))
+}
+
+fn link_diagnostic(path: &str, code: &'static str, message: String, fix: &str) -> Box<Diagnostic> {
+    Box::new(Diagnostic::error(code, path, Location::new(1, 1), message).fix(fix.to_string()))
+}
+
+/// Follow a link chain to a file inside the root.
+fn follow(view: &impl TreeView, link: &str) -> Result<String, Box<Diagnostic>> {
+    let mut current = link.to_string();
+    for _ in 0..MAX_LINK_HOPS {
+        let target = view.link_target(&current).unwrap_or_default();
+        let Some(next) = resolve_link(&current, &target) else {
+            return Err(link_diagnostic(
+                link,
+                "symlink-outside-repo",
+                format!(
+                    "symlink points to `{target}`, outside the repository; veer does not read files outside it"
+                ),
+                "replace the link by the file itself, or point it at a file inside the repository",
+            ));
+        };
+        match view.kind(&next) {
+            Some(Kind::File) => return Ok(next),
+            Some(Kind::Link) => current = next,
+            Some(Kind::Dir | Kind::Other) => {
+                return Err(link_diagnostic(
+                    link,
+                    "symlink-not-file",
+                    format!("symlink points to `{next}`, which is not a regular file"),
+                    "point the link at a manifest file, or rename it so it does not end in .yaml/.yml",
+                ));
+            }
+            None => {
+                return Err(link_diagnostic(
+                    link,
+                    "symlink-broken",
+                    format!(
+                        "symlink points to `{next}`, which does not exist (links through linked directories are not followed)"
+                    ),
+                    "fix the link target, or remove the link",
+                ));
+            }
+        }
+    }
+    Err(link_diagnostic(
+        link,
+        "symlink-loop",
+        format!("symlink chain is longer than {MAX_LINK_HOPS} links, probably a loop"),
+        "point the link directly at the file",
+    ))
+}
+
+/// The manifest files under `base`, in path order, and the problems met on the way.
+pub(crate) fn collect(
+    view: &impl TreeView,
+    base: &str,
+) -> Result<(Vec<Found>, Vec<Diagnostic>), SourceError> {
+    let mut diagnostics = Vec::new();
+    let rules = IgnoreRules::load(view, base, &mut diagnostics);
+    let mut found = Vec::new();
+    let mut pending = vec![base.to_string()];
+    while let Some(dir) = pending.pop() {
+        for (name, kind) in view.list(&dir)? {
+            let path = join(&dir, &name);
+            match kind {
+                Kind::Dir => {
+                    if !rules.ignored(&path, true) {
+                        pending.push(path);
+                    }
+                }
+                Kind::File | Kind::Link => {
+                    if !manifest::is_manifest_path(&path) || rules.ignored(&path, false) {
+                        continue;
+                    }
+                    if kind == Kind::File {
+                        found.push(Found {
+                            real: path.clone(),
+                            path,
+                        });
+                    } else {
+                        match follow(view, &path) {
+                            Ok(real) => found.push(Found { path, real }),
+                            Err(d) => diagnostics.push(*d),
+                        }
+                    }
+                }
+                Kind::Other => {}
+            }
+        }
+    }
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok((found, diagnostics))
+}
+
+/// The `file-too-large` diagnostic, given the size without reading the bytes.
+pub(crate) fn too_large(path: &str, size: u64, options: &ReadOptions) -> Option<Diagnostic> {
+    (size > options.max_file_bytes).then(|| {
+        Diagnostic::error(
+            "file-too-large",
+            path,
+            Location::new(1, 1),
+            format!(
+                "file is {size} bytes, more than the limit of {} bytes",
+                options.max_file_bytes
+            ),
+        )
+        .fix("split it into smaller files, or raise `maxFileBytes` in veer.yaml")
+    })
+}
+
+/// A directory on disk.
+struct DirView {
+    root: PathBuf,
+}
+
+impl DirView {
+    fn full(&self, path: &str) -> PathBuf {
+        if path.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(path)
+        }
+    }
+}
+
+fn kind_of(meta: &fs::Metadata) -> Kind {
+    let t = meta.file_type();
+    if t.is_symlink() {
+        Kind::Link
+    } else if t.is_dir() {
+        Kind::Dir
+    } else if t.is_file() {
+        Kind::File
+    } else {
+        Kind::Other
+    }
+}
+
+impl TreeView for DirView {
+    fn list(&self, dir: &str) -> Result<Vec<(String, Kind)>, SourceError> {
+        let full = self.full(dir);
+        let read_err = |e: std::io::Error| SourceError::Read {
+            location: full.display().to_string(),
+            message: e.to_string(),
+        };
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&full).map_err(read_err)? {
+            let entry = entry.map_err(read_err)?;
+            // Names that are not UTF-8 cannot be manifest paths we report; skip them.
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            let meta = fs::symlink_metadata(entry.path()).map_err(read_err)?;
+            out.push((name, kind_of(&meta)));
+        }
+        Ok(out)
+    }
+
+    /// Like git, a path whose directories include a symlink does not exist here.
+    fn kind(&self, path: &str) -> Option<Kind> {
+        let mut current = self.root.clone();
+        let mut kind = Kind::Dir;
+        for part in path.split('/') {
+            if kind != Kind::Dir {
+                return None;
+            }
+            current.push(part);
+            kind = kind_of(&fs::symlink_metadata(&current).ok()?);
+        }
+        Some(kind)
+    }
+
+    fn link_target(&self, path: &str) -> Option<String> {
+        let target = fs::read_link(self.full(path)).ok()?;
+        target.to_str().map(str::to_string)
+    }
+
+    fn read_small_text(&self, path: &str) -> Option<String> {
+        fs::read_to_string(self.full(path)).ok()
+    }
+}
+
+/// Read the manifests of a plain directory (not necessarily a git repository), with the same
+/// rules as a git source. Paths in the result are relative to `dir`.
+pub fn read_local(dir: &Path, options: &ReadOptions) -> Result<ManifestSet, SourceError> {
+    let read_err = |location: &Path, e: std::io::Error| SourceError::Read {
+        location: location.display().to_string(),
+        message: format!("{e}; give an existing directory"),
+    };
+    let root = fs::canonicalize(dir).map_err(|e| read_err(dir, e))?;
+    if !root.is_dir() {
+        return Err(SourceError::Read {
+            location: dir.display().to_string(),
+            message: "not a directory; give the directory holding the manifests".to_string(),
+        });
+    }
+    let view = DirView { root };
+    let (files, diagnostics) = collect(&view, "")?;
+    let mut set = ManifestSet {
+        manifests: Vec::new(),
+        diagnostics,
+    };
+    for file in files {
+        let full = view.full(&file.real);
+        // Belt and braces: whatever the walk decided, never read outside the root.
+        let inside = fs::canonicalize(&full)
+            .map(|p| p.starts_with(&view.root))
+            .unwrap_or(false);
+        if !inside {
+            set.diagnostics.push(*link_diagnostic(
+                &file.path,
+                "symlink-outside-repo",
+                "file resolves outside the directory; veer does not read files outside it"
+                    .to_string(),
+                "replace the link by the file itself",
+            ));
+            continue;
+        }
+        let size = fs::metadata(&full).map_err(|e| read_err(&full, e))?.len();
+        if let Some(d) = too_large(&file.path, size, options) {
+            set.diagnostics.push(d);
+            continue;
+        }
+        let bytes = fs::read(&full).map_err(|e| read_err(&full, e))?;
+        set.extend(&manifest::parse_file(&file.path, &bytes, options));
+    }
+    Ok(set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_targets_resolve_inside_or_not_at_all() {
+        let table: &[(&str, &str, Option<&str>)] = &[
+            ("a/b.yaml", "c.yaml", Some("a/c.yaml")),
+            ("a/b.yaml", "../c.yaml", Some("c.yaml")),
+            ("a/b.yaml", "./x/../d.yaml", Some("a/d.yaml")),
+            ("b.yaml", "../c.yaml", None),
+            ("a/b.yaml", "../../c.yaml", None),
+            ("a/b.yaml", "/etc/passwd", None),
+            ("a/b.yaml", "", None),
+            ("a/b.yaml", "..", None),
+        ];
+        for (link, target, want) in table {
+            assert_eq!(
+                resolve_link(link, target).as_deref(),
+                *want,
+                "{link} -> {target}"
+            );
+        }
+    }
+
+    #[test]
+    fn too_large_only_above_the_limit() {
+        let opts = ReadOptions {
+            max_file_bytes: 10,
+            ..ReadOptions::default()
+        };
+        assert!(too_large("a.yaml", 10, &opts).is_none());
+        assert_eq!(
+            too_large("a.yaml", 11, &opts).map(|d| d.code),
+            Some("file-too-large")
+        );
+    }
+}
