@@ -10,93 +10,14 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::manifest::{DEFAULT_MAX_FILE_BYTES, ReadOptions};
+use crate::source::{Auth, GitRef, Schedule, SourceError, SourceSpec};
 use crate::validate::duration;
 
-/// Where a secret comes from. The value itself is read when used, never stored in config.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub enum SecretSource {
-    /// Read the secret from this file (trailing newline trimmed).
-    File(PathBuf),
-    /// Read the secret from this environment variable.
-    Env(String),
-}
-
-/// How to authenticate to the git remote.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub enum AuthConfig {
-    /// HTTPS token (sent as the password, with user `x-access-token` unless one is given).
-    Token {
-        #[serde(default)]
-        username: Option<String>,
-        token: SecretSource,
-    },
-    /// HTTPS basic auth.
-    Basic {
-        username: String,
-        password: SecretSource,
-    },
-    /// SSH private key; `knownHosts` is required so the server's key is checked.
-    Ssh {
-        #[serde(default)]
-        username: Option<String>,
-        private_key: PathBuf,
-        #[serde(default)]
-        passphrase: Option<SecretSource>,
-        known_hosts: PathBuf,
-    },
-}
-
-/// Which revision of the repository to track.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RefSpec {
-    Branch(String),
-    Tag(String),
-    Commit(String),
-}
-
-impl RefSpec {
-    /// `main`, `branch:main`, `tag:v1.2`, `commit:<sha>`, or a bare 40-hex commit id.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        let (kind, name) = match text.split_once(':') {
-            Some((k, n)) => (Some(k), n),
-            None => (None, text),
-        };
-        if name.is_empty() {
-            return Err("a ref needs a name, e.g. `main`, `tag:v1.2` or `commit:<sha>`".into());
-        }
-        let is_sha = name.len() == 40 && name.chars().all(|c| c.is_ascii_hexdigit());
-        match kind {
-            None if is_sha => Ok(RefSpec::Commit(name.to_ascii_lowercase())),
-            None | Some("branch") => Ok(RefSpec::Branch(name.to_string())),
-            Some("tag") => Ok(RefSpec::Tag(name.to_string())),
-            Some("commit") if is_sha => Ok(RefSpec::Commit(name.to_ascii_lowercase())),
-            Some("commit") => Err(format!("`{name}` is not a full 40-character commit id")),
-            Some(other) => Err(format!(
-                "unknown ref kind `{other}`; use `branch:`, `tag:` or `commit:`"
-            )),
-        }
-    }
-}
-
-/// How often to poll: a fixed interval or a cron schedule (seconds field first).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PollConfig {
-    Interval(Duration),
-    Cron(String),
-}
-
-/// The git source, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The git source, validated: what to follow, how often, how long a fetch may take.
+#[derive(Debug, Clone, PartialEq)]
 pub struct SourceConfig {
-    pub url: String,
-    pub reference: RefSpec,
-    /// Sub-directory of the repository holding the manifests; empty for the root.
-    pub path: String,
-    pub auth: Option<AuthConfig>,
-    pub poll: PollConfig,
+    pub spec: SourceSpec,
+    pub schedule: Schedule,
     /// Longest a fetch may take before it counts as failed.
     pub timeout: Duration,
 }
@@ -109,7 +30,7 @@ pub enum LogFormat {
 }
 
 /// The whole configuration, immutable after start-up.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `None` when no repository is configured (e.g. `veer validate PATH`).
     pub source: Option<SourceConfig>,
@@ -173,7 +94,7 @@ struct FileSource {
     #[serde(default)]
     path: Option<serde_saphyr::Spanned<String>>,
     #[serde(default)]
-    auth: Option<AuthConfig>,
+    auth: Option<Auth>,
     #[serde(default)]
     interval: Option<serde_saphyr::Spanned<String>>,
     #[serde(default)]
@@ -334,35 +255,39 @@ fn resolve_source(
                     .into(),
         });
     }
+    let url_error = |origin: &str, e: SourceError| ConfigError {
+        key: "source.url".into(),
+        origin: origin.to_string(),
+        message: e.to_string(),
+    };
     let reference = match pick(
         "--ref",
         &o.reference,
         file.and_then(|f| f.reference.as_ref()),
     ) {
-        Some(r) => RefSpec::parse(&r.value).map_err(|message| ConfigError {
+        Some(r) => GitRef::parse(&r.value).map_err(|e| ConfigError {
             key: "source.ref".into(),
             origin: r.origin,
-            message,
+            message: e.to_string(),
         })?,
-        None => RefSpec::Branch("main".to_string()),
+        None => GitRef::Branch("main".to_string()),
     };
-    let path = match pick("--path", &o.path, file.and_then(|f| f.path.as_ref())) {
-        Some(p) => {
-            let clean = p.value.trim_matches('/').to_string();
-            if p.value.starts_with('/') || clean.split('/').any(|c| c == "..") {
-                return Err(ConfigError {
-                    key: "source.path".into(),
-                    origin: p.origin,
-                    message: format!(
-                        "`{}` must be a relative path inside the repository, without `..`",
-                        p.value
-                    ),
-                });
-            }
-            clean
-        }
-        None => String::new(),
-    };
+    let mut spec =
+        SourceSpec::new(url.value.trim(), reference).map_err(|e| url_error(&url.origin, e))?;
+    if let Some(p) = pick("--path", &o.path, file.and_then(|f| f.path.as_ref())) {
+        spec = spec.with_sub_path(&p.value).map_err(|e| ConfigError {
+            key: "source.path".into(),
+            origin: p.origin,
+            message: e.to_string(),
+        })?;
+    }
+    if let Some(auth) = file.and_then(|f| f.auth.clone()) {
+        spec = spec.with_auth(auth).map_err(|e| ConfigError {
+            key: "source.auth".into(),
+            origin: format!("{file_name} and {}", url.origin),
+            message: e.to_string(),
+        })?;
+    }
     let interval = pick(
         "--interval",
         &o.interval,
@@ -373,7 +298,7 @@ fn resolve_source(
         &o.schedule,
         file.and_then(|f| f.schedule.as_ref()),
     );
-    let poll = match (interval, schedule) {
+    let (key, poll) = match (interval, schedule) {
         (Some(i), Some(s)) => {
             return Err(ConfigError {
                 key: "source.interval".into(),
@@ -381,33 +306,25 @@ fn resolve_source(
                 message: "give either an interval or a cron schedule, not both".into(),
             });
         }
-        (Some(i), None) => PollConfig::Interval(parse_positive_duration("source.interval", &i)?),
-        (None, Some(s)) => {
-            let fields = s.value.split_whitespace().count();
-            if !(6..=7).contains(&fields) {
-                return Err(ConfigError {
-                    key: "source.schedule".into(),
-                    origin: s.origin,
-                    message: format!(
-                        "`{}` has {fields} fields; veer's cron schedules start with a seconds field (6 or 7 fields), e.g. `0 */5 * * * *` for every five minutes",
-                        s.value
-                    ),
-                });
-            }
-            PollConfig::Cron(s.value)
-        }
-        (None, None) => PollConfig::Interval(DEFAULT_INTERVAL),
+        (Some(i), None) => ("source.interval", Some(i)),
+        (None, Some(s)) => ("source.schedule", Some(s)),
+        (None, None) => ("source.interval", None),
+    };
+    let schedule = match poll {
+        Some(p) => Schedule::parse(&p.value).map_err(|e| ConfigError {
+            key: key.into(),
+            origin: p.origin,
+            message: e.to_string(),
+        })?,
+        None => Schedule::Interval(DEFAULT_INTERVAL),
     };
     let timeout = match file.and_then(|f| f.timeout.as_ref()) {
         Some(t) => parse_positive_duration("source.timeout", &from_file(file_name, t))?,
         None => DEFAULT_FETCH_TIMEOUT,
     };
     Ok(Some(SourceConfig {
-        url: url.value.trim().to_string(),
-        reference,
-        path,
-        auth: file.and_then(|f| f.auth.clone()),
-        poll,
+        spec,
+        schedule,
         timeout,
     }))
 }
@@ -447,15 +364,15 @@ mod tests {
     #[test]
     fn full_file_is_read() {
         let c = file(
-            "source:\n  url: https://example.com/mesh.git\n  ref: tag:v1.2\n  path: clusters/prod/\n  schedule: \"0 */5 * * * *\"\n  timeout: 20s\n  auth:\n    token:\n      token: {env: GIT_TOKEN}\nmanifests:\n  defaultNamespace: shop\nlog:\n  format: json\n",
+            "source:\n  url: https://example.com/mesh.git\n  ref: tag:v1.2\n  path: clusters/prod/\n  schedule: \"0 */5 * * * *\"\n  timeout: 20s\n  auth:\n    token:\n      {env: GIT_TOKEN}\nmanifests:\n  defaultNamespace: shop\nlog:\n  format: json\n",
         )
         .unwrap();
         let s = c.source.unwrap();
-        assert_eq!(s.reference, RefSpec::Tag("v1.2".into()));
-        assert_eq!(s.path, "clusters/prod");
-        assert_eq!(s.poll, PollConfig::Cron("0 */5 * * * *".into()));
+        assert_eq!(s.spec.reference, GitRef::Tag("v1.2".into()));
+        assert_eq!(s.spec.sub_path.as_deref(), Some("clusters/prod"));
+        assert!(matches!(s.schedule, Schedule::Cron(_)));
         assert_eq!(s.timeout, Duration::from_secs(20));
-        assert!(matches!(s.auth, Some(AuthConfig::Token { .. })));
+        assert!(matches!(s.spec.auth, Auth::Token(_)));
         assert_eq!(c.read.default_namespace, "shop");
         assert_eq!(c.log_format, LogFormat::Json);
     }
@@ -476,8 +393,8 @@ mod tests {
         )
         .unwrap();
         let s = c.source.unwrap();
-        assert_eq!(s.url, "/tmp/repo");
-        assert_eq!(s.poll, PollConfig::Interval(Duration::from_secs(120)));
+        assert_eq!(s.spec.url.text, "/tmp/repo");
+        assert_eq!(s.schedule, Schedule::Interval(Duration::from_secs(120)));
     }
 
     #[test]
@@ -496,7 +413,15 @@ mod tests {
                 "not both",
             ),
             ("source:\n  url: x\n  path: ../up\n", "`source.path`"),
-            ("source:\n  url: x\n  ref: commit:abc\n", "40-character"),
+            ("source:\n  url: x\n  ref: commit:abc\n", "40-digit"),
+            (
+                "source:\n  url: https://h/r.git\n  auth:\n    ssh: {privateKey: /k, knownHosts: /h}\n",
+                "`source.auth`",
+            ),
+            (
+                "source:\n  url: x\n  auth:\n    token: {token: {vault: x}}\n",
+                "veer.yaml:4",
+            ),
             ("sauce:\n  url: x\n", "veer.yaml:1"),
             ("log:\n  format: xml\n", "veer.yaml:2"),
             (
@@ -514,16 +439,16 @@ mod tests {
     }
 
     #[test]
-    fn ref_spec_table() {
+    fn ref_table() {
         let sha = "0123456789abcdef0123456789abcdef01234567";
-        assert_eq!(RefSpec::parse("main"), Ok(RefSpec::Branch("main".into())));
+        assert_eq!(GitRef::parse("main"), Ok(GitRef::Branch("main".into())));
         assert_eq!(
-            RefSpec::parse("branch:rel/1"),
-            Ok(RefSpec::Branch("rel/1".into()))
+            GitRef::parse("branch:rel/1"),
+            Ok(GitRef::Branch("rel/1".into()))
         );
-        assert_eq!(RefSpec::parse("tag:v1"), Ok(RefSpec::Tag("v1".into())));
-        assert_eq!(RefSpec::parse(sha), Ok(RefSpec::Commit(sha.into())));
-        assert!(RefSpec::parse("pr:1").is_err());
-        assert!(RefSpec::parse("").is_err());
+        assert_eq!(GitRef::parse("tag:v1"), Ok(GitRef::Tag("v1".into())));
+        assert_eq!(GitRef::parse(sha), Ok(GitRef::Commit(sha.into())));
+        assert!(GitRef::parse("pr:1").is_err());
+        assert!(GitRef::parse("").is_err());
     }
 }

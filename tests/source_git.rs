@@ -141,9 +141,7 @@ fn smart_http_with_basic_auth_and_token() {
     std::fs::write(&token_file, "tok-very-secret").unwrap();
     let spec = SourceSpec::new(&server.url("app"), branch("main"))
         .unwrap()
-        .with_auth(Auth::Token {
-            token: SecretSource::File(token_file),
-        })
+        .with_auth(Auth::Token(SecretSource::File(token_file)))
         .unwrap();
     let err = GitSource::open(spec, &tmp.path().join("cache2"))
         .unwrap()

@@ -69,7 +69,7 @@ impl GitSource {
     pub fn open(spec: SourceSpec, cache_dir: &Path) -> Result<Self, SourceError> {
         set_libgit2_timeouts();
         let sends_secret = match &spec.auth {
-            Auth::Token { .. } | Auth::Basic { .. } => true,
+            Auth::Token(_) | Auth::Basic { .. } => true,
             Auth::None | Auth::SshKey { .. } => false,
         };
         if sends_secret && spec.url.kind == UrlKind::Http {
@@ -405,7 +405,7 @@ fn credentials(
             git2::ErrorClass::Net,
             "the server asks for credentials but the source has no `auth` configured",
         )),
-        Auth::Token { token } => Cred::userpass_plaintext(
+        Auth::Token(token) => Cred::userpass_plaintext(
             user_from_url.unwrap_or("x-access-token"),
             secret(token)?.expose(),
         ),

@@ -73,20 +73,12 @@ impl Schedule {
     }
 }
 
-/// `30s`, `2m`, `1h` (a whole number and one unit).
+/// An interval in Go duration syntax (`30s`, `2m`, `1h30m`), the same syntax as every other
+/// duration veer reads.
 fn parse_interval(text: &str) -> Result<Duration, String> {
-    let hint =
-        || format!("`{text}` is neither an interval like `30s`, `2m`, `1h` nor a cron expression");
-    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(hint)?;
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().map_err(|_| hint())?;
-    let seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        _ => return Err(hint()),
-    };
-    let interval = Duration::from_secs(number.checked_mul(seconds).ok_or_else(hint)?);
+    let interval = crate::validate::duration::parse(text).map_err(|e| {
+        format!("{e}; give an interval like `30s`, `2m`, `1h` or a cron expression")
+    })?;
     if interval < MIN_INTERVAL {
         return Err(format!("`{text}` is shorter than the minimum of 1s"));
     }
@@ -108,6 +100,7 @@ mod tests {
             ("30s", at(10, 0, 0), 30),
             ("2m", at(10, 0, 0), 120),
             ("1h", at(10, 0, 0), 3600),
+            ("1m30s", at(10, 0, 0), 90),
             ("0 */5 * * * *", at(10, 3, 0), 120),
             ("0 */5 * * * *", at(10, 4, 59), 1),
             ("*/10 * * * * *", at(10, 0, 5), 5),
@@ -125,9 +118,9 @@ mod tests {
             ("", "empty"),
             ("*/5 * * * *", "add one"),
             ("0s", "minimum"),
-            ("10", "neither"),
-            ("5d", "neither"),
-            ("1.5m", "neither"),
+            ("10", "needs a unit"),
+            ("5d", "unknown unit"),
+            ("-1s", "negative"),
             ("0 61 * * * *", "sec min hour"),
             ("* *", "6 or 7"),
         ];

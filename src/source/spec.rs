@@ -70,6 +70,33 @@ pub enum GitRef {
 }
 
 impl GitRef {
+    /// `main`, `branch:main`, `tag:v1.2`, `commit:<sha>`, or a bare full commit id.
+    pub fn parse(text: &str) -> Result<GitRef, SourceError> {
+        let text = text.trim();
+        let invalid = |reason: &str| SourceError::InvalidRef {
+            reference: text.to_string(),
+            reason: reason.to_string(),
+        };
+        let (kind, name) = match text.split_once(':') {
+            Some((k, n)) => (Some(k), n),
+            None => (None, text),
+        };
+        if name.is_empty() {
+            return Err(invalid(
+                "a ref needs a name, e.g. `main`, `tag:v1.2` or `commit:<sha>`",
+            ));
+        }
+        match kind {
+            None if GitRef::commit(name).is_ok() => GitRef::commit(name),
+            None | Some("branch") => Ok(GitRef::Branch(name.to_string())),
+            Some("tag") => Ok(GitRef::Tag(name.to_string())),
+            Some("commit") => GitRef::commit(name),
+            Some(_) => Err(invalid(
+                "unknown ref kind; use `branch:`, `tag:` or `commit:`",
+            )),
+        }
+    }
+
     /// A pinned commit; the id must be a full 40 (SHA-1) or 64 (SHA-256) hex digits, because an
     /// abbreviation may become ambiguous as the repository grows.
     pub fn commit(sha: &str) -> Result<GitRef, SourceError> {
@@ -116,7 +143,9 @@ impl fmt::Debug for Secret {
 }
 
 /// Where a secret is kept. Read each time it is needed, so a rotated secret is picked up.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// In veer.yaml: `{file: /path}` or `{env: NAME}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub enum SecretSource {
     /// A file holding the secret (trailing newline removed), e.g. a mounted Kubernetes Secret.
     File(PathBuf),
@@ -161,15 +190,16 @@ impl SecretSource {
     }
 }
 
-/// How to authenticate to the remote.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How to authenticate to the remote. In veer.yaml, `auth:` holds one of `token`, `basic`,
+/// `ssh`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub enum Auth {
+    #[serde(skip)]
     None,
     /// An HTTPS access token, sent as the password. The user name is the URL's own, or
     /// `x-access-token` (what GitHub expects; GitLab and Gitea accept any name with a token).
-    Token {
-        token: SecretSource,
-    },
+    Token(SecretSource),
     /// HTTPS user name and password.
     Basic {
         username: String,
@@ -177,8 +207,10 @@ pub enum Auth {
     },
     /// SSH private key. The server's host key must be listed in `known_hosts`: veer never
     /// trusts an unknown host.
+    #[serde(rename = "ssh", rename_all = "camelCase")]
     SshKey {
         private_key: PathBuf,
+        #[serde(default)]
         passphrase: Option<SecretSource>,
         known_hosts: PathBuf,
     },
@@ -220,7 +252,7 @@ impl SourceSpec {
     pub fn with_auth(mut self, auth: Auth) -> Result<Self, SourceError> {
         let fits = match &auth {
             Auth::None => true,
-            Auth::Token { .. } | Auth::Basic { .. } => self.url.kind.is_http(),
+            Auth::Token(_) | Auth::Basic { .. } => self.url.kind.is_http(),
             Auth::SshKey { .. } => self.url.kind.is_ssh(),
         };
         if !fits {
@@ -475,10 +507,8 @@ mod tests {
     fn auth_must_fit_the_url() {
         let spec = SourceSpec::new("git://h/x.git", GitRef::Branch("main".into())).unwrap();
         assert!(
-            spec.with_auth(Auth::Token {
-                token: SecretSource::Env("T".into())
-            })
-            .is_err()
+            spec.with_auth(Auth::Token(SecretSource::Env("T".into())))
+                .is_err()
         );
         let spec = SourceSpec::new("git@h:x.git", GitRef::Branch("main".into())).unwrap();
         assert_eq!(spec.ssh_user(), Some("git"));
