@@ -176,24 +176,28 @@ pub fn is_manifest_path(path: &str) -> bool {
     path.ends_with(".yaml") || path.ends_with(".yml")
 }
 
+/// The `file-too-large` diagnostic when `size` is over the limit; sources call it with the
+/// size alone so an oversized file is refused before it is read.
+pub fn too_large(path: &str, size: u64, options: &ReadOptions) -> Option<Diagnostic> {
+    (size > options.max_file_bytes).then(|| {
+        Diagnostic::error(
+            "file-too-large",
+            path,
+            Location::new(1, 1),
+            format!(
+                "file is {size} bytes, more than the limit of {} bytes",
+                options.max_file_bytes
+            ),
+        )
+        .fix("split it into smaller files, or raise `maxFileBytes` in veer.yaml")
+    })
+}
+
 /// Read one file. Never panics on any input.
 pub fn parse_file(path: &str, content: &[u8], options: &ReadOptions) -> ParsedFile {
     let mut out = ParsedFile::default();
-    let start = Location::new(1, 1);
-    if content.len() as u64 > options.max_file_bytes {
-        out.diagnostics.push(
-            Diagnostic::error(
-                "file-too-large",
-                path,
-                start,
-                format!(
-                    "file is {} bytes, more than the limit of {} bytes",
-                    content.len(),
-                    options.max_file_bytes
-                ),
-            )
-            .fix("split it into smaller files, or raise `maxFileBytes` in veer.yaml"),
-        );
+    if let Some(d) = too_large(path, content.len() as u64, options) {
+        out.diagnostics.push(d);
         return out;
     }
     let text = match std::str::from_utf8(content) {
@@ -426,6 +430,19 @@ mod tests {
         let big = vec![b'#'; 2 * 1024 * 1024];
         let f = parse_file("big.yaml", &big, &ReadOptions::default());
         assert_eq!(f.diagnostics[0].code, "file-too-large");
+    }
+
+    #[test]
+    fn too_large_only_above_the_limit() {
+        let opts = ReadOptions {
+            max_file_bytes: 10,
+            ..ReadOptions::default()
+        };
+        assert!(too_large("a.yaml", 10, &opts).is_none());
+        assert_eq!(
+            too_large("a.yaml", 11, &opts).map(|d| d.code),
+            Some("file-too-large")
+        );
     }
 
     #[test]

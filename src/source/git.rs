@@ -288,7 +288,7 @@ impl GitSource {
                 .map_err(|e| read_err(&format!("blob of {real}"), e))?;
             let content_id = id.to_string();
             ids.insert(path.clone(), content_id.clone());
-            if let Some(d) = walk::too_large(&path, size as u64, options) {
+            if let Some(d) = crate::manifest::too_large(&path, size as u64, options) {
                 set.diagnostics.push(d);
                 continue;
             }

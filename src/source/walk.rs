@@ -253,22 +253,6 @@ pub(crate) fn collect(
     Ok((found, diagnostics))
 }
 
-/// The `file-too-large` diagnostic, given the size without reading the bytes.
-pub(crate) fn too_large(path: &str, size: u64, options: &ReadOptions) -> Option<Diagnostic> {
-    (size > options.max_file_bytes).then(|| {
-        Diagnostic::error(
-            "file-too-large",
-            path,
-            Location::new(1, 1),
-            format!(
-                "file is {size} bytes, more than the limit of {} bytes",
-                options.max_file_bytes
-            ),
-        )
-        .fix("split it into smaller files, or raise `maxFileBytes` in veer.yaml")
-    })
-}
-
 /// A directory on disk.
 struct DirView {
     root: PathBuf,
@@ -378,7 +362,7 @@ pub fn read_local(dir: &Path, options: &ReadOptions) -> Result<ManifestSet, Sour
             continue;
         }
         let size = fs::metadata(&full).map_err(|e| read_err(&full, e))?.len();
-        if let Some(d) = too_large(&file.path, size, options) {
+        if let Some(d) = manifest::too_large(&file.path, size, options) {
             set.diagnostics.push(d);
             continue;
         }
@@ -411,18 +395,5 @@ mod tests {
                 "{link} -> {target}"
             );
         }
-    }
-
-    #[test]
-    fn too_large_only_above_the_limit() {
-        let opts = ReadOptions {
-            max_file_bytes: 10,
-            ..ReadOptions::default()
-        };
-        assert!(too_large("a.yaml", 10, &opts).is_none());
-        assert_eq!(
-            too_large("a.yaml", 11, &opts).map(|d| d.code),
-            Some("file-too-large")
-        );
     }
 }

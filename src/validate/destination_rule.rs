@@ -143,109 +143,116 @@ pub fn check_subset_labels(m: &Manifest, dr: &DestinationRule, out: &mut Vec<Dia
 /// pool's durations are valid.
 pub fn check_connection_pools(m: &Manifest, dr: &DestinationRule, out: &mut Vec<Diagnostic>) {
     for parts in policies(dr) {
-        let Some(pool) = parts.connection_pool else {
-            continue;
-        };
-        let base = format!("{}/connectionPool", parts.pointer);
-        let mut limits: Vec<(String, i32)> = Vec::new();
-        let mut durations: Vec<(String, &str)> = Vec::new();
-        if let Some(tcp) = &pool.tcp {
-            let tcp_base = format!("{base}/tcp");
-            if let Some(v) = tcp.max_connections {
-                limits.push((format!("{tcp_base}/maxConnections"), v));
+        if let Some(pool) = parts.connection_pool {
+            let base = format!("{}/connectionPool", parts.pointer);
+            check_connection_pool(m, "dr-connection-pool", &base, pool, out);
+        }
+    }
+}
+
+/// Limits and durations of one connection pool at `base` (a JSON pointer). Shared with the
+/// Sidecar's inbound pools, which have the same shape; `code` names the kind's check.
+pub fn check_connection_pool(
+    m: &Manifest,
+    code: &'static str,
+    base: &str,
+    pool: &ConnectionPoolSettings,
+    out: &mut Vec<Diagnostic>,
+) {
+    let mut limits: Vec<(String, i32)> = Vec::new();
+    let mut durations: Vec<(String, &str)> = Vec::new();
+    if let Some(tcp) = &pool.tcp {
+        let tcp_base = format!("{base}/tcp");
+        if let Some(v) = tcp.max_connections {
+            limits.push((format!("{tcp_base}/maxConnections"), v));
+        }
+        for (field, value) in [
+            ("connectTimeout", &tcp.connect_timeout),
+            ("idleTimeout", &tcp.idle_timeout),
+            ("maxConnectionDuration", &tcp.max_connection_duration),
+        ] {
+            if let Some(v) = value {
+                durations.push((format!("{tcp_base}/{field}"), v));
             }
-            for (field, value) in [
-                ("connectTimeout", &tcp.connect_timeout),
-                ("idleTimeout", &tcp.idle_timeout),
-                ("maxConnectionDuration", &tcp.max_connection_duration),
-            ] {
+        }
+        if let Some(ka) = &tcp.tcp_keepalive {
+            for (field, value) in [("time", &ka.time), ("interval", &ka.interval)] {
                 if let Some(v) = value {
-                    durations.push((format!("{tcp_base}/{field}"), v));
-                }
-            }
-            if let Some(ka) = &tcp.tcp_keepalive {
-                for (field, value) in [("time", &ka.time), ("interval", &ka.interval)] {
-                    if let Some(v) = value {
-                        durations.push((format!("{tcp_base}/tcpKeepalive/{field}"), v));
-                    }
+                    durations.push((format!("{tcp_base}/tcpKeepalive/{field}"), v));
                 }
             }
         }
-        if let Some(http) = &pool.http {
-            let http_base = format!("{base}/http");
-            for (field, value) in [
-                ("http1MaxPendingRequests", http.http1_max_pending_requests),
-                ("http2MaxRequests", http.http2_max_requests),
-                ("maxRequestsPerConnection", http.max_requests_per_connection),
-                ("maxConcurrentStreams", http.max_concurrent_streams),
-            ] {
+    }
+    if let Some(http) = &pool.http {
+        let http_base = format!("{base}/http");
+        for (field, value) in [
+            ("http1MaxPendingRequests", http.http1_max_pending_requests),
+            ("http2MaxRequests", http.http2_max_requests),
+            ("maxRequestsPerConnection", http.max_requests_per_connection),
+            ("maxConcurrentStreams", http.max_concurrent_streams),
+        ] {
+            if let Some(v) = value {
+                limits.push((format!("{http_base}/{field}"), v));
+            }
+        }
+        if let Some(v) = http.max_retries
+            && v < 0
+        {
+            // Zero retries is a real setting, so only a negative count is wrong.
+            let pointer = format!("{http_base}/maxRetries");
+            out.push(
+                m.error(
+                    code,
+                    &pointer,
+                    format!("{} is {v}; it cannot be negative", display_path(&pointer)),
+                )
+                .fix("set `maxRetries` to 0 or more"),
+            );
+        }
+        if let Some(v) = &http.idle_timeout {
+            durations.push((format!("{http_base}/idleTimeout"), v));
+        }
+        if let Some(ka) = &http.http2_keep_alive {
+            for (field, value) in [("interval", &ka.interval), ("timeout", &ka.timeout)] {
                 if let Some(v) = value {
-                    limits.push((format!("{http_base}/{field}"), v));
-                }
-            }
-            if let Some(v) = http.max_retries
-                && v < 0
-            {
-                // Zero retries is a real setting, so only a negative count is wrong.
-                let pointer = format!("{http_base}/maxRetries");
-                out.push(
-                    m.error(
-                        "dr-connection-pool",
-                        &pointer,
-                        format!("{} is {v}; it cannot be negative", display_path(&pointer)),
-                    )
-                    .fix("set `maxRetries` to 0 or more"),
-                );
-            }
-            if let Some(v) = &http.idle_timeout {
-                durations.push((format!("{http_base}/idleTimeout"), v));
-            }
-            if let Some(ka) = &http.http2_keep_alive {
-                for (field, value) in [("interval", &ka.interval), ("timeout", &ka.timeout)] {
-                    if let Some(v) = value {
-                        durations.push((format!("{http_base}/http2KeepAlive/{field}"), v));
-                    }
+                    durations.push((format!("{http_base}/http2KeepAlive/{field}"), v));
                 }
             }
         }
-        for (pointer, v) in limits {
-            if v < 0 {
-                out.push(
-                    m.error(
-                        "dr-connection-pool",
-                        &pointer,
-                        format!(
-                            "{} is {v}; a connection pool limit must be positive",
-                            display_path(&pointer)
-                        ),
-                    )
-                    .fix("set a positive limit, or remove the field to use Istio's default"),
-                );
-            } else if v == 0 {
-                out.push(
-                    m.warning(
-                        "dr-connection-pool",
-                        &pointer,
-                        format!(
-                            "{} is 0, which Istio reads as unset: the default (effectively unlimited) applies, not a limit of zero",
-                            display_path(&pointer)
-                        ),
-                    )
-                    .fix("set a positive limit, or remove the field to make the default explicit"),
-                );
-            }
+    }
+    for (pointer, v) in limits {
+        if v < 0 {
+            out.push(
+                m.error(
+                    code,
+                    &pointer,
+                    format!(
+                        "{} is {v}; a connection pool limit must be positive",
+                        display_path(&pointer)
+                    ),
+                )
+                .fix("set a positive limit, or remove the field to use Istio's default"),
+            );
+        } else if v == 0 {
+            out.push(
+                m.warning(
+                    code,
+                    &pointer,
+                    format!(
+                        "{} is 0, which Istio reads as unset: the default (effectively unlimited) applies, not a limit of zero",
+                        display_path(&pointer)
+                    ),
+                )
+                .fix("set a positive limit, or remove the field to make the default explicit"),
+            );
         }
-        for (pointer, text) in durations {
-            if let Err(why) = duration_at_least_1ms(text) {
-                out.push(
-                    m.error(
-                        "dr-connection-pool",
-                        &pointer,
-                        format!("{}: {why}", display_path(&pointer)),
-                    )
+    }
+    for (pointer, text) in durations {
+        if let Err(why) = duration_at_least_1ms(text) {
+            out.push(
+                m.error(code, &pointer, format!("{}: {why}", display_path(&pointer)))
                     .fix("write a duration of at least 1ms, like 250ms, 10s or 1h"),
-                );
-            }
+            );
         }
     }
 }

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::Index;
+use super::destination_rule::check_connection_pool;
 use super::gateway::{SERVICE_PROTOCOLS, check_namespace, known_protocol, valid_port_number};
 use super::hosts;
 use crate::diagnostic::Diagnostic;
@@ -18,8 +19,28 @@ pub fn check(index: &Index<'_>, out: &mut Vec<Diagnostic>) {
         check_egress_hosts(m, &sidecar.spec, out);
         check_ingress_ports(m, &sidecar.spec, out);
         check_egress_ports(m, &sidecar.spec, out);
+        check_connection_pools(m, &sidecar.spec, out);
     }
     check_namespace_defaults(index, out);
+}
+
+/// The inbound pools have DestinationRule's shape and the same limits.
+fn check_connection_pools(m: &Manifest, sidecar: &Sidecar, out: &mut Vec<Diagnostic>) {
+    if let Some(pool) = &sidecar.inbound_connection_pool {
+        check_connection_pool(
+            m,
+            "sidecar-connection-pool",
+            "/spec/inboundConnectionPool",
+            pool,
+            out,
+        );
+    }
+    for (i, listener) in sidecar.ingress.iter().enumerate() {
+        if let Some(pool) = &listener.connection_pool {
+            let base = format!("/spec/ingress/{i}/connectionPool");
+            check_connection_pool(m, "sidecar-connection-pool", &base, pool, out);
+        }
+    }
 }
 
 /// Istio refuses a workloadSelector that selects nothing in particular.

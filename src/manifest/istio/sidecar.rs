@@ -4,8 +4,8 @@
 //! Field names and enums follow Istio's v1 CRD. The server TLS settings of ingress listeners
 //! are the Gateway's ([`ServerTlsSettings`]).
 
+use super::destination_rule::ConnectionPoolSettings;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::common::WorkloadSelector;
 use super::gateway::ServerTlsSettings;
@@ -20,11 +20,9 @@ pub struct Sidecar {
     pub ingress: Vec<IstioIngressListener>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub egress: Vec<IstioEgressListener>,
-    /// Connection pool settings for all inbound ports, in DestinationRule's
-    /// `connectionPool` shape. Kept untyped until that type is shared; the API server checks
-    /// it against the CRD schema.
+    /// Connection pool settings for all inbound ports, in DestinationRule's shape.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub inbound_connection_pool: Option<Value>,
+    pub inbound_connection_pool: Option<ConnectionPoolSettings>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outbound_traffic_policy: Option<OutboundTrafficPolicy>,
 }
@@ -59,10 +57,9 @@ pub struct IstioIngressListener {
     pub default_endpoint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<ServerTlsSettings>,
-    /// Per-port connection pool, in DestinationRule's `connectionPool` shape (untyped, as
-    /// `inboundConnectionPool`).
+    /// Per-port connection pool, in DestinationRule's shape (overrides `inboundConnectionPool`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connection_pool: Option<Value>,
+    pub connection_pool: Option<ConnectionPoolSettings>,
 }
 
 /// An outbound listener: which hosts the workload can reach (on a port, or on all).
