@@ -150,7 +150,8 @@ impl Manifest {
 /// What one file yields: its objects and what was wrong with it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ParsedFile {
-    pub manifests: Vec<Manifest>,
+    /// Shared, so a revision built from cached files copies pointers, not objects.
+    pub manifests: Vec<Arc<Manifest>>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -237,7 +238,7 @@ pub fn parse_file(path: &str, content: &[u8], options: &ReadOptions) -> ParsedFi
         match read_object(path, doc, options) {
             Ok((manifest, warnings)) => {
                 out.diagnostics.extend(warnings);
-                out.manifests.push(manifest);
+                out.manifests.push(Arc::new(manifest));
             }
             Err(diagnostics) => out.diagnostics.extend(diagnostics),
         }
@@ -362,6 +363,12 @@ impl ParseCache {
         (parsed, false)
     }
 
+    /// Has this (path, content id) been parsed already?
+    pub fn contains(&self, path: &str, content_id: &str) -> bool {
+        self.entries
+            .contains_key(&(path.to_string(), content_id.to_string()))
+    }
+
     /// Keep only the entries whose (path, id) is in `live`, so the cache does not grow without
     /// bound across revisions.
     pub fn retain(&mut self, live: &std::collections::HashSet<(String, String)>) {
@@ -380,7 +387,7 @@ impl ParseCache {
 /// All objects of one revision and every problem found while reading them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ManifestSet {
-    pub manifests: Vec<Manifest>,
+    pub manifests: Vec<Arc<Manifest>>,
     pub diagnostics: Vec<Diagnostic>,
 }
 

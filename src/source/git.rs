@@ -283,14 +283,17 @@ impl GitSource {
                 message: "listed but not found".to_string(),
             })?;
             let id = entry.id();
-            let (size, _) = odb
-                .read_header(id)
-                .map_err(|e| read_err(&format!("blob of {real}"), e))?;
             let content_id = id.to_string();
             ids.insert(path.clone(), content_id.clone());
-            if let Some(d) = crate::manifest::too_large(&path, size as u64, options) {
-                set.diagnostics.push(d);
-                continue;
+            // A cached blob passed the size check when it was parsed: skip the header read.
+            if !cache.contains(&path, &content_id) {
+                let (size, _) = odb
+                    .read_header(id)
+                    .map_err(|e| read_err(&format!("blob of {real}"), e))?;
+                if let Some(d) = crate::manifest::too_large(&path, size as u64, options) {
+                    set.diagnostics.push(d);
+                    continue;
+                }
             }
             let repo = &self.repo;
             let (parsed, hit) = cache.get_or_parse(

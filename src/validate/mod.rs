@@ -11,7 +11,8 @@ pub mod service_entry;
 pub mod sidecar;
 pub mod virtual_service;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -57,16 +58,23 @@ impl Report {
 
 /// The revision's objects, grouped the way checks look them up.
 pub struct Index<'a> {
-    pub all: &'a [Manifest],
+    pub all: &'a [Arc<Manifest>],
     pub virtual_services: Vec<(&'a Manifest, &'a IstioObject<VirtualService>)>,
     pub destination_rules: Vec<(&'a Manifest, &'a IstioObject<DestinationRule>)>,
     pub gateways: Vec<(&'a Manifest, &'a IstioObject<Gateway>)>,
     pub service_entries: Vec<(&'a Manifest, &'a IstioObject<ServiceEntry>)>,
     pub sidecars: Vec<(&'a Manifest, &'a IstioObject<Sidecar>)>,
+    /// DestinationRules by fully qualified host (exact hosts), so lookups stay O(1) in large
+    /// revisions.
+    rules_by_host: HashMap<String, Vec<usize>>,
+    /// DestinationRules whose host is a wildcard: few, scanned.
+    wildcard_rules: Vec<(String, usize)>,
+    /// Gateways as `namespace/name`.
+    gateway_names: HashSet<String>,
 }
 
 impl<'a> Index<'a> {
-    pub fn new(all: &'a [Manifest]) -> Self {
+    pub fn new(all: &'a [Arc<Manifest>]) -> Self {
         let mut index = Index {
             all,
             virtual_services: Vec::new(),
@@ -74,6 +82,9 @@ impl<'a> Index<'a> {
             gateways: Vec::new(),
             service_entries: Vec::new(),
             sidecars: Vec::new(),
+            rules_by_host: HashMap::new(),
+            wildcard_rules: Vec::new(),
+            gateway_names: HashSet::new(),
         };
         for m in all {
             match &m.typed {
@@ -85,7 +96,54 @@ impl<'a> Index<'a> {
                 TypedObject::Generic => {}
             }
         }
+        for (i, (m, dr)) in index.destination_rules.iter().enumerate() {
+            if dr.spec.host.is_empty() {
+                continue;
+            }
+            let host = hosts::fqdn(&dr.spec.host, m.namespace());
+            if host.starts_with('*') {
+                index.wildcard_rules.push((host, i));
+            } else {
+                index.rules_by_host.entry(host).or_default().push(i);
+            }
+        }
+        index.gateway_names = index
+            .gateways
+            .iter()
+            .map(|(m, _)| format!("{}/{}", m.namespace(), m.key.name))
+            .collect();
         index
+    }
+
+    /// DestinationRules whose host covers the fully qualified `host`, in revision order.
+    pub fn destination_rules_for(
+        &self,
+        host: &str,
+    ) -> Vec<(&'a Manifest, &'a IstioObject<DestinationRule>)> {
+        let mut found: Vec<usize> = self.rules_by_host.get(host).cloned().unwrap_or_default();
+        found.extend(
+            self.wildcard_rules
+                .iter()
+                .filter(|(pattern, _)| hosts::matches(pattern, host))
+                .map(|(_, i)| *i),
+        );
+        found.sort_unstable();
+        found
+            .into_iter()
+            .map(|i| self.destination_rules[i])
+            .collect()
+    }
+
+    /// Is there a Gateway `namespace/name` in the revision?
+    pub fn has_gateway(&self, namespaced_name: &str) -> bool {
+        self.gateway_names.contains(namespaced_name)
+    }
+
+    /// Every Gateway as `namespace/name`, sorted, for messages.
+    pub fn gateway_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.gateway_names.iter().map(String::as_str).collect();
+        names.sort_unstable();
+        names
     }
 }
 

@@ -198,14 +198,7 @@ pub fn check_subsets(
             continue;
         };
         let host = hosts::fqdn(&d.host, m.namespace());
-        let rules: Vec<_> = index
-            .destination_rules
-            .iter()
-            .filter(|(dm, dr)| {
-                !dr.spec.host.is_empty()
-                    && hosts::matches(&hosts::fqdn(&dr.spec.host, dm.namespace()), &host)
-            })
-            .collect();
+        let rules = index.destination_rules_for(&host);
         if rules
             .iter()
             .any(|(_, dr)| dr.spec.subsets.iter().any(|s| s.name == subset))
@@ -300,16 +293,12 @@ pub fn check_gateways(
     vs: &VirtualService,
     out: &mut Vec<Diagnostic>,
 ) {
-    let known: Vec<String> = index
-        .gateways
-        .iter()
-        .map(|(gm, _)| format!("{}/{}", gm.namespace(), gm.key.name))
-        .collect();
     for (pointer, reference) in gateway_refs(vs) {
         let resolved = resolve_gateway(reference, m.namespace());
-        if resolved == MESH_GATEWAY || known.contains(&resolved) {
+        if resolved == MESH_GATEWAY || index.has_gateway(&resolved) {
             continue;
         }
+        let known = index.gateway_names();
         let defined = if known.is_empty() {
             "the revision defines no Gateway".to_string()
         } else {

@@ -1,0 +1,203 @@
+//! `make bench`: figures for the read → validate pipeline on generated repositories of 1,000
+//! and 10,000 manifest files. Prints numbers and ratios; asserts nothing (targets live here,
+//! not in timed unit tests).
+//!
+//! For each size: a cold load (fetch + parse every file), validation, an idle poll (nothing
+//! changed), and a commit touching one file (only that file is parsed), against a full
+//! re-parse of every file as the baseline.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use veer::manifest::{self, ManifestSet, ParseCache, ReadOptions};
+use veer::source::{FetchOutcome, GitRef, GitSource, SourceSpec};
+use veer::validate;
+
+fn git(dir: &Path, args: &[&str]) {
+    let status = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .status()
+        .expect("git is needed: apt-get install git");
+    assert!(status.success(), "git {args:?} failed");
+}
+
+/// One small manifest; kinds rotate so validation has cross-object work to do.
+fn manifest_text(i: usize, generation: usize) -> String {
+    // Objects come in groups of four (DR, VS, Deployment, Service) sharing a namespace.
+    let ns = format!("team-{}", (i / 4) % 50);
+    match i % 4 {
+        0 => format!(
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: svc-{i}\n  namespace: {ns}\nspec:\n  host: svc-{i}\n  subsets:\n  - name: v1\n    labels: {{version: v1}}\n  - name: v2\n    labels: {{version: v2}}\n"
+        ),
+        1 => {
+            let j = i - 1;
+            let w = 100 - (generation % 100);
+            format!(
+                "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: svc-{j}\n  namespace: {ns}\nspec:\n  hosts: [svc-{j}]\n  http:\n  - route:\n    - destination: {{host: svc-{j}, subset: v1}}\n      weight: {w}\n    - destination: {{host: svc-{j}, subset: v2}}\n      weight: {}\n    timeout: 5s\n",
+                100 - w
+            )
+        }
+        2 => format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app-{i}\n  namespace: {ns}\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {{app: app-{i}}}\n  template:\n    metadata:\n      labels: {{app: app-{i}}}\n    spec:\n      containers:\n      - name: app\n        image: example/app:{generation}\n"
+        ),
+        _ => format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: app-{i}\n  namespace: {ns}\nspec:\n  selector: {{app: app-{i}}}\n  ports:\n  - port: 80\n"
+        ),
+    }
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn run(n: usize) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let work = tmp.path().join("repo");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    git(&work, &["init", "-q", "-b", "main"]);
+    git(&work, &["config", "user.name", "bench"]);
+    git(&work, &["config", "user.email", "bench@example.com"]);
+    for i in 0..n {
+        let dir = work.join(format!("d{:03}", i / 100));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join(format!("m{i}.yaml")), manifest_text(i, 0)).expect("write");
+    }
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "generated"]);
+
+    let spec = SourceSpec::new(
+        work.to_str().expect("utf-8 path"),
+        GitRef::Branch("main".into()),
+    )
+    .expect("spec");
+    let mut source = GitSource::open(spec, &tmp.path().join("cache")).expect("open");
+    let options = ReadOptions::default();
+    let mut cache = ParseCache::default();
+
+    let rss_before = peak_rss_kib();
+    let t = Instant::now();
+    let fetched = source.fetch().expect("fetch");
+    let loaded = source
+        .load(fetched.commit(), &options, &mut cache)
+        .expect("load");
+    let cold = t.elapsed();
+    let rss_after = peak_rss_kib();
+
+    let t = Instant::now();
+    let report = validate::validate(&loaded.set);
+    let validate_time = t.elapsed();
+    assert!(
+        report.is_ok(),
+        "generated repo should be valid:\n{}",
+        report.render_human()
+    );
+
+    let t = Instant::now();
+    let idle = source.fetch().expect("idle fetch");
+    let idle_time = t.elapsed();
+    assert!(matches!(idle, FetchOutcome::Unchanged { .. }));
+
+    // One file changes.
+    let changed = work.join("d000/m2.yaml");
+    std::fs::write(&changed, manifest_text(2, 1)).expect("write");
+    git(&work, &["commit", "-q", "-am", "one change"]);
+    let t = Instant::now();
+    let fetched = source.fetch().expect("fetch");
+    let fetch_time = t.elapsed();
+    let incremental = source
+        .load(fetched.commit(), &options, &mut cache)
+        .expect("load");
+    let incremental_time = t.elapsed();
+
+    // Baseline: parse every file again, as a tool without the blob cache would.
+    let files: Vec<(String, Vec<u8>)> = walk(&work);
+    let t = Instant::now();
+    let mut set = ManifestSet::default();
+    for (path, bytes) in &files {
+        set.extend(&manifest::parse_file(path, bytes, &options));
+    }
+    let full_parse = t.elapsed();
+
+    println!("\n== {n} manifest files ==");
+    println!(
+        "  cold load (fetch + parse all):  {:>10}   parsed {} files",
+        ms(cold),
+        loaded.parsed_files
+    );
+    println!(
+        "  validate whole revision:        {:>10}   {} objects",
+        ms(validate_time),
+        loaded.set.manifests.len()
+    );
+    println!(
+        "  idle poll (fetch, unchanged):   {:>10}   nothing parsed",
+        ms(idle_time)
+    );
+    println!(
+        "  one-file commit (fetch + load): {:>10}   parsed {} file(s), {} changed",
+        ms(incremental_time),
+        incremental.parsed_files,
+        incremental.changed_files.len()
+    );
+    println!(
+        "    of which fetch {}, tree walk + cache lookups {}",
+        ms(fetch_time),
+        ms(incremental_time - fetch_time)
+    );
+    println!("  baseline full re-parse:         {:>10}", ms(full_parse));
+    println!(
+        "  ratio full re-parse / one-file load: {:.1}x",
+        full_parse.as_secs_f64() / incremental_time.as_secs_f64().max(1e-9)
+    );
+    println!(
+        "  peak RSS: {} MiB (grew {} MiB during the cold load)",
+        rss_after / 1024,
+        rss_after.saturating_sub(rss_before) / 1024
+    );
+}
+
+fn walk(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read_dir").flatten() {
+            let path = entry.path();
+            if path.file_name().is_some_and(|n| n == ".git") {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+            } else if manifest::is_manifest_path(&path.to_string_lossy()) {
+                let rel = path.strip_prefix(root).expect("under root");
+                out.push((
+                    rel.to_string_lossy().into_owned(),
+                    std::fs::read(&path).expect("read"),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument is not used.
+    println!("veer pipeline benchmark (release build; figures, not pass/fail)");
+    for n in [1_000, 10_000] {
+        run(n);
+    }
+}
