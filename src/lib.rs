@@ -7,5 +7,6 @@
 pub mod cli;
 pub mod config;
 pub mod diagnostic;
+pub mod fields;
 pub mod manifest;
 pub mod validate;
