@@ -1064,7 +1064,13 @@ impl<'a> Walker<'a> {
                     let pe = PathElement::Field(name.clone());
                     let len = push_field(schema, name);
                     if set.members.contains(&pe) && !set.children.contains_key(&pe) {
-                        out.insert(name.clone(), v.clone());
+                        // Maps are granular: a map named without children is one that was
+                        // set empty, and only its existence is in the set, not others' keys.
+                        let kept = match v {
+                            Value::Object(_) => Value::Object(Map::new()),
+                            other => other.clone(),
+                        };
+                        out.insert(name.clone(), kept);
                     } else if let Some(child) = set.children.get(&pe)
                         && let Some(p) = self.project(v, child, schema)
                     {

@@ -263,6 +263,22 @@ fn a_label_someone_else_added_is_not_noise() {
 }
 
 #[test]
+fn an_empty_map_in_git_does_not_show_what_others_put_in_it() {
+    let mut with_empty = config_map("c");
+    with_empty["metadata"]["annotations"] = json!({});
+    let live = applied(&with_empty);
+    let mut annotated = live.clone();
+    annotated["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"] = json!("now");
+    let annotated = update(Some(&live), &annotated, "kubectl-rollout", t(1));
+    let p = plan(
+        &desired(std::slice::from_ref(&with_empty)),
+        &live_map(&[annotated]),
+        &context_for(std::slice::from_ref(&with_empty)),
+    );
+    assert_eq!(action_of(&p, &with_empty), &Action::Unchanged);
+}
+
+#[test]
 fn objects_gone_from_git_are_pruned_only_when_veer_applied_them() {
     let gone = applied(&config_map("old"));
     let foreign = server_touches(update(None, &config_map("foreign"), "helm", t(0)));
@@ -606,6 +622,25 @@ proptest! {
         let synced = apply(Some(&live), &after, "veer", true, t(1)).expect("forced apply");
         let ctx = context_for(std::slice::from_ref(&after));
         let p = plan(&desired(std::slice::from_ref(&after)), &live_map(&[server_touches(synced)]), &ctx);
+        prop_assert_eq!(&p.objects[0].action, &Action::Unchanged, "{:?}", p);
+    }
+
+    /// Someone else edits in between (a drifted field and a label of their own); after a
+    /// forced sync the plan is empty and their label is not noise.
+    #[test]
+    fn plan_after_forced_apply_over_an_edit_is_empty(
+        before in deployment_like(),
+        after in deployment_like(),
+        replicas in 0i64..9,
+    ) {
+        let live = applied(&before);
+        let mut edited = live.clone();
+        edited["spec"]["replicas"] = json!(replicas);
+        edited["metadata"]["labels"]["edited-by"] = json!("ops");
+        let edited = update(Some(&live), &edited, "kubectl-edit", t(1));
+        let synced = apply(Some(&edited), &after, "veer", true, t(2)).expect("forced apply");
+        let ctx = context_for(std::slice::from_ref(&after));
+        let p = plan(&desired(std::slice::from_ref(&after)), &live_map(&[synced]), &ctx);
         prop_assert_eq!(&p.objects[0].action, &Action::Unchanged, "{:?}", p);
     }
 
