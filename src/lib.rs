@@ -8,5 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod devcluster;
 pub mod diagnostic;
+pub mod diff;
+pub mod fields;
 pub mod manifest;
 pub mod validate;
