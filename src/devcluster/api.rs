@@ -16,6 +16,7 @@ use axum::extract::{Query, State as AxState};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -25,7 +26,9 @@ use super::openapi;
 use super::patch;
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
-use super::store::{Change, ChangeType, Selection, State, Subresource, at_version};
+use super::store::{
+    Change, ChangeType, Ownership, Selection, State, Subresource, Write, at_version,
+};
 
 /// Counts of the requests served, by verb (for benchmarks: an idle poll must make none).
 #[derive(Debug, Default)]
@@ -263,9 +266,24 @@ fn parse_path(state: &State, path: &str) -> Result<Parsed, ApiError> {
     }))
 }
 
-/// Wall-clock time as Kubernetes writes timestamps (RFC 3339, seconds).
-pub(crate) fn now() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+/// The wall clock, read at the edge; the store takes time as an argument.
+pub(crate) fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+/// The field manager of a write: `fieldManager`, else (as kube-apiserver does) the client's
+/// User-Agent up to its first `/` (`kubectl`, `kube-rs`…).
+fn field_manager(query: &HashMap<String, String>, headers: &HeaderMap) -> String {
+    if let Some(m) = query.get("fieldManager").filter(|m| !m.is_empty()) {
+        return m.clone();
+    }
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|ua| ua.split('/').next())
+        .filter(|m| !m.is_empty())
+        .unwrap_or("unknown")
+        .to_string()
 }
 
 fn decode_body(body: &Bytes, content_type: &str) -> Result<Value, ApiError> {
@@ -393,7 +411,13 @@ async fn serve(
             counters.writes.fetch_add(1, Ordering::Relaxed);
             let obj = decode_body(body, &content_type)?;
             let dry = dry_run(query)?;
-            let created = shared.lock().create(rt, ns, obj, dry, &now())?;
+            let manager = field_manager(query, headers);
+            let w = Write {
+                now: now(),
+                dry_run: dry,
+                ownership: Ownership::Update { manager: &manager },
+            };
+            let created = shared.lock().create(rt, ns, obj, &w)?;
             wrote(shared, dry);
             Ok(respond(StatusCode::CREATED, created))
         }
@@ -401,17 +425,29 @@ async fn serve(
             counters.writes.fetch_add(1, Ordering::Relaxed);
             let obj = decode_body(body, &content_type)?;
             let dry = dry_run(query)?;
-            let updated = shared
-                .lock()
-                .update(rt, ns, &name, obj, target.sub, dry, &now())?;
+            let manager = field_manager(query, headers);
+            let w = Write {
+                now: now(),
+                dry_run: dry,
+                ownership: Ownership::Update { manager: &manager },
+            };
+            let updated = shared.lock().update(rt, ns, &name, obj, target.sub, &w)?;
             wrote(shared, dry);
             Ok(respond(StatusCode::OK, updated))
         }
         (Method::PATCH, Some(name)) => {
             counters.writes.fetch_add(1, Ordering::Relaxed);
             let dry = dry_run(query)?;
-            let (code, obj) =
-                patch_object(shared, &target, &name, &content_type, body, query, dry)?;
+            let (code, obj) = patch_object(
+                shared,
+                &target,
+                &name,
+                &content_type,
+                body,
+                &field_manager(query, headers),
+                flag(query, "force"),
+                dry,
+            )?;
             wrote(shared, dry);
             Ok(respond(code, obj))
         }
@@ -517,13 +553,15 @@ fn is_custom(rt: &ResourceType) -> bool {
     rt.group.contains('.') && !rt.group.ends_with(".k8s.io")
 }
 
+#[allow(clippy::too_many_arguments)]
 fn patch_object(
     shared: &Shared,
     target: &Target,
     name: &str,
     content_type: &str,
     body: &Bytes,
-    query: &HashMap<String, String>,
+    manager: &str,
+    force: bool,
     dry: bool,
 ) -> Result<(StatusCode, Value), ApiError> {
     let rt = &target.rt;
@@ -532,38 +570,119 @@ fn patch_object(
     let patch = decode_body(body, content_type)?;
     let now = now();
     let mut state = shared.lock();
-    match format {
-        PatchFormat::Apply => {
-            let _ = (query, &mut state, ns);
-            Err(ApiError::new(
-                415,
-                "UnsupportedMediaType",
-                "server-side apply is not available in this build of the dev cluster",
-            ))
-        }
-        PatchFormat::Merge | PatchFormat::Json | PatchFormat::Strategic => {
-            let old = state.get(rt, ns, name)?;
-            let mut patched = old.clone();
-            match format {
-                PatchFormat::Merge => patch::merge(&mut patched, &patch),
-                PatchFormat::Json => patch::json(&mut patched, &patch).map_err(|e| {
-                    ApiError::new(
-                        422,
-                        "Invalid",
-                        format!("the JSON patch could not be applied: {e}"),
-                    )
-                })?,
-                PatchFormat::Strategic if is_custom(rt) => {
-                    return Err(ApiError::unsupported_media_type(content_type));
-                }
-                PatchFormat::Strategic => {
-                    patch::strategic(&mut patched, &patch).map_err(ApiError::bad_request)?
-                }
-                PatchFormat::Apply => {}
+    let live = match state.get(rt, ns, name) {
+        Ok(live) => Some(live),
+        // Only an apply may create.
+        Err(_) if format == PatchFormat::Apply => None,
+        Err(e) => return Err(e),
+    };
+    let update = Write {
+        now,
+        dry_run: dry,
+        ownership: Ownership::Update { manager },
+    };
+    let (old, patched, w) = match (format, live) {
+        (PatchFormat::Apply, live) => {
+            if !body_names(&patch, name) {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the applied object does not match the name on the URL ({name})"
+                )));
             }
-            let out = state.write_patched(rt, old, patched, target.sub, dry, &now)?;
+            if manager == "unknown" || manager.is_empty() {
+                return Err(ApiError::bad_request(
+                    "PATCH, application/apply-patch+yaml requires fieldManager to be set",
+                ));
+            }
+            if target.sub == Subresource::Status {
+                // Approximation: a status apply merges the applied status and records no
+                // ownership (status is never owned in this server).
+                let old = live.ok_or_else(|| ApiError::not_found(rt, name))?;
+                let mut patched = old.clone();
+                if let Some(status) = patch.get("status") {
+                    patch::merge(&mut patched, &json!({"status": status}));
+                }
+                (Some(old), patched, update)
+            } else {
+                let merged = crate::fields::apply(live.as_ref(), &patch, manager, force, now)
+                    .map_err(|e| apply_error(rt, name, e))?;
+                let applied = Write {
+                    ownership: Ownership::Applied,
+                    ..update
+                };
+                (live, merged, applied)
+            }
+        }
+        (_, None) => return Err(ApiError::not_found(rt, name)),
+        (PatchFormat::Strategic, Some(_)) if is_custom(rt) => {
+            return Err(ApiError::unsupported_media_type(content_type));
+        }
+        (PatchFormat::Merge, Some(old)) => {
+            let mut patched = old.clone();
+            patch::merge(&mut patched, &patch);
+            (Some(old), patched, update)
+        }
+        (PatchFormat::Json, Some(old)) => {
+            let mut patched = old.clone();
+            patch::json(&mut patched, &patch).map_err(|e| {
+                ApiError::new(
+                    422,
+                    "Invalid",
+                    format!("the JSON patch could not be applied: {e}"),
+                )
+            })?;
+            (Some(old), patched, update)
+        }
+        (PatchFormat::Strategic, Some(old)) => {
+            let mut patched = old.clone();
+            patch::strategic(&mut patched, &patch).map_err(ApiError::bad_request)?;
+            (Some(old), patched, update)
+        }
+    };
+    match old {
+        Some(old) => {
+            let out = state.write_patched(rt, old, patched, target.sub, &w)?;
             Ok((StatusCode::OK, out))
         }
+        None => {
+            let out = state.create(rt, ns, patched, &w)?;
+            Ok((StatusCode::CREATED, out))
+        }
+    }
+}
+
+/// An applied object names the object of the URL (or no name at all).
+fn body_names(applied: &Value, name: &str) -> bool {
+    applied
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .is_none_or(|n| n == name)
+}
+
+/// A refused apply as kube-apiserver reports it: 409 Conflict, one cause per field.
+fn apply_error(rt: &ResourceType, name: &str, e: crate::fields::ApplyError) -> ApiError {
+    match &e {
+        crate::fields::ApplyError::Conflicts(conflicts) => {
+            let causes: Vec<Value> = conflicts
+                .conflicts
+                .iter()
+                .flat_map(|c| {
+                    c.paths.iter().map(move |p| {
+                        json!({
+                            "reason": "FieldManagerConflict",
+                            "message": format!("conflict with \"{}\" using {}", c.manager, c.api_version),
+                            "field": p.to_string(),
+                        })
+                    })
+                })
+                .collect();
+            ApiError::new(409, "Conflict", e.to_string()).with_details(json!({
+                "name": name,
+                "group": rt.group,
+                "kind": rt.plural,
+                "causes": causes,
+            }))
+        }
+        crate::fields::ApplyError::NotAnObject => ApiError::bad_request(e.to_string()),
     }
 }
 

@@ -110,7 +110,7 @@ pub struct RunningCluster {
 impl DevCluster {
     /// Bind 127.0.0.1:`port`, load the state file when there is one, and serve.
     pub async fn start(options: DevClusterOptions) -> Result<RunningCluster, DevClusterError> {
-        let mut state = store::State::new(options.history_limit, &api::now());
+        let mut state = store::State::new(options.history_limit, api::now());
         if let Some(path) = &options.state_file {
             load_state(path, &mut state)?;
         }
