@@ -652,6 +652,7 @@ impl State {
             }
         }
         apply_defaults(rt, &mut new, self.rv + 1);
+        drop_empty_metadata(&mut new);
         match w.ownership {
             // Defaults are in by now: a real server defaults while decoding, so an updater owns
             // the defaulted fields too (an applier does not: they were not in its config).
@@ -808,6 +809,24 @@ pub fn split_api_version(api_version: &str) -> (&str, &str) {
     match api_version.split_once('/') {
         Some((g, v)) => (g, v),
         None => ("", api_version),
+    }
+}
+
+/// Go's `omitempty`: a real server never returns empty labels, annotations, finalizers or
+/// owner references, so neither do we (kubectl's patches often leave `annotations: {}`).
+fn drop_empty_metadata(object: &mut Value) {
+    if let Some(m) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        for field in ["labels", "annotations", "finalizers", "ownerReferences"] {
+            let empty = match m.get(field) {
+                Some(Value::Object(o)) => o.is_empty(),
+                Some(Value::Array(a)) => a.is_empty(),
+                Some(Value::Null) => true,
+                _ => false,
+            };
+            if empty {
+                m.remove(field);
+            }
+        }
     }
 }
 
