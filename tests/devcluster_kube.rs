@@ -674,6 +674,15 @@ async fn a_too_old_version_is_gone_and_bookmarks_arrive() {
 
 #[tokio::test]
 async fn the_kube_runtime_watcher_follows_changes() {
+    watcher_follows_changes(kube::runtime::watcher::Config::default()).await;
+}
+
+#[tokio::test]
+async fn the_kube_runtime_watcher_follows_changes_with_streaming_lists() {
+    watcher_follows_changes(kube::runtime::watcher::Config::default().streaming_lists()).await;
+}
+
+async fn watcher_follows_changes(config: kube::runtime::watcher::Config) {
     let cluster = support::start().await;
     let cms: Api<ConfigMap> = Api::namespaced(support::client(&cluster), "default");
     cms.create(&PostParams::default(), &config_map("before", json!({})))
@@ -734,5 +743,14 @@ async fn state_file_keeps_objects_across_restarts() {
     cms.create(&PostParams::default(), &config_map("new", json!({})))
         .await
         .unwrap();
+    // Written through shortly after the write, before any shutdown (a killed demo keeps it).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&state).unwrap().contains("\"new\"") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the state file was not updated"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     cluster.shutdown().await.unwrap();
 }

@@ -115,7 +115,8 @@ async fn get_server_side_apply_diff_and_delete() {
     assert_eq!(
         same.status.code(),
         Some(0),
-        "{}",
+        "{}{}",
+        String::from_utf8_lossy(&same.stdout),
         String::from_utf8_lossy(&same.stderr)
     );
     assert!(
@@ -294,6 +295,30 @@ async fn client_side_apply_and_edit() {
     )
     .await;
     assert_eq!(fields, "4 kubectl-client-side-apply kubectl-edit");
+
+    let scaled = support::kubectl_ok(
+        &config,
+        &["scale", "deployment", "reviews", "--replicas=3"],
+        None,
+    )
+    .await;
+    assert!(
+        scaled.contains("deployment.apps/reviews scaled"),
+        "{scaled}"
+    );
+    let replicas = support::kubectl_ok(
+        &config,
+        &[
+            "get",
+            "deployment",
+            "reviews",
+            "-o",
+            "jsonpath={.spec.replicas} {.status.availableReplicas}",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(replicas, "3 3");
     cluster.shutdown().await.unwrap();
 }
 

@@ -200,6 +200,8 @@ struct Target {
     namespace: Option<String>,
     name: Option<String>,
     sub: Subresource,
+    /// `/scale` (Deployments): the replica count seen as an `autoscaling/v1` Scale.
+    scale: bool,
 }
 
 enum Parsed {
@@ -247,9 +249,11 @@ fn parse_path(state: &State, path: &str) -> Result<Parsed, ApiError> {
         .by_plural(group, version, plural)
         .cloned()
         .ok_or_else(not_found_path)?;
+    let scale = sub == Some("scale") && has_scale(&rt);
     let sub = match sub {
         None => Subresource::Main,
         Some("status") if rt.status_subresource => Subresource::Status,
+        Some("scale") if scale => Subresource::Main,
         Some(_) => return Err(not_found_path()),
     };
     if (rt.namespaced && namespace.is_none() && name.is_some())
@@ -263,7 +267,106 @@ fn parse_path(state: &State, path: &str) -> Result<Parsed, ApiError> {
         namespace,
         name,
         sub,
+        scale,
     }))
+}
+
+/// Kinds with a `/scale` subresource (for `kubectl scale`).
+pub(crate) fn has_scale(rt: &ResourceType) -> bool {
+    rt.group == "apps" && rt.kind == "Deployment"
+}
+
+/// The `autoscaling/v1` Scale view of a Deployment.
+fn scale_of(object: &Value) -> Value {
+    let meta = &object["metadata"];
+    let labels = object
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    json!({
+        "apiVersion": "autoscaling/v1",
+        "kind": "Scale",
+        "metadata": {
+            "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"],
+        },
+        "spec": {"replicas": object.pointer("/spec/replicas").cloned().unwrap_or(json!(1))},
+        "status": {
+            "replicas": object.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+            "selector": labels,
+        },
+    })
+}
+
+/// GET, PUT or PATCH of `/scale`: reads and writes `.spec.replicas` of the object.
+fn serve_scale(
+    shared: &Shared,
+    method: &Method,
+    target: &Target,
+    name: &str,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let rt = &target.rt;
+    let ns = target.namespace.as_deref();
+    let mut state = shared.lock();
+    let old = state.get(rt, ns, name)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("application/json");
+    let wanted = match *method {
+        Method::GET => return Ok(json_response(StatusCode::OK, &scale_of(&old))),
+        Method::PUT => decode_body(body, content_type)?,
+        Method::PATCH => {
+            let patch = decode_body(body, content_type)?;
+            let mut view = scale_of(&old);
+            match patch_format(content_type)? {
+                PatchFormat::Json => {
+                    patch::json(&mut view, &patch).map_err(ApiError::bad_request)?
+                }
+                PatchFormat::Merge | PatchFormat::Strategic | PatchFormat::Apply => {
+                    patch::merge(&mut view, &patch)
+                }
+            }
+            view
+        }
+        _ => {
+            return Err(ApiError::method_not_allowed(format!(
+                "{method} is not supported on /scale"
+            )));
+        }
+    };
+    let replicas = wanted
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| ApiError::bad_request("a Scale needs spec.replicas"))?;
+    let mut patched = old.clone();
+    patched["spec"]["replicas"] = json!(replicas);
+    if let Some(rv) = wanted
+        .pointer("/metadata/resourceVersion")
+        .filter(|v| v.is_string())
+    {
+        patched["metadata"]["resourceVersion"] = rv.clone();
+    }
+    let manager = field_manager(query, headers);
+    let dry = dry_run(query)?;
+    let w = Write {
+        now: now(),
+        dry_run: dry,
+        ownership: Ownership::Update { manager: &manager },
+    };
+    let out = state.write_patched(rt, old, patched, Subresource::Main, &w)?;
+    drop(state);
+    wrote(shared, dry);
+    Ok(json_response(StatusCode::OK, &scale_of(&out)))
 }
 
 /// The wall clock, read at the edge; the store takes time as an argument.
@@ -379,6 +482,12 @@ async fn serve(
     let ns = target.namespace.as_deref();
     let respond =
         |code: StatusCode, obj: Value| json_response(code, &at_version(rt, &target.version, obj));
+    if target.scale
+        && let Some(name) = &target.name
+    {
+        shared.counters.writes.fetch_add(1, Ordering::Relaxed);
+        return serve_scale(shared, method, &target, name, headers, query, body);
+    }
     match (method.clone(), target.name.clone()) {
         (Method::GET, None) if flag(query, "watch") => {
             counters.watches.fetch_add(1, Ordering::Relaxed);
@@ -597,13 +706,16 @@ fn patch_object(
                 // Approximation: a status apply merges the applied status and records no
                 // ownership (status is never owned in this server).
                 let old = live.ok_or_else(|| ApiError::not_found(rt, name))?;
-                let mut patched = old.clone();
+                let mut patched = at_version(rt, &target.version, old.clone());
                 if let Some(status) = patch.get("status") {
                     patch::merge(&mut patched, &json!({"status": status}));
                 }
                 (Some(old), patched, update)
             } else {
-                let merged = crate::fields::apply(live.as_ref(), &patch, manager, force, now)
+                // Apply against the object as served at the request's version, as a real
+                // server converts before applying (else apiVersion itself looks changed).
+                let base = live.clone().map(|l| at_version(rt, &target.version, l));
+                let merged = crate::fields::apply(base.as_ref(), &patch, manager, force, now)
                     .map_err(|e| apply_error(rt, name, e))?;
                 let applied = Write {
                     ownership: Ownership::Applied,
@@ -617,12 +729,12 @@ fn patch_object(
             return Err(ApiError::unsupported_media_type(content_type));
         }
         (PatchFormat::Merge, Some(old)) => {
-            let mut patched = old.clone();
+            let mut patched = at_version(rt, &target.version, old.clone());
             patch::merge(&mut patched, &patch);
             (Some(old), patched, update)
         }
         (PatchFormat::Json, Some(old)) => {
-            let mut patched = old.clone();
+            let mut patched = at_version(rt, &target.version, old.clone());
             patch::json(&mut patched, &patch).map_err(|e| {
                 ApiError::new(
                     422,
@@ -633,7 +745,7 @@ fn patch_object(
             (Some(old), patched, update)
         }
         (PatchFormat::Strategic, Some(old)) => {
-            let mut patched = old.clone();
+            let mut patched = at_version(rt, &target.version, old.clone());
             patch::strategic(&mut patched, &patch).map_err(ApiError::bad_request)?;
             (Some(old), patched, update)
         }
@@ -699,7 +811,11 @@ fn start_watch(
     query: &HashMap<String, String>,
 ) -> Result<Response, ApiError> {
     let sel = selection(target, query)?;
+    // Streaming lists (`sendInitialEvents=true`): ADDED for what exists, then a bookmark
+    // marking the end of the initial events, whatever resourceVersion says.
+    let initial_events = flag(query, "sendInitialEvents");
     let from = match query.get("resourceVersion").map(String::as_str) {
+        _ if initial_events => None,
         None | Some("") | Some("0") => None,
         Some(rv) => Some(rv.parse::<u64>().map_err(|_| {
             ApiError::bad_request(format!(
@@ -733,6 +849,19 @@ fn start_watch(
             if let Some(line) = render_change(&rt, &version, &sel, &c)
                 && tx.send(Ok(line)).await.is_err()
             {
+                return;
+            }
+        }
+        if initial_events {
+            let end = json!({
+                "kind": rt.kind,
+                "apiVersion": rt.api_version(&version),
+                "metadata": {
+                    "resourceVersion": seen.to_string(),
+                    "annotations": {"k8s.io/initial-events-end": "true"},
+                },
+            });
+            if tx.send(Ok(event_line("BOOKMARK", &end))).await.is_err() {
                 return;
             }
         }
