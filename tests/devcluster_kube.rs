@@ -688,8 +688,7 @@ async fn watcher_follows_changes(config: kube::runtime::watcher::Config) {
     cms.create(&PostParams::default(), &config_map("before", json!({})))
         .await
         .unwrap();
-    let mut events =
-        kube::runtime::watcher(cms.clone(), kube::runtime::watcher::Config::default()).boxed();
+    let mut events = kube::runtime::watcher(cms.clone(), config).boxed();
     let mut seen = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let mut created = false;
