@@ -297,6 +297,24 @@ async fn persist(shared: Arc<api::Shared>, path: PathBuf) -> Result<(), DevClust
 
 /// `veer dev-cluster`: serve until Ctrl-C, with a kubeconfig written for kubectl and veer.
 pub async fn run(args: &DevClusterArgs) -> Result<(), DevClusterError> {
+    let mut signal_error = None;
+    let stop = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            signal_error = Some(e);
+        }
+    };
+    run_until(args, stop).await?;
+    match signal_error {
+        Some(e) => Err(DevClusterError::Signal(e)),
+        None => Ok(()),
+    }
+}
+
+/// [`run`] with the stop signal as an argument (tests stop it without a Ctrl-C).
+pub async fn run_until(
+    args: &DevClusterArgs,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), DevClusterError> {
     let cluster = DevCluster::start(DevClusterOptions {
         port: args.port,
         state_file: args.state.clone(),
@@ -309,9 +327,6 @@ pub async fn run(args: &DevClusterArgs) -> Result<(), DevClusterError> {
         cluster.url(),
         args.kubeconfig.display()
     );
-    let signal = tokio::signal::ctrl_c()
-        .await
-        .map_err(DevClusterError::Signal);
-    let stopped = cluster.shutdown().await;
-    signal.and(stopped)
+    stop.await;
+    cluster.shutdown().await
 }
