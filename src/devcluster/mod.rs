@@ -187,10 +187,13 @@ impl RunningCluster {
         )
     }
 
+    /// Write [`RunningCluster::kubeconfig`] to `path` (atomically: readers never see half).
     pub fn write_kubeconfig(&self, path: &Path) -> Result<(), DevClusterError> {
-        std::fs::write(path, self.kubeconfig()).map_err(|source| DevClusterError::WriteKubeconfig {
-            path: path.to_path_buf(),
-            source,
+        write_atomically(path, self.kubeconfig().as_bytes()).map_err(|source| {
+            DevClusterError::WriteKubeconfig {
+                path: path.to_path_buf(),
+                source,
+            }
         })
     }
 
@@ -252,17 +255,22 @@ fn load_state(path: &Path, state: &mut store::State) -> Result<(), DevClusterErr
         })
 }
 
-/// Write the state file atomically: a temporary file beside it, then a rename.
-fn write_state(path: &Path, snapshot: &serde_json::Value) -> Result<(), DevClusterError> {
-    let err = |source| DevClusterError::WriteState {
-        path: path.to_path_buf(),
-        source,
-    };
+/// Write a file atomically: a temporary file beside it, then a rename.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, snapshot.to_string()).map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+fn write_state(path: &Path, snapshot: &serde_json::Value) -> Result<(), DevClusterError> {
+    write_atomically(path, snapshot.to_string().as_bytes()).map_err(|source| {
+        DevClusterError::WriteState {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
 }
 
 /// Write the state file after writes (coalescing bursts) and once more at shutdown.
