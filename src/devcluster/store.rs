@@ -214,19 +214,15 @@ impl State {
             changes,
         };
         for ns in ["default", "kube-system", "kube-public"] {
-            let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-            // Built-in namespaces; creating them cannot fail on an empty store.
-            let _ = state.create_named(ns, obj, now);
+            // Creating a namespace in an empty store cannot fail.
+            let _ = state.create_namespace(ns, now);
         }
         state
     }
 
-    fn create_named(
-        &mut self,
-        _name: &str,
-        obj: Value,
-        now: DateTime<Utc>,
-    ) -> Result<Value, ApiError> {
+    /// A namespace as the server itself creates it at start.
+    fn create_namespace(&mut self, name: &str, now: DateTime<Utc>) -> Result<Value, ApiError> {
+        let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
         let rt = self
             .catalog
             .by_kind("", "Namespace")
