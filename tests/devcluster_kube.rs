@@ -294,6 +294,32 @@ async fn server_side_apply_tracks_managers_and_reports_conflicts() {
 }
 
 #[tokio::test]
+async fn apply_takes_the_name_from_the_url() {
+    let cluster = support::start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(support::client(&cluster), "default");
+    let created = cms
+        .patch(
+            "unnamed",
+            &PatchParams::apply("veer"),
+            &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "v"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.metadata.name.as_deref(), Some("unnamed"));
+    let other = cms
+        .patch(
+            "unnamed",
+            &PatchParams::apply("veer"),
+            &Patch::Apply(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other"}}),
+            ),
+        )
+        .await;
+    assert_eq!(api_error(other), (400, "BadRequest".into()));
+    cluster.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn dry_run_writes_nothing() {
     let cluster = support::start().await;
     let cms: Api<ConfigMap> = Api::namespaced(support::client(&cluster), "default");

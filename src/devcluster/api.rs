@@ -676,7 +676,17 @@ fn patch_object(
     let rt = &target.rt;
     let ns = target.namespace.as_deref();
     let format = patch_format(content_type)?;
-    let patch = decode_body(body, content_type)?;
+    let mut patch = decode_body(body, content_type)?;
+    if format == PatchFormat::Apply
+        && patch.is_object()
+        && patch.pointer("/metadata/name").is_none()
+    {
+        // The URL names the object; an applied configuration may leave the name out.
+        if !patch.get("metadata").is_some_and(Value::is_object) {
+            patch["metadata"] = json!({});
+        }
+        patch["metadata"]["name"] = json!(name);
+    }
     let now = now();
     let mut state = shared.lock();
     let live = match state.get(rt, ns, name) {
