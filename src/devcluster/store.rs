@@ -558,19 +558,7 @@ impl State {
         self.commit(rt, key, Some(old), patched, sub, w)
     }
 
-    /// Create through a server-side apply of an absent object.
-    pub fn create_applied(
-        &mut self,
-        rt: &ResourceType,
-        namespace: Option<&str>,
-        object: Value,
-        w: &Write,
-    ) -> Result<Value, ApiError> {
-        self.create(rt, namespace, object, w)
-    }
-
     /// The write rules shared by create, update and patch.
-    #[allow(clippy::too_many_arguments)]
     fn commit(
         &mut self,
         rt: &ResourceType,
