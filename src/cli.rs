@@ -50,6 +50,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Poll the repository and validate each new revision until stopped.
     Run(RunArgs),
+    /// Run an embedded, in-memory Kubernetes API server (tests, demos; not for production).
+    DevCluster(DevClusterArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -142,13 +144,15 @@ pub struct DevClusterArgs {
 impl Cli {
     /// The overrides the flags make to the configuration file.
     pub fn overrides(&self) -> Overrides {
+        let default = SourceArgs::default();
         let source = match &self.command {
             Command::Validate(a) => &a.source,
             Command::Run(a) => &a.source,
+            Command::DevCluster(_) => &default,
         };
         let (interval, schedule) = match &self.command {
             Command::Run(a) => (a.interval.clone(), a.schedule.clone()),
-            Command::Validate(_) => (None, None),
+            Command::Validate(_) | Command::DevCluster(_) => (None, None),
         };
         Overrides {
             repo: source.repo.clone(),

@@ -42,6 +42,12 @@ fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Validate(args) => validate_command(&config, &args),
         Command::Run(args) => run_command(&config, &args),
+        Command::DevCluster(args) => {
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(veer::devcluster::run(&args))?;
+            Ok(exit::OK)
+        }
     }
 }
 
