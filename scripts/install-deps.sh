@@ -9,6 +9,8 @@ needed=(
   "pkg-config:pkg-config"
   "sshd:openssh-server"
   "ssh-keygen:openssh-client"
+  # The analysis tests start their own Prometheus (own config, data dir and loopback port).
+  "prometheus:prometheus"
 )
 # Headers are checked by file, not by command.
 headers=(
@@ -73,4 +75,17 @@ if [ "$(id -u)" -ne 0 ]; then
 else SUDO=; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
+# Debian's prometheus package would start a system service; veer's tests never use it, so
+# keep package scripts from starting services (in a container policy-rc.d already does).
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod +x /usr/sbin/policy-rc.d
+  trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# On a machine with systemd the service we just installed may still be enabled; tests do not
+# need it running (a Prometheus that was already there is left alone).
+if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1 \
+  && [ -d /run/systemd/system ]; then
+  $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi

@@ -52,6 +52,9 @@ pub enum Command {
     Run(RunArgs),
     /// Run an embedded, in-memory Kubernetes API server (tests, demos; not for production).
     DevCluster(DevClusterArgs),
+    /// Serve synthetic Istio metrics whose traffic follows the live weights (tests, demos).
+    #[command(hide = true)]
+    SyntheticExporter(SyntheticExporterArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -141,6 +144,37 @@ pub struct DevClusterArgs {
     pub state: Option<PathBuf>,
 }
 
+/// `veer synthetic-exporter` (hidden; for tests and the demo): serve synthetic Istio metrics
+/// for traffic that follows the live VirtualService weights.
+#[derive(Debug, Clone, Args)]
+pub struct SyntheticExporterArgs {
+    /// Address to serve `/metrics` and `/control` on.
+    #[arg(long, env = "VEER_EXPORTER_LISTEN", default_value = "127.0.0.1:9464")]
+    pub listen: std::net::SocketAddr,
+
+    /// Requests per second each service receives, split across its subsets by weight.
+    #[arg(long, env = "VEER_EXPORTER_RPS", default_value_t = 20.0)]
+    pub requests_per_second: f64,
+
+    /// How often counters advance, in milliseconds.
+    #[arg(long, env = "VEER_EXPORTER_TICK_MS", default_value_t = 100)]
+    pub tick_ms: u64,
+
+    /// Follow the VirtualServices of this namespace on the API server of the current
+    /// kubeconfig. Without it (and without --all-namespaces) only weights set through
+    /// `PUT /control/{namespace}/{service}` generate traffic.
+    #[arg(long, env = "VEER_EXPORTER_NAMESPACE", value_name = "NS")]
+    pub namespace: Option<String>,
+
+    /// Follow VirtualServices in every namespace.
+    #[arg(long, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+
+    /// The networking.istio.io API version to watch.
+    #[arg(long, default_value = "v1")]
+    pub istio_api_version: String,
+}
+
 impl Cli {
     /// The overrides the flags make to the configuration file.
     pub fn overrides(&self) -> Overrides {
@@ -148,11 +182,13 @@ impl Cli {
         let source = match &self.command {
             Command::Validate(a) => &a.source,
             Command::Run(a) => &a.source,
-            Command::DevCluster(_) => &default,
+            Command::DevCluster(_) | Command::SyntheticExporter(_) => &default,
         };
         let (interval, schedule) = match &self.command {
             Command::Run(a) => (a.interval.clone(), a.schedule.clone()),
-            Command::Validate(_) | Command::DevCluster(_) => (None, None),
+            Command::Validate(_) | Command::DevCluster(_) | Command::SyntheticExporter(_) => {
+                (None, None)
+            }
         };
         Overrides {
             repo: source.repo.clone(),

@@ -4,11 +4,13 @@
 //! state) → `diff` → `sync` → `rollout` → `analysis` → `notify`. `manifest`, `validate`,
 //! `diff` and `rollout` are pure: no kube, no HTTP, no git.
 
+pub mod analysis;
 pub mod cli;
 pub mod config;
 pub mod devcluster;
 pub mod diagnostic;
 pub mod diff;
+pub mod exporter;
 pub mod fields;
 pub mod manifest;
 pub mod source;

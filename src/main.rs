@@ -37,6 +37,8 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<i32> {
+    // reqwest shares kube's rustls stack without choosing a crypto provider: choose it once.
+    veer::analysis::install_crypto_provider();
     let config = load_config(&cli)?;
     init_logging(&config)?;
     match cli.command {
@@ -48,6 +50,7 @@ fn run(cli: Cli) -> Result<i32> {
             runtime.block_on(veer::devcluster::run(&args))?;
             Ok(exit::OK)
         }
+        Command::SyntheticExporter(args) => synthetic_exporter(&args),
     }
 }
 
@@ -79,6 +82,40 @@ fn init_logging(config: &Config) -> Result<()> {
         LogFormat::Json => builder.json().init(),
     }
     Ok(())
+}
+
+/// `veer synthetic-exporter`: serve Istio-shaped metrics until Ctrl-C.
+fn synthetic_exporter(args: &veer::cli::SyntheticExporterArgs) -> Result<i32> {
+    use veer::exporter::{Exporter, ExporterConfig, WatchConfig};
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let watch = if args.namespace.is_some() || args.all_namespaces {
+            let client = kube::Client::try_default()
+                .await
+                .context("cannot reach the Kubernetes API server of the current kubeconfig")?;
+            Some(WatchConfig {
+                client,
+                namespace: args.namespace.clone(),
+                api_version: args.istio_api_version.clone(),
+            })
+        } else {
+            None
+        };
+        let exporter = Exporter::start(ExporterConfig {
+            listen: args.listen,
+            requests_per_second: args.requests_per_second,
+            tick: std::time::Duration::from_millis(args.tick_ms),
+            watch,
+        })
+        .await?;
+        info!(addr = %exporter.addr(), "synthetic Istio metrics exporter serving /metrics and /control");
+        exporter
+            .run_until(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await;
+        Ok(exit::OK)
+    })
 }
 
 /// `veer validate [PATH] [--repo URL --ref REF]`.
