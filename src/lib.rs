@@ -7,6 +7,8 @@
 pub mod cli;
 pub mod config;
 pub mod diagnostic;
+pub mod diff;
+pub mod fields;
 pub mod manifest;
 pub mod source;
 pub mod validate;
