@@ -31,6 +31,31 @@ if command -v git >/dev/null 2>&1; then
   [ -x "$execdir/git-http-backend" ] || missing+=("git")
 fi
 
+# Debian's kubectl (package kubernetes-client, 1.20), unpacked into target/tools/ rather than
+# installed: another package on some machines ships a conflicting /usr/bin/kubectl, and the
+# tests must run against Debian's. `apt-get download` needs no root. Idempotent.
+install_kubectl() {
+  local root tools
+  root=$(cd "$(dirname "$0")/.." && pwd)
+  tools="$root/target/tools"
+  if [ -x "$tools/kubernetes-client/usr/bin/kubectl" ]; then return 0; fi
+  echo "deps: fetching Debian's kubernetes-client into $tools"
+  mkdir -p "$tools"
+  local tmp
+  tmp=$(mktemp -d)
+  chmod 755 "$tmp"  # apt downloads as the _apt user when it can
+  if ! (cd "$tmp" && apt-get download -qq kubernetes-client >/dev/null); then
+    echo "deps: apt-get download kubernetes-client failed (try: apt-get update)" >&2
+    rm -rf "$tmp"; return 1
+  fi
+  rm -rf "$tools/kubernetes-client"
+  dpkg -x "$tmp"/kubernetes-client_*.deb "$tools/kubernetes-client"
+  rm -rf "$tmp"
+  "$tools/kubernetes-client/usr/bin/kubectl" version --client --short 2>/dev/null \
+    || "$tools/kubernetes-client/usr/bin/kubectl" version --client
+}
+install_kubectl
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "deps: all present"
   exit 0

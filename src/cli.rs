@@ -118,6 +118,27 @@ pub struct RunArgs {
     pub once: bool,
 }
 
+/// `veer dev-cluster`: an embedded Kubernetes API server for tests and demos.
+#[derive(Debug, Clone, Args)]
+pub struct DevClusterArgs {
+    /// Port on 127.0.0.1 (0: any free port).
+    #[arg(long, env = "VEER_DEV_CLUSTER_PORT", default_value_t = 6443)]
+    pub port: u16,
+
+    /// Write a kubeconfig for the server here (for kubectl and `veer --kubeconfig`).
+    #[arg(
+        long,
+        env = "VEER_DEV_CLUSTER_KUBECONFIG",
+        value_name = "FILE",
+        default_value = "dev-cluster.kubeconfig"
+    )]
+    pub kubeconfig: PathBuf,
+
+    /// Keep objects in this file across restarts.
+    #[arg(long, env = "VEER_DEV_CLUSTER_STATE", value_name = "FILE")]
+    pub state: Option<PathBuf>,
+}
+
 impl Cli {
     /// The overrides the flags make to the configuration file.
     pub fn overrides(&self) -> Overrides {

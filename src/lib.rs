@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod devcluster;
 pub mod diagnostic;
 pub mod diff;
 pub mod fields;

@@ -1,0 +1,689 @@
+//! The HTTP edge: Kubernetes REST paths (`/api/v1/namespaces/{ns}/{plural}/{name}/status`,
+//! `/apis/{group}/{version}/…`), discovery, OpenAPI, and watch streams, on top of the store.
+//!
+//! Resource paths are parsed by hand in one fallback handler: Kubernetes' path grammar is
+//! ambiguous for a router (`namespaces/x/status` vs `namespaces/x/configmaps`).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State as AxState};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use tokio::sync::{Notify, broadcast, mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::catalog::ResourceType;
+use super::openapi;
+use super::patch;
+use super::selector::{FieldSelector, LabelSelector};
+use super::status::ApiError;
+use super::store::{Change, ChangeType, Selection, State, Subresource, at_version};
+
+/// Counts of the requests served, by verb (for benchmarks: an idle poll must make none).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub total: AtomicU64,
+    pub gets: AtomicU64,
+    pub lists: AtomicU64,
+    pub watches: AtomicU64,
+    pub writes: AtomicU64,
+    pub discovery: AtomicU64,
+}
+
+/// A copy of [`Counters`] at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestCounts {
+    pub total: u64,
+    pub gets: u64,
+    pub lists: u64,
+    pub watches: u64,
+    pub writes: u64,
+    pub discovery: u64,
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> RequestCounts {
+        RequestCounts {
+            total: self.total.load(Ordering::Relaxed),
+            gets: self.gets.load(Ordering::Relaxed),
+            lists: self.lists.load(Ordering::Relaxed),
+            watches: self.watches.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+            discovery: self.discovery.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What handlers share.
+pub struct Shared {
+    pub state: Mutex<State>,
+    pub counters: Counters,
+    /// Woken after every committed write (the state file writer listens).
+    pub dirty: Notify,
+    /// Flips to true at shutdown so open watches end and the server can stop.
+    pub closing: watch::Sender<bool>,
+    pub bookmark_interval: Duration,
+}
+
+impl Shared {
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the map half-written in a way that
+        // matters for a dev server; keep serving.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/version", get(version))
+        .route("/api", get(core_versions))
+        .route("/apis", get(group_list))
+        .route("/openapi/v2", get(openapi_v2))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/livez", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ok" }))
+        .fallback(resource)
+        .with_state(shared)
+}
+
+fn json_response(code: StatusCode, body: &Value) -> Response {
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn error_response(e: &ApiError) -> Response {
+    let code = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(code, &e.to_status())
+}
+
+fn count_discovery(shared: &Shared) {
+    shared.counters.total.fetch_add(1, Ordering::Relaxed);
+    shared.counters.discovery.fetch_add(1, Ordering::Relaxed);
+}
+
+async fn version(AxState(shared): AxState<Arc<Shared>>) -> Response {
+    count_discovery(&shared);
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "major": "1",
+            "minor": "33",
+            "gitVersion": "v1.33.0-veer-devcluster",
+            "gitCommit": "0000000000000000000000000000000000000000",
+            "gitTreeState": "clean",
+            "buildDate": "2026-01-01T00:00:00Z",
+            "goVersion": "none (veer dev-cluster)",
+            "compiler": "rustc",
+            "platform": "linux/amd64"
+        }),
+    )
+}
+
+async fn core_versions(AxState(shared): AxState<Arc<Shared>>, headers: HeaderMap) -> Response {
+    count_discovery(&shared);
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1")
+        .to_string();
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "kind": "APIVersions",
+            "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}]
+        }),
+    )
+}
+
+fn group_json(group: &str, versions: &[String]) -> Value {
+    let vs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+        .collect();
+    json!({"name": group, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(json!({}))})
+}
+
+async fn group_list(AxState(shared): AxState<Arc<Shared>>) -> Response {
+    count_discovery(&shared);
+    let groups: Vec<Value> = shared
+        .lock()
+        .catalog
+        .groups()
+        .iter()
+        .map(|(g, vs)| group_json(g, vs))
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}),
+    )
+}
+
+async fn openapi_v2(AxState(shared): AxState<Arc<Shared>>, headers: HeaderMap) -> Response {
+    count_discovery(&shared);
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if accept.contains("protobuf") {
+        (
+            StatusCode::OK,
+            // What kube-apiserver sends: Go's mime parser rejects the '@' of the name asked for.
+            [(header::CONTENT_TYPE, "application/octet-stream")],
+            openapi::v2_protobuf(&shared.lock().catalog),
+        )
+            .into_response()
+    } else {
+        json_response(StatusCode::OK, &openapi::v2_json(&shared.lock().catalog))
+    }
+}
+
+/// A parsed resource path.
+struct Target {
+    rt: ResourceType,
+    version: String,
+    namespace: Option<String>,
+    name: Option<String>,
+    sub: Subresource,
+}
+
+enum Parsed {
+    /// `/api/v1` or `/apis/{g}/{v}`: the resource list of a group version.
+    ResourceList(String, String),
+    /// `/apis/{g}`.
+    Group(String),
+    Resource(Target),
+}
+
+fn not_found_path() -> ApiError {
+    ApiError::new(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    )
+}
+
+fn parse_path(state: &State, path: &str) -> Result<Parsed, ApiError> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version, rest) = match segs.as_slice() {
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g] => return Ok(Parsed::Group(g.to_string())),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return Err(not_found_path()),
+    };
+    if rest.is_empty() {
+        return Ok(Parsed::ResourceList(group.into(), version.into()));
+    }
+    let namespace_sub = |s: &str| matches!(s, "status" | "finalize");
+    let (namespace, tail) = match rest {
+        ["namespaces", ns, third, tail @ ..] if !(tail.is_empty() && namespace_sub(third)) => {
+            (Some(ns.to_string()), &rest[2..])
+        }
+        _ => (None, rest),
+    };
+    let (plural, name, sub) = match tail {
+        [plural] => (*plural, None, None),
+        [plural, name] => (*plural, Some(name.to_string()), None),
+        [plural, name, sub] => (*plural, Some(name.to_string()), Some(*sub)),
+        _ => return Err(not_found_path()),
+    };
+    let rt = state
+        .catalog
+        .by_plural(group, version, plural)
+        .cloned()
+        .ok_or_else(not_found_path)?;
+    let sub = match sub {
+        None => Subresource::Main,
+        Some("status") if rt.status_subresource => Subresource::Status,
+        Some(_) => return Err(not_found_path()),
+    };
+    if (rt.namespaced && namespace.is_none() && name.is_some())
+        || (!rt.namespaced && namespace.is_some())
+    {
+        return Err(not_found_path());
+    }
+    Ok(Parsed::Resource(Target {
+        rt,
+        version: version.to_string(),
+        namespace,
+        name,
+        sub,
+    }))
+}
+
+/// Wall-clock time as Kubernetes writes timestamps (RFC 3339, seconds).
+pub(crate) fn now() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn decode_body(body: &Bytes, content_type: &str) -> Result<Value, ApiError> {
+    if content_type.contains("yaml") {
+        let text = std::str::from_utf8(body)
+            .map_err(|_| ApiError::bad_request("the request body is not UTF-8"))?;
+        serde_saphyr::from_str::<Value>(text)
+            .map_err(|e| ApiError::bad_request(format!("the request body is not valid YAML: {e}")))
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
+    }
+}
+
+fn flag(query: &HashMap<String, String>, key: &str) -> bool {
+    query
+        .get(key)
+        .is_some_and(|v| v == "true" || v == "1" || v.is_empty())
+}
+
+fn dry_run(query: &HashMap<String, String>) -> Result<bool, ApiError> {
+    match query.get("dryRun").map(String::as_str) {
+        None | Some("") => Ok(false),
+        Some("All") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "unsupported dryRun value {other:?}: only \"All\" is supported"
+        ))),
+    }
+}
+
+fn selection(target: &Target, query: &HashMap<String, String>) -> Result<Selection, ApiError> {
+    let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))
+        .map_err(ApiError::bad_request)?;
+    let fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))
+        .map_err(ApiError::bad_request)?;
+    Ok(Selection {
+        namespace: target.namespace.clone(),
+        labels,
+        fields,
+    })
+}
+
+async fn resource(
+    AxState(shared): AxState<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    shared.counters.total.fetch_add(1, Ordering::Relaxed);
+    match serve(&shared, &method, uri.path(), &headers, &query, &body).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn serve(
+    shared: &Arc<Shared>,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let parsed = parse_path(&shared.lock(), path)?;
+    let target = match parsed {
+        Parsed::ResourceList(group, version) => {
+            shared.counters.discovery.fetch_add(1, Ordering::Relaxed);
+            return resource_list(shared, &group, &version);
+        }
+        Parsed::Group(group) => {
+            shared.counters.discovery.fetch_add(1, Ordering::Relaxed);
+            let groups = shared.lock().catalog.groups();
+            let (g, vs) = groups
+                .iter()
+                .find(|(g, _)| *g == group)
+                .ok_or_else(not_found_path)?;
+            let mut body = group_json(g, vs);
+            body["kind"] = json!("APIGroup");
+            body["apiVersion"] = json!("v1");
+            return Ok(json_response(StatusCode::OK, &body));
+        }
+        Parsed::Resource(t) => t,
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("application/json")
+        .to_string();
+    let counters = &shared.counters;
+    let rt = &target.rt;
+    let ns = target.namespace.as_deref();
+    let respond =
+        |code: StatusCode, obj: Value| json_response(code, &at_version(rt, &target.version, obj));
+    match (method.clone(), target.name.clone()) {
+        (Method::GET, None) if flag(query, "watch") => {
+            counters.watches.fetch_add(1, Ordering::Relaxed);
+            start_watch(shared, &target, query)
+        }
+        (Method::GET, None) => {
+            counters.lists.fetch_add(1, Ordering::Relaxed);
+            let sel = selection(&target, query)?;
+            let (items, rv) = shared.lock().list(rt, &sel);
+            let items: Vec<Value> = items
+                .into_iter()
+                .map(|o| at_version(rt, &target.version, o))
+                .collect();
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({
+                    "kind": format!("{}List", rt.kind),
+                    "apiVersion": rt.api_version(&target.version),
+                    "metadata": {"resourceVersion": rv.to_string()},
+                    "items": items,
+                }),
+            ))
+        }
+        (Method::GET, Some(name)) => {
+            counters.gets.fetch_add(1, Ordering::Relaxed);
+            let obj = shared.lock().get(rt, ns, &name)?;
+            Ok(respond(StatusCode::OK, obj))
+        }
+        (Method::POST, None) => {
+            counters.writes.fetch_add(1, Ordering::Relaxed);
+            let obj = decode_body(body, &content_type)?;
+            let dry = dry_run(query)?;
+            let created = shared.lock().create(rt, ns, obj, dry, &now())?;
+            wrote(shared, dry);
+            Ok(respond(StatusCode::CREATED, created))
+        }
+        (Method::PUT, Some(name)) => {
+            counters.writes.fetch_add(1, Ordering::Relaxed);
+            let obj = decode_body(body, &content_type)?;
+            let dry = dry_run(query)?;
+            let updated = shared
+                .lock()
+                .update(rt, ns, &name, obj, target.sub, dry, &now())?;
+            wrote(shared, dry);
+            Ok(respond(StatusCode::OK, updated))
+        }
+        (Method::PATCH, Some(name)) => {
+            counters.writes.fetch_add(1, Ordering::Relaxed);
+            let dry = dry_run(query)?;
+            let (code, obj) =
+                patch_object(shared, &target, &name, &content_type, body, query, dry)?;
+            wrote(shared, dry);
+            Ok(respond(code, obj))
+        }
+        (Method::DELETE, Some(name)) => {
+            counters.writes.fetch_add(1, Ordering::Relaxed);
+            let options = if body.is_empty() {
+                Value::Null
+            } else {
+                decode_body(body, &content_type)?
+            };
+            let dry = dry_run(query)?
+                || options
+                    .get("dryRun")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| a.iter().any(|v| v == "All"));
+            let preconditions = options.get("preconditions").cloned().unwrap_or(Value::Null);
+            let deleted = shared.lock().delete(rt, ns, &name, &preconditions, dry)?;
+            wrote(shared, dry);
+            Ok(respond(StatusCode::OK, deleted))
+        }
+        (Method::DELETE, None) => {
+            counters.writes.fetch_add(1, Ordering::Relaxed);
+            let dry = dry_run(query)?;
+            let sel = selection(&target, query)?;
+            let mut state = shared.lock();
+            let (items, _) = state.list(rt, &sel);
+            let mut deleted = Vec::new();
+            for item in items {
+                let name = item
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let item_ns = item.pointer("/metadata/namespace").and_then(Value::as_str);
+                deleted.push(at_version(
+                    rt,
+                    &target.version,
+                    state.delete(rt, item_ns, name, &Value::Null, dry)?,
+                ));
+            }
+            drop(state);
+            wrote(shared, dry);
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(&target.version), "metadata": {}, "items": deleted}),
+            ))
+        }
+        (m, _) => Err(ApiError::method_not_allowed(format!(
+            "{m} is not supported on this path"
+        ))),
+    }
+}
+
+fn wrote(shared: &Shared, dry_run: bool) {
+    if !dry_run {
+        shared.dirty.notify_one();
+    }
+}
+
+fn resource_list(shared: &Shared, group: &str, version: &str) -> Result<Response, ApiError> {
+    let state = shared.lock();
+    let resources: Vec<Value> = state
+        .catalog
+        .in_group_version(group, version)
+        .flat_map(|t| t.discovery_entries())
+        .collect();
+    if resources.is_empty() {
+        return Err(not_found_path());
+    }
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    ))
+}
+
+/// Which patch format the request's Content-Type names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PatchFormat {
+    Merge,
+    Json,
+    Strategic,
+    Apply,
+}
+
+fn patch_format(content_type: &str) -> Result<PatchFormat, ApiError> {
+    let base = content_type.split(';').next().unwrap_or("").trim();
+    match base {
+        "application/merge-patch+json" => Ok(PatchFormat::Merge),
+        "application/json-patch+json" => Ok(PatchFormat::Json),
+        "application/strategic-merge-patch+json" => Ok(PatchFormat::Strategic),
+        "application/apply-patch+yaml" => Ok(PatchFormat::Apply),
+        other => Err(ApiError::unsupported_media_type(other)),
+    }
+}
+
+/// Custom kinds (Istio's and CRD-registered ones) are CRDs on a real cluster, which refuse
+/// strategic merge patches.
+fn is_custom(rt: &ResourceType) -> bool {
+    rt.group.contains('.') && !rt.group.ends_with(".k8s.io")
+}
+
+fn patch_object(
+    shared: &Shared,
+    target: &Target,
+    name: &str,
+    content_type: &str,
+    body: &Bytes,
+    query: &HashMap<String, String>,
+    dry: bool,
+) -> Result<(StatusCode, Value), ApiError> {
+    let rt = &target.rt;
+    let ns = target.namespace.as_deref();
+    let format = patch_format(content_type)?;
+    let patch = decode_body(body, content_type)?;
+    let now = now();
+    let mut state = shared.lock();
+    match format {
+        PatchFormat::Apply => {
+            let _ = (query, &mut state, ns);
+            Err(ApiError::new(
+                415,
+                "UnsupportedMediaType",
+                "server-side apply is not available in this build of the dev cluster",
+            ))
+        }
+        PatchFormat::Merge | PatchFormat::Json | PatchFormat::Strategic => {
+            let old = state.get(rt, ns, name)?;
+            let mut patched = old.clone();
+            match format {
+                PatchFormat::Merge => patch::merge(&mut patched, &patch),
+                PatchFormat::Json => patch::json(&mut patched, &patch).map_err(|e| {
+                    ApiError::new(
+                        422,
+                        "Invalid",
+                        format!("the JSON patch could not be applied: {e}"),
+                    )
+                })?,
+                PatchFormat::Strategic if is_custom(rt) => {
+                    return Err(ApiError::unsupported_media_type(content_type));
+                }
+                PatchFormat::Strategic => {
+                    patch::strategic(&mut patched, &patch).map_err(ApiError::bad_request)?
+                }
+                PatchFormat::Apply => {}
+            }
+            let out = state.write_patched(rt, old, patched, target.sub, dry, &now)?;
+            Ok((StatusCode::OK, out))
+        }
+    }
+}
+
+/// One watch event line.
+fn event_line(kind: &str, object: &Value) -> Bytes {
+    let mut line = json!({"type": kind, "object": object}).to_string();
+    line.push('\n');
+    Bytes::from(line)
+}
+
+fn start_watch(
+    shared: &Arc<Shared>,
+    target: &Target,
+    query: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
+    let sel = selection(target, query)?;
+    let from = match query.get("resourceVersion").map(String::as_str) {
+        None | Some("") | Some("0") => None,
+        Some(rv) => Some(rv.parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "resourceVersion {rv:?} is not a version this server issued"
+            ))
+        })?),
+    };
+    let bookmarks = flag(query, "allowWatchBookmarks");
+    let timeout = query
+        .get("timeoutSeconds")
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
+    let rt = target.rt.clone();
+    let version = target.version.clone();
+    let start = shared.lock().watch(&rt, from, &sel);
+    let mut closing = shared.closing.subscribe();
+    let interval = shared.bookmark_interval;
+    tokio::spawn(async move {
+        let start = match start {
+            Ok(s) => s,
+            Err(e) => {
+                // A real server answers 200 and sends the 410 as an ERROR event.
+                let _ = tx.send(Ok(event_line("ERROR", &e.to_status()))).await;
+                return;
+            }
+        };
+        let mut seen = start.seen;
+        let mut feed = start.feed;
+        for c in start.backlog {
+            if let Some(line) = render_change(&rt, &version, &sel, &c)
+                && tx.send(Ok(line)).await.is_err()
+            {
+                return;
+            }
+        }
+        let deadline = tokio::time::sleep(timeout.unwrap_or(Duration::from_secs(365 * 24 * 3600)));
+        tokio::pin!(deadline);
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        loop {
+            tokio::select! {
+                received = feed.recv() => match received {
+                    Ok(c) => {
+                        if c.rv <= seen {
+                            continue;
+                        }
+                        seen = seen.max(c.rv);
+                        if let Some(line) = render_change(&rt, &version, &sel, &c)
+                            && tx.send(Ok(line)).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        // This watcher fell behind the history: it must relist.
+                        let e = ApiError::expired(seen, seen);
+                        let _ = tx.send(Ok(event_line("ERROR", &e.to_status()))).await;
+                        return;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = ticker.tick(), if bookmarks => {
+                    let bookmark = json!({
+                        "kind": rt.kind,
+                        "apiVersion": rt.api_version(&version),
+                        "metadata": {"resourceVersion": seen.to_string()},
+                    });
+                    if tx.send(Ok(event_line("BOOKMARK", &bookmark))).await.is_err() {
+                        return;
+                    }
+                }
+                _ = &mut deadline => return,
+                _ = closing.changed() => return,
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(ReceiverStream::new(rx)),
+    )
+        .into_response())
+}
+
+/// The event a watch with `sel` sees for change `c`, if any: an object that starts or stops
+/// matching a selector is ADDED or DELETED for that watch, as on a real server.
+fn render_change(rt: &ResourceType, version: &str, sel: &Selection, c: &Change) -> Option<Bytes> {
+    if c.key.group != rt.group || c.key.kind != rt.kind {
+        return None;
+    }
+    let now_matches = sel.matches(&c.object);
+    let before = c.previous.as_ref().is_some_and(|p| sel.matches(p));
+    let kind = match c.change {
+        ChangeType::Added if now_matches => "ADDED",
+        ChangeType::Deleted if now_matches => "DELETED",
+        ChangeType::Modified => match (before, now_matches) {
+            (true, true) => "MODIFIED",
+            (false, true) => "ADDED",
+            (true, false) => "DELETED",
+            (false, false) => return None,
+        },
+        ChangeType::Added | ChangeType::Deleted => return None,
+    };
+    Some(event_line(kind, &at_version(rt, version, c.object.clone())))
+}
