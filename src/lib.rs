@@ -5,11 +5,14 @@
 //! `diff` and `rollout` are pure: no kube, no HTTP, no git.
 
 pub mod cli;
+pub mod cluster;
 pub mod config;
+pub mod controller;
 pub mod devcluster;
 pub mod diagnostic;
 pub mod diff;
 pub mod fields;
 pub mod manifest;
 pub mod source;
+pub mod sync;
 pub mod validate;
