@@ -16,6 +16,7 @@ use axum::extract::{Query, State as AxState};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -25,7 +26,9 @@ use super::openapi;
 use super::patch;
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
-use super::store::{Change, ChangeType, Selection, State, Subresource, at_version};
+use super::store::{
+    Change, ChangeType, Ownership, Selection, State, Subresource, Write, at_version,
+};
 
 /// Counts of the requests served, by verb (for benchmarks: an idle poll must make none).
 #[derive(Debug, Default)]
@@ -197,6 +200,8 @@ struct Target {
     namespace: Option<String>,
     name: Option<String>,
     sub: Subresource,
+    /// `/scale` (Deployments): the replica count seen as an `autoscaling/v1` Scale.
+    scale: bool,
 }
 
 enum Parsed {
@@ -244,9 +249,11 @@ fn parse_path(state: &State, path: &str) -> Result<Parsed, ApiError> {
         .by_plural(group, version, plural)
         .cloned()
         .ok_or_else(not_found_path)?;
+    let scale = sub == Some("scale") && has_scale(&rt);
     let sub = match sub {
         None => Subresource::Main,
         Some("status") if rt.status_subresource => Subresource::Status,
+        Some("scale") if scale => Subresource::Main,
         Some(_) => return Err(not_found_path()),
     };
     if (rt.namespaced && namespace.is_none() && name.is_some())
@@ -260,12 +267,126 @@ fn parse_path(state: &State, path: &str) -> Result<Parsed, ApiError> {
         namespace,
         name,
         sub,
+        scale,
     }))
 }
 
-/// Wall-clock time as Kubernetes writes timestamps (RFC 3339, seconds).
-pub(crate) fn now() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+/// Kinds with a `/scale` subresource (for `kubectl scale`).
+pub(crate) fn has_scale(rt: &ResourceType) -> bool {
+    rt.group == "apps" && rt.kind == "Deployment"
+}
+
+/// The `autoscaling/v1` Scale view of a Deployment.
+fn scale_of(object: &Value) -> Value {
+    let meta = &object["metadata"];
+    let labels = object
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    json!({
+        "apiVersion": "autoscaling/v1",
+        "kind": "Scale",
+        "metadata": {
+            "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"],
+        },
+        "spec": {"replicas": object.pointer("/spec/replicas").cloned().unwrap_or(json!(1))},
+        "status": {
+            "replicas": object.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+            "selector": labels,
+        },
+    })
+}
+
+/// GET, PUT or PATCH of `/scale`: reads and writes `.spec.replicas` of the object.
+fn serve_scale(
+    shared: &Shared,
+    method: &Method,
+    target: &Target,
+    name: &str,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let rt = &target.rt;
+    let ns = target.namespace.as_deref();
+    let mut state = shared.lock();
+    let old = state.get(rt, ns, name)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("application/json");
+    let wanted = match *method {
+        Method::GET => return Ok(json_response(StatusCode::OK, &scale_of(&old))),
+        Method::PUT => decode_body(body, content_type)?,
+        Method::PATCH => {
+            let patch = decode_body(body, content_type)?;
+            let mut view = scale_of(&old);
+            match patch_format(content_type)? {
+                PatchFormat::Json => {
+                    patch::json(&mut view, &patch).map_err(ApiError::bad_request)?
+                }
+                PatchFormat::Merge | PatchFormat::Strategic | PatchFormat::Apply => {
+                    patch::merge(&mut view, &patch)
+                }
+            }
+            view
+        }
+        _ => {
+            return Err(ApiError::method_not_allowed(format!(
+                "{method} is not supported on /scale"
+            )));
+        }
+    };
+    let replicas = wanted
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| ApiError::bad_request("a Scale needs spec.replicas"))?;
+    let mut patched = old.clone();
+    patched["spec"]["replicas"] = json!(replicas);
+    if let Some(rv) = wanted
+        .pointer("/metadata/resourceVersion")
+        .filter(|v| v.is_string())
+    {
+        patched["metadata"]["resourceVersion"] = rv.clone();
+    }
+    let manager = field_manager(query, headers);
+    let dry = dry_run(query)?;
+    let w = Write {
+        now: now(),
+        dry_run: dry,
+        ownership: Ownership::Update { manager: &manager },
+    };
+    let out = state.write_patched(rt, old, patched, Subresource::Main, &w)?;
+    drop(state);
+    wrote(shared, dry);
+    Ok(json_response(StatusCode::OK, &scale_of(&out)))
+}
+
+/// The wall clock, read at the edge; the store takes time as an argument.
+pub(crate) fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+/// The field manager of a write: `fieldManager`, else (as kube-apiserver does) the client's
+/// User-Agent up to its first `/` (`kubectl`, `kube-rs`…).
+fn field_manager(query: &HashMap<String, String>, headers: &HeaderMap) -> String {
+    if let Some(m) = query.get("fieldManager").filter(|m| !m.is_empty()) {
+        return m.clone();
+    }
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|ua| ua.split('/').next())
+        .filter(|m| !m.is_empty())
+        .unwrap_or("unknown")
+        .to_string()
 }
 
 fn decode_body(body: &Bytes, content_type: &str) -> Result<Value, ApiError> {
@@ -361,6 +482,12 @@ async fn serve(
     let ns = target.namespace.as_deref();
     let respond =
         |code: StatusCode, obj: Value| json_response(code, &at_version(rt, &target.version, obj));
+    if target.scale
+        && let Some(name) = &target.name
+    {
+        shared.counters.writes.fetch_add(1, Ordering::Relaxed);
+        return serve_scale(shared, method, &target, name, headers, query, body);
+    }
     match (method.clone(), target.name.clone()) {
         (Method::GET, None) if flag(query, "watch") => {
             counters.watches.fetch_add(1, Ordering::Relaxed);
@@ -393,7 +520,13 @@ async fn serve(
             counters.writes.fetch_add(1, Ordering::Relaxed);
             let obj = decode_body(body, &content_type)?;
             let dry = dry_run(query)?;
-            let created = shared.lock().create(rt, ns, obj, dry, &now())?;
+            let manager = field_manager(query, headers);
+            let w = Write {
+                now: now(),
+                dry_run: dry,
+                ownership: Ownership::Update { manager: &manager },
+            };
+            let created = shared.lock().create(rt, ns, obj, &w)?;
             wrote(shared, dry);
             Ok(respond(StatusCode::CREATED, created))
         }
@@ -401,17 +534,29 @@ async fn serve(
             counters.writes.fetch_add(1, Ordering::Relaxed);
             let obj = decode_body(body, &content_type)?;
             let dry = dry_run(query)?;
-            let updated = shared
-                .lock()
-                .update(rt, ns, &name, obj, target.sub, dry, &now())?;
+            let manager = field_manager(query, headers);
+            let w = Write {
+                now: now(),
+                dry_run: dry,
+                ownership: Ownership::Update { manager: &manager },
+            };
+            let updated = shared.lock().update(rt, ns, &name, obj, target.sub, &w)?;
             wrote(shared, dry);
             Ok(respond(StatusCode::OK, updated))
         }
         (Method::PATCH, Some(name)) => {
             counters.writes.fetch_add(1, Ordering::Relaxed);
             let dry = dry_run(query)?;
-            let (code, obj) =
-                patch_object(shared, &target, &name, &content_type, body, query, dry)?;
+            let (code, obj) = patch_object(
+                shared,
+                &target,
+                &name,
+                &content_type,
+                body,
+                &field_manager(query, headers),
+                flag(query, "force"),
+                dry,
+            )?;
             wrote(shared, dry);
             Ok(respond(code, obj))
         }
@@ -517,53 +662,149 @@ fn is_custom(rt: &ResourceType) -> bool {
     rt.group.contains('.') && !rt.group.ends_with(".k8s.io")
 }
 
+#[allow(clippy::too_many_arguments)]
 fn patch_object(
     shared: &Shared,
     target: &Target,
     name: &str,
     content_type: &str,
     body: &Bytes,
-    query: &HashMap<String, String>,
+    manager: &str,
+    force: bool,
     dry: bool,
 ) -> Result<(StatusCode, Value), ApiError> {
     let rt = &target.rt;
     let ns = target.namespace.as_deref();
     let format = patch_format(content_type)?;
-    let patch = decode_body(body, content_type)?;
+    let mut patch = decode_body(body, content_type)?;
+    if format == PatchFormat::Apply
+        && patch.is_object()
+        && patch.pointer("/metadata/name").is_none()
+    {
+        // The URL names the object; an applied configuration may leave the name out.
+        if !patch.get("metadata").is_some_and(Value::is_object) {
+            patch["metadata"] = json!({});
+        }
+        patch["metadata"]["name"] = json!(name);
+    }
     let now = now();
     let mut state = shared.lock();
-    match format {
-        PatchFormat::Apply => {
-            let _ = (query, &mut state, ns);
-            Err(ApiError::new(
-                415,
-                "UnsupportedMediaType",
-                "server-side apply is not available in this build of the dev cluster",
-            ))
-        }
-        PatchFormat::Merge | PatchFormat::Json | PatchFormat::Strategic => {
-            let old = state.get(rt, ns, name)?;
-            let mut patched = old.clone();
-            match format {
-                PatchFormat::Merge => patch::merge(&mut patched, &patch),
-                PatchFormat::Json => patch::json(&mut patched, &patch).map_err(|e| {
-                    ApiError::new(
-                        422,
-                        "Invalid",
-                        format!("the JSON patch could not be applied: {e}"),
-                    )
-                })?,
-                PatchFormat::Strategic if is_custom(rt) => {
-                    return Err(ApiError::unsupported_media_type(content_type));
-                }
-                PatchFormat::Strategic => {
-                    patch::strategic(&mut patched, &patch).map_err(ApiError::bad_request)?
-                }
-                PatchFormat::Apply => {}
+    let live = match state.get(rt, ns, name) {
+        Ok(live) => Some(live),
+        // Only an apply may create.
+        Err(_) if format == PatchFormat::Apply => None,
+        Err(e) => return Err(e),
+    };
+    let update = Write {
+        now,
+        dry_run: dry,
+        ownership: Ownership::Update { manager },
+    };
+    let (old, patched, w) = match (format, live) {
+        (PatchFormat::Apply, live) => {
+            if !body_names(&patch, name) {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the applied object does not match the name on the URL ({name})"
+                )));
             }
-            let out = state.write_patched(rt, old, patched, target.sub, dry, &now)?;
+            if manager == "unknown" || manager.is_empty() {
+                return Err(ApiError::bad_request(
+                    "PATCH, application/apply-patch+yaml requires fieldManager to be set",
+                ));
+            }
+            if target.sub == Subresource::Status {
+                // Approximation: a status apply merges the applied status and records no
+                // ownership (status is never owned in this server).
+                let old = live.ok_or_else(|| ApiError::not_found(rt, name))?;
+                let mut patched = at_version(rt, &target.version, old.clone());
+                if let Some(status) = patch.get("status") {
+                    patch::merge(&mut patched, &json!({"status": status}));
+                }
+                (Some(old), patched, update)
+            } else {
+                // Apply against the object as served at the request's version, as a real
+                // server converts before applying (else apiVersion itself looks changed).
+                let base = live.clone().map(|l| at_version(rt, &target.version, l));
+                let merged = crate::fields::apply(base.as_ref(), &patch, manager, force, now)
+                    .map_err(|e| apply_error(rt, name, e))?;
+                let applied = Write {
+                    ownership: Ownership::Applied,
+                    ..update
+                };
+                (live, merged, applied)
+            }
+        }
+        (_, None) => return Err(ApiError::not_found(rt, name)),
+        (PatchFormat::Strategic, Some(_)) if is_custom(rt) => {
+            return Err(ApiError::unsupported_media_type(content_type));
+        }
+        (PatchFormat::Merge, Some(old)) => {
+            let mut patched = at_version(rt, &target.version, old.clone());
+            patch::merge(&mut patched, &patch);
+            (Some(old), patched, update)
+        }
+        (PatchFormat::Json, Some(old)) => {
+            let mut patched = at_version(rt, &target.version, old.clone());
+            patch::json(&mut patched, &patch).map_err(|e| {
+                ApiError::new(
+                    422,
+                    "Invalid",
+                    format!("the JSON patch could not be applied: {e}"),
+                )
+            })?;
+            (Some(old), patched, update)
+        }
+        (PatchFormat::Strategic, Some(old)) => {
+            let mut patched = at_version(rt, &target.version, old.clone());
+            patch::strategic(&mut patched, &patch).map_err(ApiError::bad_request)?;
+            (Some(old), patched, update)
+        }
+    };
+    match old {
+        Some(old) => {
+            let out = state.write_patched(rt, old, patched, target.sub, &w)?;
             Ok((StatusCode::OK, out))
         }
+        None => {
+            let out = state.create(rt, ns, patched, &w)?;
+            Ok((StatusCode::CREATED, out))
+        }
+    }
+}
+
+/// An applied object names the object of the URL (or no name at all).
+fn body_names(applied: &Value, name: &str) -> bool {
+    applied
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .is_none_or(|n| n == name)
+}
+
+/// A refused apply as kube-apiserver reports it: 409 Conflict, one cause per field.
+fn apply_error(rt: &ResourceType, name: &str, e: crate::fields::ApplyError) -> ApiError {
+    match &e {
+        crate::fields::ApplyError::Conflicts(conflicts) => {
+            let causes: Vec<Value> = conflicts
+                .conflicts
+                .iter()
+                .flat_map(|c| {
+                    c.paths.iter().map(move |p| {
+                        json!({
+                            "reason": "FieldManagerConflict",
+                            "message": format!("conflict with \"{}\" using {}", c.manager, c.api_version),
+                            "field": p.to_string(),
+                        })
+                    })
+                })
+                .collect();
+            ApiError::new(409, "Conflict", e.to_string()).with_details(json!({
+                "name": name,
+                "group": rt.group,
+                "kind": rt.plural,
+                "causes": causes,
+            }))
+        }
+        crate::fields::ApplyError::NotAnObject => ApiError::bad_request(e.to_string()),
     }
 }
 
@@ -580,7 +821,11 @@ fn start_watch(
     query: &HashMap<String, String>,
 ) -> Result<Response, ApiError> {
     let sel = selection(target, query)?;
+    // Streaming lists (`sendInitialEvents=true`): ADDED for what exists, then a bookmark
+    // marking the end of the initial events, whatever resourceVersion says.
+    let initial_events = flag(query, "sendInitialEvents");
     let from = match query.get("resourceVersion").map(String::as_str) {
+        _ if initial_events => None,
         None | Some("") | Some("0") => None,
         Some(rv) => Some(rv.parse::<u64>().map_err(|_| {
             ApiError::bad_request(format!(
@@ -614,6 +859,19 @@ fn start_watch(
             if let Some(line) = render_change(&rt, &version, &sel, &c)
                 && tx.send(Ok(line)).await.is_err()
             {
+                return;
+            }
+        }
+        if initial_events {
+            let end = json!({
+                "kind": rt.kind,
+                "apiVersion": rt.api_version(&version),
+                "metadata": {
+                    "resourceVersion": seen.to_string(),
+                    "annotations": {"k8s.io/initial-events-end": "true"},
+                },
+            });
+            if tx.send(Ok(event_line("BOOKMARK", &end))).await.is_err() {
                 return;
             }
         }

@@ -110,7 +110,7 @@ pub struct RunningCluster {
 impl DevCluster {
     /// Bind 127.0.0.1:`port`, load the state file when there is one, and serve.
     pub async fn start(options: DevClusterOptions) -> Result<RunningCluster, DevClusterError> {
-        let mut state = store::State::new(options.history_limit, &api::now());
+        let mut state = store::State::new(options.history_limit, api::now());
         if let Some(path) = &options.state_file {
             load_state(path, &mut state)?;
         }
@@ -187,10 +187,13 @@ impl RunningCluster {
         )
     }
 
+    /// Write [`RunningCluster::kubeconfig`] to `path` (atomically: readers never see half).
     pub fn write_kubeconfig(&self, path: &Path) -> Result<(), DevClusterError> {
-        std::fs::write(path, self.kubeconfig()).map_err(|source| DevClusterError::WriteKubeconfig {
-            path: path.to_path_buf(),
-            source,
+        write_atomically(path, self.kubeconfig().as_bytes()).map_err(|source| {
+            DevClusterError::WriteKubeconfig {
+                path: path.to_path_buf(),
+                source,
+            }
         })
     }
 
@@ -252,17 +255,22 @@ fn load_state(path: &Path, state: &mut store::State) -> Result<(), DevClusterErr
         })
 }
 
-/// Write the state file atomically: a temporary file beside it, then a rename.
-fn write_state(path: &Path, snapshot: &serde_json::Value) -> Result<(), DevClusterError> {
-    let err = |source| DevClusterError::WriteState {
-        path: path.to_path_buf(),
-        source,
-    };
+/// Write a file atomically: a temporary file beside it, then a rename.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, snapshot.to_string()).map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+fn write_state(path: &Path, snapshot: &serde_json::Value) -> Result<(), DevClusterError> {
+    write_atomically(path, snapshot.to_string().as_bytes()).map_err(|source| {
+        DevClusterError::WriteState {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
 }
 
 /// Write the state file after writes (coalescing bursts) and once more at shutdown.
@@ -297,6 +305,24 @@ async fn persist(shared: Arc<api::Shared>, path: PathBuf) -> Result<(), DevClust
 
 /// `veer dev-cluster`: serve until Ctrl-C, with a kubeconfig written for kubectl and veer.
 pub async fn run(args: &DevClusterArgs) -> Result<(), DevClusterError> {
+    let mut signal_error = None;
+    let stop = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            signal_error = Some(e);
+        }
+    };
+    run_until(args, stop).await?;
+    match signal_error {
+        Some(e) => Err(DevClusterError::Signal(e)),
+        None => Ok(()),
+    }
+}
+
+/// [`run`] with the stop signal as an argument (tests stop it without a Ctrl-C).
+pub async fn run_until(
+    args: &DevClusterArgs,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), DevClusterError> {
     let cluster = DevCluster::start(DevClusterOptions {
         port: args.port,
         state_file: args.state.clone(),
@@ -309,9 +335,6 @@ pub async fn run(args: &DevClusterArgs) -> Result<(), DevClusterError> {
         cluster.url(),
         args.kubeconfig.display()
     );
-    let signal = tokio::signal::ctrl_c()
-        .await
-        .map_err(DevClusterError::Signal);
-    let stopped = cluster.shutdown().await;
-    signal.and(stopped)
+    stop.await;
+    cluster.shutdown().await
 }

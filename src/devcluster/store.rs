@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
@@ -63,6 +64,30 @@ pub struct Change {
 pub enum Subresource {
     Main,
     Status,
+}
+
+/// Who records ownership of a write's fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ownership<'a> {
+    /// A create, update or patch by this field manager (`Update` in managedFields).
+    Update { manager: &'a str },
+    /// A server-side apply: `crate::fields::apply` already wrote managedFields.
+    Applied,
+}
+
+/// The circumstances of one write.
+#[derive(Debug, Clone, Copy)]
+pub struct Write<'a> {
+    pub now: DateTime<Utc>,
+    pub dry_run: bool,
+    pub ownership: Ownership<'a>,
+}
+
+impl Write<'_> {
+    /// The time as Kubernetes writes timestamps (RFC 3339, seconds, `Z`).
+    pub fn timestamp(&self) -> String {
+        self.now.to_rfc3339_opts(SecondsFormat::Secs, true)
+    }
 }
 
 /// What a list or watch selects.
@@ -177,7 +202,7 @@ fn spec_part(object: &Value) -> Value {
 
 impl State {
     /// An empty store holding the built-in namespaces, created at `now`.
-    pub fn new(history_limit: usize, now: &str) -> Self {
+    pub fn new(history_limit: usize, now: DateTime<Utc>) -> Self {
         let (changes, _) = broadcast::channel(history_limit.max(16));
         let mut state = Self {
             catalog: Catalog::builtin(),
@@ -189,20 +214,32 @@ impl State {
             changes,
         };
         for ns in ["default", "kube-system", "kube-public"] {
-            let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-            // Built-in namespaces; creating them cannot fail on an empty store.
-            let _ = state.create_named(ns, obj, now);
+            // Creating a namespace in an empty store cannot fail.
+            let _ = state.create_namespace(ns, now);
         }
         state
     }
 
-    fn create_named(&mut self, _name: &str, obj: Value, now: &str) -> Result<Value, ApiError> {
+    /// A namespace as the server itself creates it at start.
+    fn create_namespace(&mut self, name: &str, now: DateTime<Utc>) -> Result<Value, ApiError> {
+        let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
         let rt = self
             .catalog
             .by_kind("", "Namespace")
             .cloned()
             .ok_or_else(|| ApiError::internal("Namespace kind missing"))?;
-        self.create(&rt, None, obj, false, now)
+        self.create(
+            &rt,
+            None,
+            obj,
+            &Write {
+                now,
+                dry_run: false,
+                ownership: Ownership::Update {
+                    manager: "kube-apiserver",
+                },
+            },
+        )
     }
 
     pub fn resource_version(&self) -> u64 {
@@ -433,8 +470,7 @@ impl State {
         rt: &ResourceType,
         namespace: Option<&str>,
         mut object: Value,
-        dry_run: bool,
-        now: &str,
+        w: &Write,
     ) -> Result<Value, ApiError> {
         self.check_body(rt, namespace, &mut object)?;
         if meta_str(&object, "resourceVersion").is_some_and(|s| !s.is_empty()) {
@@ -471,7 +507,7 @@ impl State {
         if self.objects.contains_key(&key) {
             return Err(ApiError::already_exists(rt, &name));
         }
-        self.commit(rt, key, None, object, Subresource::Main, dry_run, now)
+        self.commit(rt, key, None, object, Subresource::Main, w)
     }
 
     /// Replace an object (PUT), or its status.
@@ -483,8 +519,7 @@ impl State {
         name: &str,
         mut object: Value,
         sub: Subresource,
-        dry_run: bool,
-        now: &str,
+        w: &Write,
     ) -> Result<Value, ApiError> {
         self.check_body(rt, namespace, &mut object)?;
         if let Some(body_name) = meta_str(&object, "name")
@@ -501,7 +536,7 @@ impl State {
             .get(&key)
             .cloned()
             .ok_or_else(|| ApiError::not_found(rt, name))?;
-        self.commit(rt, key, Some(old), object, sub, dry_run, now)
+        self.commit(rt, key, Some(old), object, sub, w)
     }
 
     /// Write a patched object: `patched` is the current object with the patch applied.
@@ -511,8 +546,7 @@ impl State {
         old: Value,
         mut patched: Value,
         sub: Subresource,
-        dry_run: bool,
-        now: &str,
+        w: &Write,
     ) -> Result<Value, ApiError> {
         let name = meta_str(&old, "name").unwrap_or("").to_string();
         let namespace = meta_str(&old, "namespace").map(str::to_string);
@@ -521,23 +555,10 @@ impl State {
             return Err(ApiError::bad_request("a patch cannot change metadata.name"));
         }
         let key = key_of(rt, namespace.as_deref(), &name);
-        self.commit(rt, key, Some(old), patched, sub, dry_run, now)
-    }
-
-    /// Create through a server-side apply of an absent object.
-    pub fn create_applied(
-        &mut self,
-        rt: &ResourceType,
-        namespace: Option<&str>,
-        object: Value,
-        dry_run: bool,
-        now: &str,
-    ) -> Result<Value, ApiError> {
-        self.create(rt, namespace, object, dry_run, now)
+        self.commit(rt, key, Some(old), patched, sub, w)
     }
 
     /// The write rules shared by create, update and patch.
-    #[allow(clippy::too_many_arguments)]
     fn commit(
         &mut self,
         rt: &ResourceType,
@@ -545,10 +566,10 @@ impl State {
         old: Option<Value>,
         mut new: Value,
         sub: Subresource,
-        dry_run: bool,
-        now: &str,
+        w: &Write,
     ) -> Result<Value, ApiError> {
         let name = key.name.clone();
+        let now = w.timestamp();
         if !valid_name(&name) {
             return Err(ApiError::invalid(
                 rt,
@@ -604,11 +625,6 @@ impl State {
                     None => remove_meta(&mut new, field),
                 };
             }
-            if new.pointer("/metadata/managedFields").is_none()
-                && let Some(mf) = old.pointer("/metadata/managedFields")
-            {
-                set_meta(&mut new, "managedFields", mf.clone());
-            }
         } else {
             set_meta(&mut new, "uid", json!(uuid::Uuid::new_v4().to_string()));
             set_meta(&mut new, "creationTimestamp", json!(now));
@@ -620,6 +636,15 @@ impl State {
             }
         }
         apply_defaults(rt, &mut new, self.rv + 1);
+        drop_empty_metadata(&mut new);
+        match w.ownership {
+            // Defaults are in by now: a real server defaults while decoding, so an updater owns
+            // the defaulted fields too (an applier does not: they were not in its config).
+            Ownership::Update { manager } => {
+                new = crate::fields::update(old.as_ref(), &new, manager, w.now);
+            }
+            Ownership::Applied => {}
+        }
         if rt.tracks_generation {
             let generation = match &old {
                 None => 1,
@@ -667,7 +692,7 @@ impl State {
                 return Ok(old.clone());
             }
         }
-        if dry_run {
+        if w.dry_run {
             // Nothing is stored, so no version is issued: a dry-run update shows the current
             // one, a dry-run create none.
             match old.as_ref().and_then(|o| meta_str(o, "resourceVersion")) {
@@ -768,6 +793,24 @@ pub fn split_api_version(api_version: &str) -> (&str, &str) {
     match api_version.split_once('/') {
         Some((g, v)) => (g, v),
         None => ("", api_version),
+    }
+}
+
+/// Go's `omitempty`: a real server never returns empty labels, annotations, finalizers or
+/// owner references, so neither do we (kubectl's patches often leave `annotations: {}`).
+fn drop_empty_metadata(object: &mut Value) {
+    if let Some(m) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        for field in ["labels", "annotations", "finalizers", "ownerReferences"] {
+            let empty = match m.get(field) {
+                Some(Value::Object(o)) => o.is_empty(),
+                Some(Value::Array(a)) => a.is_empty(),
+                Some(Value::Null) => true,
+                _ => false,
+            };
+            if empty {
+                m.remove(field);
+            }
+        }
     }
 }
 
@@ -900,6 +943,18 @@ mod tests {
 
     const NOW: &str = "2026-01-01T00:00:00Z";
 
+    fn now() -> DateTime<Utc> {
+        NOW.parse().unwrap()
+    }
+
+    fn w(dry_run: bool) -> Write<'static> {
+        Write {
+            now: now(),
+            dry_run,
+            ownership: Ownership::Update { manager: "test" },
+        }
+    }
+
     fn rt(state: &State, group: &str, kind: &str) -> ResourceType {
         state.catalog.by_kind(group, kind).cloned().unwrap()
     }
@@ -910,10 +965,10 @@ mod tests {
 
     #[test]
     fn create_sets_server_fields_and_refuses_duplicates() {
-        let mut s = State::new(100, NOW);
+        let mut s = State::new(100, now());
         let r = rt(&s, "", "ConfigMap");
         let created = s
-            .create(&r, Some("default"), cm("a", "1"), false, NOW)
+            .create(&r, Some("default"), cm("a", "1"), &w(false))
             .unwrap();
         assert_eq!(created["metadata"]["namespace"], "default");
         assert_eq!(created["metadata"]["creationTimestamp"], NOW);
@@ -923,25 +978,25 @@ mod tests {
             "ConfigMaps have no generation"
         );
         let err = s
-            .create(&r, Some("default"), cm("a", "1"), false, NOW)
+            .create(&r, Some("default"), cm("a", "1"), &w(false))
             .unwrap_err();
         assert_eq!((err.code, err.reason), (409, "AlreadyExists"));
         let err = s
-            .create(&r, Some("nope"), cm("b", "1"), false, NOW)
+            .create(&r, Some("nope"), cm("b", "1"), &w(false))
             .unwrap_err();
         assert_eq!((err.code, err.reason), (404, "NotFound"));
         let err = s
-            .create(&r, Some("default"), cm("Bad_Name", "1"), false, NOW)
+            .create(&r, Some("default"), cm("Bad_Name", "1"), &w(false))
             .unwrap_err();
         assert_eq!((err.code, err.reason), (422, "Invalid"));
     }
 
     #[test]
     fn update_checks_resource_version_and_skips_no_ops() {
-        let mut s = State::new(100, NOW);
+        let mut s = State::new(100, now());
         let r = rt(&s, "", "ConfigMap");
         let created = s
-            .create(&r, Some("default"), cm("a", "1"), false, NOW)
+            .create(&r, Some("default"), cm("a", "1"), &w(false))
             .unwrap();
         let rv = created["metadata"]["resourceVersion"].clone();
         let mut next = created.clone();
@@ -953,21 +1008,12 @@ mod tests {
                 "a",
                 next.clone(),
                 Subresource::Main,
-                false,
-                NOW,
+                &w(false),
             )
             .unwrap();
         assert_ne!(updated["metadata"]["resourceVersion"], rv);
         let err = s
-            .update(
-                &r,
-                Some("default"),
-                "a",
-                next,
-                Subresource::Main,
-                false,
-                NOW,
-            )
+            .update(&r, Some("default"), "a", next, Subresource::Main, &w(false))
             .unwrap_err();
         assert_eq!((err.code, err.reason), (409, "Conflict"));
         let before = s.resource_version();
@@ -978,8 +1024,7 @@ mod tests {
                 "a",
                 updated.clone(),
                 Subresource::Main,
-                false,
-                NOW,
+                &w(false),
             )
             .unwrap();
         assert_eq!(same, updated);
@@ -992,11 +1037,11 @@ mod tests {
 
     #[test]
     fn generation_follows_spec_and_status_is_a_subresource() {
-        let mut s = State::new(100, NOW);
+        let mut s = State::new(100, now());
         let r = rt(&s, "networking.istio.io", "VirtualService");
         let vs = json!({"apiVersion": "networking.istio.io/v1alpha3", "kind": "VirtualService",
                         "metadata": {"name": "v"}, "spec": {"hosts": ["a"]}, "status": {"x": 1}});
-        let created = s.create(&r, Some("default"), vs, false, NOW).unwrap();
+        let created = s.create(&r, Some("default"), vs, &w(false)).unwrap();
         assert_eq!(
             created["apiVersion"], "networking.istio.io/v1",
             "stored at the preferred version"
@@ -1015,8 +1060,7 @@ mod tests {
                 "v",
                 labelled,
                 Subresource::Main,
-                false,
-                NOW,
+                &w(false),
             )
             .unwrap();
         assert_eq!(
@@ -1033,8 +1077,7 @@ mod tests {
                 "v",
                 status,
                 Subresource::Status,
-                false,
-                NOW,
+                &w(false),
             )
             .unwrap();
         assert_eq!(with_status["status"], json!({"ok": true}));
@@ -1043,15 +1086,7 @@ mod tests {
         spec["spec"] = json!({"hosts": ["b"]});
         spec["status"] = json!({"ignored": true});
         let changed = s
-            .update(
-                &r,
-                Some("default"),
-                "v",
-                spec,
-                Subresource::Main,
-                false,
-                NOW,
-            )
+            .update(&r, Some("default"), "v", spec, Subresource::Main, &w(false))
             .unwrap();
         assert_eq!(changed["metadata"]["generation"], 2);
         assert_eq!(changed["status"], json!({"ok": true}));
@@ -1059,11 +1094,11 @@ mod tests {
 
     #[test]
     fn dry_run_changes_nothing() {
-        let mut s = State::new(100, NOW);
+        let mut s = State::new(100, now());
         let r = rt(&s, "", "ConfigMap");
         let before = s.resource_version();
         let out = s
-            .create(&r, Some("default"), cm("a", "1"), true, NOW)
+            .create(&r, Some("default"), cm("a", "1"), &w(true))
             .unwrap();
         assert_eq!(out["metadata"]["name"], "a");
         assert_eq!(s.resource_version(), before);
@@ -1072,14 +1107,13 @@ mod tests {
 
     #[test]
     fn deleting_a_namespace_deletes_its_objects() {
-        let mut s = State::new(100, NOW);
+        let mut s = State::new(100, now());
         let ns = rt(&s, "", "Namespace");
         let r = rt(&s, "", "ConfigMap");
-        s.create(&ns, None, json!({"metadata": {"name": "team"}}), false, NOW)
+        s.create(&ns, None, json!({"metadata": {"name": "team"}}), &w(false))
             .unwrap();
-        s.create(&r, Some("team"), cm("a", "1"), false, NOW)
-            .unwrap();
-        s.create(&r, Some("default"), cm("a", "1"), false, NOW)
+        s.create(&r, Some("team"), cm("a", "1"), &w(false)).unwrap();
+        s.create(&r, Some("default"), cm("a", "1"), &w(false))
             .unwrap();
         s.delete(&ns, None, "team", &Value::Null, false).unwrap();
         assert!(s.get(&r, Some("team"), "a").is_err());
@@ -1088,11 +1122,11 @@ mod tests {
 
     #[test]
     fn watch_history_is_bounded() {
-        let mut s = State::new(3, NOW);
+        let mut s = State::new(3, now());
         let r = rt(&s, "", "ConfigMap");
         let first = s.resource_version();
         for i in 0..5 {
-            s.create(&r, Some("default"), cm(&format!("c{i}"), "1"), false, NOW)
+            s.create(&r, Some("default"), cm(&format!("c{i}"), "1"), &w(false))
                 .unwrap();
         }
         let sel = Selection::default();
@@ -1107,11 +1141,11 @@ mod tests {
 
     #[test]
     fn deployments_are_available_unless_held() {
-        let mut s = State::new(100, NOW);
+        let mut s = State::new(100, now());
         let r = rt(&s, "apps", "Deployment");
         let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
                        "spec": {"replicas": 3}});
-        let d = s.create(&r, Some("default"), d, false, NOW).unwrap();
+        let d = s.create(&r, Some("default"), d, &w(false)).unwrap();
         assert_eq!(d["status"]["availableReplicas"], 3);
         assert_eq!(d["status"]["conditions"][0]["status"], "True");
         let mut held = d.clone();
@@ -1123,8 +1157,7 @@ mod tests {
                 "web",
                 held,
                 Subresource::Main,
-                false,
-                NOW,
+                &w(false),
             )
             .unwrap();
         assert_eq!(held["status"]["availableReplicas"], 0);
@@ -1133,7 +1166,7 @@ mod tests {
 
     #[test]
     fn snapshot_round_trips_with_crds() {
-        let mut s = State::new(100, NOW);
+        let mut s = State::new(100, now());
         let crd = rt(&s, "apiextensions.k8s.io", "CustomResourceDefinition");
         s.create(
             &crd,
@@ -1142,21 +1175,19 @@ mod tests {
             "group": "example.com", "scope": "Namespaced",
             "names": {"kind": "Widget", "plural": "widgets"},
             "versions": [{"name": "v1", "served": true, "storage": true}]}}),
-            false,
-            NOW,
+            &w(false),
         )
         .unwrap();
-        let w = s.catalog.by_kind("example.com", "Widget").cloned().unwrap();
+        let widget = s.catalog.by_kind("example.com", "Widget").cloned().unwrap();
         s.create(
-            &w,
+            &widget,
             Some("default"),
             json!({"metadata": {"name": "w"}, "spec": {}}),
-            false,
-            NOW,
+            &w(false),
         )
         .unwrap();
         let snap = s.snapshot();
-        let mut t = State::new(100, NOW);
+        let mut t = State::new(100, now());
         t.restore(&snap).unwrap();
         assert_eq!(t.resource_version(), s.resource_version());
         let w2 = t.catalog.by_kind("example.com", "Widget").cloned().unwrap();

@@ -514,7 +514,17 @@ pub fn kubeconfig(cluster: &RunningCluster) -> (tempfile::TempDir, PathBuf) {
 
 /// Run kubectl against a kubeconfig, on a blocking thread so the server keeps serving.
 pub async fn run_kubectl(config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    run(config, args, stdin, &[]).await
+}
+
+/// Run kubectl with extra environment variables (e.g. `KUBE_EDITOR`).
+pub async fn run_kubectl_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    run(config, args, None, env).await
+}
+
+async fn run(config: &Path, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(kubectl());
+    cmd.envs(env.iter().copied());
     cmd.env("KUBECONFIG", config)
         .env("HOME", config.parent().unwrap_or(Path::new("/tmp")))
         .args(args)
@@ -548,9 +558,4 @@ pub async fn kubectl_ok(config: &Path, args: &[&str], stdin: Option<&str>) -> St
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
-}
-
-/// A blocking command for places where async does not matter.
-pub fn command(program: &Path) -> Command {
-    Command::new(program)
 }
