@@ -335,7 +335,12 @@ mod tests {
 
     #[test]
     fn sync_flags() {
-        type Case<'a> = (&'a [&'a str], Option<DryRunMode>, Option<bool>, Option<bool>);
+        type Case<'a> = (
+            &'a [&'a str],
+            Option<DryRunMode>,
+            Option<bool>,
+            Option<bool>,
+        );
         let cases: [Case; 5] = [
             (&["veer", "sync"], None, None, None),
             (

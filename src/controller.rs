@@ -239,7 +239,13 @@ pub fn next_state(
             RevisionOutcome::Applied
         }),
         applied_at: prev.applied_at.clone(),
-        rejected: None,
+        // A rejection stands while the revision in force is the one from before it; a newer
+        // valid revision supersedes it.
+        rejected: if prev.revision.as_ref().map(|r| &r.commit) == Some(&loaded.revision.commit.0) {
+            prev.rejected.clone()
+        } else {
+            None
+        },
         last_error: if failed {
             report.failed().next().map(|(k, f)| ErrorRecord {
                 message: format!("{k}: {}", f.message),

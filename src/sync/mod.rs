@@ -1,6 +1,7 @@
 //! Sync, the only writer: carries out a [`Plan`] against the cluster.
 //!
-//! Owns server-side apply (field manager `veer`, `force` only when asked), prune by delete
+//! Owns server-side apply (field manager `veer`; `force` only when asked, or to heal drift,
+//! which by definition takes back fields veer applied and someone edited), prune by delete
 //! (in the plan's reverse order, guarded by the live object's uid), retries of transient
 //! failures (409 other than apply conflicts, 429, 5xx, timeouts, connection errors) with
 //! capped exponential backoff, and per-object results: one object failing never stops the
@@ -462,9 +463,18 @@ async fn apply(
         });
     };
     let key = &object.key;
+    // Healing drift takes back fields someone changed by hand: after `kubectl edit` they
+    // belong to that manager, so only a forced apply can restore them.
+    let heal = matches!(
+        object.action,
+        Action::Update {
+            cause: Cause::Drift,
+            ..
+        }
+    );
     let params = PatchParams {
         field_manager: Some(options.manager.clone()),
-        force: options.force_conflicts,
+        force: options.force_conflicts || heal,
         dry_run: options.mode == WriteMode::ServerDryRun,
         ..PatchParams::default()
     };
