@@ -5,8 +5,8 @@
 //!
 //! Format 1 (documented in README): `data.format: "1"` and the [`SyncState`] as JSON in
 //! `data["state.json"]`; when that JSON is larger than [`COMPRESS_ABOVE`] bytes it is stored
-//! gzip-compressed in `binaryData["state.json.gz"]` instead (about 50 bytes per object, so
-//! ~15,000 objects fit in the 1 MiB ConfigMap limit; beyond that writing fails, naming the
+//! gzip-compressed in `binaryData["state.json.gz"]` instead (about 60 bytes per object, so
+//! ~16,000 objects fit in the 1 MiB ConfigMap limit; beyond that writing fails, naming the
 //! limit). Written with server-side apply (field manager `veer`) after each sync that changed
 //! something; read once at start.
 
