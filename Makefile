@@ -30,7 +30,7 @@ fmt:
 build:
 	$(CARGO) build
 
-## deps: install system tools (git, git daemon, sshd, OpenSSL headers) from Debian's packages
+## deps: install system tools (git, git daemon, sshd, OpenSSL headers, kubectl into target/tools) from Debian's packages
 deps:
 	@scripts/install-deps.sh
 

@@ -44,9 +44,13 @@ install_kubectl() {
   local tmp
   tmp=$(mktemp -d)
   chmod 755 "$tmp"  # apt downloads as the _apt user when it can
-  if ! (cd "$tmp" && apt-get download -qq kubernetes-client >/dev/null); then
-    echo "deps: apt-get download kubernetes-client failed (try: apt-get update)" >&2
-    rm -rf "$tmp"; return 1
+  # A fresh machine may have no package lists yet: update once and retry.
+  if ! (cd "$tmp" && apt-get download -qq kubernetes-client >/dev/null 2>&1); then
+    if [ "$(id -u)" -eq 0 ]; then apt-get update -qq; else sudo apt-get update -qq; fi
+    if ! (cd "$tmp" && apt-get download -qq kubernetes-client >/dev/null 2>&1); then
+      echo "deps: apt-get download kubernetes-client failed; check that Debian's package lists are reachable" >&2
+      rm -rf "$tmp"; return 1
+    fi
   fi
   rm -rf "$tools/kubernetes-client"
   dpkg -x "$tmp"/kubernetes-client_*.deb "$tools/kubernetes-client"
