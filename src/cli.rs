@@ -16,8 +16,11 @@ pub mod exit {
     pub const INVALID: i32 = 1;
     /// `diff`/`sync --dry-run`: there are differences (like diff(1)).
     pub const DIFFERENCES: i32 = 2;
-    /// veer could not do its job: bad config, unreachable repository, bad flags.
+    /// veer could not do its job: bad config, unreachable repository or cluster, bad flags.
     pub const FAILURE: i32 = 3;
+    /// `sync`: some objects failed (the others were applied); the revision is partially
+    /// applied.
+    pub const PARTIAL: i32 = 4;
 }
 
 #[derive(Debug, Parser)]
@@ -40,6 +43,19 @@ pub struct Cli {
     #[arg(long, global = true, env = "VEER_LOG_LEVEL", value_name = "FILTER")]
     pub log_level: Option<String>,
 
+    /// Kubeconfig file. Default: `KUBECONFIG`, `~/.kube/config`, then the in-cluster
+    /// service account.
+    #[arg(long, global = true, env = "VEER_KUBECONFIG", value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Kubeconfig context. Default: the current context.
+    #[arg(long, global = true, env = "VEER_CONTEXT", value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// Namespace of veer's state ConfigMap (default `veer`).
+    #[arg(long, global = true, env = "VEER_STATE_NAMESPACE", value_name = "NS")]
+    pub state_namespace: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -48,13 +64,47 @@ pub struct Cli {
 pub enum Command {
     /// Validate manifests the way `istioctl analyze` would; exit 1 on any error.
     Validate(ValidateArgs),
-    /// Poll the repository and validate each new revision until stopped.
+    /// Show what a sync would change (one pass); exit 2 when there are differences.
+    Diff(DiffArgs),
+    /// Make the cluster match git (one pass): apply, then prune.
+    Sync(SyncArgs),
+    /// Show what veer last did, from its state in the cluster.
+    Status(StatusArgs),
+    /// Reconcile until stopped: poll → validate → plan → apply → record.
     Run(RunArgs),
-    /// Run an embedded, in-memory Kubernetes API server (tests, demos; not for production).
+    /// Serve an embedded, in-memory Kubernetes API server for tests and demos.
     DevCluster(DevClusterArgs),
     /// Serve synthetic Istio metrics whose traffic follows the live weights (tests, demos).
     #[command(hide = true)]
     SyntheticExporter(SyntheticExporterArgs),
+}
+
+/// When to colour the diff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Only when standard output is a terminal.
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    pub fn enabled(self, is_terminal: bool) -> bool {
+        match self {
+            ColorChoice::Auto => is_terminal,
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+        }
+    }
+}
+
+/// `--dry-run` modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DryRunMode {
+    /// Plan only: no request that writes.
+    Client,
+    /// Send every write with `dryRun=All`: the server validates, nothing is stored.
+    Server,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -101,9 +151,73 @@ pub struct ValidateArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    /// Output format.
+    #[arg(long, short, value_enum, default_value = "human")]
+    pub output: OutputFormat,
+
+    /// Colour the diff.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub color: ColorChoice,
+
+    /// Plan prunes (`--prune=false`: show them as skipped).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub prune: Option<bool>,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    /// Write nothing: `client` (the default when no value is given) prints the plan;
+    /// `server` sends each write with `dryRun=All`.
+    #[arg(long, value_enum, value_name = "MODE", num_args = 0..=1, default_missing_value = "client")]
+    pub dry_run: Option<DryRunMode>,
+
+    /// Take ownership of fields other field managers own.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub force_conflicts: Option<bool>,
+
+    /// Delete objects veer applied that are gone from git (`--prune=false` keeps them).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub prune: Option<bool>,
+
+    /// Output format.
+    #[arg(long, short, value_enum, default_value = "human")]
+    pub output: OutputFormat,
+
+    /// Colour the plan printed by `--dry-run`.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Output format.
+    #[arg(long, short, value_enum, default_value = "human")]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub source: SourceArgs,
+
+    /// Delete objects veer applied that are gone from git.
+    #[arg(long, env = "VEER_PRUNE", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub prune: Option<bool>,
+
+    /// Re-apply drift (`--self-heal=false` only reports it).
+    #[arg(long, env = "VEER_SELF_HEAL", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub self_heal: Option<bool>,
+
+    /// Take ownership of fields other field managers own.
+    #[arg(long, env = "VEER_FORCE_CONFLICTS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub force_conflicts: Option<bool>,
 
     /// Poll every DURATION (`30s`, `2m`).
     #[arg(
@@ -118,7 +232,7 @@ pub struct RunArgs {
     #[arg(long, env = "VEER_SCHEDULE", value_name = "CRON")]
     pub schedule: Option<String>,
 
-    /// Poll once, report, and exit (exit 1 when the revision is invalid).
+    /// Reconcile once, report, and exit (exit codes as `veer sync`).
     #[arg(long)]
     pub once: bool,
 }
@@ -178,19 +292,39 @@ pub struct SyntheticExporterArgs {
 impl Cli {
     /// The overrides the flags make to the configuration file.
     pub fn overrides(&self) -> Overrides {
-        let default = SourceArgs::default();
+        let none = SourceArgs::default();
         let source = match &self.command {
             Command::Validate(a) => &a.source,
             Command::Run(a) => &a.source,
-            Command::DevCluster(_) | Command::SyntheticExporter(_) => &default,
+            Command::Diff(a) => &a.source,
+            Command::Sync(a) => &a.source,
+            Command::Status(_) | Command::DevCluster(_) | Command::SyntheticExporter(_) => &none,
         };
         let (interval, schedule) = match &self.command {
             Command::Run(a) => (a.interval.clone(), a.schedule.clone()),
-            Command::Validate(_) | Command::DevCluster(_) | Command::SyntheticExporter(_) => {
-                (None, None)
-            }
+            Command::Validate(_)
+            | Command::Diff(_)
+            | Command::Sync(_)
+            | Command::Status(_)
+            | Command::DevCluster(_)
+            | Command::SyntheticExporter(_) => (None, None),
+        };
+        let (prune, self_heal, force_conflicts) = match &self.command {
+            Command::Run(a) => (a.prune, a.self_heal, a.force_conflicts),
+            Command::Sync(a) => (a.prune, None, a.force_conflicts),
+            Command::Diff(a) => (a.prune, None, None),
+            Command::Validate(_)
+            | Command::Status(_)
+            | Command::DevCluster(_)
+            | Command::SyntheticExporter(_) => (None, None, None),
         };
         Overrides {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            state_namespace: self.state_namespace.clone(),
+            prune,
+            self_heal,
+            force_conflicts,
             repo: source.repo.clone(),
             reference: source.reference.clone(),
             path: source.path.clone(),
@@ -233,5 +367,59 @@ mod tests {
         assert_eq!(o.reference.as_deref(), Some("tag:v1"));
         assert_eq!(o.interval.as_deref(), Some("5s"));
         assert_eq!(o.log_format, Some(LogFormat::Json));
+    }
+
+    #[test]
+    fn sync_flags() {
+        type Case<'a> = (
+            &'a [&'a str],
+            Option<DryRunMode>,
+            Option<bool>,
+            Option<bool>,
+        );
+        let cases: [Case; 5] = [
+            (&["veer", "sync"], None, None, None),
+            (
+                &["veer", "sync", "--dry-run"],
+                Some(DryRunMode::Client),
+                None,
+                None,
+            ),
+            (
+                &["veer", "sync", "--dry-run=server", "--prune=false"],
+                Some(DryRunMode::Server),
+                None,
+                Some(false),
+            ),
+            (
+                &["veer", "sync", "--force-conflicts", "--prune"],
+                None,
+                Some(true),
+                Some(true),
+            ),
+            (
+                &["veer", "--context", "c", "sync", "--force-conflicts=false"],
+                None,
+                Some(false),
+                None,
+            ),
+        ];
+        for (args, dry, force, prune) in cases {
+            let cli = Cli::parse_from(args);
+            let Command::Sync(s) = &cli.command else {
+                panic!("{args:?} is not sync");
+            };
+            assert_eq!(
+                (s.dry_run, s.force_conflicts, s.prune),
+                (dry, force, prune),
+                "{args:?}"
+            );
+            let o = cli.overrides();
+            assert_eq!((o.force_conflicts, o.prune), (force, prune), "{args:?}");
+        }
+        let o =
+            Cli::parse_from(["veer", "run", "--self-heal=false", "--kubeconfig", "/k"]).overrides();
+        assert_eq!(o.self_heal, Some(false));
+        assert_eq!(o.kubeconfig.as_deref(), Some(std::path::Path::new("/k")));
     }
 }

@@ -39,7 +39,46 @@ pub struct Config {
     pub cache_dir: PathBuf,
     pub log_format: LogFormat,
     pub log_level: String,
+    pub cluster: ClusterConfig,
+    pub sync: SyncConfig,
 }
+
+/// How veer reaches the cluster and where it keeps its state there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// `None`: `KUBECONFIG`, `~/.kube/config`, then the in-cluster service account.
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context; `None`: the current one.
+    pub context: Option<String>,
+    /// Namespace of the state ConfigMap.
+    pub state_namespace: String,
+    /// Name of the state ConfigMap.
+    pub state_name: String,
+}
+
+/// How sync behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncConfig {
+    /// Delete objects veer applied that are gone from git.
+    pub prune: bool,
+    /// Re-apply drift on the next reconcile; `false` only reports it.
+    pub self_heal: bool,
+    /// Take ownership of fields other managers own (server-side apply `force`).
+    pub force_conflicts: bool,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            prune: true,
+            self_heal: true,
+            force_conflicts: false,
+        }
+    }
+}
+
+pub const DEFAULT_STATE_NAMESPACE: &str = "veer";
+pub const DEFAULT_STATE_NAME: &str = "veer-state";
 
 /// Values given on the command line or through `VEER_*` variables; `None` = not given.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -53,6 +92,12 @@ pub struct Overrides {
     pub log_format: Option<LogFormat>,
     pub log_level: Option<String>,
     pub default_namespace: Option<String>,
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub state_namespace: Option<String>,
+    pub prune: Option<bool>,
+    pub self_heal: Option<bool>,
+    pub force_conflicts: Option<bool>,
 }
 
 /// A configuration error: the key, where it was set, and what is allowed.
@@ -83,6 +128,34 @@ struct FileConfig {
     cache_dir: Option<PathBuf>,
     #[serde(default)]
     log: Option<FileLog>,
+    #[serde(default)]
+    cluster: Option<FileCluster>,
+    #[serde(default)]
+    sync: Option<FileSync>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct FileCluster {
+    #[serde(default)]
+    kubeconfig: Option<PathBuf>,
+    #[serde(default)]
+    context: Option<String>,
+    #[serde(default)]
+    state_namespace: Option<String>,
+    #[serde(default)]
+    state_name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct FileSync {
+    #[serde(default)]
+    prune: Option<bool>,
+    #[serde(default)]
+    self_heal: Option<bool>,
+    #[serde(default)]
+    force_conflicts: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -205,6 +278,23 @@ pub fn resolve(file: Option<(&str, &str)>, overrides: &Overrides) -> Result<Conf
 
     let source = resolve_source(file_name, parsed.source.as_ref(), overrides)?;
     let log = parsed.log.unwrap_or_default();
+    let cluster = resolve_cluster(file_name, parsed.cluster.unwrap_or_default(), overrides)?;
+    let file_sync = parsed.sync.unwrap_or_default();
+    let defaults = SyncConfig::default();
+    let sync = SyncConfig {
+        prune: overrides
+            .prune
+            .or(file_sync.prune)
+            .unwrap_or(defaults.prune),
+        self_heal: overrides
+            .self_heal
+            .or(file_sync.self_heal)
+            .unwrap_or(defaults.self_heal),
+        force_conflicts: overrides
+            .force_conflicts
+            .or(file_sync.force_conflicts)
+            .unwrap_or(defaults.force_conflicts),
+    };
     Ok(Config {
         source,
         read,
@@ -222,6 +312,61 @@ pub fn resolve(file: Option<(&str, &str)>, overrides: &Overrides) -> Result<Conf
             .clone()
             .or(log.level)
             .unwrap_or_else(|| "info".to_string()),
+        cluster,
+        sync,
+    })
+}
+
+/// A Kubernetes object name (RFC 1123 label, as namespaces need).
+fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+fn resolve_cluster(
+    file_name: &str,
+    file: FileCluster,
+    o: &Overrides,
+) -> Result<ClusterConfig, ConfigError> {
+    let (state_namespace, origin) = match (&o.state_namespace, file.state_namespace) {
+        (Some(ns), _) => (ns.clone(), "--state-namespace".to_string()),
+        (None, Some(ns)) => (ns, file_name.to_string()),
+        (None, None) => (
+            DEFAULT_STATE_NAMESPACE.to_string(),
+            "built-in default".to_string(),
+        ),
+    };
+    if !is_dns_label(&state_namespace) {
+        return Err(ConfigError {
+            key: "cluster.stateNamespace".into(),
+            origin,
+            message: format!(
+                "`{state_namespace}` is not a valid namespace name (lowercase letters, digits and `-`, at most 63)"
+            ),
+        });
+    }
+    let state_name = file
+        .state_name
+        .unwrap_or_else(|| DEFAULT_STATE_NAME.to_string());
+    if !is_dns_label(&state_name) {
+        return Err(ConfigError {
+            key: "cluster.stateName".into(),
+            origin: file_name.into(),
+            message: format!(
+                "`{state_name}` is not a valid ConfigMap name (lowercase letters, digits and `-`, at most 63)"
+            ),
+        });
+    }
+    Ok(ClusterConfig {
+        kubeconfig: o.kubeconfig.clone().or(file.kubeconfig),
+        context: o.context.clone().or(file.context),
+        state_namespace,
+        state_name,
     })
 }
 
@@ -436,6 +581,83 @@ mod tests {
                 "{text:?} gave {err:?}, wanted {expected:?}"
             );
         }
+    }
+
+    #[test]
+    fn cluster_and_sync_table() {
+        struct Case {
+            file: &'static str,
+            overrides: Overrides,
+            want_cluster: (Option<&'static str>, Option<&'static str>, &'static str),
+            want_sync: (bool, bool, bool),
+        }
+        let cases = [
+            Case {
+                file: "",
+                overrides: Overrides::default(),
+                want_cluster: (None, None, "veer"),
+                want_sync: (true, true, false),
+            },
+            Case {
+                file: "cluster:\n  kubeconfig: /k\n  context: prod\n  stateNamespace: gitops\nsync:\n  prune: false\n  selfHeal: false\n  forceConflicts: true\n",
+                overrides: Overrides::default(),
+                want_cluster: (Some("/k"), Some("prod"), "gitops"),
+                want_sync: (false, false, true),
+            },
+            Case {
+                file: "cluster:\n  kubeconfig: /k\n  context: prod\n  stateNamespace: gitops\nsync:\n  prune: false\n  selfHeal: false\n",
+                overrides: Overrides {
+                    kubeconfig: Some("/flag".into()),
+                    context: Some("dev".into()),
+                    state_namespace: Some("other".into()),
+                    prune: Some(true),
+                    self_heal: Some(true),
+                    force_conflicts: Some(true),
+                    ..Overrides::default()
+                },
+                want_cluster: (Some("/flag"), Some("dev"), "other"),
+                want_sync: (true, true, true),
+            },
+        ];
+        for case in cases {
+            let c = resolve(Some(("veer.yaml", case.file)), &case.overrides).unwrap();
+            assert_eq!(
+                (
+                    c.cluster.kubeconfig.as_deref().and_then(|p| p.to_str()),
+                    c.cluster.context.as_deref(),
+                    c.cluster.state_namespace.as_str(),
+                ),
+                case.want_cluster,
+                "{:?}",
+                case.file
+            );
+            assert_eq!(c.cluster.state_name, "veer-state");
+            assert_eq!(
+                (c.sync.prune, c.sync.self_heal, c.sync.force_conflicts),
+                case.want_sync,
+                "{:?}",
+                case.file
+            );
+        }
+        let err = resolve(
+            None,
+            &Overrides {
+                state_namespace: Some("Bad_NS".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("--state-namespace: `cluster.stateNamespace`"),
+            "{err}"
+        );
+        let err = file("sync:\n  prune: maybe\n").unwrap_err().to_string();
+        assert!(err.contains("veer.yaml:2"), "{err}");
+        let err = file("cluster:\n  stateName: \"-x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cluster.stateName"), "{err}");
     }
 
     #[test]

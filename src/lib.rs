@@ -6,7 +6,9 @@
 
 pub mod analysis;
 pub mod cli;
+pub mod cluster;
 pub mod config;
+pub mod controller;
 pub mod devcluster;
 pub mod diagnostic;
 pub mod diff;
@@ -14,4 +16,5 @@ pub mod exporter;
 pub mod fields;
 pub mod manifest;
 pub mod source;
+pub mod sync;
 pub mod validate;

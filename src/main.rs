@@ -1,17 +1,27 @@
 //! The `veer` binary: parses the command line, resolves the configuration, sets up logging and
 //! runs one command. The only place `anyhow` is used.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
-use veer::cli::{Cli, Command, OutputFormat, RunArgs, ValidateArgs, exit};
-use veer::config::{self, Config, LogFormat};
+use veer::cli::{
+    Cli, Command, DiffArgs, DryRunMode, OutputFormat, RunArgs, StatusArgs, SyncArgs, ValidateArgs,
+    exit,
+};
+use veer::cluster::{self, Cluster};
+use veer::config::{self, Config, LogFormat, SourceConfig};
+use veer::controller::{self, Controller, ControllerOptions, Pass};
+use veer::diff::render;
 use veer::manifest::{self, ManifestSet, ParseCache};
-use veer::source::{self, GitSource, PollOutcome, Poller};
+use veer::source::{self, GitSource, LoadedRevision, Poller};
+use veer::sync::state::{self as sync_state, StateLocation, SyncState};
+use veer::sync::{SyncOptions, WriteMode};
 use veer::validate::{self, Report};
 
 fn main() -> ExitCode {
@@ -44,14 +54,355 @@ fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Validate(args) => validate_command(&config, &args),
         Command::Run(args) => run_command(&config, &args),
+        Command::Diff(args) => diff_command(&config, &args),
+        Command::Sync(args) => sync_command(&config, &args),
+        Command::Status(args) => status_command(&config, &args),
         Command::DevCluster(args) => {
-            let runtime =
-                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let runtime = runtime()?;
             runtime.block_on(veer::devcluster::run(&args))?;
             Ok(exit::OK)
         }
         Command::SyntheticExporter(args) => synthetic_exporter(&args),
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().context("cannot start the async runtime")
+}
+
+fn require_source(config: &Config) -> Result<&SourceConfig> {
+    match &config.source {
+        Some(s) => Ok(s),
+        None => {
+            bail!("no repository configured: set `source.url` in veer.yaml or pass `--repo URL`")
+        }
+    }
+}
+
+/// Fetch the followed ref and read its manifests (on a blocking thread).
+async fn fetch_revision(config: &Config, source: &SourceConfig) -> Result<Arc<LoadedRevision>> {
+    let spec = source.spec.clone();
+    let cache_dir = config.cache_dir.clone();
+    let read = config.read.clone();
+    let timeout = source.timeout;
+    let loaded = tokio::task::spawn_blocking(move || -> Result<LoadedRevision> {
+        let mut git = GitSource::open(spec, &cache_dir)?;
+        git.set_timeout(Some(timeout));
+        let commit = git.fetch()?.commit().clone();
+        let mut cache = ParseCache::default();
+        Ok(git.load(&commit, &read, &mut cache)?)
+    })
+    .await
+    .context("the git task failed")??;
+    Ok(Arc::new(loaded))
+}
+
+fn state_location(config: &Config) -> StateLocation {
+    StateLocation {
+        namespace: config.cluster.state_namespace.clone(),
+        name: config.cluster.state_name.clone(),
+    }
+}
+
+async fn connect(config: &Config) -> Result<Cluster> {
+    let client = cluster::connect(
+        config.cluster.kubeconfig.as_deref(),
+        config.cluster.context.as_deref(),
+    )
+    .await?;
+    Ok(Cluster::new(client))
+}
+
+async fn start_controller(
+    config: &Config,
+    source: &SourceConfig,
+    sync: SyncOptions,
+) -> Result<Controller> {
+    let cluster = connect(config).await?;
+    let options = ControllerOptions {
+        source_url: source.spec.url.text.clone(),
+        prune: config.sync.prune,
+        sync,
+    };
+    Ok(Controller::start(cluster, state_location(config), options).await?)
+}
+
+fn sync_options(config: &Config, mode: WriteMode) -> SyncOptions {
+    SyncOptions {
+        force_conflicts: config.sync.force_conflicts,
+        self_heal: config.sync.self_heal,
+        mode,
+        ..SyncOptions::default()
+    }
+}
+
+/// Print a rejected revision's diagnostics; the exit code for it.
+fn print_rejection(loaded: &LoadedRevision, report: &Report, output: OutputFormat) -> i32 {
+    match output {
+        OutputFormat::Human => {
+            print!("{}", report.render_human());
+            println!(
+                "revision {} is INVALID ({} error{}): nothing from it may be applied",
+                loaded.revision.commit.short(),
+                report.errors,
+                if report.errors == 1 { "" } else { "s" }
+            );
+        }
+        OutputFormat::Json => print!("{}", report.render_json()),
+    }
+    exit::INVALID
+}
+
+/// Fetch, validate and plan: the plan (or the exit code of a rejected revision).
+async fn plan_revision(
+    config: &Config,
+    sync: SyncOptions,
+    output: OutputFormat,
+) -> Result<std::result::Result<(Controller, Arc<LoadedRevision>, controller::Planned), i32>> {
+    let source = require_source(config)?;
+    let loaded = fetch_revision(config, source).await?;
+    let report = validate::validate(&loaded.set);
+    if !report.is_ok() {
+        return Ok(Err(print_rejection(&loaded, &report, output)));
+    }
+    let controller = start_controller(config, source, sync).await?;
+    let planned = controller.plan(&loaded).await?;
+    Ok(Ok((controller, loaded, planned)))
+}
+
+fn print_plan(
+    loaded: &LoadedRevision,
+    plan: &veer::diff::Plan,
+    output: OutputFormat,
+    color: bool,
+) -> Result<()> {
+    match output {
+        OutputFormat::Human => {
+            println!(
+                "revision {} ({})",
+                loaded.revision.commit.short(),
+                loaded.revision.summary
+            );
+            print!("{}", render::human(plan, color)?);
+        }
+        OutputFormat::Json => print!("{}", render::json(plan)?),
+    }
+    Ok(())
+}
+
+/// `veer diff`: one pass, print the plan; exit 2 when there are differences.
+fn diff_command(config: &Config, args: &DiffArgs) -> Result<i32> {
+    runtime()?.block_on(async {
+        let planned =
+            plan_revision(config, sync_options(config, WriteMode::Apply), args.output).await?;
+        let (_, loaded, planned) = match planned {
+            Ok(p) => p,
+            Err(code) => return Ok(code),
+        };
+        let color = args.color.enabled(std::io::stdout().is_terminal());
+        print_plan(&loaded, &planned.plan, args.output, color)?;
+        Ok(if planned.plan.has_changes() {
+            exit::DIFFERENCES
+        } else {
+            exit::OK
+        })
+    })
+}
+
+/// `veer sync`: one pass; per-object results and a summary.
+fn sync_command(config: &Config, args: &SyncArgs) -> Result<i32> {
+    let mode = match args.dry_run {
+        Some(DryRunMode::Server) => WriteMode::ServerDryRun,
+        Some(DryRunMode::Client) | None => WriteMode::Apply,
+    };
+    runtime()?.block_on(async {
+        let planned = plan_revision(config, sync_options(config, mode), args.output).await?;
+        let (mut controller, loaded, planned) = match planned {
+            Ok(p) => p,
+            Err(code) => return Ok(code),
+        };
+        if args.dry_run == Some(DryRunMode::Client) {
+            let color = args.color.enabled(std::io::stdout().is_terminal());
+            print_plan(&loaded, &planned.plan, args.output, color)?;
+            return Ok(if planned.plan.has_changes() {
+                exit::DIFFERENCES
+            } else {
+                exit::OK
+            });
+        }
+        let pass = controller.reconcile(&loaded, chrono::Utc::now()).await?;
+        print_pass(&loaded, &pass, args.output);
+        let code = controller::exit_code(&pass);
+        Ok(match (&pass, mode) {
+            (Pass::Synced { .. }, WriteMode::ServerDryRun) if code == exit::OK => exit::DIFFERENCES,
+            _ => code,
+        })
+    })
+}
+
+fn print_pass(loaded: &LoadedRevision, pass: &Pass, output: OutputFormat) {
+    let commit = loaded.revision.commit.short();
+    match output {
+        OutputFormat::Human => match pass {
+            Pass::Synced { report, .. } => {
+                println!("revision {commit} ({})", loaded.revision.summary);
+                print!("{}", report.human());
+            }
+            Pass::InSync { .. } => println!("revision {commit}: in sync, nothing to do"),
+            Pass::DriftReported { objects, .. } => {
+                for o in objects {
+                    println!("{o}: drift reported, not healed (selfHeal is off)");
+                }
+                println!("revision {commit}: {} drifted, left alone", objects.len());
+            }
+            Pass::Rejected { errors, .. } => {
+                println!("revision {commit} is INVALID ({errors} errors): nothing applied");
+            }
+            Pass::NoRevision => println!("no valid revision loaded"),
+            Pass::Failed { message } => println!("sync failed: {message}"),
+        },
+        OutputFormat::Json => {
+            let value = match pass {
+                Pass::Synced { report, .. } => serde_json::json!({
+                    "revision": loaded.revision.commit.0, "result": "synced",
+                    "mode": report.mode, "objects": report.objects, "summary": report.summary(),
+                }),
+                Pass::InSync { .. } => {
+                    serde_json::json!({"revision": loaded.revision.commit.0, "result": "inSync"})
+                }
+                Pass::DriftReported { objects, .. } => serde_json::json!({
+                    "revision": loaded.revision.commit.0, "result": "driftReported",
+                    "drift": objects.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                }),
+                Pass::Rejected { errors, .. } => {
+                    serde_json::json!({"revision": loaded.revision.commit.0, "result": "rejected", "errors": errors})
+                }
+                Pass::NoRevision => serde_json::json!({"result": "noRevision"}),
+                Pass::Failed { message } => {
+                    serde_json::json!({"result": "failed", "message": message})
+                }
+            };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).unwrap_or_default()
+            );
+        }
+    }
+}
+
+/// `veer status`: what veer last recorded in the cluster.
+fn status_command(config: &Config, args: &StatusArgs) -> Result<i32> {
+    runtime()?.block_on(async {
+        let cluster = connect(config).await?;
+        let at = state_location(config);
+        let state = sync_state::read(cluster.client(), &at).await?;
+        match args.output {
+            OutputFormat::Human => match &state {
+                Some(s) => print!("{}", status_human(s)),
+                None => println!(
+                    "veer has recorded nothing in {}/{} yet: no sync has run against this cluster",
+                    at.namespace, at.name
+                ),
+            },
+            OutputFormat::Json => {
+                let value = match &state {
+                    Some(s) => {
+                        serde_json::json!({"recorded": true, "state": s, "counts": counts(s)})
+                    }
+                    None => serde_json::json!({"recorded": false}),
+                };
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&value).unwrap_or_default()
+                );
+            }
+        }
+        Ok(exit::OK)
+    })
+}
+
+fn counts(state: &SyncState) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for o in &state.objects {
+        *counts.entry(o.result.clone()).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn status_human(s: &SyncState) -> String {
+    let mut out = String::new();
+    let line = |out: &mut String, label: &str, value: String| {
+        out.push_str(&format!("{label:<11}{value}\n"));
+    };
+    match &s.revision {
+        Some(r) => line(
+            &mut out,
+            "revision",
+            format!("{} ({}) by {}", r.commit, r.summary, r.author),
+        ),
+        None => line(&mut out, "revision", "none applied yet".into()),
+    }
+    if let Some(o) = s.outcome {
+        line(
+            &mut out,
+            "outcome",
+            match o {
+                sync_state::RevisionOutcome::Applied => "applied".into(),
+                sync_state::RevisionOutcome::PartiallyApplied => {
+                    "PARTIALLY applied: some objects failed".into()
+                }
+            },
+        );
+    }
+    if let Some(at) = &s.applied_at {
+        line(&mut out, "applied at", at.clone());
+    }
+    let counts = counts(s)
+        .iter()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    line(
+        &mut out,
+        "objects",
+        format!("{} in inventory ({counts})", s.inventory().len()),
+    );
+    for o in s.objects.iter().filter(|o| o.result == "failed") {
+        line(
+            &mut out,
+            "failed",
+            format!(
+                "{} {}: {}",
+                o.key(),
+                o.code.map(|c| c.to_string()).unwrap_or_default(),
+                o.message.clone().unwrap_or_default()
+            ),
+        );
+    }
+    for d in &s.drift {
+        line(&mut out, "drift", format!("{d} (selfHeal is off)"));
+    }
+    if let Some(r) = &s.rejected {
+        line(
+            &mut out,
+            "rejected",
+            format!(
+                "{} ({}): {} errors, at {}",
+                r.commit, r.summary, r.errors, r.at
+            ),
+        );
+    }
+    if let Some(e) = &s.last_error {
+        line(
+            &mut out,
+            "last error",
+            format!("{} (at {})", e.message, e.at),
+        );
+    }
+    if let Some(at) = &s.updated_at {
+        line(&mut out, "updated at", at.clone());
+    }
+    out
 }
 
 fn load_config(cli: &Cli) -> Result<Config> {
@@ -229,13 +580,10 @@ fn json_output(set: &ManifestSet, report: &Report) -> String {
     serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
 }
 
-/// `veer run`: poll → validate, until stopped. Sync and rollouts build on this loop.
+/// `veer run`: the reconcile loop until stopped (`--once`: one pass, exit as `veer sync`).
 fn run_command(config: &Config, args: &RunArgs) -> Result<i32> {
-    let Some(source_config) = &config.source else {
-        bail!("no repository configured: set `source.url` in veer.yaml or pass `--repo URL`");
-    };
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    let source_config = require_source(config)?;
+    runtime()?.block_on(async {
         let git = GitSource::open(source_config.spec.clone(), &config.cache_dir)?;
         let mut poller = Poller::with_options(
             git,
@@ -243,38 +591,27 @@ fn run_command(config: &Config, args: &RunArgs) -> Result<i32> {
             source_config.timeout,
             config.read.clone(),
         );
+        let mut controller = start_controller(
+            config,
+            source_config,
+            sync_options(config, WriteMode::Apply),
+        )
+        .await?;
         info!(url = %source_config.spec.url, reference = %source_config.spec.reference, "veer started");
         loop {
-            let code = match poller.poll_once().await {
-                PollOutcome::Unchanged { .. } => exit::OK,
-                PollOutcome::Updated(loaded) => {
-                    let report = validate::validate(&loaded.set);
-                    let commit = loaded.revision.commit.short().to_string();
-                    if report.is_ok() {
-                        info!(
-                            %commit,
-                            objects = loaded.set.manifests.len(),
-                            parsed_files = loaded.parsed_files,
-                            changed_files = loaded.changed_files.len(),
-                            warnings = report.warnings,
-                            "revision accepted"
-                        );
-                        exit::OK
-                    } else {
-                        for d in &report.diagnostics {
-                            warn!(%commit, "{d}");
-                        }
-                        error!(%commit, errors = report.errors, "revision rejected: nothing from it is applied");
-                        exit::INVALID
-                    }
+            let poll = poller.poll_once().await;
+            let pass = controller.handle(poll, chrono::Utc::now()).await;
+            match &pass {
+                Pass::Synced { commit, report } => {
+                    let s = report.summary();
+                    info!(commit = %&commit[..commit.len().min(12)], created = s.created, updated = s.updated, pruned = s.pruned, failed = s.failed, "reconciled");
                 }
-                PollOutcome::Failed { error, kept } => {
-                    error!(%error, kept = ?kept.map(|c| c.short().to_string()), "poll failed; the last good revision stays in force");
-                    exit::FAILURE
-                }
-            };
+                Pass::InSync { .. } | Pass::DriftReported { .. } => {}
+                Pass::Rejected { .. } | Pass::NoRevision => {}
+                Pass::Failed { message } => warn!(%message, "reconcile failed"),
+            }
             if args.once {
-                return Ok(code);
+                return Ok(controller::exit_code(&pass));
             }
             tokio::select! {
                 () = poller.next_tick() => {}

@@ -137,7 +137,11 @@ fn repo_flag_and_run_once_against_a_git_daemon() {
     );
     assert!(stdout.contains("add ratings"), "{stdout}");
 
-    // A bad commit: `run --once` rejects it (exit 1), logging JSON lines on stderr.
+    // A bad commit: `run --once` rejects it (exit 1), logging JSON lines on stderr. `run`
+    // reconciles, so it needs a cluster: the embedded one, served from this process.
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let cluster = runtime.block_on(support::devcluster::start());
+    let (_kube_dir, kubeconfig) = support::devcluster::kubeconfig(&cluster);
     remote.write("prod/vs.yaml", BAD_VS);
     remote.commit_and_push("typo");
     let out = veer(
@@ -152,6 +156,8 @@ fn repo_flag_and_run_once_against_a_git_daemon() {
             cache,
             "--log-format",
             "json",
+            "--kubeconfig",
+            kubeconfig.to_str().expect("utf-8 path"),
         ],
         tmp.path(),
     );

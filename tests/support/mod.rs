@@ -1,7 +1,10 @@
 //! Real git remotes for the source tests: working repositories driven with the `git` CLI, a
 //! `git daemon` on a free loopback port, and a small smart-HTTP server running
 //! `git http-backend` (buffered, so responses carry `Content-Length`, which libgit2 needs).
+//! The embedded dev cluster's helpers are in [`devcluster`].
 #![allow(dead_code)]
+
+pub mod devcluster;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};

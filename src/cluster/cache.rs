@@ -1,0 +1,275 @@
+//! The watch cache: one kube-runtime reflector per watched kind (and namespace, for
+//! namespaced kinds), started on demand and kept for the life of the process.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{Api, DynamicObject};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::Value;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use super::ClusterError;
+use super::discovery::{Discovery, Resolved};
+use crate::manifest::ObjectKey;
+
+/// What one watch covers: a kind at a version, in one namespace or cluster-wide.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WatchKey {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    /// `None` for cluster-scoped kinds.
+    pub namespace: Option<String>,
+}
+
+impl WatchKey {
+    pub fn of(key: &ObjectKey, resolved: &Resolved) -> Self {
+        WatchKey {
+            group: key.group.clone(),
+            version: key.version.clone(),
+            kind: key.kind.clone(),
+            namespace: if resolved.namespaced {
+                key.namespace.clone()
+            } else {
+                None
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for WatchKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let api_version = if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        };
+        match &self.namespace {
+            Some(ns) => write!(f, "{api_version} {} in {ns}", self.kind),
+            None => write!(f, "{api_version} {}", self.kind),
+        }
+    }
+}
+
+/// A write the cache should see: the object at this resourceVersion, or `None` for gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    pub key: ObjectKey,
+    pub resource_version: Option<String>,
+}
+
+struct Watch {
+    store: Store<DynamicObject>,
+    resource: Resolved,
+    task: JoinHandle<()>,
+}
+
+#[derive(Default)]
+pub(super) struct Cache {
+    watches: Mutex<BTreeMap<WatchKey, Watch>>,
+}
+
+impl Drop for Cache {
+    fn drop(&mut self) {
+        for watch in self.watches().values() {
+            watch.task.abort();
+        }
+    }
+}
+
+impl Cache {
+    fn watches(&self) -> std::sync::MutexGuard<'_, BTreeMap<WatchKey, Watch>> {
+        // Entries are inserted whole; a poisoned lock still holds a consistent map.
+        self.watches.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.watches().len()
+    }
+
+    /// Start the watch when it is not running, then wait until it has listed.
+    pub(super) async fn ensure(
+        &self,
+        client: &kube::Client,
+        key: &WatchKey,
+        resolved: &Resolved,
+        within: Duration,
+    ) -> Result<(), ClusterError> {
+        let store = {
+            let mut watches = self.watches();
+            match watches.get(key) {
+                Some(w) => w.store.clone(),
+                None => {
+                    let watch = start(client, key, resolved);
+                    let store = watch.store.clone();
+                    watches.insert(key.clone(), watch);
+                    store
+                }
+            }
+        };
+        match tokio::time::timeout(within, store.wait_until_ready()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) | Err(_) => {
+                // Drop the watch so the next reconcile starts afresh.
+                if let Some(w) = self.watches().remove(key) {
+                    w.task.abort();
+                }
+                Err(ClusterError::WatchNotReady {
+                    what: key.to_string(),
+                    after: within,
+                })
+            }
+        }
+    }
+
+    /// The object, as the API server returned it, with `apiVersion` and `kind` set.
+    pub(super) fn get(&self, key: &ObjectKey, resolved: &Resolved) -> Option<Value> {
+        let (store, resource) = self.store_for(key, resolved)?;
+        let object = store.get(&object_ref(key, &resource))?;
+        let mut value = serde_json::to_value(&*object).ok()?;
+        if let Value::Object(map) = &mut value {
+            map.insert(
+                "apiVersion".into(),
+                Value::String(resource.resource.api_version.clone()),
+            );
+            map.insert("kind".into(), Value::String(resource.resource.kind.clone()));
+        }
+        Some(value)
+    }
+
+    fn store_for(
+        &self,
+        key: &ObjectKey,
+        resolved: &Resolved,
+    ) -> Option<(Store<DynamicObject>, Resolved)> {
+        let watches = self.watches();
+        let watch = watches.get(&WatchKey::of(key, resolved))?;
+        Some((watch.store.clone(), watch.resource.clone()))
+    }
+
+    /// Has the cache seen this write?
+    fn seen(&self, discovery: &Discovery, write: &Observed) -> bool {
+        let Some(resolved) = discovery.cached(&write.key) else {
+            return true;
+        };
+        let Some((store, resource)) = self.store_for(&write.key, &resolved) else {
+            // Not watched: nothing will plan from it.
+            return true;
+        };
+        let current = store.get(&object_ref(&write.key, &resource));
+        match (&write.resource_version, current) {
+            (None, None) => true,
+            (None, Some(_)) => false,
+            (Some(_), None) => false,
+            (Some(wanted), Some(object)) => match object.metadata.resource_version.as_deref() {
+                Some(have) => at_least(have, wanted),
+                None => false,
+            },
+        }
+    }
+
+    pub(super) async fn await_observed(
+        &self,
+        discovery: &Discovery,
+        writes: &[Observed],
+        within: Duration,
+    ) -> Vec<ObjectKey> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let missing: Vec<ObjectKey> = writes
+                .iter()
+                .filter(|w| !self.seen(discovery, w))
+                .map(|w| w.key.clone())
+                .collect();
+            if missing.is_empty() || tokio::time::Instant::now() >= deadline {
+                return missing;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// resourceVersions are opaque, but every server we know issues increasing integers; when
+/// both parse, a newer version also counts as seen (someone wrote after us).
+fn at_least(have: &str, wanted: &str) -> bool {
+    if have == wanted {
+        return true;
+    }
+    match (have.parse::<u64>(), wanted.parse::<u64>()) {
+        (Ok(h), Ok(w)) => h >= w,
+        _ => false,
+    }
+}
+
+fn object_ref(key: &ObjectKey, resolved: &Resolved) -> ObjectRef<DynamicObject> {
+    let r = ObjectRef::new_with(&key.name, resolved.resource.clone());
+    match (&key.namespace, resolved.namespaced) {
+        (Some(ns), true) => r.within(ns),
+        (Some(_), false) | (None, _) => r,
+    }
+}
+
+fn start(client: &kube::Client, key: &WatchKey, resolved: &Resolved) -> Watch {
+    let writer = reflector::store::Writer::new(resolved.resource.clone());
+    let store = writer.as_reader();
+    let api: Api<DynamicObject> = match &key.namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resolved.resource),
+        None => Api::all_with(client.clone(), &resolved.resource),
+    };
+    let what = key.to_string();
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, watcher::Config::default()).default_backoff(),
+    );
+    info!(watch = %what, "starting watch");
+    let task = tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        let mut failing = false;
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(event) => {
+                    if failing {
+                        info!(watch = %what, "watch re-established");
+                        failing = false;
+                    } else if matches!(event, watcher::Event::InitDone) {
+                        debug!(watch = %what, "watch listed");
+                    }
+                }
+                Err(error) => {
+                    failing = true;
+                    warn!(watch = %what, %error, "watch failed; retrying with backoff");
+                }
+            }
+        }
+    });
+    Watch {
+        store,
+        resource: resolved.clone(),
+        task,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_versions_compare_as_numbers_when_they_are() {
+        let cases = [
+            ("5", "5", true),
+            ("6", "5", true),
+            ("4", "5", false),
+            ("10", "9", true),
+            ("abc", "abc", true),
+            ("abc", "abd", false),
+        ];
+        for (have, wanted, expected) in cases {
+            assert_eq!(at_least(have, wanted), expected, "{have} vs {wanted}");
+        }
+    }
+}

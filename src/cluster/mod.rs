@@ -1,0 +1,215 @@
+//! Live state: the kube client, discovery (kind → resource), and a watch-based cache of the
+//! objects veer looks at.
+//!
+//! Owns everything that reads from the cluster. Only the kinds (and, for namespaced kinds, the
+//! namespaces) the repository and the inventory use are watched, each by a kube-runtime
+//! reflector started the first time it is needed. After that a reconcile reads memory: a
+//! steady-state plan makes no LIST and an idle poll no API call at all. A watch that drops
+//! is re-established by the watcher with backoff; every error is logged. Writing is
+//! [`crate::sync`]'s job; this module only lets it wait until the cache has seen its writes.
+
+mod cache;
+mod discovery;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use serde_json::Value;
+
+use crate::manifest::ObjectKey;
+
+pub use cache::{Observed, WatchKey};
+pub use discovery::Resolved;
+
+/// How long a new watch may take to list its objects before a reconcile gives up.
+pub const WATCH_READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What can go wrong reading the cluster. Messages name the object or kind and say what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(
+        "cannot load the kubeconfig{}: {reason}; check --kubeconfig/KUBECONFIG and --context",
+        path.as_deref().map(|p| format!(" {p}")).unwrap_or_default()
+    )]
+    Kubeconfig {
+        path: Option<String>,
+        reason: String,
+    },
+    #[error("cannot build a Kubernetes client: {reason}")]
+    Client { reason: String },
+    #[error(
+        "the cluster does not serve {api_version} {kind}; apply its CustomResourceDefinition first, or check apiVersion"
+    )]
+    UnknownKind { api_version: String, kind: String },
+    #[error("discovery of {api_version} failed: {reason}; check that the API server is reachable")]
+    Discovery { api_version: String, reason: String },
+    #[error(
+        "the watch of {what} did not list its objects within {after:?}; check the API server and veer's RBAC (list/watch)"
+    )]
+    WatchNotReady { what: String, after: Duration },
+    #[error("{what}: {reason}")]
+    Api {
+        what: String,
+        code: Option<u16>,
+        reason: String,
+    },
+}
+
+impl ClusterError {
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            ClusterError::Kubeconfig { .. } => "kubeconfig",
+            ClusterError::Client { .. } => "client",
+            ClusterError::UnknownKind { .. } => "unknown_kind",
+            ClusterError::Discovery { .. } => "discovery",
+            ClusterError::WatchNotReady { .. } => "watch_not_ready",
+            ClusterError::Api { .. } => "api",
+        }
+    }
+
+    /// An API error about `what`.
+    pub fn api(what: impl Into<String>, error: &kube::Error) -> Self {
+        let (code, reason) = match error {
+            kube::Error::Api(status) => (Some(status.code), status.message.clone()),
+            other => (None, other.to_string()),
+        };
+        ClusterError::Api {
+            what: what.into(),
+            code,
+            reason,
+        }
+    }
+}
+
+/// A kube client from a kubeconfig file (with an optional context), or inferred:
+/// `KUBECONFIG`, `~/.kube/config`, then the in-cluster service account.
+pub async fn connect(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> Result<kube::Client, ClusterError> {
+    let options = KubeConfigOptions {
+        context: context.map(str::to_string),
+        ..KubeConfigOptions::default()
+    };
+    let config =
+        match (kubeconfig, context) {
+            (Some(path), _) => {
+                let file = Kubeconfig::read_from(path).map_err(|e| ClusterError::Kubeconfig {
+                    path: Some(path.display().to_string()),
+                    reason: e.to_string(),
+                })?;
+                kube::Config::from_custom_kubeconfig(file, &options)
+                    .await
+                    .map_err(|e| ClusterError::Kubeconfig {
+                        path: Some(path.display().to_string()),
+                        reason: e.to_string(),
+                    })?
+            }
+            (None, Some(_)) => kube::Config::from_kubeconfig(&options).await.map_err(|e| {
+                ClusterError::Kubeconfig {
+                    path: None,
+                    reason: e.to_string(),
+                }
+            })?,
+            (None, None) => kube::Config::infer()
+                .await
+                .map_err(|e| ClusterError::Kubeconfig {
+                    path: None,
+                    reason: e.to_string(),
+                })?,
+        };
+    kube::Client::try_from(config).map_err(|e| ClusterError::Client {
+        reason: e.to_string(),
+    })
+}
+
+/// The live objects veer looked at, as the API server returns them (`apiVersion` and `kind`
+/// filled in), keyed as git names them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LiveState {
+    pub objects: BTreeMap<ObjectKey, Value>,
+    /// Keys whose kind the cluster does not serve (yet): nothing is known about them.
+    pub unknown: BTreeSet<ObjectKey>,
+}
+
+/// The cluster as veer sees it: a client, discovery and the watch cache.
+pub struct Cluster {
+    client: kube::Client,
+    discovery: discovery::Discovery,
+    cache: cache::Cache,
+}
+
+impl Cluster {
+    pub fn new(client: kube::Client) -> Self {
+        Cluster {
+            discovery: discovery::Discovery::default(),
+            cache: cache::Cache::default(),
+            client,
+        }
+    }
+
+    pub fn client(&self) -> &kube::Client {
+        &self.client
+    }
+
+    /// The resource serving `key`'s kind; discovery is asked again when the kind is not
+    /// known yet (e.g. a CRD was just applied).
+    pub async fn resolve(&self, key: &ObjectKey) -> Result<Resolved, ClusterError> {
+        self.discovery.resolve(&self.client, key).await
+    }
+
+    /// Forget what discovery said about `key`'s kind (after a 404 that may mean it moved).
+    pub fn forget(&self, key: &ObjectKey) {
+        self.discovery.forget(key);
+    }
+
+    /// The live objects among `keys`, from the watch cache. Watches the kinds and namespaces
+    /// not watched yet (and waits until they have listed); after that, no API call.
+    pub async fn live(&self, keys: &[ObjectKey]) -> Result<LiveState, ClusterError> {
+        let mut state = LiveState::default();
+        let mut resolved = Vec::with_capacity(keys.len());
+        for key in keys {
+            match self.resolve(key).await {
+                Ok(r) => resolved.push((key, r)),
+                Err(ClusterError::UnknownKind { .. }) => {
+                    state.unknown.insert(key.clone());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let wanted: BTreeSet<WatchKey> = resolved.iter().map(|(k, r)| WatchKey::of(k, r)).collect();
+        for watch in &wanted {
+            let resource = resolved
+                .iter()
+                .find(|(k, r)| WatchKey::of(k, r) == *watch)
+                .map(|(_, r)| r.clone());
+            if let Some(resource) = resource {
+                self.cache
+                    .ensure(&self.client, watch, &resource, WATCH_READY_TIMEOUT)
+                    .await?;
+            }
+        }
+        for (key, r) in resolved {
+            if let Some(object) = self.cache.get(key, &r) {
+                state.objects.insert(key.clone(), object);
+            }
+        }
+        Ok(state)
+    }
+
+    /// Wait (reading memory only) until the cache has seen each write: the object at
+    /// `resourceVersion` (or newer), or gone. Returns the keys still not seen at the
+    /// deadline; a reconcile after that would plan from stale data, so callers log them.
+    pub async fn await_observed(&self, writes: &[Observed], within: Duration) -> Vec<ObjectKey> {
+        self.cache
+            .await_observed(&self.discovery, writes, within)
+            .await
+    }
+
+    /// Watches running now (for tests and benchmarks).
+    pub fn watch_count(&self) -> usize {
+        self.cache.len()
+    }
+}

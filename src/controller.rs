@@ -1,0 +1,916 @@
+//! The reconcile loop, level-triggered and idempotent: poll → validate → plan → apply →
+//! record.
+//!
+//! Owns what happens to a revision: a rejected one applies nothing and is recorded as
+//! rejected while the last good revision stays in force (and keeps being reconciled, so drift
+//! is still healed); an unchanged revision with nothing to heal makes no write at all (the
+//! plan reads the watch cache, and the state is written only when its content changes); a
+//! partly failed apply is recorded as such. The decisions are pure functions
+//! ([`next_state`], [`rejected_state`], [`error_state`], [`exit_code`]); [`Controller`] is
+//! the thin I/O around them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use tracing::{error, info, warn};
+
+use crate::cli::exit;
+use crate::cluster::{Cluster, ClusterError, LiveState};
+use crate::diff::{self, Action, Cause, DesiredObject, Plan, PlanContext};
+use crate::manifest::ObjectKey;
+use crate::source::{LoadedRevision, PollOutcome};
+use crate::sync::state::{
+    self, ErrorRecord, ObjectRecord, RejectedRecord, RevisionOutcome, RevisionRecord, StateError,
+    StateLocation, SyncState,
+};
+use crate::sync::{self, ObjectResult, SyncOptions, SyncReport, WriteMode};
+use crate::validate::{self, Report};
+
+/// What can stop a pass.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+impl ControllerError {
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            ControllerError::Cluster(e) => e.metric_label(),
+            ControllerError::State(e) => e.metric_label(),
+        }
+    }
+}
+
+/// How the controller behaves.
+#[derive(Debug, Clone)]
+pub struct ControllerOptions {
+    /// Repository URL, for the `veer.io/source` annotation (`<url>#<file>`).
+    pub source_url: String,
+    pub prune: bool,
+    pub sync: SyncOptions,
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pass {
+    /// No valid revision has been loaded yet (the first one was invalid, or the poll
+    /// failed).
+    NoRevision,
+    /// The new revision failed validation: nothing from it was applied.
+    Rejected { commit: String, errors: usize },
+    /// The cluster matches git; nothing was written.
+    InSync { commit: String },
+    /// Only drift, and self-heal is off: reported, nothing written.
+    DriftReported {
+        commit: String,
+        objects: Vec<ObjectKey>,
+    },
+    /// Writes were made (or sent as a server dry run); `report` says how each went.
+    Synced { commit: String, report: SyncReport },
+    /// The cluster could not be read or the state not written.
+    Failed { message: String },
+}
+
+/// The exit code of a one-pass command (`veer sync`, `veer run --once`). Pure.
+pub fn exit_code(pass: &Pass) -> i32 {
+    match pass {
+        Pass::InSync { .. } | Pass::DriftReported { .. } => exit::OK,
+        Pass::Synced { report, .. } if report.has_failures() => exit::PARTIAL,
+        Pass::Synced { .. } => exit::OK,
+        Pass::Rejected { .. } => exit::INVALID,
+        Pass::NoRevision | Pass::Failed { .. } => exit::FAILURE,
+    }
+}
+
+fn timestamp(now: DateTime<Utc>) -> String {
+    now.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn revision_record(loaded: &LoadedRevision) -> RevisionRecord {
+    RevisionRecord {
+        commit: loaded.revision.commit.0.clone(),
+        summary: loaded.revision.summary.clone(),
+        author: loaded.revision.author.clone(),
+    }
+}
+
+/// The objects of a revision as veer applies them: label and source annotation added.
+pub fn desired_objects(loaded: &LoadedRevision, source_url: &str) -> Vec<DesiredObject> {
+    loaded
+        .set
+        .manifests
+        .iter()
+        .map(|m| {
+            let mut d = DesiredObject::from(m.as_ref());
+            sync::decorate(&mut d, &format!("{source_url}#{}", m.file));
+            d
+        })
+        .collect()
+}
+
+/// The planner's view of the recorded state.
+pub fn plan_context(state: &SyncState, manager: &str, prune: bool) -> PlanContext {
+    let mut ctx = PlanContext::new(manager);
+    ctx.prune = prune;
+    for record in &state.objects {
+        if let Some(hash) = &record.hash {
+            ctx.inventory.insert(record.key());
+            ctx.applied_hashes.insert(record.key(), hash.clone());
+        }
+    }
+    ctx
+}
+
+/// What a plan comes to when nothing is written: unchanged, prune skipped, drift reported.
+/// Pure.
+pub fn report_without_writes(plan: &Plan) -> SyncReport {
+    SyncReport {
+        mode: WriteMode::Apply,
+        objects: plan
+            .objects
+            .iter()
+            .map(|o| sync::ObjectOutcome {
+                key: o.key.clone(),
+                result: match &o.action {
+                    Action::Update {
+                        cause: Cause::Drift,
+                        ..
+                    } => ObjectResult::DriftReported,
+                    Action::PruneSkipped { reason } => {
+                        ObjectResult::PruneSkipped { reason: *reason }
+                    }
+                    Action::Create | Action::Update { .. } | Action::Prune | Action::Unchanged => {
+                        ObjectResult::Unchanged
+                    }
+                },
+            })
+            .collect(),
+        unobserved: Vec::new(),
+    }
+}
+
+/// The state after reconciling `loaded`: its objects' results and hashes, the inventory
+/// (applied objects added, pruned ones removed, failed creates never added), the outcome.
+/// `unknown` keys (kind not served) keep their records. Timestamps move only when the
+/// content changed. Pure.
+pub fn next_state(
+    prev: &SyncState,
+    loaded: &LoadedRevision,
+    desired: &[DesiredObject],
+    report: &SyncReport,
+    unknown: &BTreeSet<ObjectKey>,
+    now: DateTime<Utc>,
+) -> SyncState {
+    let hashes: BTreeMap<&ObjectKey, String> = desired
+        .iter()
+        .map(|d| (&d.key, diff::desired_hash(&d.value)))
+        .collect();
+    let hash_of = |key: &ObjectKey| {
+        hashes
+            .iter()
+            .find(|(k, _)| k.same_object(key))
+            .map(|(_, h)| h.clone())
+    };
+    let mut records: Vec<ObjectRecord> = Vec::new();
+    let mut seen: Vec<&ObjectKey> = Vec::new();
+    for outcome in &report.objects {
+        seen.push(&outcome.key);
+        let previous = prev.record(&outcome.key);
+        let prev_hash = previous.and_then(|r| r.hash.clone());
+        let record = match &outcome.result {
+            ObjectResult::Created | ObjectResult::Updated { .. } => {
+                ObjectRecord::new(&outcome.key, hash_of(&outcome.key), outcome.result.name())
+            }
+            // Nothing happened: the last result stands (an idle pass changes no record),
+            // unless it was a failure that has since been fixed.
+            ObjectResult::Unchanged => match previous {
+                Some(p) if p.hash == hash_of(&outcome.key) && p.code.is_none() => p.clone(),
+                Some(_) | None => {
+                    ObjectRecord::new(&outcome.key, hash_of(&outcome.key), outcome.result.name())
+                }
+            },
+            ObjectResult::DriftReported => {
+                ObjectRecord::new(&outcome.key, prev_hash, outcome.result.name())
+            }
+            ObjectResult::PruneSkipped { .. } => match previous {
+                Some(p) => ObjectRecord {
+                    result: outcome.result.name().to_string(),
+                    ..p.clone()
+                },
+                None => ObjectRecord::new(&outcome.key, None, outcome.result.name()),
+            },
+            ObjectResult::Pruned => continue,
+            ObjectResult::Failed(f) => ObjectRecord {
+                code: f.code,
+                message: Some(f.message.clone()),
+                ..ObjectRecord::new(&outcome.key, prev_hash, outcome.result.name())
+            },
+        };
+        records.push(record);
+    }
+    // Records the plan did not cover: gone from git and from the cluster, unless veer could
+    // not look (kind not served), in which case nothing is known and the record stays.
+    for p in &prev.objects {
+        let key = p.key();
+        let covered = seen.iter().any(|k| k.same_object(&key));
+        if !covered && unknown.iter().any(|k| k.same_object(&key)) {
+            records.push(p.clone());
+        }
+    }
+    records.sort_by_key(ObjectRecord::key);
+
+    let failed = report.has_failures();
+    let drift: Vec<String> = report
+        .objects
+        .iter()
+        .filter(|o| matches!(o.result, ObjectResult::DriftReported))
+        .map(|o| o.key.to_string())
+        .collect();
+    let mut next = SyncState {
+        format: state::STATE_FORMAT,
+        revision: Some(revision_record(loaded)),
+        outcome: Some(if failed {
+            RevisionOutcome::PartiallyApplied
+        } else {
+            RevisionOutcome::Applied
+        }),
+        applied_at: prev.applied_at.clone(),
+        // A rejection stands while the revision in force is the one from before it; a newer
+        // valid revision supersedes it.
+        rejected: if prev.revision.as_ref().map(|r| &r.commit) == Some(&loaded.revision.commit.0) {
+            prev.rejected.clone()
+        } else {
+            None
+        },
+        last_error: if failed {
+            report.failed().next().map(|(k, f)| ErrorRecord {
+                message: format!("{k}: {}", f.message),
+                at: timestamp(now),
+            })
+        } else {
+            None
+        },
+        objects: records,
+        drift,
+        updated_at: prev.updated_at.clone(),
+    };
+    let wrote = report.objects.iter().any(|o| {
+        matches!(
+            o.result,
+            ObjectResult::Created | ObjectResult::Updated { .. } | ObjectResult::Pruned
+        )
+    });
+    if wrote || prev.revision != next.revision || next.applied_at.is_none() {
+        next.applied_at = Some(timestamp(now));
+    }
+    // Keep the previous error's time when it is the same error.
+    if let (Some(n), Some(p)) = (&mut next.last_error, &prev.last_error)
+        && n.message == p.message
+    {
+        n.at = p.at.clone();
+    }
+    if !next.same_content(prev) {
+        next.updated_at = Some(timestamp(now));
+    }
+    next
+}
+
+/// The state after `loaded` failed validation: recorded as rejected (once per commit);
+/// everything else stays. Pure.
+pub fn rejected_state(
+    prev: &SyncState,
+    loaded: &LoadedRevision,
+    errors: usize,
+    now: DateTime<Utc>,
+) -> SyncState {
+    let commit = loaded.revision.commit.0.clone();
+    if prev.rejected.as_ref().is_some_and(|r| r.commit == commit) {
+        return prev.clone();
+    }
+    SyncState {
+        rejected: Some(RejectedRecord {
+            commit,
+            summary: loaded.revision.summary.clone(),
+            errors,
+            at: timestamp(now),
+        }),
+        updated_at: Some(timestamp(now)),
+        ..prev.clone()
+    }
+}
+
+/// The state after a pass failed with `message` (kept once: the same error again changes
+/// nothing). Pure.
+pub fn error_state(prev: &SyncState, message: &str, now: DateTime<Utc>) -> SyncState {
+    if prev
+        .last_error
+        .as_ref()
+        .is_some_and(|e| e.message == message)
+    {
+        return prev.clone();
+    }
+    SyncState {
+        last_error: Some(ErrorRecord {
+            message: message.to_string(),
+            at: timestamp(now),
+        }),
+        updated_at: Some(timestamp(now)),
+        ..prev.clone()
+    }
+}
+
+/// A plan with what it was made from.
+pub struct Planned {
+    pub plan: Plan,
+    pub desired: Vec<DesiredObject>,
+    pub live: LiveState,
+}
+
+/// The loop's state and its I/O: the cluster, the recorded state, the last valid revision.
+pub struct Controller {
+    cluster: Cluster,
+    location: StateLocation,
+    options: ControllerOptions,
+    state: SyncState,
+    /// The revision in force: the newest that passed validation.
+    current: Option<Arc<LoadedRevision>>,
+    /// The newest revision loaded and its validation, so a revision is validated once.
+    validated: Option<(Arc<LoadedRevision>, Report)>,
+}
+
+impl Controller {
+    /// Read the recorded state (one GET) and get ready.
+    pub async fn start(
+        cluster: Cluster,
+        location: StateLocation,
+        options: ControllerOptions,
+    ) -> Result<Self, ControllerError> {
+        let state = state::read(cluster.client(), &location)
+            .await?
+            .unwrap_or_default();
+        if let Some(r) = &state.revision {
+            info!(commit = %r.commit, objects = state.inventory().len(), "state read from the cluster");
+        }
+        Ok(Controller {
+            cluster,
+            location,
+            options,
+            state,
+            current: None,
+            validated: None,
+        })
+    }
+
+    pub fn state(&self) -> &SyncState {
+        &self.state
+    }
+
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// Plan `loaded` against the live cluster (from the watch cache once it is up).
+    pub async fn plan(&self, loaded: &LoadedRevision) -> Result<Planned, ControllerError> {
+        let desired = desired_objects(loaded, &self.options.source_url);
+        let mut keys: Vec<ObjectKey> = desired.iter().map(|d| d.key.clone()).collect();
+        for key in self.state.inventory() {
+            if !keys.iter().any(|k| k.same_object(&key)) {
+                keys.push(key);
+            }
+        }
+        let live = self.cluster.live(&keys).await?;
+        let ctx = plan_context(&self.state, &self.options.sync.manager, self.options.prune);
+        let plan = diff::plan(&desired, &live.objects, &ctx);
+        Ok(Planned {
+            plan,
+            desired,
+            live,
+        })
+    }
+
+    /// One pass over what a poll produced.
+    pub async fn handle(&mut self, poll: PollOutcome, now: DateTime<Utc>) -> Pass {
+        match poll {
+            PollOutcome::Updated(loaded) => {
+                let report = validate::validate(&loaded.set);
+                self.validated = Some((loaded.clone(), report.clone()));
+                if report.is_ok() {
+                    self.current = Some(loaded);
+                } else {
+                    let commit = loaded.revision.commit.short().to_string();
+                    for d in &report.diagnostics {
+                        warn!(%commit, "{d}");
+                    }
+                    error!(%commit, errors = report.errors, "revision rejected: nothing from it is applied; the last good revision stays in force");
+                    let next = rejected_state(&self.state, &loaded, report.errors, now);
+                    if let Err(e) = self.record(next).await {
+                        return Pass::Failed {
+                            message: e.to_string(),
+                        };
+                    }
+                    // Keep reconciling the revision in force (drift is still healed), but
+                    // report the rejection for this pass.
+                    let pass = self.reconcile_current(now).await;
+                    return match pass {
+                        Pass::Failed { .. } => pass,
+                        Pass::NoRevision
+                        | Pass::Rejected { .. }
+                        | Pass::InSync { .. }
+                        | Pass::DriftReported { .. }
+                        | Pass::Synced { .. } => Pass::Rejected {
+                            commit: loaded.revision.commit.0.clone(),
+                            errors: report.errors,
+                        },
+                    };
+                }
+            }
+            PollOutcome::Unchanged { .. } => {}
+            PollOutcome::Failed { error, kept } => {
+                error!(%error, kept = ?kept.map(|c| c.short().to_string()), "poll failed; the last good revision stays in force");
+            }
+        }
+        self.reconcile_current(now).await
+    }
+
+    async fn reconcile_current(&mut self, now: DateTime<Utc>) -> Pass {
+        let Some(loaded) = self.current.clone() else {
+            return Pass::NoRevision;
+        };
+        match self.reconcile(&loaded, now).await {
+            Ok(pass) => pass,
+            Err(e) => {
+                error!(error = %e, "reconcile failed; retrying at the next tick");
+                let message = e.to_string();
+                let next = error_state(&self.state, &message, now);
+                if let Err(write) = self.record(next).await {
+                    warn!(error = %write, "cannot record the error");
+                }
+                Pass::Failed { message }
+            }
+        }
+    }
+
+    /// Plan, apply when anything needs writing, record when the state changed.
+    pub async fn reconcile(
+        &mut self,
+        loaded: &LoadedRevision,
+        now: DateTime<Utc>,
+    ) -> Result<Pass, ControllerError> {
+        let commit = loaded.revision.commit.0.clone();
+        let planned = self.plan(loaded).await?;
+        let options = &self.options.sync;
+        let dry = options.mode == WriteMode::ServerDryRun;
+        let (pass, report) = if sync::writes_needed(&planned.plan, options.self_heal) {
+            let report =
+                sync::execute(&self.cluster, &planned.plan, &planned.live.objects, options).await;
+            let s = report.summary();
+            info!(
+                commit = %loaded.revision.commit.short(),
+                created = s.created, updated = s.updated, pruned = s.pruned,
+                failed = s.failed, dry_run = dry,
+                "revision synced"
+            );
+            (
+                Pass::Synced {
+                    commit,
+                    report: report.clone(),
+                },
+                report,
+            )
+        } else {
+            let report = report_without_writes(&planned.plan);
+            let drifted: Vec<ObjectKey> = report
+                .objects
+                .iter()
+                .filter(|o| matches!(o.result, ObjectResult::DriftReported))
+                .map(|o| o.key.clone())
+                .collect();
+            let pass = if drifted.is_empty() {
+                Pass::InSync { commit }
+            } else {
+                for key in &drifted {
+                    warn!(object = %key, "drift: changed in the cluster; selfHeal is off, so it stays");
+                }
+                Pass::DriftReported {
+                    commit,
+                    objects: drifted,
+                }
+            };
+            (pass, report)
+        };
+        if !dry {
+            let next = next_state(
+                &self.state,
+                loaded,
+                &planned.desired,
+                &report,
+                &planned.live.unknown,
+                now,
+            );
+            self.record(next).await?;
+        }
+        Ok(pass)
+    }
+
+    /// Write the state when its content changed.
+    async fn record(&mut self, next: SyncState) -> Result<(), StateError> {
+        if next.same_content(&self.state) {
+            return Ok(());
+        }
+        state::write(self.cluster.client(), &self.location, &next).await?;
+        self.state = next;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    use super::*;
+    use crate::diff::PruneSkipReason;
+    use crate::manifest::ManifestSet;
+    use crate::source::{CommitId, Revision};
+    use crate::sync::{Failure, FailureKind, ObjectOutcome};
+
+    fn t(minute: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 25, 10, minute, 0)
+            .single()
+            .unwrap_or_default()
+    }
+
+    fn loaded(commit: &str) -> LoadedRevision {
+        LoadedRevision {
+            revision: Revision {
+                commit: CommitId(commit.repeat(40 / commit.len())),
+                summary: format!("commit {commit}"),
+                author: "Ada <ada@example.com>".into(),
+                time: t(0),
+            },
+            set: ManifestSet::default(),
+            changed_files: Vec::new(),
+            parsed_files: 0,
+        }
+    }
+
+    fn key(name: &str) -> ObjectKey {
+        ObjectKey {
+            group: String::new(),
+            version: "v1".into(),
+            kind: "ConfigMap".into(),
+            namespace: Some("shop".into()),
+            name: name.into(),
+        }
+    }
+
+    fn desired(names: &[(&str, i64)]) -> Vec<DesiredObject> {
+        names
+            .iter()
+            .map(|(n, v)| DesiredObject {
+                key: key(n),
+                value: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": n}, "data": {"v": v.to_string()}}),
+            })
+            .collect()
+    }
+
+    fn report(results: Vec<(&str, ObjectResult)>) -> SyncReport {
+        SyncReport {
+            mode: WriteMode::Apply,
+            objects: results
+                .into_iter()
+                .map(|(n, result)| ObjectOutcome {
+                    key: key(n),
+                    result,
+                })
+                .collect(),
+            unobserved: Vec::new(),
+        }
+    }
+
+    fn failed(code: u16) -> ObjectResult {
+        ObjectResult::Failed(Failure {
+            kind: FailureKind::Invalid,
+            code: Some(code),
+            message: "no".into(),
+            managers: Vec::new(),
+            attempts: 1,
+        })
+    }
+
+    fn hash(n: &str, v: i64) -> Option<String> {
+        Some(diff::desired_hash(&desired(&[(n, v)])[0].value))
+    }
+
+    /// A state where `a` (v1) and `old` (v1) were applied.
+    fn applied_state() -> SyncState {
+        SyncState {
+            revision: Some(revision_record(&loaded("a"))),
+            outcome: Some(RevisionOutcome::Applied),
+            applied_at: Some("2026-11-25T09:00:00Z".into()),
+            objects: vec![
+                ObjectRecord::new(&key("a"), hash("a", 1), "created"),
+                ObjectRecord::new(&key("old"), hash("old", 1), "created"),
+            ],
+            updated_at: Some("2026-11-25T09:00:00Z".into()),
+            ..SyncState::default()
+        }
+    }
+
+    #[test]
+    fn next_state_table() {
+        struct Case {
+            name: &'static str,
+            commit: &'static str,
+            desired: Vec<DesiredObject>,
+            report: SyncReport,
+            unknown: Vec<ObjectKey>,
+            inventory: Vec<&'static str>,
+            outcome: RevisionOutcome,
+            changed: bool,
+            applied_at_moves: bool,
+        }
+        let cases = vec![
+            Case {
+                name: "same revision, all unchanged: nothing to record",
+                commit: "a",
+                desired: desired(&[("a", 1), ("old", 1)]),
+                report: report(vec![
+                    ("a", ObjectResult::Unchanged),
+                    ("old", ObjectResult::Unchanged),
+                ]),
+                unknown: vec![],
+                inventory: vec!["a", "old"],
+                outcome: RevisionOutcome::Applied,
+                changed: false,
+                applied_at_moves: false,
+            },
+            Case {
+                name: "new revision: update, create, prune",
+                commit: "b",
+                desired: desired(&[("a", 2), ("new", 1)]),
+                report: report(vec![
+                    (
+                        "a",
+                        ObjectResult::Updated {
+                            cause: Cause::GitChange,
+                        },
+                    ),
+                    ("new", ObjectResult::Created),
+                    ("old", ObjectResult::Pruned),
+                ]),
+                unknown: vec![],
+                inventory: vec!["a", "new"],
+                outcome: RevisionOutcome::Applied,
+                changed: true,
+                applied_at_moves: true,
+            },
+            Case {
+                name: "failed create stays out of the inventory; failed update keeps its old hash",
+                commit: "b",
+                desired: desired(&[("a", 2), ("new", 1), ("old", 1)]),
+                report: report(vec![
+                    ("a", failed(422)),
+                    ("new", failed(403)),
+                    ("old", ObjectResult::Unchanged),
+                ]),
+                unknown: vec![],
+                inventory: vec!["a", "old"],
+                outcome: RevisionOutcome::PartiallyApplied,
+                changed: true,
+                applied_at_moves: true,
+            },
+            Case {
+                name: "prune skipped keeps the object in the inventory",
+                commit: "a",
+                desired: desired(&[("a", 1)]),
+                report: report(vec![
+                    ("a", ObjectResult::Unchanged),
+                    (
+                        "old",
+                        ObjectResult::PruneSkipped {
+                            reason: PruneSkipReason::Disabled,
+                        },
+                    ),
+                ]),
+                unknown: vec![],
+                inventory: vec!["a", "old"],
+                outcome: RevisionOutcome::Applied,
+                changed: true,
+                applied_at_moves: false,
+            },
+            Case {
+                name: "gone from git and cluster: dropped; kind not served: kept",
+                commit: "a",
+                desired: desired(&[("a", 1)]),
+                report: report(vec![("a", ObjectResult::Unchanged)]),
+                unknown: vec![key("old")],
+                inventory: vec!["a", "old"],
+                outcome: RevisionOutcome::Applied,
+                changed: false,
+                applied_at_moves: false,
+            },
+            Case {
+                name: "gone from git and from the cluster: dropped",
+                commit: "a",
+                desired: desired(&[("a", 1)]),
+                report: report(vec![("a", ObjectResult::Unchanged)]),
+                unknown: vec![],
+                inventory: vec!["a"],
+                outcome: RevisionOutcome::Applied,
+                changed: true,
+                applied_at_moves: false,
+            },
+            Case {
+                name: "drift reported keeps the hash and is listed",
+                commit: "a",
+                desired: desired(&[("a", 1), ("old", 1)]),
+                report: report(vec![
+                    ("a", ObjectResult::DriftReported),
+                    ("old", ObjectResult::Unchanged),
+                ]),
+                unknown: vec![],
+                inventory: vec!["a", "old"],
+                outcome: RevisionOutcome::Applied,
+                changed: true,
+                applied_at_moves: false,
+            },
+        ];
+        let prev = applied_state();
+        for case in cases {
+            let unknown: BTreeSet<ObjectKey> = case.unknown.into_iter().collect();
+            let next = next_state(
+                &prev,
+                &loaded(case.commit),
+                &case.desired,
+                &case.report,
+                &unknown,
+                t(30),
+            );
+            let inventory: Vec<String> = next.inventory().into_iter().map(|k| k.name).collect();
+            assert_eq!(inventory, case.inventory, "{}", case.name);
+            assert_eq!(next.outcome, Some(case.outcome), "{}", case.name);
+            assert_eq!(!next.same_content(&prev), case.changed, "{}", case.name);
+            assert_eq!(
+                next.applied_at != prev.applied_at,
+                case.applied_at_moves,
+                "{}",
+                case.name
+            );
+            assert_eq!(
+                next.updated_at != prev.updated_at,
+                case.changed,
+                "{}: updatedAt moves only with the content",
+                case.name
+            );
+        }
+    }
+
+    #[test]
+    fn hashes_record_what_was_applied() {
+        let prev = applied_state();
+        let next = next_state(
+            &prev,
+            &loaded("b"),
+            &desired(&[("a", 2), ("old", 2)]),
+            &report(vec![
+                (
+                    "a",
+                    ObjectResult::Updated {
+                        cause: Cause::GitChange,
+                    },
+                ),
+                ("old", failed(500)),
+            ]),
+            &BTreeSet::new(),
+            t(30),
+        );
+        assert_eq!(
+            next.record(&key("a")).and_then(|r| r.hash.clone()),
+            hash("a", 2)
+        );
+        assert_eq!(
+            next.record(&key("old")).and_then(|r| r.hash.clone()),
+            hash("old", 1)
+        );
+        assert_eq!(next.record(&key("old")).and_then(|r| r.code), Some(500));
+        assert!(
+            next.last_error
+                .as_ref()
+                .is_some_and(|e| e.message.contains("ConfigMap shop/old"))
+        );
+        // The plan built from this state sees `a` as applied at v2.
+        let ctx = plan_context(&next, "veer", true);
+        assert_eq!(ctx.applied_hashes.get(&key("a")).cloned(), hash("a", 2));
+    }
+
+    #[test]
+    fn rejection_is_recorded_once_and_keeps_the_applied_revision() {
+        let prev = applied_state();
+        let once = rejected_state(&prev, &loaded("c"), 2, t(10));
+        assert_eq!(once.revision, prev.revision);
+        assert_eq!(once.objects, prev.objects);
+        assert_eq!(once.rejected.as_ref().map(|r| r.errors), Some(2));
+        assert!(!once.same_content(&prev));
+        let twice = rejected_state(&once, &loaded("c"), 2, t(20));
+        assert_eq!(twice, once);
+        // A valid revision afterwards clears the rejection.
+        let next = next_state(
+            &once,
+            &loaded("d"),
+            &desired(&[("a", 1), ("old", 1)]),
+            &report(vec![
+                ("a", ObjectResult::Unchanged),
+                ("old", ObjectResult::Unchanged),
+            ]),
+            &BTreeSet::new(),
+            t(30),
+        );
+        assert_eq!(next.rejected, None);
+    }
+
+    #[test]
+    fn the_same_error_is_recorded_once() {
+        let prev = applied_state();
+        let once = error_state(&prev, "unreachable", t(1));
+        assert_eq!(error_state(&once, "unreachable", t(2)), once);
+        assert_ne!(error_state(&once, "forbidden", t(2)), once);
+    }
+
+    #[test]
+    fn exit_codes() {
+        let cases = [
+            (Pass::InSync { commit: "a".into() }, exit::OK),
+            (
+                Pass::DriftReported {
+                    commit: "a".into(),
+                    objects: vec![key("a")],
+                },
+                exit::OK,
+            ),
+            (
+                Pass::Synced {
+                    commit: "a".into(),
+                    report: report(vec![("a", ObjectResult::Created)]),
+                },
+                exit::OK,
+            ),
+            (
+                Pass::Synced {
+                    commit: "a".into(),
+                    report: report(vec![("a", ObjectResult::Created), ("b", failed(403))]),
+                },
+                exit::PARTIAL,
+            ),
+            (
+                Pass::Rejected {
+                    commit: "a".into(),
+                    errors: 1,
+                },
+                exit::INVALID,
+            ),
+            (Pass::NoRevision, exit::FAILURE),
+            (
+                Pass::Failed {
+                    message: "x".into(),
+                },
+                exit::FAILURE,
+            ),
+        ];
+        for (pass, code) in cases {
+            assert_eq!(exit_code(&pass), code, "{pass:?}");
+        }
+    }
+
+    #[test]
+    fn no_writes_report_maps_drift_and_skips() {
+        let plan = Plan {
+            objects: vec![
+                diff::ObjectPlan {
+                    key: key("a"),
+                    action: Action::Update {
+                        cause: Cause::Drift,
+                        changes: Vec::new(),
+                    },
+                    desired: None,
+                    live: None,
+                },
+                diff::ObjectPlan {
+                    key: key("b"),
+                    action: Action::Unchanged,
+                    desired: None,
+                    live: None,
+                },
+            ],
+        };
+        assert!(!sync::writes_needed(&plan, false));
+        assert!(sync::writes_needed(&plan, true));
+        let r = report_without_writes(&plan);
+        assert_eq!(r.objects[0].result, ObjectResult::DriftReported);
+        assert_eq!(r.objects[1].result, ObjectResult::Unchanged);
+    }
+}

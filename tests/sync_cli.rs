@@ -1,0 +1,359 @@
+//! `veer diff`, `veer sync`, `veer status` and `veer run --once` as a user runs them: the real
+//! binary, a real `git daemon` remote, and the embedded API server (in this process) through
+//! a kubeconfig.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
+use serde_json::Value;
+
+use support::devcluster as dev;
+use support::{GitDaemon, Remote};
+
+const NAMESPACE: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n";
+
+fn config_map(name: &str, namespace: &str, value: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {namespace}\ndata:\n  mode: {value}\n"
+    )
+}
+
+const BAD_VS: &str = "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+  namespace: shop
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews}
+      wieght: 100
+";
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    remote: Remote,
+    _daemon: GitDaemon,
+    url: String,
+    cache: PathBuf,
+    kubeconfig: PathBuf,
+    _kube_dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new(cluster: &veer::devcluster::RunningCluster) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let remote = Remote::new(tmp.path(), "mesh");
+        let daemon = GitDaemon::start(&remote.base);
+        let url = daemon.url("mesh");
+        let cache = tmp.path().join("cache");
+        let (kube_dir, kubeconfig) = dev::kubeconfig(cluster);
+        Env {
+            _tmp: tmp,
+            remote,
+            _daemon: daemon,
+            url,
+            cache,
+            kubeconfig,
+            _kube_dir: kube_dir,
+        }
+    }
+
+    /// Run veer with the repository and kubeconfig flags added after the command.
+    async fn veer(&self, args: &[&str]) -> Output {
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let needs_source = matches!(args[0], "diff" | "sync" | "run");
+        if needs_source {
+            all.extend([
+                "--repo".into(),
+                self.url.clone(),
+                "--cache-dir".into(),
+                self.cache.display().to_string(),
+            ]);
+        }
+        all.extend(["--kubeconfig".into(), self.kubeconfig.display().to_string()]);
+        run(&all, &[]).await
+    }
+}
+
+async fn run(args: &[String], env: &[(&str, &str)]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_veer"))
+        .args(args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .env_remove("VEER_CONFIG")
+        .env_remove("VEER_REPO")
+        .env_remove("KUBECONFIG")
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .expect("run veer")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
+
+async fn mode_of(
+    cluster: &veer::devcluster::RunningCluster,
+    namespace: &str,
+    name: &str,
+) -> Option<String> {
+    let api: Api<ConfigMap> = Api::namespaced(dev::client(cluster), namespace);
+    api.get_opt(name)
+        .await
+        .expect("get")
+        .and_then(|cm| cm.data)
+        .and_then(|d| d.get("mode").cloned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_sync_status_and_run_end_to_end() {
+    let cluster = dev::start().await;
+    let env = Env::new(&cluster);
+    env.remote.write("ns.yaml", NAMESPACE);
+    env.remote
+        .write("cm.yaml", &config_map("settings", "shop", "fast"));
+    env.remote
+        .write("old.yaml", &config_map("old", "shop", "x"));
+    let first = env.remote.commit_and_push("first");
+
+    // diff: differences, exit 2; no colour when stdout is not a terminal.
+    let out = env.veer(&["diff"]).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        stdout.contains(&format!("revision {}", &first[..12])),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("# ConfigMap shop/settings: create"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("+  mode: fast"), "{stdout}");
+    assert!(
+        stdout.contains("3 to create, 0 to update, 0 to prune"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains('\x1b'), "{stdout}");
+    let out = env.veer(&["diff", "--color", "always"]).await;
+    assert!(text(&out.stdout).contains("\x1b[32m+"), "{}", show(&out));
+    let out = env.veer(&["diff", "--output", "json"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["hasChanges"], true);
+    assert_eq!(json["summary"]["create"], 3);
+
+    // sync --dry-run: the plan, exit 2, nothing written.
+    let writes = cluster.request_counts().writes;
+    let out = env.veer(&["sync", "--dry-run"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(text(&out.stdout).contains("3 to create"), "{}", show(&out));
+    assert_eq!(cluster.request_counts().writes, writes, "a dry run wrote");
+    assert_eq!(mode_of(&cluster, "shop", "settings").await, None);
+
+    // sync: per-object results and the summary, exit 0; then diff finds nothing.
+    let out = env.veer(&["sync"]).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        stdout.contains("ConfigMap shop/settings: created"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("3 created, 0 updated, 0 pruned, 0 unchanged, 0 failed"),
+        "{stdout}"
+    );
+    assert_eq!(
+        mode_of(&cluster, "shop", "settings").await.as_deref(),
+        Some("fast")
+    );
+    let out = env.veer(&["diff"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(text(&out.stdout).contains("0 to create, 0 to update, 0 to prune"));
+    let out = env.veer(&["sync"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        text(&out.stdout).contains("in sync, nothing to do"),
+        "{}",
+        show(&out)
+    );
+
+    // status, human and JSON.
+    let out = env.veer(&["status"]).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        stdout.contains(&format!("revision   {first} (first)")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("outcome    applied"), "{stdout}");
+    assert!(stdout.contains("objects    3 in inventory"), "{stdout}");
+    let out = env.veer(&["status", "-o", "json"]).await;
+    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["state"]["revision"]["commit"], first.as_str());
+    assert_eq!(json["state"]["format"], 1);
+
+    // A change with a removal: --prune=false keeps the object, a plain sync prunes it.
+    env.remote
+        .write("cm.yaml", &config_map("settings", "shop", "slow"));
+    env.remote.remove("old.yaml");
+    env.remote.commit_and_push("second");
+    let out = env.veer(&["sync", "--prune=false"]).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        stdout.contains("ConfigMap shop/settings: updated"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ConfigMap shop/old: prune skipped (prune is disabled)"),
+        "{stdout}"
+    );
+    assert!(mode_of(&cluster, "shop", "old").await.is_some());
+    let out = env.veer(&["sync"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        text(&out.stdout).contains("ConfigMap shop/old: pruned"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(mode_of(&cluster, "shop", "old").await, None);
+
+    // An invalid commit: exit 1, nothing applied, recorded as rejected.
+    env.remote
+        .write("cm.yaml", &config_map("settings", "shop", "broken"));
+    env.remote.write("vs.yaml", BAD_VS);
+    let bad = env.remote.commit_and_push("typo");
+    let out = env.veer(&["sync"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        text(&out.stdout).contains("unknown-field"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(
+        mode_of(&cluster, "shop", "settings").await.as_deref(),
+        Some("slow")
+    );
+    let out = env.veer(&["run", "--once", "--log-format", "json"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("revision rejected"),
+        "{}",
+        show(&out)
+    );
+    let out = env.veer(&["status"]).await;
+    assert!(
+        text(&out.stdout).contains(&format!("rejected   {bad} (typo): 1 errors")),
+        "{}",
+        show(&out)
+    );
+
+    // Fixed: `run --once` applies it, exit 0, and the rejection is gone from status.
+    env.remote.remove("vs.yaml");
+    env.remote.commit_and_push("fix");
+    let out = env.veer(&["run", "--once"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(
+        mode_of(&cluster, "shop", "settings").await.as_deref(),
+        Some("broken")
+    );
+    let out = env.veer(&["status"]).await;
+    assert!(!text(&out.stdout).contains("rejected"), "{}", show(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_objects_exit_4_and_show_in_status() {
+    let cluster = dev::start().await;
+    let env = Env::new(&cluster);
+    env.remote.write("ns.yaml", NAMESPACE);
+    env.remote
+        .write("cm.yaml", &config_map("settings", "shop", "fast"));
+    // Its namespace exists nowhere: the API server refuses it, the rest goes through.
+    env.remote
+        .write("lost.yaml", &config_map("lost", "nowhere", "x"));
+    env.remote.commit_and_push("partly broken");
+    // Flags through their VEER_* variables this time.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let out = run(
+        &["sync".to_string()],
+        &[
+            ("VEER_REPO", env.url.as_str()),
+            ("VEER_CACHE_DIR", cache.to_str().expect("utf-8")),
+            ("VEER_KUBECONFIG", env.kubeconfig.to_str().expect("utf-8")),
+            ("VEER_STATE_NAMESPACE", "gitops"),
+        ],
+    )
+    .await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "{}", show(&out));
+    assert!(
+        stdout.contains("ConfigMap nowhere/lost: FAILED (not_found 404)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("2 created, 0 updated, 0 pruned, 0 unchanged, 1 failed"),
+        "{stdout}"
+    );
+    assert_eq!(
+        mode_of(&cluster, "shop", "settings").await.as_deref(),
+        Some("fast")
+    );
+
+    let out = env.veer(&["status", "--state-namespace", "gitops"]).await;
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("PARTIALLY applied"), "{stdout}");
+    assert!(
+        stdout.contains("failed     ConfigMap nowhere/lost 404"),
+        "{stdout}"
+    );
+    // Nothing recorded in the default namespace.
+    let out = env.veer(&["status"]).await;
+    assert!(
+        text(&out.stdout).contains("has recorded nothing in veer/veer-state"),
+        "{}",
+        show(&out)
+    );
+
+    // A cluster that is not there: exit 3 with the reason.
+    let dead = tmp.path().join("dead.kubeconfig");
+    std::fs::write(
+        &dead,
+        std::fs::read_to_string(&env.kubeconfig)
+            .expect("kubeconfig")
+            .replace(
+                &cluster.url(),
+                &format!("http://127.0.0.1:{}", support::free_port()),
+            ),
+    )
+    .expect("write");
+    let out = run(
+        &[
+            "status".to_string(),
+            "--kubeconfig".to_string(),
+            dead.display().to_string(),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("cannot read veer's state"),
+        "{}",
+        show(&out)
+    );
+}

@@ -1,0 +1,800 @@
+//! The reconcile loop against the embedded API server, over real HTTP with the real kube
+//! client: create, update, prune (never what veer did not create), drift healed or only
+//! reported, apply conflicts then force, retries of 409/5xx, per-object failures, server dry
+//! run, an idle pass that makes no API call, a rejected revision, state surviving a restart,
+//! and watches re-established after the server restarts.
+
+#[path = "support/faults.rs"]
+mod faults;
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+use veer::cluster::Cluster;
+use veer::controller::{Controller, ControllerOptions, Pass};
+use veer::devcluster::{DevClusterOptions, RunningCluster};
+use veer::manifest::{self, ManifestSet, ReadOptions};
+use veer::source::{CommitId, LoadedRevision, PollOutcome, Revision};
+use veer::sync::state::{self, StateLocation};
+use veer::sync::{FailureKind, ObjectResult, RetryPolicy, SyncOptions, SyncReport, WriteMode};
+
+use faults::{Fault, Faults};
+use support::devcluster as dev;
+
+const NAMESPACE: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n";
+
+fn config_map(name: &str, data: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: shop\ndata:\n  {data}\n"
+    )
+}
+
+const DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: reviews-v1
+  namespace: shop
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: reviews, version: v1}
+  template:
+    metadata:
+      labels: {app: reviews, version: v1}
+    spec:
+      containers:
+      - name: reviews
+        image: example/reviews:1
+";
+
+const SERVICE: &str = "apiVersion: v1
+kind: Service
+metadata:
+  name: reviews
+  namespace: shop
+spec:
+  selector: {app: reviews}
+  ports:
+  - port: 9080
+";
+
+fn traffic(v2_weight: u32) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: reviews
+  namespace: shop
+spec:
+  host: reviews
+  subsets:
+  - name: v1
+    labels: {{version: v1}}
+  - name: v2
+    labels: {{version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+  namespace: shop
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {{host: reviews, subset: v1}}
+      weight: {}
+    - destination: {{host: reviews, subset: v2}}
+      weight: {v2_weight}
+",
+        100 - v2_weight
+    )
+}
+
+const CRD: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+";
+
+const WIDGET: &str = "apiVersion: example.com/v1
+kind: Widget
+metadata:
+  name: gear
+  namespace: shop
+spec:
+  teeth: 12
+";
+
+fn revision(n: u32, files: &[(&str, &str)]) -> Arc<LoadedRevision> {
+    let mut set = ManifestSet::default();
+    for (name, text) in files {
+        set.extend(&manifest::parse_file(
+            name,
+            text.as_bytes(),
+            &ReadOptions::default(),
+        ));
+    }
+    Arc::new(LoadedRevision {
+        revision: Revision {
+            commit: CommitId(format!("{n:040x}")),
+            summary: format!("revision {n}"),
+            author: "Ada <ada@example.com>".into(),
+            time: Utc::now(),
+        },
+        set,
+        changed_files: Vec::new(),
+        parsed_files: 0,
+    })
+}
+
+fn location() -> StateLocation {
+    StateLocation {
+        namespace: "veer".into(),
+        name: "veer-state".into(),
+    }
+}
+
+fn options(tweak: impl FnOnce(&mut SyncOptions)) -> ControllerOptions {
+    let mut sync = SyncOptions {
+        retry: RetryPolicy {
+            attempts: 4,
+            initial_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(5),
+            timeout: Duration::from_secs(10),
+        },
+        ..SyncOptions::default()
+    };
+    tweak(&mut sync);
+    ControllerOptions {
+        source_url: "git://example/mesh.git".into(),
+        prune: true,
+        sync,
+    }
+}
+
+async fn controller_with(client: kube::Client, options: ControllerOptions) -> Controller {
+    Controller::start(Cluster::new(client), location(), options)
+        .await
+        .expect("the controller starts")
+}
+
+async fn controller(cluster: &RunningCluster) -> Controller {
+    controller_with(dev::client(cluster), options(|_| {})).await
+}
+
+async fn pass(c: &mut Controller, loaded: &Arc<LoadedRevision>) -> Pass {
+    c.handle(PollOutcome::Updated(loaded.clone()), Utc::now())
+        .await
+}
+
+async fn idle(c: &mut Controller, loaded: &Arc<LoadedRevision>) -> Pass {
+    c.handle(
+        PollOutcome::Unchanged {
+            commit: loaded.revision.commit.clone(),
+        },
+        Utc::now(),
+    )
+    .await
+}
+
+fn synced(pass: &Pass) -> &SyncReport {
+    match pass {
+        Pass::Synced { report, .. } => report,
+        other => panic!("expected a sync, got {other:?}"),
+    }
+}
+
+fn result_of<'r>(report: &'r SyncReport, kind: &str, name: &str) -> &'r ObjectResult {
+    &report
+        .objects
+        .iter()
+        .find(|o| o.key.kind == kind && o.key.name == name)
+        .unwrap_or_else(|| panic!("{kind} {name} not in {report:#?}"))
+        .result
+}
+
+fn config_maps(cluster: &RunningCluster) -> Api<ConfigMap> {
+    Api::namespaced(dev::client(cluster), "shop")
+}
+
+async fn data_of(cluster: &RunningCluster, name: &str) -> Option<serde_json::Value> {
+    config_maps(cluster)
+        .get_opt(name)
+        .await
+        .expect("get")
+        .map(|cm| serde_json::to_value(cm.data).expect("json"))
+}
+
+#[tokio::test]
+async fn create_update_prune_idempotent_and_idle_without_api_calls() {
+    let cluster = dev::start().await;
+    let mut c = controller(&cluster).await;
+    // Someone else's object in the same namespace: veer never prunes it.
+    let foreign = revision(0, &[("ns.yaml", NAMESPACE)]);
+    assert!(matches!(pass(&mut c, &foreign).await, Pass::Synced { .. }));
+    config_maps(&cluster)
+        .create(
+            &Default::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "theirs"}, "data": {"a": "1"}}))
+                .expect("a ConfigMap"),
+        )
+        .await
+        .expect("created by someone else");
+
+    let first = revision(
+        1,
+        &[
+            ("ns.yaml", NAMESPACE),
+            ("cm.yaml", &config_map("settings", "mode: fast")),
+            ("old.yaml", &config_map("old", "x: \"1\"")),
+            ("deploy.yaml", DEPLOYMENT),
+            ("svc.yaml", SERVICE),
+            ("traffic.yaml", &traffic(10)),
+            ("crd.yaml", CRD),
+            ("widget.yaml", WIDGET),
+        ],
+    );
+    let p = pass(&mut c, &first).await;
+    let report = synced(&p);
+    assert!(!report.has_failures(), "{}", report.human());
+    assert_eq!(report.summary().created, 8, "{}", report.human());
+    // Applied in order: namespace and CRD first, VirtualService last; the Widget found its
+    // kind through a fresh discovery.
+    let order: Vec<&str> = report.objects.iter().map(|o| o.key.kind.as_str()).collect();
+    assert_eq!(order.first(), Some(&"Namespace"));
+    assert_eq!(order.last(), Some(&"VirtualService"));
+    let live = config_maps(&cluster)
+        .get("settings")
+        .await
+        .expect("created");
+    let labels = live.metadata.labels.unwrap_or_default();
+    assert_eq!(
+        labels
+            .get("app.kubernetes.io/managed-by")
+            .map(String::as_str),
+        Some("veer")
+    );
+    let annotations = live.metadata.annotations.unwrap_or_default();
+    assert_eq!(
+        annotations.get("veer.io/source").map(String::as_str),
+        Some("git://example/mesh.git#cm.yaml")
+    );
+
+    // The same revision again: nothing to do, and no API call at all (plan from the watch
+    // cache, state unchanged).
+    assert!(matches!(idle(&mut c, &first).await, Pass::InSync { .. }));
+    let before = cluster.request_counts();
+    for _ in 0..3 {
+        assert!(matches!(idle(&mut c, &first).await, Pass::InSync { .. }));
+    }
+    assert_eq!(
+        cluster.request_counts(),
+        before,
+        "an idle pass made API calls"
+    );
+
+    // Update one object, drop two: updated and pruned, the foreign object kept.
+    let second = revision(
+        2,
+        &[
+            ("ns.yaml", NAMESPACE),
+            ("cm.yaml", &config_map("settings", "mode: slow")),
+            ("deploy.yaml", DEPLOYMENT),
+            ("svc.yaml", SERVICE),
+            ("traffic.yaml", &traffic(50)),
+            ("crd.yaml", CRD),
+        ],
+    );
+    let p = pass(&mut c, &second).await;
+    let report = synced(&p);
+    assert_eq!(
+        (report.summary().updated, report.summary().pruned),
+        (2, 2),
+        "{}",
+        report.human()
+    );
+    assert_eq!(
+        data_of(&cluster, "settings").await,
+        Some(json!({"mode": "slow"}))
+    );
+    assert_eq!(data_of(&cluster, "old").await, None);
+    assert!(data_of(&cluster, "theirs").await.is_some());
+    let widgets = kube::Api::<kube::api::DynamicObject>::namespaced_with(
+        dev::client(&cluster),
+        "shop",
+        &kube::discovery::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
+            "example.com",
+            "v1",
+            "Widget",
+        )),
+    );
+    assert!(widgets.get_opt("gear").await.expect("get").is_none());
+    // Idempotent: the next pass plans nothing.
+    assert!(matches!(idle(&mut c, &second).await, Pass::InSync { .. }));
+
+    let recorded = state::read(&dev::client(&cluster), &location())
+        .await
+        .expect("read")
+        .expect("recorded");
+    assert_eq!(
+        recorded.revision.as_ref().map(|r| r.commit.clone()),
+        Some(format!("{:040x}", 2))
+    );
+    assert_eq!(recorded.inventory().len(), 7);
+}
+
+#[tokio::test]
+async fn drift_is_healed_or_only_reported() {
+    let cluster = dev::start().await;
+    let loaded = revision(
+        1,
+        &[
+            ("ns.yaml", NAMESPACE),
+            ("cm.yaml", &config_map("settings", "mode: fast")),
+        ],
+    );
+    let mut c = controller(&cluster).await;
+    assert!(matches!(pass(&mut c, &loaded).await, Pass::Synced { .. }));
+
+    // A hand edit of a field veer manages (kubectl edit is an update by another manager).
+    let hand_edit = || async {
+        config_maps(&cluster)
+            .patch(
+                "settings",
+                &PatchParams {
+                    field_manager: Some("kubectl-edit".into()),
+                    ..PatchParams::default()
+                },
+                &Patch::Merge(json!({"data": {"mode": "by-hand"}})),
+            )
+            .await
+            .expect("hand edit");
+    };
+    hand_edit().await;
+    // The watch brings the edit in; the next pass heals it (a forced apply of that object).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let report = loop {
+        match idle(&mut c, &loaded).await {
+            Pass::Synced { report, .. } => break report,
+            Pass::InSync { .. } if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            other => panic!("drift not seen: {other:?}"),
+        }
+    };
+    assert_eq!(
+        result_of(&report, "ConfigMap", "settings"),
+        &ObjectResult::Updated {
+            cause: veer::diff::Cause::Drift
+        }
+    );
+    assert_eq!(
+        data_of(&cluster, "settings").await,
+        Some(json!({"mode": "fast"}))
+    );
+
+    // selfHeal off: reported, left alone, recorded.
+    let mut c = controller_with(dev::client(&cluster), options(|s| s.self_heal = false)).await;
+    assert!(matches!(idle(&mut c, &loaded).await, Pass::NoRevision));
+    assert!(matches!(pass(&mut c, &loaded).await, Pass::InSync { .. }));
+    hand_edit().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match idle(&mut c, &loaded).await {
+            Pass::DriftReported { objects, .. } => {
+                assert_eq!(objects.len(), 1);
+                assert_eq!(objects[0].name, "settings");
+                break;
+            }
+            Pass::InSync { .. } if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            other => panic!("drift not reported: {other:?}"),
+        }
+    }
+    let writes = cluster.request_counts().writes;
+    assert!(matches!(
+        idle(&mut c, &loaded).await,
+        Pass::DriftReported { .. }
+    ));
+    assert_eq!(
+        cluster.request_counts().writes,
+        writes,
+        "reported drift is not written again"
+    );
+    assert_eq!(
+        data_of(&cluster, "settings").await,
+        Some(json!({"mode": "by-hand"}))
+    );
+    let recorded = state::read(&dev::client(&cluster), &location())
+        .await
+        .expect("read")
+        .expect("recorded");
+    assert_eq!(recorded.drift, ["ConfigMap shop/settings"]);
+}
+
+#[tokio::test]
+async fn apply_conflicts_are_reported_with_the_managers_then_taken_with_force() {
+    let cluster = dev::start().await;
+    let mut c = controller(&cluster).await;
+    assert!(matches!(
+        pass(&mut c, &revision(0, &[("ns.yaml", NAMESPACE)])).await,
+        Pass::Synced { .. }
+    ));
+    // Another tool applied the object first and owns `data.mode`.
+    config_maps(&cluster)
+        .patch(
+            "settings",
+            &PatchParams::apply("helm"),
+            &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "shop"}, "data": {"mode": "helm"}})),
+        )
+        .await
+        .expect("helm applies");
+    let loaded = revision(
+        1,
+        &[
+            ("ns.yaml", NAMESPACE),
+            ("cm.yaml", &config_map("settings", "mode: git")),
+            ("other.yaml", &config_map("other", "a: b")),
+        ],
+    );
+    let p = pass(&mut c, &loaded).await;
+    let report = synced(&p);
+    match result_of(report, "ConfigMap", "settings") {
+        ObjectResult::Failed(f) => {
+            assert_eq!((f.kind, f.code), (FailureKind::Conflict, Some(409)));
+            assert_eq!(f.managers, ["helm"]);
+            assert_eq!(f.attempts, 1, "an apply conflict is not retried");
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    // Unrelated objects went through; the revision is partially applied.
+    assert_eq!(
+        result_of(report, "ConfigMap", "other"),
+        &ObjectResult::Created
+    );
+    assert_eq!(veer::controller::exit_code(&p), veer::cli::exit::PARTIAL);
+    let recorded = c.state().clone();
+    assert_eq!(
+        recorded.outcome,
+        Some(state::RevisionOutcome::PartiallyApplied)
+    );
+    assert!(
+        recorded
+            .last_error
+            .is_some_and(|e| e.message.contains("helm"))
+    );
+    assert_eq!(
+        data_of(&cluster, "settings").await,
+        Some(json!({"mode": "helm"}))
+    );
+
+    let mut forced =
+        controller_with(dev::client(&cluster), options(|s| s.force_conflicts = true)).await;
+    let p = pass(&mut forced, &loaded).await;
+    let report = synced(&p);
+    assert!(!report.has_failures(), "{}", report.human());
+    assert_eq!(
+        data_of(&cluster, "settings").await,
+        Some(json!({"mode": "git"}))
+    );
+    assert_eq!(
+        forced.state().outcome,
+        Some(state::RevisionOutcome::Applied)
+    );
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_and_permanent_ones_isolated() {
+    let cluster = dev::start().await;
+    let faults = Faults::default();
+    let client = faults::client(&cluster, &faults);
+    let mut c = controller_with(client, options(|_| {})).await;
+    let fault = |name: &str, code: u16, reason: &'static str, message: &str, times: usize| Fault {
+        method: "PATCH",
+        path: format!("/configmaps/{name}"),
+        code,
+        reason,
+        message: message.into(),
+        times,
+    };
+    // `retried` fails twice (a stale write, then a 503), then succeeds.
+    faults.add(fault(
+        "retried",
+        409,
+        "Conflict",
+        "Operation cannot be fulfilled: the object has been modified",
+        1,
+    ));
+    faults.add(fault(
+        "retried",
+        503,
+        "ServiceUnavailable",
+        "etcd is busy",
+        1,
+    ));
+    // `down` keeps failing with 500; `forbidden` is refused; `denied` hits a webhook;
+    // `invalid` is refused as invalid.
+    faults.add(fault("down", 500, "InternalError", "boom", 100));
+    faults.add(fault(
+        "forbidden",
+        403,
+        "Forbidden",
+        "configmaps \"forbidden\" is forbidden: User \"veer\" cannot patch",
+        100,
+    ));
+    faults.add(fault(
+        "denied",
+        400,
+        "BadRequest",
+        "admission webhook \"policy.example.com\" denied the request: no",
+        100,
+    ));
+    faults.add(fault(
+        "invalid",
+        422,
+        "Invalid",
+        "ConfigMap \"invalid\" is invalid: data: bad",
+        100,
+    ));
+    let names = ["retried", "down", "forbidden", "denied", "invalid", "fine"];
+    let mut files = vec![("ns.yaml".to_string(), NAMESPACE.to_string())];
+    files.extend(
+        names
+            .iter()
+            .map(|n| (format!("{n}.yaml"), config_map(n, "k: v"))),
+    );
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let p = pass(&mut c, &revision(1, &files)).await;
+    let report = synced(&p);
+    assert_eq!(
+        result_of(report, "ConfigMap", "retried"),
+        &ObjectResult::Created
+    );
+    assert_eq!(
+        result_of(report, "ConfigMap", "fine"),
+        &ObjectResult::Created
+    );
+    let failure = |name| match result_of(report, "ConfigMap", name) {
+        ObjectResult::Failed(f) => (f.kind, f.code, f.attempts),
+        other => panic!("{name}: expected a failure, got {other:?}"),
+    };
+    assert_eq!(failure("down"), (FailureKind::Unavailable, Some(500), 4));
+    assert_eq!(failure("forbidden"), (FailureKind::Forbidden, Some(403), 1));
+    assert_eq!(failure("denied"), (FailureKind::Denied, Some(400), 1));
+    assert_eq!(failure("invalid"), (FailureKind::Invalid, Some(422), 1));
+    assert_eq!(faults.injected(), 2 + 4 + 3);
+    assert!(data_of(&cluster, "retried").await.is_some());
+    assert!(data_of(&cluster, "down").await.is_none());
+    let human = report.human();
+    assert!(
+        human.contains("ConfigMap shop/forbidden: FAILED (forbidden 403)"),
+        "{human}"
+    );
+    assert!(human.contains("4 failed"), "{human}");
+    // Failed creates stay out of the inventory.
+    let inventory: Vec<String> = c.state().inventory().into_iter().map(|k| k.name).collect();
+    assert_eq!(inventory, ["fine", "retried", "shop"]);
+}
+
+#[tokio::test]
+async fn server_dry_run_writes_nothing() {
+    let cluster = dev::start().await;
+    // The namespace exists: a server dry run cannot create objects in a namespace that it
+    // only pretends to create (as on a real cluster).
+    let mut real = controller(&cluster).await;
+    assert!(matches!(
+        pass(&mut real, &revision(0, &[("ns.yaml", NAMESPACE)])).await,
+        Pass::Synced { .. }
+    ));
+    let recorded = state::read(&dev::client(&cluster), &location())
+        .await
+        .expect("read");
+    let mut c = controller_with(
+        dev::client(&cluster),
+        options(|s| s.mode = WriteMode::ServerDryRun),
+    )
+    .await;
+    let objects = cluster.object_count();
+    let p = pass(
+        &mut c,
+        &revision(
+            1,
+            &[
+                ("ns.yaml", NAMESPACE),
+                ("cm.yaml", &config_map("settings", "a: b")),
+            ],
+        ),
+    )
+    .await;
+    let report = synced(&p);
+    assert_eq!(
+        result_of(report, "ConfigMap", "settings"),
+        &ObjectResult::Created
+    );
+    assert_eq!(report.mode, WriteMode::ServerDryRun);
+    assert!(!report.has_failures(), "{}", report.human());
+    assert!(report.human().contains("(server dry run)"));
+    assert_eq!(
+        cluster.object_count(),
+        objects,
+        "a dry run stored something"
+    );
+    assert_eq!(
+        state::read(&dev::client(&cluster), &location())
+            .await
+            .expect("read"),
+        recorded,
+        "a dry run recorded state"
+    );
+}
+
+#[tokio::test]
+async fn a_revision_with_one_invalid_manifest_applies_nothing() {
+    let cluster = dev::start().await;
+    let mut c = controller(&cluster).await;
+    let good = revision(
+        1,
+        &[
+            ("ns.yaml", NAMESPACE),
+            ("cm.yaml", &config_map("a", "k: v")),
+        ],
+    );
+    assert!(matches!(pass(&mut c, &good).await, Pass::Synced { .. }));
+    let bad = revision(
+        2,
+        &[
+            ("ns.yaml", NAMESPACE),
+            ("cm.yaml", &config_map("a", "k: changed")),
+            ("new.yaml", &config_map("b", "k: v")),
+            (
+                "vs.yaml",
+                "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: r\n  namespace: shop\nspec:\n  hosts: [r]\n  http:\n  - route:\n    - destination: {host: r}\n      wieght: 100\n",
+            ),
+        ],
+    );
+    let p = pass(&mut c, &bad).await;
+    assert!(matches!(p, Pass::Rejected { errors: 1, .. }), "{p:?}");
+    assert_eq!(veer::controller::exit_code(&p), veer::cli::exit::INVALID);
+    assert_eq!(data_of(&cluster, "a").await, Some(json!({"k": "v"})));
+    assert_eq!(data_of(&cluster, "b").await, None);
+    let recorded = state::read(&dev::client(&cluster), &location())
+        .await
+        .expect("read")
+        .expect("recorded");
+    assert_eq!(
+        recorded.revision.map(|r| r.commit),
+        Some(format!("{:040x}", 1))
+    );
+    assert_eq!(
+        recorded.rejected.map(|r| r.commit),
+        Some(format!("{:040x}", 2))
+    );
+    // The last good revision stays in force: the next idle pass is in sync with it.
+    assert!(matches!(
+        c.handle(
+            PollOutcome::Unchanged {
+                commit: bad.revision.commit.clone()
+            },
+            Utc::now()
+        )
+        .await,
+        Pass::InSync { .. }
+    ));
+}
+
+#[tokio::test]
+async fn state_survives_a_restart_of_veer_and_prune_still_works() {
+    let cluster = dev::start().await;
+    {
+        let mut c = controller(&cluster).await;
+        let first = revision(
+            1,
+            &[
+                ("ns.yaml", NAMESPACE),
+                ("a.yaml", &config_map("a", "k: v")),
+                ("b.yaml", &config_map("b", "k: v")),
+            ],
+        );
+        assert!(matches!(pass(&mut c, &first).await, Pass::Synced { .. }));
+    }
+    // A new process: it knows only what the cluster recorded.
+    let mut c = controller(&cluster).await;
+    assert_eq!(c.state().inventory().len(), 3);
+    let second = revision(
+        2,
+        &[("ns.yaml", NAMESPACE), ("a.yaml", &config_map("a", "k: v"))],
+    );
+    let p = pass(&mut c, &second).await;
+    let report = synced(&p);
+    assert_eq!(result_of(report, "ConfigMap", "b"), &ObjectResult::Pruned);
+    assert_eq!(
+        result_of(report, "ConfigMap", "a"),
+        &ObjectResult::Unchanged
+    );
+    assert_eq!(data_of(&cluster, "b").await, None);
+}
+
+#[tokio::test]
+async fn watches_are_re_established_after_the_server_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state_file = dir.path().join("state.json");
+    let opts = DevClusterOptions {
+        state_file: Some(state_file.clone()),
+        ..DevClusterOptions::default()
+    };
+    let cluster = dev::start_with(opts.clone()).await;
+    let port = cluster.addr().port();
+    let client = dev::client(&cluster);
+    let mut c = controller_with(client, options(|_| {})).await;
+    let loaded = revision(
+        1,
+        &[
+            ("ns.yaml", NAMESPACE),
+            ("cm.yaml", &config_map("settings", "mode: fast")),
+        ],
+    );
+    assert!(matches!(pass(&mut c, &loaded).await, Pass::Synced { .. }));
+    let watches = c.cluster().watch_count();
+    cluster.shutdown().await.expect("shutdown");
+
+    let cluster = dev::start_with(DevClusterOptions { port, ..opts }).await;
+    // A hand edit after the restart reaches veer only through a re-established watch.
+    config_maps(&cluster)
+        .patch(
+            "settings",
+            &PatchParams {
+                field_manager: Some("kubectl-edit".into()),
+                ..PatchParams::default()
+            },
+            &Patch::Merge(json!({"data": {"mode": "by-hand"}})),
+        )
+        .await
+        .expect("hand edit");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match idle(&mut c, &loaded).await {
+            Pass::Synced { report, .. } => {
+                assert_eq!(
+                    result_of(&report, "ConfigMap", "settings"),
+                    &ObjectResult::Updated {
+                        cause: veer::diff::Cause::Drift
+                    }
+                );
+                break;
+            }
+            Pass::InSync { .. } | Pass::Failed { .. } if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            other => panic!("the edit never reached veer: {other:?}"),
+        }
+    }
+    assert_eq!(
+        c.cluster().watch_count(),
+        watches,
+        "the same watches, re-established"
+    );
+    assert_eq!(
+        data_of(&cluster, "settings").await,
+        Some(json!({"mode": "fast"}))
+    );
+}
