@@ -10,5 +10,6 @@ pub mod diagnostic;
 pub mod diff;
 pub mod fields;
 pub mod manifest;
+pub mod rollout;
 pub mod source;
 pub mod validate;
