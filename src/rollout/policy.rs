@@ -428,6 +428,94 @@ pub fn render_template(template: &str, vars: &BTreeMap<&str, String>) -> Result<
     Ok(out)
 }
 
+/// The policies shipped with veer (`policies/*.yaml`), embedded in the binary. A policy of the
+/// same name in the config repo takes precedence.
+pub const SHIPPED_FILES: &[(&str, &str)] = &[
+    (
+        "policies/default-canary.yaml",
+        include_str!("../../policies/default-canary.yaml"),
+    ),
+    (
+        "policies/conservative.yaml",
+        include_str!("../../policies/conservative.yaml"),
+    ),
+    (
+        "policies/ab-testing.yaml",
+        include_str!("../../policies/ab-testing.yaml"),
+    ),
+    (
+        "policies/mirror-then-shift.yaml",
+        include_str!("../../policies/mirror-then-shift.yaml"),
+    ),
+];
+
+/// The shipped policies, parsed once. A test keeps every one of them valid.
+pub fn shipped() -> &'static [RolloutPolicy] {
+    static SHIPPED: std::sync::OnceLock<Vec<RolloutPolicy>> = std::sync::OnceLock::new();
+    SHIPPED.get_or_init(|| {
+        let options = crate::manifest::ReadOptions::default();
+        SHIPPED_FILES
+            .iter()
+            .flat_map(|(path, text)| {
+                crate::manifest::parse_file(path, text.as_bytes(), &options).manifests
+            })
+            .filter_map(|m| match &m.typed {
+                crate::manifest::TypedObject::RolloutPolicy(p) => Some((**p).clone()),
+                _ => None,
+            })
+            .collect()
+    })
+}
+
+/// The policies in force: the config repo's, then shipped ones whose names it does not use.
+pub fn effective(revision: &[RolloutPolicy]) -> Vec<RolloutPolicy> {
+    let mut out = revision.to_vec();
+    for p in shipped() {
+        if !revision.iter().any(|r| r.name() == p.name()) {
+            out.push(p.clone());
+        }
+    }
+    out
+}
+
+/// How a VirtualService is bound to a policy.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Binding<'a> {
+    /// Not bound: weight changes are applied at once.
+    Unbound,
+    /// By the `veer.io/rollout-policy` annotation (which wins over selectors).
+    Annotation(&'a RolloutPolicy),
+    /// By exactly one policy's selector.
+    Selector(&'a RolloutPolicy),
+    /// The annotation names no known policy.
+    UnknownPolicy(String),
+    /// Several policies' selectors match and no annotation decides.
+    Ambiguous(Vec<String>),
+}
+
+/// The policy governing a VirtualService with this annotation value and these labels.
+pub fn bind<'a>(
+    annotation: Option<&str>,
+    labels: &BTreeMap<String, String>,
+    policies: &'a [RolloutPolicy],
+) -> Binding<'a> {
+    if let Some(name) = annotation {
+        return match policies.iter().find(|p| p.name() == name) {
+            Some(p) => Binding::Annotation(p),
+            None => Binding::UnknownPolicy(name.to_string()),
+        };
+    }
+    let matching: Vec<&RolloutPolicy> = policies
+        .iter()
+        .filter(|p| p.spec.selector.as_ref().is_some_and(|s| s.matches(labels)))
+        .collect();
+    match matching.as_slice() {
+        [] => Binding::Unbound,
+        [one] => Binding::Selector(one),
+        many => Binding::Ambiguous(many.iter().map(|p| p.name().to_string()).collect()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
