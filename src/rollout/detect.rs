@@ -52,6 +52,8 @@ pub struct RouteShift {
     pub target: TrafficSplit,
     /// Do both sides list the same destinations in the same order?
     pub same_destinations: bool,
+    /// Length of the route's destination list in git.
+    pub destinations: usize,
 }
 
 impl RouteShift {
@@ -90,7 +92,7 @@ pub fn owned_fields(shift: &RouteShift, overlay: Option<&Overlay>) -> Vec<FieldP
         None => {}
     }
     if shift.same_destinations {
-        for m in 0..shift.target.destinations().count().max(1) {
+        for m in 0..shift.destinations {
             out.push(route_path(
                 i,
                 &[
@@ -231,6 +233,7 @@ pub fn detect(desired: &Value, live: Option<&Value>) -> Result<Vec<RouteShift>, 
             start: live_split.extended(&git_split),
             target: git_split.extended(&live_split),
             same_destinations,
+            destinations: git_weights.len(),
         });
     }
     Ok(out)
