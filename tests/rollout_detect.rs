@@ -190,3 +190,72 @@ fn the_diff_ignores_what_a_running_rollout_owns() {
         assert!(matches!(p.objects[0].action, Action::Update { .. }));
     }
 }
+
+/// What the controller applies during each phase differs from git only in the fields the
+/// rollout owns for that phase; and detection still finds the route under an A/B route.
+#[test]
+fn rendered_phases_differ_from_git_only_in_owned_fields() {
+    use veer::rollout::{Overlay, owned_fields, render::render};
+    let t = |m| Utc.with_ymd_and_hms(2026, 11, 25, 12, m, 0).unwrap();
+    let before = vs(json!([route(&[("v1", None)])]));
+    let git = vs(json!([route(&[("v2", None)])]));
+    let live0 = apply(None, &before, "veer", false, t(0)).unwrap();
+    let shift = detect(&git, Some(&live0)).unwrap().remove(0);
+    let at10 = veer::rollout::split::split_at(&shift.start, &shift.target, 10);
+    let overlays = [
+        None,
+        Some(Overlay::Mirror {
+            to: vec![d("v2")],
+            percent: 50,
+        }),
+        Some(Overlay::Fault {
+            on: vec![d("v2")],
+            delay: None,
+            abort: Some(503),
+            percent: 5.0,
+        }),
+        Some(Overlay::Match {
+            to: vec![d("v2")],
+            headers: Default::default(),
+            cookie: Some("canary=always".into()),
+        }),
+    ];
+    for overlay in overlays {
+        let rendered = render(
+            &git,
+            shift.route.index,
+            &at10,
+            &shift.target,
+            overlay.as_ref(),
+        )
+        .unwrap();
+        let live = apply(Some(&live0), &rendered, "veer", false, t(1)).unwrap();
+        let mut ctx = PlanContext::new("veer");
+        ctx.inventory.insert(key());
+        ctx.applied_hashes.insert(key(), desired_hash(&git));
+        ctx.ignore
+            .insert(key(), owned_fields(&shift, overlay.as_ref()));
+        let desired = [DesiredObject {
+            key: key(),
+            value: git.clone(),
+        }];
+        let live_map: BTreeMap<ObjectKey, Value> = [(key(), live.clone())].into();
+        let p = diff::plan(&desired, &live_map, &ctx);
+        assert_eq!(
+            p.objects[0].action,
+            Action::Unchanged,
+            "{overlay:?}: {:?}",
+            p.objects[0]
+        );
+
+        // Mid-rollout, detection sees the live split of the user's route.
+        let again = detect(&git, Some(&live)).unwrap();
+        assert_eq!(again.len(), 1, "{overlay:?}");
+        assert!(
+            again[0].start.same_traffic(&at10),
+            "{overlay:?}: {}",
+            again[0].start
+        );
+        assert_eq!(read_split(&live, again[0].live_index).unwrap(), at10);
+    }
+}

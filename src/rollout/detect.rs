@@ -191,29 +191,37 @@ pub fn detect(desired: &Value, live: Option<&Value>) -> Result<Vec<RouteShift>, 
         .pointer("/spec/http")
         .and_then(Value::as_array)
         .unwrap_or(&empty);
-    let live_routes = live
+    let name_of = |r: &Value| r.get("name").and_then(Value::as_str).map(str::to_string);
+    // Routes veer inserted for an A/B phase are not the user's: pair without them, but keep
+    // each route's real position for writing.
+    let live_routes: Vec<(usize, &Value)> = live
         .pointer("/spec/http")
         .and_then(Value::as_array)
-        .unwrap_or(&empty);
-    let name_of = |r: &Value| r.get("name").and_then(Value::as_str).map(str::to_string);
+        .unwrap_or(&empty)
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            !name_of(r).is_some_and(|n| n.starts_with(super::render::MATCH_ROUTE_PREFIX))
+        })
+        .collect();
     let mut out = Vec::new();
     for (index, git_route) in git_routes.iter().enumerate() {
         let name = name_of(git_route);
-        let live_index = match &name {
+        let paired = match &name {
             Some(n) => live_routes
                 .iter()
-                .position(|r| name_of(r).as_deref() == Some(n))
+                .position(|(_, r)| name_of(r).as_deref() == Some(n))
                 .or_else(|| {
-                    (index < live_routes.len() && name_of(&live_routes[index]).is_none())
+                    (index < live_routes.len() && name_of(live_routes[index].1).is_none())
                         .then_some(index)
                 }),
             None => (index < live_routes.len()).then_some(index),
         };
-        let Some(live_index) = live_index else {
+        let Some((live_index, live_route)) = paired.map(|i| live_routes[i]) else {
             continue;
         };
         let git_weights = route_weights(git_route, &object)?;
-        let live_weights = route_weights(&live_routes[live_index], &object)?;
+        let live_weights = route_weights(live_route, &object)?;
         if git_weights.is_empty() || live_weights.is_empty() {
             continue;
         }

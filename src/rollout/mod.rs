@@ -13,6 +13,7 @@ pub mod detect;
 pub mod machine;
 pub mod policy;
 pub mod queue;
+pub mod render;
 pub mod split;
 pub mod state;
 

@@ -161,7 +161,7 @@ impl fmt::Display for TrafficSplit {
 }
 
 /// Share `amount` among `keys` in proportion to `parts` (largest remainder; ties to the first).
-fn apportion(amount: u32, parts: &[(DestinationId, u32)]) -> Vec<(DestinationId, u32)> {
+pub(crate) fn apportion(amount: u32, parts: &[(DestinationId, u32)]) -> Vec<(DestinationId, u32)> {
     let total: u64 = parts.iter().map(|(_, p)| u64::from(*p)).sum();
     if total == 0 {
         return parts.iter().map(|(d, _)| (d.clone(), 0)).collect();
