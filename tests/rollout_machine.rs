@@ -912,10 +912,14 @@ fn a_restarted_controller_resumes_from_stored_state_without_repeating_a_step() {
         state = w.tick(&state, &p);
     }
     // The controller dies after storing `state`; the answer to its pending action is lost.
-    let stored = serde_json::to_string(&state).unwrap();
-    let mut restored: RolloutState = serde_json::from_str(&stored).unwrap();
+    let stored = state.encode();
+    let mut restored = RolloutState::decode("VirtualService shop/reviews", &stored).unwrap();
     assert_eq!(restored, state);
     assert_eq!(restored.version, veer::rollout::state::STATE_VERSION);
+    let future = stored.replacen("\"version\":1", "\"version\":2", 1);
+    let err = RolloutState::decode("VirtualService shop/reviews", &future).unwrap_err();
+    assert_eq!(err.metric_label(), "unsupported_state_version");
+    assert!(RolloutState::decode("x", "{").is_err());
     w.pending = Observation::default();
     // The new controller performs the pending action again (idempotent), then carries on.
     if let Some(pending) = restored.pending_action().cloned() {

@@ -80,10 +80,7 @@ fn an_annotation_may_name_a_policy_from_a_policies_directory() {
     let known: Vec<RolloutPolicy> = team
         .manifests
         .iter()
-        .filter_map(|m| match &m.typed {
-            manifest::TypedObject::RolloutPolicy(p) => Some((**p).clone()),
-            _ => None,
-        })
+        .filter_map(|m| manifest::policy::rollout_policy(m).cloned())
         .collect();
     assert_eq!(known.len(), 1);
     let mut out = Vec::new();

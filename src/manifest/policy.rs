@@ -7,6 +7,19 @@ use super::istio::{TypedObject, parse_typed};
 use crate::diagnostic::Diagnostic;
 use crate::rollout::policy::{self, RolloutPolicy};
 
+/// The typed RolloutPolicy of a manifest, if it is one.
+pub fn rollout_policy(manifest: &Manifest) -> Option<&RolloutPolicy> {
+    match &manifest.typed {
+        TypedObject::RolloutPolicy(p) => Some(p),
+        TypedObject::VirtualService(_)
+        | TypedObject::DestinationRule(_)
+        | TypedObject::Gateway(_)
+        | TypedObject::ServiceEntry(_)
+        | TypedObject::Sidecar(_)
+        | TypedObject::Generic => None,
+    }
+}
+
 /// Type a `veer.io` manifest. Other groups pass through untouched.
 pub(crate) fn type_manifest(
     mut manifest: Manifest,

@@ -340,7 +340,17 @@ impl Machine<'_> {
                 match self.s.phase {
                     Phase::Queued => {}
                     Phase::Paused => self.s.resume = Some(Resume { phase: next }),
-                    _ => self.enter(next),
+                    Phase::WaitingForHealth
+                    | Phase::PreRollout
+                    | Phase::Mirroring
+                    | Phase::Matching
+                    | Phase::FaultTesting
+                    | Phase::Progressing
+                    | Phase::AwaitingPromotion
+                    | Phase::Promoting
+                    | Phase::Succeeded
+                    | Phase::RollingBack
+                    | Phase::Failed => self.enter(next),
                 }
             }
         }

@@ -43,6 +43,18 @@ pub enum RolloutError {
     },
     #[error("{object}: {reason}; correct the route so veer can read its weights")]
     MalformedRoute { object: String, reason: String },
+    #[error(
+        "rollout state of {object} has version {found}, this veer reads version {supported}; run a veer that knows it, or delete the state to start the rollout over"
+    )]
+    UnsupportedStateVersion {
+        object: String,
+        found: u32,
+        supported: u32,
+    },
+    #[error(
+        "rollout state of {object} cannot be read: {reason}; delete the state to start the rollout over"
+    )]
+    MalformedState { object: String, reason: String },
 }
 
 impl RolloutError {
@@ -50,6 +62,8 @@ impl RolloutError {
         match self {
             RolloutError::WeightsDoNotSum { .. } => "weights_do_not_sum",
             RolloutError::MalformedRoute { .. } => "malformed_route",
+            RolloutError::UnsupportedStateVersion { .. } => "unsupported_state_version",
+            RolloutError::MalformedState { .. } => "malformed_state",
         }
     }
 }

@@ -459,10 +459,7 @@ pub fn shipped() -> &'static [RolloutPolicy] {
             .flat_map(|(path, text)| {
                 crate::manifest::parse_file(path, text.as_bytes(), &options).manifests
             })
-            .filter_map(|m| match &m.typed {
-                crate::manifest::TypedObject::RolloutPolicy(p) => Some((**p).clone()),
-                _ => None,
-            })
+            .filter_map(|m| crate::manifest::policy::rollout_policy(&m).cloned())
             .collect()
     })
 }

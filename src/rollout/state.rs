@@ -378,6 +378,37 @@ impl RolloutState {
         }
     }
 
+    /// The stored form (JSON), as the controller keeps it in the cluster.
+    pub fn encode(&self) -> String {
+        // Plain data with string keys: serialising cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Read a stored state of `object` (for messages), refusing versions this veer does not
+    /// know rather than misreading them.
+    pub fn decode(object: &str, stored: &str) -> Result<Self, super::RolloutError> {
+        let value: serde_json::Value =
+            serde_json::from_str(stored).map_err(|e| super::RolloutError::MalformedState {
+                object: object.to_string(),
+                reason: e.to_string(),
+            })?;
+        let found = value
+            .get("version")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        if found != u64::from(STATE_VERSION) {
+            return Err(super::RolloutError::UnsupportedStateVersion {
+                object: object.to_string(),
+                found: u32::try_from(found).unwrap_or(u32::MAX),
+                supported: STATE_VERSION,
+            });
+        }
+        serde_json::from_value(value).map_err(|e| super::RolloutError::MalformedState {
+            object: object.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
     /// The action whose answer the state awaits, if any: after a restart the controller
     /// performs it again (every action is safe to repeat).
     pub fn pending_action(&self) -> Option<&Action> {

@@ -7,9 +7,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{Index, duration};
 use crate::diagnostic::Diagnostic;
+use crate::manifest::Manifest;
 use crate::manifest::istio::display_path;
+use crate::manifest::policy::rollout_policy;
 use crate::manifest::yaml::pointer_join;
-use crate::manifest::{Manifest, TypedObject};
 use crate::rollout::policy::{
     self, Binding, FaultPhase, MatchPhase, MetricCheck, MirrorPhase, RolloutPolicy,
     RolloutPolicySpec, TEMPLATE_VARIABLES, TemplatePart, Webhook,
@@ -20,10 +21,7 @@ pub fn policies<'a>(index: &Index<'a>) -> Vec<(&'a Manifest, &'a RolloutPolicy)>
     index
         .all
         .iter()
-        .filter_map(|m| match &m.typed {
-            TypedObject::RolloutPolicy(p) => Some((m.as_ref(), p.as_ref())),
-            _ => None,
-        })
+        .filter_map(|m| rollout_policy(m).map(|p| (m.as_ref(), p)))
         .collect()
 }
 
