@@ -392,7 +392,8 @@ fn failed_checks_roll_back_at_the_threshold() {
 #[test]
 fn cannot_measure_holds_or_fails_as_the_policy_says() {
     let error = AnalysisVerdict::MetricsError {
-        message: "connection refused".into(),
+        kind: "unreachable".into(),
+        reason: "connection refused".into(),
     };
     let cases: Vec<(&str, AnalysisVerdict, u32, Option<&str>)> = vec![
         // (policy extra, verdict, failed checks after, hold reason)
@@ -404,8 +405,8 @@ fn cannot_measure_holds_or_fails_as_the_policy_says() {
         (
             "onNoData: fail\n",
             AnalysisVerdict::TooFewRequests {
-                requests: 3,
-                required: 20,
+                count: 3.0,
+                min: 20,
             },
             0,
             Some("tooFewRequests"),
@@ -882,7 +883,8 @@ fn a_whole_healthy_rollout_and_a_whole_failed_one() {
         } else {
             AnalysisVerdict::Fail {
                 value: 90.0,
-                threshold: ">= 99".into(),
+                min: Some(99.0),
+                max: None,
             }
         }
     });

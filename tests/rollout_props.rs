@@ -61,10 +61,10 @@ fn arb_verdicts() -> impl Strategy<Value = Vec<AnalysisVerdict>> {
     proptest::collection::vec(
         prop_oneof![
             6 => Just(AnalysisVerdict::Pass),
-            2 => Just(AnalysisVerdict::Fail { value: 50.0, threshold: ">= 99".into() }),
+            2 => Just(AnalysisVerdict::Fail { value: 50.0, min: Some(99.0), max: None }),
             1 => Just(AnalysisVerdict::NoData),
-            1 => Just(AnalysisVerdict::MetricsError { message: "unreachable".into() }),
-            1 => Just(AnalysisVerdict::TooFewRequests { requests: 1, required: 10 }),
+            1 => Just(AnalysisVerdict::MetricsError { kind: "unreachable".into(), reason: "connection refused".into() }),
+            1 => Just(AnalysisVerdict::TooFewRequests { count: 1.0, min: 10 }),
         ],
         1..12,
     )

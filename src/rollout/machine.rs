@@ -444,7 +444,8 @@ impl Machine<'_> {
                 (
                     AnalysisVerdict::Fail {
                         value: 0.0,
-                        threshold: r.message.clone(),
+                        min: None,
+                        max: None,
                     },
                     CheckOutcome::Failed,
                 )
@@ -458,6 +459,7 @@ impl Machine<'_> {
                 value: None,
                 threshold: String::new(),
                 verdict,
+                message: r.message.clone(),
                 outcome,
             });
         }
@@ -699,9 +701,11 @@ impl Machine<'_> {
                     metric: m.name.clone(),
                     query: String::new(),
                     value: None,
-                    threshold: m.threshold_range.to_string(),
+                    threshold: m.threshold_range.clone(),
+                    requests: None,
                     verdict: AnalysisVerdict::MetricsError {
-                        message: "the analysis returned no result for this metric".to_string(),
+                        kind: "missing".to_string(),
+                        reason: "the analysis returned no result for this metric".to_string(),
                     },
                 });
             }
@@ -722,24 +726,26 @@ impl Machine<'_> {
                     OnNoData::Fail => (CheckOutcome::Failed, None),
                     OnNoData::Pass => (CheckOutcome::Passed, None),
                 },
-                AnalysisVerdict::TooFewRequests { requests, required } => (
+                AnalysisVerdict::TooFewRequests { count, min } => (
                     CheckOutcome::Held,
                     Some(HoldReason::TooFewRequests {
                         metric: c.metric.clone(),
-                        requests: *requests,
-                        required: *required,
+                        count: count.max(0.0).round() as u64,
+                        min: *min,
                     }),
                 ),
-                AnalysisVerdict::MetricsError { message } => match self.policy.on_metrics_error {
-                    OnMetricsError::Hold => (
-                        CheckOutcome::Held,
-                        Some(HoldReason::MetricsError {
-                            metric: c.metric.clone(),
-                            message: message.clone(),
-                        }),
-                    ),
-                    OnMetricsError::Fail => (CheckOutcome::Failed, None),
-                },
+                AnalysisVerdict::MetricsError { kind, reason } => {
+                    match self.policy.on_metrics_error {
+                        OnMetricsError::Hold => (
+                            CheckOutcome::Held,
+                            Some(HoldReason::MetricsError {
+                                metric: c.metric.clone(),
+                                message: format!("{kind}: {reason}"),
+                            }),
+                        ),
+                        OnMetricsError::Fail => (CheckOutcome::Failed, None),
+                    }
+                }
                 AnalysisVerdict::Inconclusive => (
                     CheckOutcome::Held,
                     Some(HoldReason::Inconclusive {
@@ -763,7 +769,15 @@ impl Machine<'_> {
                 check: c.metric,
                 query: c.query,
                 value: c.value,
-                threshold: c.threshold,
+                threshold: c.threshold.to_string(),
+                message: match &c.verdict {
+                    AnalysisVerdict::MetricsError { kind, reason } => format!("{kind}: {reason}"),
+                    AnalysisVerdict::Pass
+                    | AnalysisVerdict::Fail { .. }
+                    | AnalysisVerdict::NoData
+                    | AnalysisVerdict::TooFewRequests { .. }
+                    | AnalysisVerdict::Inconclusive => String::new(),
+                },
                 verdict: c.verdict,
                 outcome,
             });

@@ -159,33 +159,40 @@ impl Action {
     }
 }
 
-/// The verdict of one metric check, as the analysis reports it. Plain data, so the analysis
-/// and the state machine agree on it without depending on each other.
+/// The verdict of one metric check, as the analysis reports it. Plain data with the shape of
+/// `analysis::AnalysisVerdict` (plus the baseline's `Inconclusive`), so converting one into
+/// the other is field by field and the stored state does not depend on the analysis code.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "verdict", rename_all = "camelCase")]
 pub enum AnalysisVerdict {
     Pass,
-    /// Measured, and outside the threshold range.
+    /// Measured, and outside the threshold range `[min, max]`.
     Fail {
         value: f64,
-        threshold: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        min: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max: Option<f64>,
     },
     /// Prometheus answered with nothing (empty result or NaN).
     NoData,
-    /// The new version has not served `minRequests` yet: no verdict.
+    /// The new version has served `count` requests, fewer than `minRequests` (`min`): no
+    /// verdict yet.
     TooFewRequests {
-        requests: u64,
-        required: u64,
+        count: f64,
+        min: u64,
     },
-    /// Prometheus unreachable, or the query failed (including several series).
+    /// Prometheus unreachable, or the query failed; `kind` is `unreachable`, `query-error` or
+    /// `several-series` (a query must aggregate to one series).
     MetricsError {
-        message: String,
+        kind: String,
+        reason: String,
     },
     /// A baseline comparison could not tell.
     Inconclusive,
 }
 
-/// One metric's result.
+/// One metric's result, with the shape of `analysis::Check`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CheckResult {
@@ -194,8 +201,10 @@ pub struct CheckResult {
     pub query: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
-    /// The threshold range as text, e.g. `>= 99`.
-    pub threshold: String,
+    pub threshold: policy::ThresholdRange,
+    /// The new version's request count over the interval, when `minRequests` asked for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<f64>,
     #[serde(flatten)]
     pub verdict: AnalysisVerdict,
 }

@@ -170,8 +170,8 @@ pub enum HoldReason {
     },
     TooFewRequests {
         metric: String,
-        requests: u64,
-        required: u64,
+        count: u64,
+        min: u64,
     },
     MetricsError {
         metric: String,
@@ -210,9 +210,13 @@ pub struct CheckRecord {
     pub query: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
+    /// The threshold range as text, e.g. `>= 99`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub threshold: String,
     pub verdict: AnalysisVerdict,
+    /// What a failing webhook answered, or why a metric could not be measured.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
     pub outcome: CheckOutcome,
 }
 

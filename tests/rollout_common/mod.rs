@@ -7,7 +7,7 @@
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
 use veer::rollout::detect::RouteRef;
-use veer::rollout::policy::RolloutPolicySpec;
+use veer::rollout::policy::{RolloutPolicySpec, ThresholdRange};
 use veer::rollout::state::Phase;
 use veer::rollout::{
     Action, AnalysisReport, AnalysisVerdict, CheckResult, Decision, DestinationId, Observation,
@@ -65,7 +65,11 @@ pub fn verdict(metric: &str, v: AnalysisVerdict) -> CheckResult {
             AnalysisVerdict::Fail { value, .. } => Some(*value),
             _ => None,
         },
-        threshold: ">= 99".to_string(),
+        threshold: ThresholdRange {
+            min: Some(99.0),
+            max: None,
+        },
+        requests: Some(100.0),
         verdict: v,
     }
 }
@@ -75,7 +79,8 @@ pub fn fail(metric: &str) -> CheckResult {
         metric,
         AnalysisVerdict::Fail {
             value: 80.0,
-            threshold: ">= 99".into(),
+            min: Some(99.0),
+            max: None,
         },
     )
 }
