@@ -372,7 +372,8 @@ impl RolloutPolicySpec {
     }
 }
 
-/// Variables a PromQL template may use, as `{{ name }}`.
+/// Variables a PromQL template may use, as `{{ name }}`: the same as `analysis::template`
+/// renders, so a policy that validates also renders.
 pub const TEMPLATE_VARIABLES: &[&str] = &[
     "namespace", // the VirtualService's namespace
     "service",   // the destination host's service name (first label)
@@ -411,21 +412,6 @@ pub fn parse_template(template: &str) -> Result<Vec<TemplatePart<'_>>, String> {
         parts.push(TemplatePart::Text(rest));
     }
     Ok(parts)
-}
-
-/// Render a template with `vars`; an unknown or unset variable is an error.
-pub fn render_template(template: &str, vars: &BTreeMap<&str, String>) -> Result<String, String> {
-    let mut out = String::new();
-    for part in parse_template(template)? {
-        match part {
-            TemplatePart::Text(t) => out.push_str(t),
-            TemplatePart::Variable(name) => match vars.get(name) {
-                Some(v) => out.push_str(v),
-                None => return Err(format!("template variable `{name}` has no value")),
-            },
-        }
-    }
-    Ok(out)
 }
 
 /// The policies shipped with veer (`policies/*.yaml`), embedded in the binary. A policy of the
@@ -544,21 +530,19 @@ mod tests {
     }
 
     #[test]
-    fn templates_parse_and_render() {
+    fn templates_split_into_text_and_variables() {
         let t = "sum(rate(x{ns=\"{{ namespace }}\",v=\"{{subset}}\"}[{{ interval }}]))";
-        let vars: BTreeMap<&str, String> = [
-            ("namespace", "shop".to_string()),
-            ("subset", "v2".to_string()),
-            ("interval", "1m".to_string()),
-        ]
-        .into();
-        assert_eq!(
-            render_template(t, &vars).unwrap(),
-            "sum(rate(x{ns=\"shop\",v=\"v2\"}[1m]))"
-        );
+        let vars: Vec<&str> = parse_template(t)
+            .unwrap()
+            .into_iter()
+            .filter_map(|p| match p {
+                TemplatePart::Variable(v) => Some(v),
+                TemplatePart::Text(_) => None,
+            })
+            .collect();
+        assert_eq!(vars, ["namespace", "subset", "interval"]);
         assert!(parse_template("a {{ b").is_err());
         assert!(parse_template("a {{ }} b").is_err());
-        assert!(render_template("{{ nope }}", &vars).is_err());
     }
 
     #[test]
