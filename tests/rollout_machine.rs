@@ -974,3 +974,136 @@ fn the_queue_admits_oldest_first_up_to_the_cap() {
     assert!(queue::admit(&all, 2).is_empty());
     assert_eq!(queue::admit(&all, 0), ["e", "f", "d"]);
 }
+
+/// Every operator command in every phase: applied (and where it leads) or ignored.
+#[test]
+fn commands_by_phase() {
+    use Command::*;
+    use Phase::*;
+    let p = policy(
+        "interval: 1m\nstepWeights: [10, 50]\nmirror: {weight: 10, iterations: 1}\nmatch: {cookie: a=b, iterations: 1}\nfault: {delay: 1s, percent: 5, iterations: 1}\nwebhooks:\n- {name: gate, type: confirm-promotion, url: 'http://g.test/'}\n- {name: pre, type: pre-rollout, url: 'http://p.test/'}\n",
+    );
+    let phases = [
+        Queued,
+        WaitingForHealth,
+        PreRollout,
+        Mirroring,
+        Matching,
+        FaultTesting,
+        Progressing,
+        Paused,
+        AwaitingPromotion,
+        Promoting,
+        Succeeded,
+        RollingBack,
+        Failed,
+    ];
+    let before_promotion = |ph: Phase| {
+        matches!(
+            ph,
+            Queued
+                | WaitingForHealth
+                | PreRollout
+                | Mirroring
+                | Matching
+                | FaultTesting
+                | Progressing
+                | AwaitingPromotion
+        )
+    };
+    for phase in phases {
+        for command in [Pause, Resume, Promote, Abort, Retry] {
+            let mut s = new_state(&split(&[("v1", 100)]), &split(&[("v2", 100)]), &p);
+            s.phase = phase;
+            if phase == Paused {
+                s.resume = Some(veer::rollout::state::Resume { phase: Progressing });
+            }
+            let o = Observation {
+                available: Some(false),
+                admitted: false,
+                command: Some(OperatorCommand { id: 1, command }),
+                ..Observation::default()
+            };
+            let d = decide(&s, &o, &p, t0());
+            let expected = match command {
+                Pause if before_promotion(phase) => Some(Paused),
+                Resume if phase == Paused => Some(Progressing),
+                Promote if before_promotion(phase) || phase == Paused => Some(Promoting),
+                Abort if before_promotion(phase) || phase == Paused => Some(RollingBack),
+                Retry if phase == Failed => Some(Queued),
+                Pause | Resume | Promote | Abort | Retry => None,
+            };
+            let applied = d.events.contains(&Event::CommandApplied { command });
+            let ignored = d.events.contains(&Event::CommandIgnored { command, phase });
+            match expected {
+                Some(to) => {
+                    assert!(applied, "{command:?} in {phase:?}: {:?}", d.events);
+                    assert_eq!(d.next.phase, to, "{command:?} in {phase:?}");
+                }
+                None => {
+                    assert!(ignored, "{command:?} in {phase:?}: {:?}", d.events);
+                    assert_eq!(d.next.phase, phase, "{command:?} in {phase:?}");
+                }
+            }
+            assert_eq!(d.next.last_command, 1);
+        }
+    }
+}
+
+/// A new commit in every phase: where the rollout goes and from which split.
+#[test]
+fn new_commit_by_phase() {
+    use Phase::*;
+    let p = basic_policy();
+    let live = split(&[("v1", 70), ("v2", 30)]);
+    for phase in [
+        Queued,
+        WaitingForHealth,
+        PreRollout,
+        Mirroring,
+        Matching,
+        FaultTesting,
+        Progressing,
+        Paused,
+        AwaitingPromotion,
+        Promoting,
+        Succeeded,
+        RollingBack,
+        Failed,
+    ] {
+        let mut s = new_state(&split(&[("v1", 100)]), &split(&[("v2", 100)]), &p);
+        s.phase = phase;
+        s.seq = 5;
+        let o = Observation {
+            available: Some(false),
+            admitted: false,
+            target: Some(TargetUpdate {
+                revision: "rev2".into(),
+                target: split(&[("v3", 100)]),
+                live: live.clone(),
+            }),
+            ..Observation::default()
+        };
+        let d = decide(&s, &o, &p, t0());
+        let (revision, to) = match phase {
+            RollingBack => ("rev1", RollingBack),
+            Queued | Succeeded | Failed => ("rev2", Queued),
+            Paused => ("rev2", Paused),
+            WaitingForHealth | PreRollout | Mirroring | Matching | FaultTesting | Progressing
+            | AwaitingPromotion | Promoting => ("rev2", WaitingForHealth),
+        };
+        assert_eq!(
+            (d.next.revision.as_str(), d.next.phase),
+            (revision, to),
+            "{phase:?}"
+        );
+        assert!(d.next.seq >= 5, "ids never go back");
+        if revision == "rev2" {
+            assert!(d.next.from_split.same_traffic(&live), "{phase:?}");
+            assert!(d.next.target_split.same_traffic(&split(&[("v3", 100)])));
+        }
+        if phase == Paused {
+            assert_eq!(d.next.resume.map(|r| r.phase), Some(WaitingForHealth));
+        }
+    }
+}
