@@ -856,6 +856,20 @@ fn overlay_phases_shape_traffic_for_their_iterations() {
         .count();
     assert_eq!(mirror_checks, 2);
     assert_eq!(w.overlay, None);
+    assert_eq!(end.current_overlay, None);
+    // While mirroring, the state says which overlay is live (the diff ignores its fields).
+    let mirroring = w
+        .decisions
+        .iter()
+        .find(|d| d.next.phase == Phase::Mirroring && d.next.current_overlay.is_some())
+        .map(|d| d.next.current_overlay.clone());
+    assert_eq!(
+        mirroring,
+        Some(Some(Overlay::Mirror {
+            to: vec![d("v2")],
+            percent: 30
+        }))
+    );
 }
 
 #[test]

@@ -34,7 +34,9 @@ use super::{
     Action, AnalysisReport, AnalysisVerdict, Command, Observation, Overlay, WebhookReport,
 };
 
-/// A decision: what to do, the state to store (before doing it), and what happened.
+/// A decision: what to do, the state to store (before doing it), and what happened. `events`
+/// feed status, logs and metrics; an [`Action::Alert`] asks for people to be told (its event
+/// is among the events too).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
     pub action: Action,
@@ -610,6 +612,7 @@ impl Machine<'_> {
                         });
                     }
                     self.s.current_split = split;
+                    self.s.current_overlay = overlay;
                     self.settle();
                     None
                 } else {
@@ -866,6 +869,7 @@ impl Machine<'_> {
                     return Some(Action::Alert { event });
                 }
                 self.s.current_split = target.clone();
+                self.s.current_overlay = None;
                 self.events.push(Event::Promoted { split: target });
                 if self.policy.has_webhooks(WebhookKind::PostRollout) {
                     self.issue(Stage::Webhooks, |id| Action::RunWebhooks {
@@ -913,6 +917,7 @@ impl Machine<'_> {
                     return Some(Action::Alert { event });
                 }
                 self.s.current_split = to.clone();
+                self.s.current_overlay = None;
                 self.events.push(Event::RolledBack { split: to });
                 if self.policy.has_webhooks(WebhookKind::Rollback) {
                     self.issue(Stage::Webhooks, |id| Action::RunWebhooks {

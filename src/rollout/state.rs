@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::detect::RouteRef;
 use super::policy::{RolloutPolicySpec, WebhookKind};
 use super::split::{self, TrafficSplit};
-use super::{Action, AnalysisVerdict, Command};
+use super::{Action, AnalysisVerdict, Command, Overlay};
 
 /// Bump when the stored form changes incompatibly.
 pub const STATE_VERSION: u32 = 1;
@@ -321,6 +321,10 @@ pub struct RolloutState {
     pub target_split: TrafficSplit,
     /// The split last written and read back.
     pub current_split: TrafficSplit,
+    /// The overlay (mirror, A/B match, fault) written with it: with the route, it says which
+    /// fields the rollout owns now (`rollout::owned_fields`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_overlay: Option<Overlay>,
     /// The new version's weight at each step before promotion.
     pub steps: Vec<u32>,
     /// Index into `steps` while progressing.
@@ -368,6 +372,7 @@ impl RolloutState {
             steps: plan(&from, &target, policy),
             from_split: from.clone(),
             current_split: from,
+            current_overlay: None,
             target_split: target,
             step: 0,
             iterations: 0,
