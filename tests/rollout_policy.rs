@@ -59,6 +59,12 @@ fn every_shipped_policy_is_embedded_and_validates_without_any_diagnostic() {
     let default = &policy::shipped()[0].spec;
     assert_eq!(default.step_values(), [10, 20, 30, 40, 50]);
     assert_eq!(policy::shipped()[1].spec.max_weight(), 50);
+    let parsed = read(policy::SHIPPED_FILES[0].0, policy::SHIPPED_FILES[0].1);
+    assert!(manifest::policy::is_veer_config(&parsed.manifests[0]));
+    assert_eq!(
+        parsed.manifests[0].key.namespace, None,
+        "policies are not namespaced"
+    );
 }
 
 const VS: &str = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: reviews\n  annotations:\n    veer.io/rollout-policy: team-canary\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews}\n";

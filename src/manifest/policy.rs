@@ -7,6 +7,12 @@ use super::istio::{TypedObject, parse_typed};
 use crate::diagnostic::Diagnostic;
 use crate::rollout::policy::{self, RolloutPolicy};
 
+/// Is this veer's own configuration (a `veer.io` kind) rather than a cluster object? Such
+/// manifests are validated like any other but never applied, diffed or pruned.
+pub fn is_veer_config(manifest: &Manifest) -> bool {
+    manifest.key.group == policy::GROUP
+}
+
 /// The typed RolloutPolicy of a manifest, if it is one.
 pub fn rollout_policy(manifest: &Manifest) -> Option<&RolloutPolicy> {
     match &manifest.typed {
