@@ -1121,3 +1121,30 @@ fn new_commit_by_phase() {
         }
     }
 }
+
+/// A phase that needs more passing checks than fit in the deadline still completes: each
+/// passing check is progress.
+#[test]
+fn long_phases_are_not_cut_by_the_deadline_while_they_pass() {
+    let p = policy(
+        "interval: 1m\nprogressDeadline: 3m\nstepWeights: [50]\nmirror: {weight: 50, iterations: 6}\nmetrics:\n- {name: success-rate, builtin: request-success-rate, thresholdRange: {min: 99}}\n",
+    );
+    let from = split(&[("v1", 100)]);
+    let to = split(&[("v2", 100)]);
+    let mut w = World::new(from.clone());
+    let end = w.run(new_state(&from, &to, &p), &p, 200);
+    assert_eq!(end.phase, Phase::Succeeded);
+    assert!(w.now - t0() >= TimeDelta::minutes(6));
+    // Holding is not progress: the same phase with no data misses the deadline.
+    let mut w = World::new(from.clone());
+    w.verdicts = Box::new(|_, _| AnalysisVerdict::NoData);
+    let end = w.run(new_state(&from, &to, &p), &p, 200);
+    assert_eq!(end.phase, Phase::Failed);
+    assert_eq!(
+        end.failure,
+        Some(FailureReason::ProgressDeadline {
+            phase: Phase::Mirroring
+        })
+    );
+    assert!(w.live.same_traffic(&from));
+}

@@ -15,8 +15,9 @@
 //!   the progress deadline still runs. The policy may turn no data or metrics errors into
 //!   failures (`onNoData`, `onMetricsError`), or no data into a pass.
 //! - Failed checks count over the whole attempt (not consecutively), as in Flagger.
-//! - The progress deadline counts from the start of the health gate or of the current step;
-//!   it does not run while paused, awaiting promotion, promoting or rolling back.
+//! - The progress deadline counts from the start of the health gate, of the current step, or
+//!   from the last passing check; it does not run while paused, awaiting promotion, promoting
+//!   or rolling back.
 //! - A new commit mid-rollout restarts toward the new target from the live split; a rollback
 //!   still restores the split from before the first rollout. During a rollback a new commit
 //!   waits until the rollback is done; after a failure only a new commit or `retry` starts
@@ -803,6 +804,8 @@ impl Machine<'_> {
             step: self.s.step,
         });
         if self.s.iterations < self.iterations_required() {
+            // Progress: the deadline is for getting stuck, not for a phase's length.
+            self.s.step_started_at = self.now;
             self.settle();
         } else if self.s.phase == Phase::Progressing && self.s.step + 1 < self.s.steps.len() {
             self.s.step += 1;

@@ -340,7 +340,8 @@ pub struct RolloutState {
     pub revert_commit: Option<String>,
     pub created_at: DateTime<Utc>,
     pub phase_started_at: DateTime<Utc>,
-    /// When the current step (or health gate) began: the progress deadline counts from here.
+    /// When the current step (or health gate) began, or its last passing check: the progress
+    /// deadline counts from here.
     pub step_started_at: DateTime<Utc>,
     #[serde(default)]
     pub history: Vec<CheckRecord>,
