@@ -15,6 +15,7 @@ pub mod diff;
 pub mod exporter;
 pub mod fields;
 pub mod manifest;
+pub mod rollout;
 pub mod source;
 pub mod sync;
 pub mod validate;

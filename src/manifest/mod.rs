@@ -6,6 +6,7 @@
 //! panics. No git, no kube, no network here: files come in as bytes.
 
 pub mod istio;
+pub mod policy;
 pub mod yaml;
 
 use std::collections::HashMap;
@@ -80,6 +81,8 @@ const CLUSTER_SCOPED: &[(&str, &str)] = &[
     ),
     ("scheduling.k8s.io", "PriorityClass"),
     ("networking.k8s.io", "IngressClass"),
+    // veer's policies are veer configuration, named across the whole repository.
+    ("veer.io", "RolloutPolicy"),
 ];
 
 pub fn is_cluster_scoped(group: &str, kind: &str) -> bool {

@@ -7,6 +7,7 @@ pub mod destination_rule;
 pub mod duration;
 pub mod gateway;
 pub mod hosts;
+pub mod rollout_policy;
 pub mod service_entry;
 pub mod sidecar;
 pub mod virtual_service;
@@ -93,7 +94,7 @@ impl<'a> Index<'a> {
                 TypedObject::Gateway(o) => index.gateways.push((m, o)),
                 TypedObject::ServiceEntry(o) => index.service_entries.push((m, o)),
                 TypedObject::Sidecar(o) => index.sidecars.push((m, o)),
-                TypedObject::Generic => {}
+                TypedObject::RolloutPolicy(_) | TypedObject::Generic => {}
             }
         }
         for (i, (m, dr)) in index.destination_rules.iter().enumerate() {
@@ -157,6 +158,7 @@ pub fn validate(set: &ManifestSet) -> Report {
     gateway::check(&index, &mut out);
     service_entry::check(&index, &mut out);
     sidecar::check(&index, &mut out);
+    rollout_policy::check(&index, &mut out);
     Report::new(out)
 }
 

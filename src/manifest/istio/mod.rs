@@ -39,6 +39,8 @@ pub enum TypedObject {
     Gateway(Box<IstioObject<Gateway>>),
     ServiceEntry(Box<IstioObject<ServiceEntry>>),
     Sidecar(Box<IstioObject<Sidecar>>),
+    /// veer's own `veer.io/v1alpha1` RolloutPolicy (typed by `manifest::policy`).
+    RolloutPolicy(Box<crate::rollout::RolloutPolicy>),
     /// Any other kind: passed through as written.
     Generic,
 }
@@ -53,6 +55,9 @@ pub(crate) fn type_manifest(
         let (converted, warning) = destination_policy::convert(manifest)?;
         manifest = converted;
         warnings.push(warning);
+    }
+    if manifest.key.group == crate::rollout::policy::GROUP {
+        return super::policy::type_manifest(manifest);
     }
     if manifest.key.group != NETWORKING_GROUP {
         return Ok((manifest, warnings));

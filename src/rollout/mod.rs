@@ -1,0 +1,313 @@
+//! Progressive rollouts, the pure core: the `RolloutPolicy` kind ([`policy`]), traffic splits
+//! and how they move ([`split`]), which routes a commit shifts ([`detect`]), the rollout state
+//! as stored in the cluster ([`state`]), the state machine ([`machine::decide`]) and the queue
+//! behind `maxConcurrentRollouts` ([`queue`]).
+//!
+//! No kube, no HTTP, no git, no I/O, no clock: the controller (the only writer of live state)
+//! gathers an [`Observation`], calls [`decide`], stores the next state, then performs the
+//! [`Action`]. Every action that expects an answer carries an `id`; answers carry it back, so
+//! a replayed or late answer is recognised and ignored, and a restarted controller re-runs
+//! [`RolloutState::pending_action`] instead of guessing.
+
+pub mod detect;
+pub mod machine;
+pub mod policy;
+pub mod queue;
+pub mod render;
+pub mod split;
+pub mod state;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::istio::virtual_service::StringMatch;
+
+pub use detect::{RouteRef, RouteShift, detect, owned_fields, read_split, write_split};
+pub use machine::{Decision, decide};
+pub use policy::{RolloutPolicy, RolloutPolicySpec, WebhookKind};
+pub use split::{DestinationId, TrafficSplit};
+pub use state::{Event, FailureReason, HoldReason, Phase, RolloutState, Stage};
+
+/// What can go wrong reading weights out of a VirtualService.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RolloutError {
+    #[error(
+        "{object}: {side} weights of a route sum to {sum}, not 100; fix the weights so that the route can be shifted"
+    )]
+    WeightsDoNotSum {
+        object: String,
+        side: String,
+        sum: u64,
+    },
+    #[error("{object}: {reason}; correct the route so veer can read its weights")]
+    MalformedRoute { object: String, reason: String },
+    #[error(
+        "rollout state of {object} has version {found}, this veer reads version {supported}; run a veer that knows it, or delete the state to start the rollout over"
+    )]
+    UnsupportedStateVersion {
+        object: String,
+        found: u32,
+        supported: u32,
+    },
+    #[error(
+        "rollout state of {object} cannot be read: {reason}; delete the state to start the rollout over"
+    )]
+    MalformedState { object: String, reason: String },
+}
+
+impl RolloutError {
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            RolloutError::WeightsDoNotSum { .. } => "weights_do_not_sum",
+            RolloutError::MalformedRoute { .. } => "malformed_route",
+            RolloutError::UnsupportedStateVersion { .. } => "unsupported_state_version",
+            RolloutError::MalformedState { .. } => "malformed_state",
+        }
+    }
+}
+
+/// Traffic shaping beside the split, for the mirror, A/B and fault phases. `to`/`on` are the
+/// new version's destinations (those gaining weight).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Overlay {
+    /// Mirror `percent`% of the route's requests to the new version (responses discarded).
+    Mirror {
+        to: Vec<DestinationId>,
+        percent: u32,
+    },
+    /// Requests matching `headers` (or carrying `cookie`) go to the new version.
+    Match {
+        to: Vec<DestinationId>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        headers: BTreeMap<String, StringMatch>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cookie: Option<String>,
+    },
+    /// Inject a delay or an abort into `percent`% of the new version's requests.
+    Fault {
+        on: Vec<DestinationId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delay: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        abort: Option<u32>,
+        percent: f64,
+    },
+}
+
+/// What the controller must do next. Actions with an `id` expect an answer in a later
+/// [`Observation`] carrying the same id; all are safe to perform again after a restart.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "action", rename_all = "camelCase")]
+pub enum Action {
+    /// Write the route's weights (and overlay, or remove any), then read them back.
+    SetSplit {
+        id: u64,
+        split: TrafficSplit,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        overlay: Option<Overlay>,
+    },
+    /// Call every webhook of `kind` (each with its timeout) and report each result.
+    RunWebhooks { id: u64, kind: WebhookKind },
+    /// Query every metric of the policy for the new version (`canary`), compared with the old
+    /// one (`baseline`) when the policy asks, over the last interval.
+    Analyse {
+        id: u64,
+        step: usize,
+        metrics: Vec<String>,
+        canary: Vec<DestinationId>,
+        baseline: Vec<DestinationId>,
+    },
+    /// Nothing to do before `until` (or before a new observation arrives).
+    Wait { until: DateTime<Utc> },
+    /// Restore the pre-rollout split (removing any overlay), then read it back.
+    Rollback { id: u64, to: TrafficSplit },
+    /// Tell people: something needs attention (e.g. a write that did not read back).
+    Alert { event: Event },
+    /// Push a revert commit of `revision` to the tracked branch.
+    RevertInGit { id: u64, revision: String },
+    /// The rollout is over; nothing more to do for this revision.
+    Done,
+}
+
+impl Action {
+    /// The id an answer must carry, for actions that expect one.
+    pub fn id(&self) -> Option<u64> {
+        match self {
+            Action::SetSplit { id, .. }
+            | Action::RunWebhooks { id, .. }
+            | Action::Analyse { id, .. }
+            | Action::Rollback { id, .. }
+            | Action::RevertInGit { id, .. } => Some(*id),
+            Action::Wait { .. } | Action::Alert { .. } | Action::Done => None,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::SetSplit { .. } => "set-split",
+            Action::RunWebhooks { .. } => "run-webhooks",
+            Action::Analyse { .. } => "analyse",
+            Action::Wait { .. } => "wait",
+            Action::Rollback { .. } => "rollback",
+            Action::Alert { .. } => "alert",
+            Action::RevertInGit { .. } => "revert-in-git",
+            Action::Done => "done",
+        }
+    }
+}
+
+/// The verdict of one metric check, as the analysis reports it. Plain data with the shape of
+/// `analysis::AnalysisVerdict` (plus the baseline's `Inconclusive`), so converting one into
+/// the other is field by field and the stored state does not depend on the analysis code.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "verdict", rename_all = "camelCase")]
+pub enum AnalysisVerdict {
+    Pass,
+    /// Measured, and outside the threshold range `[min, max]`.
+    Fail {
+        value: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        min: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max: Option<f64>,
+    },
+    /// Prometheus answered with nothing (empty result or NaN).
+    NoData,
+    /// The new version has served `count` requests, fewer than `minRequests` (`min`): no
+    /// verdict yet.
+    TooFewRequests {
+        count: f64,
+        min: u64,
+    },
+    /// Prometheus unreachable, or the query failed; `kind` is `unreachable`, `query-error` or
+    /// `several-series` (a query must aggregate to one series).
+    MetricsError {
+        kind: String,
+        reason: String,
+    },
+    /// A baseline comparison could not tell.
+    Inconclusive,
+}
+
+/// One metric's result, with the shape of `analysis::Check`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckResult {
+    pub metric: String,
+    /// The query as sent (rendered template).
+    pub query: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    pub threshold: policy::ThresholdRange,
+    /// The new version's request count over the interval, when `minRequests` asked for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<f64>,
+    #[serde(flatten)]
+    pub verdict: AnalysisVerdict,
+}
+
+/// Answer to [`Action::Analyse`].
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct AnalysisReport {
+    pub id: u64,
+    pub checks: Vec<CheckResult>,
+}
+
+/// Answer to [`Action::SetSplit`] or [`Action::Rollback`]: the split read back afterwards.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteReadBack {
+    pub id: u64,
+    pub read_back: TrafficSplit,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct WebhookResult {
+    pub name: String,
+    pub passed: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+/// Answer to [`Action::RunWebhooks`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct WebhookReport {
+    pub id: u64,
+    pub results: Vec<WebhookResult>,
+}
+
+/// Answer to [`Action::RevertInGit`]: the revert commit, or why there is none.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct RevertReport {
+    pub id: u64,
+    pub outcome: Result<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Command {
+    Pause,
+    Resume,
+    /// Skip the remaining steps and promote now.
+    Promote,
+    Abort,
+    /// Try a failed revision again.
+    Retry,
+}
+
+impl Command {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Pause => "pause",
+            Command::Resume => "resume",
+            Command::Promote => "promote",
+            Command::Abort => "abort",
+            Command::Retry => "retry",
+        }
+    }
+}
+
+/// An operator command, numbered by whoever stores it so it applies once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub struct OperatorCommand {
+    pub id: u64,
+    pub command: Command,
+}
+
+/// The rollout's target as git has it now. Sent with every observation; a revision other than
+/// the state's is a new commit.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetUpdate {
+    pub revision: String,
+    pub target: TrafficSplit,
+    /// The route's live split now: a new commit restarts from here.
+    pub live: TrafficSplit,
+}
+
+/// What the I/O edge saw since the last decision. Answers for other ids are ignored.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Observation {
+    /// Are the new version's Deployments available? `None`: not looked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available: Option<bool>,
+    /// May a queued rollout start (see [`queue::admit`])?
+    #[serde(default)]
+    pub admitted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<TargetUpdate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write: Option<WriteReadBack>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhooks: Option<WebhookReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revert: Option<RevertReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<OperatorCommand>,
+}

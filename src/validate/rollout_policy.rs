@@ -1,0 +1,632 @@
+//! RolloutPolicy checks: durations, step weights, threshold ranges, metric sources, PromQL
+//! template variables, webhooks, the mirror / A/B / fault phases; and that every
+//! VirtualService's `veer.io/rollout-policy` names a policy that exists (in the revision or
+//! shipped with veer), and that no two policies' selectors claim the same VirtualService.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::{Index, duration};
+use crate::diagnostic::Diagnostic;
+use crate::manifest::Manifest;
+use crate::manifest::istio::display_path;
+use crate::manifest::policy::rollout_policy;
+use crate::manifest::yaml::pointer_join;
+use crate::rollout::policy::{
+    self, Binding, FaultPhase, MatchPhase, MetricCheck, MirrorPhase, RolloutPolicy,
+    RolloutPolicySpec, TEMPLATE_VARIABLES, TemplatePart, Webhook,
+};
+
+/// The revision's policies, in revision order.
+pub fn policies<'a>(index: &Index<'a>) -> Vec<(&'a Manifest, &'a RolloutPolicy)> {
+    index
+        .all
+        .iter()
+        .filter_map(|m| rollout_policy(m).map(|p| (m.as_ref(), p)))
+        .collect()
+}
+
+/// Every policy check, with the shipped policies as the known names besides the revision's.
+pub fn check(index: &Index<'_>, out: &mut Vec<Diagnostic>) {
+    for (m, p) in policies(index) {
+        check_policy(m, &p.spec, out);
+    }
+    let shipped: Vec<RolloutPolicy> = policy::shipped().to_vec();
+    check_references(index, &shipped, out);
+}
+
+/// The VirtualService bindings: an annotation must name a policy of the revision or of
+/// `known` (e.g. the shipped ones, or a `policies/` directory the controller loads); selectors
+/// must not overlap on a VirtualService without an annotation.
+pub fn check_references(index: &Index<'_>, known: &[RolloutPolicy], out: &mut Vec<Diagnostic>) {
+    let mut all: Vec<RolloutPolicy> = policies(index)
+        .into_iter()
+        .map(|(_, p)| p.clone())
+        .collect();
+    for p in known {
+        if !all.iter().any(|a| a.name() == p.name()) {
+            all.push(p.clone());
+        }
+    }
+    let names: BTreeSet<&str> = all.iter().map(RolloutPolicy::name).collect();
+    for (m, _) in &index.virtual_services {
+        let labels: BTreeMap<String, String> = m
+            .labels()
+            .map(|l| {
+                l.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let pointer = pointer_join("/metadata/annotations", policy::POLICY_ANNOTATION);
+        match policy::bind(m.annotation(policy::POLICY_ANNOTATION), &labels, &all) {
+            Binding::Unbound | Binding::Annotation(_) | Binding::Selector(_) => {}
+            Binding::UnknownPolicy(name) => out.push(
+                m.error(
+                    "rp-unknown-policy",
+                    &pointer,
+                    format!(
+                        "annotation {}: no RolloutPolicy named `{name}`",
+                        policy::POLICY_ANNOTATION
+                    ),
+                )
+                .fix(format!(
+                    "name one of: {}; or add a RolloutPolicy `{name}` to the repository",
+                    names.iter().copied().collect::<Vec<_>>().join(", ")
+                )),
+            ),
+            Binding::Ambiguous(matching) => out.push(
+                m.error(
+                    "rp-ambiguous-selector",
+                    "/metadata/labels",
+                    format!(
+                        "the selectors of several RolloutPolicies match this VirtualService: {}",
+                        matching.join(", ")
+                    ),
+                )
+                .fix(format!(
+                    "add the annotation `{}: NAME` to choose one, or narrow the selectors",
+                    policy::POLICY_ANNOTATION
+                )),
+            ),
+        }
+    }
+}
+
+fn check_duration(m: &Manifest, pointer: &str, text: &str, out: &mut Vec<Diagnostic>) {
+    match duration::parse(text) {
+        Ok(d) if d.is_zero() => out.push(
+            m.error(
+                "rp-duration",
+                pointer,
+                format!("{}: must be longer than zero", display_path(pointer)),
+            )
+            .fix("write a positive duration such as `30s` or `1m`"),
+        ),
+        Ok(_) => {}
+        Err(e) => out.push(
+            m.error(
+                "rp-duration",
+                pointer,
+                format!("{}: {e}", display_path(pointer)),
+            )
+            .fix("write a duration such as `30s`, `1m` or `1h30m`"),
+        ),
+    }
+}
+
+pub fn check_policy(m: &Manifest, spec: &RolloutPolicySpec, out: &mut Vec<Diagnostic>) {
+    check_duration(m, "/spec/interval", &spec.interval, out);
+    if let Some(d) = &spec.progress_deadline {
+        check_duration(m, "/spec/progressDeadline", d, out);
+    }
+    check_deadline(m, spec, out);
+    if spec.threshold == Some(0) {
+        out.push(
+            m.error(
+                "rp-threshold",
+                "/spec/threshold",
+                "spec.threshold: 0 would roll back before the first check",
+            )
+            .fix("set the number of failed checks that trigger a rollback, at least 1"),
+        );
+    }
+    check_steps(m, spec, out);
+    check_metrics(m, spec, out);
+    if let Some(mirror) = &spec.mirror {
+        check_mirror(m, mirror, out);
+    }
+    if let Some(matching) = &spec.matching {
+        check_match(m, matching, out);
+    }
+    if let Some(fault) = &spec.fault {
+        check_fault(m, fault, out);
+    }
+    check_webhooks(m, &spec.webhooks, out);
+    check_revert(m, spec, out);
+    if let Some(alpha) = spec
+        .baseline
+        .as_ref()
+        .and_then(|b| b.mann_whitney.as_ref())
+        .map(|w| w.alpha)
+        && !(alpha > 0.0 && alpha < 1.0)
+    {
+        out.push(
+            m.error(
+                "rp-baseline",
+                "/spec/baseline/mannWhitney/alpha",
+                format!("spec.baseline.mannWhitney.alpha: {alpha} is not in (0, 1)"),
+            )
+            .fix("use a significance level such as 0.05"),
+        );
+    }
+    if spec
+        .selector
+        .as_ref()
+        .is_some_and(|s| s.match_labels.is_empty())
+    {
+        out.push(
+            m.error(
+                "rp-selector",
+                "/spec/selector",
+                "spec.selector has no matchLabels, so it selects no VirtualService",
+            )
+            .fix("add matchLabels, or remove the selector and bind VirtualServices with the veer.io/rollout-policy annotation"),
+        );
+    }
+}
+
+/// A step must be able to get its first check before the deadline.
+fn check_deadline(m: &Manifest, spec: &RolloutPolicySpec, out: &mut Vec<Diagnostic>) {
+    let (Ok(interval), Some(Ok(deadline))) = (
+        duration::parse(&spec.interval),
+        spec.progress_deadline.as_deref().map(duration::parse),
+    ) else {
+        return;
+    };
+    if !deadline.is_zero() && deadline <= interval {
+        out.push(
+            m.error(
+                "rp-progress-deadline",
+                "/spec/progressDeadline",
+                format!(
+                    "spec.progressDeadline ({}) is not longer than spec.interval ({}): every step would miss its deadline before its first check",
+                    spec.progress_deadline.as_deref().unwrap_or(""),
+                    spec.interval
+                ),
+            )
+            .fix("make progressDeadline several intervals long (e.g. interval × (threshold + 2))"),
+        );
+    }
+}
+
+fn check_steps(m: &Manifest, spec: &RolloutPolicySpec, out: &mut Vec<Diagnostic>) {
+    match (spec.step_weight, spec.step_weights.is_empty()) {
+        (Some(_), false) => out.push(
+            m.error(
+                "rp-steps",
+                "/spec/stepWeights",
+                "spec sets both stepWeight and stepWeights",
+            )
+            .fix("keep one: stepWeight + maxWeight for equal steps, or stepWeights for a list"),
+        ),
+        (None, true) => out.push(
+            m.error(
+                "rp-steps",
+                "/spec",
+                "spec sets neither stepWeight nor stepWeights",
+            )
+            .fix("add `stepWeight: 10` with `maxWeight: 50`, or `stepWeights: [5, 10, 25, 50]`"),
+        ),
+        (Some(step), true) => {
+            if !(1..=99).contains(&step) {
+                out.push(
+                    m.error(
+                        "rp-step-weight",
+                        "/spec/stepWeight",
+                        format!("spec.stepWeight: {step} is not in 1..99"),
+                    )
+                    .fix("use a step between 1 and 99, e.g. 10"),
+                );
+            }
+            match spec.max_weight {
+                None => out.push(
+                    m.error(
+                        "rp-max-weight",
+                        "/spec/stepWeight",
+                        "spec.stepWeight needs spec.maxWeight",
+                    )
+                    .fix("add `maxWeight: 50` (the new version's highest weight before promotion)"),
+                ),
+                Some(max) if !(1..=100).contains(&max) => out.push(
+                    m.error(
+                        "rp-max-weight",
+                        "/spec/maxWeight",
+                        format!("spec.maxWeight: {max} is not in 1..100"),
+                    )
+                    .fix("use a weight between 1 and 100, e.g. 50"),
+                ),
+                Some(max) if max < step => out.push(
+                    m.error(
+                        "rp-max-weight",
+                        "/spec/maxWeight",
+                        format!("spec.maxWeight ({max}) is below spec.stepWeight ({step})"),
+                    )
+                    .fix("raise maxWeight to at least stepWeight"),
+                ),
+                Some(_) => {}
+            }
+        }
+        (None, false) => {
+            if spec.max_weight.is_some() {
+                out.push(
+                    m.error(
+                        "rp-max-weight",
+                        "/spec/maxWeight",
+                        "spec.maxWeight goes with stepWeight; with stepWeights the last value is the highest weight",
+                    )
+                    .fix("remove maxWeight, or end stepWeights at the weight you want"),
+                );
+            }
+            let mut last = 0;
+            for (i, w) in spec.step_weights.iter().enumerate() {
+                let at = pointer_join("/spec/stepWeights", i);
+                if !(1..=99).contains(w) {
+                    out.push(
+                        m.error(
+                            "rp-step-weights",
+                            &at,
+                            format!("{}: {w} is not in 1..99", display_path(&at)),
+                        )
+                        .fix("list weights between 1 and 99; promotion moves to the final weights"),
+                    );
+                } else if *w <= last {
+                    out.push(
+                        m.error(
+                            "rp-step-weights",
+                            &at,
+                            format!(
+                                "{}: {w} does not increase (the previous step is {last})",
+                                display_path(&at)
+                            ),
+                        )
+                        .fix("list the weights in strictly increasing order, e.g. [5, 10, 25, 50]"),
+                    );
+                }
+                last = last.max(*w);
+            }
+        }
+    }
+}
+
+fn check_metrics(m: &Manifest, spec: &RolloutPolicySpec, out: &mut Vec<Diagnostic>) {
+    if spec.metrics.is_empty() && !spec.has_webhooks(policy::WebhookKind::Rollout) {
+        out.push(
+            m.warning(
+                "rp-no-metrics",
+                "/spec",
+                "the policy has no metrics and no rollout webhooks: steps advance on time alone",
+            )
+            .fix("add a metric, e.g. `{name: success-rate, builtin: request-success-rate, thresholdRange: {min: 99}}`"),
+        );
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, metric) in spec.metrics.iter().enumerate() {
+        let at = pointer_join("/spec/metrics", i);
+        if metric.name.is_empty() {
+            out.push(
+                m.error(
+                    "rp-metric-name",
+                    &pointer_join(&at, "name"),
+                    format!("{}.name is empty", display_path(&at)),
+                )
+                .fix("name the metric; the name shows in status and alerts"),
+            );
+        } else if let Some(first) = seen.insert(&metric.name, i) {
+            out.push(
+                m.error(
+                    "rp-metric-name",
+                    &pointer_join(&at, "name"),
+                    format!(
+                        "{}.name: `{}` is also the name of spec.metrics[{first}]",
+                        display_path(&at),
+                        metric.name
+                    ),
+                )
+                .fix("give each metric its own name"),
+            );
+        }
+        check_metric(m, &at, metric, out);
+    }
+}
+
+fn check_metric(m: &Manifest, at: &str, metric: &MetricCheck, out: &mut Vec<Diagnostic>) {
+    match (&metric.builtin, &metric.query) {
+        (Some(_), Some(_)) => out.push(
+            m.error(
+                "rp-metric-source",
+                &pointer_join(at, "query"),
+                format!("{} sets both builtin and query", display_path(at)),
+            )
+            .fix("keep one: a builtin (request-success-rate, request-duration) or a PromQL query"),
+        ),
+        (None, None) => out.push(
+            m.error(
+                "rp-metric-source",
+                at,
+                format!("{} sets neither builtin nor query", display_path(at)),
+            )
+            .fix("add `builtin: request-success-rate` (or request-duration), or a PromQL `query`"),
+        ),
+        (Some(_), None) => {}
+        (None, Some(query)) => check_template(m, &pointer_join(at, "query"), query, out),
+    }
+    let range = &metric.threshold_range;
+    let at_range = pointer_join(at, "thresholdRange");
+    match (range.min, range.max) {
+        (None, None) => out.push(
+            m.error(
+                "rp-threshold-range",
+                &at_range,
+                format!(
+                    "{}.thresholdRange has neither min nor max",
+                    display_path(at)
+                ),
+            )
+            .fix("add `min` (e.g. 99 for a success rate) or `max` (e.g. 500 for latency in ms)"),
+        ),
+        (Some(min), Some(max)) if min > max => out.push(
+            m.error(
+                "rp-threshold-range",
+                &at_range,
+                format!(
+                    "{}.thresholdRange: min ({min}) is above max ({max}); no value can pass",
+                    display_path(at)
+                ),
+            )
+            .fix("swap min and max, or correct one of them"),
+        ),
+        _ => {}
+    }
+    if let Some(i) = &metric.interval {
+        check_duration(m, &pointer_join(at, "interval"), i, out);
+    }
+}
+
+fn check_template(m: &Manifest, at: &str, query: &str, out: &mut Vec<Diagnostic>) {
+    if query.trim().is_empty() {
+        out.push(
+            m.error("rp-template", at, format!("{} is empty", display_path(at)))
+                .fix("write a PromQL query that yields one number"),
+        );
+        return;
+    }
+    match policy::parse_template(query) {
+        Err(e) => out.push(
+            m.error("rp-template", at, format!("{}: {e}", display_path(at)))
+                .fix("write variables as `{{ name }}`"),
+        ),
+        Ok(parts) => {
+            for part in parts {
+                if let TemplatePart::Variable(name) = part
+                    && !TEMPLATE_VARIABLES.contains(&name)
+                {
+                    out.push(
+                        m.error(
+                            "rp-template",
+                            at,
+                            format!("{}: unknown template variable `{name}`", display_path(at)),
+                        )
+                        .fix(format!(
+                            "use one of: {}",
+                            TEMPLATE_VARIABLES
+                                .iter()
+                                .map(|v| format!("{{{{ {v} }}}}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn check_iterations(m: &Manifest, at: &str, iterations: u32, out: &mut Vec<Diagnostic>) {
+    if iterations == 0 {
+        let p = pointer_join(at, "iterations");
+        out.push(
+            m.error(
+                "rp-iterations",
+                &p,
+                format!("{}: 0 would skip the phase", display_path(&p)),
+            )
+            .fix("set how many passing checks the phase needs, at least 1, or remove the phase"),
+        );
+    }
+}
+
+fn check_mirror(m: &Manifest, mirror: &MirrorPhase, out: &mut Vec<Diagnostic>) {
+    if !(1..=100).contains(&mirror.weight) {
+        out.push(
+            m.error(
+                "rp-mirror",
+                "/spec/mirror/weight",
+                format!("spec.mirror.weight: {} is not in 1..100", mirror.weight),
+            )
+            .fix("mirror a percentage of the traffic between 1 and 100"),
+        );
+    }
+    check_iterations(m, "/spec/mirror", mirror.iterations, out);
+}
+
+fn check_match(m: &Manifest, matching: &MatchPhase, out: &mut Vec<Diagnostic>) {
+    match (&matching.cookie, matching.headers.is_empty()) {
+        (None, true) => out.push(
+            m.error(
+                "rp-match",
+                "/spec/match",
+                "spec.match has neither headers nor cookie, so no request would reach the new version",
+            )
+            .fix("add `headers: {x-canary: {exact: always}}` or `cookie: canary=always`"),
+        ),
+        (Some(cookie), _) => {
+            let ok = cookie
+                .split_once('=')
+                .is_some_and(|(k, v)| !k.trim().is_empty() && !v.is_empty() && !cookie.contains(';'));
+            if !ok {
+                out.push(
+                    m.error(
+                        "rp-match",
+                        "/spec/match/cookie",
+                        format!("spec.match.cookie: `{cookie}` is not `name=value`"),
+                    )
+                    .fix("write the cookie as `name=value`, e.g. `canary=always`"),
+                );
+            }
+        }
+        (None, false) => {}
+    }
+    for (name, m_) in &matching.headers {
+        let set = [&m_.exact, &m_.prefix, &m_.regex]
+            .iter()
+            .filter(|v| v.is_some())
+            .count();
+        if set != 1 {
+            let p = pointer_join("/spec/match/headers", name);
+            out.push(
+                m.error(
+                    "rp-match",
+                    &p,
+                    format!(
+                        "{}: give exactly one of exact, prefix or regex",
+                        display_path(&p)
+                    ),
+                )
+                .fix("e.g. `exact: always`"),
+            );
+        }
+    }
+    check_iterations(m, "/spec/match", matching.iterations, out);
+}
+
+fn check_fault(m: &Manifest, fault: &FaultPhase, out: &mut Vec<Diagnostic>) {
+    match (&fault.delay, fault.abort) {
+        (Some(_), Some(_)) | (None, None) => out.push(
+            m.error(
+                "rp-fault",
+                "/spec/fault",
+                "spec.fault needs exactly one of delay or abort",
+            )
+            .fix("inject either `delay: 200ms` or `abort: 503`"),
+        ),
+        (Some(delay), None) => check_duration(m, "/spec/fault/delay", delay, out),
+        (None, Some(status)) => {
+            if !(200..=599).contains(&status) {
+                out.push(
+                    m.error(
+                        "rp-fault",
+                        "/spec/fault/abort",
+                        format!("spec.fault.abort: {status} is not an HTTP status (200..599)"),
+                    )
+                    .fix("abort with an HTTP status such as 503"),
+                );
+            }
+        }
+    }
+    if !(fault.percent > 0.0 && fault.percent <= 100.0) {
+        out.push(
+            m.error(
+                "rp-fault",
+                "/spec/fault/percent",
+                format!("spec.fault.percent: {} is not in (0, 100]", fault.percent),
+            )
+            .fix("inject the fault into a share of the new version's requests, e.g. 10"),
+        );
+    }
+    check_iterations(m, "/spec/fault", fault.iterations, out);
+}
+
+fn check_webhooks(m: &Manifest, webhooks: &[Webhook], out: &mut Vec<Diagnostic>) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, w) in webhooks.iter().enumerate() {
+        let at = pointer_join("/spec/webhooks", i);
+        if w.name.is_empty() {
+            out.push(
+                m.error(
+                    "rp-webhook-name",
+                    &pointer_join(&at, "name"),
+                    format!("{}.name is empty", display_path(&at)),
+                )
+                .fix("name the webhook; the name shows in status and alerts"),
+            );
+        } else if let Some(first) = seen.insert(&w.name, i) {
+            out.push(
+                m.error(
+                    "rp-webhook-name",
+                    &pointer_join(&at, "name"),
+                    format!(
+                        "{}.name: `{}` is also the name of spec.webhooks[{first}]",
+                        display_path(&at),
+                        w.name
+                    ),
+                )
+                .fix("give each webhook its own name"),
+            );
+        }
+        let url_at = pointer_join(&at, "url");
+        let problem = match url::Url::parse(&w.url) {
+            Err(e) => Some(format!("`{}` is not a URL: {e}", w.url)),
+            Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+                Some(format!("`{}` is not an http(s) URL", w.url))
+            }
+            Ok(u) if u.host_str().is_none_or(str::is_empty) => {
+                Some(format!("`{}` has no host", w.url))
+            }
+            Ok(_) => None,
+        };
+        if let Some(problem) = problem {
+            out.push(
+                m.error(
+                    "rp-webhook-url",
+                    &url_at,
+                    format!("{}: {problem}", display_path(&url_at)),
+                )
+                .fix("write an absolute http or https URL, e.g. http://hooks.ns.svc.cluster.local/check"),
+            );
+        }
+        if let Some(t) = &w.timeout {
+            check_duration(m, &pointer_join(&at, "timeout"), t, out);
+        }
+    }
+}
+
+fn check_revert(m: &Manifest, spec: &RolloutPolicySpec, out: &mut Vec<Diagnostic>) {
+    let Some(author) = &spec.revert_author else {
+        return;
+    };
+    match spec.revert {
+        policy::Revert::None => out.push(
+            m.warning(
+                "rp-revert-author",
+                "/spec/revertAuthor",
+                "spec.revertAuthor is set but spec.revert is not `git`, so it is never used",
+            )
+            .fix("set `revert: git`, or remove revertAuthor"),
+        ),
+        policy::Revert::Git => {
+            let ok = author.split_once('<').is_some_and(|(name, rest)| {
+                !name.trim().is_empty() && rest.ends_with('>') && rest.contains('@')
+            });
+            if !ok {
+                out.push(
+                    m.error(
+                        "rp-revert-author",
+                        "/spec/revertAuthor",
+                        format!("spec.revertAuthor: `{author}` is not `Name <email>`"),
+                    )
+                    .fix("write the author as git does, e.g. `veer <veer@example.com>`"),
+                );
+            }
+        }
+    }
+}
