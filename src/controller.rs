@@ -99,11 +99,13 @@ fn revision_record(loaded: &LoadedRevision) -> RevisionRecord {
 }
 
 /// The objects of a revision as veer applies them: label and source annotation added.
+/// veer's own configuration (`veer.io` kinds such as RolloutPolicy) is read, never applied.
 pub fn desired_objects(loaded: &LoadedRevision, source_url: &str) -> Vec<DesiredObject> {
     loaded
         .set
         .manifests
         .iter()
+        .filter(|m| !crate::manifest::policy::is_veer_config(m))
         .map(|m| {
             let mut d = DesiredObject::from(m.as_ref());
             sync::decorate(&mut d, &format!("{source_url}#{}", m.file));
@@ -619,6 +621,23 @@ mod tests {
             updated_at: Some("2026-11-25T09:00:00Z".into()),
             ..SyncState::default()
         }
+    }
+
+    #[test]
+    fn rollout_policies_are_read_but_never_applied() {
+        let mut rev = loaded("a");
+        let file = crate::manifest::parse_file(
+            "p.yaml",
+            b"apiVersion: veer.io/v1alpha1\nkind: RolloutPolicy\nmetadata:\n  name: canary\nspec:\n  interval: 10s\n  stepWeights: [10, 50]\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: shop\n",
+            &crate::manifest::ReadOptions::default(),
+        );
+        assert!(file.diagnostics.is_empty(), "{:?}", file.diagnostics);
+        rev.set.extend(&file);
+        let kinds: Vec<String> = desired_objects(&rev, "repo")
+            .iter()
+            .map(|d| d.key.kind.clone())
+            .collect();
+        assert_eq!(kinds, vec!["ConfigMap".to_string()]);
     }
 
     #[test]

@@ -37,7 +37,7 @@ fn answered(s: &RolloutState, f: impl FnOnce(u64, &mut Observation)) -> Observat
     o
 }
 
-fn analysing(checks: Vec<veer::rollout::CheckResult>) -> (RolloutState, Observation) {
+fn analysing(checks: Vec<veer::rollout::Check>) -> (RolloutState, Observation) {
     let mut s = progressing(0);
     s.seq = 7;
     s.stage = Stage::Analysing;
@@ -392,7 +392,7 @@ fn failed_checks_roll_back_at_the_threshold() {
 #[test]
 fn cannot_measure_holds_or_fails_as_the_policy_says() {
     let error = AnalysisVerdict::MetricsError {
-        kind: "unreachable".into(),
+        kind: veer::rollout::MetricsErrorKind::Unreachable,
         reason: "connection refused".into(),
     };
     let cases: Vec<(&str, AnalysisVerdict, u32, Option<&str>)> = vec![

@@ -13,7 +13,9 @@ use proptest::prelude::*;
 use rollout_common::*;
 use veer::rollout::policy::RolloutPolicySpec;
 use veer::rollout::state::Phase;
-use veer::rollout::{Action, AnalysisVerdict, RolloutState, TargetUpdate, TrafficSplit, decide};
+use veer::rollout::{
+    Action, AnalysisVerdict, MetricsErrorKind, RolloutState, TargetUpdate, TrafficSplit, decide,
+};
 
 const SUBSETS: &[&str] = &["v1", "v2", "v3", "v4"];
 
@@ -63,7 +65,7 @@ fn arb_verdicts() -> impl Strategy<Value = Vec<AnalysisVerdict>> {
             6 => Just(AnalysisVerdict::Pass),
             2 => Just(AnalysisVerdict::Fail { value: 50.0, min: Some(99.0), max: None }),
             1 => Just(AnalysisVerdict::NoData),
-            1 => Just(AnalysisVerdict::MetricsError { kind: "unreachable".into(), reason: "connection refused".into() }),
+            1 => Just(AnalysisVerdict::MetricsError { kind: MetricsErrorKind::Unreachable, reason: "connection refused".into() }),
             1 => Just(AnalysisVerdict::TooFewRequests { count: 1.0, min: 10 }),
         ],
         1..12,

@@ -81,12 +81,18 @@ impl fmt::Display for ThresholdRange {
 }
 
 /// Why a metric could not be measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MetricsErrorKind {
     SeveralSeries,
     QueryError,
     Unreachable,
+}
+
+impl fmt::Display for MetricsErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.metric_label())
+    }
 }
 
 impl MetricsErrorKind {
@@ -99,8 +105,9 @@ impl MetricsErrorKind {
     }
 }
 
-/// The verdict of one check. Only `Fail` means the new version measured bad.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The verdict of one check. Only `Fail` means the new version measured bad. Stored in the
+/// rollout state, so it is (de)serializable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "verdict")]
 pub enum AnalysisVerdict {
     Pass,
@@ -120,6 +127,8 @@ pub enum AnalysisVerdict {
         kind: MetricsErrorKind,
         reason: String,
     },
+    /// A baseline comparison could not tell (too few samples); `judge` never returns it.
+    Inconclusive,
 }
 
 impl AnalysisVerdict {
@@ -131,6 +140,7 @@ impl AnalysisVerdict {
             AnalysisVerdict::NoData => "no-data",
             AnalysisVerdict::TooFewRequests { .. } => "too-few-requests",
             AnalysisVerdict::MetricsError { .. } => "metrics-error",
+            AnalysisVerdict::Inconclusive => "inconclusive",
         }
     }
 }
@@ -154,6 +164,7 @@ impl fmt::Display for AnalysisVerdict {
             AnalysisVerdict::MetricsError { kind, reason } => {
                 write!(f, "cannot measure ({}): {reason}", kind.metric_label())
             }
+            AnalysisVerdict::Inconclusive => f.write_str("inconclusive"),
         }
     }
 }
@@ -230,8 +241,8 @@ pub fn judge(
     }
 }
 
-/// One check as recorded in status, logs, metrics and alerts.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One check as recorded in status, logs, metrics and alerts (and in the rollout state).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Check {
     /// The metric's name in the policy.

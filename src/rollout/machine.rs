@@ -698,17 +698,17 @@ impl Machine<'_> {
     }
 
     fn evaluate(&mut self, report: &AnalysisReport) -> Round {
-        let mut checks: Vec<super::CheckResult> = report.checks.clone();
+        let mut checks: Vec<super::Check> = report.checks.clone();
         for m in &self.policy.metrics {
             if !checks.iter().any(|c| c.metric == m.name) {
-                checks.push(super::CheckResult {
+                checks.push(super::Check {
                     metric: m.name.clone(),
                     query: String::new(),
                     value: None,
-                    threshold: m.threshold_range.clone(),
+                    threshold: m.threshold_range,
                     requests: None,
                     verdict: AnalysisVerdict::MetricsError {
-                        kind: "missing".to_string(),
+                        kind: super::MetricsErrorKind::QueryError,
                         reason: "the analysis returned no result for this metric".to_string(),
                     },
                 });
@@ -735,7 +735,7 @@ impl Machine<'_> {
                     Some(HoldReason::TooFewRequests {
                         metric: c.metric.clone(),
                         count: count.max(0.0).round() as u64,
-                        min: *min,
+                        min: min.to_owned(),
                     }),
                 ),
                 AnalysisVerdict::MetricsError { kind, reason } => {

@@ -159,61 +159,14 @@ impl Action {
     }
 }
 
-/// The verdict of one metric check, as the analysis reports it. Plain data with the shape of
-/// `analysis::AnalysisVerdict` (plus the baseline's `Inconclusive`), so converting one into
-/// the other is field by field and the stored state does not depend on the analysis code.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(tag = "verdict", rename_all = "camelCase")]
-pub enum AnalysisVerdict {
-    Pass,
-    /// Measured, and outside the threshold range `[min, max]`.
-    Fail {
-        value: f64,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        min: Option<f64>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        max: Option<f64>,
-    },
-    /// Prometheus answered with nothing (empty result or NaN).
-    NoData,
-    /// The new version has served `count` requests, fewer than `minRequests` (`min`): no
-    /// verdict yet.
-    TooFewRequests {
-        count: f64,
-        min: u64,
-    },
-    /// Prometheus unreachable, or the query failed; `kind` is `unreachable`, `query-error` or
-    /// `several-series` (a query must aggregate to one series).
-    MetricsError {
-        kind: String,
-        reason: String,
-    },
-    /// A baseline comparison could not tell.
-    Inconclusive,
-}
-
-/// One metric's result, with the shape of `analysis::Check`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CheckResult {
-    pub metric: String,
-    /// The query as sent (rendered template).
-    pub query: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<f64>,
-    pub threshold: policy::ThresholdRange,
-    /// The new version's request count over the interval, when `minRequests` asked for it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub requests: Option<f64>,
-    #[serde(flatten)]
-    pub verdict: AnalysisVerdict,
-}
+// The verdicts and checks are the analysis's own plain data: one definition, stored as is.
+pub use crate::analysis::verdict::{AnalysisVerdict, Check, MetricsErrorKind, ThresholdRange};
 
 /// Answer to [`Action::Analyse`].
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct AnalysisReport {
     pub id: u64,
-    pub checks: Vec<CheckResult>,
+    pub checks: Vec<Check>,
 }
 
 /// Answer to [`Action::SetSplit`] or [`Action::Rollback`]: the split read back afterwards.

@@ -126,32 +126,7 @@ impl BuiltinMetric {
     }
 }
 
-/// Inclusive bounds a value must stay within; either side may be open.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ThresholdRange {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max: Option<f64>,
-}
-
-impl ThresholdRange {
-    pub fn contains(&self, value: f64) -> bool {
-        self.min.is_none_or(|m| value >= m) && self.max.is_none_or(|m| value <= m)
-    }
-}
-
-impl std::fmt::Display for ThresholdRange {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (self.min, self.max) {
-            (Some(min), Some(max)) => write!(f, "[{min}, {max}]"),
-            (Some(min), None) => write!(f, ">= {min}"),
-            (None, Some(max)) => write!(f, "<= {max}"),
-            (None, None) => f.write_str("any"),
-        }
-    }
-}
+pub use crate::analysis::verdict::ThresholdRange;
 
 /// What a check with no data means. `hold` waits (the progress deadline still runs).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

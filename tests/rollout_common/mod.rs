@@ -10,7 +10,7 @@ use veer::rollout::detect::RouteRef;
 use veer::rollout::policy::{RolloutPolicySpec, ThresholdRange};
 use veer::rollout::state::Phase;
 use veer::rollout::{
-    Action, AnalysisReport, AnalysisVerdict, CheckResult, Decision, DestinationId, Observation,
+    Action, AnalysisReport, AnalysisVerdict, Check, Decision, DestinationId, Observation,
     OperatorCommand, Overlay, RevertReport, RolloutState, TargetUpdate, TrafficSplit, WebhookKind,
     WebhookReport, WebhookResult, WriteReadBack, decide,
 };
@@ -52,12 +52,12 @@ pub fn new_state(from: &TrafficSplit, to: &TrafficSplit, p: &RolloutPolicySpec) 
     )
 }
 
-pub fn pass(metric: &str) -> CheckResult {
+pub fn pass(metric: &str) -> Check {
     verdict(metric, AnalysisVerdict::Pass)
 }
 
-pub fn verdict(metric: &str, v: AnalysisVerdict) -> CheckResult {
-    CheckResult {
+pub fn verdict(metric: &str, v: AnalysisVerdict) -> Check {
+    Check {
         metric: metric.to_string(),
         query: format!("query of {metric}"),
         value: match &v {
@@ -74,7 +74,7 @@ pub fn verdict(metric: &str, v: AnalysisVerdict) -> CheckResult {
     }
 }
 
-pub fn fail(metric: &str) -> CheckResult {
+pub fn fail(metric: &str) -> Check {
     verdict(
         metric,
         AnalysisVerdict::Fail {
