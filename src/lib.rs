@@ -11,5 +11,7 @@ pub mod diagnostic;
 pub mod diff;
 pub mod fields;
 pub mod manifest;
+pub mod metrics;
+pub mod notify;
 pub mod source;
 pub mod validate;
