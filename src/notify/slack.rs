@@ -174,7 +174,21 @@ impl Slack {
                 message: format!("cannot encode the Slack message: {e}"),
             }
         })?;
-        post_json(&self.client, parsed, &[], body, &[&secret]).await?;
+        // A receiver or proxy may echo only part of the URL: scrub the path and its long
+        // segments (Slack's tokens) too.
+        let mut parts = vec![crate::source::Secret::new(parsed.path())];
+        parts.extend(
+            parsed
+                .path_segments()
+                .into_iter()
+                .flatten()
+                .filter(|s| s.len() >= 8)
+                .map(crate::source::Secret::new),
+        );
+        parts.retain(|p| p.expose().len() >= 8);
+        let mut secrets = vec![&secret];
+        secrets.extend(parts.iter());
+        post_json(&self.client, parsed.clone(), &[], body, &secrets).await?;
         Ok(())
     }
 
