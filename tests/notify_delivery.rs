@@ -135,6 +135,9 @@ async fn a_slow_receiver_does_not_slow_send_and_a_full_queue_drops_and_counts() 
         vec![1, 1, 0]
     );
     assert_eq!(outcomes[2].dropped, 1, "queue of 2 was full");
+    // Dropped, so not remembered: the same event is not a duplicate later.
+    assert!(!n.send(promoted("shop/d")).duplicate);
+    assert_eq!(metrics.notification_counts("webhook-0").2, 2);
     r.release();
     n.shutdown(WAIT).await;
     let rollouts: Vec<String> = r
@@ -143,11 +146,11 @@ async fn a_slow_receiver_does_not_slow_send_and_a_full_queue_drops_and_counts() 
         .map(|q| q.json()["event"]["rollout"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(rollouts, vec!["shop/a", "shop/b", "shop/c"]);
-    assert_eq!(metrics.notification_counts("webhook-0"), (3, 0, 1));
+    assert_eq!(metrics.notification_counts("webhook-0"), (3, 0, 2));
     let text = metrics.encode();
     for line in [
         "veer_notifications_sent_total{notifier=\"webhook-0\"} 3",
-        "veer_notifications_dropped_total{notifier=\"webhook-0\"} 1",
+        "veer_notifications_dropped_total{notifier=\"webhook-0\"} 2",
         "veer_notifications_failed_total{notifier=\"webhook-0\"} 0",
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");

@@ -355,7 +355,7 @@ impl Notifications {
                     dropped: 0,
                 };
             }
-            seen.insert(key, now);
+            seen.insert(key.clone(), now);
         }
         let event = Arc::new(event);
         let mut sent = Sent {
@@ -377,6 +377,13 @@ impl Notifications {
                     warn!(notifier = %route.name, kind = %event.kind(), "notification worker stopped; event dropped");
                 }
             }
+        }
+        if sent.queued == 0 && sent.dropped > 0 {
+            // Nobody took it: let the same event through when it comes again.
+            self.seen
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&key);
         }
         sent
     }
