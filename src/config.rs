@@ -10,6 +10,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::manifest::{DEFAULT_MAX_FILE_BYTES, ReadOptions};
+use crate::notify::{
+    self, EventKind, Filter, NotifyConfig, Severity, SlackConfig, SlackTarget, WebhookConfig,
+};
 use crate::source::{Auth, GitRef, Schedule, SourceError, SourceSpec};
 use crate::validate::duration;
 
@@ -41,6 +44,8 @@ pub struct Config {
     pub log_level: String,
     pub cluster: ClusterConfig,
     pub sync: SyncConfig,
+    /// Slack and webhook notifications; none by default.
+    pub notify: NotifyConfig,
 }
 
 /// How veer reaches the cluster and where it keeps its state there.
@@ -132,6 +137,8 @@ struct FileConfig {
     cluster: Option<FileCluster>,
     #[serde(default)]
     sync: Option<FileSync>,
+    #[serde(default)]
+    notify: Option<FileNotify>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -277,6 +284,10 @@ pub fn resolve(file: Option<(&str, &str)>, overrides: &Overrides) -> Result<Conf
     }
 
     let source = resolve_source(file_name, parsed.source.as_ref(), overrides)?;
+    let notify = match &parsed.notify {
+        Some(n) => resolve_notify(file_name, n)?,
+        None => NotifyConfig::default(),
+    };
     let log = parsed.log.unwrap_or_default();
     let cluster = resolve_cluster(file_name, parsed.cluster.unwrap_or_default(), overrides)?;
     let file_sync = parsed.sync.unwrap_or_default();
@@ -314,6 +325,7 @@ pub fn resolve(file: Option<(&str, &str)>, overrides: &Overrides) -> Result<Conf
             .unwrap_or_else(|| "info".to_string()),
         cluster,
         sync,
+        notify,
     })
 }
 
@@ -490,6 +502,254 @@ fn parse_positive_duration(key: &str, v: &Origin<String>) -> Result<Duration, Co
     }
 }
 
+/// `notify:` as written. Secrets are `{file: ...}` or `{env: ...}`, never inline.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct FileNotify {
+    #[serde(default)]
+    slack: Option<FileSlack>,
+    #[serde(default)]
+    webhooks: Vec<FileWebhook>,
+    #[serde(default)]
+    queue_size: Option<usize>,
+    #[serde(default)]
+    max_attempts: Option<u32>,
+    #[serde(default)]
+    dedup_window: Option<serde_saphyr::Spanned<String>>,
+    #[serde(default)]
+    timeout: Option<serde_saphyr::Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct FileSlack {
+    #[serde(default)]
+    webhook_url: Option<serde_saphyr::Spanned<FileSecret>>,
+    #[serde(default)]
+    bot_token: Option<serde_saphyr::Spanned<FileSecret>>,
+    #[serde(default)]
+    api_url: Option<serde_saphyr::Spanned<String>>,
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    events: Option<Vec<serde_saphyr::Spanned<String>>>,
+    #[serde(default)]
+    min_severity: Option<Severity>,
+    #[serde(default)]
+    commit_url_template: Option<serde_saphyr::Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct FileWebhook {
+    url: serde_saphyr::Spanned<String>,
+    #[serde(default)]
+    secret: Option<serde_saphyr::Spanned<FileSecret>>,
+    #[serde(default)]
+    events: Option<Vec<serde_saphyr::Spanned<String>>>,
+    #[serde(default)]
+    min_severity: Option<Severity>,
+}
+
+/// A secret as written: where to read it, or (refused) the value itself. Parsed this way so
+/// that an inline secret is reported without the YAML parser echoing it in its error.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum FileSecret {
+    Source(crate::source::SecretSource),
+    Inline(serde::de::IgnoredAny),
+}
+
+fn secret_source(
+    file_name: &str,
+    key: &str,
+    v: &serde_saphyr::Spanned<FileSecret>,
+) -> Result<crate::source::SecretSource, ConfigError> {
+    match &v.value {
+        FileSecret::Source(s) => Ok(s.clone()),
+        FileSecret::Inline(_) => Err(ConfigError {
+            key: key.into(),
+            origin: format!("{file_name}:{}", v.referenced.line()),
+            message: "secrets are not written in veer.yaml; give {file: PATH} or {env: NAME}"
+                .into(),
+        }),
+    }
+}
+
+fn resolve_notify(file_name: &str, n: &FileNotify) -> Result<NotifyConfig, ConfigError> {
+    let mut config = NotifyConfig::default();
+    let error = |key: &str, origin: String, message: String| ConfigError {
+        key: key.to_string(),
+        origin,
+        message,
+    };
+    if let Some(size) = n.queue_size {
+        if size == 0 {
+            return Err(error(
+                "notify.queueSize",
+                file_name.into(),
+                "must be at least 1".into(),
+            ));
+        }
+        config.queue_size = size;
+    }
+    if let Some(attempts) = n.max_attempts {
+        if attempts == 0 {
+            return Err(error(
+                "notify.maxAttempts",
+                file_name.into(),
+                "must be at least 1 (the first attempt counts)".into(),
+            ));
+        }
+        config.retry.max_attempts = attempts;
+    }
+    if let Some(w) = &n.dedup_window {
+        config.dedup_window =
+            parse_positive_duration("notify.dedupWindow", &from_file(file_name, w))?;
+    }
+    if let Some(t) = &n.timeout {
+        config.timeout = parse_positive_duration("notify.timeout", &from_file(file_name, t))?;
+    }
+    if let Some(s) = &n.slack {
+        let target = match (&s.webhook_url, &s.bot_token) {
+            (Some(url), None) => {
+                let url = secret_source(file_name, "notify.slack.webhookUrl", url)?;
+                if s.api_url.is_some() {
+                    return Err(error(
+                        "notify.slack.apiUrl",
+                        file_name.into(),
+                        "only applies with `botToken`".into(),
+                    ));
+                }
+                SlackTarget::Webhook { url }
+            }
+            (None, Some(token)) => {
+                let token = secret_source(file_name, "notify.slack.botToken", token)?;
+                if s.channel.is_none() {
+                    return Err(error(
+                        "notify.slack.channel",
+                        file_name.into(),
+                        "is required with `botToken` (chat.postMessage needs a channel)".into(),
+                    ));
+                }
+                let api_url = match &s.api_url {
+                    Some(u) => {
+                        let mut url =
+                            http_url("notify.slack.apiUrl", &from_file(file_name, u))?.to_string();
+                        if !url.ends_with('/') {
+                            url.push('/');
+                        }
+                        url
+                    }
+                    None => notify::DEFAULT_SLACK_API_URL.to_string(),
+                };
+                SlackTarget::Bot { token, api_url }
+            }
+            (Some(_), Some(_)) | (None, None) => {
+                return Err(error(
+                    "notify.slack",
+                    file_name.into(),
+                    "give exactly one of `webhookUrl` (incoming webhook) or `botToken` (bot, one thread per rollout), each as {file: PATH} or {env: NAME}".into(),
+                ));
+            }
+        };
+        let commit_url_template = match &s.commit_url_template {
+            Some(t) if !t.value.contains("{commit}") && !t.value.contains("{short}") => {
+                return Err(error(
+                    "notify.slack.commitUrlTemplate",
+                    from_file(file_name, t).origin,
+                    "must contain `{commit}` (or `{short}`), e.g. https://github.com/org/repo/commit/{commit}".into(),
+                ));
+            }
+            Some(t) => Some(t.value.clone()),
+            None => None,
+        };
+        config.slack = Some(SlackConfig {
+            target,
+            channel: s.channel.clone(),
+            username: s.username.clone(),
+            filter: resolve_filter(
+                file_name,
+                "notify.slack.events",
+                s.events.as_deref(),
+                s.min_severity,
+            )?,
+            commit_url_template,
+        });
+    }
+    for (i, w) in n.webhooks.iter().enumerate() {
+        let key = format!("notify.webhooks[{i}]");
+        config.webhooks.push(WebhookConfig {
+            url: http_url(&format!("{key}.url"), &from_file(file_name, &w.url))?,
+            secret: match &w.secret {
+                Some(v) => Some(secret_source(file_name, &format!("{key}.secret"), v)?),
+                None => None,
+            },
+            filter: resolve_filter(
+                file_name,
+                &format!("{key}.events"),
+                w.events.as_deref(),
+                w.min_severity,
+            )?,
+        });
+    }
+    Ok(config)
+}
+
+fn resolve_filter(
+    file_name: &str,
+    key: &str,
+    events: Option<&[serde_saphyr::Spanned<String>]>,
+    min_severity: Option<Severity>,
+) -> Result<Filter, ConfigError> {
+    let mut filter = Filter::default();
+    if let Some(events) = events {
+        if events.is_empty() {
+            return Err(ConfigError {
+                key: key.into(),
+                origin: file_name.into(),
+                message: "is empty; list at least one event, or remove the notifier".into(),
+            });
+        }
+        filter.events.clear();
+        for e in events {
+            let kind = EventKind::parse(&e.value).ok_or_else(|| ConfigError {
+                key: key.into(),
+                origin: from_file(file_name, e).origin,
+                message: format!(
+                    "`{}` is not an event; use one of {}",
+                    e.value,
+                    EventKind::ALL.map(|k| k.as_str()).join(", ")
+                ),
+            })?;
+            filter.events.insert(kind);
+        }
+    }
+    if let Some(min) = min_severity {
+        filter.min_severity = min;
+    }
+    Ok(filter)
+}
+
+fn http_url(key: &str, v: &Origin<String>) -> Result<reqwest::Url, ConfigError> {
+    let bad = |message: String| ConfigError {
+        key: key.into(),
+        origin: v.origin.clone(),
+        message,
+    };
+    let url = reqwest::Url::parse(v.value.trim())
+        .map_err(|e| bad(format!("`{}` is not a URL: {e}", v.value)))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad(format!(
+            "`{}` must be an http:// or https:// URL",
+            v.value
+        )));
+    }
+    Ok(url)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -658,6 +918,168 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("cluster.stateName"), "{err}");
+    }
+
+    #[test]
+    fn notify_section_is_read() {
+        let c = file(concat!(
+            "notify:\n",
+            "  queueSize: 32\n",
+            "  maxAttempts: 3\n",
+            "  dedupWindow: 10m\n",
+            "  timeout: 5s\n",
+            "  slack:\n",
+            "    botToken: {file: /var/run/secrets/slack/token}\n",
+            "    channel: \"#mesh\"\n",
+            "    username: veer\n",
+            "    apiUrl: http://127.0.0.1:9/api\n",
+            "    events: [rolled-back, step-advanced]\n",
+            "    minSeverity: warning\n",
+            "    commitUrlTemplate: https://github.com/org/repo/commit/{commit}\n",
+            "  webhooks:\n",
+            "    - url: https://hooks.example.com/veer\n",
+            "      secret: {env: VEER_HOOK_KEY}\n",
+            "    - url: http://alerts.local/in\n",
+            "      minSeverity: error\n",
+        ))
+        .unwrap();
+        let n = c.notify;
+        assert_eq!(n.queue_size, 32);
+        assert_eq!(n.retry.max_attempts, 3);
+        assert_eq!(n.dedup_window, Duration::from_secs(600));
+        assert_eq!(n.timeout, Duration::from_secs(5));
+        let slack = n.slack.unwrap();
+        assert_eq!(
+            slack.target,
+            SlackTarget::Bot {
+                token: crate::source::SecretSource::File("/var/run/secrets/slack/token".into()),
+                api_url: "http://127.0.0.1:9/api/".into(),
+            }
+        );
+        assert_eq!(slack.channel.as_deref(), Some("#mesh"));
+        assert_eq!(slack.username.as_deref(), Some("veer"));
+        assert_eq!(
+            slack.filter.events.iter().copied().collect::<Vec<_>>(),
+            vec![EventKind::StepAdvanced, EventKind::RolledBack]
+        );
+        assert_eq!(slack.filter.min_severity, Severity::Warning);
+        assert_eq!(n.webhooks.len(), 2);
+        assert_eq!(n.webhooks[0].url.as_str(), "https://hooks.example.com/veer");
+        assert_eq!(
+            n.webhooks[0].secret,
+            Some(crate::source::SecretSource::Env("VEER_HOOK_KEY".into()))
+        );
+        assert_eq!(n.webhooks[0].filter, Filter::default());
+        assert_eq!(n.webhooks[1].secret, None);
+        assert_eq!(n.webhooks[1].filter.min_severity, Severity::Error);
+    }
+
+    #[test]
+    fn an_inline_secret_is_refused_without_echoing_it() {
+        let err = file(
+            "notify:\n  slack:\n    webhookUrl: https://hooks.slack.com/services/T1/B1/SeCrEt\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(!err.contains("SeCrEt"), "{err}");
+        assert!(
+            err.starts_with("veer.yaml:3: `notify.slack.webhookUrl`: secrets are not written"),
+            "{err}"
+        );
+        let err =
+            file("notify:\n  webhooks:\n    - url: http://x/\n      secret: hunter2hunter2\n")
+                .unwrap_err()
+                .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(
+            err.contains("veer.yaml:4: `notify.webhooks[0].secret`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn notify_defaults() {
+        let c = resolve(None, &Overrides::default()).unwrap();
+        assert_eq!(c.notify, NotifyConfig::default());
+        let c = file("notify:\n  slack:\n    webhookUrl: {env: SLACK_URL}\n").unwrap();
+        let slack = c.notify.slack.unwrap();
+        assert_eq!(
+            slack.target,
+            SlackTarget::Webhook {
+                url: crate::source::SecretSource::Env("SLACK_URL".into())
+            }
+        );
+        assert_eq!(slack.filter, Filter::default());
+        assert!(!slack.filter.events.contains(&EventKind::StepAdvanced));
+        assert_eq!(c.notify.queue_size, crate::notify::DEFAULT_QUEUE_SIZE);
+    }
+
+    #[test]
+    fn notify_errors_name_key_origin_and_allowed_values() {
+        let cases = [
+            (
+                "notify:\n  slack:\n    channel: x\n",
+                "exactly one of `webhookUrl`",
+            ),
+            (
+                "notify:\n  slack:\n    webhookUrl: {env: A}\n    botToken: {env: B}\n",
+                "exactly one of",
+            ),
+            (
+                "notify:\n  slack:\n    botToken: {env: B}\n",
+                "`notify.slack.channel`: is required",
+            ),
+            (
+                "notify:\n  slack:\n    webhookUrl: https://hooks.slack.com/services/x\n",
+                "veer.yaml:3",
+            ),
+            (
+                "notify:\n  slack:\n    webhookUrl: {env: A}\n    events: [rolled-back, rollback]\n",
+                "veer.yaml:4: `notify.slack.events`: `rollback` is not an event; use one of revision-applied,",
+            ),
+            (
+                "notify:\n  slack:\n    webhookUrl: {env: A}\n    events: []\n",
+                "list at least one event",
+            ),
+            (
+                "notify:\n  slack:\n    webhookUrl: {env: A}\n    minSeverity: critical\n",
+                "veer.yaml:4",
+            ),
+            (
+                "notify:\n  slack:\n    webhookUrl: {env: A}\n    commitUrlTemplate: https://x/commit\n",
+                "veer.yaml:4: `notify.slack.commitUrlTemplate`: must contain `{commit}`",
+            ),
+            (
+                "notify:\n  slack:\n    webhookUrl: {env: A}\n    apiUrl: http://x/\n",
+                "only applies with `botToken`",
+            ),
+            (
+                "notify:\n  webhooks:\n    - url: ftp://x/y\n",
+                "veer.yaml:3: `notify.webhooks[0].url`: `ftp://x/y` must be an http",
+            ),
+            (
+                "notify:\n  webhooks:\n    - url: not a url\n",
+                "is not a URL",
+            ),
+            (
+                "notify:\n  queueSize: 0\n",
+                "`notify.queueSize`: must be at least 1",
+            ),
+            ("notify:\n  maxAttempts: 0\n", "`notify.maxAttempts`"),
+            (
+                "notify:\n  dedupWindow: 0s\n",
+                "veer.yaml:2: `notify.dedupWindow`",
+            ),
+            ("notify:\n  timeout: soon\n", "`notify.timeout`"),
+            ("notify:\n  email: {}\n", "veer.yaml:2"),
+        ];
+        for (text, expected) in cases {
+            let err = file(text).unwrap_err().to_string();
+            assert!(
+                err.contains(expected),
+                "{text:?} gave {err:?}, wanted {expected:?}"
+            );
+        }
     }
 
     #[test]

@@ -48,7 +48,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<i32> {
     // reqwest shares kube's rustls stack without choosing a crypto provider: choose it once.
-    veer::analysis::install_crypto_provider();
+    veer::tls::install_crypto_provider();
     let config = load_config(&cli)?;
     init_logging(&config)?;
     match cli.command {

@@ -18,9 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub use baseline::{BaselineVerdict, WorseWhen, compare_to_baseline};
 pub use builtin::Builtin;
-pub use prometheus::{
-    MetricsProvider, Prometheus, PrometheusAuth, PrometheusConfig, install_crypto_provider,
-};
+pub use prometheus::{MetricsProvider, Prometheus, PrometheusAuth, PrometheusConfig};
 pub use template::{QueryTemplate, TemplateError, Vars};
 pub use verdict::{AnalysisVerdict, Check, MetricsErrorKind, QueryOutcome, ThresholdRange, judge};
 

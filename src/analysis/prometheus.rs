@@ -52,14 +52,6 @@ impl PrometheusConfig {
     }
 }
 
-/// Installs rustls' ring provider for the whole process, once. reqwest is built with
-/// `rustls-no-provider` to share kube's ring stack, and panics on a TLS client without a
-/// process default; every place that builds a client calls this first.
-pub fn install_crypto_provider() {
-    // An error means a provider is already installed, which is what we want.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 /// The real [`MetricsProvider`]: Prometheus' HTTP API.
 #[derive(Debug, Clone)]
 pub struct Prometheus {
@@ -73,7 +65,7 @@ impl Prometheus {
     /// Checks the URL and reads the credentials once, so a bad configuration fails at start-up;
     /// credentials are read again for each query, so a rotated secret is picked up.
     pub fn new(config: PrometheusConfig) -> Result<Self, AnalysisError> {
-        install_crypto_provider();
+        crate::tls::install_crypto_provider();
         let bad_url = |reason: String| AnalysisError::InvalidUrl {
             url: config.url.clone(),
             reason,

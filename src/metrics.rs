@@ -1,0 +1,631 @@
+//! veer's own Prometheus metrics: one [`Metrics`] owning a `prometheus-client` registry with
+//! every family veer exports, small typed methods to record each, and [`Metrics::encode`] for
+//! `/metrics` (Prometheus text format 0.0.4, [`CONTENT_TYPE`]).
+//!
+//! Shared as `Arc<Metrics>`; recording is lock-free or a short lock, safe from any task.
+//!
+//! Label cardinality is bounded on purpose. Every label value is either one of our closed
+//! enums (`outcome`, `verdict`, `bound`), a `&'static str` chosen in code (`reason`, `phase`),
+//! or a name that comes from configuration and git (`rollout`: one per rollout route in git;
+//! `metric`: one per analysis metric in a policy; `notifier`: one per configured notifier).
+//! Nothing is labelled by commit, object name, message or URL. Series of a finished rollout
+//! are removed with [`Metrics::forget_rollout`].
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use std::fmt::Write as _;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// The `Content-Type` to serve [`Metrics::encode`]'s output with.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// How one reconcile pass ended (label `outcome` of `veer_sync_results_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SyncOutcome {
+    /// No valid revision loaded yet.
+    NoRevision,
+    /// The revision failed validation; nothing applied.
+    Rejected,
+    /// The cluster matched git; nothing written.
+    InSync,
+    /// Drift found and only reported (self-heal off).
+    DriftReported,
+    /// Every write succeeded.
+    Synced,
+    /// Some writes failed.
+    Partial,
+    /// The pass could not run (cluster unreadable, state not written).
+    Failed,
+}
+
+impl SyncOutcome {
+    pub const ALL: [SyncOutcome; 7] = [
+        SyncOutcome::NoRevision,
+        SyncOutcome::Rejected,
+        SyncOutcome::InSync,
+        SyncOutcome::DriftReported,
+        SyncOutcome::Synced,
+        SyncOutcome::Partial,
+        SyncOutcome::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncOutcome::NoRevision => "no_revision",
+            SyncOutcome::Rejected => "rejected",
+            SyncOutcome::InSync => "in_sync",
+            SyncOutcome::DriftReported => "drift_reported",
+            SyncOutcome::Synced => "synced",
+            SyncOutcome::Partial => "partial",
+            SyncOutcome::Failed => "failed",
+        }
+    }
+}
+
+impl EncodeLabelValue for SyncOutcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.as_str())
+    }
+}
+
+/// An analysis check's verdict (label `verdict`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CheckVerdict {
+    Pass,
+    Fail,
+    /// Could not measure (no data, too few requests, Prometheus down): not the same as bad.
+    Inconclusive,
+}
+
+impl CheckVerdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckVerdict::Pass => "pass",
+            CheckVerdict::Fail => "fail",
+            CheckVerdict::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+impl EncodeLabelValue for CheckVerdict {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.as_str())
+    }
+}
+
+/// Which side of a threshold range (label `bound`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Bound {
+    Min,
+    Max,
+}
+
+impl Bound {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bound::Min => "min",
+            Bound::Max => "max",
+        }
+    }
+}
+
+impl EncodeLabelValue for Bound {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: SyncOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RolloutLabels {
+    rollout: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PhaseLabels {
+    rollout: String,
+    phase: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CheckLabels {
+    metric: String,
+    verdict: CheckVerdict,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct MetricLabels {
+    rollout: String,
+    metric: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ThresholdLabels {
+    rollout: String,
+    metric: String,
+    bound: Bound,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct NotifierLabels {
+    notifier: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Every metric veer exports. Create one at start-up and share it as `Arc<Metrics>`.
+pub struct Metrics {
+    registry: Registry,
+    reconcile_duration: Histogram,
+    sync_results: Family<OutcomeLabels, Counter>,
+    drift_objects: Gauge,
+    git_fetch_duration: Histogram,
+    git_fetch_errors: Family<ReasonLabels, Counter>,
+    rollout_weight: Family<RolloutLabels, FloatGauge>,
+    rollout_phase: Family<PhaseLabels, Gauge>,
+    /// The phase each rollout's `veer_rollout_phase` series is at, so a phase change removes
+    /// the old series instead of leaving a stale 1 behind.
+    current_phase: Mutex<HashMap<String, &'static str>>,
+    analysis_checks: Family<CheckLabels, Counter>,
+    metric_value: Family<MetricLabels, FloatGauge>,
+    metric_threshold: Family<ThresholdLabels, FloatGauge>,
+    notifications_sent: Family<NotifierLabels, Counter>,
+    notifications_failed: Family<NotifierLabels, Counter>,
+    notifications_dropped: Family<NotifierLabels, Counter>,
+    notifications_duplicate: Counter,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        // 5 ms .. ~82 s: a reconcile of a small repo is milliseconds, a large one seconds.
+        let reconcile_duration = Histogram::new(exponential_buckets(0.005, 2.0, 15));
+        // 10 ms .. ~164 s: a fetch is bounded by the configured timeout (60 s by default).
+        let git_fetch_duration = Histogram::new(exponential_buckets(0.01, 2.0, 15));
+        let m = Metrics {
+            reconcile_duration: reconcile_duration.clone(),
+            sync_results: Family::default(),
+            drift_objects: Gauge::default(),
+            git_fetch_duration: git_fetch_duration.clone(),
+            git_fetch_errors: Family::default(),
+            rollout_weight: Family::default(),
+            rollout_phase: Family::default(),
+            current_phase: Mutex::new(HashMap::new()),
+            analysis_checks: Family::default(),
+            metric_value: Family::default(),
+            metric_threshold: Family::default(),
+            notifications_sent: Family::default(),
+            notifications_failed: Family::default(),
+            notifications_dropped: Family::default(),
+            notifications_duplicate: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "veer_reconcile_duration_seconds",
+            "Time one reconcile pass took (plan, apply, record)",
+            reconcile_duration,
+        );
+        registry.register(
+            "veer_sync_results",
+            "Reconcile passes by outcome",
+            m.sync_results.clone(),
+        );
+        registry.register(
+            "veer_drift_objects",
+            "Objects whose live state differs from git, at the last pass",
+            m.drift_objects.clone(),
+        );
+        registry.register(
+            "veer_git_fetch_duration_seconds",
+            "Time one git fetch took, failed ones included",
+            git_fetch_duration,
+        );
+        registry.register(
+            "veer_git_fetch_errors",
+            "Failed git fetches by reason",
+            m.git_fetch_errors.clone(),
+        );
+        registry.register(
+            "veer_rollout_weight",
+            "Percent of traffic a rollout currently sends to the new version",
+            m.rollout_weight.clone(),
+        );
+        registry.register(
+            "veer_rollout_phase",
+            "1 for the phase each rollout is in",
+            m.rollout_phase.clone(),
+        );
+        registry.register(
+            "veer_analysis_checks",
+            "Analysis checks by metric and verdict",
+            m.analysis_checks.clone(),
+        );
+        registry.register(
+            "veer_analysis_metric_value",
+            "Last value measured for an analysis metric",
+            m.metric_value.clone(),
+        );
+        registry.register(
+            "veer_analysis_metric_threshold",
+            "Threshold an analysis metric is judged against",
+            m.metric_threshold.clone(),
+        );
+        registry.register(
+            "veer_notifications_sent",
+            "Notifications delivered, by notifier",
+            m.notifications_sent.clone(),
+        );
+        registry.register(
+            "veer_notifications_failed",
+            "Notifications given up on after the retries, by notifier",
+            m.notifications_failed.clone(),
+        );
+        registry.register(
+            "veer_notifications_dropped",
+            "Notifications dropped because the notifier's queue was full",
+            m.notifications_dropped.clone(),
+        );
+        registry.register(
+            "veer_notifications_duplicate",
+            "Notifications not sent because the same (object, revision, transition) was sent within the window",
+            m.notifications_duplicate.clone(),
+        );
+        // Closed label sets start at zero, so `rate()` and absence alerts work from the
+        // first scrape instead of from the first occurrence.
+        for outcome in SyncOutcome::ALL {
+            let _ = m.sync_results.get_or_create(&OutcomeLabels { outcome });
+        }
+        Metrics { registry, ..m }
+    }
+
+    /// The registry, e.g. to register more collectors before serving.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// All families in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail; an Err would only come from a label encoder bug,
+        // and a partial page is better than none for a scrape.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
+        out
+    }
+
+    pub fn observe_reconcile(&self, took: Duration) {
+        self.reconcile_duration.observe(took.as_secs_f64());
+    }
+
+    pub fn record_sync(&self, outcome: SyncOutcome) {
+        self.sync_results
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    pub fn set_drift_objects(&self, count: usize) {
+        self.drift_objects
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// A fetch that succeeded.
+    pub fn observe_git_fetch(&self, took: Duration) {
+        self.git_fetch_duration.observe(took.as_secs_f64());
+    }
+
+    /// A fetch that failed; `reason` is the error's `metric_label()`.
+    pub fn record_git_fetch_error(&self, took: Duration, reason: &'static str) {
+        self.git_fetch_duration.observe(took.as_secs_f64());
+        self.git_fetch_errors
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// `rollout` names the rollout's route, e.g. `shop/reviews`; `weight` is the canary's percent.
+    pub fn set_rollout_weight(&self, rollout: &str, weight: f64) {
+        self.rollout_weight
+            .get_or_create(&RolloutLabels {
+                rollout: rollout.to_string(),
+            })
+            .set(weight);
+    }
+
+    /// `phase` is the rollout phase's name (`Phase::as_str()`); the previous phase's series is
+    /// removed.
+    pub fn set_rollout_phase(&self, rollout: &str, phase: &'static str) {
+        let previous = match self.current_phase.lock() {
+            Ok(mut current) => current.insert(rollout.to_string(), phase),
+            Err(poisoned) => poisoned.into_inner().insert(rollout.to_string(), phase),
+        };
+        if let Some(previous) = previous.filter(|p| *p != phase) {
+            self.rollout_phase.remove(&PhaseLabels {
+                rollout: rollout.to_string(),
+                phase: previous,
+            });
+        }
+        self.rollout_phase
+            .get_or_create(&PhaseLabels {
+                rollout: rollout.to_string(),
+                phase,
+            })
+            .set(1);
+    }
+
+    /// Drop every per-rollout series of a rollout that is over (or removed from git), so
+    /// series do not pile up over the controller's lifetime.
+    pub fn forget_rollout(&self, rollout: &str) {
+        let rollout = rollout.to_string();
+        let previous = match self.current_phase.lock() {
+            Ok(mut current) => current.remove(&rollout),
+            Err(poisoned) => poisoned.into_inner().remove(&rollout),
+        };
+        if let Some(phase) = previous {
+            self.rollout_phase.remove(&PhaseLabels {
+                rollout: rollout.clone(),
+                phase,
+            });
+        }
+        self.rollout_weight.remove(&RolloutLabels {
+            rollout: rollout.clone(),
+        });
+        // Value and threshold series are keyed by metric too; their keys are not listed by
+        // the Family, so the analysis side calls `forget_metric` for each of its metrics.
+    }
+
+    /// One analysis check of `metric` (the policy's metric name).
+    pub fn record_check(&self, metric: &str, verdict: CheckVerdict) {
+        self.analysis_checks
+            .get_or_create(&CheckLabels {
+                metric: metric.to_string(),
+                verdict,
+            })
+            .inc();
+    }
+
+    pub fn set_metric_value(&self, rollout: &str, metric: &str, value: f64) {
+        self.metric_value
+            .get_or_create(&MetricLabels {
+                rollout: rollout.to_string(),
+                metric: metric.to_string(),
+            })
+            .set(value);
+    }
+
+    /// Set a threshold bound; `None` removes it (the range is open on that side).
+    pub fn set_metric_threshold(
+        &self,
+        rollout: &str,
+        metric: &str,
+        bound: Bound,
+        value: Option<f64>,
+    ) {
+        let labels = ThresholdLabels {
+            rollout: rollout.to_string(),
+            metric: metric.to_string(),
+            bound,
+        };
+        match value {
+            Some(v) => {
+                self.metric_threshold.get_or_create(&labels).set(v);
+            }
+            None => {
+                self.metric_threshold.remove(&labels);
+            }
+        }
+    }
+
+    /// Remove a finished rollout's value and threshold series for one metric.
+    pub fn forget_metric(&self, rollout: &str, metric: &str) {
+        self.metric_value.remove(&MetricLabels {
+            rollout: rollout.to_string(),
+            metric: metric.to_string(),
+        });
+        for bound in [Bound::Min, Bound::Max] {
+            self.metric_threshold.remove(&ThresholdLabels {
+                rollout: rollout.to_string(),
+                metric: metric.to_string(),
+                bound,
+            });
+        }
+    }
+
+    /// Start a notifier's counters at zero (called when notifications start).
+    pub fn register_notifier(&self, notifier: &str) {
+        let labels = NotifierLabels {
+            notifier: notifier.to_string(),
+        };
+        let _ = self.notifications_sent.get_or_create(&labels);
+        let _ = self.notifications_failed.get_or_create(&labels);
+        let _ = self.notifications_dropped.get_or_create(&labels);
+    }
+
+    pub fn record_notification_sent(&self, notifier: &str) {
+        self.notifications_sent
+            .get_or_create(&NotifierLabels {
+                notifier: notifier.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn record_notification_failed(&self, notifier: &str) {
+        self.notifications_failed
+            .get_or_create(&NotifierLabels {
+                notifier: notifier.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn record_notification_dropped(&self, notifier: &str) {
+        self.notifications_dropped
+            .get_or_create(&NotifierLabels {
+                notifier: notifier.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn record_notification_duplicate(&self) {
+        self.notifications_duplicate.inc();
+    }
+
+    /// Counter values for tests and `veer status`: (sent, failed, dropped) for a notifier.
+    pub fn notification_counts(&self, notifier: &str) -> (u64, u64, u64) {
+        let labels = NotifierLabels {
+            notifier: notifier.to_string(),
+        };
+        (
+            self.notifications_sent.get_or_create(&labels).get(),
+            self.notifications_failed.get_or_create(&labels).get(),
+            self.notifications_dropped.get_or_create(&labels).get(),
+        )
+    }
+
+    /// How many notifications were suppressed as duplicates.
+    pub fn notification_duplicates(&self) -> u64 {
+        self.notifications_duplicate.get()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sample lines of one family, without HELP/TYPE.
+    fn samples<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
+        text.lines()
+            .filter(|l| !l.starts_with('#') && l.starts_with(prefix))
+            .collect()
+    }
+
+    #[test]
+    fn every_family_is_exported_with_its_type() {
+        let m = Metrics::new();
+        // Families with open label sets appear with their first series.
+        m.record_git_fetch_error(Duration::from_secs(1), "fetch");
+        m.set_rollout_weight("shop/reviews", 0.0);
+        m.set_rollout_phase("shop/reviews", "Progressing");
+        m.record_check("success-rate", CheckVerdict::Pass);
+        m.set_metric_value("shop/reviews", "success-rate", 1.0);
+        m.set_metric_threshold("shop/reviews", "success-rate", Bound::Min, Some(0.99));
+        m.register_notifier("slack");
+        let text = m.encode();
+        for (name, kind) in [
+            ("veer_reconcile_duration_seconds", "histogram"),
+            ("veer_sync_results_total", "counter"),
+            ("veer_drift_objects", "gauge"),
+            ("veer_git_fetch_duration_seconds", "histogram"),
+            ("veer_git_fetch_errors_total", "counter"),
+            ("veer_rollout_weight", "gauge"),
+            ("veer_rollout_phase", "gauge"),
+            ("veer_analysis_checks_total", "counter"),
+            ("veer_analysis_metric_value", "gauge"),
+            ("veer_analysis_metric_threshold", "gauge"),
+            ("veer_notifications_sent_total", "counter"),
+            ("veer_notifications_failed_total", "counter"),
+            ("veer_notifications_dropped_total", "counter"),
+            ("veer_notifications_duplicate_total", "counter"),
+        ] {
+            let line = format!("# TYPE {name} {kind}");
+            assert!(text.contains(&line), "missing {line:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn closed_label_sets_start_at_zero() {
+        let text = Metrics::new().encode();
+        for outcome in SyncOutcome::ALL {
+            let line = format!(
+                "veer_sync_results_total{{outcome=\"{}\"}} 0",
+                outcome.as_str()
+            );
+            assert!(text.contains(&line), "missing {line:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn recorded_values_appear_with_their_labels() {
+        let m = Metrics::new();
+        m.observe_reconcile(Duration::from_millis(30));
+        m.record_sync(SyncOutcome::Synced);
+        m.record_sync(SyncOutcome::Synced);
+        m.record_sync(SyncOutcome::Partial);
+        m.set_drift_objects(3);
+        m.record_git_fetch_error(Duration::from_secs(1), "timeout");
+        m.set_rollout_weight("shop/reviews", 25.0);
+        m.record_check("success-rate", CheckVerdict::Inconclusive);
+        m.set_metric_value("shop/reviews", "success-rate", 0.97);
+        m.set_metric_threshold("shop/reviews", "success-rate", Bound::Min, Some(0.99));
+        m.record_notification_sent("slack");
+        let text = m.encode();
+        for expected in [
+            "veer_reconcile_duration_seconds_count 1",
+            "veer_reconcile_duration_seconds_bucket{le=\"0.04\"} 1",
+            "veer_sync_results_total{outcome=\"synced\"} 2",
+            "veer_sync_results_total{outcome=\"partial\"} 1",
+            "veer_drift_objects 3",
+            "veer_git_fetch_errors_total{reason=\"timeout\"} 1",
+            "veer_git_fetch_duration_seconds_count 1",
+            "veer_rollout_weight{rollout=\"shop/reviews\"} 25",
+            "veer_analysis_checks_total{metric=\"success-rate\",verdict=\"inconclusive\"} 1",
+            "veer_analysis_metric_value{rollout=\"shop/reviews\",metric=\"success-rate\"} 0.97",
+            "veer_analysis_metric_threshold{rollout=\"shop/reviews\",metric=\"success-rate\",bound=\"min\"} 0.99",
+            "veer_notifications_sent_total{notifier=\"slack\"} 1",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_phase_change_replaces_the_series_and_forget_removes_them() {
+        let m = Metrics::new();
+        m.set_rollout_phase("shop/reviews", "Progressing");
+        m.set_rollout_phase("shop/reviews", "Paused");
+        m.set_rollout_phase("shop/ratings", "Progressing");
+        m.set_rollout_weight("shop/reviews", 10.0);
+        let text = m.encode();
+        let mut phases = samples(&text, "veer_rollout_phase");
+        phases.sort_unstable();
+        assert_eq!(
+            phases,
+            vec![
+                "veer_rollout_phase{rollout=\"shop/ratings\",phase=\"Progressing\"} 1",
+                "veer_rollout_phase{rollout=\"shop/reviews\",phase=\"Paused\"} 1",
+            ],
+            "{text}"
+        );
+        m.forget_rollout("shop/reviews");
+        m.set_metric_threshold("shop/reviews", "latency", Bound::Max, Some(500.0));
+        m.forget_metric("shop/reviews", "latency");
+        let text = m.encode();
+        assert!(!text.contains("shop/reviews"), "{text}");
+        assert!(text.contains("shop/ratings"), "{text}");
+    }
+}
