@@ -187,6 +187,8 @@ impl GitSource {
     /// Push `local_ref` of the cache repository to `remote_ref` (never forced), with the
     /// fetch's credentials and host-key check. `Ok(Some(reason))`: the server (or libgit2, for
     /// a remote tip we do not have) refused the update, e.g. because someone pushed meanwhile.
+    /// libgit2 cannot abort an upload from a callback, so a stalled push ends on its socket
+    /// timeouts (see [`IO_TIMEOUT_MS`]), not on [`GitSource::set_timeout`].
     pub(super) fn push(
         &self,
         local_ref: &str,
