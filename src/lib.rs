@@ -15,6 +15,7 @@ pub mod diff;
 pub mod exporter;
 pub mod fields;
 pub mod gate;
+pub mod leader;
 pub mod manifest;
 pub mod metrics;
 pub mod notify;
