@@ -38,8 +38,7 @@ fn crashable_leader(url: String, identity: &'static str) -> (mpsc::Receiver<()>,
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async {
-            let config = kube::Config::new(url.parse().unwrap());
-            let client = kube::Client::try_from(config).unwrap();
+            let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
             let mut election = LeaderElection::start(client, &config(identity))
                 .await
                 .unwrap();
