@@ -415,6 +415,8 @@ impl StatusBoard {
         let mut s = board.snapshot.clone();
         s.now = Some(now);
         s.rollouts = board.rollouts.values().cloned().collect();
+        // Rollouts under way first: they are what someone opening the page wants to see.
+        s.rollouts.sort_by_key(|r| r.phase.is_terminal());
         s
     }
 }
@@ -517,6 +519,82 @@ mod tests {
             s.last_pass.and_then(|p| p.message).as_deref(),
             Some("cluster unreachable")
         );
+    }
+
+    fn split(v1: u32, v2: u32) -> crate::rollout::TrafficSplit {
+        use crate::rollout::DestinationId;
+        use crate::rollout::split::WeightedDestination;
+        vec![
+            WeightedDestination {
+                destination: DestinationId::new("reviews", Some("v1")),
+                weight: v1,
+            },
+            WeightedDestination {
+                destination: DestinationId::new("reviews", Some("v2")),
+                weight: v2,
+            },
+        ]
+        .into()
+    }
+
+    #[test]
+    fn a_rollout_samples_its_weight_when_it_changes() {
+        use crate::rollout::state::CheckRecord;
+        use crate::rollout::{AnalysisVerdict, RouteRef};
+        let board = StatusBoard::new();
+        let route = RouteRef {
+            index: 0,
+            name: None,
+        };
+        let policy = crate::rollout::RolloutPolicySpec::default();
+        let mut state =
+            RolloutState::new("c1", route, &split(100, 0), &split(0, 100), &policy, t(0));
+        state.phase = Phase::Progressing;
+        board.record_rollout("shop/reviews", &state, t(1));
+        board.record_rollout("shop/reviews", &state, t(2));
+        state.current_split = split(80, 20);
+        state.history.push(CheckRecord {
+            at: t(3),
+            phase: Phase::Progressing,
+            step: 0,
+            check: "success-rate".into(),
+            query: String::new(),
+            value: Some(99.5),
+            threshold: ">= 99".into(),
+            verdict: AnalysisVerdict::Pass,
+            message: String::new(),
+            outcome: CheckOutcome::Passed,
+        });
+        board.record_rollout("shop/reviews", &state, t(3));
+        let s = board.snapshot(t(4));
+        let r = &s.rollouts[0];
+        assert_eq!(
+            r.samples,
+            vec![
+                WeightSample {
+                    at: t(0),
+                    weight: 0
+                },
+                WeightSample {
+                    at: t(3),
+                    weight: 20
+                },
+            ]
+        );
+        assert_eq!(
+            r.split,
+            vec![("reviews/v1".into(), 80), ("reviews/v2".into(), 20)]
+        );
+        assert_eq!(r.checks.len(), 1);
+        assert_eq!(r.checks[0].verdict, CheckVerdict::Pass);
+        assert_eq!(r.checks[0].detail, "success-rate = 99.5 (wants >= 99)");
+        // A new commit restarts the chart.
+        state.revision = "c2".into();
+        state.from_split = state.current_split.clone();
+        board.record_rollout("shop/reviews", &state, t(5));
+        assert_eq!(board.snapshot(t(5)).rollouts[0].samples.len(), 1);
+        board.forget_rollout("shop/reviews");
+        assert!(board.snapshot(t(6)).rollouts.is_empty());
     }
 
     #[test]

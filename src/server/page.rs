@@ -60,11 +60,13 @@ body { margin: 0; font: 14px/1.45 system-ui, -apple-system, 'Segoe UI', sans-ser
 header { display: flex; align-items: center; gap: 16px; padding: 12px 24px; background: #102a43; color: #f0f4f8; }
 header h1 { margin: 0; font-size: 20px; letter-spacing: .5px; }
 header .asof { margin-left: auto; color: #bcccdc; font-size: 12px; }
-main { max-width: 1180px; margin: 0 auto; padding: 16px 24px 32px; display: grid; gap: 16px; }
+main { max-width: 1220px; margin: 0 auto; padding: 16px 24px 32px; display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 16px; align-items: start; }
+#rollouts, #diff { grid-column: 1 / -1; }
+@media (max-width: 900px) { main { grid-template-columns: minmax(0, 1fr); } }
 section { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 14px 18px; }
 h2 { margin: 0 0 10px; font-size: 15px; text-transform: uppercase; letter-spacing: .6px; color: var(--muted); }
 h3 { margin: 0 0 6px; font-size: 15px; }
-dl { display: grid; grid-template-columns: 110px 1fr; gap: 4px 12px; margin: 0; }
+dl { display: grid; grid-template-columns: 90px 1fr; gap: 4px 12px; margin: 0; }
 dt { color: var(--muted); }
 dd { margin: 0; overflow-wrap: anywhere; }
 code, pre { font-family: ui-monospace, 'DejaVu Sans Mono', monospace; font-size: 12.5px; }
