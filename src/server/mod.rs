@@ -65,6 +65,28 @@ pub struct ServerState {
     pub source: Option<SourceSpec>,
 }
 
+impl ServerState {
+    /// The state `veer run` serves: the configured webhook secret and source, the shared
+    /// metrics and board, and the sending end of the loop's trigger channel.
+    pub fn from_config(
+        config: &crate::config::Config,
+        metrics: Arc<Metrics>,
+        board: StatusBoard,
+        trigger: mpsc::Sender<Trigger>,
+    ) -> Self {
+        if let Some(source) = &config.source {
+            board.set_source(TrackedSource::from(&source.spec));
+        }
+        ServerState {
+            metrics,
+            board,
+            trigger,
+            webhook_secret: config.server.webhook_secret.clone(),
+            source: config.source.as_ref().map(|s| s.spec.clone()),
+        }
+    }
+}
+
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -286,5 +308,37 @@ async fn git_hook(
                 "the reconcile loop is not running",
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Overrides, resolve};
+
+    #[test]
+    fn state_from_config_carries_the_secret_and_the_source() {
+        let config = resolve(
+            Some((
+                "veer.yaml",
+                "source:\n  url: https://h/org/mesh.git\n  ref: prod\nserver:\n  webhookSecret: {env: HOOK}\n",
+            )),
+            &Overrides::default(),
+        )
+        .unwrap();
+        let board = StatusBoard::new();
+        let state = ServerState::from_config(
+            &config,
+            Arc::new(Metrics::new()),
+            board.clone(),
+            trigger_channel().0,
+        );
+        assert_eq!(state.webhook_secret, Some(SecretSource::Env("HOOK".into())));
+        assert_eq!(
+            state.source.map(|s| s.url.text),
+            Some("https://h/org/mesh.git".to_string())
+        );
+        let shown = board.snapshot(chrono::Utc::now()).source.unwrap();
+        assert_eq!(shown.reference, "branch prod");
     }
 }

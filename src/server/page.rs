@@ -526,6 +526,9 @@ fn last_diff(out: &mut String, s: &StatusSnapshot) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::board::{
+        PassStatus, Readiness, RejectedStatus, RevisionStatus, TrackedSource,
+    };
 
     #[test]
     fn escape_covers_markup_and_quotes() {
@@ -533,5 +536,65 @@ mod tests {
             escape(r#"<img src=x onerror="a('b')">&"#),
             "&lt;img src=x onerror=&quot;a(&#39;b&#39;)&quot;&gt;&amp;"
         );
+    }
+
+    #[test]
+    fn every_printed_string_is_escaped() {
+        let evil = "<x onload=\"y\">";
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        let s = StatusSnapshot {
+            now: Some(at),
+            source: Some(TrackedSource {
+                url: evil.into(),
+                reference: evil.into(),
+                sub_path: Some(evil.into()),
+            }),
+            revision: Some(RevisionStatus {
+                commit: evil.into(),
+                summary: evil.into(),
+                author: evil.into(),
+            }),
+            rejected: Some(RejectedStatus {
+                commit: evil.into(),
+                errors: 1,
+            }),
+            last_pass: Some(PassStatus {
+                outcome: "failed",
+                at,
+                message: Some(evil.into()),
+            }),
+            objects: vec![
+                ObjectStatus {
+                    key: evil.into(),
+                    health: ObjectHealth::Failed,
+                    reason: evil.into(),
+                },
+                ObjectStatus {
+                    key: evil.into(),
+                    health: ObjectHealth::InSync,
+                    reason: evil.into(),
+                },
+            ],
+            rollouts: vec![RolloutStatus {
+                name: evil.into(),
+                revision: evil.into(),
+                phase: Phase::RollingBack,
+                split: vec![(evil.into(), 50)],
+                target: vec![(evil.into(), 100)],
+                samples: vec![WeightSample { at, weight: 50 }],
+                checks: vec![CheckMark {
+                    at,
+                    check: evil.into(),
+                    verdict: CheckVerdict::Fail,
+                    detail: evil.into(),
+                }],
+                failure: Some(evil.into()),
+            }],
+            last_diff: Some(format!("+{evil}\n-{evil}\n{evil}\n")),
+            readiness: Readiness::default(),
+        };
+        let html = render_status(&s);
+        assert!(!html.contains("<x"), "unescaped text in:\n{html}");
+        assert!(html.contains("&lt;x onload=&quot;y&quot;&gt;"));
     }
 }
