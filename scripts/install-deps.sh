@@ -11,6 +11,8 @@ needed=(
   "ssh-keygen:openssh-client"
   # The analysis tests start their own Prometheus (own config, data dir and loopback port).
   "prometheus:prometheus"
+  # The status page test loads veer's page in headless Chromium and screenshots it.
+  "chromium:chromium"
 )
 # Headers are checked by file, not by command.
 headers=(

@@ -235,6 +235,11 @@ pub struct RunArgs {
     /// Reconcile once, report, and exit (exit codes as `veer sync`).
     #[arg(long)]
     pub once: bool,
+
+    /// Serve `/`, `/healthz`, `/readyz`, `/metrics` and `/hooks/git` on IP:PORT
+    /// (default `server.listen`, else 127.0.0.1:8080).
+    #[arg(long, env = "VEER_LISTEN", value_name = "IP:PORT")]
+    pub listen: Option<String>,
 }
 
 /// `veer dev-cluster`: an embedded Kubernetes API server for tests and demos.
@@ -318,7 +323,17 @@ impl Cli {
             | Command::DevCluster(_)
             | Command::SyntheticExporter(_) => (None, None, None),
         };
+        let listen = match &self.command {
+            Command::Run(a) => a.listen.clone(),
+            Command::Validate(_)
+            | Command::Diff(_)
+            | Command::Sync(_)
+            | Command::Status(_)
+            | Command::DevCluster(_)
+            | Command::SyntheticExporter(_) => None,
+        };
         Overrides {
+            listen,
             kubeconfig: self.kubeconfig.clone(),
             context: self.context.clone(),
             state_namespace: self.state_namespace.clone(),

@@ -46,6 +46,30 @@ pub struct Config {
     pub sync: SyncConfig,
     /// Slack and webhook notifications; none by default.
     pub notify: NotifyConfig,
+    /// The HTTP server of `veer run`.
+    pub server: ServerConfig,
+}
+
+/// The HTTP server (`/healthz`, `/readyz`, `/metrics`, `/hooks/git`, the status page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub listen: std::net::SocketAddr,
+    /// Verifies git push webhooks; `None`: hooks are refused.
+    pub webhook_secret: Option<crate::source::SecretSource>,
+}
+
+/// Loopback by default: the page and the hooks are exposed on purpose, not by accident.
+pub const DEFAULT_LISTEN: std::net::SocketAddr = std::net::SocketAddr::V4(
+    std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 8080),
+);
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: DEFAULT_LISTEN,
+            webhook_secret: None,
+        }
+    }
 }
 
 /// How veer reaches the cluster and where it keeps its state there.
@@ -103,6 +127,8 @@ pub struct Overrides {
     pub prune: Option<bool>,
     pub self_heal: Option<bool>,
     pub force_conflicts: Option<bool>,
+    /// `--listen` / `VEER_LISTEN`, unparsed (parsed with the file's value, for one message).
+    pub listen: Option<String>,
 }
 
 /// A configuration error: the key, where it was set, and what is allowed.
@@ -139,6 +165,17 @@ struct FileConfig {
     sync: Option<FileSync>,
     #[serde(default)]
     notify: Option<FileNotify>,
+    #[serde(default)]
+    server: Option<FileServer>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct FileServer {
+    #[serde(default)]
+    listen: Option<serde_saphyr::Spanned<String>>,
+    #[serde(default)]
+    webhook_secret: Option<serde_saphyr::Spanned<FileSecret>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -288,6 +325,7 @@ pub fn resolve(file: Option<(&str, &str)>, overrides: &Overrides) -> Result<Conf
         Some(n) => resolve_notify(file_name, n)?,
         None => NotifyConfig::default(),
     };
+    let server = resolve_server(file_name, parsed.server.as_ref(), overrides)?;
     let log = parsed.log.unwrap_or_default();
     let cluster = resolve_cluster(file_name, parsed.cluster.unwrap_or_default(), overrides)?;
     let file_sync = parsed.sync.unwrap_or_default();
@@ -326,6 +364,41 @@ pub fn resolve(file: Option<(&str, &str)>, overrides: &Overrides) -> Result<Conf
         cluster,
         sync,
         notify,
+        server,
+    })
+}
+
+fn resolve_server(
+    file_name: &str,
+    file: Option<&FileServer>,
+    o: &Overrides,
+) -> Result<ServerConfig, ConfigError> {
+    let listen = o
+        .listen
+        .clone()
+        .map(|v| from_flag("--listen", v))
+        .or_else(|| {
+            file.and_then(|f| f.listen.as_ref())
+                .map(|l| from_file(file_name, l))
+        });
+    let listen = match listen {
+        Some(l) => l.value.trim().parse().map_err(|_| ConfigError {
+            key: "server.listen".into(),
+            origin: l.origin,
+            message: format!(
+                "`{}` is not an address to listen on; write IP:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:8080",
+                l.value
+            ),
+        })?,
+        None => DEFAULT_LISTEN,
+    };
+    let webhook_secret = match file.and_then(|f| f.webhook_secret.as_ref()) {
+        Some(v) => Some(secret_source(file_name, "server.webhookSecret", v)?),
+        None => None,
+    };
+    Ok(ServerConfig {
+        listen,
+        webhook_secret,
     })
 }
 
@@ -1079,6 +1152,86 @@ mod tests {
                 err.contains(expected),
                 "{text:?} gave {err:?}, wanted {expected:?}"
             );
+        }
+    }
+
+    #[test]
+    fn server_table() {
+        struct Case {
+            file: &'static str,
+            flag: Option<&'static str>,
+            want: Result<(&'static str, Option<crate::source::SecretSource>), &'static str>,
+        }
+        let env = |n: &str| Some(crate::source::SecretSource::Env(n.into()));
+        let cases = [
+            Case {
+                file: "",
+                flag: None,
+                want: Ok(("127.0.0.1:8080", None)),
+            },
+            Case {
+                file: "server:\n  listen: 0.0.0.0:9090\n  webhookSecret: {env: HOOK_KEY}\n",
+                flag: None,
+                want: Ok(("0.0.0.0:9090", env("HOOK_KEY"))),
+            },
+            Case {
+                file: "server:\n  webhookSecret: {file: /run/secrets/hook}\n",
+                flag: None,
+                want: Ok((
+                    "127.0.0.1:8080",
+                    Some(crate::source::SecretSource::File(
+                        "/run/secrets/hook".into(),
+                    )),
+                )),
+            },
+            Case {
+                file: "server:\n  listen: 0.0.0.0:9090\n",
+                flag: Some("[::1]:7000"),
+                want: Ok(("[::1]:7000", None)),
+            },
+            Case {
+                file: "server:\n  listen: localhost\n",
+                flag: None,
+                want: Err("veer.yaml:2: `server.listen`: `localhost` is not an address"),
+            },
+            Case {
+                file: "",
+                flag: Some("8080"),
+                want: Err("--listen: `server.listen`: `8080` is not an address"),
+            },
+            Case {
+                file: "server:\n  webhookSecret: hunter2hunter2\n",
+                flag: None,
+                want: Err("veer.yaml:2: `server.webhookSecret`: secrets are not written"),
+            },
+            Case {
+                file: "server:\n  port: 80\n",
+                flag: None,
+                want: Err("veer.yaml:2"),
+            },
+        ];
+        for case in cases {
+            let overrides = Overrides {
+                listen: case.flag.map(str::to_string),
+                ..Overrides::default()
+            };
+            let got = resolve(Some(("veer.yaml", case.file)), &overrides);
+            match (got, case.want) {
+                (Ok(c), Ok((listen, secret))) => {
+                    assert_eq!(c.server.listen.to_string(), listen, "{:?}", case.file);
+                    assert_eq!(c.server.webhook_secret, secret, "{:?}", case.file);
+                }
+                (Err(e), Err(want)) => {
+                    let e = e.to_string();
+                    assert!(
+                        e.contains(want),
+                        "{:?} gave {e:?}, wanted {want:?}",
+                        case.file
+                    );
+                    assert!(!e.contains("hunter2"), "{e}");
+                }
+                (got, want) => panic!("{:?}: got {got:?}, want {want:?}", case.file),
+            }
         }
     }
 

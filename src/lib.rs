@@ -20,6 +20,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod notify;
 pub mod rollout;
+pub mod server;
 pub mod source;
 pub mod sync;
 pub mod tls;

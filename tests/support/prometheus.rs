@@ -1,4 +1,4 @@
-//! A real `prometheus` server for the analysis tests: its own config scraping the given
+//! A real `prometheus` server for the analysis and server tests: its own config scraping the given
 //! targets every second, its own data directory, a free loopback port; stopped on drop.
 //! Missing binary fails the test with the install command, never skips it.
 #![allow(dead_code)]
@@ -50,6 +50,11 @@ impl PrometheusServer {
     /// Starts Prometheus scraping `targets` (`host:port`) every second and waits until it is
     /// ready. Retries on another port if the chosen one was taken in the meantime.
     pub fn start(targets: &[String]) -> Self {
+        Self::start_job("istio-synthetic", targets)
+    }
+
+    /// As [`PrometheusServer::start`], naming the scrape job (the `job` label).
+    pub fn start_job(job: &str, targets: &[String]) -> Self {
         let bin = binary();
         let mut dir = tempfile::tempdir().expect("temporary directory");
         let config = dir.path().join("prometheus.yml");
@@ -62,7 +67,7 @@ impl PrometheusServer {
             &config,
             format!(
                 "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n  - job_name: istio-synthetic\n    static_configs:\n      - targets: [{target_list}]\n"
+                 scrape_configs:\n  - job_name: {job}\n    static_configs:\n      - targets: [{target_list}]\n"
             ),
         )
         .expect("write prometheus.yml");

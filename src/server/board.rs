@@ -1,0 +1,615 @@
+//! The status board: what the status page and `/readyz` show, kept by the controller after
+//! every pass in a small shared handle ([`StatusBoard`], cheap to clone) and read by the HTTP
+//! handlers as a [`StatusSnapshot`] (plain data, rendered by pure functions).
+//!
+//! The board holds its own copies in display form (strings, weights, verdicts), so the page
+//! never reaches into the controller's or a rollout's internals, and a slow page load never
+//! holds a lock the controller needs for long.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use chrono::{DateTime, Utc};
+
+use crate::controller::Pass;
+use crate::metrics::CheckVerdict;
+use crate::rollout::state::{CheckOutcome, Phase, RolloutState};
+use crate::source::{GitRef, SourceSpec};
+use crate::sync::state::SyncState;
+
+/// Weight samples kept per rollout (the oldest go first): one per change of weight, so this
+/// covers far more steps than a rollout has.
+pub const MAX_SAMPLES: usize = 200;
+/// Characters of the last diff kept for the page.
+pub const MAX_DIFF_CHARS: usize = 64 * 1024;
+
+/// The repository and ref veer follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackedSource {
+    pub url: String,
+    /// `branch main`, `tag v1.2`, `commit <sha>`.
+    pub reference: String,
+    pub sub_path: Option<String>,
+}
+
+impl From<&SourceSpec> for TrackedSource {
+    fn from(spec: &SourceSpec) -> Self {
+        TrackedSource {
+            url: spec.url.text.clone(),
+            reference: match &spec.reference {
+                GitRef::Branch(b) => format!("branch {b}"),
+                GitRef::Tag(t) => format!("tag {t}"),
+                GitRef::Commit(c) => format!("commit {c}"),
+            },
+            sub_path: spec.sub_path.clone(),
+        }
+    }
+}
+
+/// The revision in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevisionStatus {
+    pub commit: String,
+    pub summary: String,
+    pub author: String,
+}
+
+/// A revision that failed validation (nothing from it applied).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedStatus {
+    pub commit: String,
+    pub errors: usize,
+}
+
+/// How the last pass ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassStatus {
+    /// `in sync`, `synced`, `partially applied`, `drift reported`, `rejected`, `failed`,
+    /// `no revision`.
+    pub outcome: &'static str,
+    pub at: DateTime<Utc>,
+    /// Why it failed, when it did.
+    pub message: Option<String>,
+}
+
+/// Where one object stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ObjectHealth {
+    InSync,
+    Drifted,
+    Failed,
+}
+
+impl ObjectHealth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectHealth::InSync => "in sync",
+            ObjectHealth::Drifted => "drifted",
+            ObjectHealth::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectStatus {
+    /// `Kind namespace/name`.
+    pub key: String,
+    pub health: ObjectHealth,
+    /// Why it failed or drifted; the last result otherwise.
+    pub reason: String,
+}
+
+/// The new version's weight at a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WeightSample {
+    pub at: DateTime<Utc>,
+    pub weight: u32,
+}
+
+/// One analysis check, to mark on the chart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckMark {
+    pub at: DateTime<Utc>,
+    pub check: String,
+    pub verdict: CheckVerdict,
+    /// Value, threshold and message, for the tooltip and the table.
+    pub detail: String,
+}
+
+/// One rollout as the page shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutStatus {
+    /// The rollout's name, e.g. `VirtualService shop/reviews spec.http[0]`.
+    pub name: String,
+    pub revision: String,
+    pub phase: Phase,
+    /// Destination and weight, as live now.
+    pub split: Vec<(String, u32)>,
+    pub target: Vec<(String, u32)>,
+    /// The new version's total weight over time.
+    pub samples: Vec<WeightSample>,
+    pub checks: Vec<CheckMark>,
+    /// Why it is rolling back or failed.
+    pub failure: Option<String>,
+}
+
+impl RolloutStatus {
+    /// The new version's current weight (the last sample).
+    pub fn weight(&self) -> u32 {
+        self.samples.last().map(|s| s.weight).unwrap_or(0)
+    }
+}
+
+/// What readiness needs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Readiness {
+    pub revision_loaded: bool,
+    pub watches_up: bool,
+}
+
+impl Readiness {
+    /// `Ok` when ready, or why not (for the 503 body).
+    pub fn check(self) -> Result<(), String> {
+        let mut missing = Vec::new();
+        if !self.revision_loaded {
+            missing.push("no revision loaded yet");
+        }
+        if !self.watches_up {
+            missing.push("cluster watches not up yet");
+        }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(missing.join("; "))
+        }
+    }
+}
+
+/// Everything the page shows, at `now`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StatusSnapshot {
+    /// When the snapshot was taken (the page says "as of").
+    pub now: Option<DateTime<Utc>>,
+    pub source: Option<TrackedSource>,
+    pub revision: Option<RevisionStatus>,
+    pub rejected: Option<RejectedStatus>,
+    pub last_pass: Option<PassStatus>,
+    /// Sorted: failed first, then drifted, then in sync; by key within each.
+    pub objects: Vec<ObjectStatus>,
+    pub rollouts: Vec<RolloutStatus>,
+    /// The last non-empty diff (what the last write changed, or the drift), plain text.
+    pub last_diff: Option<String>,
+    pub readiness: Readiness,
+}
+
+impl StatusSnapshot {
+    pub fn count(&self, health: ObjectHealth) -> usize {
+        self.objects.iter().filter(|o| o.health == health).count()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Board {
+    snapshot: StatusSnapshot,
+    rollouts: BTreeMap<String, RolloutStatus>,
+}
+
+/// The shared handle: the controller writes after each pass, the server reads.
+#[derive(Debug, Clone, Default)]
+pub struct StatusBoard {
+    inner: Arc<RwLock<Board>>,
+}
+
+impl StatusBoard {
+    pub fn new() -> Self {
+        StatusBoard::default()
+    }
+
+    // A panic while holding the lock leaves plain data behind, still fit to show.
+    fn read(&self) -> RwLockReadGuard<'_, Board> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Board> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The repository veer follows.
+    pub fn set_source(&self, source: TrackedSource) {
+        self.write().snapshot.source = Some(source);
+    }
+
+    /// The first valid revision was loaded (readiness).
+    pub fn set_revision_loaded(&self, loaded: bool) {
+        self.write().snapshot.readiness.revision_loaded = loaded;
+    }
+
+    /// The cluster watches are established (readiness).
+    pub fn set_watches_up(&self, up: bool) {
+        self.write().snapshot.readiness.watches_up = up;
+    }
+
+    pub fn readiness(&self) -> Readiness {
+        self.read().snapshot.readiness
+    }
+
+    /// After a pass: its outcome, the revision in force and every object's standing from the
+    /// recorded state. A pass that reconciled a revision also marks the revision loaded.
+    pub fn record_pass(&self, pass: &Pass, state: &SyncState, now: DateTime<Utc>) {
+        let (outcome, message) = match pass {
+            Pass::NoRevision => ("no revision", None),
+            Pass::Rejected { errors, .. } => (
+                "rejected",
+                Some(format!(
+                    "{errors} validation errors; the last good revision stays in force"
+                )),
+            ),
+            Pass::InSync { .. } => ("in sync", None),
+            Pass::DriftReported { .. } => ("drift reported", None),
+            Pass::Synced { report, .. } if report.has_failures() => ("partially applied", None),
+            Pass::Synced { .. } => ("synced", None),
+            Pass::Failed { message } => ("failed", Some(message.clone())),
+        };
+        let reconciled = match pass {
+            Pass::InSync { .. } | Pass::DriftReported { .. } | Pass::Synced { .. } => true,
+            Pass::Rejected { .. } => state.revision.is_some(),
+            Pass::NoRevision | Pass::Failed { .. } => false,
+        };
+        let mut objects: Vec<ObjectStatus> = state
+            .objects
+            .iter()
+            .map(|r| {
+                let key = r.key();
+                let drifted = state.drift.iter().any(|d| *d == key.to_string());
+                let (health, reason) = if r.result == "failed" {
+                    let reason = match (r.code, &r.message) {
+                        (Some(code), Some(m)) => format!("{code}: {m}"),
+                        (None, Some(m)) => m.clone(),
+                        (Some(code), None) => format!("HTTP {code}"),
+                        (None, None) => "failed".to_string(),
+                    };
+                    (ObjectHealth::Failed, reason)
+                } else if drifted || r.result == "drift-reported" {
+                    (
+                        ObjectHealth::Drifted,
+                        "changed in the cluster, not in git".to_string(),
+                    )
+                } else {
+                    (ObjectHealth::InSync, r.result.clone())
+                };
+                ObjectStatus {
+                    key: key.to_string(),
+                    health,
+                    reason,
+                }
+            })
+            .collect();
+        objects.sort_by(|a, b| b.health.cmp(&a.health).then_with(|| a.key.cmp(&b.key)));
+        let mut board = self.write();
+        let s = &mut board.snapshot;
+        s.last_pass = Some(PassStatus {
+            outcome,
+            at: now,
+            message,
+        });
+        s.revision = state.revision.as_ref().map(|r| RevisionStatus {
+            commit: r.commit.clone(),
+            summary: r.summary.clone(),
+            author: r.author.clone(),
+        });
+        s.rejected = state.rejected.as_ref().map(|r| RejectedStatus {
+            commit: r.commit.clone(),
+            errors: r.errors,
+        });
+        s.objects = objects;
+        if reconciled {
+            s.readiness.revision_loaded = true;
+        }
+    }
+
+    /// The last diff worth showing (`diff::render::human` without colour); `None` keeps the
+    /// previous one, so an idle pass does not wipe what the last change was.
+    pub fn set_last_diff(&self, diff: Option<String>) {
+        let Some(mut text) = diff.filter(|d| !d.trim().is_empty()) else {
+            return;
+        };
+        if text.len() > MAX_DIFF_CHARS {
+            let mut cut = MAX_DIFF_CHARS;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+            text.push_str("\n… (cut; `veer diff` shows all of it)\n");
+        }
+        self.write().snapshot.last_diff = Some(text);
+    }
+
+    /// A rollout's state after a pass: phase, split, checks, and a weight sample when the new
+    /// version's weight changed (the first record also samples where it started).
+    pub fn record_rollout(&self, name: &str, state: &RolloutState, now: DateTime<Utc>) {
+        let gaining = state.from_split.gaining_toward(&state.target_split);
+        let weight = state.current_split.weight_of(&gaining);
+        let split = |s: &crate::rollout::split::TrafficSplit| {
+            s.iter().map(|(d, w)| (d.to_string(), w)).collect()
+        };
+        let checks = state
+            .history
+            .iter()
+            .map(|c| {
+                let verdict = match c.outcome {
+                    CheckOutcome::Passed => CheckVerdict::Pass,
+                    CheckOutcome::Failed => CheckVerdict::Fail,
+                    CheckOutcome::Held => CheckVerdict::Inconclusive,
+                };
+                let mut detail = c.check.clone();
+                if let Some(v) = c.value {
+                    detail.push_str(&format!(" = {v}"));
+                }
+                if !c.threshold.is_empty() {
+                    detail.push_str(&format!(" (wants {})", c.threshold));
+                }
+                if !c.message.is_empty() {
+                    detail.push_str(&format!(": {}", c.message));
+                }
+                CheckMark {
+                    at: c.at,
+                    check: c.check.clone(),
+                    verdict,
+                    detail,
+                }
+            })
+            .collect();
+        let mut board = self.write();
+        let entry = board
+            .rollouts
+            .entry(name.to_string())
+            .or_insert_with(|| RolloutStatus {
+                name: name.to_string(),
+                revision: String::new(),
+                phase: state.phase,
+                split: Vec::new(),
+                target: Vec::new(),
+                samples: vec![WeightSample {
+                    at: state.created_at.min(now),
+                    weight: state.from_split.weight_of(&gaining),
+                }],
+                checks: Vec::new(),
+                failure: None,
+            });
+        if entry.revision != state.revision && !entry.revision.is_empty() {
+            // A new commit restarted the rollout: a new chart.
+            entry.samples = vec![WeightSample {
+                at: now,
+                weight: state.from_split.weight_of(&gaining),
+            }];
+        }
+        entry.revision = state.revision.clone();
+        entry.phase = state.phase;
+        entry.split = split(&state.current_split);
+        entry.target = split(&state.target_split);
+        entry.checks = checks;
+        entry.failure = state.failure.as_ref().map(|f| f.to_string());
+        if entry.weight() != weight {
+            entry.samples.push(WeightSample { at: now, weight });
+            if entry.samples.len() > MAX_SAMPLES {
+                let extra = entry.samples.len() - MAX_SAMPLES;
+                entry.samples.drain(..extra);
+            }
+        }
+    }
+
+    /// Set a rollout's display directly (for rollouts kept outside [`RolloutState`], and
+    /// tests).
+    pub fn put_rollout(&self, status: RolloutStatus) {
+        self.write().rollouts.insert(status.name.clone(), status);
+    }
+
+    /// A rollout no longer in git.
+    pub fn forget_rollout(&self, name: &str) {
+        self.write().rollouts.remove(name);
+    }
+
+    /// A copy of everything, as of `now`.
+    pub fn snapshot(&self, now: DateTime<Utc>) -> StatusSnapshot {
+        let board = self.read();
+        let mut s = board.snapshot.clone();
+        s.now = Some(now);
+        s.rollouts = board.rollouts.values().cloned().collect();
+        // Rollouts under way first: they are what someone opening the page wants to see.
+        s.rollouts.sort_by_key(|r| r.phase.is_terminal());
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::manifest::ObjectKey;
+    use crate::sync::state::{ObjectRecord, RevisionRecord};
+
+    fn t(minute: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 25, 10, minute, 0)
+            .single()
+            .unwrap_or_default()
+    }
+
+    fn key(name: &str) -> ObjectKey {
+        ObjectKey {
+            group: String::new(),
+            version: "v1".into(),
+            kind: "Service".into(),
+            namespace: Some("shop".into()),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn readiness_needs_both_flags_and_says_what_is_missing() {
+        let board = StatusBoard::new();
+        assert_eq!(
+            board.readiness().check(),
+            Err("no revision loaded yet; cluster watches not up yet".into())
+        );
+        board.set_watches_up(true);
+        assert_eq!(
+            board.readiness().check(),
+            Err("no revision loaded yet".into())
+        );
+        board.set_revision_loaded(true);
+        assert_eq!(board.readiness().check(), Ok(()));
+    }
+
+    #[test]
+    fn a_pass_sorts_objects_into_failed_drifted_in_sync() {
+        let board = StatusBoard::new();
+        let mut failed = ObjectRecord::new(&key("b"), None, "failed");
+        failed.code = Some(422);
+        failed.message = Some("spec.ports: Required".into());
+        let state = SyncState {
+            revision: Some(RevisionRecord {
+                commit: "a".repeat(40),
+                summary: "shift reviews".into(),
+                author: "Ada".into(),
+            }),
+            objects: vec![
+                ObjectRecord::new(&key("a"), Some("h".into()), "unchanged"),
+                failed,
+                ObjectRecord::new(&key("c"), Some("h".into()), "drift-reported"),
+            ],
+            drift: vec![key("c").to_string()],
+            ..SyncState::default()
+        };
+        let pass = Pass::InSync {
+            commit: "a".repeat(40),
+        };
+        board.record_pass(&pass, &state, t(1));
+        let s = board.snapshot(t(2));
+        assert_eq!(
+            s.objects
+                .iter()
+                .map(|o| (o.key.as_str(), o.health))
+                .collect::<Vec<_>>(),
+            vec![
+                ("Service shop/b", ObjectHealth::Failed),
+                ("Service shop/c", ObjectHealth::Drifted),
+                ("Service shop/a", ObjectHealth::InSync),
+            ]
+        );
+        assert_eq!(s.objects[0].reason, "422: spec.ports: Required");
+        assert!(s.readiness.revision_loaded);
+        assert_eq!(s.last_pass.map(|p| p.outcome), Some("in sync"));
+        assert_eq!(s.now, Some(t(2)));
+    }
+
+    #[test]
+    fn a_failed_pass_does_not_mark_a_revision_loaded() {
+        let board = StatusBoard::new();
+        board.record_pass(
+            &Pass::Failed {
+                message: "cluster unreachable".into(),
+            },
+            &SyncState::default(),
+            t(1),
+        );
+        let s = board.snapshot(t(1));
+        assert!(!s.readiness.revision_loaded);
+        assert_eq!(
+            s.last_pass.and_then(|p| p.message).as_deref(),
+            Some("cluster unreachable")
+        );
+    }
+
+    fn split(v1: u32, v2: u32) -> crate::rollout::TrafficSplit {
+        use crate::rollout::DestinationId;
+        use crate::rollout::split::WeightedDestination;
+        vec![
+            WeightedDestination {
+                destination: DestinationId::new("reviews", Some("v1")),
+                weight: v1,
+            },
+            WeightedDestination {
+                destination: DestinationId::new("reviews", Some("v2")),
+                weight: v2,
+            },
+        ]
+        .into()
+    }
+
+    #[test]
+    fn a_rollout_samples_its_weight_when_it_changes() {
+        use crate::rollout::state::CheckRecord;
+        use crate::rollout::{AnalysisVerdict, RouteRef};
+        let board = StatusBoard::new();
+        let route = RouteRef {
+            index: 0,
+            name: None,
+        };
+        let policy = crate::rollout::RolloutPolicySpec::default();
+        let mut state =
+            RolloutState::new("c1", route, &split(100, 0), &split(0, 100), &policy, t(0));
+        state.phase = Phase::Progressing;
+        board.record_rollout("shop/reviews", &state, t(1));
+        board.record_rollout("shop/reviews", &state, t(2));
+        state.current_split = split(80, 20);
+        state.history.push(CheckRecord {
+            at: t(3),
+            phase: Phase::Progressing,
+            step: 0,
+            check: "success-rate".into(),
+            query: String::new(),
+            value: Some(99.5),
+            threshold: ">= 99".into(),
+            verdict: AnalysisVerdict::Pass,
+            message: String::new(),
+            outcome: CheckOutcome::Passed,
+        });
+        board.record_rollout("shop/reviews", &state, t(3));
+        let s = board.snapshot(t(4));
+        let r = &s.rollouts[0];
+        assert_eq!(
+            r.samples,
+            vec![
+                WeightSample {
+                    at: t(0),
+                    weight: 0
+                },
+                WeightSample {
+                    at: t(3),
+                    weight: 20
+                },
+            ]
+        );
+        assert_eq!(
+            r.split,
+            vec![("reviews/v1".into(), 80), ("reviews/v2".into(), 20)]
+        );
+        assert_eq!(r.checks.len(), 1);
+        assert_eq!(r.checks[0].verdict, CheckVerdict::Pass);
+        assert_eq!(r.checks[0].detail, "success-rate = 99.5 (wants >= 99)");
+        // A new commit restarts the chart.
+        state.revision = "c2".into();
+        state.from_split = state.current_split.clone();
+        board.record_rollout("shop/reviews", &state, t(5));
+        assert_eq!(board.snapshot(t(5)).rollouts[0].samples.len(), 1);
+        board.forget_rollout("shop/reviews");
+        assert!(board.snapshot(t(6)).rollouts.is_empty());
+    }
+
+    #[test]
+    fn the_last_diff_survives_idle_passes_and_is_bounded() {
+        let board = StatusBoard::new();
+        board.set_last_diff(Some("--- live\n+++ git\n".into()));
+        board.set_last_diff(None);
+        board.set_last_diff(Some("  \n".into()));
+        assert_eq!(
+            board.snapshot(t(0)).last_diff.as_deref(),
+            Some("--- live\n+++ git\n")
+        );
+        board.set_last_diff(Some("é".repeat(MAX_DIFF_CHARS)));
+        let diff = board.snapshot(t(0)).last_diff.unwrap_or_default();
+        assert!(diff.len() < MAX_DIFF_CHARS + 100);
+        assert!(diff.ends_with("shows all of it)\n"));
+    }
+}
