@@ -1,10 +1,15 @@
 //! The command line: flags with `VEER_*` environment fallbacks (clap). Parsing only; the
 //! commands run in `main.rs`, which turns these into a [`Config`](crate::config::Config)
 //! through [`config::resolve`](crate::config::resolve).
+//!
+//! The same binary is a kubectl plugin: installed (or symlinked) as `kubectl-veer`, kubectl
+//! runs it for `kubectl veer ...`, and help and errors then say `kubectl veer`.
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::config::{LogFormat, Overrides};
 
@@ -77,6 +82,50 @@ pub enum Command {
     /// Serve synthetic Istio metrics whose traffic follows the live weights (tests, demos).
     #[command(hide = true)]
     SyntheticExporter(SyntheticExporterArgs),
+    /// Print a shell completion script (`source <(veer completions bash)`).
+    Completions(CompletionsArgs),
+}
+
+/// `veer completions SHELL`.
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// The file name under which kubectl finds veer as a plugin (`kubectl veer ...`).
+pub const KUBECTL_PLUGIN_NAME: &str = "kubectl-veer";
+
+/// How to call veer in help and errors, from the name it was run as (`argv[0]`): `kubectl
+/// veer` when run as the kubectl plugin, else `veer`.
+pub fn bin_name(argv0: Option<&Path>) -> &'static str {
+    let file = argv0.and_then(|p| p.file_stem()).and_then(|f| f.to_str());
+    match file {
+        Some(KUBECTL_PLUGIN_NAME) => "kubectl veer",
+        _ => "veer",
+    }
+}
+
+impl Cli {
+    /// Parse `args` (the first one is the program, as in `std::env::args_os`), naming the
+    /// program after it (see [`bin_name`]).
+    pub fn try_parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        let name = bin_name(args.first().map(Path::new));
+        let mut command = Cli::command().bin_name(name).display_name(name);
+        let matches = command.try_get_matches_from_mut(args)?;
+        Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut command))
+    }
+}
+
+/// Write the completion script for `shell` (for the command `veer`).
+pub fn write_completions(shell: clap_complete::Shell, out: &mut dyn Write) {
+    clap_complete::generate(shell, &mut Cli::command(), "veer", out);
 }
 
 /// When to colour the diff.
@@ -303,7 +352,10 @@ impl Cli {
             Command::Run(a) => &a.source,
             Command::Diff(a) => &a.source,
             Command::Sync(a) => &a.source,
-            Command::Status(_) | Command::DevCluster(_) | Command::SyntheticExporter(_) => &none,
+            Command::Status(_)
+            | Command::DevCluster(_)
+            | Command::SyntheticExporter(_)
+            | Command::Completions(_) => &none,
         };
         let (interval, schedule) = match &self.command {
             Command::Run(a) => (a.interval.clone(), a.schedule.clone()),
@@ -312,7 +364,8 @@ impl Cli {
             | Command::Sync(_)
             | Command::Status(_)
             | Command::DevCluster(_)
-            | Command::SyntheticExporter(_) => (None, None),
+            | Command::SyntheticExporter(_)
+            | Command::Completions(_) => (None, None),
         };
         let (prune, self_heal, force_conflicts) = match &self.command {
             Command::Run(a) => (a.prune, a.self_heal, a.force_conflicts),
@@ -321,7 +374,8 @@ impl Cli {
             Command::Validate(_)
             | Command::Status(_)
             | Command::DevCluster(_)
-            | Command::SyntheticExporter(_) => (None, None, None),
+            | Command::SyntheticExporter(_)
+            | Command::Completions(_) => (None, None, None),
         };
         let listen = match &self.command {
             Command::Run(a) => a.listen.clone(),
@@ -356,7 +410,6 @@ impl Cli {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn cli_definition_is_consistent() {
@@ -436,5 +489,33 @@ mod tests {
             Cli::parse_from(["veer", "run", "--self-heal=false", "--kubeconfig", "/k"]).overrides();
         assert_eq!(o.self_heal, Some(false));
         assert_eq!(o.kubeconfig.as_deref(), Some(std::path::Path::new("/k")));
+    }
+
+    #[test]
+    fn named_after_argv0() {
+        let cases = [
+            (None, "veer"),
+            (Some("veer"), "veer"),
+            (Some("/usr/local/bin/veer"), "veer"),
+            (Some("/home/me/bin/kubectl-veer"), "kubectl veer"),
+            (Some("kubectl-veer.exe"), "kubectl veer"),
+            (Some("kubectl-veerx"), "veer"),
+        ];
+        for (argv0, name) in cases {
+            assert_eq!(bin_name(argv0.map(Path::new)), name, "{argv0:?}");
+        }
+        let err = Cli::try_parse_args(["/bin/kubectl-veer", "nonsense"]).unwrap_err();
+        assert!(
+            err.render().to_string().contains("Usage: kubectl veer"),
+            "{}",
+            err.render()
+        );
+        let cli = Cli::try_parse_args(["kubectl-veer", "completions", "zsh"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Completions(CompletionsArgs {
+                shell: clap_complete::Shell::Zsh
+            })
+        ));
     }
 }

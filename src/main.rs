@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
 use tracing::{info, warn};
 
 use veer::cli::{
@@ -25,7 +24,7 @@ use veer::sync::{SyncOptions, WriteMode};
 use veer::validate::{self, Report};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_args(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() {
@@ -47,6 +46,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<i32> {
+    if let Command::Completions(args) = &cli.command {
+        // Needs no configuration: works before veer.yaml exists.
+        veer::cli::write_completions(args.shell, &mut std::io::stdout().lock());
+        return Ok(exit::OK);
+    }
     // reqwest shares kube's rustls stack without choosing a crypto provider: choose it once.
     veer::tls::install_crypto_provider();
     let config = load_config(&cli)?;
@@ -63,6 +67,7 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(exit::OK)
         }
         Command::SyntheticExporter(args) => synthetic_exporter(&args),
+        Command::Completions(_) => Ok(exit::OK),
     }
 }
 
