@@ -384,7 +384,8 @@ impl Cli {
             | Command::Sync(_)
             | Command::Status(_)
             | Command::DevCluster(_)
-            | Command::SyntheticExporter(_) => None,
+            | Command::SyntheticExporter(_)
+            | Command::Completions(_) => None,
         };
         Overrides {
             listen,

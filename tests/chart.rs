@@ -293,32 +293,11 @@ fn check_config(r: &Render, container: &Value) -> veer::config::Config {
     config
 }
 
-/// `veer::config::resolve` on the rendered veer.yaml.
-///
-/// Until the HTTP server's `server:` section (listen address, `webhookSecret`) lands in
-/// `veer::config` (branch wip/server), a veer.yaml is also tried without that one section when
-/// the only complaint is that `server` is unknown; the section's file reference is still
-/// checked against the mounts by the caller. Once `server` is known, the first resolve
-/// succeeds and this fallback is never taken.
+/// `veer::config::resolve` on the rendered veer.yaml: the chart's config must be one veer
+/// accepts.
 fn resolve(text: &str) -> veer::config::Config {
-    let first = veer::config::resolve(Some(("veer.yaml", text)), &Default::default());
-    match first {
-        Ok(config) => config,
-        Err(e) if e.message.contains("unknown field `server`") => {
-            let (before, after) = text
-                .split_once("\nserver:\n")
-                .unwrap_or_else(|| panic!("{e}\n{text}"));
-            let rest: String = after
-                .lines()
-                .skip_while(|l| l.starts_with("  "))
-                .map(|l| format!("{l}\n"))
-                .collect();
-            let without = format!("{before}\n{rest}");
-            veer::config::resolve(Some(("veer.yaml", &without)), &Default::default())
-                .unwrap_or_else(|e| panic!("the rendered veer.yaml is refused: {e}\n{text}"))
-        }
-        Err(e) => panic!("the rendered veer.yaml is refused: {e}\n{text}"),
-    }
+    veer::config::resolve(Some(("veer.yaml", text)), &Default::default())
+        .unwrap_or_else(|e| panic!("the rendered veer.yaml is refused: {e}\n{text}"))
 }
 
 fn collect_files(v: &Value, out: &mut Vec<String>) {
