@@ -379,6 +379,11 @@ enum KubectlOutcome {
         code: i32,
         diff_lines: usize,
     },
+    /// Exit code above 1: kubectl could not diff; its first error line.
+    Failed {
+        code: i32,
+        error: String,
+    },
     TimedOut,
 }
 
@@ -450,6 +455,9 @@ async fn kubectl_diff(
         .arg(dir)
         .env("KUBECONFIG", kubeconfig)
         .env("HOME", home)
+        // Its LIVE-*/MERGED-* directories stay inside the bench's temporary directory, even
+        // when it is stopped at the cap.
+        .env("TMPDIR", home)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out).expect("kubectl output file"))
         .stderr(std::fs::File::create(&err).expect("kubectl error file"))
@@ -460,21 +468,20 @@ async fn kubectl_diff(
     let outcome = match tokio::time::timeout(within, child.wait()).await {
         Ok(status) => {
             let code = status.expect("kubectl runs").code().unwrap_or(-1);
-            let stderr = std::fs::read_to_string(&err).unwrap_or_default();
-            assert!(
-                code == 0 || code == 1,
-                "kubectl diff failed (exit {code}):\n{}",
-                stderr
+            if code == 0 || code == 1 {
+                let diff_lines = std::fs::read_to_string(&out)
+                    .map(|s| s.lines().count())
+                    .unwrap_or(0);
+                KubectlOutcome::Finished { code, diff_lines }
+            } else {
+                let stderr = std::fs::read_to_string(&err).unwrap_or_default();
+                let error = stderr
                     .lines()
-                    .filter(|l| !l.contains("round_trippers.go") && !l.contains("Throttling"))
-                    .take(20)
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            );
-            let diff_lines = std::fs::read_to_string(&out)
-                .map(|s| s.lines().count())
-                .unwrap_or(0);
-            KubectlOutcome::Finished { code, diff_lines }
+                    .find(|l| l.contains("error"))
+                    .unwrap_or("no error line")
+                    .to_string();
+                KubectlOutcome::Failed { code, error }
+            }
         }
         Err(_) => {
             let _ = child.kill().await;
@@ -506,6 +513,10 @@ async fn run(n: usize) {
             .await
             .expect("namespace created");
     }
+    println!(
+        "\n== {n} generated manifests (DestinationRule, VirtualService, Deployment, Service) in {} namespaces ==",
+        names.len()
+    );
 
     let first = revision(n, 1, None);
     let rss_start = peak_rss_kib();
@@ -529,64 +540,87 @@ async fn run(n: usize) {
         other => panic!("the initial sync did not sync: {other:?}"),
     };
     let rss_synced = peak_rss_kib();
+    println!(
+        "  initial sync (all created):         {:>10}   created {created}; {initial_requests}{}",
+        ms(initial),
+        flag(created == n)
+    );
 
     // Steady state: the same revision planned again from the watch cache.
     let mut times = Vec::new();
-    let mut plan_requests = Requests(BTreeMap::new());
-    let mut steady_changes = 0;
-    let mut steady_actions = String::new();
+    let mut requests = Requests(BTreeMap::new());
+    let mut changes = 0;
+    let mut summary = String::new();
     for _ in 0..REPEATS {
         let before = counts.snapshot();
         let t = Instant::now();
         let planned = c.plan(&first).await.expect("steady-state plan");
         times.push(t.elapsed());
-        plan_requests.add(&counts.since(&before));
-        (steady_changes, steady_actions) = actions(&planned.plan);
+        requests.add(&counts.since(&before));
+        (changes, summary) = actions(&planned.plan);
     }
     let steady = median(times);
+    println!(
+        "  steady-state plan (watch cache):    {:>10}   median of {REPEATS}; {summary}; {} in {REPEATS} plans, LIST {}{}",
+        ms(steady),
+        requests,
+        requests.get("LIST"),
+        flag(changes == 0 && requests.total() == 0)
+    );
 
     // Idle poll: nothing changed in git or the cluster (a whole pass: plan, nothing to
     // write, state unchanged).
-    let unchanged = || PollOutcome::Unchanged {
-        commit: first.revision.commit.clone(),
-    };
     let mut times = Vec::new();
-    let mut idle_requests = Requests(BTreeMap::new());
-    let mut idle_in_sync = true;
+    let mut requests = Requests(BTreeMap::new());
+    let mut in_sync = true;
     for _ in 0..REPEATS {
         let before = counts.snapshot();
         let t = Instant::now();
-        let pass = c.handle(unchanged(), Utc::now()).await;
+        let unchanged = PollOutcome::Unchanged {
+            commit: first.revision.commit.clone(),
+        };
+        let pass = c.handle(unchanged, Utc::now()).await;
         times.push(t.elapsed());
-        idle_requests.add(&counts.since(&before));
-        idle_in_sync &= matches!(pass, Pass::InSync { .. });
+        requests.add(&counts.since(&before));
+        in_sync &= matches!(pass, Pass::InSync { .. });
     }
-    let idle = median(times);
+    println!(
+        "  idle poll (whole pass, no change):  {:>10}   median of {REPEATS}; {} in {REPEATS} polls{}",
+        ms(median(times)),
+        requests,
+        flag(in_sync && requests.total() == 0)
+    );
 
     // One object changed in git (a Deployment's image): plan, then the whole pass.
-    let changed_index = 2;
-    let second = revision(n, 2, Some(changed_index));
+    let second = revision(n, 2, Some(2));
     let mut times = Vec::new();
-    let mut one_changes = 0;
-    let mut one_actions = String::new();
     for _ in 0..REPEATS {
         let t = Instant::now();
         let planned = c.plan(&second).await.expect("plan after one change");
         times.push(t.elapsed());
-        (one_changes, one_actions) = actions(&planned.plan);
+        (changes, summary) = actions(&planned.plan);
     }
-    let one_plan = median(times);
+    println!(
+        "  plan after one object changed:      {:>10}   median of {REPEATS}; {summary}{}",
+        ms(median(times)),
+        flag(changes == 1)
+    );
     let before = counts.snapshot();
     let t = Instant::now();
     let pass = c
         .handle(PollOutcome::Updated(second.clone()), Utc::now())
         .await;
     let one_pass = t.elapsed();
-    let one_pass_requests = counts.since(&before);
-    let one_updated = match &pass {
+    let updated = match &pass {
         Pass::Synced { report, .. } => report.summary().updated,
         _ => 0,
     };
+    println!(
+        "  pass applying that change:          {:>10}   updated {updated}; {}{}",
+        ms(one_pass),
+        counts.since(&before),
+        flag(updated == 1)
+    );
     let rss_end = peak_rss_kib();
     drop(c);
 
@@ -597,10 +631,20 @@ async fn run(n: usize) {
     let fresh = controller(cold_client).await;
     let planned = fresh.plan(&second).await.expect("cold plan");
     let cold = t.elapsed();
-    let cold_requests = cold_counts.since(&BTreeMap::new());
-    let (cold_changes, _) = actions(&planned.plan);
+    let (changes, _) = actions(&planned.plan);
+    println!(
+        "  cold plan (fresh client, one shot): {:>10}   {changes} change(s); {}",
+        ms(cold),
+        cold_counts.since(&BTreeMap::new())
+    );
     drop(planned);
     drop(fresh);
+    println!(
+        "  peak RSS of veer (this process):    {:>7} MiB   before sync {} MiB, after initial sync {} MiB",
+        rss_end / 1024,
+        rss_start / 1024,
+        rss_synced / 1024,
+    );
 
     // kubectl diff over the same objects (as veer applies them: label and source annotation
     // included) against the same server; the cluster now matches `second`.
@@ -617,90 +661,52 @@ async fn run(n: usize) {
     let home = tmp.path().join("kubectl-home");
     std::fs::create_dir_all(&home).expect("mkdir");
     let within = kubectl_timeout(n);
-    let (kubectl_time, kubectl_outcome, kubectl_log) =
+    let (kubectl_time, outcome, log) =
         kubectl_diff(&server.kubeconfig, &files, &home, within).await;
-
-    // Print.
-    println!(
-        "\n== {n} generated manifests, {} namespaces ==",
-        names.len()
-    );
-    println!(
-        "  initial sync (all created):        {:>10}   created {created}; {initial_requests}{}",
-        ms(initial),
-        flag(created == n)
-    );
-    println!(
-        "  steady-state plan (watch cache):   {:>10}   median of {REPEATS}; {steady_actions}; {}{}",
-        ms(steady),
-        format_args!(
-            "{} per plan, LIST {}",
-            plan_requests.total() / REPEATS as u64,
-            plan_requests.get("LIST") / REPEATS as u64
-        ),
-        flag(steady_changes == 0 && plan_requests.total() == 0)
-    );
-    println!(
-        "  idle poll (whole pass, no change): {:>10}   median of {REPEATS}; {} API requests in {REPEATS} polls{}",
-        ms(idle),
-        idle_requests.total(),
-        flag(idle_in_sync && idle_requests.total() == 0)
-    );
-    println!(
-        "  plan after one object changed:     {:>10}   median of {REPEATS}; {one_actions}{}",
-        ms(one_plan),
-        flag(one_changes == 1)
-    );
-    println!(
-        "  pass applying that change:         {:>10}   updated {one_updated}; {one_pass_requests}{}",
-        ms(one_pass),
-        flag(one_updated == 1)
-    );
-    println!(
-        "  cold plan (fresh client, one shot):{:>10}   {cold_changes} change(s); {cold_requests}",
-        ms(cold),
-    );
     let throttling = format!(
-        "{} requests, {} of them throttled by kubectl itself for {:.1} s in all",
-        kubectl_log.requests,
-        kubectl_log.throttled,
-        kubectl_log.throttled_for.as_secs_f64()
+        "{} requests, {} of them held back by kubectl's own rate limiter, {:.1} s in all",
+        log.requests,
+        log.throttled,
+        log.throttled_for.as_secs_f64()
     );
     let ratio = |veer: Duration| kubectl_time.as_secs_f64() / veer.as_secs_f64().max(1e-9);
-    match kubectl_outcome {
+    match outcome {
         KubectlOutcome::Finished { code, diff_lines } => {
             println!(
-                "  kubectl diff --server-side:        {:>10}   exit {code}, {diff_lines} diff line(s); {throttling}{}",
+                "  kubectl diff --server-side:         {:>10}   exit {code}, {diff_lines} diff line(s); {throttling}{}",
                 ms(kubectl_time),
-                flag(code == 0 && kubectl_log.objects == n)
+                flag(code == 0 && log.objects == n)
             );
             println!(
-                "  ratio kubectl diff / veer steady-state plan: {:.0}x;  / veer cold plan: {:.1}x",
+                "  ratio kubectl diff / veer steady-state plan: {:.0}x;  kubectl diff / veer cold plan: {:.1}x",
                 ratio(steady),
                 ratio(cold)
             );
         }
-        KubectlOutcome::TimedOut => {
-            let rate = kubectl_log.objects as f64 / kubectl_time.as_secs_f64().max(1e-9);
+        KubectlOutcome::Failed { code, error } => {
             println!(
-                "  kubectl diff --server-side:        stopped at the {} s cap after {} of {n} objects ({rate:.1}/s; all would take about {:.0} s); {throttling}",
+                "  kubectl diff --server-side:         failed after {} (exit {code}): {error}   <-- UNEXPECTED",
+                ms(kubectl_time)
+            );
+        }
+        KubectlOutcome::TimedOut => {
+            let rate = log.objects as f64 / kubectl_time.as_secs_f64().max(1e-9);
+            println!(
+                "  kubectl diff --server-side:         stopped at the {} s cap after {} of {n} objects \
+                 ({rate:.1} objects/s; all would take about {:.0} s); {throttling}",
                 within.as_secs(),
-                kubectl_log.objects,
+                log.objects,
                 n as f64 / rate.max(1e-9)
             );
             println!(
-                "  ratio kubectl diff / veer steady-state plan: more than {:.0}x;  / veer cold plan: more than {:.1}x",
+                "  ratio kubectl diff / veer steady-state plan: more than {:.0}x;  kubectl diff / veer cold plan: more than {:.1}x",
                 ratio(steady),
                 ratio(cold)
             );
         }
     }
     println!(
-        "  peak RSS of veer (this process): {} MiB (before sync {} MiB, after initial sync {} MiB); \
-         API server process (not counted): {} MiB",
-        rss_end / 1024,
-        rss_start / 1024,
-        rss_synced / 1024,
+        "  (API server process, not counted above: peak RSS {} MiB)",
         server.peak_rss_kib() / 1024
     );
 }
