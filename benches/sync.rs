@@ -32,29 +32,35 @@ use kube::client::ClientBuilder;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tower::{Layer, Service};
 use veer::cluster::Cluster;
-use veer::controller::{Controller, ControllerOptions, Pass, desired_objects};
-use veer::diff::{Action, Plan};
-use veer::manifest::{self, ManifestSet, ReadOptions};
+use veer::controller::{
+    Controller, ControllerOptions, Pass, desired_objects, next_state, plan_context,
+    report_without_writes,
+};
+use veer::diff::{self, Action, Plan};
+use veer::manifest::{self, ManifestSet, ObjectKey, ReadOptions};
 use veer::source::{CommitId, LoadedRevision, PollOutcome, Revision};
-use veer::sync::SyncOptions;
 use veer::sync::state::StateLocation;
+use veer::sync::{MANAGER, SyncOptions};
 
 use manifests::{manifest_text, ms, namespace, peak_rss_kib};
 
 /// The child-process protocol: the size to run.
 const SIZE_ENV: &str = "VEER_BENCH_SYNC_SIZE";
 const SOURCE_URL: &str = "git://bench.example/mesh.git";
-/// Steady-state figures are the median of this many runs.
-const REPEATS: usize = 5;
+/// Steady-state figures are the median of this many runs (fewer for the large size, whose
+/// idle pass takes seconds: the bench should stay within a few minutes).
+fn repeats(n: usize) -> usize {
+    if n > 2_000 { 3 } else { 5 }
+}
 
 /// How long kubectl may take. Debian's kubectl 1.20 throttles itself (client-go's default
 /// client-side rate limit), so 10,000 objects would take far longer than the bench may: it is
 /// stopped and the figure is given as a lower bound, with its rate so far.
 fn kubectl_timeout(n: usize) -> Duration {
     if n > 2_000 {
-        Duration::from_secs(60)
+        Duration::from_secs(30)
     } else {
-        Duration::from_secs(180)
+        Duration::from_secs(240)
     }
 }
 
@@ -495,6 +501,7 @@ async fn kubectl_diff(
 // One size.
 
 async fn run(n: usize) {
+    let repeats = repeats(n);
     let tmp = tempfile::tempdir().expect("a temporary directory");
     let server = Server::start(tmp.path());
     let counts = Counts::default();
@@ -551,7 +558,7 @@ async fn run(n: usize) {
     let mut requests = Requests(BTreeMap::new());
     let mut changes = 0;
     let mut summary = String::new();
-    for _ in 0..REPEATS {
+    for _ in 0..repeats {
         let before = counts.snapshot();
         let t = Instant::now();
         let planned = c.plan(&first).await.expect("steady-state plan");
@@ -561,11 +568,50 @@ async fn run(n: usize) {
     }
     let steady = median(times);
     println!(
-        "  steady-state plan (watch cache):    {:>10}   median of {REPEATS}; {summary}; {} in {REPEATS} plans, LIST {}{}",
+        "  steady-state plan (watch cache):    {:>10}   median of {repeats}; {summary}; {} in {repeats} plans, LIST {}{}",
         ms(steady),
         requests,
         requests.get("LIST"),
         flag(changes == 0 && requests.total() == 0)
+    );
+
+    // Where a steady-state plan and an idle pass spend their time, through the same public
+    // functions the controller calls.
+    let t = Instant::now();
+    let desired = desired_objects(&first, SOURCE_URL);
+    let desired_time = t.elapsed();
+    let keys: Vec<ObjectKey> = desired.iter().map(|d| d.key.clone()).collect();
+    let t = Instant::now();
+    let live = c.cluster().live(&keys).await.expect("live state");
+    let live_time = t.elapsed();
+    let context = plan_context(c.state(), MANAGER, true);
+    let t = Instant::now();
+    let plan = diff::plan(&desired, &live.objects, &context);
+    let diff_time = t.elapsed();
+    let report = report_without_writes(&plan);
+    let t = Instant::now();
+    let next = next_state(
+        c.state(),
+        &first,
+        &desired,
+        &report,
+        &live.unknown,
+        Utc::now(),
+    );
+    let state_time = t.elapsed();
+    let state_unchanged = next.same_content(c.state());
+    drop((desired, live, plan, report, next));
+    println!(
+        "    of which (one run): desired objects {}, watch-cache read {}, diff::plan {}, rest of Controller::plan {}",
+        ms(desired_time),
+        ms(live_time),
+        ms(diff_time),
+        ms(steady.saturating_sub(desired_time + live_time + diff_time)),
+    );
+    println!(
+        "    an idle pass adds controller::next_state (bookkeeping of {n} records): {}{}",
+        ms(state_time),
+        flag(state_unchanged)
     );
 
     // Idle poll: nothing changed in git or the cluster (a whole pass: plan, nothing to
@@ -573,7 +619,7 @@ async fn run(n: usize) {
     let mut times = Vec::new();
     let mut requests = Requests(BTreeMap::new());
     let mut in_sync = true;
-    for _ in 0..REPEATS {
+    for _ in 0..repeats {
         let before = counts.snapshot();
         let t = Instant::now();
         let unchanged = PollOutcome::Unchanged {
@@ -585,7 +631,7 @@ async fn run(n: usize) {
         in_sync &= matches!(pass, Pass::InSync { .. });
     }
     println!(
-        "  idle poll (whole pass, no change):  {:>10}   median of {REPEATS}; {} in {REPEATS} polls{}",
+        "  idle poll (whole pass, no change):  {:>10}   median of {repeats}; {} in {repeats} polls{}",
         ms(median(times)),
         requests,
         flag(in_sync && requests.total() == 0)
@@ -594,14 +640,14 @@ async fn run(n: usize) {
     // One object changed in git (a Deployment's image): plan, then the whole pass.
     let second = revision(n, 2, Some(2));
     let mut times = Vec::new();
-    for _ in 0..REPEATS {
+    for _ in 0..repeats {
         let t = Instant::now();
         let planned = c.plan(&second).await.expect("plan after one change");
         times.push(t.elapsed());
         (changes, summary) = actions(&planned.plan);
     }
     println!(
-        "  plan after one object changed:      {:>10}   median of {REPEATS}; {summary}{}",
+        "  plan after one object changed:      {:>10}   median of {repeats}; {summary}{}",
         ms(median(times)),
         flag(changes == 1)
     );
