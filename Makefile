@@ -15,9 +15,10 @@ demo: deps build
 test: deps lint
 	$(CARGO) test
 
-## bench: print performance figures (no pass/fail)
+## bench: print performance figures (no pass/fail) from every bench in benches/
+BENCHES := $(basename $(notdir $(wildcard benches/*.rs)))
 bench: deps
-	$(CARGO) bench --bench pipeline
+	$(CARGO) bench $(addprefix --bench ,$(BENCHES))
 
 ## lint: formatting and clippy, warnings are errors
 lint:

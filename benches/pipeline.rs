@@ -8,11 +8,16 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use veer::manifest::{self, ManifestSet, ParseCache, ReadOptions};
 use veer::source::{FetchOutcome, GitRef, GitSource, SourceSpec};
 use veer::validate;
+
+#[path = "support/manifests.rs"]
+mod manifests;
+
+use manifests::{manifest_text, ms, peak_rss_kib};
 
 fn git(dir: &Path, args: &[&str]) {
     let status = Command::new("git")
@@ -23,46 +28,6 @@ fn git(dir: &Path, args: &[&str]) {
         .status()
         .expect("git is needed: apt-get install git");
     assert!(status.success(), "git {args:?} failed");
-}
-
-/// One small manifest; kinds rotate so validation has cross-object work to do.
-fn manifest_text(i: usize, generation: usize) -> String {
-    // Objects come in groups of four (DR, VS, Deployment, Service) sharing a namespace.
-    let ns = format!("team-{}", (i / 4) % 50);
-    match i % 4 {
-        0 => format!(
-            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: svc-{i}\n  namespace: {ns}\nspec:\n  host: svc-{i}\n  subsets:\n  - name: v1\n    labels: {{version: v1}}\n  - name: v2\n    labels: {{version: v2}}\n"
-        ),
-        1 => {
-            let j = i - 1;
-            let w = 100 - (generation % 100);
-            format!(
-                "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: svc-{j}\n  namespace: {ns}\nspec:\n  hosts: [svc-{j}]\n  http:\n  - route:\n    - destination: {{host: svc-{j}, subset: v1}}\n      weight: {w}\n    - destination: {{host: svc-{j}, subset: v2}}\n      weight: {}\n    timeout: 5s\n",
-                100 - w
-            )
-        }
-        2 => format!(
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app-{i}\n  namespace: {ns}\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {{app: app-{i}}}\n  template:\n    metadata:\n      labels: {{app: app-{i}}}\n    spec:\n      containers:\n      - name: app\n        image: example/app:{generation}\n"
-        ),
-        _ => format!(
-            "apiVersion: v1\nkind: Service\nmetadata:\n  name: app-{i}\n  namespace: {ns}\nspec:\n  selector: {{app: app-{i}}}\n  ports:\n  - port: 80\n"
-        ),
-    }
-}
-
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
 fn run(n: usize) {

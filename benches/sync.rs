@@ -1,0 +1,796 @@
+//! `make bench`: figures for live state, diff and sync against the embedded API server, for
+//! 1,000 and 10,000 generated manifests. Prints numbers and ratios; asserts nothing about
+//! them (only that the setup worked: the objects were created, the plans mean what their
+//! label says).
+//!
+//! The API server runs as a separate process (`veer dev-cluster`, any free loopback port,
+//! kubeconfig in a temporary directory) so that the peak RSS printed is veer's own. Each
+//! size runs in a fresh child process of this bench, so one size's peak does not hide the
+//! other's. API requests are counted client-side, by a tower layer on the kube client.
+//!
+//! For each size: the initial sync (every object created), a steady-state plan (watch cache
+//! up, plan empty), an idle poll (must make no API call), a plan after one object changed in
+//! git, a cold plan (a fresh client: discovery, watches, LISTs, as one `veer diff` does), and
+//! Debian's `kubectl diff --server-side` over the same objects against the same server.
+//!
+//! `VEER_BENCH_SIZES=200,500 cargo test --bench sync` runs other sizes (for a quick debug
+//! check of the bench itself).
+
+#[path = "support/manifests.rs"]
+mod manifests;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use kube::api::Api;
+use kube::client::ClientBuilder;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use tower::{Layer, Service};
+use veer::cluster::Cluster;
+use veer::controller::{
+    Controller, ControllerOptions, Pass, desired_objects, next_state, plan_context,
+    report_without_writes,
+};
+use veer::diff::{self, Action, Plan};
+use veer::manifest::{self, ManifestSet, ObjectKey, ReadOptions};
+use veer::source::{CommitId, LoadedRevision, PollOutcome, Revision};
+use veer::sync::state::StateLocation;
+use veer::sync::{MANAGER, SyncOptions};
+
+use manifests::{manifest_text, ms, namespace, peak_rss_kib};
+
+/// The child-process protocol: the size to run.
+const SIZE_ENV: &str = "VEER_BENCH_SYNC_SIZE";
+const SOURCE_URL: &str = "git://bench.example/mesh.git";
+/// Steady-state figures are the median of this many runs (fewer for the large size, whose
+/// idle pass takes seconds: the bench should stay within a few minutes).
+fn repeats(n: usize) -> usize {
+    if n > 2_000 { 3 } else { 5 }
+}
+
+/// How long kubectl may take. Debian's kubectl 1.20 throttles itself (client-go's default
+/// client-side rate limit), so 10,000 objects would take far longer than the bench may: it is
+/// stopped and the figure is given as a lower bound, with its rate so far.
+fn kubectl_timeout(n: usize) -> Duration {
+    if n > 2_000 {
+        Duration::from_secs(30)
+    } else {
+        Duration::from_secs(240)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Counting API requests on the client side.
+
+/// Request categories, in print order.
+const VERBS: [&str; 9] = [
+    "DISCOVERY",
+    "GET",
+    "LIST",
+    "WATCH",
+    "CREATE",
+    "UPDATE",
+    "PATCH",
+    "DELETE",
+    "OTHER",
+];
+
+#[derive(Clone, Default)]
+struct Counts(Arc<Mutex<BTreeMap<&'static str, u64>>>);
+
+impl Counts {
+    fn record(&self, verb: &'static str) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(verb)
+            .or_default() += 1;
+    }
+
+    fn snapshot(&self) -> BTreeMap<&'static str, u64> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Requests made since `before`.
+    fn since(&self, before: &BTreeMap<&'static str, u64>) -> Requests {
+        let now = self.snapshot();
+        Requests(
+            VERBS
+                .iter()
+                .map(|v| {
+                    let a = now.get(v).copied().unwrap_or(0);
+                    let b = before.get(v).copied().unwrap_or(0);
+                    (*v, a - b)
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Requests by verb over an interval.
+struct Requests(BTreeMap<&'static str, u64>);
+
+impl Requests {
+    fn total(&self) -> u64 {
+        self.0.values().sum()
+    }
+
+    fn get(&self, verb: &str) -> u64 {
+        self.0.get(verb).copied().unwrap_or(0)
+    }
+
+    fn add(&mut self, other: &Requests) {
+        for (v, n) in &other.0 {
+            *self.0.entry(v).or_default() += n;
+        }
+    }
+}
+
+impl std::fmt::Display for Requests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} requests", self.total())?;
+        let parts: Vec<String> = VERBS
+            .iter()
+            .filter(|v| self.get(v) > 0)
+            .map(|v| format!("{v} {}", self.get(v)))
+            .collect();
+        if !parts.is_empty() {
+            write!(f, " ({})", parts.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// The Kubernetes verb of a request, from its method, path and query.
+fn verb(method: &http::Method, uri: &http::Uri) -> &'static str {
+    let segments: Vec<&str> = uri.path().split('/').filter(|s| !s.is_empty()).collect();
+    // What follows /api/v1 or /apis/<group>/<version>; anything else is discovery.
+    let rest = match segments.as_slice() {
+        ["api", _version, rest @ ..] | ["apis", _, _version, rest @ ..] => rest,
+        _ => return "DISCOVERY",
+    };
+    if rest.is_empty() {
+        return "DISCOVERY";
+    }
+    // namespaces/<ns>/<resource>[/<name>[/<subresource>]]; a bare namespaces[/<name>] is the
+    // Namespace kind itself.
+    let resource_path = match rest {
+        ["namespaces", _ns, tail @ ..] if !tail.is_empty() => tail,
+        other => other,
+    };
+    let collection = resource_path.len() == 1;
+    let watching = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .any(|p| p == "watch=true" || p == "watch=1");
+    match *method {
+        http::Method::GET if collection && watching => "WATCH",
+        http::Method::GET if collection => "LIST",
+        http::Method::GET => "GET",
+        http::Method::POST => "CREATE",
+        http::Method::PUT => "UPDATE",
+        http::Method::PATCH => "PATCH",
+        http::Method::DELETE => "DELETE",
+        _ => "OTHER",
+    }
+}
+
+#[derive(Clone)]
+struct CountLayer(Counts);
+
+impl<S> Layer<S> for CountLayer {
+    type Service = CountService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        CountService {
+            inner,
+            counts: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct CountService<S> {
+    inner: S,
+    counts: Counts,
+}
+
+impl<S, B> Service<http::Request<B>> for CountService<S>
+where
+    S: Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        self.counts.record(verb(request.method(), request.uri()));
+        self.inner.call(request)
+    }
+}
+
+/// A kube client from the dev cluster's kubeconfig, counting its requests into `counts`.
+async fn counting_client(kubeconfig: &Path, counts: &Counts) -> kube::Client {
+    let file = Kubeconfig::read_from(kubeconfig).expect("the dev cluster's kubeconfig reads");
+    let config = kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
+        .await
+        .expect("the kubeconfig makes a client config");
+    ClientBuilder::try_from(config)
+        .expect("a client builder")
+        .with_layer(&CountLayer(counts.clone()))
+        .build()
+}
+
+// ---------------------------------------------------------------------------------------
+// The API server in its own process.
+
+/// `veer dev-cluster` as a child process; killed when dropped.
+struct Server {
+    child: Child,
+    kubeconfig: PathBuf,
+}
+
+impl Server {
+    fn start(dir: &Path) -> Server {
+        let kubeconfig = dir.join("kubeconfig");
+        let log = std::fs::File::create(dir.join("dev-cluster.log")).expect("a log file");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_veer"))
+            .args(["dev-cluster", "--port", "0", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .env_remove("VEER_DEV_CLUSTER_STATE")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("the log file"))
+            .stderr(log)
+            .spawn()
+            .expect("veer dev-cluster starts");
+        let mut server = Server { child, kubeconfig };
+        // Port 0: the server picks a free loopback port and writes it into the kubeconfig,
+        // atomically, once it listens.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !server.kubeconfig.is_file() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!(
+                    "veer dev-cluster exited ({status}); see {}",
+                    dir.join("dev-cluster.log").display()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "veer dev-cluster wrote no kubeconfig within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    /// Peak RSS of the server process (for context: it is not veer's).
+    fn peak_rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Revisions, controllers, plans.
+
+/// A loaded revision of `n` generated manifests; `changed` is bumped to generation 1.
+fn revision(n: usize, number: u64, changed: Option<usize>) -> Arc<LoadedRevision> {
+    let options = ReadOptions::default();
+    let mut set = ManifestSet::default();
+    for i in 0..n {
+        let generation = usize::from(changed == Some(i));
+        let text = manifest_text(i, generation);
+        let path = format!("d{:03}/m{i}.yaml", i / 100);
+        set.extend(&manifest::parse_file(&path, text.as_bytes(), &options));
+    }
+    assert_eq!(set.manifests.len(), n, "every generated manifest parses");
+    Arc::new(LoadedRevision {
+        revision: Revision {
+            commit: CommitId(format!("{number:040x}")),
+            summary: format!("bench revision {number}"),
+            author: "Bench <bench@example.com>".into(),
+            time: Utc::now(),
+        },
+        set,
+        changed_files: Vec::new(),
+        parsed_files: n,
+    })
+}
+
+async fn controller(client: kube::Client) -> Controller {
+    let location = StateLocation {
+        namespace: "veer".into(),
+        name: "veer-state".into(),
+    };
+    let options = ControllerOptions {
+        source_url: SOURCE_URL.into(),
+        prune: true,
+        sync: SyncOptions::default(),
+    };
+    Controller::start(Cluster::new(client), location, options)
+        .await
+        .expect("the controller reads its state")
+}
+
+/// Objects in `plan` by action, e.g. `unchanged 999, update 1`.
+fn actions(plan: &Plan) -> (usize, String) {
+    let mut by: BTreeMap<&str, usize> = BTreeMap::new();
+    for o in &plan.objects {
+        *by.entry(o.action.name()).or_default() += 1;
+    }
+    let changes = plan
+        .objects
+        .iter()
+        .filter(|o| !matches!(o.action, Action::Unchanged))
+        .count();
+    let text = by
+        .iter()
+        .map(|(a, n)| format!("{a} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    (changes, text)
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn flag(ok: bool) -> &'static str {
+    if ok { "" } else { "   <-- UNEXPECTED" }
+}
+
+// ---------------------------------------------------------------------------------------
+// kubectl diff.
+
+/// Debian's kubectl, unpacked by `scripts/install-deps.sh`.
+fn kubectl() -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/tools/kubernetes-client/usr/bin/kubectl");
+    assert!(
+        path.is_file(),
+        "Debian's kubectl is missing at {}: run `make deps` (scripts/install-deps.sh fetches the \
+         kubernetes-client package with `apt-get download` and unpacks it there)",
+        path.display()
+    );
+    path
+}
+
+enum KubectlOutcome {
+    /// Exit code (0: no differences, 1: differences) and the diff's line count.
+    Finished {
+        code: i32,
+        diff_lines: usize,
+    },
+    /// Exit code above 1: kubectl could not diff; its first error line.
+    Failed {
+        code: i32,
+        error: String,
+    },
+    TimedOut,
+}
+
+/// What kubectl's `-v=6` log says it did.
+#[derive(Default)]
+struct KubectlLog {
+    requests: usize,
+    /// Server dry-run PATCHes: one per object diffed.
+    objects: usize,
+    /// Waits on its own client-side rate limit ("Throttling request took …").
+    throttled: usize,
+    throttled_for: Duration,
+}
+
+impl KubectlLog {
+    fn read(path: &Path) -> KubectlLog {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let mut log = KubectlLog::default();
+        for line in text.lines() {
+            if line.contains("round_trippers.go") {
+                log.requests += 1;
+                if line.contains("] PATCH ") && line.contains("dryRun=All") {
+                    log.objects += 1;
+                }
+            }
+            if let Some(rest) = line.split("Throttling request took ").nth(1) {
+                log.throttled += 1;
+                let took = rest.split(',').next().unwrap_or("");
+                log.throttled_for += go_duration(took);
+            }
+        }
+        log
+    }
+}
+
+/// A Go duration as kubectl prints it (`196.4ms`, `1.2s`, `850µs`); zero when unreadable.
+fn go_duration(text: &str) -> Duration {
+    let number = |suffix: &str| text.strip_suffix(suffix)?.parse::<f64>().ok();
+    if let Some(v) = number("ms") {
+        Duration::from_secs_f64(v / 1e3)
+    } else if let Some(v) = number("µs") {
+        Duration::from_secs_f64(v / 1e6)
+    } else if let Some(v) = number("s") {
+        Duration::from_secs_f64(v)
+    } else {
+        Duration::ZERO
+    }
+}
+
+/// `kubectl diff --server-side --field-manager=veer -R -f dir`, as a user would check the
+/// same objects veer applies (`-v=6` so its log says what it did).
+async fn kubectl_diff(
+    kubeconfig: &Path,
+    dir: &Path,
+    home: &Path,
+    within: Duration,
+) -> (Duration, KubectlOutcome, KubectlLog) {
+    let out = home.join("kubectl-diff.out");
+    let err = home.join("kubectl-diff.err");
+    let mut child = tokio::process::Command::new(kubectl())
+        .args([
+            "diff",
+            "-v=6",
+            "--server-side",
+            "--field-manager=veer",
+            "-R",
+            "-f",
+        ])
+        .arg(dir)
+        .env("KUBECONFIG", kubeconfig)
+        .env("HOME", home)
+        // Its LIVE-*/MERGED-* directories stay inside the bench's temporary directory, even
+        // when it is stopped at the cap.
+        .env("TMPDIR", home)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).expect("kubectl output file"))
+        .stderr(std::fs::File::create(&err).expect("kubectl error file"))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kubectl starts");
+    let t = Instant::now();
+    let outcome = match tokio::time::timeout(within, child.wait()).await {
+        Ok(status) => {
+            let code = status.expect("kubectl runs").code().unwrap_or(-1);
+            if code == 0 || code == 1 {
+                let diff_lines = std::fs::read_to_string(&out)
+                    .map(|s| s.lines().count())
+                    .unwrap_or(0);
+                KubectlOutcome::Finished { code, diff_lines }
+            } else {
+                let stderr = std::fs::read_to_string(&err).unwrap_or_default();
+                let error = stderr
+                    .lines()
+                    .find(|l| l.contains("error"))
+                    .unwrap_or("no error line")
+                    .to_string();
+                KubectlOutcome::Failed { code, error }
+            }
+        }
+        Err(_) => {
+            let _ = child.kill().await;
+            KubectlOutcome::TimedOut
+        }
+    };
+    (t.elapsed(), outcome, KubectlLog::read(&err))
+}
+
+// ---------------------------------------------------------------------------------------
+// One size.
+
+async fn run(n: usize) {
+    let repeats = repeats(n);
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start(tmp.path());
+    let counts = Counts::default();
+    let client = counting_client(&server.kubeconfig, &counts).await;
+
+    // The namespaces exist before veer starts (created by someone else).
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let mut names: Vec<String> = (0..n).map(namespace).collect();
+    names.sort();
+    names.dedup();
+    for ns in &names {
+        let object = serde_json::from_value(serde_json::json!({"metadata": {"name": ns}}))
+            .expect("a Namespace");
+        namespaces
+            .create(&Default::default(), &object)
+            .await
+            .expect("namespace created");
+    }
+    println!(
+        "\n== {n} generated manifests (DestinationRule, VirtualService, Deployment, Service) in {} namespaces ==",
+        names.len()
+    );
+
+    let first = revision(n, 1, None);
+    let rss_start = peak_rss_kib();
+
+    // Initial sync: validate, plan (discovery, watches, LISTs), apply every object, wait for
+    // the watch cache to see the writes, record the state.
+    let mut c = controller(client.clone()).await;
+    let before = counts.snapshot();
+    let t = Instant::now();
+    let pass = c
+        .handle(PollOutcome::Updated(first.clone()), Utc::now())
+        .await;
+    let initial = t.elapsed();
+    let initial_requests = counts.since(&before);
+    let created = match &pass {
+        Pass::Synced { report, .. } => {
+            let s = report.summary();
+            assert_eq!(s.failed, 0, "initial sync failures:\n{}", report.human());
+            s.created
+        }
+        other => panic!("the initial sync did not sync: {other:?}"),
+    };
+    let rss_synced = peak_rss_kib();
+    println!(
+        "  initial sync (all created):         {:>10}   created {created}; {initial_requests}{}",
+        ms(initial),
+        flag(created == n)
+    );
+
+    // Steady state: the same revision planned again from the watch cache.
+    let mut times = Vec::new();
+    let mut requests = Requests(BTreeMap::new());
+    let mut changes = 0;
+    let mut summary = String::new();
+    for _ in 0..repeats {
+        let before = counts.snapshot();
+        let t = Instant::now();
+        let planned = c.plan(&first).await.expect("steady-state plan");
+        times.push(t.elapsed());
+        requests.add(&counts.since(&before));
+        (changes, summary) = actions(&planned.plan);
+    }
+    let steady = median(times);
+    println!(
+        "  steady-state plan (watch cache):    {:>10}   median of {repeats}; {summary}; {} in {repeats} plans, LIST {}{}",
+        ms(steady),
+        requests,
+        requests.get("LIST"),
+        flag(changes == 0 && requests.total() == 0)
+    );
+
+    // Where a steady-state plan and an idle pass spend their time, through the same public
+    // functions the controller calls.
+    let t = Instant::now();
+    let desired = desired_objects(&first, SOURCE_URL);
+    let desired_time = t.elapsed();
+    let keys: Vec<ObjectKey> = desired.iter().map(|d| d.key.clone()).collect();
+    let t = Instant::now();
+    let live = c.cluster().live(&keys).await.expect("live state");
+    let live_time = t.elapsed();
+    let context = plan_context(c.state(), MANAGER, true);
+    let t = Instant::now();
+    let plan = diff::plan(&desired, &live.objects, &context);
+    let diff_time = t.elapsed();
+    let report = report_without_writes(&plan);
+    let t = Instant::now();
+    let next = next_state(
+        c.state(),
+        &first,
+        &desired,
+        &report,
+        &live.unknown,
+        Utc::now(),
+    );
+    let state_time = t.elapsed();
+    let state_unchanged = next.same_content(c.state());
+    drop((desired, live, plan, report, next));
+    println!(
+        "    of which (one run): desired objects {}, watch-cache read {}, diff::plan {}, rest of Controller::plan {}",
+        ms(desired_time),
+        ms(live_time),
+        ms(diff_time),
+        ms(steady.saturating_sub(desired_time + live_time + diff_time)),
+    );
+    println!(
+        "    an idle pass adds controller::next_state (bookkeeping of {n} records): {}{}",
+        ms(state_time),
+        flag(state_unchanged)
+    );
+
+    // Idle poll: nothing changed in git or the cluster (a whole pass: plan, nothing to
+    // write, state unchanged).
+    let mut times = Vec::new();
+    let mut requests = Requests(BTreeMap::new());
+    let mut in_sync = true;
+    for _ in 0..repeats {
+        let before = counts.snapshot();
+        let t = Instant::now();
+        let unchanged = PollOutcome::Unchanged {
+            commit: first.revision.commit.clone(),
+        };
+        let pass = c.handle(unchanged, Utc::now()).await;
+        times.push(t.elapsed());
+        requests.add(&counts.since(&before));
+        in_sync &= matches!(pass, Pass::InSync { .. });
+    }
+    println!(
+        "  idle poll (whole pass, no change):  {:>10}   median of {repeats}; {} in {repeats} polls{}",
+        ms(median(times)),
+        requests,
+        flag(in_sync && requests.total() == 0)
+    );
+
+    // One object changed in git (a Deployment's image): plan, then the whole pass.
+    let second = revision(n, 2, Some(2));
+    let mut times = Vec::new();
+    for _ in 0..repeats {
+        let t = Instant::now();
+        let planned = c.plan(&second).await.expect("plan after one change");
+        times.push(t.elapsed());
+        (changes, summary) = actions(&planned.plan);
+    }
+    println!(
+        "  plan after one object changed:      {:>10}   median of {repeats}; {summary}{}",
+        ms(median(times)),
+        flag(changes == 1)
+    );
+    let before = counts.snapshot();
+    let t = Instant::now();
+    let pass = c
+        .handle(PollOutcome::Updated(second.clone()), Utc::now())
+        .await;
+    let one_pass = t.elapsed();
+    let updated = match &pass {
+        Pass::Synced { report, .. } => report.summary().updated,
+        _ => 0,
+    };
+    println!(
+        "  pass applying that change:          {:>10}   updated {updated}; {}{}",
+        ms(one_pass),
+        counts.since(&before),
+        flag(updated == 1)
+    );
+    let rss_end = peak_rss_kib();
+    drop(c);
+
+    // Cold plan: a fresh client and cache, as one `veer diff` invocation does.
+    let cold_counts = Counts::default();
+    let cold_client = counting_client(&server.kubeconfig, &cold_counts).await;
+    let t = Instant::now();
+    let fresh = controller(cold_client).await;
+    let planned = fresh.plan(&second).await.expect("cold plan");
+    let cold = t.elapsed();
+    let (changes, _) = actions(&planned.plan);
+    println!(
+        "  cold plan (fresh client, one shot): {:>10}   {changes} change(s); {}",
+        ms(cold),
+        cold_counts.since(&BTreeMap::new())
+    );
+    drop(planned);
+    drop(fresh);
+    println!(
+        "  peak RSS of veer (this process):    {:>7} MiB   before sync {} MiB, after initial sync {} MiB",
+        rss_end / 1024,
+        rss_start / 1024,
+        rss_synced / 1024,
+    );
+
+    // kubectl diff over the same objects (as veer applies them: label and source annotation
+    // included) against the same server; the cluster now matches `second`.
+    let files = tmp.path().join("objects");
+    for (i, d) in desired_objects(&second, SOURCE_URL).iter().enumerate() {
+        let dir = files.join(format!("d{:03}", i / 100));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(
+            dir.join(format!("m{i}.json")),
+            serde_json::to_vec(&d.value).expect("json"),
+        )
+        .expect("write");
+    }
+    let home = tmp.path().join("kubectl-home");
+    std::fs::create_dir_all(&home).expect("mkdir");
+    let within = kubectl_timeout(n);
+    let (kubectl_time, outcome, log) =
+        kubectl_diff(&server.kubeconfig, &files, &home, within).await;
+    let throttling = format!(
+        "{} requests, {} of them held back by kubectl's own rate limiter, {:.1} s in all",
+        log.requests,
+        log.throttled,
+        log.throttled_for.as_secs_f64()
+    );
+    let ratio = |veer: Duration| kubectl_time.as_secs_f64() / veer.as_secs_f64().max(1e-9);
+    match outcome {
+        KubectlOutcome::Finished { code, diff_lines } => {
+            println!(
+                "  kubectl diff --server-side:         {:>10}   exit {code}, {diff_lines} diff line(s); {throttling}{}",
+                ms(kubectl_time),
+                flag(code == 0 && log.objects == n)
+            );
+            println!(
+                "  ratio kubectl diff / veer steady-state plan: {:.0}x;  kubectl diff / veer cold plan: {:.1}x",
+                ratio(steady),
+                ratio(cold)
+            );
+        }
+        KubectlOutcome::Failed { code, error } => {
+            println!(
+                "  kubectl diff --server-side:         failed after {} (exit {code}): {error}   <-- UNEXPECTED",
+                ms(kubectl_time)
+            );
+        }
+        KubectlOutcome::TimedOut => {
+            let rate = log.objects as f64 / kubectl_time.as_secs_f64().max(1e-9);
+            println!(
+                "  kubectl diff --server-side:         stopped at the {} s cap after {} of {n} objects \
+                 ({rate:.1} objects/s; all would take about {:.0} s); {throttling}",
+                within.as_secs(),
+                log.objects,
+                n as f64 / rate.max(1e-9)
+            );
+            println!(
+                "  ratio kubectl diff / veer steady-state plan: more than {:.0}x;  kubectl diff / veer cold plan: more than {:.1}x",
+                ratio(steady),
+                ratio(cold)
+            );
+        }
+    }
+    println!(
+        "  (API server process, not counted above: peak RSS {} MiB)",
+        server.peak_rss_kib() / 1024
+    );
+}
+
+fn sizes() -> Vec<usize> {
+    match std::env::var("VEER_BENCH_SIZES") {
+        Ok(list) => list
+            .split(',')
+            .map(|s| {
+                s.trim()
+                    .parse()
+                    .expect("VEER_BENCH_SIZES: comma-separated numbers")
+            })
+            .collect(),
+        Err(_) => vec![1_000, 10_000],
+    }
+}
+
+fn main() {
+    if let Ok(size) = std::env::var(SIZE_ENV) {
+        let n: usize = size.parse().expect("a size");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        runtime.block_on(run(n));
+        return;
+    }
+    println!(
+        "veer live state / diff / sync benchmark (figures, not pass/fail; API server in its own process)"
+    );
+    kubectl();
+    for n in sizes() {
+        // A fresh process per size, so each peak RSS is that size's alone.
+        let status = std::process::Command::new(std::env::current_exe().expect("this bench"))
+            .env(SIZE_ENV, n.to_string())
+            .status()
+            .expect("the bench re-runs itself");
+        assert!(status.success(), "the {n}-manifest run failed ({status})");
+    }
+}
