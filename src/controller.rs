@@ -9,7 +9,7 @@
 //! ([`next_state`], [`rejected_state`], [`error_state`], [`exit_code`]); [`Controller`] is
 //! the thin I/O around them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -18,7 +18,7 @@ use tracing::{error, info, warn};
 use crate::cli::exit;
 use crate::cluster::{Cluster, ClusterError, LiveState};
 use crate::diff::{self, Action, Cause, DesiredObject, Plan, PlanContext};
-use crate::manifest::ObjectKey;
+use crate::manifest::{ObjectIdentity, ObjectKey};
 use crate::source::{LoadedRevision, PollOutcome};
 use crate::sync::state::{
     self, ErrorRecord, ObjectRecord, RejectedRecord, RevisionOutcome, RevisionRecord, StateError,
@@ -167,21 +167,24 @@ pub fn next_state(
     unknown: &BTreeSet<ObjectKey>,
     now: DateTime<Utc>,
 ) -> SyncState {
-    let hashes: BTreeMap<&ObjectKey, String> = desired
+    // Lookups by identity (API version aside), hashed: a pass over 10,000 objects must not
+    // search lists per object.
+    let hashes: HashMap<ObjectIdentity<'_>, String> = desired
         .iter()
-        .map(|d| (&d.key, diff::desired_hash(&d.value)))
+        .map(|d| (d.key.identity(), diff::desired_hash(&d.value)))
         .collect();
-    let hash_of = |key: &ObjectKey| {
-        hashes
-            .iter()
-            .find(|(k, _)| k.same_object(key))
-            .map(|(_, h)| h.clone())
-    };
+    let hash_of = |key: &ObjectKey| hashes.get(&key.identity()).cloned();
+    let prev_keys: Vec<ObjectKey> = prev.objects.iter().map(ObjectRecord::key).collect();
+    let previous_of: HashMap<ObjectIdentity<'_>, &ObjectRecord> = prev_keys
+        .iter()
+        .zip(&prev.objects)
+        .map(|(k, r)| (k.identity(), r))
+        .collect();
     let mut records: Vec<ObjectRecord> = Vec::new();
-    let mut seen: Vec<&ObjectKey> = Vec::new();
+    let mut seen: HashSet<ObjectIdentity<'_>> = HashSet::new();
     for outcome in &report.objects {
-        seen.push(&outcome.key);
-        let previous = prev.record(&outcome.key);
+        seen.insert(outcome.key.identity());
+        let previous = previous_of.get(&outcome.key.identity()).copied();
         let prev_hash = previous.and_then(|r| r.hash.clone());
         let record = match &outcome.result {
             ObjectResult::Created | ObjectResult::Updated { .. } => {
@@ -216,10 +219,10 @@ pub fn next_state(
     }
     // Records the plan did not cover: gone from git and from the cluster, unless veer could
     // not look (kind not served), in which case nothing is known and the record stays.
-    for p in &prev.objects {
-        let key = p.key();
-        let covered = seen.iter().any(|k| k.same_object(&key));
-        if !covered && unknown.iter().any(|k| k.same_object(&key)) {
+    let unknown: HashSet<ObjectIdentity<'_>> = unknown.iter().map(ObjectKey::identity).collect();
+    for (key, p) in prev_keys.iter().zip(&prev.objects) {
+        let id = key.identity();
+        if !seen.contains(&id) && unknown.contains(&id) {
             records.push(p.clone());
         }
     }
@@ -379,11 +382,15 @@ impl Controller {
     pub async fn plan(&self, loaded: &LoadedRevision) -> Result<Planned, ControllerError> {
         let desired = desired_objects(loaded, &self.options.source_url);
         let mut keys: Vec<ObjectKey> = desired.iter().map(|d| d.key.clone()).collect();
-        for key in self.state.inventory() {
-            if !keys.iter().any(|k| k.same_object(&key)) {
-                keys.push(key);
-            }
-        }
+        let inventory = self.state.inventory();
+        let wanted: HashSet<ObjectIdentity<'_>> =
+            desired.iter().map(|d| d.key.identity()).collect();
+        let extra: Vec<ObjectKey> = inventory
+            .iter()
+            .filter(|k| !wanted.contains(&k.identity()))
+            .cloned()
+            .collect();
+        keys.extend(extra);
         let live = self.cluster.live(&keys).await?;
         let ctx = plan_context(&self.state, &self.options.sync.manager, self.options.prune);
         let plan = diff::plan(&desired, &live.objects, &ctx);

@@ -21,7 +21,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::fields::{self, FieldPath, FieldSet, ListSemantics, ManagedFieldsEntry, PathElement};
-use crate::manifest::{Manifest, ObjectKey};
+use crate::manifest::{Manifest, ObjectIdentity, ObjectKey};
 
 /// Annotation on a live object that keeps veer from deleting it.
 pub const PRUNE_ANNOTATION: &str = "veer.io/prune";
@@ -216,18 +216,6 @@ pub fn desired_hash(value: &Value) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Identity without the API version: v1alpha3 and v1 of a VirtualService are one object.
-type Identity = (String, String, Option<String>, String);
-
-fn identity(key: &ObjectKey) -> Identity {
-    (
-        key.group.clone(),
-        key.kind.clone(),
-        key.namespace.clone(),
-        key.name.clone(),
-    )
-}
-
 /// Compare git with the cluster. `live` holds the live objects veer looked at (at least
 /// every desired and inventory key that exists), as the API server returns them.
 pub fn plan(
@@ -235,22 +223,23 @@ pub fn plan(
     live: &BTreeMap<ObjectKey, Value>,
     context: &PlanContext,
 ) -> Plan {
-    let live_by_id: HashMap<Identity, &Value> =
-        live.iter().map(|(k, v)| (identity(k), v)).collect();
-    let desired_ids: BTreeSet<Identity> = desired.iter().map(|d| identity(&d.key)).collect();
+    let live_by_id: HashMap<ObjectIdentity<'_>, &Value> =
+        live.iter().map(|(k, v)| (k.identity(), v)).collect();
+    let desired_ids: BTreeSet<ObjectIdentity<'_>> =
+        desired.iter().map(|d| d.key.identity()).collect();
 
     let mut applies: Vec<ObjectPlan> = desired
         .iter()
-        .map(|d| plan_object(d, live_by_id.get(&identity(&d.key)).copied(), context))
+        .map(|d| plan_object(d, live_by_id.get(&d.key.identity()).copied(), context))
         .collect();
     applies.sort_by(|a, b| order::apply_cmp(&a.key, &b.key));
 
     let mut prunes: Vec<ObjectPlan> = context
         .inventory
         .iter()
-        .filter(|k| !desired_ids.contains(&identity(k)))
+        .filter(|k| !desired_ids.contains(&k.identity()))
         .filter_map(|k| {
-            let live = live_by_id.get(&identity(k))?;
+            let live = live_by_id.get(&k.identity())?;
             Some(plan_prune(k, live, context))
         })
         .collect();
@@ -363,11 +352,18 @@ fn plan_object(desired: &DesiredObject, live: Option<&Value>, context: &PlanCont
     let action = if changes.is_empty() {
         Action::Unchanged
     } else {
+        // Exact key first (the usual case); a scan only when git changed the API version.
         let recorded = context
             .applied_hashes
-            .iter()
-            .find(|(k, _)| k.same_object(&desired.key))
-            .map(|(_, h)| h.as_str());
+            .get(&desired.key)
+            .or_else(|| {
+                context
+                    .applied_hashes
+                    .iter()
+                    .find(|(k, _)| k.same_object(&desired.key))
+                    .map(|(_, h)| h)
+            })
+            .map(String::as_str);
         let cause = if recorded == Some(desired_hash(&desired.value).as_str()) {
             Cause::Drift
         } else {

@@ -44,6 +44,17 @@ impl ObjectKey {
         }
     }
 
+    /// The object's identity regardless of API version, for hash lookups that must agree
+    /// with [`ObjectKey::same_object`].
+    pub fn identity(&self) -> ObjectIdentity<'_> {
+        ObjectIdentity {
+            group: &self.group,
+            kind: &self.kind,
+            namespace: self.namespace.as_deref(),
+            name: &self.name,
+        }
+    }
+
     /// Same object regardless of API version (v1alpha3 and v1 of a VirtualService are one).
     pub fn same_object(&self, other: &ObjectKey) -> bool {
         self.group == other.group
@@ -51,6 +62,15 @@ impl ObjectKey {
             && self.namespace == other.namespace
             && self.name == other.name
     }
+}
+
+/// An object's identity without its API version (see [`ObjectKey::identity`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectIdentity<'a> {
+    pub group: &'a str,
+    pub kind: &'a str,
+    pub namespace: Option<&'a str>,
+    pub name: &'a str,
 }
 
 impl fmt::Display for ObjectKey {
