@@ -16,6 +16,7 @@ use veer::cli::{
 };
 use veer::cluster::{self, Cluster};
 use veer::config::{self, Config, LogFormat, SourceConfig};
+use veer::controller::rollouts::{RolloutDriver, RolloutOptions};
 use veer::controller::{self, Controller, ControllerOptions, Pass};
 use veer::diff::render;
 use veer::manifest::{self, ManifestSet, ParseCache};
@@ -580,6 +581,45 @@ fn json_output(set: &ManifestSet, report: &Report) -> String {
     serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
 }
 
+/// The rollout driver as configured: Prometheus, the policies directory, the concurrency cap,
+/// notifications.
+fn rollout_driver(config: &Config) -> Result<RolloutDriver> {
+    let metrics = Arc::new(veer::metrics::Metrics::new());
+    let mut policies = Vec::new();
+    if let Some(dir) = &config.rollouts.policies_dir {
+        let set = read_path(dir, config)?;
+        let report = validate::validate(&set);
+        if !report.is_ok() {
+            for d in &report.diagnostics {
+                warn!("{d}");
+            }
+            bail!("the rollout policies in {} are invalid", dir.display());
+        }
+        policies = set
+            .manifests
+            .iter()
+            .filter_map(|m| veer::manifest::policy::rollout_policy(m).cloned())
+            .collect();
+    }
+    let notifications = veer::notify::Notifications::start(&config.notify, metrics.clone())
+        .context("cannot start notifications")?;
+    let mut driver = RolloutDriver::new(
+        RolloutOptions {
+            state_namespace: config.cluster.state_namespace.clone(),
+            max_concurrent: config.rollouts.max_concurrent,
+            policies,
+        },
+        metrics,
+    )
+    .with_notifications(Arc::new(notifications));
+    if let Some(p) = &config.analysis.prometheus {
+        let provider = veer::analysis::Prometheus::new(p.clone())
+            .context("cannot set up the Prometheus client")?;
+        driver = driver.with_provider(Arc::new(provider));
+    }
+    Ok(driver)
+}
+
 /// `veer run`: the reconcile loop until stopped (`--once`: one pass, exit as `veer sync`).
 fn run_command(config: &Config, args: &RunArgs) -> Result<i32> {
     let source_config = require_source(config)?;
@@ -596,30 +636,19 @@ fn run_command(config: &Config, args: &RunArgs) -> Result<i32> {
             source_config,
             sync_options(config, WriteMode::Apply),
         )
-        .await?;
+        .await?
+        .with_rollouts(rollout_driver(config)?);
         info!(url = %source_config.spec.url, reference = %source_config.spec.reference, "veer started");
-        loop {
+        if args.once {
             let poll = poller.poll_once().await;
             let pass = controller.handle(poll, chrono::Utc::now()).await;
-            match &pass {
-                Pass::Synced { commit, report } => {
-                    let s = report.summary();
-                    info!(commit = %&commit[..commit.len().min(12)], created = s.created, updated = s.updated, pruned = s.pruned, failed = s.failed, "reconciled");
-                }
-                Pass::InSync { .. } | Pass::DriftReported { .. } => {}
-                Pass::Rejected { .. } | Pass::NoRevision => {}
-                Pass::Failed { message } => warn!(%message, "reconcile failed"),
-            }
-            if args.once {
-                return Ok(controller::exit_code(&pass));
-            }
-            tokio::select! {
-                () = poller.next_tick() => {}
-                _ = tokio::signal::ctrl_c() => {
-                    info!("stopping");
-                    return Ok(exit::OK);
-                }
-            }
+            return Ok(controller::exit_code(&pass));
         }
+        controller::run_loop(&mut controller, &mut poller, async {
+            let _ = tokio::signal::ctrl_c().await;
+            info!("stopping");
+        })
+        .await;
+        Ok(exit::OK)
     })
 }

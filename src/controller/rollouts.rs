@@ -1,0 +1,1372 @@
+//! The rollout driver: the I/O edge around the pure rollout core (`crate::rollout`).
+//!
+//! Owns, for every VirtualService bound to a rollout policy: finding the route git shifts
+//! (`detect`), keeping its rollout state in the cluster (one ConfigMap per rollout, so a
+//! restarted veer resumes), gathering each [`Observation`] (Deployment availability of the
+//! new subsets, Prometheus checks, webhook results, operator commands, the split read back
+//! after each write), calling [`decide`], storing the next state *before* acting, and
+//! performing the action. Traffic is written through the sync module (the only writer) as
+//! the rendered VirtualService of the current phase; while a rollout runs, [`ignore_fields`]
+//! tells the planner which fields it owns so the ordinary sync never fights it.
+//!
+//! One rollout per VirtualService: the first route git shifts. The pure parts
+//! ([`ignore_fields`], [`targets`], [`to_notification`]) are table-tested below.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use serde_json::{Value, json};
+use tracing::{error, info, warn};
+
+use crate::analysis::{self, Builtin, MetricQuery, MetricsProvider, QueryTemplate, Vars};
+use crate::cluster::Cluster;
+use crate::diff::{self, DesiredObject, ObjectPlan, Plan};
+use crate::fields::FieldPath;
+use crate::manifest::ObjectKey;
+use crate::metrics::{Bound, CheckVerdict, Metrics};
+use crate::notify::{self, Notifications};
+use crate::rollout::policy::{self as rpolicy, Binding, BuiltinMetric, RolloutPolicy, Webhook};
+use crate::rollout::state::{CheckOutcome, Event as RolloutEvent};
+use crate::rollout::{
+    Action, AnalysisReport, Command, DestinationId, Observation, OperatorCommand, Phase,
+    RevertReport, RolloutState, RouteRef, RouteShift, TargetUpdate, TrafficSplit, WebhookKind,
+    WebhookReport, WebhookResult, WriteReadBack, decide, detect, owned_fields, read_split,
+};
+use crate::source::LoadedRevision;
+use crate::sync::{self, ObjectResult, SyncOptions};
+
+/// Data keys and labels of a rollout's ConfigMap.
+pub const STATE_KEY: &str = "state.json";
+/// Where `veer rollout pause|resume|...` writes its command (`{"id": N, "command": "pause"}`).
+pub const COMMAND_KEY: &str = "command";
+pub const NAMESPACE_KEY: &str = "namespace";
+pub const NAME_KEY: &str = "name";
+pub const POLICY_KEY: &str = "policy";
+/// Label on every rollout ConfigMap, so they can be listed.
+pub const ROLLOUT_LABEL: &str = "veer.io/rollout";
+
+/// Decisions one rollout may take in one pass before yielding (a chain such as write →
+/// read back → settle takes three); the loop wakes again at the rollout's next action.
+const MAX_ROUNDS: usize = 24;
+
+/// What can go wrong keeping rollout state in the cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum RolloutDriverError {
+    #[error(
+        "cannot {what}: {message}; check that veer may read and write ConfigMaps in the state namespace"
+    )]
+    Api { what: String, message: String },
+    #[error(transparent)]
+    State(#[from] crate::rollout::RolloutError),
+    #[error("{object}: {message}")]
+    Invalid { object: String, message: String },
+}
+
+impl RolloutDriverError {
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            RolloutDriverError::Api { .. } => "rollout_state_api",
+            RolloutDriverError::State(e) => e.metric_label(),
+            RolloutDriverError::Invalid { .. } => "rollout_invalid",
+        }
+    }
+}
+
+/// A rollout's identity: its VirtualService.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RolloutId {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for RolloutId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+impl RolloutId {
+    pub fn of(key: &ObjectKey) -> Self {
+        RolloutId {
+            namespace: key.namespace.clone().unwrap_or_else(|| "default".into()),
+            name: key.name.clone(),
+        }
+    }
+
+    /// `NS/NAME`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (ns, name) = text.split_once('/')?;
+        (!ns.is_empty() && !name.is_empty() && !name.contains('/')).then(|| RolloutId {
+            namespace: ns.to_string(),
+            name: name.to_string(),
+        })
+    }
+
+    /// Name of the ConfigMap holding this rollout's state.
+    pub fn config_map(&self) -> String {
+        let name = format!("veer-rollout-{}-{}", self.namespace, self.name);
+        name.chars().take(253).collect()
+    }
+}
+
+/// Pushes a revert commit of a revision to the tracked branch (`revert: git`). The git side
+/// (`source::revert`) implements it; [`NoRevert`] reports that nothing is configured.
+pub trait RevertPusher: Send + Sync {
+    /// The revert commit's id, or why there is none.
+    fn revert<'a>(
+        &'a self,
+        revision: &'a str,
+        rollout: &'a RolloutId,
+    ) -> BoxFuture<'a, Result<String, String>>;
+}
+
+/// No git revert available: every request fails with a message saying so.
+pub struct NoRevert;
+
+impl RevertPusher for NoRevert {
+    fn revert<'a>(
+        &'a self,
+        _revision: &'a str,
+        _rollout: &'a RolloutId,
+    ) -> BoxFuture<'a, Result<String, String>> {
+        Box::pin(async {
+            Err(
+                "this veer has no git credentials to push a revert with; revert the commit by hand"
+                    .to_string(),
+            )
+        })
+    }
+}
+
+/// Calls a policy's webhooks of one kind. The gate client implements it; [`HttpWebhooks`]
+/// is a plain one (POST JSON, 2xx passes).
+pub trait WebhookRunner: Send + Sync {
+    fn run<'a>(
+        &'a self,
+        kind: WebhookKind,
+        hooks: &'a [Webhook],
+        rollout: &'a RolloutId,
+        state: &'a RolloutState,
+    ) -> BoxFuture<'a, Vec<WebhookResult>>;
+}
+
+/// POSTs `{name, namespace, phase, kind, weight, metadata}` to each webhook with its timeout
+/// (default 10 s); any 2xx passes, anything else (or no answer) fails with the reason.
+pub struct HttpWebhooks {
+    client: reqwest::Client,
+}
+
+impl HttpWebhooks {
+    pub fn new() -> Self {
+        crate::tls::install_crypto_provider();
+        HttpWebhooks {
+            client: reqwest::Client::new(),
+        }
+    }
+}
+
+impl Default for HttpWebhooks {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WebhookRunner for HttpWebhooks {
+    fn run<'a>(
+        &'a self,
+        kind: WebhookKind,
+        hooks: &'a [Webhook],
+        rollout: &'a RolloutId,
+        state: &'a RolloutState,
+    ) -> BoxFuture<'a, Vec<WebhookResult>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            for hook in hooks.iter().filter(|h| h.kind == kind) {
+                let timeout = hook
+                    .timeout
+                    .as_deref()
+                    .and_then(|t| crate::validate::duration::parse(t).ok())
+                    .unwrap_or(Duration::from_secs(10));
+                let body = json!({
+                    "name": rollout.name,
+                    "namespace": rollout.namespace,
+                    "phase": state.phase.as_str(),
+                    "kind": kind.as_str(),
+                    "revision": state.revision,
+                    "weight": state.canary_weight(),
+                    "metadata": hook.metadata,
+                });
+                let sent = self
+                    .client
+                    .post(&hook.url)
+                    .timeout(timeout)
+                    .json(&body)
+                    .send()
+                    .await;
+                let (passed, message) = match sent {
+                    Ok(r) if r.status().is_success() => (true, String::new()),
+                    Ok(r) => (false, format!("answered {}", r.status())),
+                    Err(e) if e.is_timeout() => (false, format!("no answer within {timeout:?}")),
+                    Err(e) => (false, format!("unreachable: {e}")),
+                };
+                out.push(WebhookResult {
+                    name: hook.name.clone(),
+                    passed,
+                    message,
+                });
+            }
+            out
+        })
+    }
+}
+
+/// How the driver behaves.
+#[derive(Clone)]
+pub struct RolloutOptions {
+    /// Namespace of the rollout ConfigMaps (veer's state namespace).
+    pub state_namespace: String,
+    /// `maxConcurrentRollouts`; 0: no limit.
+    pub max_concurrent: usize,
+    /// Policies from a local directory, after the repository's and before the shipped ones.
+    pub policies: Vec<RolloutPolicy>,
+}
+
+/// One rollout as the driver tracks it.
+#[derive(Debug, Clone)]
+struct Tracked {
+    state: RolloutState,
+    /// The command last read from its ConfigMap (cleared once applied).
+    command: Option<OperatorCommand>,
+}
+
+/// What the driver needs to know about one bound VirtualService in this pass.
+struct Work<'a> {
+    id: RolloutId,
+    key: ObjectKey,
+    desired: &'a Value,
+    policy: RolloutPolicy,
+    target: Option<TargetUpdate>,
+    shift: Option<RouteShift>,
+}
+
+/// Drives every rollout; held by the controller.
+pub struct RolloutDriver {
+    options: RolloutOptions,
+    provider: Option<Arc<dyn MetricsProvider>>,
+    webhooks: Arc<dyn WebhookRunner>,
+    revert: Arc<dyn RevertPusher>,
+    notifications: Option<Arc<Notifications>>,
+    metrics: Arc<Metrics>,
+    rollouts: BTreeMap<RolloutId, Tracked>,
+    loaded: bool,
+    wake: Option<DateTime<Utc>>,
+}
+
+impl RolloutDriver {
+    pub fn new(options: RolloutOptions, metrics: Arc<Metrics>) -> Self {
+        RolloutDriver {
+            options,
+            provider: None,
+            webhooks: Arc::new(HttpWebhooks::new()),
+            revert: Arc::new(NoRevert),
+            notifications: None,
+            metrics,
+            rollouts: BTreeMap::new(),
+            loaded: false,
+            wake: None,
+        }
+    }
+
+    /// Analysis through this provider (Prometheus); without one every check is a metrics
+    /// error (held or failed as `onMetricsError` says).
+    pub fn with_provider(mut self, provider: Arc<dyn MetricsProvider>) -> Self {
+        self.provider = Some(provider);
+        self
+    }
+
+    pub fn with_webhooks(mut self, runner: Arc<dyn WebhookRunner>) -> Self {
+        self.webhooks = runner;
+        self
+    }
+
+    pub fn with_revert(mut self, pusher: Arc<dyn RevertPusher>) -> Self {
+        self.revert = pusher;
+        self
+    }
+
+    pub fn with_notifications(mut self, notifications: Arc<Notifications>) -> Self {
+        self.notifications = Some(notifications);
+        self
+    }
+
+    /// The earliest time a rollout wants to act again, if any is running.
+    pub fn next_wake(&self) -> Option<DateTime<Utc>> {
+        self.wake
+    }
+
+    /// The state of each rollout the driver knows.
+    pub fn states(&self) -> impl Iterator<Item = (&RolloutId, &RolloutState)> {
+        self.rollouts.iter().map(|(k, t)| (k, &t.state))
+    }
+
+    /// The policies in force for `loaded`: the repository's, the local ones, the shipped.
+    pub fn policies(&self, loaded: &LoadedRevision) -> Vec<RolloutPolicy> {
+        let mut mine: Vec<RolloutPolicy> = loaded
+            .set
+            .manifests
+            .iter()
+            .filter_map(|m| crate::manifest::policy::rollout_policy(m).cloned())
+            .collect();
+        for p in &self.options.policies {
+            if !mine.iter().any(|m| m.name() == p.name()) {
+                mine.push(p.clone());
+            }
+        }
+        rpolicy::effective(&mine)
+    }
+
+    /// Read every stored rollout once (one LIST).
+    pub async fn load(&mut self, cluster: &Cluster) -> Result<(), RolloutDriverError> {
+        if self.loaded {
+            return Ok(());
+        }
+        let api: Api<ConfigMap> =
+            Api::namespaced(cluster.client().clone(), &self.options.state_namespace);
+        let list = match api
+            .list(&ListParams::default().labels(&format!("{ROLLOUT_LABEL}=true")))
+            .await
+        {
+            Ok(l) => l,
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                self.loaded = true;
+                return Ok(());
+            }
+            Err(e) => {
+                return Err(RolloutDriverError::Api {
+                    what: "list the rollout states".into(),
+                    message: e.to_string(),
+                });
+            }
+        };
+        for cm in list.items {
+            let Some((id, tracked)) = tracked_from(&cm)? else {
+                continue;
+            };
+            info!(rollout = %id, phase = %tracked.state.phase, step = tracked.state.step, "rollout state read from the cluster");
+            self.rollouts.insert(id, tracked);
+        }
+        self.loaded = true;
+        Ok(())
+    }
+
+    /// The fields running rollouts own, for the planner. See [`ignore_fields`].
+    pub fn ignore(
+        &self,
+        desired: &[DesiredObject],
+        live: &BTreeMap<ObjectKey, Value>,
+        policies: &[RolloutPolicy],
+    ) -> BTreeMap<ObjectKey, Vec<FieldPath>> {
+        let states: BTreeMap<RolloutId, &RolloutState> = self
+            .rollouts
+            .iter()
+            .map(|(k, t)| (k.clone(), &t.state))
+            .collect();
+        ignore_fields(desired, live, &states, policies)
+    }
+
+    /// One pass over every bound VirtualService: start, advance, hold or roll back.
+    pub async fn drive(
+        &mut self,
+        cluster: &Cluster,
+        sync_options: &SyncOptions,
+        loaded: &LoadedRevision,
+        desired: &[DesiredObject],
+        live: &BTreeMap<ObjectKey, Value>,
+    ) {
+        if let Err(e) = self.load(cluster).await {
+            error!(error = %e, "cannot read the rollout states; rollouts wait for the next pass");
+            return;
+        }
+        self.wake = None;
+        let policies = self.policies(loaded);
+        let commit = loaded.revision.commit.0.clone();
+        let mut work = Vec::new();
+        for d in desired.iter().filter(|d| is_virtual_service(&d.key)) {
+            let Some(policy) = bound_policy(&d.value, &policies) else {
+                continue;
+            };
+            let id = RolloutId::of(&d.key);
+            let live_vs = find_live(live, &d.key);
+            let state = self.rollouts.get(&id).map(|t| &t.state);
+            let (shift, target) = match targets(&d.value, live_vs, state, &commit) {
+                Ok(t) => t,
+                Err(e) => {
+                    warn!(rollout = %id, error = %e, "cannot read the route's weights; no rollout");
+                    continue;
+                }
+            };
+            if state.is_none() && shift.is_none() {
+                continue;
+            }
+            work.push(Work {
+                id,
+                key: d.key.clone(),
+                desired: &d.value,
+                policy: policy.clone(),
+                target,
+                shift,
+            });
+        }
+        // New rollouts start queued.
+        let now = Utc::now();
+        for w in &work {
+            if self.rollouts.contains_key(&w.id) {
+                continue;
+            }
+            let (Some(shift), Some(target)) = (&w.shift, &w.target) else {
+                continue;
+            };
+            let state = RolloutState::new(
+                target.revision.clone(),
+                shift.route.clone(),
+                &shift.start,
+                &shift.target,
+                &w.policy.spec,
+                now,
+            );
+            info!(rollout = %w.id, policy = %w.policy.name(), from = ?state.from_split, target = ?state.target_split, steps = ?state.steps, "rollout started");
+            self.notify(notify::Event::RolloutStarted {
+                rollout: w.id.to_string(),
+                commit: state.revision.clone(),
+                weight: state.steps.first().copied().unwrap_or(0),
+            });
+            if let Err(e) = self.store(cluster, &w.id, &w.policy, &state, false).await {
+                error!(rollout = %w.id, error = %e, "cannot store the new rollout; it starts at the next pass");
+                continue;
+            }
+            self.rollouts.insert(
+                w.id.clone(),
+                Tracked {
+                    state,
+                    command: None,
+                },
+            );
+        }
+        for w in &work {
+            if let Err(e) = self.drive_one(cluster, sync_options, w).await {
+                error!(rollout = %w.id, error = %e, "rollout step failed; retrying at the next pass");
+                self.wake_at(Utc::now() + chrono::TimeDelta::seconds(5));
+            }
+        }
+    }
+
+    fn wake_at(&mut self, at: DateTime<Utc>) {
+        self.wake = Some(self.wake.map_or(at, |w| w.min(at)));
+    }
+
+    fn admitted(&self, id: &RolloutId) -> bool {
+        let list: Vec<(RolloutId, &RolloutState)> = self
+            .rollouts
+            .iter()
+            .map(|(k, t)| (k.clone(), &t.state))
+            .collect();
+        crate::rollout::queue::admit(&list, self.options.max_concurrent).contains(id)
+    }
+
+    async fn drive_one(
+        &mut self,
+        cluster: &Cluster,
+        sync_options: &SyncOptions,
+        w: &Work<'_>,
+    ) -> Result<(), RolloutDriverError> {
+        let command = self.read_command(cluster, &w.id).await?;
+        if let Some(t) = self.rollouts.get_mut(&w.id) {
+            t.command = command;
+        }
+        let mut answer = Observation::default();
+        for _ in 0..MAX_ROUNDS {
+            let Some(tracked) = self.rollouts.get(&w.id) else {
+                return Ok(());
+            };
+            let state = tracked.state.clone();
+            if answer == Observation::default()
+                && let Some(action) = state.pending_action().cloned()
+            {
+                answer = self
+                    .perform(cluster, sync_options, w, &state, &action)
+                    .await;
+            }
+            let mut obs = answer;
+            answer = Observation::default();
+            obs.target = w.target.clone();
+            obs.command = tracked.command;
+            obs.admitted = self.admitted(&w.id);
+            obs.available = Some(available(cluster, &w.id.namespace, &state.canary()).await);
+            let now = Utc::now();
+            let decision = decide(&state, &obs, &w.policy.spec, now);
+            for event in &decision.events {
+                self.on_event(&w.id, &state, &decision.next, event);
+            }
+            self.record_metrics(&w.id, &state, &decision.next, &w.policy);
+            let consumed = obs
+                .command
+                .is_some_and(|c| c.id <= decision.next.last_command);
+            if decision.next != state || consumed {
+                self.store(cluster, &w.id, &w.policy, &decision.next, consumed)
+                    .await?;
+            }
+            if let Some(t) = self.rollouts.get_mut(&w.id) {
+                t.state = decision.next.clone();
+                if consumed {
+                    t.command = None;
+                }
+            }
+            match decision.action {
+                Action::Wait { until } => {
+                    self.wake_at(until);
+                    return Ok(());
+                }
+                Action::Done => {
+                    if decision.next.phase.is_terminal() {
+                        self.metrics
+                            .set_rollout_phase(&w.id.to_string(), decision.next.phase.as_str());
+                    }
+                    return Ok(());
+                }
+                Action::Alert { event } => {
+                    error!(rollout = %w.id, event = ?event, "rollout needs attention");
+                    self.notify(notify::Event::SyncFailed {
+                        commit: decision.next.revision.clone(),
+                        message: format!("rollout {}: {}", w.id, describe(&event)),
+                        objects: vec![w.key.to_string()],
+                    });
+                }
+                Action::SetSplit { .. }
+                | Action::RunWebhooks { .. }
+                | Action::Analyse { .. }
+                | Action::Rollback { .. }
+                | Action::RevertInGit { .. } => {}
+            }
+        }
+        // Still busy: come back soon rather than loop forever in one pass.
+        self.wake_at(Utc::now());
+        Ok(())
+    }
+
+    /// Perform an action that expects an answer; the answer as an observation.
+    async fn perform(
+        &self,
+        cluster: &Cluster,
+        sync_options: &SyncOptions,
+        w: &Work<'_>,
+        state: &RolloutState,
+        action: &Action,
+    ) -> Observation {
+        let mut obs = Observation::default();
+        match action {
+            Action::SetSplit { id, split, overlay } => {
+                info!(rollout = %w.id, phase = %state.phase, step = state.step, split = ?split, "shifting traffic");
+                if let Some(read_back) = self
+                    .write_split(cluster, sync_options, w, state, split, overlay.as_ref())
+                    .await
+                {
+                    obs.write = Some(WriteReadBack { id: *id, read_back });
+                }
+            }
+            Action::Rollback { id, to } => {
+                warn!(rollout = %w.id, to = ?to, "rolling back");
+                if let Some(read_back) = self
+                    .write_split(cluster, sync_options, w, state, to, None)
+                    .await
+                {
+                    obs.write = Some(WriteReadBack { id: *id, read_back });
+                }
+            }
+            Action::Analyse {
+                id,
+                canary,
+                metrics: names,
+                ..
+            } => {
+                let checks = self.analyse(&w.id, &w.policy, canary, names).await;
+                obs.analysis = Some(AnalysisReport { id: *id, checks });
+            }
+            Action::RunWebhooks { id, kind } => {
+                let results = self
+                    .webhooks
+                    .run(*kind, &w.policy.spec.webhooks, &w.id, state)
+                    .await;
+                obs.webhooks = Some(WebhookReport { id: *id, results });
+            }
+            Action::RevertInGit { id, revision } => {
+                let outcome = self.revert.revert(revision, &w.id).await;
+                obs.revert = Some(RevertReport { id: *id, outcome });
+            }
+            Action::Wait { .. } | Action::Alert { .. } | Action::Done => {}
+        }
+        obs
+    }
+
+    /// Apply the rendered VirtualService through sync, then read the route back from the
+    /// API server (not the cache). `None` when it cannot be read back at all.
+    async fn write_split(
+        &self,
+        cluster: &Cluster,
+        sync_options: &SyncOptions,
+        w: &Work<'_>,
+        state: &RolloutState,
+        split: &TrafficSplit,
+        overlay: Option<&crate::rollout::Overlay>,
+    ) -> Option<TrafficSplit> {
+        match crate::rollout::render::render(
+            w.desired,
+            state.route.index,
+            split,
+            &state.target_split,
+            overlay,
+        ) {
+            Ok(rendered) => {
+                let plan = Plan {
+                    objects: vec![ObjectPlan {
+                        key: w.key.clone(),
+                        action: diff::Action::Update {
+                            cause: diff::Cause::GitChange,
+                            changes: Vec::new(),
+                        },
+                        desired: Some(rendered),
+                        live: None,
+                    }],
+                };
+                let report = sync::execute(cluster, &plan, &BTreeMap::new(), sync_options).await;
+                for o in &report.objects {
+                    if let ObjectResult::Failed(f) = &o.result {
+                        warn!(rollout = %w.id, error = %f.message, "traffic write failed");
+                    }
+                }
+            }
+            Err(e) => warn!(rollout = %w.id, error = %e, "cannot render the VirtualService"),
+        }
+        let api = match cluster.resolve(&w.key).await {
+            Ok(r) => Api::<DynamicObject>::namespaced_with(
+                cluster.client().clone(),
+                &w.id.namespace,
+                &r.resource,
+            ),
+            Err(e) => {
+                warn!(rollout = %w.id, error = %e, "cannot read the VirtualService back");
+                return None;
+            }
+        };
+        let object = match api.get(&w.key.name).await {
+            Ok(o) => serde_json::to_value(o).ok()?,
+            Err(e) => {
+                warn!(rollout = %w.id, error = %e, "cannot read the VirtualService back");
+                return None;
+            }
+        };
+        let index = live_route_index(&object, &state.route)?;
+        read_split(&object, index).ok()
+    }
+
+    async fn analyse(
+        &self,
+        id: &RolloutId,
+        policy: &RolloutPolicy,
+        canary: &[DestinationId],
+        names: &[String],
+    ) -> Vec<analysis::Check> {
+        let spec = &policy.spec;
+        let interval = spec.timings().interval;
+        let service = canary
+            .first()
+            .map(|d| short_host(&d.host).to_string())
+            .unwrap_or_default();
+        let subset = canary
+            .first()
+            .and_then(|d| d.subset.clone())
+            .unwrap_or_default();
+        let mut checks = Vec::new();
+        for m in spec.metrics.iter().filter(|m| names.contains(&m.name)) {
+            let query = match (&m.builtin, &m.query) {
+                (Some(BuiltinMetric::RequestSuccessRate), _) => {
+                    MetricQuery::Builtin(Builtin::RequestSuccessRate)
+                }
+                (Some(BuiltinMetric::RequestDuration), _) => {
+                    MetricQuery::Builtin(Builtin::RequestDuration)
+                }
+                (None, Some(q)) => MetricQuery::Query(QueryTemplate::new(q.clone())),
+                (None, None) => MetricQuery::Query(QueryTemplate::new("")),
+            };
+            let window = m
+                .interval
+                .as_deref()
+                .and_then(|t| crate::validate::duration::parse(t).ok())
+                .unwrap_or(interval);
+            let metric = analysis::Metric {
+                name: m.name.clone(),
+                query,
+                threshold: m.threshold_range,
+            };
+            let vars = Vars::new(&id.namespace, &service, &subset, window);
+            match &self.provider {
+                Some(p) => checks.extend(
+                    analysis::analyse(p.as_ref(), &[metric], &vars, spec.min_requests.unwrap_or(0))
+                        .await,
+                ),
+                None => checks.push(analysis::Check {
+                    metric: m.name.clone(),
+                    query: String::new(),
+                    value: None,
+                    threshold: m.threshold_range,
+                    requests: None,
+                    verdict: analysis::AnalysisVerdict::MetricsError {
+                        kind: analysis::MetricsErrorKind::Unreachable,
+                        reason: "no Prometheus configured (`analysis.prometheus.url`)".into(),
+                    },
+                }),
+            }
+        }
+        for c in &checks {
+            info!(rollout = %id, metric = %c.metric, value = ?c.value, threshold = %c.threshold, verdict = c.verdict.metric_label(), "check");
+        }
+        checks
+    }
+
+    /// The command waiting in the rollout's ConfigMap, if any.
+    async fn read_command(
+        &self,
+        cluster: &Cluster,
+        id: &RolloutId,
+    ) -> Result<Option<OperatorCommand>, RolloutDriverError> {
+        let api: Api<ConfigMap> =
+            Api::namespaced(cluster.client().clone(), &self.options.state_namespace);
+        let cm = api
+            .get_opt(&id.config_map())
+            .await
+            .map_err(|e| RolloutDriverError::Api {
+                what: format!("read the rollout state of {id}"),
+                message: e.to_string(),
+            })?;
+        Ok(cm
+            .and_then(|c| c.data)
+            .and_then(|d| d.get(COMMAND_KEY).cloned())
+            .and_then(|text| serde_json::from_str(&text).ok()))
+    }
+
+    /// Store the state (server-side apply, field manager `veer`); `clear_command` removes the
+    /// consumed command (merge patch: the CLI wrote it as another manager).
+    async fn store(
+        &self,
+        cluster: &Cluster,
+        id: &RolloutId,
+        policy: &RolloutPolicy,
+        state: &RolloutState,
+        clear_command: bool,
+    ) -> Result<(), RolloutDriverError> {
+        let api: Api<ConfigMap> =
+            Api::namespaced(cluster.client().clone(), &self.options.state_namespace);
+        let name = id.config_map();
+        let object = json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": name,
+                "namespace": self.options.state_namespace,
+                "labels": {
+                    ROLLOUT_LABEL: "true",
+                    sync::MANAGED_BY_LABEL: sync::MANAGER,
+                },
+            },
+            "data": {
+                NAMESPACE_KEY: id.namespace,
+                NAME_KEY: id.name,
+                POLICY_KEY: policy.name(),
+                STATE_KEY: state.encode(),
+            },
+        });
+        let params = PatchParams::apply(sync::MANAGER).force();
+        api.patch(&name, &params, &Patch::Apply(&object))
+            .await
+            .map_err(|e| RolloutDriverError::Api {
+                what: format!("store the rollout state of {id}"),
+                message: e.to_string(),
+            })?;
+        if clear_command {
+            let patch = json!({"data": {COMMAND_KEY: null}});
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(|e| RolloutDriverError::Api {
+                    what: format!("clear the command of {id}"),
+                    message: e.to_string(),
+                })?;
+        }
+        Ok(())
+    }
+
+    fn notify(&self, event: notify::Event) {
+        if let Some(n) = &self.notifications {
+            n.send(event);
+        }
+    }
+
+    fn on_event(
+        &self,
+        id: &RolloutId,
+        before: &RolloutState,
+        after: &RolloutState,
+        event: &RolloutEvent,
+    ) {
+        match event {
+            RolloutEvent::Held { reason } => {
+                warn!(rollout = %id, phase = %after.phase, reason = ?reason, "holding")
+            }
+            RolloutEvent::CheckFailed {
+                failed_checks,
+                threshold,
+                checks,
+            } => {
+                warn!(rollout = %id, failed_checks, threshold, checks = ?checks, "check failed")
+            }
+            RolloutEvent::PhaseChanged { from, to } => {
+                info!(rollout = %id, from = %from, to = %to, "rollout phase")
+            }
+            RolloutEvent::StepAdvanced { step, split } => {
+                info!(rollout = %id, step, split = ?split, "step advanced")
+            }
+            RolloutEvent::CheckPassed { .. }
+            | RolloutEvent::WebhookFailed { .. }
+            | RolloutEvent::WriteNotReadBack { .. }
+            | RolloutEvent::RollbackNotRestored { .. }
+            | RolloutEvent::RollingBack { .. }
+            | RolloutEvent::RolledBack { .. }
+            | RolloutEvent::Promoted { .. }
+            | RolloutEvent::Reverted { .. }
+            | RolloutEvent::RevertFailed { .. }
+            | RolloutEvent::Restarted { .. }
+            | RolloutEvent::CommandApplied { .. }
+            | RolloutEvent::CommandIgnored { .. } => {
+                info!(rollout = %id, event = ?event, "rollout")
+            }
+        }
+        if let Some(n) = to_notification(id, before, after, event) {
+            self.notify(n);
+        }
+    }
+
+    fn record_metrics(
+        &self,
+        id: &RolloutId,
+        before: &RolloutState,
+        after: &RolloutState,
+        policy: &RolloutPolicy,
+    ) {
+        let name = id.to_string();
+        self.metrics
+            .set_rollout_weight(&name, f64::from(after.canary_weight()));
+        self.metrics.set_rollout_phase(&name, after.phase.as_str());
+        // Records added by this decision (the history is bounded: compare by count of new
+        // tail entries).
+        let new = after.history.len().saturating_sub(before.history.len());
+        let added = if after.history.len() == before.history.len()
+            && after.history.last() != before.history.last()
+        {
+            // The history was full and rotated: at least the last entry is new.
+            1
+        } else {
+            new
+        };
+        for r in after.history.iter().rev().take(added) {
+            let verdict = match r.outcome {
+                CheckOutcome::Passed => CheckVerdict::Pass,
+                CheckOutcome::Failed => CheckVerdict::Fail,
+                CheckOutcome::Held => CheckVerdict::Inconclusive,
+            };
+            self.metrics.record_check(&r.check, verdict);
+            if let Some(v) = r.value {
+                self.metrics.set_metric_value(&name, &r.check, v);
+            }
+            if let Some(m) = policy.spec.metrics.iter().find(|m| m.name == r.check) {
+                self.metrics.set_metric_threshold(
+                    &name,
+                    &r.check,
+                    Bound::Min,
+                    m.threshold_range.min,
+                );
+                self.metrics.set_metric_threshold(
+                    &name,
+                    &r.check,
+                    Bound::Max,
+                    m.threshold_range.max,
+                );
+            }
+        }
+    }
+}
+
+/// A rollout ConfigMap as `(id, tracked)`; `None` when it is not one.
+fn tracked_from(cm: &ConfigMap) -> Result<Option<(RolloutId, Tracked)>, RolloutDriverError> {
+    let Some(data) = &cm.data else {
+        return Ok(None);
+    };
+    let (Some(ns), Some(name), Some(stored)) = (
+        data.get(NAMESPACE_KEY),
+        data.get(NAME_KEY),
+        data.get(STATE_KEY),
+    ) else {
+        return Ok(None);
+    };
+    let id = RolloutId {
+        namespace: ns.clone(),
+        name: name.clone(),
+    };
+    let state = RolloutState::decode(&format!("VirtualService {id}"), stored)?;
+    let command = data
+        .get(COMMAND_KEY)
+        .and_then(|t| serde_json::from_str(t).ok());
+    Ok(Some((id, Tracked { state, command })))
+}
+
+/// Read one rollout's state and pending command from the cluster (for `veer rollout`).
+pub async fn read_rollout(
+    client: &kube::Client,
+    state_namespace: &str,
+    id: &RolloutId,
+) -> Result<Option<(RolloutState, Option<OperatorCommand>, String)>, RolloutDriverError> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), state_namespace);
+    let cm = api
+        .get_opt(&id.config_map())
+        .await
+        .map_err(|e| RolloutDriverError::Api {
+            what: format!("read the rollout state of {id}"),
+            message: e.to_string(),
+        })?;
+    let Some(cm) = cm else { return Ok(None) };
+    let policy = cm
+        .data
+        .as_ref()
+        .and_then(|d| d.get(POLICY_KEY).cloned())
+        .unwrap_or_default();
+    Ok(tracked_from(&cm)?.map(|(_, t)| (t.state, t.command, policy)))
+}
+
+/// Every stored rollout (for `veer rollout status`).
+pub async fn list_rollouts(
+    client: &kube::Client,
+    state_namespace: &str,
+) -> Result<Vec<(RolloutId, RolloutState, String)>, RolloutDriverError> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), state_namespace);
+    let list = api
+        .list(&ListParams::default().labels(&format!("{ROLLOUT_LABEL}=true")))
+        .await
+        .map_err(|e| RolloutDriverError::Api {
+            what: "list the rollout states".into(),
+            message: e.to_string(),
+        })?;
+    let mut out = Vec::new();
+    for cm in &list.items {
+        let policy = cm
+            .data
+            .as_ref()
+            .and_then(|d| d.get(POLICY_KEY).cloned())
+            .unwrap_or_default();
+        if let Some((id, t)) = tracked_from(cm)? {
+            out.push((id, t.state, policy));
+        }
+    }
+    Ok(out)
+}
+
+/// Write an operator command into a rollout's ConfigMap (merge patch, field manager
+/// `veer-cli`); the controller applies it once and clears it. The id is above every id the
+/// rollout has seen, so it is never mistaken for an old one.
+pub async fn send_command(
+    client: &kube::Client,
+    state_namespace: &str,
+    id: &RolloutId,
+    command: Command,
+) -> Result<Option<OperatorCommand>, RolloutDriverError> {
+    let Some((state, pending, _)) = read_rollout(client, state_namespace, id).await? else {
+        return Ok(None);
+    };
+    let next = OperatorCommand {
+        id: state.last_command.max(pending.map_or(0, |p| p.id)) + 1,
+        command,
+    };
+    let text = serde_json::to_string(&next).unwrap_or_default();
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), state_namespace);
+    let patch = json!({"data": {COMMAND_KEY: text}});
+    let params = PatchParams {
+        field_manager: Some("veer-cli".into()),
+        ..PatchParams::default()
+    };
+    api.patch(&id.config_map(), &params, &Patch::Merge(&patch))
+        .await
+        .map_err(|e| RolloutDriverError::Api {
+            what: format!("write the command for {id}"),
+            message: e.to_string(),
+        })?;
+    Ok(Some(next))
+}
+
+fn is_virtual_service(key: &ObjectKey) -> bool {
+    key.group == "networking.istio.io" && key.kind == "VirtualService"
+}
+
+fn find_live<'a>(live: &'a BTreeMap<ObjectKey, Value>, key: &ObjectKey) -> Option<&'a Value> {
+    live.iter()
+        .find(|(k, _)| k.same_object(key))
+        .map(|(_, v)| v)
+}
+
+fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
+    value
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The policy a VirtualService (as in git) is bound to; unknown or ambiguous bindings are
+/// logged and leave it unbound (validation reports them).
+pub fn bound_policy<'p>(
+    desired: &Value,
+    policies: &'p [RolloutPolicy],
+) -> Option<&'p RolloutPolicy> {
+    let annotation = desired
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(rpolicy::POLICY_ANNOTATION))
+        .and_then(Value::as_str);
+    let labels = string_map(desired.pointer("/metadata/labels"));
+    match rpolicy::bind(annotation, &labels, policies) {
+        Binding::Annotation(p) | Binding::Selector(p) => Some(p),
+        Binding::Unbound => None,
+        Binding::UnknownPolicy(name) => {
+            warn!(policy = %name, "VirtualService names an unknown rollout policy; its weights apply at once");
+            None
+        }
+        Binding::Ambiguous(names) => {
+            warn!(policies = ?names, "several rollout policies select one VirtualService; its weights apply at once");
+            None
+        }
+    }
+}
+
+/// Position of `route` in a live VirtualService, paired as `detect` pairs routes: by name,
+/// else by position among the routes veer did not insert.
+pub fn live_route_index(live: &Value, route: &RouteRef) -> Option<usize> {
+    let routes = live.pointer("/spec/http").and_then(Value::as_array)?;
+    let name_of = |r: &Value| r.get("name").and_then(Value::as_str).map(str::to_string);
+    let users: Vec<(usize, &Value)> = routes
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            !name_of(r).is_some_and(|n| n.starts_with(crate::rollout::render::MATCH_ROUTE_PREFIX))
+        })
+        .collect();
+    if let Some(n) = &route.name
+        && let Some((i, _)) = users
+            .iter()
+            .find(|(_, r)| name_of(r).as_deref() == Some(n.as_str()))
+    {
+        return Some(*i);
+    }
+    users.get(route.index).map(|(i, _)| *i)
+}
+
+/// The route git shifts (if any) and what the state machine should hear as the target. The
+/// target keeps the state's revision while git's split is the one being rolled out, so an
+/// unrelated commit does not restart a rollout; a different split carries `commit`. Pure.
+pub fn targets(
+    desired: &Value,
+    live: Option<&Value>,
+    state: Option<&RolloutState>,
+    commit: &str,
+) -> Result<(Option<RouteShift>, Option<TargetUpdate>), crate::rollout::RolloutError> {
+    let shift = detect(desired, live)?.into_iter().next();
+    let Some(live) = live else {
+        return Ok((None, None));
+    };
+    let (git_split, live_split) = match (&shift, state) {
+        (Some(s), _) => (s.target.clone(), s.start.clone()),
+        (None, Some(st)) => {
+            let Some(index) = live_route_index(live, &st.route) else {
+                return Ok((None, None));
+            };
+            let live_split = read_split(live, index)?;
+            let git_split = read_split(desired, st.route.index).unwrap_or(live_split.clone());
+            (git_split, live_split)
+        }
+        (None, None) => return Ok((None, None)),
+    };
+    let revision = match state {
+        Some(st) if st.target_split.same_traffic(&git_split) => st.revision.clone(),
+        Some(_) | None => commit.to_string(),
+    };
+    Ok((
+        shift,
+        Some(TargetUpdate {
+            revision,
+            target: git_split,
+            live: live_split,
+        }),
+    ))
+}
+
+/// The fields rollouts own, per VirtualService, for `PlanContext.ignore`: a route git shifts
+/// belongs to its rollout unless that rollout succeeded toward this very split (then live
+/// differing is drift, healed as usual); a running rollout owns its route even when live
+/// happens to equal git. Pure.
+pub fn ignore_fields(
+    desired: &[DesiredObject],
+    live: &BTreeMap<ObjectKey, Value>,
+    states: &BTreeMap<RolloutId, &RolloutState>,
+    policies: &[RolloutPolicy],
+) -> BTreeMap<ObjectKey, Vec<FieldPath>> {
+    let mut out = BTreeMap::new();
+    for d in desired.iter().filter(|d| is_virtual_service(&d.key)) {
+        let id = RolloutId::of(&d.key);
+        let state = states.get(&id).copied();
+        let bound = bound_policy(&d.value, policies).is_some();
+        if !bound && state.is_none_or(|s| s.phase.is_terminal()) {
+            continue;
+        }
+        let shift = detect(&d.value, find_live(live, &d.key))
+            .ok()
+            .and_then(|s| s.into_iter().next());
+        let owned = match (state, shift) {
+            (Some(s), shift) if !s.phase.is_terminal() => {
+                let shift = shift.unwrap_or_else(|| RouteShift {
+                    route: s.route.clone(),
+                    live_index: s.route.index,
+                    start: s.current_split.clone(),
+                    target: s.target_split.clone(),
+                    // Unknown here: own the whole list.
+                    same_destinations: false,
+                    destinations: 0,
+                });
+                owned_fields(&shift, s.current_overlay.as_ref())
+            }
+            (Some(s), Some(shift))
+                if s.phase == Phase::Succeeded && s.target_split.same_traffic(&shift.target) =>
+            {
+                continue;
+            }
+            (_, Some(shift)) => owned_fields(&shift, None),
+            (_, None) => continue,
+        };
+        out.insert(d.key.clone(), owned);
+    }
+    out
+}
+
+/// Is every Deployment of the new destinations available? Subsets are matched through the
+/// DestinationRule of their host (subset labels ⊆ pod template labels); a destination without
+/// a subset is matched by `app: <host>`. No matching Deployment counts as unavailable.
+async fn available(cluster: &Cluster, namespace: &str, canary: &[DestinationId]) -> bool {
+    if canary.is_empty() {
+        return true;
+    }
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client().clone(), namespace);
+    let Ok(deployments) = deployments.list(&ListParams::default()).await else {
+        return false;
+    };
+    let rules = destination_rules(cluster, namespace).await;
+    for d in canary {
+        let selector = subset_labels(&rules, d);
+        let matching: Vec<&Deployment> = deployments
+            .items
+            .iter()
+            .filter(|dep| {
+                let labels = dep
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.template.metadata.as_ref())
+                    .and_then(|m| m.labels.clone())
+                    .unwrap_or_default();
+                selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+            })
+            .collect();
+        if matching.is_empty() {
+            warn!(destination = %d, labels = ?selector, "no Deployment matches the new destination; the health gate waits");
+            return false;
+        }
+        if !matching.iter().all(|dep| deployment_available(dep)) {
+            return false;
+        }
+    }
+    true
+}
+
+fn deployment_available(dep: &Deployment) -> bool {
+    dep.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| c.type_ == "Available" && c.status == "True")
+        })
+}
+
+async fn destination_rules(cluster: &Cluster, namespace: &str) -> Vec<Value> {
+    let key = ObjectKey {
+        group: "networking.istio.io".into(),
+        version: "v1".into(),
+        kind: "DestinationRule".into(),
+        namespace: Some(namespace.into()),
+        name: String::new(),
+    };
+    let Ok(r) = cluster.resolve(&key).await else {
+        return Vec::new();
+    };
+    let api =
+        Api::<DynamicObject>::namespaced_with(cluster.client().clone(), namespace, &r.resource);
+    match api.list(&ListParams::default()).await {
+        Ok(l) => l
+            .items
+            .into_iter()
+            .filter_map(|o| serde_json::to_value(o).ok())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn short_host(host: &str) -> &str {
+    host.split('.').next().unwrap_or(host)
+}
+
+/// The pod labels of destination `d`. Pure.
+pub fn subset_labels(rules: &[Value], d: &DestinationId) -> BTreeMap<String, String> {
+    let Some(subset) = &d.subset else {
+        return BTreeMap::from([("app".to_string(), short_host(&d.host).to_string())]);
+    };
+    for rule in rules {
+        let host = rule
+            .pointer("/spec/host")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if short_host(host) != short_host(&d.host) {
+            continue;
+        }
+        let subsets = rule
+            .pointer("/spec/subsets")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        if let Some(s) = subsets
+            .iter()
+            .find(|s| s.get("name").and_then(Value::as_str) == Some(subset))
+        {
+            return string_map(s.get("labels"));
+        }
+    }
+    // No DestinationRule says: Istio's convention is `version: <subset>`.
+    BTreeMap::from([
+        ("app".to_string(), short_host(&d.host).to_string()),
+        ("version".to_string(), subset.clone()),
+    ])
+}
+
+fn describe(event: &RolloutEvent) -> String {
+    match event {
+        RolloutEvent::WriteNotReadBack { expected, read } => {
+            format!("wrote {expected:?} but read back {read:?}")
+        }
+        RolloutEvent::RollbackNotRestored { expected, read } => {
+            format!("rollback did not restore {expected:?}: read back {read:?}")
+        }
+        RolloutEvent::RevertFailed { message } => format!("git revert failed: {message}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The notification for a rollout event, if people should hear about it. Pure.
+pub fn to_notification(
+    id: &RolloutId,
+    before: &RolloutState,
+    after: &RolloutState,
+    event: &RolloutEvent,
+) -> Option<notify::Event> {
+    let rollout = id.to_string();
+    let commit = after.revision.clone();
+    let step = u32::try_from(after.step + 1).unwrap_or(u32::MAX);
+    match event {
+        RolloutEvent::StepAdvanced { step, split } => Some(notify::Event::StepAdvanced {
+            rollout,
+            commit,
+            step: u32::try_from(step + 1).unwrap_or(u32::MAX),
+            steps: u32::try_from(after.steps.len()).unwrap_or(u32::MAX),
+            weight: split.weight_of(&after.canary()),
+        }),
+        RolloutEvent::PhaseChanged {
+            to: Phase::Paused, ..
+        } => Some(notify::Event::RolloutPaused {
+            rollout,
+            commit,
+            step,
+            reason: "paused by an operator".into(),
+        }),
+        RolloutEvent::Held {
+            reason: crate::rollout::HoldReason::AwaitingConfirmation { .. },
+        } if before.last_hold != after.last_hold || before.phase != after.phase => {
+            Some(notify::Event::AwaitingApproval {
+                rollout,
+                commit,
+                step,
+                weight: after.canary_weight(),
+            })
+        }
+        RolloutEvent::Promoted { .. } => Some(notify::Event::RolloutPromoted { rollout, commit }),
+        RolloutEvent::RolledBack { .. } => {
+            let failing = after
+                .history
+                .iter()
+                .rev()
+                .find(|r| r.outcome == CheckOutcome::Failed)
+                .map(|r| notify::event::FailingMetric {
+                    name: r.check.clone(),
+                    query: r.query.clone(),
+                    value: r.value,
+                    threshold: r.threshold.clone(),
+                });
+            Some(notify::Event::RolledBack {
+                rollout,
+                commit,
+                reason: after
+                    .failure
+                    .as_ref()
+                    .map_or_else(|| "rolled back".to_string(), ToString::to_string),
+                failing,
+            })
+        }
+        RolloutEvent::Reverted { commit: revert } => Some(notify::Event::RevertPushed {
+            rollout,
+            commit,
+            revert: revert.clone(),
+        }),
+        RolloutEvent::Restarted { .. } => Some(notify::Event::RolloutStarted {
+            rollout,
+            commit,
+            weight: after.steps.first().copied().unwrap_or(0),
+        }),
+        RolloutEvent::PhaseChanged { .. }
+        | RolloutEvent::CheckPassed { .. }
+        | RolloutEvent::CheckFailed { .. }
+        | RolloutEvent::Held { .. }
+        | RolloutEvent::WebhookFailed { .. }
+        | RolloutEvent::WriteNotReadBack { .. }
+        | RolloutEvent::RollbackNotRestored { .. }
+        | RolloutEvent::RollingBack { .. }
+        | RolloutEvent::RevertFailed { .. }
+        | RolloutEvent::CommandApplied { .. }
+        | RolloutEvent::CommandIgnored { .. } => None,
+    }
+}
