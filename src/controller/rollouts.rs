@@ -489,6 +489,13 @@ impl RolloutDriver {
         if let Some(t) = self.rollouts.get_mut(&w.id) {
             t.command = command;
         }
+        // Once per pass: the gate is re-read at the next pass, an interval later at most.
+        let canary = self
+            .rollouts
+            .get(&w.id)
+            .map(|t| t.state.canary())
+            .unwrap_or_default();
+        let available = available(cluster, &w.id.namespace, &canary).await;
         let mut answer = Observation::default();
         for _ in 0..MAX_ROUNDS {
             let Some(tracked) = self.rollouts.get(&w.id) else {
@@ -507,7 +514,7 @@ impl RolloutDriver {
             obs.target = w.target.clone();
             obs.command = tracked.command;
             obs.admitted = self.admitted(&w.id);
-            obs.available = Some(available(cluster, &w.id.namespace, &state.canary()).await);
+            obs.available = Some(available);
             let now = Utc::now();
             let decision = decide(&state, &obs, &w.policy.spec, now);
             for event in &decision.events {
