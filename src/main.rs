@@ -11,8 +11,8 @@ use clap::Parser;
 use tracing::{info, warn};
 
 use veer::cli::{
-    Cli, Command, DiffArgs, DryRunMode, OutputFormat, RunArgs, StatusArgs, SyncArgs, ValidateArgs,
-    exit,
+    Cli, Command, DiffArgs, DryRunMode, OutputFormat, RolloutCommand, RunArgs, StatusArgs,
+    SyncArgs, ValidateArgs, exit,
 };
 use veer::cluster::{self, Cluster};
 use veer::config::{self, Config, LogFormat, SourceConfig};
@@ -58,6 +58,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Diff(args) => diff_command(&config, &args),
         Command::Sync(args) => sync_command(&config, &args),
         Command::Status(args) => status_command(&config, &args),
+        Command::Rollout(command) => rollout_command(&config, &command),
         Command::DevCluster(args) => {
             let runtime = runtime()?;
             runtime.block_on(veer::devcluster::run(&args))?;
@@ -579,6 +580,102 @@ fn json_output(set: &ManifestSet, report: &Report) -> String {
         "converted": converted,
     });
     serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
+}
+
+/// `veer rollout status|pause|resume|promote|abort|retry`.
+fn rollout_command(config: &Config, command: &RolloutCommand) -> Result<i32> {
+    use veer::controller::rollouts::{self as r, RolloutId};
+    use veer::rollout::{Command as Op, Phase};
+    let parse = |text: &str| {
+        RolloutId::parse(text)
+            .with_context(|| format!("`{text}` is not NAMESPACE/NAME of a VirtualService"))
+    };
+    let ns = config.cluster.state_namespace.clone();
+    runtime()?.block_on(async {
+        let cluster = connect(config).await?;
+        let client = cluster.client();
+        let (target, op) = match command {
+            RolloutCommand::Status(args) => {
+                let Some(text) = &args.rollout else {
+                    let all = r::list_rollouts(client, &ns).await?;
+                    match args.output {
+                        OutputFormat::Json => {
+                            let value: Vec<serde_json::Value> = all
+                                .iter()
+                                .map(|(id, state, policy)| serde_json::json!({"rollout": id.to_string(), "policy": policy, "state": state}))
+                                .collect();
+                            println!("{}", serde_json::to_string_pretty(&value)?);
+                        }
+                        OutputFormat::Human if all.is_empty() => println!("no rollouts"),
+                        OutputFormat::Human => {
+                            for (id, state, policy) in &all {
+                                print!("{}", r::render_status(id, state, policy));
+                            }
+                        }
+                    }
+                    return Ok(exit::OK);
+                };
+                let id = parse(text)?;
+                let mut last = String::new();
+                loop {
+                    let Some((state, _, policy)) = r::read_rollout(client, &ns, &id).await? else {
+                        eprintln!("veer: no rollout of {id} (state namespace {ns})");
+                        return Ok(exit::FAILURE);
+                    };
+                    let text = match args.output {
+                        OutputFormat::Human => r::render_status(&id, &state, &policy),
+                        OutputFormat::Json => serde_json::to_string_pretty(&state)? + "\n",
+                    };
+                    if text != last {
+                        if args.watch && std::io::stdout().is_terminal() {
+                            print!("\x1b[2J\x1b[H");
+                        }
+                        print!("{text}");
+                        last = text;
+                    }
+                    let code = match state.phase {
+                        Phase::Failed => exit::ROLLOUT_FAILED,
+                        Phase::Queued
+                        | Phase::WaitingForHealth
+                        | Phase::PreRollout
+                        | Phase::Mirroring
+                        | Phase::Matching
+                        | Phase::FaultTesting
+                        | Phase::Progressing
+                        | Phase::Paused
+                        | Phase::AwaitingPromotion
+                        | Phase::Promoting
+                        | Phase::Succeeded
+                        | Phase::RollingBack => exit::OK,
+                    };
+                    if !args.watch || state.phase.is_terminal() {
+                        return Ok(code);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+            RolloutCommand::Pause(t) => (t, Op::Pause),
+            RolloutCommand::Resume(t) => (t, Op::Resume),
+            RolloutCommand::Promote(t) => (t, Op::Promote),
+            RolloutCommand::Abort(t) => (t, Op::Abort),
+            RolloutCommand::Retry(t) => (t, Op::Retry),
+        };
+        let id = parse(&target.rollout)?;
+        match r::send_command(client, &ns, &id, op).await? {
+            Some(sent) => {
+                println!(
+                    "{} sent to {id} (command {}); veer applies it at its next pass",
+                    op.as_str(),
+                    sent.id
+                );
+                Ok(exit::OK)
+            }
+            None => {
+                eprintln!("veer: no rollout of {id} (state namespace {ns})");
+                Ok(exit::FAILURE)
+            }
+        }
+    })
 }
 
 /// The rollout driver as configured: Prometheus, the policies directory, the concurrency cap,

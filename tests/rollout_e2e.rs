@@ -361,6 +361,28 @@ impl Scenario {
             .expect("a state")
     }
 
+    /// Run the `veer` binary against this cluster; (exit code, stdout + stderr).
+    async fn veer_cli(&self, args: &[&str]) -> (i32, String) {
+        let kubeconfig = self._tmp.path().join("kubeconfig");
+        self.cluster
+            .write_kubeconfig(&kubeconfig)
+            .expect("write a kubeconfig");
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_veer"));
+        cmd.current_dir(self._tmp.path())
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["--state-namespace", STATE_NS])
+            .args(args);
+        let out = tokio::task::spawn_blocking(move || cmd.output().expect("veer runs"))
+            .await
+            .expect("the veer thread finishes");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    }
+
     fn recorded(&self) -> Vec<(u32, u32)> {
         self.recorded.lock().unwrap().clone()
     }
@@ -642,11 +664,18 @@ async fn operator_commands_pause_resume_and_abort() {
     };
     s.push_split(0, 100, "reviews v2");
     s.wait_split("first step", (75, 25)).await;
-    rollouts::send_command(&s.client, STATE_NS, &id, Command::Pause)
-        .await
-        .expect("send pause")
-        .expect("a rollout");
+    let (code, out) = s.veer_cli(&["rollout", "pause", "shop/reviews"]).await;
+    assert_eq!(code, 0, "{out}");
     s.wait_phase("paused", Phase::Paused).await;
+    let (code, out) = s.veer_cli(&["rollout", "status", "shop/reviews"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("shop/reviews  Paused  policy e2e")
+            && out.contains("[#####---------------]  25%  (reviews/v2 toward 100%)"),
+        "{out}"
+    );
+    let (code, out) = s.veer_cli(&["rollout", "pause", "shop/nothing"]).await;
+    assert_eq!(code, 3, "{out}");
     let paused_at = live_split(&s.client).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
@@ -660,6 +689,11 @@ async fn operator_commands_pause_resume_and_abort() {
         .expect("a rollout");
     let state = s.wait_phase("aborted", Phase::Failed).await;
     assert_eq!(state.failure, Some(FailureReason::Aborted));
+    let (code, out) = s
+        .veer_cli(&["rollout", "status", "shop/reviews", "--watch"])
+        .await;
+    assert_eq!(code, 5, "a failed rollout: {out}");
+    assert!(out.contains("failure  aborted by an operator"), "{out}");
     s.wait_split("split restored", (100, 0)).await;
     // The command was consumed and cleared.
     let pending = rollouts::read_rollout(&s.client, STATE_NS, &id)

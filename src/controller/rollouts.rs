@@ -1377,3 +1377,520 @@ pub fn to_notification(
         | RolloutEvent::CommandIgnored { .. } => None,
     }
 }
+
+/// How many check records `veer rollout status` shows.
+pub const STATUS_CHECKS: usize = 4;
+
+/// `veer rollout status` for one rollout, as text: phase, step, a bar of the new version's
+/// weight, the split, why it holds or failed, and the last checks with value vs threshold.
+/// Pure (golden-tested).
+pub fn render_status(id: &RolloutId, state: &RolloutState, policy: &str) -> String {
+    const WIDTH: usize = 20;
+    let weight = state.canary_weight();
+    let target = state.target_split.weight_of(&state.canary());
+    let filled = (weight as usize * WIDTH).div_ceil(100).min(WIDTH);
+    let mut out = String::new();
+    let step = match state.phase {
+        Phase::Progressing => format!("  step {}/{}", state.step + 1, state.steps.len()),
+        Phase::Queued
+        | Phase::WaitingForHealth
+        | Phase::PreRollout
+        | Phase::Mirroring
+        | Phase::Matching
+        | Phase::FaultTesting
+        | Phase::Paused
+        | Phase::AwaitingPromotion
+        | Phase::Promoting
+        | Phase::Succeeded
+        | Phase::RollingBack
+        | Phase::Failed => String::new(),
+    };
+    out.push_str(&format!(
+        "{id}  {}{step}  policy {policy}  revision {}\n",
+        state.phase,
+        state.revision.get(..12).unwrap_or(&state.revision)
+    ));
+    let canary: Vec<String> = state.canary().iter().map(ToString::to_string).collect();
+    out.push_str(&format!(
+        "  weight   [{}{}] {weight:>3}%  ({} toward {target}%)\n",
+        "#".repeat(filled),
+        "-".repeat(WIDTH - filled),
+        if canary.is_empty() {
+            "-".to_string()
+        } else {
+            canary.join(", ")
+        },
+    ));
+    out.push_str(&format!("  split    {}\n", state.current_split));
+    if state.failed_checks > 0 {
+        out.push_str(&format!("  failed checks {}\n", state.failed_checks));
+    }
+    if let Some(h) = &state.last_hold {
+        out.push_str(&format!("  holding  {}\n", describe_hold(h)));
+    }
+    if let Some(f) = &state.failure {
+        out.push_str(&format!("  failure  {f}\n"));
+    }
+    if let Some(c) = &state.revert_commit {
+        out.push_str(&format!("  reverted in git by {c}\n"));
+    }
+    let checks: Vec<_> = state.history.iter().rev().take(STATUS_CHECKS).collect();
+    if !checks.is_empty() {
+        out.push_str("  last checks:\n");
+        for r in checks.into_iter().rev() {
+            let value = r
+                .value
+                .map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
+            let outcome = match r.outcome {
+                CheckOutcome::Passed => "pass",
+                CheckOutcome::Failed => "FAIL",
+                CheckOutcome::Held => "held",
+            };
+            let mut line = format!(
+                "    {}  {:<16} {:>10}  {:<10} {outcome}",
+                r.at.format("%H:%M:%S"),
+                r.check,
+                value,
+                r.threshold
+            );
+            if !r.message.is_empty() {
+                line.push_str(&format!("  ({})", r.message));
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn describe_hold(h: &crate::rollout::HoldReason) -> String {
+    use crate::rollout::HoldReason;
+    match h {
+        HoldReason::NoData { metric } => format!("no data for {metric}"),
+        HoldReason::TooFewRequests { metric, count, min } => {
+            format!("{metric}: {count} requests, fewer than minRequests {min}")
+        }
+        HoldReason::MetricsError { metric, message } => {
+            format!("cannot measure {metric}: {message}")
+        }
+        HoldReason::Inconclusive { metric } => {
+            format!("{metric}: baseline comparison inconclusive")
+        }
+        HoldReason::Unavailable => "the new version's Deployments are not available".to_string(),
+        HoldReason::AwaitingConfirmation { webhook } => {
+            format!("waiting for webhook {webhook} to confirm promotion")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::rollout::policy::RolloutPolicySpec;
+    use crate::rollout::state::CheckRecord;
+    use crate::rollout::{AnalysisVerdict, FailureReason, HoldReason, Overlay};
+
+    fn t(second: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, second)
+            .single()
+            .unwrap_or_default()
+    }
+
+    fn policy(name: &str) -> RolloutPolicy {
+        RolloutPolicy {
+            api_version: "veer.io/v1alpha1".into(),
+            kind: "RolloutPolicy".into(),
+            metadata: json!({"name": name}),
+            spec: RolloutPolicySpec {
+                interval: "1m".into(),
+                step_weights: vec![25, 50, 75],
+                ..RolloutPolicySpec::default()
+            },
+        }
+    }
+
+    fn vs(v1: u32, v2: u32, policy: Option<&str>) -> Value {
+        let mut v = json!({
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": {"name": "reviews", "namespace": "shop"},
+            "spec": {"hosts": ["reviews"], "http": [{"name": "primary", "route": [
+                {"destination": {"host": "reviews", "subset": "v1"}, "weight": v1},
+                {"destination": {"host": "reviews", "subset": "v2"}, "weight": v2},
+            ]}]},
+        });
+        if let Some(p) = policy {
+            v["metadata"]["annotations"] = json!({rpolicy::POLICY_ANNOTATION: p});
+        }
+        v
+    }
+
+    fn key() -> ObjectKey {
+        ObjectKey {
+            group: "networking.istio.io".into(),
+            version: "v1".into(),
+            kind: "VirtualService".into(),
+            namespace: Some("shop".into()),
+            name: "reviews".into(),
+        }
+    }
+
+    fn id() -> RolloutId {
+        RolloutId::of(&key())
+    }
+
+    fn split(v1: u32, v2: u32) -> TrafficSplit {
+        [
+            (DestinationId::new("reviews", Some("v1")), v1),
+            (DestinationId::new("reviews", Some("v2")), v2),
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    fn state(revision: &str, phase: Phase, from: (u32, u32), to: (u32, u32)) -> RolloutState {
+        let mut s = RolloutState::new(
+            revision,
+            RouteRef {
+                index: 0,
+                name: Some("primary".into()),
+            },
+            &split(from.0, from.1),
+            &split(to.0, to.1),
+            &policy("p").spec,
+            t(0),
+        );
+        s.phase = phase;
+        s
+    }
+
+    #[test]
+    fn rollout_ids() {
+        assert_eq!(RolloutId::parse("shop/reviews"), Some(id()));
+        assert_eq!(RolloutId::parse("reviews"), None);
+        assert_eq!(RolloutId::parse("a/b/c"), None);
+        assert_eq!(RolloutId::parse("/b"), None);
+        assert_eq!(id().config_map(), "veer-rollout-shop-reviews");
+    }
+
+    #[test]
+    fn targets_table() {
+        let running = state("c1", Phase::Progressing, (100, 0), (0, 100));
+        struct Case<'a> {
+            name: &'a str,
+            git: Value,
+            live: Option<Value>,
+            state: Option<&'a RolloutState>,
+            shift: bool,
+            /// (revision, git split, live split)
+            target: Option<(&'a str, TrafficSplit, TrafficSplit)>,
+        }
+        let cases = [
+            Case {
+                name: "not live yet: created at once",
+                git: vs(0, 100, None),
+                live: None,
+                state: None,
+                shift: false,
+                target: None,
+            },
+            Case {
+                name: "live equals git, no rollout",
+                git: vs(100, 0, None),
+                live: Some(vs(100, 0, None)),
+                state: None,
+                shift: false,
+                target: None,
+            },
+            Case {
+                name: "weights change: a rollout of this commit",
+                git: vs(0, 100, None),
+                live: Some(vs(100, 0, None)),
+                state: None,
+                shift: true,
+                target: Some(("c2", split(0, 100), split(100, 0))),
+            },
+            Case {
+                name: "an unrelated commit keeps the rollout's revision",
+                git: vs(0, 100, None),
+                live: Some(vs(75, 25, None)),
+                state: Some(&running),
+                shift: true,
+                target: Some(("c1", split(0, 100), split(75, 25))),
+            },
+            Case {
+                name: "a new target is a new revision",
+                git: vs(50, 50, None),
+                live: Some(vs(75, 25, None)),
+                state: Some(&running),
+                shift: true,
+                target: Some(("c2", split(50, 50), split(75, 25))),
+            },
+            Case {
+                name: "live already at git mid-rollout: the route is read anyway",
+                git: vs(0, 100, None),
+                live: Some(vs(0, 100, None)),
+                state: Some(&running),
+                shift: false,
+                target: Some(("c1", split(0, 100), split(0, 100))),
+            },
+        ];
+        for case in cases {
+            let (shift, target) =
+                targets(&case.git, case.live.as_ref(), case.state, "c2").expect(case.name);
+            assert_eq!(shift.is_some(), case.shift, "{}", case.name);
+            let target = target.map(|t| (t.revision, t.target, t.live));
+            let want = case
+                .target
+                .map(|(r, g, l)| (r.to_string(), g.extended(&l), l.extended(&g)));
+            match (&target, &want) {
+                (Some(got), Some(want)) => {
+                    assert_eq!(got.0, want.0, "{}", case.name);
+                    assert!(got.1.same_traffic(&want.1), "{}: {got:?}", case.name);
+                    assert!(got.2.same_traffic(&want.2), "{}: {got:?}", case.name);
+                }
+                (None, None) => {}
+                (got, want) => panic!("{}: got {got:?}, want {want:?}", case.name),
+            }
+        }
+    }
+
+    #[test]
+    fn ignore_fields_table() {
+        let policies = vec![policy("p")];
+        let weights = vec![
+            ".spec.http[0].route[0].weight".to_string(),
+            ".spec.http[0].route[1].weight".to_string(),
+        ];
+        let mut mirroring = state("c1", Phase::Mirroring, (100, 0), (0, 100));
+        mirroring.current_overlay = Some(Overlay::Mirror {
+            to: vec![DestinationId::new("reviews", Some("v2"))],
+            percent: 10,
+        });
+        struct Case<'a> {
+            name: &'a str,
+            git: Value,
+            live: Value,
+            state: Option<RolloutState>,
+            owned: Vec<String>,
+        }
+        let cases = [
+            Case {
+                name: "unbound: weights apply at once",
+                git: vs(0, 100, None),
+                live: vs(100, 0, None),
+                state: None,
+                owned: vec![],
+            },
+            Case {
+                name: "bound, weights change, no rollout yet: owned from the first pass",
+                git: vs(0, 100, Some("p")),
+                live: vs(100, 0, None),
+                state: None,
+                owned: weights.clone(),
+            },
+            Case {
+                name: "bound, nothing shifts",
+                git: vs(100, 0, Some("p")),
+                live: vs(100, 0, None),
+                state: None,
+                owned: vec![],
+            },
+            Case {
+                name: "succeeded toward git, live edited by hand: drift, healed",
+                git: vs(0, 100, Some("p")),
+                live: vs(60, 40, None),
+                state: Some(state("c1", Phase::Succeeded, (100, 0), (0, 100))),
+                owned: vec![],
+            },
+            Case {
+                name: "failed: live stays rolled back",
+                git: vs(0, 100, Some("p")),
+                live: vs(100, 0, None),
+                state: Some(state("c1", Phase::Failed, (100, 0), (0, 100))),
+                owned: weights.clone(),
+            },
+            Case {
+                name: "running and live equals git: the whole route list",
+                git: vs(0, 100, Some("p")),
+                live: vs(0, 100, None),
+                state: Some(state("c1", Phase::Promoting, (100, 0), (0, 100))),
+                owned: vec![".spec.http[0].route".to_string()],
+            },
+            Case {
+                name: "mirroring: the mirror fields too",
+                git: vs(0, 100, Some("p")),
+                live: vs(100, 0, None),
+                state: Some(mirroring.clone()),
+                owned: vec![
+                    ".spec.http[0].mirror".to_string(),
+                    ".spec.http[0].mirrorPercentage".to_string(),
+                ]
+                .into_iter()
+                .chain(weights.clone())
+                .collect(),
+            },
+        ];
+        for case in cases {
+            let desired = vec![DesiredObject {
+                key: key(),
+                value: case.git.clone(),
+            }];
+            let live = BTreeMap::from([(key(), case.live.clone())]);
+            let states: BTreeMap<RolloutId, &RolloutState> =
+                case.state.iter().map(|s| (id(), s)).collect();
+            let got: Vec<String> = ignore_fields(&desired, &live, &states, &policies)
+                .get(&key())
+                .map(|p| p.iter().map(ToString::to_string).collect())
+                .unwrap_or_default();
+            assert_eq!(got, case.owned, "{}", case.name);
+        }
+    }
+
+    #[test]
+    fn subset_labels_come_from_the_destination_rule() {
+        let rules = vec![
+            json!({"spec": {"host": "ratings", "subsets": [{"name": "v2", "labels": {"version": "wrong"}}]}}),
+            json!({"spec": {"host": "reviews.shop.svc.cluster.local", "subsets": [{"name": "v2", "labels": {"version": "v2", "track": "canary"}}]}}),
+        ];
+        let labels = |d: DestinationId| {
+            subset_labels(&rules, &d)
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            labels(DestinationId::new("reviews", Some("v2"))),
+            ["track=canary", "version=v2"]
+        );
+        assert_eq!(
+            labels(DestinationId::new("reviews", Some("v3"))),
+            ["app=reviews", "version=v3"]
+        );
+        assert_eq!(
+            labels(DestinationId::new("reviews-v2", None)),
+            ["app=reviews-v2"]
+        );
+    }
+
+    fn record(second: u32, check: &str, value: Option<f64>, outcome: CheckOutcome) -> CheckRecord {
+        CheckRecord {
+            at: t(second),
+            phase: Phase::Progressing,
+            step: 1,
+            check: check.into(),
+            query: "q".into(),
+            value,
+            threshold: ">= 99".into(),
+            verdict: match outcome {
+                CheckOutcome::Passed => AnalysisVerdict::Pass,
+                CheckOutcome::Failed => AnalysisVerdict::Fail {
+                    value: value.unwrap_or(0.0),
+                    min: Some(99.0),
+                    max: None,
+                },
+                CheckOutcome::Held => AnalysisVerdict::NoData,
+            },
+            message: String::new(),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn notifications_name_the_failing_metric_and_the_step() {
+        let before = state("c1", Phase::RollingBack, (100, 0), (0, 100));
+        let mut after = before.clone();
+        after.phase = Phase::Failed;
+        after.failure = Some(FailureReason::FailedChecks {
+            failed: 2,
+            threshold: 2,
+        });
+        after.record(record(1, "success-rate", Some(50.0), CheckOutcome::Failed));
+        after.record(record(2, "p99", Some(20.0), CheckOutcome::Passed));
+        let n = to_notification(
+            &id(),
+            &before,
+            &after,
+            &RolloutEvent::RolledBack {
+                split: split(100, 0),
+            },
+        );
+        match n {
+            Some(notify::Event::RolledBack {
+                rollout,
+                reason,
+                failing: Some(f),
+                ..
+            }) => {
+                assert_eq!(rollout, "shop/reviews");
+                assert_eq!(reason, "2 failed checks (threshold 2)");
+                assert_eq!((f.name.as_str(), f.value), ("success-rate", Some(50.0)));
+            }
+            other => panic!("{other:?}"),
+        }
+        let n = to_notification(
+            &id(),
+            &before,
+            &after,
+            &RolloutEvent::StepAdvanced {
+                step: 1,
+                split: split(50, 50),
+            },
+        );
+        assert!(matches!(
+            n,
+            Some(notify::Event::StepAdvanced {
+                step: 2,
+                steps: 3,
+                weight: 50,
+                ..
+            })
+        ));
+        assert_eq!(
+            to_notification(
+                &id(),
+                &before,
+                &after,
+                &RolloutEvent::CheckPassed {
+                    phase: Phase::Progressing,
+                    step: 0
+                }
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn status_rendering_matches_its_golden_file() {
+        let mut progressing = state("0123456789abcdef", Phase::Progressing, (100, 0), (0, 100));
+        progressing.step = 1;
+        progressing.current_split = split(50, 50);
+        progressing.failed_checks = 1;
+        progressing.last_hold = Some(HoldReason::TooFewRequests {
+            metric: "success-rate".into(),
+            count: 3,
+            min: 5,
+        });
+        progressing.record(record(1, "success-rate", Some(98.5), CheckOutcome::Failed));
+        progressing.record(record(2, "success-rate", Some(99.9), CheckOutcome::Passed));
+        progressing.record(record(3, "success-rate", None, CheckOutcome::Held));
+        let mut failed = state("fedcba9876543210", Phase::Failed, (100, 0), (0, 100));
+        failed.failure = Some(FailureReason::ProgressDeadline {
+            phase: Phase::WaitingForHealth,
+        });
+        let text = render_status(&id(), &progressing, "default-canary")
+            + "\n"
+            + &render_status(&id(), &failed, "conservative");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/rollout/status.golden");
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &text).unwrap();
+        }
+        let golden = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}; run with UPDATE_GOLDEN=1", path.display()));
+        assert_eq!(text, golden);
+    }
+}
