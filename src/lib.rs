@@ -14,6 +14,7 @@ pub mod diagnostic;
 pub mod diff;
 pub mod exporter;
 pub mod fields;
+pub mod gate;
 pub mod manifest;
 pub mod metrics;
 pub mod notify;

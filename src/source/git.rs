@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use git2::{
     AutotagOption, CertificateCheckStatus, Cred, CredentialType, ErrorCode, FetchOptions,
-    FetchPrune, Oid, RemoteCallbacks, Repository, Tree,
+    FetchPrune, Oid, PushOptions, RemoteCallbacks, Repository, Tree,
 };
 
 use super::spec::{Auth, GitRef, SourceSpec, UrlKind};
@@ -144,6 +144,15 @@ impl GitSource {
 
     /// Fetch the followed ref and say whether its commit moved since the previous fetch.
     pub fn fetch(&mut self) -> Result<FetchOutcome, SourceError> {
+        let commit = self.fetch_ref()?;
+        let outcome = FetchOutcome::classify(self.fetched.as_ref(), commit.clone());
+        self.fetched = Some(commit);
+        Ok(outcome)
+    }
+
+    /// Fetch the followed ref and resolve it, without recording it as seen: a revert fetches
+    /// too, and must not make the poller believe it already loaded the tip.
+    pub(super) fn fetch_ref(&self) -> Result<CommitId, SourceError> {
         let url = self.url();
         // Forget our copy of the ref first, so a ref deleted on the server is noticed instead
         // of silently serving the old commit.
@@ -155,30 +164,9 @@ impl GitSource {
                 message: e.message().to_string(),
             })?;
         }
-        let deadline = self.timeout.map(|t| (Instant::now() + t, t));
-        let timed_out = Cell::new(false);
-        // A secret that cannot be read is reported as such, not as a refusal by the server.
-        let secret_error: RefCell<Option<SourceError>> = RefCell::new(None);
-        let mut callbacks = RemoteCallbacks::new();
-        let mut tried: HashSet<u32> = HashSet::new();
-        let spec = &self.spec;
-        let secret_error_ref = &secret_error;
-        callbacks.credentials(move |_url, user_from_url, allowed| {
-            credentials(spec, user_from_url, allowed, &mut tried, secret_error_ref)
-        });
-        if let Auth::SshKey { known_hosts, .. } = &spec.auth {
-            let host_port = ssh_host_port(spec);
-            callbacks.certificate_check(move |cert, host| {
-                check_host_key(cert, host, host_port.as_ref(), known_hosts)
-            });
-        }
-        callbacks.transfer_progress(|_| match deadline {
-            Some((at, _)) if Instant::now() > at => {
-                timed_out.set(true);
-                false
-            }
-            _ => true,
-        });
+        let transfer = Transfer::new(self.timeout);
+        let mut callbacks = self.callbacks(&transfer);
+        callbacks.transfer_progress(|_| !transfer.past_deadline());
         let mut options = FetchOptions::new();
         options
             .remote_callbacks(callbacks)
@@ -191,20 +179,72 @@ impl GitSource {
             .remote_anonymous(&url)
             .and_then(|mut remote| remote.fetch(&refspecs, Some(&mut options), None));
         if let Err(e) = result {
-            if let Some(secret) = secret_error.take() {
-                return Err(secret);
-            }
-            if timed_out.get()
-                && let Some((_, after)) = deadline
-            {
-                return Err(SourceError::Timeout { url, after });
-            }
-            return Err(map_fetch_error(&url, &e));
+            return Err(transfer.error(&url, &e));
         }
-        let commit = self.resolve()?;
-        let outcome = FetchOutcome::classify(self.fetched.as_ref(), commit.clone());
-        self.fetched = Some(commit);
-        Ok(outcome)
+        self.resolve()
+    }
+
+    /// Push `local_ref` of the cache repository to `remote_ref` (never forced), with the
+    /// fetch's credentials and host-key check. `Ok(Some(reason))`: the server (or libgit2, for
+    /// a remote tip we do not have) refused the update, e.g. because someone pushed meanwhile.
+    /// libgit2 cannot abort an upload from a callback, so a stalled push ends on its socket
+    /// timeouts (see [`IO_TIMEOUT_MS`]), not on [`GitSource::set_timeout`].
+    pub(super) fn push(
+        &self,
+        local_ref: &str,
+        remote_ref: &str,
+    ) -> Result<Option<String>, SourceError> {
+        let url = self.url();
+        let transfer = Transfer::new(self.timeout);
+        let rejected: RefCell<Option<String>> = RefCell::new(None);
+        let mut callbacks = self.callbacks(&transfer);
+        callbacks.push_update_reference(|_name, status| {
+            if let Some(reason) = status {
+                *rejected.borrow_mut() = Some(reason.to_string());
+            }
+            Ok(())
+        });
+        let mut options = PushOptions::new();
+        options.remote_callbacks(callbacks);
+        let refspec = format!("{local_ref}:{remote_ref}");
+        let result = self
+            .repo
+            .remote_anonymous(&url)
+            .and_then(|mut remote| remote.push(&[refspec.as_str()], Some(&mut options)));
+        match result {
+            Ok(()) => Ok(rejected.take()),
+            Err(e) if e.code() == ErrorCode::NotFastForward => Ok(Some(e.message().to_string())),
+            Err(e) => Err(transfer.error(&url, &e)),
+        }
+    }
+
+    /// Remote callbacks shared by fetch and push: credentials (each kind tried once) and, for
+    /// SSH, the known_hosts check.
+    fn callbacks<'a>(&'a self, transfer: &'a Transfer) -> RemoteCallbacks<'a> {
+        let mut callbacks = RemoteCallbacks::new();
+        let mut tried: HashSet<u32> = HashSet::new();
+        let spec = &self.spec;
+        callbacks.credentials(move |_url, user_from_url, allowed| {
+            credentials(
+                spec,
+                user_from_url,
+                allowed,
+                &mut tried,
+                &transfer.secret_error,
+            )
+        });
+        if let Auth::SshKey { known_hosts, .. } = &spec.auth {
+            let host_port = ssh_host_port(spec);
+            callbacks.certificate_check(move |cert, host| {
+                check_host_key(cert, host, host_port.as_ref(), known_hosts)
+            });
+        }
+        callbacks
+    }
+
+    /// The bare cache repository, for building commits in it.
+    pub(super) fn repo(&self) -> &Repository {
+        &self.repo
     }
 
     fn resolve(&self) -> Result<CommitId, SourceError> {
@@ -321,6 +361,50 @@ impl GitSource {
             changed_files,
             parsed_files,
         })
+    }
+}
+
+/// What the callbacks of one network operation learnt, beyond libgit2's error.
+struct Transfer {
+    deadline: Option<(Instant, Duration)>,
+    timed_out: Cell<bool>,
+    /// A secret that cannot be read is reported as such, not as a refusal by the server.
+    secret_error: RefCell<Option<SourceError>>,
+}
+
+impl Transfer {
+    fn new(timeout: Option<Duration>) -> Self {
+        Transfer {
+            deadline: timeout.map(|t| (Instant::now() + t, t)),
+            timed_out: Cell::new(false),
+            secret_error: RefCell::new(None),
+        }
+    }
+
+    /// Checked while data flows; returning true aborts the transfer.
+    fn past_deadline(&self) -> bool {
+        match self.deadline {
+            Some((at, _)) if Instant::now() > at => {
+                self.timed_out.set(true);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn error(&self, url: &str, e: &git2::Error) -> SourceError {
+        if let Some(secret) = self.secret_error.take() {
+            return secret;
+        }
+        if self.timed_out.get()
+            && let Some((_, after)) = self.deadline
+        {
+            return SourceError::Timeout {
+                url: url.to_string(),
+                after,
+            };
+        }
+        map_fetch_error(url, e)
     }
 }
 

@@ -2,12 +2,15 @@
 //! turning one commit into a [`ManifestSet`]. Also reads a plain directory for
 //! `veer validate PATH`, with the same rules, and polls on a [`Schedule`].
 //!
+//! [`revert`] pushes a revert commit of a rolled-back change (`revert: git`).
+//!
 //! This is the only module that talks git (git2). Reading rules shared by git trees and
 //! directories: only `*.yaml`/`*.yml`, `.veerignore` in gitignore syntax, symlinks followed only
 //! while they stay inside the repository, files larger than the limit refused.
 
 mod git;
 mod poller;
+mod revert;
 mod schedule;
 mod spec;
 mod walk;
@@ -18,6 +21,7 @@ use crate::manifest::ManifestSet;
 
 pub use git::GitSource;
 pub use poller::{Action, PollOutcome, Poller, decide};
+pub use revert::{FailedCheck, RevertAuthor, RevertError, RevertRequest, Reverted, revert};
 pub use schedule::Schedule;
 pub use spec::{
     Auth, GitRef, GitUrl, Secret, SecretSource, SourceSpec, UrlKind, normalize_sub_path,

@@ -93,6 +93,26 @@ impl Remote {
         std::fs::remove_file(self.work.join(path)).unwrap();
     }
 
+    /// Let `git http-backend` accept pushes to the bare repository (it refuses them by default
+    /// to anonymous users).
+    pub fn allow_http_push(&self) {
+        run_git(&self.bare, &["config", "http.receivepack", "true"]);
+    }
+
+    /// Install a server-side `update` hook (a shell script) in the bare repository.
+    pub fn update_hook(&self, script: &str) {
+        let hook = self.bare.join("hooks").join("update");
+        std::fs::create_dir_all(hook.parent().unwrap()).unwrap();
+        std::fs::write(&hook, format!("#!/bin/sh\n{script}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// The commit a branch of the bare repository points at.
+    pub fn remote_tip(&self, branch: &str) -> String {
+        run_git(&self.bare, &["rev-parse", &format!("refs/heads/{branch}")])
+    }
+
     /// Commit everything and return the commit id.
     pub fn commit(&self, message: &str) -> String {
         self.git(&["add", "-A"]);
@@ -145,6 +165,15 @@ pub struct GitDaemon {
 
 impl GitDaemon {
     pub fn start(base: &Path) -> Self {
+        Self::start_with(base, false)
+    }
+
+    /// Also accept pushes (`--enable=receive-pack`), anonymously.
+    pub fn start_with_push(base: &Path) -> Self {
+        Self::start_with(base, true)
+    }
+
+    fn start_with(base: &Path, push: bool) -> Self {
         require_git();
         let port = free_port();
         // Run `git-daemon` itself: `git daemon` would fork it as a child that outlives a kill.
@@ -159,6 +188,7 @@ impl GitDaemon {
             .arg(format!("--port={port}"))
             .arg("--listen=127.0.0.1")
             .arg("--reuseaddr")
+            .args(push.then_some("--enable=receive-pack"))
             .arg(base)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
