@@ -16,7 +16,7 @@ use veer::cli::{
 };
 use veer::cluster::{self, Cluster};
 use veer::config::{self, Config, LogFormat, SourceConfig};
-use veer::controller::rollouts::{RolloutDriver, RolloutOptions};
+use veer::controller::rollouts::{GitRevert, RolloutDriver, RolloutOptions};
 use veer::controller::{self, Controller, ControllerOptions, Pass};
 use veer::diff::render;
 use veer::manifest::{self, ManifestSet, ParseCache};
@@ -707,8 +707,15 @@ fn rollout_driver(config: &Config) -> Result<RolloutDriver> {
             policies,
         },
         metrics,
-    )
+    )?
     .with_notifications(Arc::new(notifications));
+    if let Some(source) = &config.source {
+        // A revert is pushed from a cache repository of its own, beside the poller's.
+        driver = driver.with_revert(Arc::new(GitRevert::new(
+            source.spec.clone(),
+            PathBuf::from(format!("{}-revert", config.cache_dir.display())),
+        )));
+    }
     if let Some(p) = &config.analysis.prometheus {
         let provider = veer::analysis::Prometheus::new(p.clone())
             .context("cannot set up the Prometheus client")?;

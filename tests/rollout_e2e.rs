@@ -24,7 +24,7 @@ use support::Remote;
 use support::devcluster as dev;
 use veer::analysis::{Prometheus, PrometheusConfig};
 use veer::cluster::Cluster;
-use veer::controller::rollouts::{self, RolloutDriver, RolloutId, RolloutOptions};
+use veer::controller::rollouts::{self, GitRevert, RolloutDriver, RolloutId, RolloutOptions};
 use veer::controller::{self, Controller, ControllerOptions};
 use veer::devcluster::RunningCluster;
 use veer::exporter::{Behaviour, Exporter, ExporterConfig, ServiceKey, WatchConfig};
@@ -41,6 +41,11 @@ const DEADLINE: Duration = Duration::from_secs(45);
 
 /// The default test policy: 1 s interval, two failed checks roll back, steps 25/50/75.
 fn policy(deadline: &str) -> String {
+    policy_with(deadline, "")
+}
+
+/// The test policy with more `spec` lines (indented two spaces).
+fn policy_with(deadline: &str, extra: &str) -> String {
     format!(
         "apiVersion: veer.io/v1alpha1
 kind: RolloutPolicy
@@ -63,7 +68,7 @@ spec:
       builtin: request-duration
       thresholdRange: {{max: 500}}
       interval: 4s
-"
+{extra}"
     )
 }
 
@@ -265,7 +270,7 @@ impl Scenario {
         )
         .expect("a source spec");
         let cache = self._tmp.path().join(format!("cache-{}", rand_suffix()));
-        let git = GitSource::open(spec, &cache).expect("open the git source");
+        let git = GitSource::open(spec.clone(), &cache).expect("open the git source");
         let mut poller = Poller::new(
             git,
             Schedule::parse("1s").expect("a schedule"),
@@ -283,6 +288,12 @@ impl Scenario {
         let mut config = PrometheusConfig::new(&self.prometheus.url());
         config.timeout = Duration::from_secs(2);
         let provider = Prometheus::new(config).expect("a Prometheus client");
+        let revert = GitRevert::new(
+            spec.clone(),
+            self._tmp
+                .path()
+                .join(format!("revert-cache-{}", rand_suffix())),
+        );
         let driver = RolloutDriver::new(
             RolloutOptions {
                 state_namespace: STATE_NS.into(),
@@ -291,7 +302,9 @@ impl Scenario {
             },
             Arc::new(Metrics::new()),
         )
-        .with_provider(Arc::new(provider));
+        .expect("the rollout driver")
+        .with_provider(Arc::new(provider))
+        .with_revert(Arc::new(revert));
         let client = dev::client(&self.cluster);
         let task = tokio::spawn(async move {
             let mut c = Controller::start(Cluster::new(client), location, options)
@@ -701,5 +714,115 @@ async fn operator_commands_pause_resume_and_abort() {
         .expect("read")
         .and_then(|(_, c, _)| c);
     assert_eq!(pending, None);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_pushes_a_revert_commit_to_the_real_remote() {
+    let policy = policy_with(
+        "20s",
+        "  revert: git\n  revertAuthor: veer bot <veer@example.com>\n",
+    );
+    let s = Scenario::start(&policy).await;
+    s.set_v2(Behaviour {
+        error_rate: 0.5,
+        latency_ms: 20.0,
+    });
+    let offending = s.push_split(0, 100, "reviews: all traffic to v2");
+    let (state, _) = s
+        .wait_until("reverted in git", |st, _| {
+            st.is_some_and(|st| st.phase == Phase::Failed && st.revert_commit.is_some())
+        })
+        .await;
+    let state = state.expect("a state");
+    let tip = s.remote.remote_tip("main");
+    assert_ne!(tip, offending);
+    assert_eq!(state.revert_commit.as_deref(), Some(tip.as_str()));
+    s.remote.git(&["fetch", "-q", "origin"]);
+    let message = s
+        .remote
+        .git(&["log", "-1", "--format=%an <%ae>%n%B", "origin/main"]);
+    assert!(
+        message.starts_with("veer bot <veer@example.com>\nRevert \"reviews: all traffic to v2\""),
+        "{message}"
+    );
+    let file = s.remote.git(&["show", "origin/main:reviews.yaml"]);
+    assert_eq!(file.trim_end(), virtual_service(100, 0).trim_end());
+    // veer reads its own revert: git and live agree again, nothing moves.
+    s.wait_until("the revert adopted", |st, _| {
+        st.is_some_and(|st| st.revision == tip)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(live_split(&s.client).await, Some((100, 0)));
+    s.stop().await;
+}
+
+/// A webhook receiver answering `status` to every POST, counting calls.
+async fn webhook_server(
+    status: Arc<std::sync::atomic::AtomicU16>,
+    calls: Arc<std::sync::atomic::AtomicUsize>,
+) -> String {
+    use axum::http::StatusCode;
+    use std::sync::atomic::Ordering;
+    let app = axum::Router::new().route(
+        "/gate",
+        axum::routing::post(move || {
+            let status = status.clone();
+            let calls = calls.clone();
+            async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                StatusCode::from_u16(status.load(Ordering::SeqCst)).unwrap_or(StatusCode::OK)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the webhook receiver");
+    let addr = listener.local_addr().expect("an address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}/gate")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirm_promotion_webhook_holds_until_it_passes() {
+    use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+    let status = Arc::new(AtomicU16::new(403));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let url = webhook_server(status.clone(), calls.clone()).await;
+    let policy = policy_with(
+        "30s",
+        &format!(
+            "  webhooks:\n    - name: approve\n      type: confirm-promotion\n      url: {url}\n      timeout: 2s\n"
+        ),
+    );
+    let s = Scenario::start(&policy).await;
+    s.push_split(0, 100, "reviews v2");
+    let (state, _) = s
+        .wait_until("awaiting approval", |st, _| {
+            st.is_some_and(|st| {
+                st.phase == Phase::AwaitingPromotion
+                    && matches!(st.last_hold, Some(HoldReason::AwaitingConfirmation { .. }))
+            })
+        })
+        .await;
+    let held_at = calls.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(calls.load(Ordering::SeqCst) > held_at, "it keeps asking");
+    assert_eq!(
+        live_split(&s.client).await,
+        Some((25, 75)),
+        "held at the last step"
+    );
+    assert_eq!(
+        state.expect("a state").failed_checks,
+        0,
+        "a gate, not a failure"
+    );
+    status.store(200, Ordering::SeqCst);
+    s.wait_phase("promoted", Phase::Succeeded).await;
+    s.wait_split("live equals git", (0, 100)).await;
     s.stop().await;
 }

@@ -13,8 +13,8 @@
 //! ([`ignore_fields`], [`targets`], [`to_notification`]) are table-tested below.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -28,17 +28,20 @@ use crate::analysis::{self, Builtin, MetricQuery, MetricsProvider, QueryTemplate
 use crate::cluster::Cluster;
 use crate::diff::{self, DesiredObject, ObjectPlan, Plan};
 use crate::fields::FieldPath;
+use crate::gate::{GateContext, WebhookGate};
 use crate::manifest::ObjectKey;
 use crate::metrics::{Bound, CheckVerdict, Metrics};
 use crate::notify::{self, Notifications};
-use crate::rollout::policy::{self as rpolicy, Binding, BuiltinMetric, RolloutPolicy, Webhook};
+use crate::rollout::policy::{self as rpolicy, Binding, BuiltinMetric, RolloutPolicy};
 use crate::rollout::state::{CheckOutcome, Event as RolloutEvent};
 use crate::rollout::{
     Action, AnalysisReport, Command, DestinationId, Observation, OperatorCommand, Phase,
-    RevertReport, RolloutState, RouteRef, RouteShift, TargetUpdate, TrafficSplit, WebhookKind,
-    WebhookReport, WebhookResult, WriteReadBack, decide, detect, owned_fields, read_split,
+    RevertReport, RolloutState, RouteRef, RouteShift, TargetUpdate, TrafficSplit, WriteReadBack,
+    decide, detect, owned_fields, read_split,
 };
-use crate::source::LoadedRevision;
+use crate::source::{
+    CommitId, FailedCheck, GitSource, LoadedRevision, RevertAuthor, RevertRequest, SourceSpec,
+};
 use crate::sync::{self, ObjectResult, SyncOptions};
 
 /// Data keys and labels of a rollout's ConfigMap.
@@ -64,8 +67,8 @@ pub enum RolloutDriverError {
     Api { what: String, message: String },
     #[error(transparent)]
     State(#[from] crate::rollout::RolloutError),
-    #[error("{object}: {message}")]
-    Invalid { object: String, message: String },
+    #[error("cannot set up rollouts: {message}")]
+    Setup { message: String },
 }
 
 impl RolloutDriverError {
@@ -73,7 +76,7 @@ impl RolloutDriverError {
         match self {
             RolloutDriverError::Api { .. } => "rollout_state_api",
             RolloutDriverError::State(e) => e.metric_label(),
-            RolloutDriverError::Invalid { .. } => "rollout_invalid",
+            RolloutDriverError::Setup { .. } => "rollout_setup",
         }
     }
 }
@@ -115,113 +118,53 @@ impl RolloutId {
     }
 }
 
-/// Pushes a revert commit of a revision to the tracked branch (`revert: git`). The git side
-/// (`source::revert`) implements it; [`NoRevert`] reports that nothing is configured.
+/// Pushes a revert commit of a rolled-back revision to the tracked branch (`revert: git`).
+/// [`GitRevert`] is the real one; [`NoRevert`] reports that nothing is configured.
 pub trait RevertPusher: Send + Sync {
-    /// The revert commit's id, or why there is none.
-    fn revert<'a>(
-        &'a self,
-        revision: &'a str,
-        rollout: &'a RolloutId,
-    ) -> BoxFuture<'a, Result<String, String>>;
+    /// The commit the branch has now (the revert, or a tip that already undid the change), or
+    /// why there is none.
+    fn revert(&self, request: RevertRequest) -> BoxFuture<'_, Result<String, String>>;
 }
 
 /// No git revert available: every request fails with a message saying so.
 pub struct NoRevert;
 
 impl RevertPusher for NoRevert {
-    fn revert<'a>(
-        &'a self,
-        _revision: &'a str,
-        _rollout: &'a RolloutId,
-    ) -> BoxFuture<'a, Result<String, String>> {
+    fn revert(&self, _request: RevertRequest) -> BoxFuture<'_, Result<String, String>> {
         Box::pin(async {
             Err(
-                "this veer has no git credentials to push a revert with; revert the commit by hand"
+                "this veer has no git source to push a revert to; revert the commit by hand"
                     .to_string(),
             )
         })
     }
 }
 
-/// Calls a policy's webhooks of one kind. The gate client implements it; [`HttpWebhooks`]
-/// is a plain one (POST JSON, 2xx passes).
-pub trait WebhookRunner: Send + Sync {
-    fn run<'a>(
-        &'a self,
-        kind: WebhookKind,
-        hooks: &'a [Webhook],
-        rollout: &'a RolloutId,
-        state: &'a RolloutState,
-    ) -> BoxFuture<'a, Vec<WebhookResult>>;
+/// Reverts through `source::revert` with the source's own URL and credentials, from a cache
+/// repository of its own (the poller's is busy on another thread).
+pub struct GitRevert {
+    spec: SourceSpec,
+    cache_dir: PathBuf,
 }
 
-/// POSTs `{name, namespace, phase, kind, weight, metadata}` to each webhook with its timeout
-/// (default 10 s); any 2xx passes, anything else (or no answer) fails with the reason.
-pub struct HttpWebhooks {
-    client: reqwest::Client,
-}
-
-impl HttpWebhooks {
-    pub fn new() -> Self {
-        crate::tls::install_crypto_provider();
-        HttpWebhooks {
-            client: reqwest::Client::new(),
-        }
+impl GitRevert {
+    pub fn new(spec: SourceSpec, cache_dir: PathBuf) -> Self {
+        GitRevert { spec, cache_dir }
     }
 }
 
-impl Default for HttpWebhooks {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl WebhookRunner for HttpWebhooks {
-    fn run<'a>(
-        &'a self,
-        kind: WebhookKind,
-        hooks: &'a [Webhook],
-        rollout: &'a RolloutId,
-        state: &'a RolloutState,
-    ) -> BoxFuture<'a, Vec<WebhookResult>> {
+impl RevertPusher for GitRevert {
+    fn revert(&self, request: RevertRequest) -> BoxFuture<'_, Result<String, String>> {
+        let spec = self.spec.clone();
+        let cache_dir = self.cache_dir.clone();
         Box::pin(async move {
-            let mut out = Vec::new();
-            for hook in hooks.iter().filter(|h| h.kind == kind) {
-                let timeout = hook
-                    .timeout
-                    .as_deref()
-                    .and_then(|t| crate::validate::duration::parse(t).ok())
-                    .unwrap_or(Duration::from_secs(10));
-                let body = json!({
-                    "name": rollout.name,
-                    "namespace": rollout.namespace,
-                    "phase": state.phase.as_str(),
-                    "kind": kind.as_str(),
-                    "revision": state.revision,
-                    "weight": state.canary_weight(),
-                    "metadata": hook.metadata,
-                });
-                let sent = self
-                    .client
-                    .post(&hook.url)
-                    .timeout(timeout)
-                    .json(&body)
-                    .send()
-                    .await;
-                let (passed, message) = match sent {
-                    Ok(r) if r.status().is_success() => (true, String::new()),
-                    Ok(r) => (false, format!("answered {}", r.status())),
-                    Err(e) if e.is_timeout() => (false, format!("no answer within {timeout:?}")),
-                    Err(e) => (false, format!("unreachable: {e}")),
-                };
-                out.push(WebhookResult {
-                    name: hook.name.clone(),
-                    passed,
-                    message,
-                });
-            }
-            out
+            let pushed = tokio::task::spawn_blocking(move || {
+                let source = GitSource::open(spec, &cache_dir).map_err(|e| e.to_string())?;
+                crate::source::revert(&source, &request).map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| format!("the git task failed: {e}"))??;
+            Ok(pushed.commit().0.clone())
         })
     }
 }
@@ -259,7 +202,7 @@ struct Work<'a> {
 pub struct RolloutDriver {
     options: RolloutOptions,
     provider: Option<Arc<dyn MetricsProvider>>,
-    webhooks: Arc<dyn WebhookRunner>,
+    gate: WebhookGate,
     revert: Arc<dyn RevertPusher>,
     notifications: Option<Arc<Notifications>>,
     metrics: Arc<Metrics>,
@@ -269,29 +212,27 @@ pub struct RolloutDriver {
 }
 
 impl RolloutDriver {
-    pub fn new(options: RolloutOptions, metrics: Arc<Metrics>) -> Self {
-        RolloutDriver {
+    pub fn new(options: RolloutOptions, metrics: Arc<Metrics>) -> Result<Self, RolloutDriverError> {
+        let gate = WebhookGate::new().map_err(|e| RolloutDriverError::Setup {
+            message: e.to_string(),
+        })?;
+        Ok(RolloutDriver {
             options,
             provider: None,
-            webhooks: Arc::new(HttpWebhooks::new()),
+            gate,
             revert: Arc::new(NoRevert),
             notifications: None,
             metrics,
             rollouts: BTreeMap::new(),
             loaded: false,
             wake: None,
-        }
+        })
     }
 
     /// Analysis through this provider (Prometheus); without one every check is a metrics
     /// error (held or failed as `onMetricsError` says).
     pub fn with_provider(mut self, provider: Arc<dyn MetricsProvider>) -> Self {
         self.provider = Some(provider);
-        self
-    }
-
-    pub fn with_webhooks(mut self, runner: Arc<dyn WebhookRunner>) -> Self {
-        self.webhooks = runner;
         self
     }
 
@@ -605,14 +546,32 @@ impl RolloutDriver {
                 obs.analysis = Some(AnalysisReport { id: *id, checks });
             }
             Action::RunWebhooks { id, kind } => {
-                let results = self
-                    .webhooks
-                    .run(*kind, &w.policy.spec.webhooks, &w.id, state)
+                let context = GateContext {
+                    name: &w.id.name,
+                    namespace: &w.id.namespace,
+                    phase: state.phase,
+                    checks: None,
+                };
+                let report = self
+                    .gate
+                    .run(*id, *kind, &w.policy.spec.webhooks, &context)
                     .await;
-                obs.webhooks = Some(WebhookReport { id: *id, results });
+                for r in report.results.iter().filter(|r| !r.passed) {
+                    warn!(rollout = %w.id, webhook = %r.name, kind = kind.as_str(), message = %r.message, "webhook did not pass");
+                }
+                obs.webhooks = Some(report);
             }
             Action::RevertInGit { id, revision } => {
-                let outcome = self.revert.revert(revision, &w.id).await;
+                let outcome = match revert_request(&w.id, &w.policy, state, revision) {
+                    Ok(request) => {
+                        info!(rollout = %w.id, %revision, "pushing a revert commit");
+                        self.revert.revert(request).await
+                    }
+                    Err(message) => Err(message),
+                };
+                if let Err(message) = &outcome {
+                    error!(rollout = %w.id, %message, "no revert pushed");
+                }
                 obs.revert = Some(RevertReport { id: *id, outcome });
             }
             Action::Wait { .. } | Action::Alert { .. } | Action::Done => {}
@@ -914,6 +873,42 @@ impl RolloutDriver {
             }
         }
     }
+}
+
+/// What to revert and why, from the rollout's state and policy. Pure.
+pub fn revert_request(
+    id: &RolloutId,
+    policy: &RolloutPolicy,
+    state: &RolloutState,
+    revision: &str,
+) -> Result<RevertRequest, String> {
+    let author = match &policy.spec.revert_author {
+        Some(text) => RevertAuthor::parse(text).map_err(|e| e.to_string())?,
+        None => RevertAuthor::default(),
+    };
+    let failed_check = state
+        .history
+        .iter()
+        .rev()
+        .find(|r| r.outcome == CheckOutcome::Failed)
+        .map(|r| FailedCheck {
+            metric: r.check.clone(),
+            value: r
+                .value
+                .map_or_else(|| "no value".to_string(), |v| format!("{v:.2}")),
+            threshold: r.threshold.clone(),
+        });
+    Ok(RevertRequest {
+        commit: CommitId(revision.to_string()),
+        rollout: id.to_string(),
+        reason: state
+            .failure
+            .as_ref()
+            .map_or_else(|| "rolled back".to_string(), ToString::to_string),
+        failed_check,
+        author,
+        now: Utc::now(),
+    })
 }
 
 /// A rollout ConfigMap as `(id, tracked)`; `None` when it is not one.
