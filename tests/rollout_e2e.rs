@@ -125,22 +125,26 @@ spec:
 ";
 
 fn virtual_service(v1: u32, v2: u32) -> String {
+    named_virtual_service("reviews", v1, v2)
+}
+
+fn named_virtual_service(name: &str, v1: u32, v2: u32) -> String {
     format!(
         "apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata:
-  name: reviews
+  name: {name}
   namespace: shop
   annotations:
     veer.io/rollout-policy: e2e
 spec:
-  hosts: [reviews]
+  hosts: [{name}]
   http:
   - name: primary
     route:
-    - destination: {{host: reviews, subset: v1}}
+    - destination: {{host: {name}, subset: v1}}
       weight: {v1}
-    - destination: {{host: reviews, subset: v2}}
+    - destination: {{host: {name}, subset: v2}}
       weight: {v2}
 "
     )
@@ -158,8 +162,12 @@ fn vs_resource() -> ApiResource {
 
 /// (v1, v2) weights of the live route; a missing destination weighs 0.
 async fn live_split(client: &kube::Client) -> Option<(u32, u32)> {
+    live_split_of(client, "reviews").await
+}
+
+async fn live_split_of(client: &kube::Client, name: &str) -> Option<(u32, u32)> {
     let api = Api::<DynamicObject>::namespaced_with(client.clone(), NS, &vs_resource());
-    let vs = serde_json::to_value(api.get_opt("reviews").await.ok()??).ok()?;
+    let vs = serde_json::to_value(api.get_opt(name).await.ok()??).ok()?;
     let routes = vs.pointer("/spec/http/0/route")?.as_array()?.clone();
     let mut out = (0, 0);
     for r in &routes {
@@ -186,6 +194,8 @@ struct Scenario {
     exporter: Exporter,
     prometheus: PrometheusServer,
     veer: Option<Veer>,
+    max_concurrent: usize,
+    metrics: Arc<Metrics>,
     recorded: Arc<Mutex<Vec<(u32, u32)>>>,
     recorder: tokio::task::JoinHandle<()>,
 }
@@ -193,10 +203,10 @@ struct Scenario {
 impl Scenario {
     /// Cluster, exporter, Prometheus, a remote at `v1: 100` with `policy`, and veer running.
     async fn start(policy: &str) -> Scenario {
-        Self::start_with(policy, &[]).await
+        Self::start_with(policy, &[], 0).await
     }
 
-    async fn start_with(policy: &str, extra: &[(&str, String)]) -> Scenario {
+    async fn start_with(policy: &str, extra: &[(&str, String)], max_concurrent: usize) -> Scenario {
         let tmp = tempfile::tempdir().expect("a temporary directory");
         let cluster = dev::start().await;
         let client = dev::client(&cluster);
@@ -255,6 +265,8 @@ impl Scenario {
             exporter,
             prometheus,
             veer: None,
+            max_concurrent,
+            metrics: Arc::new(Metrics::new()),
             recorded,
             recorder,
         };
@@ -297,10 +309,10 @@ impl Scenario {
         let driver = RolloutDriver::new(
             RolloutOptions {
                 state_namespace: STATE_NS.into(),
-                max_concurrent: 0,
+                max_concurrent: self.max_concurrent,
                 policies: Vec::new(),
             },
-            Arc::new(Metrics::new()),
+            self.metrics.clone(),
         )
         .expect("the rollout driver")
         .with_provider(Arc::new(provider))
@@ -330,9 +342,13 @@ impl Scenario {
     }
 
     async fn state(&self) -> Option<RolloutState> {
+        self.state_of("reviews").await
+    }
+
+    async fn state_of(&self, name: &str) -> Option<RolloutState> {
         let id = RolloutId {
             namespace: NS.into(),
-            name: "reviews".into(),
+            name: name.into(),
         };
         rollouts::read_rollout(&self.client, STATE_NS, &id)
             .await
@@ -824,5 +840,90 @@ async fn a_confirm_promotion_webhook_holds_until_it_passes() {
     status.store(200, Ordering::SeqCst);
     s.wait_phase("promoted", Phase::Succeeded).await;
     s.wait_split("live equals git", (0, 100)).await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_concurrent_rollouts_queue_the_rest() {
+    // A second service like reviews, in the namespace reviews' base creates.
+    let ratings_base = BASE
+        .replace(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n---\n",
+            "",
+        )
+        .replace("reviews", "ratings");
+    let ratings_deployments =
+        (deployment("v1") + "---\n" + &deployment("v2")).replace("reviews", "ratings");
+    let ratings_at = |v1, v2| {
+        format!(
+            "{ratings_base}---\n{}",
+            named_virtual_service("ratings", v1, v2)
+        )
+    };
+    let s = Scenario::start_with(
+        &policy("30s"),
+        &[
+            ("ratings.yaml", ratings_at(100, 0)),
+            ("ratings-deployments.yaml", ratings_deployments),
+        ],
+        1,
+    )
+    .await;
+    assert_eq!(live_split_of(&s.client, "ratings").await, Some((100, 0)));
+    s.remote.write("ratings.yaml", &ratings_at(0, 100));
+    s.push_split(0, 100, "reviews and ratings to v2");
+    let start = Instant::now();
+    let mut saw_queued = false;
+    loop {
+        let (a, b) = (s.state_of("reviews").await, s.state_of("ratings").await);
+        let phases = (a.as_ref().map(|x| x.phase), b.as_ref().map(|x| x.phase));
+        if phases == (Some(Phase::Succeeded), Some(Phase::Succeeded)) {
+            break;
+        }
+        let busy = [phases.0, phases.1]
+            .iter()
+            .filter(|p| p.is_some_and(|p| p.occupies_slot()))
+            .count();
+        assert!(
+            busy <= 1,
+            "two rollouts at once with maxConcurrent 1: {phases:?}"
+        );
+        if phases.0 == Some(Phase::Queued) || phases.1 == Some(Phase::Queued) {
+            saw_queued = true;
+            // The queued one's traffic has not moved.
+            let queued = if phases.0 == Some(Phase::Queued) {
+                "reviews"
+            } else {
+                "ratings"
+            };
+            assert_eq!(
+                live_split_of(&s.client, queued).await,
+                Some((100, 0)),
+                "{queued}"
+            );
+        }
+        assert!(start.elapsed() < DEADLINE, "not both promoted: {phases:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(saw_queued, "one of the two waited in the queue");
+    assert_eq!(live_split_of(&s.client, "ratings").await, Some((0, 100)));
+    s.wait_split("reviews live equals git", (0, 100)).await;
+    // The metrics say where each rollout ended.
+    let text = s.metrics.encode();
+    for name in ["shop/reviews", "shop/ratings"] {
+        assert!(
+            text.lines().any(|l| l.contains("rollout_phase")
+                && l.contains(name)
+                && l.contains("Succeeded")
+                && l.ends_with(" 1")),
+            "{name} Succeeded in:\n{text}"
+        );
+    }
+    assert!(
+        text.lines().any(|l| l.contains("analysis_checks")
+            && l.contains("success-rate")
+            && l.contains("pass")),
+        "{text}"
+    );
     s.stop().await;
 }

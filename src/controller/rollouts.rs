@@ -405,6 +405,46 @@ impl RolloutDriver {
                 self.wake_at(Utc::now() + chrono::TimeDelta::seconds(5));
             }
         }
+        // A VirtualService gone from git takes its rollout with it.
+        let gone: Vec<RolloutId> = self
+            .rollouts
+            .keys()
+            .filter(|id| {
+                !desired
+                    .iter()
+                    .any(|d| is_virtual_service(&d.key) && RolloutId::of(&d.key) == **id)
+            })
+            .cloned()
+            .collect();
+        for id in gone {
+            if let Err(e) = self.forget(cluster, &id).await {
+                warn!(rollout = %id, error = %e, "cannot delete the state of a rollout whose VirtualService left git");
+            }
+        }
+    }
+
+    /// Delete a rollout's state and its metric series.
+    async fn forget(
+        &mut self,
+        cluster: &Cluster,
+        id: &RolloutId,
+    ) -> Result<(), RolloutDriverError> {
+        let api: Api<ConfigMap> =
+            Api::namespaced(cluster.client().clone(), &self.options.state_namespace);
+        match api.delete(&id.config_map(), &Default::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => {
+                return Err(RolloutDriverError::Api {
+                    what: format!("delete the rollout state of {id}"),
+                    message: e.to_string(),
+                });
+            }
+        }
+        info!(rollout = %id, "VirtualService left git: rollout state deleted");
+        self.metrics.forget_rollout(&id.to_string());
+        self.rollouts.remove(id);
+        Ok(())
     }
 
     fn wake_at(&mut self, at: DateTime<Utc>) {
@@ -609,7 +649,12 @@ impl RolloutDriver {
                         live: None,
                     }],
                 };
-                let report = sync::execute(cluster, &plan, &BTreeMap::new(), sync_options).await;
+                // While the rollout runs veer owns these weights: a hand edit does not block it.
+                let options = SyncOptions {
+                    force_conflicts: true,
+                    ..sync_options.clone()
+                };
+                let report = sync::execute(cluster, &plan, &BTreeMap::new(), &options).await;
                 for o in &report.objects {
                     if let ObjectResult::Failed(f) = &o.result {
                         warn!(rollout = %w.id, error = %f.message, "traffic write failed");
