@@ -26,6 +26,8 @@ pub mod exit {
     /// `sync`: some objects failed (the others were applied); the revision is partially
     /// applied.
     pub const PARTIAL: i32 = 4;
+    /// `rollout status NS/NAME`: the rollout failed (rolled back).
+    pub const ROLLOUT_FAILED: i32 = 5;
 }
 
 #[derive(Debug, Parser)]
@@ -77,6 +79,9 @@ pub enum Command {
     Status(StatusArgs),
     /// Reconcile until stopped: poll → validate → plan → apply → record.
     Run(RunArgs),
+    /// Show and steer progressive rollouts (state read from the cluster).
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
     /// Serve an embedded, in-memory Kubernetes API server for tests and demos.
     DevCluster(DevClusterArgs),
     /// Serve synthetic Istio metrics whose traffic follows the live weights (tests, demos).
@@ -291,6 +296,43 @@ pub struct RunArgs {
     pub listen: Option<String>,
 }
 
+/// `veer rollout ...`. Commands are written into the rollout's ConfigMap; the controller
+/// applies each once at its next pass and clears it.
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// Phase, weight (as a bar), split and last checks of one rollout, or of all.
+    Status(RolloutStatusArgs),
+    /// Hold the rollout where it is (traffic stays as it is).
+    Pause(RolloutTarget),
+    /// Continue a paused rollout.
+    Resume(RolloutTarget),
+    /// Skip the remaining steps and promote now.
+    Promote(RolloutTarget),
+    /// Roll back to the split from before the rollout.
+    Abort(RolloutTarget),
+    /// Try a failed revision again.
+    Retry(RolloutTarget),
+}
+
+#[derive(Debug, Args)]
+pub struct RolloutStatusArgs {
+    /// The rollout's VirtualService as NAMESPACE/NAME; all rollouts when absent.
+    #[arg(value_name = "NS/NAME")]
+    pub rollout: Option<String>,
+    /// Redraw every second until the rollout succeeds or fails (needs NS/NAME).
+    #[arg(long, short, requires = "rollout")]
+    pub watch: bool,
+    #[arg(long, short, value_enum, default_value = "human")]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct RolloutTarget {
+    /// The rollout's VirtualService as NAMESPACE/NAME.
+    #[arg(value_name = "NS/NAME")]
+    pub rollout: String,
+}
+
 /// `veer dev-cluster`: an embedded Kubernetes API server for tests and demos.
 #[derive(Debug, Clone, Args)]
 pub struct DevClusterArgs {
@@ -353,6 +395,7 @@ impl Cli {
             Command::Diff(a) => &a.source,
             Command::Sync(a) => &a.source,
             Command::Status(_)
+            | Command::Rollout(_)
             | Command::DevCluster(_)
             | Command::SyntheticExporter(_)
             | Command::Completions(_) => &none,
@@ -363,6 +406,7 @@ impl Cli {
             | Command::Diff(_)
             | Command::Sync(_)
             | Command::Status(_)
+            | Command::Rollout(_)
             | Command::DevCluster(_)
             | Command::SyntheticExporter(_)
             | Command::Completions(_) => (None, None),
@@ -373,6 +417,7 @@ impl Cli {
             Command::Diff(a) => (a.prune, None, None),
             Command::Validate(_)
             | Command::Status(_)
+            | Command::Rollout(_)
             | Command::DevCluster(_)
             | Command::SyntheticExporter(_)
             | Command::Completions(_) => (None, None, None),
@@ -383,6 +428,7 @@ impl Cli {
             | Command::Diff(_)
             | Command::Sync(_)
             | Command::Status(_)
+            | Command::Rollout(_)
             | Command::DevCluster(_)
             | Command::SyntheticExporter(_)
             | Command::Completions(_) => None,
@@ -436,6 +482,26 @@ mod tests {
         assert_eq!(o.reference.as_deref(), Some("tag:v1"));
         assert_eq!(o.interval.as_deref(), Some("5s"));
         assert_eq!(o.log_format, Some(LogFormat::Json));
+    }
+
+    #[test]
+    fn rollout_commands() {
+        let cli = Cli::parse_from(["veer", "rollout", "status", "shop/reviews", "--watch"]);
+        let Command::Rollout(RolloutCommand::Status(a)) = &cli.command else {
+            panic!("not rollout status: {:?}", cli.command);
+        };
+        assert_eq!(a.rollout.as_deref(), Some("shop/reviews"));
+        assert!(a.watch);
+        // --watch needs a rollout.
+        assert!(Cli::try_parse_from(["veer", "rollout", "status", "--watch"]).is_err());
+        for verb in ["pause", "resume", "promote", "abort", "retry"] {
+            let cli = Cli::parse_from(["veer", "rollout", verb, "shop/reviews"]);
+            assert!(matches!(cli.command, Command::Rollout(_)), "{verb}");
+            assert!(
+                Cli::try_parse_from(["veer", "rollout", verb]).is_err(),
+                "{verb}"
+            );
+        }
     }
 
     #[test]

@@ -48,6 +48,25 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// The HTTP server of `veer run`.
     pub server: ServerConfig,
+    /// Where rollout analysis asks its questions.
+    pub analysis: AnalysisConfig,
+    pub rollouts: RolloutsConfig,
+}
+
+/// `analysis:`: the Prometheus rollouts query. `None`: no analysis backend (checks are
+/// metrics errors, held or failed as each policy's `onMetricsError` says).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnalysisConfig {
+    pub prometheus: Option<crate::analysis::PrometheusConfig>,
+}
+
+/// `rollouts:`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RolloutsConfig {
+    /// `maxConcurrentRollouts`: rollouts progressing at once; the rest queue. 0: no limit.
+    pub max_concurrent: usize,
+    /// A directory of extra RolloutPolicy files (besides the repository's and the shipped).
+    pub policies_dir: Option<PathBuf>,
 }
 
 /// The HTTP server (`/healthz`, `/readyz`, `/metrics`, `/hooks/git`, the status page).
@@ -167,6 +186,36 @@ struct FileConfig {
     notify: Option<FileNotify>,
     #[serde(default)]
     server: Option<FileServer>,
+    #[serde(default)]
+    analysis: Option<FileAnalysis>,
+    #[serde(default)]
+    rollouts: Option<FileRollouts>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct FileAnalysis {
+    #[serde(default)]
+    prometheus: Option<FilePrometheus>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct FilePrometheus {
+    url: serde_saphyr::Spanned<String>,
+    #[serde(default)]
+    timeout: Option<serde_saphyr::Spanned<String>>,
+    #[serde(default)]
+    auth: Option<crate::analysis::PrometheusAuth>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct FileRollouts {
+    #[serde(default)]
+    max_concurrent: Option<usize>,
+    #[serde(default)]
+    policies_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -326,6 +375,14 @@ pub fn resolve(file: Option<(&str, &str)>, overrides: &Overrides) -> Result<Conf
         None => NotifyConfig::default(),
     };
     let server = resolve_server(file_name, parsed.server.as_ref(), overrides)?;
+    let analysis = resolve_analysis(file_name, parsed.analysis.as_ref())?;
+    let rollouts = match parsed.rollouts {
+        Some(r) => RolloutsConfig {
+            max_concurrent: r.max_concurrent.unwrap_or(0),
+            policies_dir: r.policies_dir,
+        },
+        None => RolloutsConfig::default(),
+    };
     let log = parsed.log.unwrap_or_default();
     let cluster = resolve_cluster(file_name, parsed.cluster.unwrap_or_default(), overrides)?;
     let file_sync = parsed.sync.unwrap_or_default();
@@ -365,6 +422,43 @@ pub fn resolve(file: Option<(&str, &str)>, overrides: &Overrides) -> Result<Conf
         sync,
         notify,
         server,
+        analysis,
+        rollouts,
+    })
+}
+
+fn resolve_analysis(
+    file_name: &str,
+    file: Option<&FileAnalysis>,
+) -> Result<AnalysisConfig, ConfigError> {
+    let Some(p) = file.and_then(|a| a.prometheus.as_ref()) else {
+        return Ok(AnalysisConfig::default());
+    };
+    let url = from_file(file_name, &p.url);
+    let parsed = url::Url::parse(&url.value);
+    if !parsed
+        .as_ref()
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+    {
+        return Err(ConfigError {
+            key: "analysis.prometheus.url".into(),
+            origin: url.origin,
+            message: format!(
+                "`{}` is not an http(s) URL; write e.g. http://prometheus.istio-system:9090",
+                url.value
+            ),
+        });
+    }
+    let mut config = crate::analysis::PrometheusConfig::new(&url.value);
+    if let Some(t) = &p.timeout {
+        config.timeout =
+            parse_positive_duration("analysis.prometheus.timeout", &from_file(file_name, t))?;
+    }
+    if let Some(auth) = &p.auth {
+        config.auth = auth.clone();
+    }
+    Ok(AnalysisConfig {
+        prometheus: Some(config),
     })
 }
 
@@ -1068,6 +1162,69 @@ mod tests {
             err.contains("veer.yaml:4: `notify.webhooks[0].secret`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn analysis_and_rollouts_table() {
+        use crate::analysis::PrometheusAuth;
+        /// Prometheus URL and timeout (seconds), and maxConcurrent; or the failing key.
+        type Want = Result<(Option<(&'static str, u64)>, usize), &'static str>;
+        struct Case {
+            file: &'static str,
+            want: Want,
+        }
+        let cases = [
+            Case {
+                file: "",
+                want: Ok((None, 0)),
+            },
+            Case {
+                file: "analysis:\n  prometheus:\n    url: http://prom:9090\n",
+                want: Ok((Some(("http://prom:9090", 10)), 0)),
+            },
+            Case {
+                file: "analysis:\n  prometheus:\n    url: https://p.example/prom/\n    timeout: 3s\nrollouts:\n  maxConcurrent: 2\n",
+                want: Ok((Some(("https://p.example/prom/", 3)), 2)),
+            },
+            Case {
+                file: "analysis:\n  prometheus:\n    url: prom:9090\n",
+                want: Err("analysis.prometheus.url"),
+            },
+            Case {
+                file: "analysis:\n  prometheus:\n    url: http://prom\n    timeout: 0s\n",
+                want: Err("analysis.prometheus.timeout"),
+            },
+            Case {
+                file: "rollouts:\n  maxConcurent: 2\n",
+                want: Err("(file)"),
+            },
+        ];
+        for case in cases {
+            let got = file(case.file);
+            match (&case.want, got) {
+                (Ok((prom, max)), Ok(c)) => {
+                    assert_eq!(
+                        c.analysis
+                            .prometheus
+                            .as_ref()
+                            .map(|p| (p.url.as_str(), p.timeout.as_secs())),
+                        *prom,
+                        "{}",
+                        case.file
+                    );
+                    assert_eq!(c.rollouts.max_concurrent, *max, "{}", case.file);
+                }
+                (Err(key), Err(e)) => assert_eq!(e.key, *key, "{}", case.file),
+                (want, got) => panic!("{}: wanted {want:?}, got {got:?}", case.file),
+            }
+        }
+        let c = file(
+            "analysis:\n  prometheus:\n    url: http://prom\n    auth:\n      bearer: {env: PROM_TOKEN}\n",
+        );
+        assert!(matches!(
+            c.map(|c| c.analysis.prometheus.map(|p| p.auth)),
+            Ok(Some(PrometheusAuth::Bearer(_)))
+        ));
     }
 
     #[test]

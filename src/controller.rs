@@ -7,7 +7,10 @@
 //! plan reads the watch cache, and the state is written only when its content changes); a
 //! partly failed apply is recorded as such. The decisions are pure functions
 //! ([`next_state`], [`rejected_state`], [`error_state`], [`exit_code`]); [`Controller`] is
-//! the thin I/O around them.
+//! the thin I/O around them. Progressive rollouts are driven by [`rollouts::RolloutDriver`]
+//! after each pass; while one runs, the fields it owns are left out of the plan.
+
+pub mod rollouts;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -34,6 +37,8 @@ pub enum ControllerError {
     Cluster(#[from] ClusterError),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(transparent)]
+    Rollout(rollouts::RolloutDriverError),
 }
 
 impl ControllerError {
@@ -41,6 +46,7 @@ impl ControllerError {
         match self {
             ControllerError::Cluster(e) => e.metric_label(),
             ControllerError::State(e) => e.metric_label(),
+            ControllerError::Rollout(e) => e.metric_label(),
         }
     }
 }
@@ -328,6 +334,56 @@ pub fn error_state(prev: &SyncState, message: &str, now: DateTime<Utc>) -> SyncS
     }
 }
 
+/// Reconcile until `shutdown` resolves: a pass after each poll of git, and a pass whenever a
+/// rollout wants to act before the next poll (a rollout interval of seconds does not wait for
+/// a 30 s poll). Each pass is logged.
+pub async fn run_loop(
+    controller: &mut Controller,
+    poller: &mut crate::source::Poller,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let poll = poller.poll_once().await;
+        let pass = controller.handle(poll, Utc::now()).await;
+        log_pass(&pass);
+        let tick = poller.next_tick();
+        tokio::pin!(tick);
+        loop {
+            let wake = controller.next_wake();
+            // A floor, so a rollout that is due again at once cannot spin the loop.
+            let delay = wake
+                .and_then(|at| (at - Utc::now()).to_std().ok())
+                .unwrap_or_default()
+                .max(std::time::Duration::from_millis(50));
+            tokio::select! {
+                () = &mut tick => break,
+                () = tokio::time::sleep(delay), if wake.is_some() => {
+                    if let Some(commit) = controller.current_commit() {
+                        let pass = controller
+                            .handle(PollOutcome::Unchanged { commit }, Utc::now())
+                            .await;
+                        log_pass(&pass);
+                    }
+                }
+                () = &mut shutdown => return,
+            }
+        }
+    }
+}
+
+fn log_pass(pass: &Pass) {
+    match pass {
+        Pass::Synced { commit, report } => {
+            let s = report.summary();
+            info!(commit = %&commit[..commit.len().min(12)], created = s.created, updated = s.updated, pruned = s.pruned, failed = s.failed, "reconciled");
+        }
+        Pass::InSync { .. } | Pass::DriftReported { .. } => {}
+        Pass::Rejected { .. } | Pass::NoRevision => {}
+        Pass::Failed { message } => warn!(%message, "reconcile failed"),
+    }
+}
+
 /// A plan with what it was made from.
 pub struct Planned {
     pub plan: Plan,
@@ -345,6 +401,8 @@ pub struct Controller {
     current: Option<Arc<LoadedRevision>>,
     /// The newest revision loaded and its validation, so a revision is validated once.
     validated: Option<(Arc<LoadedRevision>, Report)>,
+    /// Progressive rollouts; `None`: weights apply at once like any field.
+    rollouts: Option<rollouts::RolloutDriver>,
 }
 
 impl Controller {
@@ -367,7 +425,30 @@ impl Controller {
             state,
             current: None,
             validated: None,
+            rollouts: None,
         })
+    }
+
+    /// Drive progressive rollouts of VirtualServices bound to a rollout policy.
+    pub fn with_rollouts(mut self, driver: rollouts::RolloutDriver) -> Self {
+        self.rollouts = Some(driver);
+        self
+    }
+
+    pub fn rollouts(&self) -> Option<&rollouts::RolloutDriver> {
+        self.rollouts.as_ref()
+    }
+
+    /// When a rollout wants to act next (earlier than the next poll, often).
+    pub fn next_wake(&self) -> Option<DateTime<Utc>> {
+        self.rollouts
+            .as_ref()
+            .and_then(rollouts::RolloutDriver::next_wake)
+    }
+
+    /// The commit of the revision in force.
+    pub fn current_commit(&self) -> Option<crate::source::CommitId> {
+        self.current.as_ref().map(|l| l.revision.commit.clone())
     }
 
     pub fn state(&self) -> &SyncState {
@@ -392,7 +473,11 @@ impl Controller {
             .collect();
         keys.extend(extra);
         let live = self.cluster.live(&keys).await?;
-        let ctx = plan_context(&self.state, &self.options.sync.manager, self.options.prune);
+        let mut ctx = plan_context(&self.state, &self.options.sync.manager, self.options.prune);
+        if let Some(driver) = &self.rollouts {
+            let policies = driver.policies(loaded);
+            ctx.ignore = driver.ignore(&desired, &live.objects, &policies);
+        }
         let plan = diff::plan(&desired, &live.objects, &ctx);
         Ok(Planned {
             plan,
@@ -470,6 +555,12 @@ impl Controller {
         now: DateTime<Utc>,
     ) -> Result<Pass, ControllerError> {
         let commit = loaded.revision.commit.0.clone();
+        if let Some(driver) = &mut self.rollouts
+            && let Err(e) = driver.load(&self.cluster).await
+        {
+            // Without the states, the running rollouts' fields are unknown: do not plan.
+            return Err(ControllerError::Rollout(e));
+        }
         let planned = self.plan(loaded).await?;
         let options = &self.options.sync;
         let dry = options.mode == WriteMode::ServerDryRun;
@@ -521,6 +612,17 @@ impl Controller {
                 now,
             );
             self.record(next).await?;
+            if let Some(driver) = &mut self.rollouts {
+                driver
+                    .drive(
+                        &self.cluster,
+                        &self.options.sync,
+                        loaded,
+                        &planned.desired,
+                        &planned.live.objects,
+                    )
+                    .await;
+            }
         }
         Ok(pass)
     }

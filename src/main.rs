@@ -10,11 +10,12 @@ use anyhow::{Context, Result, bail};
 use tracing::{info, warn};
 
 use veer::cli::{
-    Cli, Command, DiffArgs, DryRunMode, OutputFormat, RunArgs, StatusArgs, SyncArgs, ValidateArgs,
-    exit,
+    Cli, Command, DiffArgs, DryRunMode, OutputFormat, RolloutCommand, RunArgs, StatusArgs,
+    SyncArgs, ValidateArgs, exit,
 };
 use veer::cluster::{self, Cluster};
 use veer::config::{self, Config, LogFormat, SourceConfig};
+use veer::controller::rollouts::{GitRevert, RolloutDriver, RolloutOptions};
 use veer::controller::{self, Controller, ControllerOptions, Pass};
 use veer::diff::render;
 use veer::manifest::{self, ManifestSet, ParseCache};
@@ -61,6 +62,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Diff(args) => diff_command(&config, &args),
         Command::Sync(args) => sync_command(&config, &args),
         Command::Status(args) => status_command(&config, &args),
+        Command::Rollout(command) => rollout_command(&config, &command),
         Command::DevCluster(args) => {
             let runtime = runtime()?;
             runtime.block_on(veer::devcluster::run(&args))?;
@@ -585,6 +587,148 @@ fn json_output(set: &ManifestSet, report: &Report) -> String {
     serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
 }
 
+/// `veer rollout status|pause|resume|promote|abort|retry`.
+fn rollout_command(config: &Config, command: &RolloutCommand) -> Result<i32> {
+    use veer::controller::rollouts::{self as r, RolloutId};
+    use veer::rollout::{Command as Op, Phase};
+    let parse = |text: &str| {
+        RolloutId::parse(text)
+            .with_context(|| format!("`{text}` is not NAMESPACE/NAME of a VirtualService"))
+    };
+    let ns = config.cluster.state_namespace.clone();
+    runtime()?.block_on(async {
+        let cluster = connect(config).await?;
+        let client = cluster.client();
+        let (target, op) = match command {
+            RolloutCommand::Status(args) => {
+                let Some(text) = &args.rollout else {
+                    let all = r::list_rollouts(client, &ns).await?;
+                    match args.output {
+                        OutputFormat::Json => {
+                            let value: Vec<serde_json::Value> = all
+                                .iter()
+                                .map(|(id, state, policy)| serde_json::json!({"rollout": id.to_string(), "policy": policy, "state": state}))
+                                .collect();
+                            println!("{}", serde_json::to_string_pretty(&value)?);
+                        }
+                        OutputFormat::Human if all.is_empty() => println!("no rollouts"),
+                        OutputFormat::Human => {
+                            for (id, state, policy) in &all {
+                                print!("{}", r::render_status(id, state, policy));
+                            }
+                        }
+                    }
+                    return Ok(exit::OK);
+                };
+                let id = parse(text)?;
+                let mut last = String::new();
+                loop {
+                    let Some((state, _, policy)) = r::read_rollout(client, &ns, &id).await? else {
+                        eprintln!("veer: no rollout of {id} (state namespace {ns})");
+                        return Ok(exit::FAILURE);
+                    };
+                    let text = match args.output {
+                        OutputFormat::Human => r::render_status(&id, &state, &policy),
+                        OutputFormat::Json => serde_json::to_string_pretty(&state)? + "\n",
+                    };
+                    if text != last {
+                        if args.watch && std::io::stdout().is_terminal() {
+                            print!("\x1b[2J\x1b[H");
+                        }
+                        print!("{text}");
+                        last = text;
+                    }
+                    let code = match state.phase {
+                        Phase::Failed => exit::ROLLOUT_FAILED,
+                        Phase::Queued
+                        | Phase::WaitingForHealth
+                        | Phase::PreRollout
+                        | Phase::Mirroring
+                        | Phase::Matching
+                        | Phase::FaultTesting
+                        | Phase::Progressing
+                        | Phase::Paused
+                        | Phase::AwaitingPromotion
+                        | Phase::Promoting
+                        | Phase::Succeeded
+                        | Phase::RollingBack => exit::OK,
+                    };
+                    if !args.watch || state.phase.is_terminal() {
+                        return Ok(code);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+            RolloutCommand::Pause(t) => (t, Op::Pause),
+            RolloutCommand::Resume(t) => (t, Op::Resume),
+            RolloutCommand::Promote(t) => (t, Op::Promote),
+            RolloutCommand::Abort(t) => (t, Op::Abort),
+            RolloutCommand::Retry(t) => (t, Op::Retry),
+        };
+        let id = parse(&target.rollout)?;
+        match r::send_command(client, &ns, &id, op).await? {
+            Some(sent) => {
+                println!(
+                    "{} sent to {id} (command {}); veer applies it at its next pass",
+                    op.as_str(),
+                    sent.id
+                );
+                Ok(exit::OK)
+            }
+            None => {
+                eprintln!("veer: no rollout of {id} (state namespace {ns})");
+                Ok(exit::FAILURE)
+            }
+        }
+    })
+}
+
+/// The rollout driver as configured: Prometheus, the policies directory, the concurrency cap,
+/// notifications.
+fn rollout_driver(config: &Config) -> Result<RolloutDriver> {
+    let metrics = Arc::new(veer::metrics::Metrics::new());
+    let mut policies = Vec::new();
+    if let Some(dir) = &config.rollouts.policies_dir {
+        let set = read_path(dir, config)?;
+        let report = validate::validate(&set);
+        if !report.is_ok() {
+            for d in &report.diagnostics {
+                warn!("{d}");
+            }
+            bail!("the rollout policies in {} are invalid", dir.display());
+        }
+        policies = set
+            .manifests
+            .iter()
+            .filter_map(|m| veer::manifest::policy::rollout_policy(m).cloned())
+            .collect();
+    }
+    let notifications = veer::notify::Notifications::start(&config.notify, metrics.clone())
+        .context("cannot start notifications")?;
+    let mut driver = RolloutDriver::new(
+        RolloutOptions {
+            state_namespace: config.cluster.state_namespace.clone(),
+            max_concurrent: config.rollouts.max_concurrent,
+            policies,
+        },
+        metrics,
+    )?
+    .with_notifications(Arc::new(notifications));
+    if let Some(source) = &config.source {
+        // A revert is pushed from a cache repository of its own, beside the poller's.
+        driver = driver.with_revert(Arc::new(GitRevert::new(
+            source.spec.clone(),
+            PathBuf::from(format!("{}-revert", config.cache_dir.display())),
+        )));
+    }
+    if let Some(p) = &config.analysis.prometheus {
+        let provider = veer::analysis::Prometheus::new(p.clone())
+            .context("cannot set up the Prometheus client")?;
+        driver = driver.with_provider(Arc::new(provider));
+    }
+    Ok(driver)
+}
+
 /// `veer run`: the reconcile loop until stopped (`--once`: one pass, exit as `veer sync`).
 fn run_command(config: &Config, args: &RunArgs) -> Result<i32> {
     let source_config = require_source(config)?;
@@ -601,30 +745,19 @@ fn run_command(config: &Config, args: &RunArgs) -> Result<i32> {
             source_config,
             sync_options(config, WriteMode::Apply),
         )
-        .await?;
+        .await?
+        .with_rollouts(rollout_driver(config)?);
         info!(url = %source_config.spec.url, reference = %source_config.spec.reference, "veer started");
-        loop {
+        if args.once {
             let poll = poller.poll_once().await;
             let pass = controller.handle(poll, chrono::Utc::now()).await;
-            match &pass {
-                Pass::Synced { commit, report } => {
-                    let s = report.summary();
-                    info!(commit = %&commit[..commit.len().min(12)], created = s.created, updated = s.updated, pruned = s.pruned, failed = s.failed, "reconciled");
-                }
-                Pass::InSync { .. } | Pass::DriftReported { .. } => {}
-                Pass::Rejected { .. } | Pass::NoRevision => {}
-                Pass::Failed { message } => warn!(%message, "reconcile failed"),
-            }
-            if args.once {
-                return Ok(controller::exit_code(&pass));
-            }
-            tokio::select! {
-                () = poller.next_tick() => {}
-                _ = tokio::signal::ctrl_c() => {
-                    info!("stopping");
-                    return Ok(exit::OK);
-                }
-            }
+            return Ok(controller::exit_code(&pass));
         }
+        controller::run_loop(&mut controller, &mut poller, async {
+            let _ = tokio::signal::ctrl_c().await;
+            info!("stopping");
+        })
+        .await;
+        Ok(exit::OK)
     })
 }
