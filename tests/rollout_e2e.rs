@@ -426,7 +426,9 @@ impl Scenario {
         self.kill_veer().await;
         self.recorder.abort();
         self.prometheus.stop();
-        let _ = self.cluster.shutdown().await;
+        // Idle keep-alive connections of the clients would hold a graceful shutdown open;
+        // the runtime's end drops whatever is left.
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.cluster.shutdown()).await;
     }
 }
 
