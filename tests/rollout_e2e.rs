@@ -412,6 +412,16 @@ impl Scenario {
         )
     }
 
+    /// The v2 weights the recorder saw, once it has seen `last` (it polls every 50 ms, so it
+    /// may be a moment behind a wait that just saw it).
+    async fn v2_path_to(&self, last: (u32, u32)) -> Vec<u32> {
+        let start = Instant::now();
+        while self.recorded().last() != Some(&last) && start.elapsed() < Duration::from_secs(2) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        v2_path(&self.recorded())
+    }
+
     fn recorded(&self) -> Vec<(u32, u32)> {
         self.recorded.lock().unwrap().clone()
     }
@@ -458,7 +468,7 @@ async fn healthy_canary_is_promoted_through_every_step() {
     assert_eq!(state.revision, commit);
     s.wait_split("live equals git", (0, 100)).await;
     assert_eq!(
-        v2_path(&s.recorded()),
+        s.v2_path_to((0, 100)).await,
         vec![0, 25, 50, 75, 100],
         "the weights went through each step in order"
     );
@@ -618,7 +628,7 @@ async fn a_restarted_veer_resumes_from_the_stored_step() {
     assert!(state.seq > before.seq);
     s.wait_split("live equals git", (0, 100)).await;
     // Resumed, never repeated: the weights only went up, each step once.
-    assert_eq!(v2_path(&s.recorded()), vec![0, 25, 50, 75, 100]);
+    assert_eq!(s.v2_path_to((0, 100)).await, vec![0, 25, 50, 75, 100]);
     s.stop().await;
 }
 
@@ -636,7 +646,7 @@ async fn a_new_commit_restarts_toward_the_new_target_from_the_live_split() {
         .0
         .expect("a state");
     s.wait_split("live equals the new git", (50, 50)).await;
-    let path = v2_path(&s.recorded());
+    let path = s.v2_path_to((50, 50)).await;
     let at = path.iter().position(|w| *w == 25).expect("the first step");
     assert!(
         path[at..].iter().all(|w| *w <= 50),
