@@ -531,6 +531,12 @@ async fn error_spike_is_rolled_back_within_threshold_intervals() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(live_split(&s.client).await, Some((100, 0)));
     assert_eq!(s.state().await.map(|s| s.phase), Some(Phase::Failed));
+    // Until an operator asks: fixed, retried, promoted.
+    s.set_v2(Behaviour::default());
+    let (code, out) = s.veer_cli(&["rollout", "retry", "shop/reviews"]).await;
+    assert_eq!(code, 0, "{out}");
+    s.wait_phase("retried and promoted", Phase::Succeeded).await;
+    s.wait_split("live equals git", (0, 100)).await;
     s.stop().await;
 }
 

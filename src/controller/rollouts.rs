@@ -470,13 +470,22 @@ impl RolloutDriver {
         if let Some(t) = self.rollouts.get_mut(&w.id) {
             t.command = command;
         }
-        // Once per pass: the gate is re-read at the next pass, an interval later at most.
-        let canary = self
-            .rollouts
-            .get(&w.id)
-            .map(|t| t.state.canary())
-            .unwrap_or_default();
-        let available = available(cluster, &w.id.namespace, &canary).await;
+        // Once per pass: the gate is re-read at the next pass, an interval later at most. A
+        // finished rollout with nothing new to do is not looked at.
+        let Some(tracked) = self.rollouts.get(&w.id) else {
+            return Ok(());
+        };
+        let idle = tracked.state.phase.is_terminal()
+            && tracked.command.is_none()
+            && w.target
+                .as_ref()
+                .is_none_or(|t| t.revision == tracked.state.revision);
+        let canary = match &w.target {
+            // A new target may start a new rollout in this very decision: gate its canary.
+            Some(t) if t.revision != tracked.state.revision => t.live.gaining_toward(&t.target),
+            Some(_) | None => tracked.state.canary(),
+        };
+        let available = idle || available(cluster, &w.id.namespace, &canary).await;
         let mut answer = Observation::default();
         for _ in 0..MAX_ROUNDS {
             let Some(tracked) = self.rollouts.get(&w.id) else {
