@@ -338,11 +338,13 @@ impl RolloutDriver {
         let policies = self.policies(loaded);
         let commit = loaded.revision.commit.0.clone();
         let mut work = Vec::new();
+        let mut bound = std::collections::BTreeSet::new();
         for d in desired.iter().filter(|d| is_virtual_service(&d.key)) {
             let Some(policy) = bound_policy(&d.value, &policies) else {
                 continue;
             };
             let id = RolloutId::of(&d.key);
+            bound.insert(id.clone());
             let live_vs = find_live(live, &d.key);
             let state = self.rollouts.get(&id).map(|t| &t.state);
             let (shift, target) = match targets(&d.value, live_vs, state, &commit) {
@@ -405,15 +407,12 @@ impl RolloutDriver {
                 self.wake_at(Utc::now() + chrono::TimeDelta::seconds(5));
             }
         }
-        // A VirtualService gone from git takes its rollout with it.
+        // A VirtualService gone from git, or no longer bound to a policy, takes its rollout
+        // with it (its weights are git's again).
         let gone: Vec<RolloutId> = self
             .rollouts
             .keys()
-            .filter(|id| {
-                !desired
-                    .iter()
-                    .any(|d| is_virtual_service(&d.key) && RolloutId::of(&d.key) == **id)
-            })
+            .filter(|id| !bound.contains(*id))
             .cloned()
             .collect();
         for id in gone {
@@ -1191,8 +1190,8 @@ pub fn ignore_fields(
     for d in desired.iter().filter(|d| is_virtual_service(&d.key)) {
         let id = RolloutId::of(&d.key);
         let state = states.get(&id).copied();
-        let bound = bound_policy(&d.value, policies).is_some();
-        if !bound && state.is_none_or(|s| s.phase.is_terminal()) {
+        // Unbinding a VirtualService ends veer's ownership: its weights apply at once.
+        if bound_policy(&d.value, policies).is_none() {
             continue;
         }
         let shift = detect(&d.value, find_live(live, &d.key))
