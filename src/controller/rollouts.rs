@@ -1333,13 +1333,25 @@ pub fn subset_labels(rules: &[Value], d: &DestinationId) -> BTreeMap<String, Str
 fn describe(event: &RolloutEvent) -> String {
     match event {
         RolloutEvent::WriteNotReadBack { expected, read } => {
-            format!("wrote {expected:?} but read back {read:?}")
+            format!("wrote {expected} but read back {read}")
         }
         RolloutEvent::RollbackNotRestored { expected, read } => {
-            format!("rollback did not restore {expected:?}: read back {read:?}")
+            format!("rollback did not restore {expected}: read back {read}")
         }
         RolloutEvent::RevertFailed { message } => format!("git revert failed: {message}"),
-        other => format!("{other:?}"),
+        RolloutEvent::PhaseChanged { .. }
+        | RolloutEvent::StepAdvanced { .. }
+        | RolloutEvent::CheckPassed { .. }
+        | RolloutEvent::CheckFailed { .. }
+        | RolloutEvent::Held { .. }
+        | RolloutEvent::WebhookFailed { .. }
+        | RolloutEvent::RollingBack { .. }
+        | RolloutEvent::RolledBack { .. }
+        | RolloutEvent::Promoted { .. }
+        | RolloutEvent::Reverted { .. }
+        | RolloutEvent::Restarted { .. }
+        | RolloutEvent::CommandApplied { .. }
+        | RolloutEvent::CommandIgnored { .. } => format!("{event:?}"),
     }
 }
 
