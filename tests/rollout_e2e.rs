@@ -7,6 +7,8 @@
 //! with what it last saw. A recorder polls the live VirtualService every 50 ms, so the order
 //! of the weights veer set is asserted, not only where they ended.
 
+#[path = "support/faults.rs"]
+mod faults;
 #[path = "support/prometheus.rs"]
 mod prometheus_support;
 mod support;
@@ -29,6 +31,7 @@ use veer::controller::{self, Controller, ControllerOptions};
 use veer::devcluster::RunningCluster;
 use veer::exporter::{Behaviour, Exporter, ExporterConfig, ServiceKey, WatchConfig};
 use veer::metrics::Metrics;
+use veer::notify::{EventKind, Filter, Notifications, NotifyConfig, Severity, WebhookConfig};
 use veer::rollout::{Command, FailureReason, HoldReason, Phase, RolloutState};
 use veer::source::{GitRef, GitSource, Poller, Schedule, SourceSpec};
 use veer::sync::SyncOptions;
@@ -196,6 +199,11 @@ struct Scenario {
     veer: Option<Veer>,
     max_concurrent: usize,
     metrics: Arc<Metrics>,
+    /// Faults in front of veer's client (not the test's).
+    faults: faults::Faults,
+    /// Bodies of the notifications veer delivered to its webhook notifier.
+    notified: Arc<Mutex<Vec<Value>>>,
+    notify_url: String,
     recorded: Arc<Mutex<Vec<(u32, u32)>>>,
     recorder: tokio::task::JoinHandle<()>,
 }
@@ -241,6 +249,8 @@ impl Scenario {
         }
         remote.commit_and_push("reviews v1");
 
+        let notified = Arc::new(Mutex::new(Vec::new()));
+        let notify_url = notification_receiver(notified.clone()).await;
         let recorded = Arc::new(Mutex::new(Vec::new()));
         let recorder = {
             let recorded = recorded.clone();
@@ -267,6 +277,9 @@ impl Scenario {
             veer: None,
             max_concurrent,
             metrics: Arc::new(Metrics::new()),
+            faults: faults::Faults::default(),
+            notified,
+            notify_url,
             recorded,
             recorder,
         };
@@ -306,6 +319,19 @@ impl Scenario {
                 .path()
                 .join(format!("revert-cache-{}", rand_suffix())),
         );
+        let notify = NotifyConfig {
+            webhooks: vec![WebhookConfig {
+                url: self.notify_url.parse().expect("a receiver URL"),
+                secret: None,
+                filter: Filter {
+                    events: EventKind::ALL.into_iter().collect(),
+                    min_severity: Severity::Info,
+                },
+            }],
+            ..NotifyConfig::default()
+        };
+        let notifications =
+            Notifications::start(&notify, self.metrics.clone()).expect("notifications start");
         let driver = RolloutDriver::new(
             RolloutOptions {
                 state_namespace: STATE_NS.into(),
@@ -316,8 +342,9 @@ impl Scenario {
         )
         .expect("the rollout driver")
         .with_provider(Arc::new(provider))
-        .with_revert(Arc::new(revert));
-        let client = dev::client(&self.cluster);
+        .with_revert(Arc::new(revert))
+        .with_notifications(Arc::new(notifications));
+        let client = faults::client(&self.cluster, &self.faults);
         let task = tokio::spawn(async move {
             let mut c = Controller::start(Cluster::new(client), location, options)
                 .await
@@ -442,6 +469,60 @@ impl Scenario {
     }
 }
 
+/// A webhook notification receiver on loopback; every JSON body is kept.
+async fn notification_receiver(bodies: Arc<Mutex<Vec<Value>>>) -> String {
+    let app = axum::Router::new().route(
+        "/events",
+        axum::routing::post(move |body: axum::Json<Value>| {
+            let bodies = bodies.clone();
+            async move {
+                bodies.lock().unwrap().push(body.0);
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the notification receiver");
+    let addr = listener.local_addr().expect("an address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}/events")
+}
+
+impl Scenario {
+    /// The notifications received so far, as JSON text each.
+    fn notifications(&self) -> Vec<String> {
+        self.notified
+            .lock()
+            .unwrap()
+            .iter()
+            .map(Value::to_string)
+            .collect()
+    }
+
+    /// Wait until a notification containing every one of `parts` arrived.
+    async fn wait_notification(&self, parts: &[&str]) -> String {
+        let start = Instant::now();
+        loop {
+            if let Some(n) = self
+                .notifications()
+                .into_iter()
+                .find(|n| parts.iter().all(|p| n.contains(p)))
+            {
+                return n;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no notification with {parts:?}; got {:#?}",
+                self.notifications()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 fn rand_suffix() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -483,6 +564,18 @@ async fn healthy_canary_is_promoted_through_every_step() {
         );
     }
     assert_eq!(state.failed_checks, 0);
+    // People were told: started, each step, promoted.
+    s.wait_notification(&["\"kind\":\"rollout-started\"", "shop/reviews"])
+        .await;
+    for weight in [50, 75] {
+        s.wait_notification(&[
+            "\"kind\":\"step-advanced\"",
+            &format!("\"weight\":{weight}"),
+        ])
+        .await;
+    }
+    s.wait_notification(&["\"kind\":\"rollout-promoted\"", &commit])
+        .await;
     s.stop().await;
 }
 
@@ -504,6 +597,15 @@ async fn error_spike_is_rolled_back_within_threshold_intervals() {
     );
     s.wait_split("split restored exactly", (100, 0)).await;
     assert_eq!(live_split(&s.client).await, Some((100, 0)));
+    // The alert names the failing metric, its value and threshold.
+    let alert = s
+        .wait_notification(&[
+            "\"kind\":\"rolled-back\"",
+            "\"name\":\"success-rate\"",
+            ">= 99",
+        ])
+        .await;
+    assert!(alert.contains("2 failed checks (threshold 2)"), "{alert}");
     // The first failed check to the rollback: at most threshold × interval (plus a write).
     let failed: Vec<_> = state
         .history
@@ -943,5 +1045,41 @@ async fn max_concurrent_rollouts_queue_the_rest() {
             && l.contains("pass")),
         "{text}"
     );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_that_does_not_read_back_alerts_and_is_written_again() {
+    let s = Scenario::start(&policy("20s")).await;
+    s.set_v2(Behaviour {
+        error_rate: 0.5,
+        latency_ms: 20.0,
+    });
+    s.push_split(0, 100, "reviews v2");
+    // One failed check in: the next one rolls back. Its first write is refused.
+    s.wait_until("a failed check", |st, _| {
+        st.is_some_and(|st| st.failed_checks == 1)
+    })
+    .await;
+    s.faults.add(faults::Fault {
+        method: "PATCH",
+        path: "/virtualservices/reviews".into(),
+        code: 422,
+        reason: "Invalid",
+        message: "refused by the test".into(),
+        times: 1,
+    });
+    let state = s.wait_phase("rolled back", Phase::Failed).await;
+    assert_eq!(
+        s.faults.injected(),
+        1,
+        "the rollback's first write was refused"
+    );
+    s.wait_split("restored on the second write", (100, 0)).await;
+    assert!(state.seq >= 2);
+    let alert = s
+        .wait_notification(&["\"kind\":\"sync-failed\"", "rollback did not restore"])
+        .await;
+    assert!(alert.contains("reviews/v1:100"), "{alert}");
     s.stop().await;
 }
