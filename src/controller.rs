@@ -435,6 +435,18 @@ impl Controller {
         self
     }
 
+    /// Read the stored rollout states (once), so that [`Controller::plan`] leaves out what
+    /// running rollouts own. [`Controller::reconcile`] does it itself.
+    pub async fn load_rollouts(&mut self) -> Result<(), ControllerError> {
+        match &mut self.rollouts {
+            Some(driver) => driver
+                .load(&self.cluster)
+                .await
+                .map_err(ControllerError::Rollout),
+            None => Ok(()),
+        }
+    }
+
     pub fn rollouts(&self) -> Option<&rollouts::RolloutDriver> {
         self.rollouts.as_ref()
     }

@@ -172,7 +172,12 @@ async fn plan_revision(
     if !report.is_ok() {
         return Ok(Err(print_rejection(&loaded, &report, output)));
     }
-    let controller = start_controller(config, source, sync).await?;
+    // Rollouts are known here too: a one-pass diff or sync never reports or undoes the weights
+    // a running rollout owns (`veer sync` also advances rollouts by one pass).
+    let mut controller = start_controller(config, source, sync)
+        .await?
+        .with_rollouts(rollout_driver(config)?);
+    controller.load_rollouts().await?;
     let planned = controller.plan(&loaded).await?;
     Ok(Ok((controller, loaded, planned)))
 }

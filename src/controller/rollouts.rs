@@ -338,11 +338,13 @@ impl RolloutDriver {
         let policies = self.policies(loaded);
         let commit = loaded.revision.commit.0.clone();
         let mut work = Vec::new();
+        let mut bound = std::collections::BTreeSet::new();
         for d in desired.iter().filter(|d| is_virtual_service(&d.key)) {
             let Some(policy) = bound_policy(&d.value, &policies) else {
                 continue;
             };
             let id = RolloutId::of(&d.key);
+            bound.insert(id.clone());
             let live_vs = find_live(live, &d.key);
             let state = self.rollouts.get(&id).map(|t| &t.state);
             let (shift, target) = match targets(&d.value, live_vs, state, &commit) {
@@ -405,15 +407,12 @@ impl RolloutDriver {
                 self.wake_at(Utc::now() + chrono::TimeDelta::seconds(5));
             }
         }
-        // A VirtualService gone from git takes its rollout with it.
+        // A VirtualService gone from git, or no longer bound to a policy, takes its rollout
+        // with it (its weights are git's again).
         let gone: Vec<RolloutId> = self
             .rollouts
             .keys()
-            .filter(|id| {
-                !desired
-                    .iter()
-                    .any(|d| is_virtual_service(&d.key) && RolloutId::of(&d.key) == **id)
-            })
+            .filter(|id| !bound.contains(*id))
             .cloned()
             .collect();
         for id in gone {
@@ -470,13 +469,22 @@ impl RolloutDriver {
         if let Some(t) = self.rollouts.get_mut(&w.id) {
             t.command = command;
         }
-        // Once per pass: the gate is re-read at the next pass, an interval later at most.
-        let canary = self
-            .rollouts
-            .get(&w.id)
-            .map(|t| t.state.canary())
-            .unwrap_or_default();
-        let available = available(cluster, &w.id.namespace, &canary).await;
+        // Once per pass: the gate is re-read at the next pass, an interval later at most. A
+        // finished rollout with nothing new to do is not looked at.
+        let Some(tracked) = self.rollouts.get(&w.id) else {
+            return Ok(());
+        };
+        let idle = tracked.state.phase.is_terminal()
+            && tracked.command.is_none()
+            && w.target
+                .as_ref()
+                .is_none_or(|t| t.revision == tracked.state.revision);
+        let canary = match &w.target {
+            // A new target may start a new rollout in this very decision: gate its canary.
+            Some(t) if t.revision != tracked.state.revision => t.live.gaining_toward(&t.target),
+            Some(_) | None => tracked.state.canary(),
+        };
+        let available = idle || available(cluster, &w.id.namespace, &canary).await;
         let mut answer = Observation::default();
         for _ in 0..MAX_ROUNDS {
             let Some(tracked) = self.rollouts.get(&w.id) else {
@@ -1182,8 +1190,8 @@ pub fn ignore_fields(
     for d in desired.iter().filter(|d| is_virtual_service(&d.key)) {
         let id = RolloutId::of(&d.key);
         let state = states.get(&id).copied();
-        let bound = bound_policy(&d.value, policies).is_some();
-        if !bound && state.is_none_or(|s| s.phase.is_terminal()) {
+        // Unbinding a VirtualService ends veer's ownership: its weights apply at once.
+        if bound_policy(&d.value, policies).is_none() {
             continue;
         }
         let shift = detect(&d.value, find_live(live, &d.key))
@@ -1325,13 +1333,25 @@ pub fn subset_labels(rules: &[Value], d: &DestinationId) -> BTreeMap<String, Str
 fn describe(event: &RolloutEvent) -> String {
     match event {
         RolloutEvent::WriteNotReadBack { expected, read } => {
-            format!("wrote {expected:?} but read back {read:?}")
+            format!("wrote {expected} but read back {read}")
         }
         RolloutEvent::RollbackNotRestored { expected, read } => {
-            format!("rollback did not restore {expected:?}: read back {read:?}")
+            format!("rollback did not restore {expected}: read back {read}")
         }
         RolloutEvent::RevertFailed { message } => format!("git revert failed: {message}"),
-        other => format!("{other:?}"),
+        RolloutEvent::PhaseChanged { .. }
+        | RolloutEvent::StepAdvanced { .. }
+        | RolloutEvent::CheckPassed { .. }
+        | RolloutEvent::CheckFailed { .. }
+        | RolloutEvent::Held { .. }
+        | RolloutEvent::WebhookFailed { .. }
+        | RolloutEvent::RollingBack { .. }
+        | RolloutEvent::RolledBack { .. }
+        | RolloutEvent::Promoted { .. }
+        | RolloutEvent::Reverted { .. }
+        | RolloutEvent::Restarted { .. }
+        | RolloutEvent::CommandApplied { .. }
+        | RolloutEvent::CommandIgnored { .. } => format!("{event:?}"),
     }
 }
 
