@@ -294,6 +294,41 @@ pub struct RunArgs {
     /// (default `server.listen`, else 127.0.0.1:8080).
     #[arg(long, env = "VEER_LISTEN", value_name = "IP:PORT")]
     pub listen: Option<String>,
+
+    /// Run only while holding a Lease, so that several replicas can run and one writes.
+    #[arg(long = "leader-elect", env = "VEER_LEADER_ELECTION")]
+    pub leader_elect: bool,
+
+    /// Namespace of the leader election Lease (default: the state namespace).
+    #[arg(long, env = "VEER_LEADER_ELECTION_NAMESPACE", value_name = "NS")]
+    pub leader_election_namespace: Option<String>,
+
+    /// Name of the leader election Lease.
+    #[arg(
+        long,
+        env = "VEER_LEADER_ELECTION_LEASE",
+        value_name = "NAME",
+        default_value = "veer-leader"
+    )]
+    pub leader_election_lease: String,
+
+    /// How long the lease lasts without renewal; a standby takes over after it.
+    #[arg(
+        long,
+        env = "VEER_LEADER_ELECTION_LEASE_DURATION",
+        value_name = "DURATION",
+        default_value = "15s"
+    )]
+    pub leader_election_lease_duration: String,
+
+    /// How long before the lease expires the leader renews it.
+    #[arg(
+        long,
+        env = "VEER_LEADER_ELECTION_RENEW_PERIOD",
+        value_name = "DURATION",
+        default_value = "5s"
+    )]
+    pub leader_election_renew_period: String,
 }
 
 /// `veer rollout ...`. Commands are written into the rollout's ConfigMap; the controller

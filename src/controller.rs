@@ -10,6 +10,7 @@
 //! the thin I/O around them. Progressive rollouts are driven by [`rollouts::RolloutDriver`]
 //! after each pass; while one runs, the fields it owns are left out of the plan.
 
+pub mod observers;
 pub mod rollouts;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -340,13 +341,17 @@ pub fn error_state(prev: &SyncState, message: &str, now: DateTime<Utc>) -> SyncS
 pub async fn run_loop(
     controller: &mut Controller,
     poller: &mut crate::source::Poller,
+    observers: &observers::Observers,
+    mut triggers: Option<tokio::sync::mpsc::Receiver<crate::server::Trigger>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
     loop {
+        let started = std::time::Instant::now();
         let poll = poller.poll_once().await;
         let pass = controller.handle(poll, Utc::now()).await;
         log_pass(&pass);
+        observers.after_pass(controller, &pass, started.elapsed(), Utc::now());
         let tick = poller.next_tick();
         tokio::pin!(tick);
         loop {
@@ -358,12 +363,24 @@ pub async fn run_loop(
                 .max(std::time::Duration::from_millis(50));
             tokio::select! {
                 () = &mut tick => break,
+                // A verified push webhook: poll now instead of at the next tick.
+                Some(trigger) = async {
+                    match triggers.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    info!(reference = %trigger.reference, "push webhook: polling now");
+                    break;
+                }
                 () = tokio::time::sleep(delay), if wake.is_some() => {
                     if let Some(commit) = controller.current_commit() {
+                        let started = std::time::Instant::now();
                         let pass = controller
                             .handle(PollOutcome::Unchanged { commit }, Utc::now())
                             .await;
                         log_pass(&pass);
+                        observers.after_pass(controller, &pass, started.elapsed(), Utc::now());
                     }
                 }
                 () = &mut shutdown => return,
@@ -461,6 +478,19 @@ impl Controller {
     /// The commit of the revision in force.
     pub fn current_commit(&self) -> Option<crate::source::CommitId> {
         self.current.as_ref().map(|l| l.revision.commit.clone())
+    }
+
+    /// The revision in force.
+    pub fn current_revision(&self) -> Option<&crate::source::Revision> {
+        self.current.as_ref().map(|l| &l.revision)
+    }
+
+    /// The newest revision and its validation, when it was rejected.
+    pub fn rejected_revision(&self) -> Option<(&crate::source::Revision, &Report)> {
+        self.validated
+            .as_ref()
+            .filter(|(_, report)| !report.is_ok())
+            .map(|(loaded, report)| (&loaded.revision, report))
     }
 
     pub fn state(&self) -> &SyncState {

@@ -25,10 +25,11 @@ pub struct LeaderConfig {
 
 impl LeaderConfig {
     /// Defaults: lease `veer-leader`, 15 s, renewed 5 s before expiry; identity from
-    /// `POD_NAME` (the Helm chart sets it) or the host name, plus a random suffix so two
+    /// `VEER_POD_NAME` (the Helm chart sets it) or the host name, plus a random suffix so two
     /// processes on one host never share it.
     pub fn new(namespace: impl Into<String>) -> Self {
-        let host = std::env::var("POD_NAME")
+        let host = std::env::var("VEER_POD_NAME")
+            .or_else(|_| std::env::var("POD_NAME"))
             .or_else(|_| std::env::var("HOSTNAME"))
             .unwrap_or_else(|_| "veer".to_string());
         let suffix = uuid::Uuid::new_v4().simple().to_string();

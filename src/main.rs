@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use veer::cli::{
     Cli, Command, DiffArgs, DryRunMode, OutputFormat, RolloutCommand, RunArgs, StatusArgs,
@@ -176,7 +176,12 @@ async fn plan_revision(
     // a running rollout owns (`veer sync` also advances rollouts by one pass).
     let mut controller = start_controller(config, source, sync)
         .await?
-        .with_rollouts(rollout_driver(config)?);
+        .with_rollouts({
+            let metrics = Arc::new(veer::metrics::Metrics::new());
+            let notifications = veer::notify::Notifications::start(&config.notify, metrics.clone())
+                .context("cannot start notifications")?;
+            rollout_driver(config, metrics, Arc::new(notifications))?
+        });
     controller.load_rollouts().await?;
     let planned = controller.plan(&loaded).await?;
     Ok(Ok((controller, loaded, planned)))
@@ -690,8 +695,11 @@ fn rollout_command(config: &Config, command: &RolloutCommand) -> Result<i32> {
 
 /// The rollout driver as configured: Prometheus, the policies directory, the concurrency cap,
 /// notifications.
-fn rollout_driver(config: &Config) -> Result<RolloutDriver> {
-    let metrics = Arc::new(veer::metrics::Metrics::new());
+fn rollout_driver(
+    config: &Config,
+    metrics: Arc<veer::metrics::Metrics>,
+    notifications: Arc<veer::notify::Notifications>,
+) -> Result<RolloutDriver> {
     let mut policies = Vec::new();
     if let Some(dir) = &config.rollouts.policies_dir {
         let set = read_path(dir, config)?;
@@ -708,8 +716,6 @@ fn rollout_driver(config: &Config) -> Result<RolloutDriver> {
             .filter_map(|m| veer::manifest::policy::rollout_policy(m).cloned())
             .collect();
     }
-    let notifications = veer::notify::Notifications::start(&config.notify, metrics.clone())
-        .context("cannot start notifications")?;
     let mut driver = RolloutDriver::new(
         RolloutOptions {
             state_namespace: config.cluster.state_namespace.clone(),
@@ -718,7 +724,7 @@ fn rollout_driver(config: &Config) -> Result<RolloutDriver> {
         },
         metrics,
     )?
-    .with_notifications(Arc::new(notifications));
+    .with_notifications(notifications);
     if let Some(source) = &config.source {
         // A revert is pushed from a cache repository of its own, beside the poller's.
         driver = driver.with_revert(Arc::new(GitRevert::new(
@@ -734,10 +740,38 @@ fn rollout_driver(config: &Config) -> Result<RolloutDriver> {
     Ok(driver)
 }
 
-/// `veer run`: the reconcile loop until stopped (`--once`: one pass, exit as `veer sync`).
+/// `veer run`: the reconcile loop until stopped (`--once`: one pass, exit as `veer sync`),
+/// with the HTTP server, notifications and, with `--leader-elect`, only while leading.
 fn run_command(config: &Config, args: &RunArgs) -> Result<i32> {
     let source_config = require_source(config)?;
     runtime()?.block_on(async {
+        let metrics = Arc::new(veer::metrics::Metrics::new());
+        let notifications = Arc::new(
+            veer::notify::Notifications::start(&config.notify, metrics.clone())
+                .context("cannot start notifications")?,
+        );
+        let board = veer::server::StatusBoard::new();
+        board.set_source(veer::server::TrackedSource::from(&source_config.spec));
+        let (trigger_tx, trigger_rx) = veer::server::trigger_channel();
+        // The server runs on standbys too: they answer /healthz and show the page.
+        let server = if args.once {
+            None
+        } else {
+            let state = veer::server::ServerState::from_config(
+                config,
+                metrics.clone(),
+                board.clone(),
+                trigger_tx,
+            );
+            let server = veer::server::Server::start(config.server.listen, state).await?;
+            info!(addr = %server.local_addr(), "HTTP server: / (status), /healthz, /readyz, /metrics, /hooks/git");
+            Some(server)
+        };
+        let mut leader = match args.leader_elect {
+            true => Some(elect_leader(config, args).await?),
+            false => None,
+        };
+
         let git = GitSource::open(source_config.spec.clone(), &config.cache_dir)?;
         let mut poller = Poller::with_options(
             git,
@@ -751,18 +785,97 @@ fn run_command(config: &Config, args: &RunArgs) -> Result<i32> {
             sync_options(config, WriteMode::Apply),
         )
         .await?
-        .with_rollouts(rollout_driver(config)?);
+        .with_rollouts(rollout_driver(config, metrics.clone(), notifications.clone())?);
         info!(url = %source_config.spec.url, reference = %source_config.spec.reference, "veer started");
-        if args.once {
+        let observers = controller::observers::Observers {
+            board: Some(board),
+            metrics: Some(metrics),
+            notifications: Some(notifications.clone()),
+        };
+        let code = if args.once {
+            let started = std::time::Instant::now();
             let poll = poller.poll_once().await;
             let pass = controller.handle(poll, chrono::Utc::now()).await;
-            return Ok(controller::exit_code(&pass));
+            observers.after_pass(&controller, &pass, started.elapsed(), chrono::Utc::now());
+            controller::exit_code(&pass)
+        } else {
+            let lost = async {
+                match leader.as_mut() {
+                    Some(l) => Some(l.lost().await),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = controller::run_loop(&mut controller, &mut poller, &observers, Some(trigger_rx), shutdown_signal()) => exit::OK,
+                Some(e) = lost => {
+                    error!(error = %e, "stopping: not the leader any more");
+                    exit::FAILURE
+                }
+            }
+        };
+        // Deliver what is queued, give the lease up (a standby takes over at once), stop serving.
+        drop(controller);
+        drop(observers);
+        if let Ok(n) = Arc::try_unwrap(notifications) {
+            n.shutdown(std::time::Duration::from_secs(5)).await;
         }
-        controller::run_loop(&mut controller, &mut poller, async {
-            let _ = tokio::signal::ctrl_c().await;
-            info!("stopping");
-        })
-        .await;
-        Ok(exit::OK)
+        if let Some(l) = leader {
+            l.release().await;
+        }
+        if let Some(s) = server {
+            let _ = s.shutdown().await;
+        }
+        Ok(code)
     })
+}
+
+/// Wait until this replica holds the leader Lease.
+async fn elect_leader(config: &Config, args: &RunArgs) -> Result<veer::leader::LeaderElection> {
+    let duration = |flag: &str, text: &str| {
+        veer::validate::duration::parse(text)
+            .map_err(|e| anyhow::anyhow!("{flag}: {e}; write a duration like 15s"))
+    };
+    let mut lease = veer::leader::LeaderConfig::new(
+        args.leader_election_namespace
+            .clone()
+            .unwrap_or_else(|| config.cluster.state_namespace.clone()),
+    );
+    lease.name = args.leader_election_lease.clone();
+    lease.duration = duration(
+        "--leader-election-lease-duration",
+        &args.leader_election_lease_duration,
+    )?;
+    lease.grace = duration(
+        "--leader-election-renew-period",
+        &args.leader_election_renew_period,
+    )?;
+    let client = cluster::connect(
+        config.cluster.kubeconfig.as_deref(),
+        config.cluster.context.as_deref(),
+    )
+    .await?;
+    let mut election = veer::leader::LeaderElection::start(client, &lease).await?;
+    info!(identity = %election.identity(), "waiting to become the leader");
+    tokio::select! {
+        r = election.acquired() => r?,
+        () = shutdown_signal() => bail!("stopped before becoming the leader"),
+    }
+    Ok(election)
+}
+
+/// Ctrl-C, or SIGTERM as Kubernetes sends it.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    info!("stopping");
 }

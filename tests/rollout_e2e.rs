@@ -350,7 +350,14 @@ impl Scenario {
                 .await
                 .expect("the controller starts")
                 .with_rollouts(driver);
-            controller::run_loop(&mut c, &mut poller, std::future::pending()).await;
+            controller::run_loop(
+                &mut c,
+                &mut poller,
+                &controller::observers::Observers::default(),
+                None,
+                std::future::pending(),
+            )
+            .await;
         });
         self.veer = Some(Veer { task });
     }
