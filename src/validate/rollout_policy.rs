@@ -120,6 +120,18 @@ pub fn check_policy(m: &Manifest, spec: &RolloutPolicySpec, out: &mut Vec<Diagno
         check_duration(m, "/spec/progressDeadline", d, out);
     }
     check_deadline(m, spec, out);
+    if spec.baseline.is_some() {
+        // Said loudly rather than ignored silently: the comparison exists in `analysis` but
+        // the rollout driver does not feed it samples yet.
+        out.push(
+            m.warning(
+                "rp-baseline-not-applied",
+                "/spec/baseline",
+                "spec.baseline: this veer does not compare the new version with the old one yet; the rollout decides on each metric's thresholdRange only",
+            )
+            .fix("rely on thresholdRange for now, or remove spec.baseline"),
+        );
+    }
     if spec.threshold == Some(0) {
         out.push(
             m.error(
