@@ -69,7 +69,7 @@ pub struct WebhookGate {
 
 impl WebhookGate {
     pub fn new() -> Result<Self, GateError> {
-        crate::tls::install_crypto_provider();
+        crate::http_client::install_crypto_provider();
         let client = reqwest::Client::builder()
             // A redirect would send the payload somewhere the policy did not name.
             .redirect(reqwest::redirect::Policy::none())
@@ -151,7 +151,7 @@ impl WebhookGate {
                 }
                 result(false, message)
             }
-            Err(e) => result(false, describe(e, timeout)),
+            Err(e) => result(false, describe(&e, timeout)),
         };
         if !outcome.passed {
             tracing::info!(
@@ -164,25 +164,13 @@ impl WebhookGate {
     }
 }
 
-/// A transport error in words, without the URL (which may hold a token).
-fn describe(e: reqwest::Error, timeout: Duration) -> String {
+/// A transport error in words, without the URL (which may hold a token); a timeout says
+/// which timeout, since each webhook has its own.
+fn describe(e: &reqwest::Error, timeout: Duration) -> String {
     if e.is_timeout() {
         return format!("no answer within {timeout:?}");
     }
-    let what = if e.is_connect() {
-        "could not connect"
-    } else {
-        "request failed"
-    };
-    let e = e.without_url();
-    let mut text = format!("{what}: {e}");
-    // The cause chain says why (refused, reset, DNS); it carries no URL.
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
+    crate::http_client::describe_transport_error(e)
 }
 
 /// The start of an answer's body on one line, for the message. Pure.

@@ -53,7 +53,7 @@ fn run(cli: Cli) -> Result<i32> {
         return Ok(exit::OK);
     }
     // reqwest shares kube's rustls stack without choosing a crypto provider: choose it once.
-    veer::tls::install_crypto_provider();
+    veer::http_client::install_crypto_provider();
     let config = load_config(&cli)?;
     init_logging(&config)?;
     match cli.command {

@@ -24,7 +24,7 @@ fn key() -> ServiceKey {
 }
 
 fn client() -> reqwest::Client {
-    veer::tls::install_crypto_provider();
+    veer::http_client::install_crypto_provider();
     reqwest::Client::new()
 }
 
@@ -197,7 +197,7 @@ async fn traffic_follows_the_watched_virtual_service() {
     let api_addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    veer::tls::install_crypto_provider();
+    veer::http_client::install_crypto_provider();
     let config = kube::Config::new(format!("http://{api_addr}").parse().unwrap());
     let kube_client = kube::Client::try_from(config).unwrap();
     let mut exporter_config = ExporterConfig::local(100.0);

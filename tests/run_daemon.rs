@@ -130,7 +130,7 @@ fn setup(cluster: &veer::devcluster::RunningCluster, receiver: &Receiver) -> Set
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_serves_readiness_metrics_page_hooks_and_notifies() {
-    veer::tls::install_crypto_provider();
+    veer::http_client::install_crypto_provider();
     let cluster = dev::start().await;
     let client = dev::client(&cluster);
     let receiver = Receiver::start(Reply::Ok("ok".into())).await;
@@ -209,7 +209,7 @@ async fn run_serves_readiness_metrics_page_hooks_and_notifies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_one_leader_and_the_standby_takes_over() {
-    veer::tls::install_crypto_provider();
+    veer::http_client::install_crypto_provider();
     let cluster = dev::start().await;
     let client = dev::client(&cluster);
     let receiver = Receiver::start(Reply::Ok("ok".into())).await;

@@ -43,7 +43,7 @@ struct Running {
 }
 
 async fn start(with_secret: bool) -> Running {
-    veer::tls::install_crypto_provider();
+    veer::http_client::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let secret_file = dir.path().join("hook-secret");
     std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();

@@ -65,7 +65,7 @@ impl Prometheus {
     /// Checks the URL and reads the credentials once, so a bad configuration fails at start-up;
     /// credentials are read again for each query, so a rotated secret is picked up.
     pub fn new(config: PrometheusConfig) -> Result<Self, AnalysisError> {
-        crate::tls::install_crypto_provider();
+        crate::http_client::install_crypto_provider();
         let bad_url = |reason: String| AnalysisError::InvalidUrl {
             url: config.url.clone(),
             reason,
@@ -116,12 +116,16 @@ impl Prometheus {
         }
         let response = match request.send().await {
             Ok(r) => r,
-            Err(e) => return QueryOutcome::Unreachable(describe_transport_error(&e)),
+            Err(e) => {
+                return QueryOutcome::Unreachable(crate::http_client::describe_transport_error(&e));
+            }
         };
         let status = response.status();
         let body = match response.bytes().await {
             Ok(b) => b,
-            Err(e) => return QueryOutcome::Unreachable(describe_transport_error(&e)),
+            Err(e) => {
+                return QueryOutcome::Unreachable(crate::http_client::describe_transport_error(&e));
+            }
         };
         interpret(status.as_u16(), &body)
     }
@@ -157,24 +161,6 @@ fn credentials(auth: &PrometheusAuth) -> Result<Credentials, AnalysisError> {
             Credentials::Basic(username.clone(), read(password)?.expose().to_string())
         }
     })
-}
-
-fn describe_transport_error(e: &reqwest::Error) -> String {
-    // reqwest's Display names the URL but not the cause; the source chain does.
-    let mut message = if e.is_timeout() {
-        "timed out".to_string()
-    } else if e.is_connect() {
-        "cannot connect".to_string()
-    } else {
-        "request failed".to_string()
-    };
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    message
 }
 
 #[derive(Deserialize)]

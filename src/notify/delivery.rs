@@ -97,7 +97,7 @@ pub(crate) async fn post_json(
         Ok(r) => r,
         Err(e) => {
             return Err(DeliveryError::Transport {
-                message: scrub(&describe(e), secrets),
+                message: scrub(&crate::http_client::describe_transport_error(&e), secrets),
             });
         }
     };
@@ -111,7 +111,7 @@ pub(crate) async fn post_json(
         Ok(b) => b.to_vec(),
         Err(e) => {
             return Err(DeliveryError::Transport {
-                message: scrub(&describe(e), secrets),
+                message: scrub(&crate::http_client::describe_transport_error(&e), secrets),
             });
         }
     };
@@ -132,26 +132,6 @@ pub(crate) async fn post_json(
             message: excerpt,
         })
     }
-}
-
-/// A transport error in words, without the URL (which may be the secret).
-fn describe(e: reqwest::Error) -> String {
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else {
-        "request failed"
-    };
-    let e = e.without_url();
-    let mut text = format!("{what}: {e}");
-    // The cause chain says why (refused, reset, DNS); it carries no URL.
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
 }
 
 fn excerpt(body: &[u8]) -> String {

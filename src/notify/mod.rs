@@ -259,7 +259,7 @@ impl Notifications {
     /// delivery so a rotated one is picked up. Notifiers are named `slack` and `webhook-N`
     /// (N from 0, in configuration order) in metrics and logs.
     pub fn start(config: &NotifyConfig, metrics: Arc<Metrics>) -> Result<Self, NotifyError> {
-        crate::tls::install_crypto_provider();
+        crate::http_client::install_crypto_provider();
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
