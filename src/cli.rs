@@ -28,6 +28,8 @@ pub mod exit {
     pub const PARTIAL: i32 = 4;
     /// `rollout status NS/NAME`: the rollout failed (rolled back).
     pub const ROLLOUT_FAILED: i32 = 5;
+    /// `demo`: stopped by Ctrl-C (or SIGTERM) before the story ended (128 + SIGINT).
+    pub const INTERRUPTED: i32 = 130;
 }
 
 #[derive(Debug, Parser)]
@@ -87,8 +89,29 @@ pub enum Command {
     /// Serve synthetic Istio metrics whose traffic follows the live weights (tests, demos).
     #[command(hide = true)]
     SyntheticExporter(SyntheticExporterArgs),
+    /// Play the whole story on this machine, no cluster needed: a bad canary rolled back
+    /// and reverted in git, a good one promoted, mirroring and fault injection.
+    Demo(DemoArgs),
     /// Print a shell completion script (`source <(veer completions bash)`).
     Completions(CompletionsArgs),
+}
+
+/// `veer demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// After the story, keep everything running (for kubectl and the status page) until
+    /// Ctrl-C.
+    #[arg(long)]
+    pub keep_running: bool,
+
+    /// Colour the output.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub color: ColorChoice,
+
+    /// Work in DIR (created if missing, kept afterwards) instead of a temporary directory
+    /// (for tests).
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// `veer completions SHELL`.
@@ -433,6 +456,7 @@ impl Cli {
             | Command::Rollout(_)
             | Command::DevCluster(_)
             | Command::SyntheticExporter(_)
+            | Command::Demo(_)
             | Command::Completions(_) => &none,
         };
         let (interval, schedule) = match &self.command {
@@ -444,6 +468,7 @@ impl Cli {
             | Command::Rollout(_)
             | Command::DevCluster(_)
             | Command::SyntheticExporter(_)
+            | Command::Demo(_)
             | Command::Completions(_) => (None, None),
         };
         let (prune, self_heal, force_conflicts) = match &self.command {
@@ -455,6 +480,7 @@ impl Cli {
             | Command::Rollout(_)
             | Command::DevCluster(_)
             | Command::SyntheticExporter(_)
+            | Command::Demo(_)
             | Command::Completions(_) => (None, None, None),
         };
         let listen = match &self.command {
@@ -466,6 +492,7 @@ impl Cli {
             | Command::Rollout(_)
             | Command::DevCluster(_)
             | Command::SyntheticExporter(_)
+            | Command::Demo(_)
             | Command::Completions(_) => None,
         };
         Overrides {

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod controller;
+pub mod demo;
 pub mod devcluster;
 pub mod diagnostic;
 pub mod diff;

@@ -54,6 +54,10 @@ fn run(cli: Cli) -> Result<i32> {
     }
     // reqwest shares kube's rustls stack without choosing a crypto provider: choose it once.
     veer::http_client::install_crypto_provider();
+    if let Command::Demo(args) = &cli.command {
+        // Its own configuration, whatever ./veer.yaml says: it must work from any directory.
+        return demo_command(&cli, args);
+    }
     let config = load_config(&cli)?;
     init_logging(&config)?;
     match cli.command {
@@ -69,7 +73,7 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(exit::OK)
         }
         Command::SyntheticExporter(args) => synthetic_exporter(&args),
-        Command::Completions(_) => Ok(exit::OK),
+        Command::Demo(_) | Command::Completions(_) => Ok(exit::OK),
     }
 }
 
@@ -450,6 +454,25 @@ fn init_logging(config: &Config) -> Result<()> {
         LogFormat::Json => builder.json().init(),
     }
     Ok(())
+}
+
+/// `veer demo`: the story on this machine. Logs only warnings (the story is on stdout; veer
+/// run's own log goes to a file in the demo directory).
+fn demo_command(cli: &Cli, args: &veer::cli::DemoArgs) -> Result<i32> {
+    let level = cli.log_level.as_deref().unwrap_or("warn");
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .with_context(|| format!("invalid log level `{level}`"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let options = veer::demo::DemoOptions {
+        keep_running: args.keep_running,
+        color: args.color.enabled(std::io::stdout().is_terminal()),
+        dir: args.dir.clone(),
+        exe: std::env::current_exe().context("cannot find the veer binary to run")?,
+    };
+    Ok(runtime()?.block_on(veer::demo::run(options))?)
 }
 
 /// `veer synthetic-exporter`: serve Istio-shaped metrics until Ctrl-C.
