@@ -4,12 +4,9 @@ VEER  := target/debug/veer
 
 .PHONY: demo test bench lint fmt build deps clean
 
-## demo: build veer and validate the example config repos (the full story lands with the demo issue)
+## demo: build veer and play its story on this machine (no cluster): `veer demo`
 demo: deps build
-	@for dir in examples/*/; do \
-	  echo "==> veer validate $$dir"; \
-	  $(VEER) validate "$$dir" || exit 1; \
-	done
+	$(VEER) demo
 
 ## test: install what tests need, then formatting, clippy and every test
 test: deps lint

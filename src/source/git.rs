@@ -31,9 +31,10 @@ static LIBGIT2_TIMEOUTS: std::sync::Once = std::sync::Once::new();
 fn set_libgit2_timeouts() {
     LIBGIT2_TIMEOUTS.call_once(|| {
         // SAFETY: these write libgit2 globals without locking. They run once, inside
-        // `call_once` (other threads wait for it), from `GitSource::open`; git2 is used only in
-        // this module and every network operation goes through a `GitSource`, so no libgit2
-        // transport can be reading the globals while they are written.
+        // `call_once` (other threads wait for it), from `GitSource::open`; every network
+        // operation goes through a `GitSource` (the demo's own repository, `demo::repo`, uses
+        // only the local transport, which reads no socket timeout), so no libgit2 transport
+        // can be reading the globals while they are written.
         unsafe {
             let _ = git2::opts::set_server_connect_timeout_in_milliseconds(CONNECT_TIMEOUT_MS);
             let _ = git2::opts::set_server_timeout_in_milliseconds(IO_TIMEOUT_MS);
