@@ -472,6 +472,7 @@ fn synthetic_exporter(args: &veer::cli::SyntheticExporterArgs) -> Result<i32> {
         let exporter = Exporter::start(ExporterConfig {
             listen: args.listen,
             requests_per_second: args.requests_per_second,
+            matched_share: args.matched_share,
             tick: std::time::Duration::from_millis(args.tick_ms),
             watch,
         })
