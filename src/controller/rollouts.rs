@@ -256,6 +256,11 @@ impl RolloutDriver {
         self.rollouts.iter().map(|(k, t)| (k, &t.state))
     }
 
+    /// The policies of the policies directory (`RolloutOptions::policies`).
+    pub fn local_policies(&self) -> &[RolloutPolicy] {
+        &self.options.policies
+    }
+
     /// The policies in force for `loaded`: the repository's, the local ones, the shipped.
     pub fn policies(&self, loaded: &LoadedRevision) -> Vec<RolloutPolicy> {
         let mut mine: Vec<RolloutPolicy> = loaded

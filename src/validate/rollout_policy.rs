@@ -25,13 +25,14 @@ pub fn policies<'a>(index: &Index<'a>) -> Vec<(&'a Manifest, &'a RolloutPolicy)>
         .collect()
 }
 
-/// Every policy check, with the shipped policies as the known names besides the revision's.
-pub fn check(index: &Index<'_>, out: &mut Vec<Diagnostic>) {
+/// Every policy check, with `local` (a policies directory's) and then the shipped policies as
+/// the known names besides the revision's.
+pub fn check(index: &Index<'_>, local: &[RolloutPolicy], out: &mut Vec<Diagnostic>) {
     for (m, p) in policies(index) {
         check_policy(m, &p.spec, out);
     }
-    let shipped: Vec<RolloutPolicy> = policy::shipped().to_vec();
-    check_references(index, &shipped, out);
+    let known: Vec<RolloutPolicy> = local.iter().chain(policy::shipped()).cloned().collect();
+    check_references(index, &known, out);
 }
 
 /// The VirtualService bindings: an annotation must name a policy of the revision or of
