@@ -9,7 +9,10 @@
 //! the rendered VirtualService of the current phase; while a rollout runs, [`ignore_fields`]
 //! tells the planner which fields it owns so the ordinary sync never fights it.
 //!
-//! One rollout per VirtualService: the first route git shifts. The pure parts
+//! One rollout per VirtualService: the first route git shifts; other routes a commit shifts
+//! apply at once (validation warns of it, `rp-one-route-per-rollout`, and so does the log).
+//! Moving several routes as one rollout would need a split per route in the stored state,
+//! the render and the read-back. The pure parts
 //! ([`ignore_fields`], [`targets`], [`to_notification`]) are table-tested below.
 
 use std::collections::BTreeMap;
@@ -351,6 +354,13 @@ impl RolloutDriver {
             let id = RolloutId::of(&d.key);
             bound.insert(id.clone());
             let live_vs = find_live(live, &d.key);
+            if let Ok(shifts) = detect(&d.value, live_vs)
+                && let [first, rest @ ..] = shifts.as_slice()
+                && !rest.is_empty()
+            {
+                let at_once: Vec<String> = rest.iter().map(|s| s.route.to_string()).collect();
+                warn!(rollout = %id, rolled_out = %first.route, at_once = ?at_once, "several routes of the VirtualService change weights: one is rolled out, the others apply at once; give each such route a VirtualService of its own");
+            }
             let state = self.rollouts.get(&id).map(|t| &t.state);
             let (shift, target) = match targets(&d.value, live_vs, state, &commit) {
                 Ok(t) => t,

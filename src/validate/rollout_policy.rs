@@ -1,14 +1,18 @@
 //! RolloutPolicy checks: durations, step weights, threshold ranges, metric sources, PromQL
-//! template variables, webhooks, the mirror / A/B / fault phases; and that every
-//! VirtualService's `veer.io/rollout-policy` names a policy that exists (in the revision or
-//! shipped with veer), and that no two policies' selectors claim the same VirtualService.
+//! template variables, webhooks, the mirror / A/B / fault phases (and a fault phase that only
+//! destination-reported metrics would judge); and that every VirtualService's
+//! `veer.io/rollout-policy` names a policy that exists (in the revision, a policies directory
+//! or shipped with veer), that no two policies' selectors claim the same VirtualService, and
+//! that a bound VirtualService with several traffic-splitting routes is told only one of them
+//! is rolled out at a time.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{Index, duration};
 use crate::diagnostic::Diagnostic;
 use crate::manifest::Manifest;
-use crate::manifest::istio::display_path;
+use crate::manifest::istio::virtual_service::VirtualService;
+use crate::manifest::istio::{IstioObject, display_path};
 use crate::manifest::policy::rollout_policy;
 use crate::manifest::yaml::pointer_join;
 use crate::rollout::policy::{
@@ -49,7 +53,7 @@ pub fn check_references(index: &Index<'_>, known: &[RolloutPolicy], out: &mut Ve
         }
     }
     let names: BTreeSet<&str> = all.iter().map(RolloutPolicy::name).collect();
-    for (m, _) in &index.virtual_services {
+    for (m, vs) in &index.virtual_services {
         let labels: BTreeMap<String, String> = m
             .labels()
             .map(|l| {
@@ -60,7 +64,10 @@ pub fn check_references(index: &Index<'_>, known: &[RolloutPolicy], out: &mut Ve
             .unwrap_or_default();
         let pointer = pointer_join("/metadata/annotations", policy::POLICY_ANNOTATION);
         match policy::bind(m.annotation(policy::POLICY_ANNOTATION), &labels, &all) {
-            Binding::Unbound | Binding::Annotation(_) | Binding::Selector(_) => {}
+            Binding::Annotation(p) | Binding::Selector(p) => {
+                check_one_route_per_rollout(m, vs, p.name(), out);
+            }
+            Binding::Unbound => {}
             Binding::UnknownPolicy(name) => out.push(
                 m.error(
                     "rp-unknown-policy",
@@ -90,6 +97,46 @@ pub fn check_references(index: &Index<'_>, known: &[RolloutPolicy], out: &mut Ve
                 )),
             ),
         }
+    }
+}
+
+/// A rollout moves the weights of one HTTP route per VirtualService (the first whose weights
+/// a commit changes); a bound VirtualService with several routes that split traffic is told
+/// that a commit changing two of them rolls out only one.
+fn check_one_route_per_rollout(
+    m: &Manifest,
+    vs: &IstioObject<VirtualService>,
+    policy_name: &str,
+    out: &mut Vec<Diagnostic>,
+) {
+    let split: Vec<(usize, Option<&str>)> = vs
+        .spec
+        .http
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.route.len() > 1)
+        .map(|(i, r)| (i, r.name.as_deref()))
+        .collect();
+    let Some((first, first_name)) = split.first().copied() else {
+        return;
+    };
+    let describe = |i: usize, name: Option<&str>| match name {
+        Some(n) => format!("spec.http[{i}] ({n})"),
+        None => format!("spec.http[{i}]"),
+    };
+    for (i, name) in split.iter().skip(1).copied() {
+        out.push(
+            m.warning(
+                "rp-one-route-per-rollout",
+                &format!("/spec/http/{i}/route"),
+                format!(
+                    "{} splits traffic too, but a rollout (policy {policy_name}) moves one route per VirtualService, the first whose weights change: when a commit changes the weights of an earlier route (such as {}) as well, this route's apply at once, without steps or analysis",
+                    describe(i, name),
+                    describe(first, first_name),
+                ),
+            )
+            .fix("give this route a VirtualService of its own (each is rolled out on its own), or change one route's weights per commit and let its rollout finish first"),
+        );
     }
 }
 
@@ -312,6 +359,21 @@ fn check_steps(m: &Manifest, spec: &RolloutPolicySpec, out: &mut Vec<Diagnostic>
 }
 
 fn check_metrics(m: &Manifest, spec: &RolloutPolicySpec, out: &mut Vec<Diagnostic>) {
+    // A VirtualService's fault is injected by the callers' sidecars; the built-in metrics are
+    // what the new version's own sidecar reports, which never sees it.
+    if spec.fault.is_some()
+        && !spec.metrics.is_empty()
+        && spec.metrics.iter().all(|metric| metric.query.is_none())
+    {
+        out.push(
+            m.warning(
+                "rp-fault-unmeasured",
+                "/spec/fault",
+                "spec.fault: the built-in metrics are reported by the new version's own sidecar (reporter=\"destination\"), which never sees a delay or abort its callers' sidecars inject: with only them, the fault phase cannot fail because of the fault",
+            )
+            .fix("add a metric as the callers report it, e.g. `{name: caller-p99, query: 'histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{reporter=\"source\",destination_service_name=\"{{ service }}\",destination_version=\"{{ subset }}\"}[{{ interval }}])))', thresholdRange: {max: 500}}`"),
+        );
+    }
     if spec.metrics.is_empty() && !spec.has_webhooks(policy::WebhookKind::Rollout) {
         out.push(
             m.warning(
