@@ -955,7 +955,11 @@ pub fn revert_request(
             value: r
                 .value
                 .map_or_else(|| "no value".to_string(), |v| format!("{v:.2}")),
-            threshold: r.threshold.clone(),
+            // A value inside its range failed by the comparison: say so next to the range.
+            threshold: match &r.baseline {
+                Some(b) => format!("{}; {b}", r.threshold),
+                None => r.threshold.clone(),
+            },
         });
     Ok(RevertRequest {
         commit: CommitId(revision.to_string()),
@@ -2074,7 +2078,8 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        // Failed by the comparison with the old version: the alert carries its p-value.
+        // Failed by the comparison with the old version: the alert and the revert commit
+        // carry its p-value.
         let mut by_baseline = after.clone();
         by_baseline.record(compared(3, BaselineVerdict::Fail { p_value: 0.0065 }));
         match to_notification(
@@ -2097,6 +2102,16 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        let revert = revert_request(&id(), &policy("p"), &by_baseline, "c1").expect("a request");
+        let check = revert.failed_check.expect("the failed check");
+        assert_eq!(
+            (check.metric.as_str(), check.value.as_str()),
+            ("p99-latency", "248.50")
+        );
+        assert_eq!(
+            check.threshold,
+            "<= 500; baseline fail p=0.0065 < 0.05 (median 248.50 vs 24.85, 6/9 samples)"
+        );
         let n = to_notification(
             &id(),
             &before,
