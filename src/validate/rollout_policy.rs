@@ -168,18 +168,6 @@ pub fn check_policy(m: &Manifest, spec: &RolloutPolicySpec, out: &mut Vec<Diagno
         check_duration(m, "/spec/progressDeadline", d, out);
     }
     check_deadline(m, spec, out);
-    if spec.baseline.is_some() {
-        // Said loudly rather than ignored silently: the comparison exists in `analysis` but
-        // the rollout driver does not feed it samples yet.
-        out.push(
-            m.warning(
-                "rp-baseline-not-applied",
-                "/spec/baseline",
-                "spec.baseline: this veer does not compare the new version with the old one yet; the rollout decides on each metric's thresholdRange only",
-            )
-            .fix("rely on thresholdRange for now, or remove spec.baseline"),
-        );
-    }
     if spec.threshold == Some(0) {
         out.push(
             m.error(
@@ -203,21 +191,8 @@ pub fn check_policy(m: &Manifest, spec: &RolloutPolicySpec, out: &mut Vec<Diagno
     }
     check_webhooks(m, &spec.webhooks, out);
     check_revert(m, spec, out);
-    if let Some(alpha) = spec
-        .baseline
-        .as_ref()
-        .and_then(|b| b.mann_whitney.as_ref())
-        .map(|w| w.alpha)
-        && !(alpha > 0.0 && alpha < 1.0)
-    {
-        out.push(
-            m.error(
-                "rp-baseline",
-                "/spec/baseline/mannWhitney/alpha",
-                format!("spec.baseline.mannWhitney.alpha: {alpha} is not in (0, 1)"),
-            )
-            .fix("use a significance level such as 0.05"),
-        );
+    if let Some(baseline) = &spec.baseline {
+        check_baseline(m, spec, baseline, out);
     }
     if spec
         .selector
@@ -231,6 +206,131 @@ pub fn check_policy(m: &Manifest, spec: &RolloutPolicySpec, out: &mut Vec<Diagno
                 "spec.selector has no matchLabels, so it selects no VirtualService",
             )
             .fix("add matchLabels, or remove the selector and bind VirtualServices with the veer.io/rollout-policy annotation"),
+        );
+    }
+}
+
+/// The comparison with the old version: its level, durations and metrics, and that it can
+/// decide at all (enough samples within `lookback` and before the progress deadline).
+fn check_baseline(
+    m: &Manifest,
+    spec: &RolloutPolicySpec,
+    baseline: &policy::Baseline,
+    out: &mut Vec<Diagnostic>,
+) {
+    let alpha = baseline.alpha();
+    let alpha_ok = alpha > 0.0 && alpha < 1.0;
+    if !alpha_ok {
+        out.push(
+            m.error(
+                "rp-baseline",
+                "/spec/baseline/mannWhitney/alpha",
+                format!("spec.baseline.mannWhitney.alpha: {alpha} is not in (0, 1)"),
+            )
+            .fix("use a significance level such as 0.05"),
+        );
+    }
+    for (field, text) in [("step", &baseline.step), ("lookback", &baseline.lookback)] {
+        if let Some(t) = text {
+            check_duration(m, &format!("/spec/baseline/{field}"), t, out);
+        }
+    }
+    let mut listed: HashMap<&str, usize> = HashMap::new();
+    for (i, entry) in baseline.metrics.iter().enumerate() {
+        let at = pointer_join(&pointer_join("/spec/baseline/metrics", i), "name");
+        let problem = if !spec.metrics.iter().any(|x| x.name == entry.name) {
+            Some(format!(
+                "{}: `{}` is not a metric of spec.metrics",
+                display_path(&at),
+                entry.name
+            ))
+        } else {
+            listed.insert(&entry.name, i).map(|first| {
+                format!(
+                    "{}: `{}` is listed already in spec.baseline.metrics[{first}]",
+                    display_path(&at),
+                    entry.name
+                )
+            })
+        };
+        if let Some(message) = problem {
+            out.push(
+                m.error("rp-baseline", &at, message)
+                    .fix("list each metric of spec.metrics to compare once, by its name"),
+            );
+        }
+    }
+    let interval = duration::parse(&spec.interval).ok();
+    let parse = |t: &Option<String>| t.as_deref().and_then(|t| duration::parse(t).ok());
+    let (step, lookback) = (parse(&baseline.step), parse(&baseline.lookback));
+    let samples = crate::analysis::baseline::min_samples(alpha);
+    let deadline = spec.timings().progress_deadline;
+    // In the largest whole unit, as a policy would write it.
+    let text = |d: std::time::Duration| match (d.as_millis(), d.as_secs()) {
+        (ms, _) if ms % 1000 != 0 => format!("{ms}ms"),
+        (_, s) if s % 3600 == 0 && s > 0 => format!("{}h", s / 3600),
+        (_, s) if s % 60 == 0 && s > 0 => format!("{}m", s / 60),
+        (_, s) => format!("{s}s"),
+    };
+    let mut slowest: Option<(std::time::Duration, &str)> = None;
+    for (i, metric) in spec.metrics.iter().enumerate() {
+        let Some(direction) = baseline.direction_of(metric) else {
+            continue;
+        };
+        if let Err(reason) = direction {
+            out.push(
+                m.error(
+                    "rp-baseline",
+                    &pointer_join(&pointer_join("/spec/metrics", i), "thresholdRange"),
+                    format!("spec.baseline: {reason} (its thresholdRange bounds both sides or neither)"),
+                )
+                .fix(format!(
+                    "add `{{name: {}, direction: increase}}` (higher is worse) or `direction: decrease` to spec.baseline.metrics",
+                    metric.name
+                )),
+            );
+        }
+        let metric_step = step.or_else(|| parse(&metric.interval)).or(interval);
+        if let Some(st) = metric_step.filter(|st| !st.is_zero())
+            && slowest.is_none_or(|(longest, _)| st > longest)
+        {
+            slowest = Some((st, metric.name.as_str()));
+        }
+    }
+    // The metric sampled least often decides how long the comparison takes.
+    let Some((step, name)) = slowest.filter(|_| alpha_ok) else {
+        return;
+    };
+    // `samples` samples a step apart, the first one a whole step into the phase.
+    let needed = step.saturating_mul(u32::try_from(samples).unwrap_or(u32::MAX));
+    if let Some(lookback) = lookback.filter(|l| !l.is_zero())
+        && lookback < needed.saturating_sub(step)
+    {
+        out.push(
+            m.error(
+                "rp-baseline",
+                "/spec/baseline/lookback",
+                format!(
+                    "spec.baseline.lookback ({}) holds fewer than the {samples} samples, a step of {} apart, that comparing `{name}` needs at alpha {alpha}: it could never decide",
+                    text(lookback),
+                    text(step),
+                ),
+            )
+            .fix("lengthen lookback, shorten spec.baseline.step, or remove lookback"),
+        );
+    } else if needed >= deadline {
+        out.push(
+            m.error(
+                "rp-baseline",
+                "/spec/baseline",
+                format!(
+                    "spec.baseline: comparing `{name}` needs {samples} samples a step of {} apart (about {}) before it can pass, which is not within progressDeadline ({}): the first step would always be rolled back",
+                    text(step),
+                    text(needed),
+                    text(deadline)
+                ),
+            )
+            .fix("set a shorter spec.baseline.step, or a longer progressDeadline"),
         );
     }
 }
