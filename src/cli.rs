@@ -424,6 +424,11 @@ pub struct SyntheticExporterArgs {
     #[arg(long, env = "VEER_EXPORTER_RPS", default_value_t = 20.0)]
     pub requests_per_second: f64,
 
+    /// Share (0 to 1) of each service's requests that carry the header or cookie of an A/B
+    /// route, so they take that route while one is ahead of the catch-all.
+    #[arg(long, env = "VEER_EXPORTER_MATCHED_SHARE", default_value_t = crate::exporter::DEFAULT_MATCHED_SHARE)]
+    pub matched_share: f64,
+
     /// How often counters advance, in milliseconds.
     #[arg(long, env = "VEER_EXPORTER_TICK_MS", default_value_t = 100)]
     pub tick_ms: u64,

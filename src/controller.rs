@@ -532,7 +532,11 @@ impl Controller {
     pub async fn handle(&mut self, poll: PollOutcome, now: DateTime<Utc>) -> Pass {
         match poll {
             PollOutcome::Updated(loaded) => {
-                let report = validate::validate(&loaded.set);
+                let local = self
+                    .rollouts
+                    .as_ref()
+                    .map_or(&[][..], |d| d.local_policies());
+                let report = validate::validate_with_policies(&loaded.set, local);
                 self.validated = Some((loaded.clone(), report.clone()));
                 if report.is_ok() {
                     self.current = Some(loaded);

@@ -172,7 +172,8 @@ async fn plan_revision(
 ) -> Result<std::result::Result<(Controller, Arc<LoadedRevision>, controller::Planned), i32>> {
     let source = require_source(config)?;
     let loaded = fetch_revision(config, source).await?;
-    let report = validate::validate(&loaded.set);
+    let policies = local_policies(config)?;
+    let report = validate::validate_with_policies(&loaded.set, &policies);
     if !report.is_ok() {
         return Ok(Err(print_rejection(&loaded, &report, output)));
     }
@@ -184,7 +185,7 @@ async fn plan_revision(
             let metrics = Arc::new(veer::metrics::Metrics::new());
             let notifications = veer::notify::Notifications::start(&config.notify, metrics.clone())
                 .context("cannot start notifications")?;
-            rollout_driver(config, metrics, Arc::new(notifications))?
+            rollout_driver(config, policies, metrics, Arc::new(notifications))?
         });
     controller.load_rollouts().await?;
     let planned = controller.plan(&loaded).await?;
@@ -495,6 +496,7 @@ fn synthetic_exporter(args: &veer::cli::SyntheticExporterArgs) -> Result<i32> {
         let exporter = Exporter::start(ExporterConfig {
             listen: args.listen,
             requests_per_second: args.requests_per_second,
+            matched_share: args.matched_share,
             tick: std::time::Duration::from_millis(args.tick_ms),
             watch,
         })
@@ -534,7 +536,7 @@ fn validate_command(config: &Config, args: &ValidateArgs) -> Result<i32> {
             )
         }
     };
-    let report = validate::validate(&set);
+    let report = validate::validate_with_policies(&set, &local_policies(config)?);
     match args.output {
         OutputFormat::Human => print!("{}", human_output(&set, &report)),
         OutputFormat::Json => print!("{}", json_output(&set, &report)),
@@ -716,29 +718,34 @@ fn rollout_command(config: &Config, command: &RolloutCommand) -> Result<i32> {
     })
 }
 
-/// The rollout driver as configured: Prometheus, the policies directory, the concurrency cap,
-/// notifications.
+/// The policies of `rollouts.policiesDir` (none without it); refused when any is invalid.
+fn local_policies(config: &Config) -> Result<Vec<veer::rollout::RolloutPolicy>> {
+    let Some(dir) = &config.rollouts.policies_dir else {
+        return Ok(Vec::new());
+    };
+    let set = read_path(dir, config)?;
+    let report = validate::validate(&set);
+    if !report.is_ok() {
+        for d in &report.diagnostics {
+            warn!("{d}");
+        }
+        bail!("the rollout policies in {} are invalid", dir.display());
+    }
+    Ok(set
+        .manifests
+        .iter()
+        .filter_map(|m| veer::manifest::policy::rollout_policy(m).cloned())
+        .collect())
+}
+
+/// The rollout driver as configured: Prometheus, the policies directory's `policies`, the
+/// concurrency cap, notifications.
 fn rollout_driver(
     config: &Config,
+    policies: Vec<veer::rollout::RolloutPolicy>,
     metrics: Arc<veer::metrics::Metrics>,
     notifications: Arc<veer::notify::Notifications>,
 ) -> Result<RolloutDriver> {
-    let mut policies = Vec::new();
-    if let Some(dir) = &config.rollouts.policies_dir {
-        let set = read_path(dir, config)?;
-        let report = validate::validate(&set);
-        if !report.is_ok() {
-            for d in &report.diagnostics {
-                warn!("{d}");
-            }
-            bail!("the rollout policies in {} are invalid", dir.display());
-        }
-        policies = set
-            .manifests
-            .iter()
-            .filter_map(|m| veer::manifest::policy::rollout_policy(m).cloned())
-            .collect();
-    }
     let mut driver = RolloutDriver::new(
         RolloutOptions {
             state_namespace: config.cluster.state_namespace.clone(),
@@ -808,7 +815,12 @@ fn run_command(config: &Config, args: &RunArgs) -> Result<i32> {
             sync_options(config, WriteMode::Apply),
         )
         .await?
-        .with_rollouts(rollout_driver(config, metrics.clone(), notifications.clone())?);
+        .with_rollouts(rollout_driver(
+            config,
+            local_policies(config)?,
+            metrics.clone(),
+            notifications.clone(),
+        )?);
         info!(url = %source_config.spec.url, reference = %source_config.spec.reference, "veer started");
         let observers = controller::observers::Observers {
             board: Some(board),

@@ -187,6 +187,7 @@ pub struct Metrics {
     analysis_checks: Family<CheckLabels, Counter>,
     metric_value: Family<MetricLabels, FloatGauge>,
     metric_threshold: Family<ThresholdLabels, FloatGauge>,
+    baseline_p_value: Family<MetricLabels, FloatGauge>,
     notifications_sent: Family<NotifierLabels, Counter>,
     notifications_failed: Family<NotifierLabels, Counter>,
     notifications_dropped: Family<NotifierLabels, Counter>,
@@ -224,6 +225,7 @@ impl Metrics {
             analysis_checks: Family::default(),
             metric_value: Family::default(),
             metric_threshold: Family::default(),
+            baseline_p_value: Family::default(),
             notifications_sent: Family::default(),
             notifications_failed: Family::default(),
             notifications_dropped: Family::default(),
@@ -279,6 +281,11 @@ impl Metrics {
             "veer_analysis_metric_threshold",
             "Threshold an analysis metric is judged against",
             m.metric_threshold.clone(),
+        );
+        registry.register(
+            "veer_analysis_baseline_p_value",
+            "Last p-value of an analysis metric's comparison with the old version (one-sided Mann-Whitney U); below the policy's alpha the new version is worse",
+            m.baseline_p_value.clone(),
         );
         registry.register(
             "veer_notifications_sent",
@@ -420,6 +427,23 @@ impl Metrics {
             .set(value);
     }
 
+    /// The last baseline comparison's p-value; `None` (inconclusive) removes it, so a stale
+    /// p-value is not read as current.
+    pub fn set_baseline_p_value(&self, rollout: &str, metric: &str, p_value: Option<f64>) {
+        let labels = MetricLabels {
+            rollout: rollout.to_string(),
+            metric: metric.to_string(),
+        };
+        match p_value {
+            Some(p) => {
+                self.baseline_p_value.get_or_create(&labels).set(p);
+            }
+            None => {
+                self.baseline_p_value.remove(&labels);
+            }
+        }
+    }
+
     /// Set a threshold bound; `None` removes it (the range is open on that side).
     pub fn set_metric_threshold(
         &self,
@@ -443,12 +467,14 @@ impl Metrics {
         }
     }
 
-    /// Remove a finished rollout's value and threshold series for one metric.
+    /// Remove a finished rollout's value, threshold and p-value series for one metric.
     pub fn forget_metric(&self, rollout: &str, metric: &str) {
-        self.metric_value.remove(&MetricLabels {
+        let labels = MetricLabels {
             rollout: rollout.to_string(),
             metric: metric.to_string(),
-        });
+        };
+        self.metric_value.remove(&labels);
+        self.baseline_p_value.remove(&labels);
         for bound in [Bound::Min, Bound::Max] {
             self.metric_threshold.remove(&ThresholdLabels {
                 rollout: rollout.to_string(),
@@ -535,6 +561,7 @@ mod tests {
         m.record_check("success-rate", CheckVerdict::Pass);
         m.set_metric_value("shop/reviews", "success-rate", 1.0);
         m.set_metric_threshold("shop/reviews", "success-rate", Bound::Min, Some(0.99));
+        m.set_baseline_p_value("shop/reviews", "success-rate", Some(0.3));
         m.register_notifier("slack");
         let text = m.encode();
         for (name, kind) in [
@@ -548,6 +575,7 @@ mod tests {
             ("veer_analysis_checks_total", "counter"),
             ("veer_analysis_metric_value", "gauge"),
             ("veer_analysis_metric_threshold", "gauge"),
+            ("veer_analysis_baseline_p_value", "gauge"),
             ("veer_notifications_sent_total", "counter"),
             ("veer_notifications_failed_total", "counter"),
             ("veer_notifications_dropped_total", "counter"),

@@ -260,3 +260,132 @@ async fn traffic_follows_the_watched_virtual_service() {
         .unwrap();
     assert_eq!(exporter.split(&key()), Some(Split::weights([("v2", 100)])));
 }
+
+/// The lines of `text` for `metric` carrying every one of `labels`.
+fn series<'t>(text: &'t str, metric: &str, labels: &[&str]) -> Vec<&'t str> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{metric}{{")) && labels.iter().all(|x| l.contains(x)))
+        .collect()
+}
+
+#[tokio::test]
+async fn faults_and_the_matched_share_through_control() {
+    let exporter = Exporter::start(ExporterConfig::local(100.0)).await.unwrap();
+    let client = client();
+    let base = format!("http://{}/control/shop/reviews", exporter.addr());
+    for (body, reason) in [
+        (json!({"matchedShare": 1.5}), "not between 0 and 1"),
+        (
+            json!({"fault": {"abort": {"httpStatus": 503, "percent": 10}}}),
+            "give its weights too",
+        ),
+        (
+            json!({"weights": {"v2": 100}, "fault": {"delay": {"delayMs": 100, "percent": 150}}}),
+            "fault delay percent 150",
+        ),
+    ] {
+        let r = client.put(&base).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{body}");
+        assert!(r.text().await.unwrap().contains(reason), "{body}");
+    }
+    let r = client
+        .put(&base)
+        .json(&json!({
+            "weights": {"v2": 100},
+            "matchedShare": 0.5,
+            "fault": {"delay": {"delayMs": 1000, "percent": 50},
+                      "abort": {"httpStatus": 503, "percent": 20}}
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let text = metrics_text(&client, &exporter).await;
+        let aborted = series(
+            &text,
+            "istio_requests_total",
+            &[r#"reporter="source""#, r#"response_flags="FI""#],
+        )
+        .first()
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok());
+        let delayed = series(
+            &text,
+            "istio_requests_total",
+            &[r#"reporter="source""#, r#"response_flags="DI""#],
+        )
+        .first()
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok());
+        if aborted.is_some_and(|n| n >= 10.0) && delayed.is_some_and(|n| n >= 10.0) {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no faults reported:\n{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Aborted requests are the caller's own 503s, at no workload.
+    let aborts = series(&text, "istio_requests_total", &[r#"response_flags="FI""#]);
+    assert_eq!(aborts.len(), 1, "{text}");
+    assert!(
+        aborts[0].contains(r#"destination_workload="unknown""#)
+            && aborts[0].contains(r#"destination_version="unknown""#)
+            && aborts[0].contains(r#"response_code="503""#),
+        "{}",
+        aborts[0]
+    );
+    // Delayed requests took 1020 ms for the caller; the destination never saw the delay.
+    let bucket = |reporter: &str, le: &str| {
+        series(
+            &text,
+            "istio_request_duration_milliseconds_bucket",
+            &[
+                &format!("le=\"{le}\""),
+                &format!("reporter=\"{reporter}\""),
+                r#"response_flags="DI""#,
+            ],
+        )
+        .first()
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+    };
+    assert_eq!(bucket("source", "1000.0"), Some(0.0), "{text}");
+    assert!(
+        bucket("source", "2500.0").is_some_and(|n| n >= 10.0),
+        "{text}"
+    );
+    assert!(
+        series(
+            &text,
+            "istio_request_duration_milliseconds_bucket",
+            &[r#"reporter="destination""#, r#"le="25.0""#]
+        )
+        .iter()
+        .all(|l| !l.ends_with(" 0")),
+        "the destination reports 20 ms for every request:\n{text}"
+    );
+    let state: Value = client
+        .get(format!("http://{}/control", exporter.addr()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        state["services"]["shop/reviews"]["matchedShare"],
+        json!(0.5)
+    );
+}
+
+#[tokio::test]
+async fn a_matched_share_out_of_range_is_refused_at_start() {
+    let mut config = ExporterConfig::local(10.0);
+    config.matched_share = -0.1;
+    let Err(e) = Exporter::start(config).await else {
+        panic!("a negative matched share started");
+    };
+    assert!(e.to_string().contains("not between 0 and 1"), "{e}");
+}

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use prometheus_support::PrometheusServer;
 use veer::analysis::{
-    AnalysisVerdict, Builtin, Check, Metric, MetricQuery, MetricsErrorKind, MetricsProvider,
-    Prometheus, PrometheusConfig, QueryOutcome, QueryTemplate, ThresholdRange, Vars, analyse,
+    AnalysisVerdict, BaselineVerdict, Builtin, Check, Comparison, Metric, MetricQuery,
+    MetricsErrorKind, MetricsProvider, Prometheus, PrometheusConfig, QueryOutcome, QueryTemplate,
+    RangeOutcome, SampleRange, ThresholdRange, Vars, WorseWhen, analyse,
 };
 use veer::exporter::{Behaviour, Exporter, ExporterConfig, ServiceKey, Split};
 
@@ -51,11 +52,13 @@ fn metrics() -> Vec<Metric> {
             name: "request-success-rate".into(),
             query: MetricQuery::Builtin(Builtin::RequestSuccessRate),
             threshold: ThresholdRange::new(Some(99.0), None).unwrap(),
+            baseline: None,
         },
         Metric {
             name: "request-duration".into(),
             query: MetricQuery::Builtin(Builtin::RequestDuration),
             threshold: ThresholdRange::new(None, Some(500.0)).unwrap(),
+            baseline: None,
         },
     ]
 }
@@ -355,6 +358,7 @@ async fn bad_query_is_a_query_error() {
         name: "custom".into(),
         query: MetricQuery::Query(broken),
         threshold: ThresholdRange::default(),
+        baseline: None,
     };
     let checks = analyse(&s.provider, &[metric], &vars("reviews", "v2"), 0).await;
     assert!(
@@ -386,6 +390,7 @@ async fn several_series_is_an_error_not_the_last_one() {
             "sum by (destination_version) (rate(istio_requests_total{destination_workload_namespace=\"{{ namespace }}\",destination_service_name=\"{{ service }}\"}[{{ interval }}]))",
         )),
         threshold: ThresholdRange::default(),
+        baseline: None,
     };
     let checks = analyse(&s.provider, &[per_version], &vars("catalog", "v2"), 0).await;
     assert!(
@@ -409,4 +414,159 @@ async fn traffic_follows_weights() {
         |o| matches!(o, QueryOutcome::Value(v) if (v - 0.2).abs() < 0.02),
     )
     .await;
+}
+
+/// The last `seconds` of samples, one per second, ending now.
+fn last_seconds(seconds: i64) -> SampleRange {
+    let now = chrono::Utc::now();
+    SampleRange {
+        start: now - chrono::TimeDelta::seconds(seconds),
+        end: now,
+        step: Duration::from_secs(1),
+    }
+}
+
+async fn range_until(
+    provider: &dyn MetricsProvider,
+    query: &str,
+    done: impl Fn(&RangeOutcome) -> bool,
+) -> RangeOutcome {
+    let start = Instant::now();
+    loop {
+        let outcome = provider.query_range(query, &last_seconds(6)).await;
+        if done(&outcome) {
+            return outcome;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "`{query}` did not give the expected range within {DEADLINE:?}; last: {outcome:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn range_queries_sample_every_step_with_typed_outcomes() {
+    let mut s = stack(50.0).await;
+    s.exporter
+        .set_split(
+            &key("reviews"),
+            Some(Split::weights([("v1", 50), ("v2", 50)])),
+        )
+        .unwrap();
+    let p99 = Builtin::RequestDuration
+        .template()
+        .render(&vars("reviews", "v2"))
+        .unwrap();
+    // Six seconds back at a 1 s step: seven samples, every one of them the constant 20 ms
+    // latency's p99 once the window is full.
+    let got = range_until(&s.provider, &p99, |o| {
+        matches!(o, RangeOutcome::Series(v) if v.len() == 7 && v.iter().all(|x| (x - 24.85).abs() < 0.01))
+    })
+    .await;
+    assert!(matches!(got, RangeOutcome::Series(_)));
+    let nothing = "sum(rate(istio_requests_total{destination_service_name=\"nowhere\"}[10s]))";
+    assert_eq!(
+        s.provider.query_range(nothing, &last_seconds(6)).await,
+        RangeOutcome::NoData
+    );
+    let per_version = "sum by (destination_version) (rate(istio_requests_total{destination_service_name=\"reviews\"}[10s]))";
+    range_until(&s.provider, per_version, |o| {
+        *o == RangeOutcome::SeveralSeries(2)
+    })
+    .await;
+    let broken = s
+        .provider
+        .query_range("sum(rate(istio_requests_total[10s])", &last_seconds(6))
+        .await;
+    assert!(
+        matches!(&broken, RangeOutcome::QueryError(m) if m.contains("bad_data")),
+        "{broken:?}"
+    );
+    s.prometheus.stop();
+    let down = s.provider.query_range(&p99, &last_seconds(6)).await;
+    assert!(
+        matches!(&down, RangeOutcome::Unreachable(m) if m.contains("connect")),
+        "{down:?}"
+    );
+}
+
+/// The p99 metric (`<= 500`) of `subset`, compared with `old` over the last 8 s.
+fn p99_compared_with(old: &str) -> Metric {
+    Metric {
+        name: "p99".into(),
+        query: MetricQuery::Builtin(Builtin::RequestDuration),
+        threshold: ThresholdRange::new(None, Some(500.0)).unwrap(),
+        baseline: Some(Comparison {
+            alpha: 0.05,
+            range: last_seconds(8),
+            against: Ok((vars("reviews", old), WorseWhen::Higher)),
+        }),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slower_subset_inside_its_threshold_is_worse_than_the_baseline() {
+    let s = stack(60.0).await;
+    s.exporter
+        .set_split(
+            &key("reviews"),
+            Some(Split::weights([("v1", 34), ("v2", 33), ("v3", 33)])),
+        )
+        .unwrap();
+    // v2 is ten times slower than v1 but well inside `<= 500`; v3 is v1's equal.
+    s.exporter
+        .set_behaviour(
+            &key("reviews"),
+            "v2",
+            Behaviour {
+                error_rate: 0.0,
+                latency_ms: 200.0,
+            },
+        )
+        .unwrap();
+    let start = Instant::now();
+    let (slower, equal) = loop {
+        let slower = analyse(
+            &s.provider,
+            &[p99_compared_with("v1")],
+            &vars("reviews", "v2"),
+            0,
+        )
+        .await
+        .remove(0);
+        let equal = analyse(
+            &s.provider,
+            &[p99_compared_with("v1")],
+            &vars("reviews", "v3"),
+            0,
+        )
+        .await
+        .remove(0);
+        if matches!(slower.verdict, AnalysisVerdict::WorseThanBaseline { .. })
+            && equal.verdict == AnalysisVerdict::Pass
+        {
+            break (slower, equal);
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "no baseline verdicts within {DEADLINE:?}; last: {slower:#?} {equal:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    eprintln!("settled after {:?}", start.elapsed());
+    // 200 ms interpolates to 248.5 in the (100, 250] bucket: inside the threshold.
+    assert!((slower.value.unwrap() - 248.5).abs() < 0.01, "{slower:#?}");
+    let b = slower.baseline.expect("a comparison");
+    assert!(
+        b.query.contains("destination_version=\"v1\""),
+        "{}",
+        b.query
+    );
+    assert!(b.canary_samples >= 4 && b.baseline_samples >= 4, "{b:?}");
+    assert!(matches!(b.verdict, BaselineVerdict::Fail { p_value } if p_value < 0.05));
+    assert!(b.to_string().starts_with("baseline fail p="), "{b}");
+    // Equal constant latencies are all ties: no difference, p = 1.
+    let b = equal.baseline.expect("a comparison");
+    assert_eq!(b.verdict, BaselineVerdict::Pass { p_value: 1.0 });
 }

@@ -1,10 +1,10 @@
-//! The Helm chart's rendering check. No `helm` binary can be installed here (see
-//! charts/veer/README.md), so `charts/veer` is rendered by `support/helm.rs` (gtmpl plus the
-//! few Helm functions the chart may use) with the default values and with
-//! `ci/full-values.yaml`; every document is checked (valid YAML, apiVersion/kind/name, RBAC
-//! without wildcards, a non-root read-only pod, probes, secrets mounted where veer.yaml points,
-//! veer.yaml accepted by `veer::config::resolve`) and applied to the embedded API server with
-//! server-side apply. The renders are golden files: `UPDATE_GOLDEN=1 cargo test --test chart`.
+//! The Helm chart, through the real `helm` (3.17, fetched by `scripts/install-deps.sh`):
+//! `helm lint --strict`, then `helm install --dry-run=server` against the embedded API server
+//! with the default values and with `ci/full-values.yaml`; every document is checked (valid
+//! YAML, apiVersion/kind/name, RBAC without wildcards, a non-root read-only pod, probes,
+//! secrets mounted where veer.yaml points, veer.yaml accepted by `veer::config::resolve`) and
+//! applied to the embedded API server with server-side apply. The manifests are golden files:
+//! `UPDATE_GOLDEN=1 cargo test --test chart`.
 
 #[path = "support/devcluster.rs"]
 mod devcluster;
@@ -17,21 +17,18 @@ use std::path::{Path, PathBuf};
 use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::discovery::{self, Scope};
 use serde_json::{Value, json};
+use veer::devcluster::RunningCluster;
 
-use helm::{Chart, Release};
-
-const RELEASE: Release<'static> = Release {
-    name: "veer",
-    namespace: "veer-system",
-};
+const RELEASE: &str = "veer";
+const NAMESPACE: &str = "veer-system";
 const URL: &str = "https://git.example.com/org/mesh.git";
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn chart() -> Chart {
-    Chart::load(&root().join("charts/veer"))
+fn chart_dir() -> PathBuf {
+    root().join("charts/veer")
 }
 
 fn full_values() -> Value {
@@ -44,40 +41,74 @@ fn default_values() -> Value {
     json!({"config": {"source": {"url": URL}}})
 }
 
-/// A render: the objects, in template order, and the whole text.
+/// An embedded API server for helm to talk to, with its kubeconfig.
+struct Fixture {
+    cluster: RunningCluster,
+    _dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+}
+
+async fn fixture() -> Fixture {
+    let cluster = devcluster::start().await;
+    let (dir, kubeconfig) = devcluster::kubeconfig(&cluster);
+    Fixture {
+        cluster,
+        _dir: dir,
+        kubeconfig,
+    }
+}
+
+/// A render: the objects, in Helm's install order, Helm's manifest text and the notes.
 struct Render {
     objects: Vec<Value>,
     text: String,
     notes: String,
 }
 
-fn render(overrides: &[Value]) -> Result<Render, String> {
-    let chart = chart();
-    let values = chart.values_with(overrides);
-    let (files, notes) = chart.render(&values, &RELEASE)?;
-    let mut objects = Vec::new();
-    let mut text = String::new();
-    for file in files {
-        for doc in helm::documents(&file.text) {
-            let object: Value = serde_saphyr::from_str(&doc).map_err(|e| {
-                format!(
-                    "{}: a document is not valid YAML: {e}\n{doc}",
-                    file.template
-                )
-            })?;
-            text.push_str(&format!("---\n# Source: {}\n{doc}", file.template));
+impl Fixture {
+    async fn render(&self, overrides: &[Value]) -> Result<Render, String> {
+        let kubeconfig = self.kubeconfig.clone();
+        let overrides = overrides.to_vec();
+        // helm blocks; the API server it talks to must keep serving meanwhile.
+        let rendered = tokio::task::spawn_blocking(move || {
+            helm::dry_run_install(&kubeconfig, &chart_dir(), RELEASE, NAMESPACE, &overrides)
+        })
+        .await
+        .expect("the helm task")?;
+        let mut objects = Vec::new();
+        for doc in helm::documents(&rendered.manifest) {
+            let object: Value = serde_saphyr::from_str(&doc)
+                .map_err(|e| format!("a document is not valid YAML: {e}\n{doc}"))?;
             objects.push(object);
         }
+        Ok(Render {
+            objects,
+            text: rendered.manifest,
+            notes: rendered.notes,
+        })
     }
-    Ok(Render {
-        objects,
-        text,
-        notes,
-    })
-}
 
-fn render_ok(overrides: &[Value]) -> Render {
-    render(overrides).unwrap_or_else(|e| panic!("the chart renders: {e}"))
+    async fn render_ok(&self, overrides: &[Value]) -> Render {
+        self.render(overrides)
+            .await
+            .unwrap_or_else(|e| panic!("the chart renders: {e}"))
+    }
+
+    /// Register the ServiceMonitor CRD, as on a cluster with the Prometheus operator.
+    async fn with_service_monitor_crd(self) -> Self {
+        let client = devcluster::client(&self.cluster);
+        apply(&client, &helm::yaml(SERVICE_MONITOR_CRD))
+            .await
+            .expect("the ServiceMonitor CRD");
+        self
+    }
+
+    async fn stop(self) {
+        self.cluster
+            .shutdown()
+            .await
+            .expect("the dev cluster stops");
+    }
 }
 
 fn kind_names(r: &Render) -> Vec<String> {
@@ -331,18 +362,31 @@ fn env_names(container: &Value) -> Vec<String> {
 }
 
 #[test]
-fn default_values_render_a_least_privilege_non_root_install() {
-    let r = render_ok(&[default_values()]);
+fn helm_lint_strict_passes_with_the_default_and_every_option() {
+    for values in [vec![default_values()], vec![full_values()]] {
+        let report = helm::lint(&chart_dir(), &values)
+            .unwrap_or_else(|report| panic!("helm lint --strict fails:\n{report}"));
+        assert!(
+            report.contains("1 chart(s) linted, 0 chart(s) failed"),
+            "{report}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_values_render_a_least_privilege_non_root_install() {
+    let k = fixture().await;
+    let r = k.render_ok(&[default_values()]).await;
     check_objects(&r);
     assert_eq!(
         kind_names(&r),
         [
+            "ServiceAccount veer-system/veer",
             "ConfigMap veer-system/veer",
-            "Deployment veer-system/veer",
             "ClusterRole /veer",
             "ClusterRoleBinding /veer",
             "Service veer-system/veer",
-            "ServiceAccount veer-system/veer",
+            "Deployment veer-system/veer",
         ]
     );
     check_no_wildcards(&r);
@@ -363,9 +407,10 @@ fn default_values_render_a_least_privilege_non_root_install() {
     golden("default.yaml", &r.text);
 }
 
-#[test]
-fn every_option_renders_namespaced_rbac_monitoring_two_replicas_and_secrets() {
-    let r = render_ok(&[full_values()]);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_option_renders_namespaced_rbac_monitoring_two_replicas_and_secrets() {
+    let k = fixture().await.with_service_monitor_crd().await;
+    let r = k.render_ok(&[full_values()]).await;
     check_objects(&r);
     check_no_wildcards(&r);
     let names = kind_names(&r);
@@ -446,25 +491,34 @@ fn every_option_renders_namespaced_rbac_monitoring_two_replicas_and_secrets() {
     golden("full-values.yaml", &r.text);
 }
 
-#[test]
-fn values_that_cannot_work_are_refused_and_leader_election_follows_replicas() {
-    let err = render(&[]).err().expect("no repository is an error");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_that_cannot_work_are_refused_and_leader_election_follows_replicas() {
+    let k = fixture().await;
+    let err = k
+        .render(&[])
+        .await
+        .err()
+        .expect("no repository is an error");
     assert!(err.contains("config.source.url is required"), "{err}");
 
-    let err = render(&[
-        default_values(),
-        json!({"replicaCount": 2, "leaderElection": {"enabled": false}}),
-    ])
-    .err()
-    .expect("two writers are refused");
+    let err = k
+        .render(&[
+            default_values(),
+            json!({"replicaCount": 2, "leaderElection": {"enabled": false}}),
+        ])
+        .await
+        .err()
+        .expect("two writers are refused");
     assert!(err.contains("every replica would write"), "{err}");
 
-    let err = render(&[
-        default_values(),
-        json!({"secrets": {"git": {"existingSecret": "g", "type": "basic"}}}),
-    ])
-    .err()
-    .expect("basic auth needs a user name");
+    let err = k
+        .render(&[
+            default_values(),
+            json!({"secrets": {"git": {"existingSecret": "g", "type": "basic"}}}),
+        ])
+        .await
+        .err()
+        .expect("basic auth needs a user name");
     assert!(err.contains("secrets.git.username is required"), "{err}");
 
     type Case = (Value, bool);
@@ -478,7 +532,7 @@ fn values_that_cannot_work_are_refused_and_leader_election_follows_replicas() {
         ),
     ];
     for (values, elected) in cases {
-        let r = render_ok(&[default_values(), values.clone()]);
+        let r = k.render_ok(&[default_values(), values.clone()]).await;
         let (container, _) = check_pod(&r);
         assert_eq!(
             env_names(&container).contains(&"VEER_LEADER_ELECTION".to_string()),
@@ -500,27 +554,32 @@ fn values_that_cannot_work_are_refused_and_leader_election_follows_replicas() {
             json!({"existingSecret": "g", "type": "ssh", "sshPassphraseKey": "passphrase"}),
         ),
     ] {
-        let r = render_ok(&[
-            json!({"config": {"source": {"url": url}}}),
-            json!({"secrets": {"git": git}}),
-        ]);
+        let r = k
+            .render_ok(&[
+                json!({"config": {"source": {"url": url}}}),
+                json!({"secrets": {"git": git}}),
+            ])
+            .await;
         let (container, _) = check_pod(&r);
         check_config(&r, &container);
     }
 }
 
 /// A change to veer.yaml changes the pod template, so the pods restart and read it.
-#[test]
-fn a_config_change_rolls_the_pods() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_change_rolls_the_pods() {
+    let k = fixture().await;
     let checksum = |r: &Render| {
         one(r, "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
             .clone()
     };
-    let a = render_ok(&[default_values()]);
-    let b = render_ok(&[
-        default_values(),
-        json!({"config": {"sync": {"prune": false}}}),
-    ]);
+    let a = k.render_ok(&[default_values()]).await;
+    let b = k
+        .render_ok(&[
+            default_values(),
+            json!({"config": {"sync": {"prune": false}}}),
+        ])
+        .await;
     assert!(checksum(&a).as_str().is_some_and(|s| s.len() == 64));
     assert_ne!(checksum(&a), checksum(&b));
 }
@@ -563,25 +622,28 @@ async fn apply(client: &kube::Client, object: &Value) -> kube::Result<DynamicObj
         .await
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_api_server_accepts_every_rendered_object() {
-    let cluster = devcluster::start().await;
-    let client = devcluster::client(&cluster);
+    let k = fixture().await;
+    let client = devcluster::client(&k.cluster);
     let namespace =
         |name: &str| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
     for ns in ["veer-system", "bookinfo", "shop"] {
         apply(&client, &namespace(ns)).await.expect("a namespace");
     }
+    // Without its CRD the ServiceMonitor kind does not exist (a cluster without the
+    // Prometheus operator): helm refuses the install and says why.
+    let err = k
+        .render(&[full_values()])
+        .await
+        .err()
+        .expect("no ServiceMonitor CRD yet");
+    assert!(err.contains("ensure CRDs are installed first"), "{err}");
+    apply(&client, &helm::yaml(SERVICE_MONITOR_CRD))
+        .await
+        .expect("the ServiceMonitor CRD");
     for values in [default_values(), full_values()] {
-        let r = render_ok(&[values]);
-        if !find(&r, "ServiceMonitor").is_empty() {
-            // Without its CRD the kind does not exist, as on a cluster without the operator.
-            let monitor = one(&r, "ServiceMonitor");
-            assert!(apply(&client, monitor).await.is_err(), "no CRD yet");
-            apply(&client, &helm::yaml(SERVICE_MONITOR_CRD))
-                .await
-                .expect("the ServiceMonitor CRD");
-        }
+        let r = k.render_ok(&[values]).await;
         for object in &r.objects {
             let stored = apply(&client, object).await.unwrap_or_else(|e| {
                 panic!(
@@ -602,7 +664,7 @@ async fn the_embedded_api_server_accepts_every_rendered_object() {
             }
         }
     }
-    cluster.shutdown().await.expect("the dev cluster stops");
+    k.stop().await;
 }
 
 /// Drop from `live` the map keys `applied` does not set (server defaults).

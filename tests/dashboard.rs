@@ -48,6 +48,7 @@ fn exported() -> (BTreeSet<String>, BTreeSet<String>) {
     m.record_check("error-rate", CheckVerdict::Pass);
     m.set_metric_value("shop/reviews", "error-rate", 0.01);
     m.set_metric_threshold("shop/reviews", "error-rate", Bound::Max, Some(0.05));
+    m.set_baseline_p_value("shop/reviews", "error-rate", Some(0.4));
     m.register_notifier("slack");
     m.record_notification_sent("slack");
     m.record_notification_failed("slack");

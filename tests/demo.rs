@@ -3,8 +3,8 @@
 //! story against its own API server, exporter, Prometheus (it must be on PATH: `make deps`),
 //! Slack receiver and `veer run`. Asserted from what it printed and from the git repository
 //! it left in `--dir`: v1 deployed; v2 stepped, rolled back and reverted in git by veer; v3
-//! promoted to 100 %; the mirror and fault acts; the Slack messages; exit 0; and no process it
-//! started still running.
+//! promoted to 100 %; the mirrored copies and the faults measured in Prometheus; the Slack
+//! messages; exit 0; and no process it started still running.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -144,6 +144,19 @@ fn the_demo_plays_the_whole_story_and_leaves_nothing_running() {
     has("✓ v2 received");
     has("fault  everyone-else: abort with HTTP 500 for 10% of all requests");
     has("✓ 5 Fault injection on ratings");
+    // The callers see the faults: 10 % of the 90 % plain requests aborted, the test user's
+    // 10 % delayed 7 s (the exporter's A/B share carries the matched header).
+    let aborted = output
+        .lines()
+        .find_map(|l| {
+            l.trim_start()
+                .split_once(" % answered 5xx by the fault (expected 9.0 %)")
+                .and_then(|(head, _)| head.rsplit(' ').next())
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .unwrap_or_else(|| panic!("no measured abort share in:\n{output}"));
+    assert!((aborted - 9.0).abs() <= 4.0, "aborted {aborted} %");
+    has("(10.0 % of requests are delayed 7000 ms)");
     // Slack: printed as they came, and counted in the summary.
     let printed = output
         .lines()

@@ -125,6 +125,7 @@ async fn payload_carries_rollout_phase_kind_metadata_and_checks() {
             min: Some(99.0),
             max: None,
         },
+        baseline: None,
     }];
     let ctx = GateContext {
         checks: Some(&checks),

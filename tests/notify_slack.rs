@@ -99,6 +99,7 @@ async fn incoming_webhook_gets_blocks_fallback_colour_and_overrides() {
             query: "sum(rate(istio_requests_total{response_code!~\"5..\"}[1m]))".into(),
             value: Some(0.912),
             threshold: ">= 0.99".into(),
+            baseline: None,
         }),
     });
     n.send(Event::DriftDetected {

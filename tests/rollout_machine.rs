@@ -412,6 +412,29 @@ fn cannot_measure_holds_or_fails_as_the_policy_says() {
             Some("tooFewRequests"),
         ),
         ("", AnalysisVerdict::Inconclusive, 0, Some("inconclusive")),
+        // Inconclusive is "cannot measure" whatever onNoData says.
+        (
+            "onNoData: fail\n",
+            AnalysisVerdict::Inconclusive,
+            0,
+            Some("inconclusive"),
+        ),
+        (
+            "onNoData: pass\n",
+            AnalysisVerdict::Inconclusive,
+            0,
+            Some("inconclusive"),
+        ),
+        // Inside the range but worse than the old version: measured bad.
+        (
+            "",
+            AnalysisVerdict::WorseThanBaseline {
+                p_value: 0.001,
+                alpha: 0.05,
+            },
+            1,
+            None,
+        ),
     ];
     for (extra, v, failed, hold) in cases {
         let p = policy(&format!(

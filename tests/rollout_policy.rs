@@ -58,7 +58,26 @@ fn every_shipped_policy_is_embedded_and_validates_without_any_diagnostic() {
     );
     let default = &policy::shipped()[0].spec;
     assert_eq!(default.step_values(), [10, 20, 30, 40, 50]);
-    assert_eq!(policy::shipped()[1].spec.max_weight(), 50);
+    let conservative = &policy::shipped()[1].spec;
+    assert_eq!(conservative.max_weight(), 50);
+    // It compares both its metrics with the old version, each the way it gets worse.
+    let baseline = conservative
+        .baseline
+        .as_ref()
+        .expect("conservative compares");
+    let directions: Vec<_> = conservative
+        .metrics
+        .iter()
+        .map(|m| (m.name.as_str(), baseline.direction_of(m)))
+        .collect();
+    assert_eq!(
+        directions,
+        [
+            ("success-rate", Some(Ok(policy::Direction::Decrease))),
+            ("p99-latency", Some(Ok(policy::Direction::Increase)))
+        ]
+    );
+    assert_eq!(baseline.alpha(), 0.05);
     let parsed = read(policy::SHIPPED_FILES[0].0, policy::SHIPPED_FILES[0].1);
     assert!(manifest::policy::is_veer_config(&parsed.manifests[0]));
     assert_eq!(

@@ -357,3 +357,140 @@ async fn failed_objects_exit_4_and_show_in_status() {
         show(&out)
     );
 }
+
+/// A VirtualService of `name` bound to `policy`, `v2`% on v2.
+fn bound_vs(name: &str, policy: &str, v2: u32) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: {name}
+  namespace: shop
+  annotations:
+    veer.io/rollout-policy: {policy}
+spec:
+  hosts: [{name}]
+  http:
+  - route:
+    - destination: {{host: {name}, subset: v1}}
+      weight: {v1}
+    - destination: {{host: {name}, subset: v2}}
+      weight: {v2}
+",
+        v1 = 100 - v2
+    )
+}
+
+fn step_policy(name: &str, steps: &str) -> String {
+    format!(
+        "apiVersion: veer.io/v1alpha1\nkind: RolloutPolicy\nmetadata:\n  name: {name}\nspec:\n  interval: 1m\n  stepWeights: {steps}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_of_the_repository_and_of_the_policies_directory_are_both_honoured() {
+    let cluster = dev::start().await;
+    let env = Env::new(&cluster);
+    // The directory has its own policy, and one of the repository's name that loses to it.
+    let dir = env._tmp.path().join("policies");
+    std::fs::create_dir_all(&dir).expect("create the policies directory");
+    std::fs::write(dir.join("team.yaml"), step_policy("team-canary", "[30]")).unwrap();
+    std::fs::write(
+        dir.join("shadowed.yaml"),
+        step_policy("repo-canary", "[90]"),
+    )
+    .unwrap();
+    let config = env._tmp.path().join("veer.yaml");
+    std::fs::write(
+        &config,
+        format!("rollouts:\n  policiesDir: {}\n", dir.display()),
+    )
+    .unwrap();
+    let with_config = |args: &[&str]| {
+        let mut all = vec!["--config", config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        all.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+
+    env.remote.write("ns.yaml", NAMESPACE);
+    for name in ["reviews", "ratings"] {
+        env.remote.write(
+            &format!("{name}-rule.yaml"),
+            &format!(
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: {name}\n  namespace: shop\nspec:\n  host: {name}\n  subsets:\n  - {{name: v1, labels: {{version: v1}}}}\n  - {{name: v2, labels: {{version: v2}}}}\n"
+            ),
+        );
+    }
+    env.remote
+        .write("policy.yaml", &step_policy("repo-canary", "[10]"));
+    env.remote
+        .write("reviews.yaml", &bound_vs("reviews", "repo-canary", 0));
+    env.remote
+        .write("ratings.yaml", &bound_vs("ratings", "team-canary", 0));
+    env.remote.commit_and_push("two services, two policies");
+
+    // Validation knows the directory's policies: the annotation naming one is no error.
+    let out = run(
+        &with_config(&["validate", env.remote.work.to_str().unwrap()]),
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let out = run(
+        &["validate".into(), env.remote.work.display().to_string()],
+        &[],
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "without it, it is: {}",
+        show(&out)
+    );
+    assert!(
+        text(&out.stdout).contains("rp-unknown-policy"),
+        "{}",
+        show(&out)
+    );
+
+    // `sync` validates before its controller starts; `run` validates in the controller.
+    let one_pass = |command: &[&str]| {
+        let mut all = with_config(command);
+        all.extend([
+            "--repo".into(),
+            env.url.clone(),
+            "--cache-dir".into(),
+            env.cache.display().to_string(),
+            "--kubeconfig".into(),
+            env.kubeconfig.display().to_string(),
+        ]);
+        all
+    };
+    let out = run(&one_pass(&["sync"]), &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+
+    // Both move to v2: each rollout runs under its own policy.
+    env.remote
+        .write("reviews.yaml", &bound_vs("reviews", "repo-canary", 100));
+    env.remote
+        .write("ratings.yaml", &bound_vs("ratings", "team-canary", 100));
+    env.remote.commit_and_push("both to v2");
+    let out = run(&one_pass(&["run", "--once"]), &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let client = dev::client(&cluster);
+    for (name, policy, steps) in [
+        ("reviews", "repo-canary", vec![10]),
+        ("ratings", "team-canary", vec![30]),
+    ] {
+        let id = veer::controller::rollouts::RolloutId {
+            namespace: "shop".into(),
+            name: name.into(),
+        };
+        let (state, _, bound) = veer::controller::rollouts::read_rollout(&client, "veer", &id)
+            .await
+            .expect("read the rollout")
+            .unwrap_or_else(|| panic!("no rollout of {name}: {}", show(&out)));
+        assert_eq!(bound, policy, "{name}");
+        assert_eq!(state.steps, steps, "{name} follows {policy}");
+    }
+}

@@ -3,6 +3,16 @@
 //!
 //! Not rejecting "the new version is worse" is a pass only when the samples were numerous
 //! enough that the test *could* have rejected it; otherwise the answer is inconclusive.
+//! Samples that are all equal (a constant metric on both sides) pass with p = 1: every
+//! arrangement of the pooled samples gives the same U, so no difference can be claimed.
+//! Samples are compared to 12 significant digits: PromQL's floating-point arithmetic makes
+//! the same quantity differ in the last bits (e.g. `histogram_quantile` over different
+//! request counts), and that noise must not rank one version above the other.
+//!
+//! [`compare`] wraps the test into the [`BaselineComparison`] a check records (sample counts,
+//! medians, level, verdict), shown next to the metric's value and threshold.
+
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use statrs::stats_tests::Alternative;
@@ -18,20 +28,19 @@ pub enum WorseWhen {
     Higher,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase", tag = "verdict")]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "verdict"
+)]
 pub enum BaselineVerdict {
     /// No evidence the new version is worse, with enough samples to have seen it.
-    Pass {
-        p_value: f64,
-    },
+    Pass { p_value: f64 },
     /// The new version is worse than the baseline at the significance level.
-    Fail {
-        p_value: f64,
-    },
-    Inconclusive {
-        reason: String,
-    },
+    Fail { p_value: f64 },
+    /// The samples cannot tell (too few of them, or no old version to compare with).
+    Inconclusive { reason: String },
 }
 
 impl BaselineVerdict {
@@ -40,6 +49,14 @@ impl BaselineVerdict {
             BaselineVerdict::Pass { .. } => "pass",
             BaselineVerdict::Fail { .. } => "fail",
             BaselineVerdict::Inconclusive { .. } => "inconclusive",
+        }
+    }
+
+    /// The test's p-value; `None` when it could not run.
+    pub fn p_value(&self) -> Option<f64> {
+        match self {
+            BaselineVerdict::Pass { p_value } | BaselineVerdict::Fail { p_value } => Some(*p_value),
+            BaselineVerdict::Inconclusive { .. } => None,
         }
     }
 }
@@ -57,8 +74,14 @@ pub fn compare_to_baseline(
             reason: format!("significance level {alpha} is not between 0 and 1"),
         };
     }
-    let canary: Vec<f64> = canary.iter().copied().filter(|v| !v.is_nan()).collect();
-    let baseline: Vec<f64> = baseline.iter().copied().filter(|v| !v.is_nan()).collect();
+    let numbers = |xs: &[f64]| -> Vec<f64> {
+        xs.iter()
+            .copied()
+            .filter(|v| !v.is_nan())
+            .map(significant)
+            .collect()
+    };
+    let (canary, baseline) = (numbers(canary), numbers(baseline));
     let (n, m) = (canary.len(), baseline.len());
     let best_p = smallest_one_sided_p(n, m);
     if best_p >= alpha {
@@ -67,6 +90,12 @@ pub fn compare_to_baseline(
                 "{n} new and {m} baseline samples cannot show a difference at level {alpha} (the smallest possible p-value is {best_p:.3}); wait for more intervals"
             ),
         };
+    }
+    let first = canary.first().copied();
+    if canary.iter().chain(&baseline).all(|v| Some(*v) == first) {
+        // Every arrangement of the pooled samples gives the same U: p is exactly 1. (The
+        // normal approximation would divide by a zero variance.)
+        return BaselineVerdict::Pass { p_value: 1.0 };
     }
     // `Greater`: the alternative is that the first sample tends to be larger.
     let alternative = match worse {
@@ -82,6 +111,9 @@ pub fn compare_to_baseline(
         MannWhitneyUMethod::AsymptoticInclContinuityCorrection,
         alternative,
     ) {
+        Ok((_, p_value)) if p_value.is_nan() => BaselineVerdict::Inconclusive {
+            reason: "the Mann-Whitney U test gave no p-value".to_string(),
+        },
         Ok((_, p_value)) if p_value < alpha => BaselineVerdict::Fail { p_value },
         Ok((_, p_value)) => BaselineVerdict::Pass { p_value },
         Err(e) => BaselineVerdict::Inconclusive {
@@ -89,6 +121,139 @@ pub fn compare_to_baseline(
         },
     }
 }
+
+/// A baseline comparison as a check records it: what was compared and what came out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BaselineComparison {
+    /// The old version's query as sent (the new version's is the check's own).
+    pub query: String,
+    /// Samples with a value (NaN steps left out), new and old.
+    pub canary_samples: usize,
+    pub baseline_samples: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_median: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_median: Option<f64>,
+    /// The significance level the verdict was reached at.
+    pub alpha: f64,
+    #[serde(flatten)]
+    pub verdict: BaselineVerdict,
+}
+
+/// Compares the two sample series (see [`compare_to_baseline`]) and records the figures people
+/// need to read the verdict. Pure.
+pub fn compare(
+    canary: &[f64],
+    baseline: &[f64],
+    worse: WorseWhen,
+    alpha: f64,
+    baseline_query: &str,
+) -> BaselineComparison {
+    let count = |xs: &[f64]| xs.iter().filter(|v| !v.is_nan()).count();
+    BaselineComparison {
+        query: baseline_query.to_string(),
+        canary_samples: count(canary),
+        baseline_samples: count(baseline),
+        canary_median: median(canary),
+        baseline_median: median(baseline),
+        alpha,
+        verdict: compare_to_baseline(canary, baseline, worse, alpha),
+    }
+}
+
+impl BaselineComparison {
+    /// A comparison that could not run (e.g. no old version to compare with).
+    pub fn inconclusive(alpha: f64, reason: impl Into<String>) -> Self {
+        BaselineComparison {
+            query: String::new(),
+            canary_samples: 0,
+            baseline_samples: 0,
+            canary_median: None,
+            baseline_median: None,
+            alpha,
+            verdict: BaselineVerdict::Inconclusive {
+                reason: reason.into(),
+            },
+        }
+    }
+}
+
+/// The median of the samples that are numbers; `None` without any.
+pub fn median(samples: &[f64]) -> Option<f64> {
+    let mut v: Vec<f64> = samples.iter().copied().filter(|x| !x.is_nan()).collect();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => v.get(n / 2).copied(),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
+impl fmt::Display for BaselineComparison {
+    /// e.g. `baseline fail p=0.0065 < 0.05 (median 248.50 vs 24.85, 6/9 samples)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let median = |m: Option<f64>| m.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
+        let figures = format!(
+            "median {} vs {}, {}/{} samples",
+            median(self.canary_median),
+            median(self.baseline_median),
+            self.canary_samples,
+            self.baseline_samples
+        );
+        match &self.verdict {
+            BaselineVerdict::Pass { p_value } => write!(
+                f,
+                "baseline pass p={} >= {} ({figures})",
+                p_text(*p_value),
+                self.alpha
+            ),
+            BaselineVerdict::Fail { p_value } => write!(
+                f,
+                "baseline fail p={} < {} ({figures})",
+                p_text(*p_value),
+                self.alpha
+            ),
+            BaselineVerdict::Inconclusive { reason } => {
+                write!(f, "baseline inconclusive: {reason}")
+            }
+        }
+    }
+}
+
+/// A p-value as people read it: two decimals from 0.1 up, else two significant digits
+/// (`0.31`, `0.0065`), scientific below 0.001 (`1.2e-5`).
+pub fn p_text(p: f64) -> String {
+    if p.is_nan() || p >= 0.1 {
+        format!("{p:.2}")
+    } else if p >= 0.001 {
+        let decimals = (1.0 - p.log10().floor()) as usize;
+        format!("{p:.decimals$}")
+    } else {
+        format!("{p:.1e}")
+    }
+}
+
+/// `v` to 12 significant digits (infinities and zero as they are).
+fn significant(v: f64) -> f64 {
+    if v.is_finite() {
+        format!("{v:.11e}").parse().unwrap_or(v)
+    } else {
+        v
+    }
+}
+
+/// The fewest samples of each version with which the test can reject at level `alpha` (4 at
+/// 0.05): below that every comparison is inconclusive.
+pub fn min_samples(alpha: f64) -> usize {
+    (1..=MAX_MIN_SAMPLES)
+        .find(|&k| smallest_one_sided_p(k, k) < alpha)
+        .unwrap_or(MAX_MIN_SAMPLES)
+}
+
+/// Far beyond any sensible level (1 / C(128, 64) is about 1e-38).
+const MAX_MIN_SAMPLES: usize = 64;
 
 /// The one-sided p-value when the samples are completely separated: 1 / C(n+m, n).
 fn smallest_one_sided_p(n: usize, m: usize) -> f64 {
@@ -165,6 +330,15 @@ mod tests {
     }
 
     #[test]
+    fn fewest_samples_that_can_decide() {
+        assert_eq!(min_samples(0.05), 4);
+        assert_eq!(min_samples(0.01), 5);
+        assert_eq!(min_samples(0.5), 2);
+        assert_eq!(min_samples(0.6), 1);
+        assert_eq!(min_samples(0.0), MAX_MIN_SAMPLES);
+    }
+
+    #[test]
     fn smallest_p_values() {
         assert!((smallest_one_sided_p(3, 3) - 0.05).abs() < 1e-12);
         assert!((smallest_one_sided_p(2, 2) - 1.0 / 6.0).abs() < 1e-12);
@@ -175,5 +349,123 @@ mod tests {
     fn bad_alpha_is_inconclusive() {
         let v = compare_to_baseline(&BASE_LATENCY, &BASE_LATENCY, WorseWhen::Higher, 1.5);
         assert_eq!(v.metric_label(), "inconclusive");
+    }
+
+    #[test]
+    fn all_ties_pass_with_p_one_once_there_are_enough_samples() {
+        // A constant metric on both sides (e.g. a fixed latency in one histogram bucket).
+        let v = compare_to_baseline(&[24.85; 6], &[24.85; 9], WorseWhen::Higher, 0.05);
+        assert_eq!(v, BaselineVerdict::Pass { p_value: 1.0 });
+        let v = compare_to_baseline(&[100.0; 6], &[100.0; 6], WorseWhen::Lower, 0.05);
+        assert_eq!(v, BaselineVerdict::Pass { p_value: 1.0 });
+        // Too few is still too few, ties or not.
+        let v = compare_to_baseline(&[24.85; 2], &[24.85; 2], WorseWhen::Higher, 0.05);
+        assert_eq!(v.metric_label(), "inconclusive");
+    }
+
+    #[test]
+    fn floating_point_noise_is_a_tie() {
+        // What `histogram_quantile` gives for one constant latency over different counts.
+        let canary: Vec<f64> = (95..101)
+            .map(|n| 10.0 + 15.0 * (0.99 * n as f64) / n as f64)
+            .collect();
+        let baseline: Vec<f64> = (200..209)
+            .map(|n| 10.0 + 15.0 * (0.99 * n as f64) / n as f64)
+            .collect();
+        assert!(
+            canary.iter().chain(&baseline).any(|v| *v != 24.85),
+            "the noise is there"
+        );
+        for worse in [WorseWhen::Higher, WorseWhen::Lower] {
+            let v = compare_to_baseline(&canary, &baseline, worse, 0.05);
+            assert_eq!(v, BaselineVerdict::Pass { p_value: 1.0 });
+        }
+        assert_eq!(significant(24.849999999999998), 24.85);
+        assert_eq!(significant(f64::INFINITY), f64::INFINITY);
+        assert_eq!(significant(0.0), 0.0);
+        assert_eq!(significant(1.23456789012345e-7), 1.23456789012e-7);
+    }
+
+    #[test]
+    fn ties_within_each_side_but_apart_fail() {
+        let v = compare_to_baseline(&[248.5; 6], &[24.85; 9], WorseWhen::Higher, 0.05);
+        assert!(
+            matches!(v, BaselineVerdict::Fail { p_value } if p_value < 0.01),
+            "{v:?}"
+        );
+        let v = compare_to_baseline(&[24.85; 6], &[248.5; 9], WorseWhen::Higher, 0.05);
+        assert!(
+            matches!(v, BaselineVerdict::Pass { p_value } if p_value > 0.99),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn comparisons_record_counts_medians_and_read_well() {
+        let c = compare(
+            &[f64::NAN, 248.5, 250.0, 247.0, 249.0, 248.0, 251.0],
+            &[24.85; 9],
+            WorseWhen::Higher,
+            0.05,
+            "q{v1}",
+        );
+        assert_eq!((c.canary_samples, c.baseline_samples), (6, 9));
+        assert_eq!(
+            (c.canary_median, c.baseline_median),
+            (Some(248.75), Some(24.85))
+        );
+        let p = c.verdict.p_value().unwrap();
+        assert_eq!(
+            c.to_string(),
+            format!(
+                "baseline fail p={} < 0.05 (median 248.75 vs 24.85, 6/9 samples)",
+                p_text(p)
+            )
+        );
+        let c = compare(&[], &[1.0], WorseWhen::Higher, 0.05, "q");
+        assert!(
+            c.to_string()
+                .starts_with("baseline inconclusive: 0 new and 1 baseline samples"),
+            "{c}"
+        );
+        // Stored in the rollout state: it reads back as written.
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["verdict"], "inconclusive");
+        assert_eq!(
+            serde_json::from_value::<BaselineComparison>(json).unwrap(),
+            c
+        );
+        let pass = BaselineComparison {
+            verdict: BaselineVerdict::Pass { p_value: 0.5 },
+            ..c
+        };
+        let json = serde_json::to_value(&pass).unwrap();
+        assert_eq!(
+            (json["verdict"].as_str(), json["pValue"].as_f64()),
+            (Some("pass"), Some(0.5))
+        );
+        assert_eq!(
+            serde_json::from_value::<BaselineComparison>(json).unwrap(),
+            pass
+        );
+    }
+
+    #[test]
+    fn medians_and_p_values_as_text() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[f64::NAN]), None);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        for (p, text) in [
+            (1.0, "1.00"),
+            (0.31, "0.31"),
+            (0.1, "0.10"),
+            (0.05, "0.050"),
+            (0.0065, "0.0065"),
+            (0.001, "0.0010"),
+            (0.0000123, "1.2e-5"),
+        ] {
+            assert_eq!(p_text(p), text, "{p}");
+        }
     }
 }

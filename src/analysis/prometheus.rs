@@ -1,20 +1,73 @@
-//! The Prometheus adapter: instant queries over the HTTP API (`/api/v1/query`) with reqwest,
-//! a timeout and optional bearer or basic auth. Every answer becomes a typed
-//! [`QueryOutcome`]; nothing here decides pass or fail.
+//! The Prometheus adapter: instant queries (`/api/v1/query`) and range queries
+//! (`/api/v1/query_range`, the samples of a baseline comparison) over the HTTP API with
+//! reqwest, a timeout and optional bearer or basic auth. Every answer becomes a typed
+//! [`QueryOutcome`] or [`RangeOutcome`]; nothing here decides pass or fail.
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde::Deserialize;
 
 use super::AnalysisError;
-use super::verdict::QueryOutcome;
+use super::verdict::{QueryOutcome, RangeOutcome};
 use crate::source::{SecretSource, SourceError};
 
-/// Anything that answers an instant PromQL query. The rollout controller holds a
+/// Anything that answers PromQL queries. The rollout controller holds a
 /// `dyn MetricsProvider`, so tests can stand in a scripted one.
 pub trait MetricsProvider: Send + Sync {
+    /// An instant query: one number.
     fn query<'a>(&'a self, promql: &'a str) -> BoxFuture<'a, QueryOutcome>;
+    /// A range query: the query's value at every `step` from `start` to `end`.
+    fn query_range<'a>(
+        &'a self,
+        promql: &'a str,
+        range: &'a SampleRange,
+    ) -> BoxFuture<'a, RangeOutcome>;
+}
+
+/// Where a range query samples: `start`, `start + step`, … up to `end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SampleRange {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub step: Duration,
+}
+
+/// Samples one comparison takes at most (the most recent): bounds the query and the test,
+/// whose ranking is quadratic in statrs.
+pub const MAX_SAMPLES: u32 = 1000;
+
+impl SampleRange {
+    /// From `since` (when the samples start to mean something, e.g. the phase's start) or
+    /// `lookback` before `now`, whichever is later, to `now`, one sample per `step`, at most
+    /// [`MAX_SAMPLES`]. Pure.
+    pub fn window(
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+        step: Duration,
+        lookback: Option<Duration>,
+    ) -> Self {
+        // `now - d`, or the beginning of time for a duration too long to subtract.
+        let before_now = |d: Duration| {
+            chrono::TimeDelta::from_std(d)
+                .ok()
+                .and_then(|d| now.checked_sub_signed(d))
+                .unwrap_or(DateTime::<Utc>::MIN_UTC)
+        };
+        let mut start = since.min(now);
+        if let Some(back) = lookback {
+            start = start.max(before_now(back));
+        }
+        if let Some(most) = step.checked_mul(MAX_SAMPLES - 1) {
+            start = start.max(before_now(most));
+        }
+        SampleRange {
+            start,
+            end: now,
+            step,
+        }
+    }
 }
 
 /// How to authenticate to Prometheus (or the proxy in front of it).
@@ -57,6 +110,7 @@ impl PrometheusConfig {
 pub struct Prometheus {
     client: reqwest::Client,
     query_url: reqwest::Url,
+    range_url: reqwest::Url,
     timeout: Duration,
     auth: PrometheusAuth,
 }
@@ -81,6 +135,9 @@ impl Prometheus {
         let query_url = base
             .join("api/v1/query")
             .map_err(|e| bad_url(e.to_string()))?;
+        let range_url = base
+            .join("api/v1/query_range")
+            .map_err(|e| bad_url(e.to_string()))?;
         if config.timeout.is_zero() {
             return Err(AnalysisError::InvalidTimeout);
         }
@@ -95,6 +152,7 @@ impl Prometheus {
         Ok(Self {
             client,
             query_url,
+            range_url,
             timeout: config.timeout,
             auth: config.auth,
         })
@@ -102,38 +160,71 @@ impl Prometheus {
 
     async fn run(&self, promql: &str) -> QueryOutcome {
         let timeout = super::template::promql_duration(self.timeout).unwrap_or_default();
-        let mut request = self
-            .client
-            .post(self.query_url.clone())
-            .form(&[("query", promql), ("timeout", timeout.as_str())]);
+        let form = [("query", promql), ("timeout", timeout.as_str())];
+        match self.post(&self.query_url, &form).await {
+            Ok((status, body)) => interpret(status, &body),
+            Err(message) => QueryOutcome::Unreachable(message),
+        }
+    }
+
+    async fn run_range(&self, promql: &str, range: &SampleRange) -> RangeOutcome {
+        let timeout = super::template::promql_duration(self.timeout).unwrap_or_default();
+        // Unix seconds with milliseconds, as the API accepts; the step in seconds.
+        let seconds = |t: DateTime<Utc>| format!("{:.3}", t.timestamp_millis() as f64 / 1000.0);
+        let (start, end) = (seconds(range.start), seconds(range.end));
+        let step = format!("{:.3}", range.step.as_secs_f64());
+        let form = [
+            ("query", promql),
+            ("start", start.as_str()),
+            ("end", end.as_str()),
+            ("step", step.as_str()),
+            ("timeout", timeout.as_str()),
+        ];
+        match self.post(&self.range_url, &form).await {
+            Ok((status, body)) => interpret_range(status, &body),
+            Err(message) => RangeOutcome::Unreachable(message),
+        }
+    }
+
+    /// POSTs a form with the credentials; the status and body, or why there is none.
+    async fn post(
+        &self,
+        url: &reqwest::Url,
+        form: &[(&str, &str)],
+    ) -> Result<(u16, Vec<u8>), String> {
+        let mut request = self.client.post(url.clone()).form(form);
         match credentials(&self.auth) {
             Ok(Credentials::None) => {}
             Ok(Credentials::Bearer(token)) => request = request.bearer_auth(token),
             Ok(Credentials::Basic(user, password)) => {
                 request = request.basic_auth(user, Some(password))
             }
-            Err(e) => return QueryOutcome::Unreachable(e.to_string()),
+            Err(e) => return Err(e.to_string()),
         }
-        let response = match request.send().await {
-            Ok(r) => r,
-            Err(e) => {
-                return QueryOutcome::Unreachable(crate::http_client::describe_transport_error(&e));
-            }
-        };
+        let response = request
+            .send()
+            .await
+            .map_err(|e| crate::http_client::describe_transport_error(&e))?;
         let status = response.status();
-        let body = match response.bytes().await {
-            Ok(b) => b,
-            Err(e) => {
-                return QueryOutcome::Unreachable(crate::http_client::describe_transport_error(&e));
-            }
-        };
-        interpret(status.as_u16(), &body)
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| crate::http_client::describe_transport_error(&e))?;
+        Ok((status.as_u16(), body.to_vec()))
     }
 }
 
 impl MetricsProvider for Prometheus {
     fn query<'a>(&'a self, promql: &'a str) -> BoxFuture<'a, QueryOutcome> {
         Box::pin(self.run(promql))
+    }
+
+    fn query_range<'a>(
+        &'a self,
+        promql: &'a str,
+        range: &'a SampleRange,
+    ) -> BoxFuture<'a, RangeOutcome> {
+        Box::pin(self.run_range(promql, range))
     }
 }
 
@@ -187,8 +278,17 @@ struct Sample {
     value: (f64, String),
 }
 
-/// Turns an HTTP status and body from `/api/v1/query` into an outcome. Pure.
-pub fn interpret(status: u16, body: &[u8]) -> QueryOutcome {
+/// An API answer: its data, or why there is none.
+enum Envelope {
+    Data(ApiData),
+    /// Prometheus rejected the query.
+    QueryError(String),
+    /// Prometheus could not be asked, or what answered is not Prometheus.
+    Unreachable(String),
+}
+
+/// Reads the API's envelope, the same for instant and range queries.
+fn envelope(status: u16, body: &[u8]) -> Envelope {
     let parsed: Result<ApiResponse, _> = serde_json::from_slice(body);
     let api_error = |p: &ApiResponse| {
         format!(
@@ -199,25 +299,71 @@ pub fn interpret(status: u16, body: &[u8]) -> QueryOutcome {
     };
     match (status, parsed) {
         (200, Ok(p)) if p.status == "success" => match p.data {
-            Some(data) => read_data(data),
-            None => QueryOutcome::Unreachable("answer without data".to_string()),
+            Some(data) => Envelope::Data(data),
+            None => Envelope::Unreachable("answer without data".to_string()),
         },
-        (200, Ok(p)) => QueryOutcome::QueryError(api_error(&p)),
+        (200, Ok(p)) => Envelope::QueryError(api_error(&p)),
         // bad_data (syntax) is 400, execution errors are 422: the query is at fault.
-        (400 | 422, Ok(p)) => QueryOutcome::QueryError(api_error(&p)),
-        (400 | 422, Err(_)) => QueryOutcome::QueryError(format!("HTTP {status}")),
-        (401 | 403, _) => QueryOutcome::Unreachable(format!(
+        (400 | 422, Ok(p)) => Envelope::QueryError(api_error(&p)),
+        (400 | 422, Err(_)) => Envelope::QueryError(format!("HTTP {status}")),
+        (401 | 403, _) => Envelope::Unreachable(format!(
             "HTTP {status}: the credentials were refused; check the Prometheus auth settings"
         )),
         (_, Ok(p)) if p.status == "error" => {
-            QueryOutcome::Unreachable(format!("HTTP {status}, {}", api_error(&p)))
+            Envelope::Unreachable(format!("HTTP {status}, {}", api_error(&p)))
         }
-        (200, Err(e)) => QueryOutcome::Unreachable(format!(
+        (200, Err(e)) => Envelope::Unreachable(format!(
             "the answer is not a Prometheus API response ({e}); check the URL"
         )),
-        (_, _) => QueryOutcome::Unreachable(format!(
+        (_, _) => Envelope::Unreachable(format!(
             "HTTP {status}; check that the URL points at Prometheus"
         )),
+    }
+}
+
+/// Turns an HTTP status and body from `/api/v1/query` into an outcome. Pure.
+pub fn interpret(status: u16, body: &[u8]) -> QueryOutcome {
+    match envelope(status, body) {
+        Envelope::Data(data) => read_data(data),
+        Envelope::QueryError(m) => QueryOutcome::QueryError(m),
+        Envelope::Unreachable(m) => QueryOutcome::Unreachable(m),
+    }
+}
+
+/// Turns an HTTP status and body from `/api/v1/query_range` into an outcome. Pure.
+pub fn interpret_range(status: u16, body: &[u8]) -> RangeOutcome {
+    match envelope(status, body) {
+        Envelope::Data(data) => read_matrix(data),
+        Envelope::QueryError(m) => RangeOutcome::QueryError(m),
+        Envelope::Unreachable(m) => RangeOutcome::Unreachable(m),
+    }
+}
+
+#[derive(Deserialize)]
+struct Series {
+    values: Vec<(f64, String)>,
+}
+
+fn read_matrix(data: ApiData) -> RangeOutcome {
+    if data.result_type != "matrix" {
+        // A range query always answers a matrix; anything else is not Prometheus' API.
+        return RangeOutcome::Unreachable(format!(
+            "a range query answered a {}, not a matrix; check that the URL points at Prometheus",
+            data.result_type
+        ));
+    }
+    match serde_json::from_value::<Vec<Series>>(data.result) {
+        Ok(series) => match series.as_slice() {
+            [] => RangeOutcome::NoData,
+            [one] => one
+                .values
+                .iter()
+                .map(|(_, text)| parse_number(text))
+                .collect::<Result<Vec<f64>, String>>()
+                .map_or_else(RangeOutcome::QueryError, RangeOutcome::Series),
+            several => RangeOutcome::SeveralSeries(several.len()),
+        },
+        Err(e) => RangeOutcome::Unreachable(format!("unreadable matrix result: {e}")),
     }
 }
 
@@ -325,6 +471,72 @@ mod tests {
     }
 
     #[test]
+    fn interprets_range_answers() {
+        use RangeOutcome as R;
+        let matrix = |result: &str| ok("matrix", result);
+        let one = matrix(r#"[{"metric":{},"values":[[1,"24.85"],[2,"NaN"],[3,"+Inf"]]}]"#);
+        let two = matrix(
+            r#"[{"metric":{"a":"1"},"values":[[1,"1"]]},{"metric":{"a":"2"},"values":[[1,"2"]]}]"#,
+        );
+        let bad = br#"{"status":"error","errorType":"bad_data","error":"parse error at char 5"}"#;
+        let timeout = br#"{"status":"error","errorType":"timeout","error":"query timed out"}"#;
+        #[rustfmt::skip]
+        let cases: Vec<(&str, u16, Vec<u8>, &str, &str)> = vec![
+            ("one series", 200, one, "series", ""),
+            ("no series is no data", 200, matrix("[]"), "noData", ""),
+            ("several series", 200, two, "severalSeries", ""),
+            ("an unreadable sample is the query's fault", 200,
+                matrix(r#"[{"metric":{},"values":[[1,"x"]]}]"#), "queryError", "not a number"),
+            ("a vector is not a range answer", 200,
+                ok("vector", "[]"), "unreachable", "not a matrix"),
+            ("bad PromQL", 400, bad.to_vec(), "queryError", "bad_data: parse error"),
+            ("execution error", 422, b"{}".to_vec(), "queryError", ""),
+            ("timeout", 503, timeout.to_vec(), "unreachable", "timeout"),
+            ("refused credentials", 403, Vec::new(), "unreachable", "credentials"),
+            ("not Prometheus", 200, b"<html>".to_vec(), "unreachable", "check the URL"),
+            ("bad gateway", 502, b"<html>bad gateway</html>".to_vec(), "unreachable", "502"),
+        ];
+        for (name, status, body, want, says) in cases {
+            let got = interpret_range(status, &body);
+            let json = serde_json::to_value(&got).unwrap();
+            assert_eq!(json["outcome"], want, "{name}: {got:?}");
+            assert!(json.to_string().contains(says), "{name}: {got:?}");
+        }
+        match interpret_range(
+            200,
+            &matrix(r#"[{"metric":{},"values":[[1,"24.85"],[2,"NaN"],[3,"+Inf"]]}]"#),
+        ) {
+            R::Series(v) => {
+                assert_eq!(v.len(), 3);
+                assert_eq!(v[0], 24.85);
+                assert!(v[1].is_nan());
+                assert_eq!(v[2], f64::INFINITY);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn sample_windows() {
+        use chrono::TimeZone;
+        let t = |s: i64| Utc.timestamp_opt(1_700_000_000 + s, 0).unwrap();
+        let secs = Duration::from_secs;
+        #[rustfmt::skip]
+        let cases = [
+            ("since the phase began", t(100), t(160), secs(10), None, t(100)),
+            ("a shorter lookback wins", t(100), t(160), secs(10), Some(secs(30)), t(130)),
+            ("a longer lookback does not reach before the phase", t(100), t(160), secs(10), Some(secs(600)), t(100)),
+            ("a phase that began just now", t(160), t(160), secs(10), None, t(160)),
+            ("a clock that went back starts at now", t(170), t(160), secs(10), None, t(160)),
+            ("at most MAX_SAMPLES samples", t(0), t(5000), secs(1), None, t(5000 - 999)),
+        ];
+        for (name, since, now, step, lookback, start) in cases {
+            let r = SampleRange::window(since, now, step, lookback);
+            assert_eq!((r.start, r.end, r.step), (start, now, step), "{name}");
+        }
+    }
+
+    #[test]
     fn rejects_bad_configuration() {
         assert!(matches!(
             Prometheus::new(PrometheusConfig::new("ftp://x")),
@@ -347,6 +559,10 @@ mod tests {
     fn keeps_a_path_prefix() {
         let p = Prometheus::new(PrometheusConfig::new("http://h:9090/prom")).unwrap();
         assert_eq!(p.query_url.as_str(), "http://h:9090/prom/api/v1/query");
+        assert_eq!(
+            p.range_url.as_str(),
+            "http://h:9090/prom/api/v1/query_range"
+        );
         let p = Prometheus::new(PrometheusConfig::new("http://h:9090")).unwrap();
         assert_eq!(p.query_url.as_str(), "http://h:9090/api/v1/query");
     }

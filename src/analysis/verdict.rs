@@ -1,10 +1,14 @@
 //! Judging a measurement: what a query returned, the threshold range and the request count
-//! become one verdict. Pure. "Cannot measure" (no data, too few requests, metrics error) is
-//! kept apart from "measured bad" (fail), so the policy can hold instead of rolling back.
+//! become one verdict ([`judge`]), then the comparison with the old version may overrule a
+//! pass ([`combine`]). Pure. "Cannot measure" (no data, too few requests, metrics error, an
+//! inconclusive comparison) is kept apart from "measured bad" (fail), so the policy can hold
+//! instead of rolling back.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+use super::baseline::{BaselineComparison, BaselineVerdict, p_text};
 
 /// What one instant query returned.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -32,6 +36,20 @@ impl QueryOutcome {
             | QueryOutcome::Unreachable(_) => None,
         }
     }
+}
+
+/// What one range query (`/api/v1/query_range`) returned: the same cases as [`QueryOutcome`],
+/// with a series of values instead of one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "outcome", content = "detail")]
+pub enum RangeOutcome {
+    /// Exactly one series: its values in time order (NaN where the query gave NaN).
+    Series(Vec<f64>),
+    /// No series at all.
+    NoData,
+    SeveralSeries(usize),
+    QueryError(String),
+    Unreachable(String),
 }
 
 /// The accepted range of a metric; an open end is unbounded. Flagger's `thresholdRange`.
@@ -105,10 +123,14 @@ impl MetricsErrorKind {
     }
 }
 
-/// The verdict of one check. Only `Fail` means the new version measured bad. Stored in the
-/// rollout state, so it is (de)serializable.
+/// The verdict of one check. Only `Fail` and `WorseThanBaseline` mean the new version measured
+/// bad. Stored in the rollout state, so it is (de)serializable.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "verdict")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "verdict"
+)]
 pub enum AnalysisVerdict {
     Pass,
     Fail {
@@ -127,7 +149,14 @@ pub enum AnalysisVerdict {
         kind: MetricsErrorKind,
         reason: String,
     },
-    /// A baseline comparison could not tell (too few samples); `judge` never returns it.
+    /// Within its threshold range, but significantly worse than the old version (baseline):
+    /// the one-sided Mann-Whitney p-value is below `alpha`. Measured bad.
+    WorseThanBaseline {
+        p_value: f64,
+        alpha: f64,
+    },
+    /// The baseline comparison could not tell (too few samples, no old version); `judge`
+    /// never returns it, [`combine`] does.
     Inconclusive,
 }
 
@@ -140,6 +169,7 @@ impl AnalysisVerdict {
             AnalysisVerdict::NoData => "no-data",
             AnalysisVerdict::TooFewRequests { .. } => "too-few-requests",
             AnalysisVerdict::MetricsError { .. } => "metrics-error",
+            AnalysisVerdict::WorseThanBaseline { .. } => "worse-than-baseline",
             AnalysisVerdict::Inconclusive => "inconclusive",
         }
     }
@@ -164,7 +194,12 @@ impl fmt::Display for AnalysisVerdict {
             AnalysisVerdict::MetricsError { kind, reason } => {
                 write!(f, "cannot measure ({}): {reason}", kind.metric_label())
             }
-            AnalysisVerdict::Inconclusive => f.write_str("inconclusive"),
+            AnalysisVerdict::WorseThanBaseline { p_value, alpha } => write!(
+                f,
+                "fail: worse than the baseline (p={} < {alpha})",
+                p_text(*p_value)
+            ),
+            AnalysisVerdict::Inconclusive => f.write_str("baseline comparison inconclusive"),
         }
     }
 }
@@ -241,6 +276,50 @@ pub fn judge(
     }
 }
 
+/// The check's verdict once the baseline comparison is in: it can only turn a threshold pass
+/// into a fail (significantly worse than the old version) or into "cannot measure"
+/// (inconclusive). A threshold fail, or a metric that could not be measured, stays as it is.
+pub fn combine(threshold: AnalysisVerdict, comparison: &BaselineComparison) -> AnalysisVerdict {
+    match threshold {
+        AnalysisVerdict::Pass => match &comparison.verdict {
+            BaselineVerdict::Pass { .. } => AnalysisVerdict::Pass,
+            BaselineVerdict::Fail { p_value } => AnalysisVerdict::WorseThanBaseline {
+                p_value: *p_value,
+                alpha: comparison.alpha,
+            },
+            BaselineVerdict::Inconclusive { .. } => AnalysisVerdict::Inconclusive,
+        },
+        AnalysisVerdict::Fail { .. }
+        | AnalysisVerdict::NoData
+        | AnalysisVerdict::TooFewRequests { .. }
+        | AnalysisVerdict::MetricsError { .. }
+        | AnalysisVerdict::WorseThanBaseline { .. }
+        | AnalysisVerdict::Inconclusive => threshold,
+    }
+}
+
+/// The samples of a range query, or, when it failed, the verdict of the check it was for:
+/// "cannot measure". No data is an empty sample set (the comparison then says inconclusive).
+pub fn range_samples(outcome: RangeOutcome, what: &str) -> Result<Vec<f64>, AnalysisVerdict> {
+    let (kind, reason) = match outcome {
+        RangeOutcome::Series(values) => return Ok(values),
+        RangeOutcome::NoData => return Ok(Vec::new()),
+        RangeOutcome::SeveralSeries(n) => (
+            MetricsErrorKind::SeveralSeries,
+            format!("the {what} query returned {n} series; aggregate it to one (e.g. sum(...))"),
+        ),
+        RangeOutcome::QueryError(m) => (
+            MetricsErrorKind::QueryError,
+            format!("Prometheus rejected the {what} query: {m}"),
+        ),
+        RangeOutcome::Unreachable(m) => (
+            MetricsErrorKind::Unreachable,
+            format!("Prometheus could not answer the {what} query: {m}"),
+        ),
+    };
+    Err(AnalysisVerdict::MetricsError { kind, reason })
+}
+
 /// One check as recorded in status, logs, metrics and alerts (and in the rollout state).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -256,6 +335,10 @@ pub struct Check {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requests: Option<f64>,
     pub verdict: AnalysisVerdict,
+    /// The comparison with the old version, when the policy asks for one and the threshold
+    /// passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineComparison>,
 }
 
 #[cfg(test)]
@@ -362,6 +445,87 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&fail).unwrap(),
             serde_json::json!({"verdict": "fail", "value": 80.0, "min": 99.0})
+        );
+    }
+
+    #[test]
+    fn combine_table() {
+        use super::super::baseline::BaselineComparison;
+        let compared = |verdict: BaselineVerdict| BaselineComparison {
+            verdict,
+            ..BaselineComparison::inconclusive(0.05, "")
+        };
+        let pass = compared(BaselineVerdict::Pass { p_value: 0.4 });
+        let worse = compared(BaselineVerdict::Fail { p_value: 0.001 });
+        let unsure = compared(BaselineVerdict::Inconclusive {
+            reason: "too few samples".into(),
+        });
+        let fail = V::Fail {
+            value: 995.0,
+            min: None,
+            max: Some(500.0),
+        };
+        let error = V::MetricsError {
+            kind: MetricsErrorKind::Unreachable,
+            reason: "down".into(),
+        };
+        let too_few = V::TooFewRequests { count: 1.0, min: 5 };
+        #[rustfmt::skip]
+        let cases: Vec<(&str, V, &BaselineComparison, V)> = vec![
+            ("pass and no worse than the baseline", V::Pass, &pass, V::Pass),
+            ("pass but worse than the baseline", V::Pass, &worse, V::WorseThanBaseline { p_value: 0.001, alpha: 0.05 }),
+            ("pass, comparison inconclusive: cannot measure", V::Pass, &unsure, V::Inconclusive),
+            ("a threshold fail stays a fail", fail.clone(), &pass, fail.clone()),
+            ("a threshold fail is not softened", fail.clone(), &unsure, fail),
+            ("no data stays no data", V::NoData, &worse, V::NoData),
+            ("too few requests stays so", too_few.clone(), &worse, too_few),
+            ("a metrics error stays one", error.clone(), &worse, error),
+        ];
+        for (name, threshold, comparison, want) in cases {
+            assert_eq!(combine(threshold, comparison), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn range_failures_are_cannot_measure() {
+        assert_eq!(
+            range_samples(RangeOutcome::Series(vec![1.0]), "x"),
+            Ok(vec![1.0])
+        );
+        assert_eq!(range_samples(RangeOutcome::NoData, "x"), Ok(vec![]));
+        for (outcome, kind) in [
+            (
+                RangeOutcome::SeveralSeries(2),
+                MetricsErrorKind::SeveralSeries,
+            ),
+            (
+                RangeOutcome::QueryError("bad".into()),
+                MetricsErrorKind::QueryError,
+            ),
+            (
+                RangeOutcome::Unreachable("down".into()),
+                MetricsErrorKind::Unreachable,
+            ),
+        ] {
+            match range_samples(outcome, "baseline range") {
+                Err(V::MetricsError { kind: k, reason }) => {
+                    assert_eq!(k, kind);
+                    assert!(reason.contains("baseline range"), "{reason}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let worse = V::WorseThanBaseline {
+            p_value: 0.0065,
+            alpha: 0.05,
+        };
+        assert_eq!(
+            worse.to_string(),
+            "fail: worse than the baseline (p=0.0065 < 0.05)"
+        );
+        assert_eq!(
+            serde_json::to_value(&worse).unwrap(),
+            serde_json::json!({"verdict": "worseThanBaseline", "pValue": 0.0065, "alpha": 0.05})
         );
     }
 }

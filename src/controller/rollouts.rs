@@ -9,7 +9,10 @@
 //! the rendered VirtualService of the current phase; while a rollout runs, [`ignore_fields`]
 //! tells the planner which fields it owns so the ordinary sync never fights it.
 //!
-//! One rollout per VirtualService: the first route git shifts. The pure parts
+//! One rollout per VirtualService: the first route git shifts; other routes a commit shifts
+//! apply at once (validation warns of it, `rp-one-route-per-rollout`, and so does the log).
+//! Moving several routes as one rollout would need a split per route in the stored state,
+//! the render and the read-back. The pure parts
 //! ([`ignore_fields`], [`targets`], [`to_notification`]) are table-tested below.
 
 use std::collections::BTreeMap;
@@ -256,6 +259,11 @@ impl RolloutDriver {
         self.rollouts.iter().map(|(k, t)| (k, &t.state))
     }
 
+    /// The policies of the policies directory (`RolloutOptions::policies`).
+    pub fn local_policies(&self) -> &[RolloutPolicy] {
+        &self.options.policies
+    }
+
     /// The policies in force for `loaded`: the repository's, the local ones, the shipped.
     pub fn policies(&self, loaded: &LoadedRevision) -> Vec<RolloutPolicy> {
         let mut mine: Vec<RolloutPolicy> = loaded
@@ -346,6 +354,13 @@ impl RolloutDriver {
             let id = RolloutId::of(&d.key);
             bound.insert(id.clone());
             let live_vs = find_live(live, &d.key);
+            if let Ok(shifts) = detect(&d.value, live_vs)
+                && let [first, rest @ ..] = shifts.as_slice()
+                && !rest.is_empty()
+            {
+                let at_once: Vec<String> = rest.iter().map(|s| s.route.to_string()).collect();
+                warn!(rollout = %id, rolled_out = %first.route, at_once = ?at_once, "several routes of the VirtualService change weights: one is rolled out, the others apply at once; give each such route a VirtualService of its own");
+            }
             let state = self.rollouts.get(&id).map(|t| &t.state);
             let (shift, target) = match targets(&d.value, live_vs, state, &commit) {
                 Ok(t) => t,
@@ -587,10 +602,12 @@ impl RolloutDriver {
             Action::Analyse {
                 id,
                 canary,
+                baseline,
                 metrics: names,
                 ..
             } => {
-                let checks = self.analyse(&w.id, &w.policy, canary, names).await;
+                let versions = Versions { canary, baseline };
+                let checks = self.analyse(&w.id, &w.policy, state, versions, names).await;
                 obs.analysis = Some(AnalysisReport { id: *id, checks });
             }
             Action::RunWebhooks { id, kind } => {
@@ -697,19 +714,14 @@ impl RolloutDriver {
         &self,
         id: &RolloutId,
         policy: &RolloutPolicy,
-        canary: &[DestinationId],
+        state: &RolloutState,
+        versions: Versions<'_>,
         names: &[String],
     ) -> Vec<analysis::Check> {
         let spec = &policy.spec;
         let interval = spec.timings().interval;
-        let service = canary
-            .first()
-            .map(|d| short_host(&d.host).to_string())
-            .unwrap_or_default();
-        let subset = canary
-            .first()
-            .and_then(|d| d.subset.clone())
-            .unwrap_or_default();
+        let now = Utc::now();
+        let (service, subset) = service_and_subset(versions.canary);
         let mut checks = Vec::new();
         for m in spec.metrics.iter().filter(|m| names.contains(&m.name)) {
             let query = match (&m.builtin, &m.query) {
@@ -731,6 +743,9 @@ impl RolloutDriver {
                 name: m.name.clone(),
                 query,
                 threshold: m.threshold_range,
+                baseline: spec.baseline.as_ref().and_then(|b| {
+                    comparison(b, m, &id.namespace, versions.baseline, window, state, now)
+                }),
             };
             let vars = Vars::new(&id.namespace, &service, &subset, window);
             match &self.provider {
@@ -748,11 +763,13 @@ impl RolloutDriver {
                         kind: analysis::MetricsErrorKind::Unreachable,
                         reason: "no Prometheus configured (`analysis.prometheus.url`)".into(),
                     },
+                    baseline: None,
                 }),
             }
         }
         for c in &checks {
-            info!(rollout = %id, metric = %c.metric, value = ?c.value, threshold = %c.threshold, verdict = c.verdict.metric_label(), "check");
+            let baseline = c.baseline.as_ref().map(ToString::to_string);
+            info!(rollout = %id, metric = %c.metric, value = ?c.value, threshold = %c.threshold, baseline = ?baseline, verdict = c.verdict.metric_label(), "check");
         }
         checks
     }
@@ -910,6 +927,10 @@ impl RolloutDriver {
             if let Some(v) = r.value {
                 self.metrics.set_metric_value(&name, &r.check, v);
             }
+            if let Some(b) = &r.baseline {
+                self.metrics
+                    .set_baseline_p_value(&name, &r.check, b.verdict.p_value());
+            }
             if let Some(m) = policy.spec.metrics.iter().find(|m| m.name == r.check) {
                 self.metrics.set_metric_threshold(
                     &name,
@@ -949,7 +970,11 @@ pub fn revert_request(
             value: r
                 .value
                 .map_or_else(|| "no value".to_string(), |v| format!("{v:.2}")),
-            threshold: r.threshold.clone(),
+            // A value inside its range failed by the comparison: say so next to the range.
+            threshold: match &r.baseline {
+                Some(b) => format!("{}; {b}", r.threshold),
+                None => r.threshold.clone(),
+            },
         });
     Ok(RevertRequest {
         commit: CommitId(revision.to_string()),
@@ -1294,6 +1319,64 @@ async fn destination_rules(cluster: &Cluster, namespace: &str) -> Vec<Value> {
     }
 }
 
+/// The new and the old version's destinations of an analysis.
+#[derive(Clone, Copy)]
+struct Versions<'a> {
+    canary: &'a [DestinationId],
+    baseline: &'a [DestinationId],
+}
+
+/// The service and subset the analysis queries name for a version (its first destination).
+fn service_and_subset(destinations: &[DestinationId]) -> (String, String) {
+    let first = destinations.first();
+    (
+        first
+            .map(|d| short_host(&d.host).to_string())
+            .unwrap_or_default(),
+        first.and_then(|d| d.subset.clone()).unwrap_or_default(),
+    )
+}
+
+/// How `metric` is compared with the old version (`baseline`, its destinations) under the
+/// policy's `spec.baseline`, or `None` when it is not compared. Samples start when the current
+/// phase began: before it the new version had other traffic (or none). Pure.
+pub fn comparison(
+    spec: &rpolicy::Baseline,
+    metric: &rpolicy::MetricCheck,
+    namespace: &str,
+    baseline: &[DestinationId],
+    window: std::time::Duration,
+    state: &RolloutState,
+    now: DateTime<Utc>,
+) -> Option<analysis::Comparison> {
+    let direction = spec.direction_of(metric)?;
+    let parse = |text: &Option<String>| {
+        text.as_deref()
+            .and_then(|t| crate::validate::duration::parse(t).ok())
+            .filter(|d| !d.is_zero())
+    };
+    let step = parse(&spec.step).unwrap_or(window);
+    let range =
+        analysis::SampleRange::window(state.phase_started_at, now, step, parse(&spec.lookback));
+    let against = match (direction, baseline.is_empty()) {
+        (Err(reason), _) => Err(format!(
+            "{reason}; set its direction in spec.baseline.metrics"
+        )),
+        (Ok(_), true) => Err(
+            "no destination loses weight, so there is no old version to compare with".to_string(),
+        ),
+        (Ok(d), false) => {
+            let (service, subset) = service_and_subset(baseline);
+            Ok((Vars::new(namespace, &service, &subset, window), d.into()))
+        }
+    };
+    Some(analysis::Comparison {
+        alpha: spec.alpha(),
+        range,
+        against,
+    })
+}
+
 fn short_host(host: &str) -> &str {
     host.split('.').next().unwrap_or(host)
 }
@@ -1403,6 +1486,7 @@ pub fn to_notification(
                     query: r.query.clone(),
                     value: r.value,
                     threshold: r.threshold.clone(),
+                    baseline: r.baseline.as_ref().map(ToString::to_string),
                 });
             Some(notify::Event::RolledBack {
                 rollout,
@@ -1516,6 +1600,9 @@ pub fn render_status(id: &RolloutId, state: &RolloutState, policy: &str) -> Stri
             if !r.message.is_empty() {
                 line.push_str(&format!("  ({})", r.message));
             }
+            if let Some(b) = &r.baseline {
+                line.push_str(&format!("  {b}"));
+            }
             out.push_str(line.trim_end());
             out.push('\n');
         }
@@ -1548,6 +1635,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
+    use crate::analysis::{BaselineComparison, BaselineVerdict};
     use crate::rollout::policy::RolloutPolicySpec;
     use crate::rollout::state::CheckRecord;
     use crate::rollout::{AnalysisVerdict, FailureReason, HoldReason, Overlay};
@@ -1855,7 +1943,121 @@ mod tests {
             },
             message: String::new(),
             outcome,
+            baseline: None,
         }
+    }
+
+    /// A p99 check inside `<= 500` whose comparison with the old version (24.85 ms) came out
+    /// `verdict`: 248.5 ms when worse or inconclusive, equal when it passed.
+    fn compared(second: u32, verdict: BaselineVerdict) -> CheckRecord {
+        let (outcome, value, canary_samples) = match verdict {
+            BaselineVerdict::Pass { .. } => (CheckOutcome::Passed, 24.85, 6),
+            BaselineVerdict::Fail { .. } => (CheckOutcome::Failed, 248.5, 6),
+            BaselineVerdict::Inconclusive { .. } => (CheckOutcome::Held, 248.5, 1),
+        };
+        CheckRecord {
+            threshold: "<= 500".into(),
+            verdict: match &verdict {
+                BaselineVerdict::Pass { .. } => AnalysisVerdict::Pass,
+                BaselineVerdict::Fail { p_value } => AnalysisVerdict::WorseThanBaseline {
+                    p_value: *p_value,
+                    alpha: 0.05,
+                },
+                BaselineVerdict::Inconclusive { .. } => AnalysisVerdict::Inconclusive,
+            },
+            baseline: Some(BaselineComparison {
+                query: "q of v1".into(),
+                canary_samples,
+                baseline_samples: 9,
+                canary_median: Some(value),
+                baseline_median: Some(24.85),
+                alpha: 0.05,
+                verdict,
+            }),
+            ..record(second, "p99-latency", Some(value), outcome)
+        }
+    }
+
+    /// Name, baseline spec, metric, old destinations, expected start second and step seconds,
+    /// and the old version's subset or part of why there is none.
+    type ComparisonCase<'a> = (
+        &'static str,
+        rpolicy::Baseline,
+        &'a rpolicy::MetricCheck,
+        &'a [DestinationId],
+        u32,
+        u64,
+        Result<&'static str, &'static str>,
+    );
+
+    #[test]
+    fn comparisons_table() {
+        use std::time::Duration;
+        let metric = |name: &str, min: Option<f64>, max: Option<f64>| rpolicy::MetricCheck {
+            name: name.into(),
+            builtin: None,
+            query: Some("q".into()),
+            threshold_range: crate::rollout::ThresholdRange { min, max },
+            interval: None,
+        };
+        let latency = metric("latency", None, Some(500.0));
+        let depth = metric("depth", Some(0.0), Some(9.0));
+        let v1 = [DestinationId {
+            host: "reviews.shop.svc.cluster.local".into(),
+            subset: Some("v1".into()),
+            port: None,
+        }];
+        let mut st = state("c1", Phase::Progressing, (100, 0), (0, 100));
+        st.phase_started_at = t(10);
+        let spec = |step: Option<&str>, lookback: Option<&str>| rpolicy::Baseline {
+            mann_whitney: Some(rpolicy::MannWhitney { alpha: 0.01 }),
+            step: step.map(String::from),
+            lookback: lookback.map(String::from),
+            metrics: Vec::new(),
+        };
+        let window = Duration::from_secs(4);
+        #[rustfmt::skip]
+        let cases: Vec<ComparisonCase> = vec![
+            ("since the phase began, a sample per metric interval", spec(None, None), &latency, &v1, 10, 4, Ok("v1")),
+            ("its own step", spec(Some("1s"), None), &latency, &v1, 10, 1, Ok("v1")),
+            ("a lookback shorter than the phase", spec(Some("1s"), Some("20s")), &latency, &v1, 30, 1, Ok("v1")),
+            ("no old version", spec(None, None), &latency, &[], 10, 4, Err("no old version")),
+            ("a direction that cannot be told", spec(None, None), &depth, &v1, 10, 4, Err("set its direction")),
+        ];
+        for (name, spec, metric, old, start, step, want) in cases {
+            let c = comparison(&spec, metric, "shop", old, window, &st, t(50)).expect("compared");
+            assert_eq!(c.alpha, 0.01, "{name}");
+            assert_eq!(
+                (c.range.start, c.range.end, c.range.step),
+                (t(start), t(50), Duration::from_secs(step)),
+                "{name}"
+            );
+            match (&c.against, want) {
+                (Ok((vars, worse)), Ok(subset)) => {
+                    assert_eq!(
+                        (vars.service.as_str(), vars.subset.as_str()),
+                        ("reviews", subset),
+                        "{name}"
+                    );
+                    assert_eq!(vars.interval, window, "{name}");
+                    assert_eq!(*worse, analysis::WorseWhen::Higher, "{name}");
+                }
+                (Err(reason), Err(part)) => assert!(reason.contains(part), "{name}: {reason}"),
+                (got, want) => panic!("{name}: {got:?}, wanted {want:?}"),
+            }
+        }
+        // A metric the policy does not list is not compared.
+        let only_depth = rpolicy::Baseline {
+            metrics: vec![rpolicy::BaselineMetric {
+                name: "depth".into(),
+                direction: Some(rpolicy::Direction::Increase),
+            }],
+            ..spec(None, None)
+        };
+        assert_eq!(
+            comparison(&only_depth, &latency, "shop", &v1, window, &st, t(50)),
+            None
+        );
     }
 
     #[test]
@@ -1887,9 +2089,44 @@ mod tests {
                 assert_eq!(rollout, "shop/reviews");
                 assert_eq!(reason, "2 failed checks (threshold 2)");
                 assert_eq!((f.name.as_str(), f.value), ("success-rate", Some(50.0)));
+                assert_eq!(f.baseline, None);
             }
             other => panic!("{other:?}"),
         }
+        // Failed by the comparison with the old version: the alert and the revert commit
+        // carry its p-value.
+        let mut by_baseline = after.clone();
+        by_baseline.record(compared(3, BaselineVerdict::Fail { p_value: 0.0065 }));
+        match to_notification(
+            &id(),
+            &before,
+            &by_baseline,
+            &RolloutEvent::RolledBack {
+                split: split(100, 0),
+            },
+        ) {
+            Some(notify::Event::RolledBack {
+                failing: Some(f), ..
+            }) => {
+                assert_eq!((f.name.as_str(), f.value), ("p99-latency", Some(248.5)));
+                assert_eq!(f.threshold, "<= 500");
+                assert_eq!(
+                    f.baseline.as_deref(),
+                    Some("baseline fail p=0.0065 < 0.05 (median 248.50 vs 24.85, 6/9 samples)")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let revert = revert_request(&id(), &policy("p"), &by_baseline, "c1").expect("a request");
+        let check = revert.failed_check.expect("the failed check");
+        assert_eq!(
+            (check.metric.as_str(), check.value.as_str()),
+            ("p99-latency", "248.50")
+        );
+        assert_eq!(
+            check.threshold,
+            "<= 500; baseline fail p=0.0065 < 0.05 (median 248.50 vs 24.85, 6/9 samples)"
+        );
         let n = to_notification(
             &id(),
             &before,
@@ -1937,12 +2174,27 @@ mod tests {
         progressing.record(record(2, "success-rate", Some(99.9), CheckOutcome::Passed));
         progressing.record(record(3, "success-rate", None, CheckOutcome::Held));
         let mut failed = state("fedcba9876543210", Phase::Failed, (100, 0), (0, 100));
-        failed.failure = Some(FailureReason::ProgressDeadline {
-            phase: Phase::WaitingForHealth,
+        failed.failure = Some(FailureReason::FailedChecks {
+            failed: 2,
+            threshold: 2,
         });
+        failed.failed_checks = 2;
+        let reason = "1 new and 9 baseline samples cannot show a difference at level 0.05 (the smallest possible p-value is 0.100); wait for more intervals";
+        failed.record(compared(
+            4,
+            BaselineVerdict::Inconclusive {
+                reason: reason.into(),
+            },
+        ));
+        failed.record(compared(5, BaselineVerdict::Fail { p_value: 0.0065 }));
+        failed.record(compared(6, BaselineVerdict::Fail { p_value: 0.0012 }));
+        let mut passing = state("fedcba9876543210", Phase::Progressing, (100, 0), (0, 100));
+        passing.record(compared(7, BaselineVerdict::Pass { p_value: 1.0 }));
         let text = render_status(&id(), &progressing, "default-canary")
             + "\n"
-            + &render_status(&id(), &failed, "conservative");
+            + &render_status(&id(), &failed, "conservative")
+            + "\n"
+            + &render_status(&id(), &passing, "conservative");
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/rollout/status.golden");
         if std::env::var_os("UPDATE_GOLDEN").is_some() {

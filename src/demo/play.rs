@@ -16,7 +16,9 @@ use super::slack::SlackReceiver;
 use super::story::{self, Act, Expect, TrafficRule, Tree};
 use super::veer::{VeerProcess, VeerSetup};
 use super::{DemoError, DemoOptions};
-use crate::analysis::{Builtin, MetricsProvider, Prometheus, PrometheusConfig, Vars, builtin};
+use crate::analysis::{
+    MetricsProvider, Prometheus, PrometheusConfig, QueryTemplate, Vars, builtin,
+};
 use crate::controller::rollouts::{RolloutId, read_rollout};
 use crate::devcluster::{DevCluster, DevClusterOptions, RunningCluster};
 use crate::exporter::{Exporter, ExporterConfig, ServiceKey, WatchConfig};
@@ -26,6 +28,8 @@ use crate::sync::state::{self as sync_state, StateLocation, SyncState};
 
 /// Requests per second the exporter sends each service.
 const REQUESTS_PER_SECOND: f64 = 50.0;
+/// Share of them carrying the header of an A/B (matched) route.
+const MATCHED_SHARE: f64 = crate::exporter::DEFAULT_MATCHED_SHARE;
 /// How often the demo looks at veer's state, the exporter and the Slack receiver.
 const POLL: Duration = Duration::from_millis(200);
 /// Longest one act may take.
@@ -155,6 +159,7 @@ impl Stage {
                 namespace: None,
                 api_version: "v1".to_string(),
             }),
+            matched_share: MATCHED_SHARE,
             ..ExporterConfig::local(REQUESTS_PER_SECOND)
         })
         .await?;
@@ -286,6 +291,7 @@ impl Stage {
             // Notifications of this act arrive a moment after veer's state says it is done.
             self.settle_slack(Duration::from_millis(800), Duration::from_secs(3))
                 .await;
+            self.show_later_changes().await?;
             let mark = if report.ok {
                 self.paint.green("✓")
             } else {
@@ -469,6 +475,24 @@ impl Stage {
         }
     }
 
+    /// Print what veer's passes changed since the state last shown (e.g. a VirtualService a
+    /// promotion left differing from git, healed at the next pass), so it shows in its act.
+    async fn show_later_changes(&mut self) -> Result<(), DemoError> {
+        let Some(state) = self.sync_state().await? else {
+            return Ok(());
+        };
+        let lines = render::applied_lines(self.applied.as_ref(), &state, self.paint);
+        // The last line is the counts: anything before it is a change.
+        if lines.len() > 1 {
+            println!("  veer's later passes:");
+            for line in lines {
+                println!("{line}");
+            }
+        }
+        self.applied = Some(state);
+        Ok(())
+    }
+
     /// Follow the rollout `commit` starts on the VirtualService in `vs` until it ends (and,
     /// for a rollback under `revert: git`, until veer has pushed and applied its revert).
     async fn follow_rollout(
@@ -582,19 +606,11 @@ impl Stage {
         Ok((result.0, result.1, weights))
     }
 
-    /// Requests `subset` of `key` answered over [`MEASURE_WINDOW`], from Prometheus.
-    async fn measure(
-        &self,
-        what: Option<Builtin>,
-        key: &ServiceKey,
-        subset: &str,
-    ) -> Result<Option<f64>, DemoError> {
+    /// Requests `subset` of `key` answered over [`MEASURE_WINDOW`], as its own sidecar
+    /// reports them (mirrored copies included), from Prometheus.
+    async fn served(&self, key: &ServiceKey, subset: &str) -> Result<Option<f64>, DemoError> {
         let vars = Vars::new(&key.namespace, &key.service, subset, MEASURE_WINDOW);
-        let template = match what {
-            Some(b) => b.template(),
-            None => builtin::request_count(),
-        };
-        let query = template.render(&vars)?;
+        let query = builtin::request_count().render(&vars)?;
         Ok(self.metrics.query(&query).await.value())
     }
 
@@ -606,7 +622,12 @@ impl Stage {
         since: Instant,
     ) -> Result<(bool, String, Vec<u32>), DemoError> {
         let info = story::virtual_service(tree, vs)?;
-        let Some((key, split)) = info.splits().into_iter().find(|(_, s)| s.mirror.is_some()) else {
+        let Some((key, split)) = info
+            .routes()
+            .into_iter()
+            .filter_map(|(key, routes)| routes.plain.map(|split| (key, split)))
+            .find(|(_, s)| s.mirror.is_some())
+        else {
             return Ok((false, format!("{vs} mirrors nothing"), Vec::new()));
         };
         let Some(mirror) = split.mirror.clone() else {
@@ -623,8 +644,8 @@ impl Stage {
             MEASURE_WINDOW.as_secs()
         );
         loop {
-            let served = self.measure(None, &key, &primary).await?;
-            let copies = self.measure(None, &key, &mirror.subset).await?;
+            let served = self.served(&key, &primary).await?;
+            let copies = self.served(&key, &mirror.subset).await?;
             if let (Some(served), Some(copies)) = (served, copies)
                 && served >= MIN_MEASURED
             {
@@ -654,8 +675,34 @@ impl Stage {
         }
     }
 
-    /// Show the faults now live and what they do to the service's answers, measured in
-    /// Prometheus.
+    /// What the callers' sidecars report for `key` over [`MEASURE_WINDOW`] (the source
+    /// reporter sees faults; the destination never sees an aborted request): requests, those
+    /// answered 5xx, and the p99 latency.
+    async fn measure_callers(
+        &self,
+        key: &ServiceKey,
+    ) -> Result<(Option<f64>, Option<f64>, Option<f64>), DemoError> {
+        const SELECTOR: &str = r#"reporter="source",destination_service_namespace="{{ namespace }}",destination_service_name="{{ service }}""#;
+        let vars = Vars::new(&key.namespace, &key.service, "", MEASURE_WINDOW);
+        let mut out = [None, None, None];
+        let queries = [
+            format!("sum(increase(istio_requests_total{{{SELECTOR}}}[{{{{ interval }}}}]))"),
+            format!(
+                "sum(increase(istio_requests_total{{{SELECTOR},response_code=~\"5..\"}}[{{{{ interval }}}}])) or on() vector(0)"
+            ),
+            format!(
+                "histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{{{SELECTOR}}}[{{{{ interval }}}}])))"
+            ),
+        ];
+        for (slot, text) in out.iter_mut().zip(queries) {
+            let query = QueryTemplate::new(text).render(&vars)?;
+            *slot = self.metrics.query(&query).await.value();
+        }
+        Ok((out[0], out[1], out[2]))
+    }
+
+    /// Show the faults now live and what the callers see of them, measured in Prometheus
+    /// against what the exporter's model of Istio says they should see.
     async fn measure_fault(
         &mut self,
         tree: &Tree,
@@ -666,65 +713,56 @@ impl Stage {
         for f in info.faults() {
             println!("  fault  {f}");
         }
-        let Some((key, split)) = info.splits().into_iter().next() else {
-            return Ok((false, format!("{vs} routes no plain traffic"), Vec::new()));
+        let Some((key, routes)) = info.routes().into_iter().next() else {
+            return Ok((false, format!("{vs} routes no traffic"), Vec::new()));
         };
-        let Some(subset) = split
-            .weights
-            .iter()
-            .max_by_key(|(_, w)| **w)
-            .map(|(s, _)| s.clone())
-        else {
-            return Ok((false, format!("{vs} routes nowhere"), Vec::new()));
-        };
-        let expected = info.abort_percent();
+        let expected = story::fault_effect(&routes, MATCHED_SHARE);
+        if routes.matched.is_some() {
+            println!(
+                "  {} {:.0} % of the requests to {} carry the header of its matched route",
+                self.paint.yellow("exporter:"),
+                MATCHED_SHARE * 100.0,
+                key.service
+            );
+        }
         println!(
-            "  measuring in Prometheus: {}/{} {subset} over the last {} s (the exporter's requests carry no end-user header)",
-            key.namespace,
+            "  measuring in Prometheus what the callers of {} see (reporter=\"source\"), over the last {} s:",
             key.service,
             MEASURE_WINDOW.as_secs()
         );
         loop {
-            let count = self.measure(None, &key, &subset).await?;
-            let success = self
-                .measure(Some(Builtin::RequestSuccessRate), &key, &subset)
-                .await?;
-            let p99 = self
-                .measure(Some(Builtin::RequestDuration), &key, &subset)
-                .await?;
-            if let (Some(count), Some(success)) = (count, success)
+            if let (Some(count), Some(errors), Some(p99)) = self.measure_callers(&key).await?
                 && count >= MIN_MEASURED
             {
-                let errors = 100.0 - success;
-                let p99 = p99.map_or_else(|| "-".to_string(), |v| format!("{v:.0} ms"));
+                let failed = 100.0 * errors / count;
                 println!(
-                    "    {subset}: {count:.0} requests, {errors:.1} % answered 500, p99 latency {p99}"
+                    "    {count:.0} requests: {failed:.1} % answered 5xx by the fault (expected {:.1} %)",
+                    expected.aborted
                 );
-                return Ok(if errors > 0.0 {
-                    (
-                        (errors - expected).abs() <= 5.0,
-                        format!(
-                            "{errors:.1} % of {}'s requests answered 500 (the fault aborts {expected} %)",
-                            key.service
-                        ),
-                        Vec::new(),
-                    )
-                } else {
+                let delayed = expected.delayed >= 1.0;
+                if delayed {
                     println!(
-                        "    {}",
-                        self.paint.yellow(
-                            "this build's synthetic exporter does not model `fault`: the faults are live in the VirtualService, but no synthetic request fails"
-                        )
+                        "    p99 latency {p99:.0} ms ({:.1} % of requests are delayed {:.0} ms)",
+                        expected.delayed, expected.delay_ms
                     );
-                    (
-                        true,
-                        format!(
-                            "faults live on {}/{}; 0 % of synthetic requests failed (the exporter does not model faults yet)",
-                            key.namespace, key.service
-                        ),
-                        Vec::new(),
-                    )
-                });
+                } else {
+                    println!("    p99 latency {p99:.0} ms");
+                }
+                let ok = (failed - expected.aborted).abs() <= 4.0
+                    && (!delayed || p99 >= expected.delay_ms / 2.0);
+                let mut outcome = format!(
+                    "{failed:.1} % of the requests to {} aborted with 5xx (expected {:.1} %)",
+                    key.service, expected.aborted
+                );
+                if delayed {
+                    outcome.push_str(&format!(
+                        ", p99 {:.1} s with {:.0} % delayed {:.0} s",
+                        p99 / 1000.0,
+                        expected.delayed,
+                        expected.delay_ms / 1000.0
+                    ));
+                }
+                return Ok((ok, outcome, Vec::new()));
             }
             self.tick("the faulty service's requests showing in Prometheus", since)
                 .await?;

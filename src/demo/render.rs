@@ -506,6 +506,7 @@ mod tests {
             verdict: AnalysisVerdict::Pass,
             message: message.to_string(),
             outcome,
+            baseline: None,
         }
     }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::exporter::{Behaviour, ServiceKey, Split, splits_from_virtual_service};
+use crate::exporter::{Behaviour, Routes, ServiceKey, Split, routes_from_virtual_service};
 use crate::manifest::{self, ManifestSet, ReadOptions};
 use crate::rollout::policy::{self as rpolicy, RolloutPolicy};
 
@@ -371,11 +371,12 @@ pub struct VirtualServiceInfo {
 }
 
 impl VirtualServiceInfo {
-    /// The splits of its plain (unmatched) traffic, per service, as the exporter reads them.
-    pub fn splits(&self) -> BTreeMap<ServiceKey, Split> {
+    /// The routes of its traffic, per service, as the exporter reads them (plain requests,
+    /// and those carrying an A/B header).
+    pub fn routes(&self) -> BTreeMap<ServiceKey, Routes> {
         self.value
             .get("spec")
-            .map(|spec| splits_from_virtual_service(&self.namespace, spec))
+            .map(|spec| routes_from_virtual_service(&self.namespace, spec))
             .unwrap_or_default()
     }
 
@@ -420,21 +421,43 @@ impl VirtualServiceInfo {
         }
         out
     }
+}
 
-    /// The share (percent) of unmatched requests the faults abort, on the first route without
-    /// `match` (the one the exporter's requests take).
-    pub fn abort_percent(&self) -> f64 {
-        self.value
-            .pointer("/spec/http")
-            .and_then(Value::as_array)
-            .and_then(|routes| routes.iter().find(|r| r.get("match").is_none()))
-            .and_then(|r| r.pointer("/fault/abort"))
-            .map_or(0.0, |a| {
-                a.pointer("/percentage/value")
-                    .and_then(Value::as_f64)
-                    .unwrap_or(100.0)
-            })
+/// What a service's faults do to the requests its callers send, as the exporter models Istio:
+/// a share `matched_share` of them carries the A/B header (and takes the matched route, when
+/// there is one); an abort answers its percentage of a route's requests at once, a delay
+/// holds back its percentage of the rest.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FaultEffect {
+    /// Percent of all requests aborted.
+    pub aborted: f64,
+    /// Percent of all requests delayed, and by how long (the longest delay).
+    pub delayed: f64,
+    pub delay_ms: f64,
+}
+
+pub fn fault_effect(routes: &Routes, matched_share: f64) -> FaultEffect {
+    let (matched, share) = match &routes.matched {
+        Some(m) => (Some(m), matched_share),
+        None => (routes.plain.as_ref(), 0.0),
+    };
+    let mut effect = FaultEffect {
+        aborted: 0.0,
+        delayed: 0.0,
+        delay_ms: 0.0,
+    };
+    for (split, part) in [(routes.plain.as_ref(), 1.0 - share), (matched, share)] {
+        let Some(fault) = split.and_then(|s| s.fault.as_ref()) else {
+            continue;
+        };
+        let aborted = fault.abort.as_ref().map_or(0.0, |a| a.percent / 100.0);
+        effect.aborted += 100.0 * part * aborted;
+        if let Some(d) = &fault.delay {
+            effect.delayed += 100.0 * part * (1.0 - aborted) * d.percent / 100.0;
+            effect.delay_ms = effect.delay_ms.max(d.delay_ms);
+        }
     }
+    effect
 }
 
 /// The VirtualService in `file` of the tree.
@@ -672,7 +695,8 @@ mod tests {
             (httpbin.namespace.as_str(), httpbin.name.as_str()),
             ("demo", "httpbin")
         );
-        let split = &httpbin.splits()[&ServiceKey::new("demo", "httpbin")];
+        let routes = &httpbin.routes()[&ServiceKey::new("demo", "httpbin")];
+        let split = routes.plain.as_ref().unwrap();
         assert_eq!(split.weights.get("v1"), Some(&100));
         let mirror = split.mirror.as_ref().unwrap();
         assert_eq!((mirror.subset.as_str(), mirror.percent), ("v2", 25.0));
@@ -685,7 +709,38 @@ mod tests {
                 "everyone-else: abort with HTTP 500 for 10% of all requests".to_string(),
             ]
         );
-        assert_eq!(ratings.abort_percent(), 10.0);
+        let routes = &ratings.routes()[&ServiceKey::new("bookinfo", "ratings")];
+        // 10 % carry the test user's header and wait 7 s; 10 % of the other 90 % fail.
+        let effect = fault_effect(routes, 0.1);
+        assert!((effect.aborted - 9.0).abs() < 1e-9, "{effect:?}");
+        assert!((effect.delayed - 10.0).abs() < 1e-9, "{effect:?}");
+        assert_eq!(effect.delay_ms, 7000.0);
+        // Without an A/B share, only the abort shows.
+        let effect = fault_effect(routes, 0.0);
+        assert!((effect.aborted - 10.0).abs() < 1e-9, "{effect:?}");
+        assert_eq!(effect.delayed, 0.0);
+    }
+
+    #[test]
+    fn a_delay_holds_back_what_the_abort_lets_through() {
+        let mut split = Split::weights([("v1", 100)]);
+        split.fault = Some(crate::exporter::Fault {
+            delay: Some(crate::exporter::FaultDelay {
+                delay_ms: 200.0,
+                percent: 50.0,
+            }),
+            abort: Some(crate::exporter::FaultAbort {
+                http_status: 503,
+                percent: 20.0,
+            }),
+        });
+        let routes = Routes {
+            plain: Some(split),
+            matched: None,
+        };
+        let effect = fault_effect(&routes, 0.1);
+        assert!((effect.aborted - 20.0).abs() < 1e-9, "{effect:?}");
+        assert!((effect.delayed - 40.0).abs() < 1e-9, "{effect:?}");
     }
 
     #[test]

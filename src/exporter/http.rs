@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use serde::Deserialize;
 
-use super::traffic::Behaviour;
+use super::traffic::{Behaviour, check_matched_share};
 use super::weights::{ServiceKey, Split};
 use super::{Shared, check_split};
 
@@ -41,7 +41,9 @@ async fn dump(State(shared): State<Arc<Shared>>) -> Response {
     Json(traffic).into_response()
 }
 
-/// `PUT /control/{namespace}/{service}`: weights override and/or request rate.
+/// `PUT /control/{namespace}/{service}`: a route override (weights, with an optional mirror
+/// and fault) for every request, the request rate, and/or the share of requests that carry
+/// the A/B header.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ServiceControl {
@@ -50,7 +52,11 @@ struct ServiceControl {
     #[serde(default)]
     mirror: Option<super::weights::Mirror>,
     #[serde(default)]
+    fault: Option<super::weights::Fault>,
+    #[serde(default)]
     requests_per_second: Option<f64>,
+    #[serde(default)]
+    matched_share: Option<f64>,
 }
 
 fn bad_request(message: String) -> Response {
@@ -68,9 +74,18 @@ async fn put_service(
     {
         return bad_request(format!("requestsPerSecond {rps} is not a rate"));
     }
+    if let Some(share) = control.matched_share
+        && let Err(reason) = check_matched_share(share)
+    {
+        return bad_request(reason);
+    }
+    if control.weights.is_none() && (control.mirror.is_some() || control.fault.is_some()) {
+        return bad_request("mirror and fault belong to a route: give its weights too".into());
+    }
     let split = control.weights.map(|weights| Split {
         weights,
         mirror: control.mirror,
+        fault: control.fault,
     });
     if let Some(split) = &split
         && let Err(reason) = check_split(split)
@@ -80,6 +95,9 @@ async fn put_service(
     let mut traffic = shared.traffic();
     if let Some(rps) = control.requests_per_second {
         traffic.set_rate(&key, rps);
+    }
+    if let Some(share) = control.matched_share {
+        traffic.set_matched_share(&key, share);
     }
     if split.is_some() {
         traffic.set_override(&key, split);

@@ -1,10 +1,14 @@
 //! The synthetic Istio metrics exporter: serves `istio_requests_total` and the
 //! `istio_request_duration_milliseconds` histogram on `/metrics`, for traffic that follows the
-//! live VirtualService weights (watched on a Kubernetes API server) or weights a test sets.
-//! Tests set each subset's error rate and latency through `/control` or [`Exporter`]'s methods.
+//! live VirtualServices (watched on a Kubernetes API server: weights, A/B header routes,
+//! mirrors and faults) or weights a test sets. Tests set each subset's error rate and latency,
+//! and each service's share of requests carrying the A/B header, through `/control` or
+//! [`Exporter`]'s methods.
 //!
 //! It exists for tests and the demo, where no mesh runs: Prometheus scrapes it like it would
-//! scrape Istio's sidecars, and veer's analysis reads the result through the real PromQL.
+//! scrape Istio's sidecars, and veer's analysis reads the result through the real PromQL. The
+//! model (which route a request takes, what each sidecar reports) is in [`weights`] and
+//! [`traffic`].
 
 mod http;
 pub mod traffic;
@@ -23,8 +27,13 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tokio::task::JoinHandle;
 
-pub use traffic::{Batch, Behaviour, Traffic};
-pub use weights::{Mirror, ServiceKey, Split, splits_from_virtual_service};
+use traffic::check_matched_share;
+use weights::UNKNOWN_SUBSET;
+
+pub use traffic::{Batch, Behaviour, DEFAULT_MATCHED_SHARE, Reporter, Traffic};
+pub use weights::{
+    Fault, FaultAbort, FaultDelay, Mirror, Routes, ServiceKey, Split, routes_from_virtual_service,
+};
 
 /// Istio's default buckets for `istio_request_duration_milliseconds`.
 pub const DURATION_BUCKETS_MS: [f64; 19] = [
@@ -49,6 +58,9 @@ pub enum ExporterError {
         service: String,
         reason: String,
     },
+    /// `scope`: the service (`ns/name`), or `every service` for the configured default.
+    #[error("share of requests matching the A/B route for {scope}: {reason}")]
+    InvalidMatchedShare { scope: String, reason: String },
     #[error("the metrics server stopped: {message}")]
     Serve { message: String },
 }
@@ -59,6 +71,7 @@ impl ExporterError {
             ExporterError::Bind { .. } => "bind",
             ExporterError::InvalidBehaviour { .. } => "invalid-behaviour",
             ExporterError::InvalidSplit { .. } => "invalid-split",
+            ExporterError::InvalidMatchedShare { .. } => "invalid-matched-share",
             ExporterError::Serve { .. } => "serve",
         }
     }
@@ -80,6 +93,9 @@ pub struct ExporterConfig {
     pub listen: SocketAddr,
     /// Requests per second each service receives, split across its subsets.
     pub requests_per_second: f64,
+    /// Share (0..=1) of each service's requests that carry the A/B header or cookie, so they
+    /// take a header-matching route ahead of the catch-all (unless a test sets another).
+    pub matched_share: f64,
     /// How often counters advance (by the time that really passed, on tokio's clock).
     pub tick: Duration,
     /// Follow live VirtualServices; without it, only weights set through control count.
@@ -91,6 +107,7 @@ impl ExporterConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             requests_per_second,
+            matched_share: DEFAULT_MATCHED_SHARE,
             tick: Duration::from_millis(100),
             watch: None,
         }
@@ -113,7 +130,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn new(requests_per_second: f64) -> Self {
+    fn new(requests_per_second: f64, matched_share: f64) -> Self {
         let requests = Family::<Labels, Counter>::default();
         let durations: HistogramFamily = Family::new_with_constructor(new_histogram);
         let mut registry = Registry::default();
@@ -128,7 +145,9 @@ impl Shared {
             durations.clone(),
         );
         Self {
-            traffic: Mutex::new(Traffic::new(requests_per_second)),
+            traffic: Mutex::new(
+                Traffic::new(requests_per_second).with_matched_share(matched_share),
+            ),
             registry,
             requests,
             durations,
@@ -142,16 +161,11 @@ impl Shared {
 
     fn record(&self, batches: &[Batch]) {
         for b in batches {
-            for (code, count) in [("200", b.ok), ("500", b.errors)] {
-                if count == 0 {
-                    continue;
-                }
-                let labels = istio_labels(&b.key, &b.subset, code);
-                self.requests.get_or_create(&labels).inc_by(count);
-                let histogram = self.durations.get_or_create(&labels);
-                for _ in 0..count {
-                    histogram.observe(b.latency_ms);
-                }
+            let labels = istio_labels(b);
+            self.requests.get_or_create(&labels).inc_by(b.count);
+            let histogram = self.durations.get_or_create(&labels);
+            for _ in 0..b.count {
+                histogram.observe(b.duration_ms);
             }
         }
     }
@@ -163,15 +177,21 @@ impl Shared {
     }
 }
 
-/// The labels Istio's standard metrics carry, as the destination reports them.
-fn istio_labels(key: &ServiceKey, subset: &str, code: &str) -> Labels {
-    let ns = key.namespace.as_str();
-    let svc = key.service.as_str();
+/// The labels Istio's standard metrics carry, as the batch's reporter reports them. A request
+/// aborted by a fault reached no workload: Istio reports its destination workload and version
+/// as `unknown`.
+fn istio_labels(b: &Batch) -> Labels {
+    let ns = b.key.namespace.as_str();
+    let svc = b.key.service.as_str();
+    let (workload, version) = match &b.subset {
+        Some(subset) => (format!("{svc}-{subset}"), subset.clone()),
+        None => (UNKNOWN_SUBSET.to_string(), UNKNOWN_SUBSET.to_string()),
+    };
     [
-        ("reporter", "destination".to_string()),
+        ("reporter", b.reporter.as_str().to_string()),
         ("source_workload", "veer-synthetic-client".to_string()),
         ("source_workload_namespace", ns.to_string()),
-        ("destination_workload", format!("{svc}-{subset}")),
+        ("destination_workload", workload),
         ("destination_workload_namespace", ns.to_string()),
         (
             "destination_service",
@@ -179,9 +199,10 @@ fn istio_labels(key: &ServiceKey, subset: &str, code: &str) -> Labels {
         ),
         ("destination_service_name", svc.to_string()),
         ("destination_service_namespace", ns.to_string()),
-        ("destination_version", subset.to_string()),
+        ("destination_version", version),
         ("request_protocol", "http".to_string()),
-        ("response_code", code.to_string()),
+        ("response_code", b.code.to_string()),
+        ("response_flags", b.flags.to_string()),
         ("connection_security_policy", "mutual_tls".to_string()),
     ]
     .into_iter()
@@ -216,7 +237,16 @@ impl Exporter {
             addr: config.listen,
             message: e.to_string(),
         })?;
-        let shared = Arc::new(Shared::new(config.requests_per_second));
+        check_matched_share(config.matched_share).map_err(|reason| {
+            ExporterError::InvalidMatchedShare {
+                scope: "every service".to_string(),
+                reason,
+            }
+        })?;
+        let shared = Arc::new(Shared::new(
+            config.requests_per_second,
+            config.matched_share,
+        ));
         let mut tasks = Vec::new();
         let app = http::router(shared.clone());
         tasks.push(tokio::spawn(async move {
@@ -246,7 +276,7 @@ impl Exporter {
                 let batches = {
                     let mut traffic = tick_shared.traffic();
                     if let Some(store) = &store {
-                        traffic.set_live(live_splits(store));
+                        traffic.set_live(live_routes(store));
                     }
                     traffic.advance(step)
                 };
@@ -305,9 +335,24 @@ impl Exporter {
         self.shared.traffic().set_rate(key, requests_per_second);
     }
 
-    /// The split traffic follows now.
+    /// The share (0..=1) of `key`'s requests that carry the A/B header or cookie.
+    pub fn set_matched_share(&self, key: &ServiceKey, share: f64) -> Result<(), ExporterError> {
+        check_matched_share(share).map_err(|reason| ExporterError::InvalidMatchedShare {
+            scope: format!("{}/{}", key.namespace, key.service),
+            reason,
+        })?;
+        self.shared.traffic().set_matched_share(key, share);
+        Ok(())
+    }
+
+    /// The split plain requests follow now.
     pub fn split(&self, key: &ServiceKey) -> Option<Split> {
         self.shared.traffic().split(key).cloned()
+    }
+
+    /// The routes requests follow now (plain, and matched when an A/B route is ahead).
+    pub fn routes(&self, key: &ServiceKey) -> Option<Routes> {
+        self.shared.traffic().routes(key)
     }
 
     /// Serves until `shutdown` resolves (for the command line).
@@ -322,13 +367,25 @@ pub(crate) fn check_split(split: &Split) -> Result<(), String> {
     if sum != 100 {
         return Err(format!("weights sum to {sum}, not 100"));
     }
-    if let Some(m) = &split.mirror
-        && !(0.0..=100.0).contains(&m.percent)
-    {
-        return Err(format!(
-            "mirror percent {} is not between 0 and 100",
-            m.percent
-        ));
+    let mut percents = Vec::new();
+    if let Some(m) = &split.mirror {
+        percents.push(("mirror percent", m.percent));
+    }
+    if let Some(f) = &split.fault {
+        if let Some(d) = &f.delay {
+            percents.push(("fault delay percent", d.percent));
+            if !(d.delay_ms.is_finite() && d.delay_ms >= 0.0) {
+                return Err(format!("fault delayMs {} is not a duration", d.delay_ms));
+            }
+        }
+        if let Some(a) = &f.abort {
+            percents.push(("fault abort percent", a.percent));
+        }
+    }
+    for (what, percent) in percents {
+        if !(0.0..=100.0).contains(&percent) {
+            return Err(format!("{what} {percent} is not between 0 and 100"));
+        }
     }
     Ok(())
 }
@@ -368,14 +425,14 @@ fn watch_virtual_services(watch: WatchConfig) -> (reflector::Store<DynamicObject
     (store, task)
 }
 
-fn live_splits(
+fn live_routes(
     store: &reflector::Store<DynamicObject>,
-) -> std::collections::BTreeMap<ServiceKey, Split> {
+) -> std::collections::BTreeMap<ServiceKey, Routes> {
     let mut all = std::collections::BTreeMap::new();
     for vs in store.state() {
         let namespace = vs.metadata.namespace.as_deref().unwrap_or("default");
         if let Some(spec) = vs.data.get("spec") {
-            all.extend(splits_from_virtual_service(namespace, spec));
+            all.extend(routes_from_virtual_service(namespace, spec));
         }
     }
     all

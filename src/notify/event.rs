@@ -152,6 +152,10 @@ pub struct FailingMetric {
     pub value: Option<f64>,
     /// The allowed range as people read it, e.g. `>= 0.99`.
     pub threshold: String,
+    /// The comparison with the old version as people read it (verdict, p-value, medians),
+    /// when the policy compares this metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
 }
 
 /// Something veer did or saw that people should hear about. Closed: every notifier matches
@@ -450,14 +454,20 @@ impl Event {
             | Event::SyncFailed { objects, .. } => capped(objects, |o| o.clone()),
             Event::RolledBack {
                 failing: Some(f), ..
-            } => vec![
-                format!("metric: {}", f.name),
-                format!("query: {}", f.query),
-                match f.value {
-                    Some(v) => format!("value: {v} (threshold {})", f.threshold),
-                    None => format!("value: could not be measured (threshold {})", f.threshold),
-                },
-            ],
+            } => {
+                let mut lines = vec![
+                    format!("metric: {}", f.name),
+                    format!("query: {}", f.query),
+                    match f.value {
+                        Some(v) => format!("value: {v} (threshold {})", f.threshold),
+                        None => {
+                            format!("value: could not be measured (threshold {})", f.threshold)
+                        }
+                    },
+                ];
+                lines.extend(f.baseline.clone());
+                lines
+            }
             Event::RolledBack { failing: None, .. }
             | Event::RolloutStarted { .. }
             | Event::StepAdvanced { .. }
@@ -617,6 +627,7 @@ mod tests {
                 query: "sum(rate(x[1m]))".into(),
                 value: Some(0.91),
                 threshold: ">= 0.99".into(),
+                baseline: None,
             }),
         };
         assert_eq!(
@@ -630,6 +641,36 @@ mod tests {
         let json = serde_json::to_value(&e).unwrap();
         assert_eq!(json["kind"], "rolled-back");
         assert_eq!(json["failing"]["threshold"], ">= 0.99");
+        assert!(json["failing"].get("baseline").is_none());
+    }
+
+    #[test]
+    fn rolled_back_by_the_baseline_says_so() {
+        let e = Event::RolledBack {
+            rollout: "shop/reviews".into(),
+            commit: "abc".into(),
+            reason: "2 failed checks (threshold 2)".into(),
+            failing: Some(FailingMetric {
+                name: "p99-latency".into(),
+                query: "histogram_quantile(0.99, x)".into(),
+                value: Some(248.5),
+                threshold: "<= 500".into(),
+                baseline: Some(
+                    "baseline fail p=0.0065 < 0.05 (median 248.50 vs 24.85, 6/9 samples)".into(),
+                ),
+            }),
+        };
+        assert_eq!(
+            e.details().last().map(String::as_str),
+            Some("baseline fail p=0.0065 < 0.05 (median 248.50 vs 24.85, 6/9 samples)")
+        );
+        let json = serde_json::to_value(&e).unwrap();
+        assert!(
+            json["failing"]["baseline"]
+                .as_str()
+                .unwrap()
+                .contains("p=0.0065")
+        );
     }
 
     #[test]

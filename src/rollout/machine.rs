@@ -14,6 +14,8 @@
 //!   version unavailable) holds: no failed check, a `Held` event and `lastHold` in the state;
 //!   the progress deadline still runs. The policy may turn no data or metrics errors into
 //!   failures (`onNoData`, `onMetricsError`), or no data into a pass.
+//! - A metric inside its range but significantly worse than the old version
+//!   (`WorseThanBaseline`, the policy's `baseline`) is measured bad: a failed check.
 //! - Failed checks count over the whole attempt (not consecutively), as in Flagger.
 //! - The progress deadline counts from the start of the health gate, of the current step, or
 //!   from the last passing check; it does not run while paused, awaiting promotion, promoting
@@ -464,6 +466,7 @@ impl Machine<'_> {
                 verdict,
                 message: r.message.clone(),
                 outcome,
+                baseline: None,
             });
         }
         failed
@@ -711,6 +714,7 @@ impl Machine<'_> {
                         kind: super::MetricsErrorKind::QueryError,
                         reason: "the analysis returned no result for this metric".to_string(),
                     },
+                    baseline: None,
                 });
             }
         }
@@ -719,7 +723,9 @@ impl Machine<'_> {
         for c in checks {
             let (outcome, hold) = match &c.verdict {
                 AnalysisVerdict::Pass => (CheckOutcome::Passed, None),
-                AnalysisVerdict::Fail { .. } => (CheckOutcome::Failed, None),
+                AnalysisVerdict::Fail { .. } | AnalysisVerdict::WorseThanBaseline { .. } => {
+                    (CheckOutcome::Failed, None)
+                }
                 AnalysisVerdict::NoData => match self.policy.on_no_data {
                     OnNoData::Hold => (
                         CheckOutcome::Held,
@@ -776,14 +782,18 @@ impl Machine<'_> {
                 threshold: c.threshold.to_string(),
                 message: match &c.verdict {
                     AnalysisVerdict::MetricsError { kind, reason } => format!("{kind}: {reason}"),
+                    // A baseline verdict (why it was inconclusive, its p-value) is in
+                    // `baseline`, shown with the record.
                     AnalysisVerdict::Pass
                     | AnalysisVerdict::Fail { .. }
                     | AnalysisVerdict::NoData
                     | AnalysisVerdict::TooFewRequests { .. }
+                    | AnalysisVerdict::WorseThanBaseline { .. }
                     | AnalysisVerdict::Inconclusive => String::new(),
                 },
                 verdict: c.verdict,
                 outcome,
+                baseline: c.baseline,
             });
         }
         if !failed.is_empty() {

@@ -234,18 +234,111 @@ pub enum Revert {
     None,
 }
 
+/// Compare the new version with the old one (the baseline) as well as with each metric's
+/// `thresholdRange`: a one-sided Mann-Whitney U test over both versions' samples of the
+/// metric (one per `step`), Kayenta-style. A metric inside its range but significantly worse
+/// than the old version fails the check; too few samples hold it (inconclusive).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Baseline {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mann_whitney: Option<MannWhitney>,
+    /// One sample every `step` (a duration); defaults to each metric's interval, so that
+    /// samples cover disjoint windows. A shorter step gives more samples sooner, but they
+    /// overlap and the test becomes over-confident.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// How far back samples go at most (a duration); never before the current phase began
+    /// (the new version's traffic was different then). Default: the whole phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookback: Option<String>,
+    /// The metrics compared, each with the direction that is bad. Default: every metric.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<BaselineMetric>,
 }
+
+/// Significance level used when `mannWhitney` is left out.
+pub const DEFAULT_ALPHA: f64 = 0.05;
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MannWhitney {
     /// Significance level, in (0, 1); 0.05 is usual.
     pub alpha: f64,
+}
+
+/// One metric of `spec.metrics` compared with the old version.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BaselineMetric {
+    pub name: String,
+    /// Which way is bad; see [`Baseline::direction_of`] for the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<Direction>,
+}
+
+/// The direction in which a metric gets worse (Kayenta's `direction`): `increase` fails a new
+/// version whose values are higher (latency, errors), `decrease` one whose values are lower
+/// (success rate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    Increase,
+    Decrease,
+}
+
+impl From<Direction> for crate::analysis::WorseWhen {
+    fn from(d: Direction) -> Self {
+        match d {
+            Direction::Increase => crate::analysis::WorseWhen::Higher,
+            Direction::Decrease => crate::analysis::WorseWhen::Lower,
+        }
+    }
+}
+
+impl Baseline {
+    pub fn alpha(&self) -> f64 {
+        self.mann_whitney
+            .as_ref()
+            .map_or(DEFAULT_ALPHA, |m| m.alpha)
+    }
+
+    /// Is `metric` compared, and in which direction is it worse? `None`: not compared (the
+    /// policy lists other metrics). The direction is the listed one, else the builtin's
+    /// (success rate: decrease, duration: increase), else the side `thresholdRange` bounds
+    /// (only `max`: increase, only `min`: decrease); `Err` says why it cannot be told.
+    pub fn direction_of(&self, metric: &MetricCheck) -> Option<Result<Direction, String>> {
+        let listed = if self.metrics.is_empty() {
+            None
+        } else {
+            Some(self.metrics.iter().find(|b| b.name == metric.name)?)
+        };
+        if let Some(d) = listed.and_then(|b| b.direction) {
+            return Some(Ok(d));
+        }
+        Some(match (metric.builtin, metric.threshold_range) {
+            (Some(BuiltinMetric::RequestSuccessRate), _) => Ok(Direction::Decrease),
+            (Some(BuiltinMetric::RequestDuration), _) => Ok(Direction::Increase),
+            (
+                None,
+                ThresholdRange {
+                    min: None,
+                    max: Some(_),
+                },
+            ) => Ok(Direction::Increase),
+            (
+                None,
+                ThresholdRange {
+                    min: Some(_),
+                    max: None,
+                },
+            ) => Ok(Direction::Decrease),
+            (None, ThresholdRange { .. }) => Err(format!(
+                "cannot tell whether higher or lower values of `{}` are worse",
+                metric.name
+            )),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -528,5 +621,72 @@ mod tests {
         };
         assert!(r.contains(99.0) && r.contains(100.0) && !r.contains(98.9));
         assert_eq!(r.to_string(), ">= 99");
+    }
+
+    /// Name, baseline, metric, and `None` (not compared), `Some(Ok(direction))` or
+    /// `Some(Err(()))` (cannot tell).
+    type DirectionCase<'a> = (
+        &'static str,
+        Baseline,
+        &'a MetricCheck,
+        Option<Result<Direction, ()>>,
+    );
+
+    #[test]
+    fn baseline_directions_table() {
+        let metric =
+            |name: &str, builtin: Option<BuiltinMetric>, min: Option<f64>, max: Option<f64>| {
+                MetricCheck {
+                    name: name.into(),
+                    builtin,
+                    query: builtin.is_none().then(|| "q".to_string()),
+                    threshold_range: ThresholdRange { min, max },
+                    interval: None,
+                }
+            };
+        let listing = |entries: &[(&str, Option<Direction>)]| Baseline {
+            metrics: entries
+                .iter()
+                .map(|(n, d)| BaselineMetric {
+                    name: n.to_string(),
+                    direction: *d,
+                })
+                .collect(),
+            ..Baseline::default()
+        };
+        use Direction::{Decrease, Increase};
+        let success = metric(
+            "success",
+            Some(BuiltinMetric::RequestSuccessRate),
+            Some(99.0),
+            None,
+        );
+        let p99 = metric(
+            "p99",
+            Some(BuiltinMetric::RequestDuration),
+            None,
+            Some(500.0),
+        );
+        let errors = metric("errors", None, None, Some(1.0));
+        let apdex = metric("apdex", None, Some(0.9), None);
+        let depth = metric("depth", None, Some(0.0), Some(100.0));
+        let all = Baseline::default();
+        #[rustfmt::skip]
+        let cases: Vec<DirectionCase> = vec![
+            ("success rate: lower is worse", all.clone(), &success, Some(Ok(Decrease))),
+            ("latency: higher is worse", all.clone(), &p99, Some(Ok(Increase))),
+            ("a query bounded above: higher is worse", all.clone(), &errors, Some(Ok(Increase))),
+            ("a query bounded below: lower is worse", all.clone(), &apdex, Some(Ok(Decrease))),
+            ("bounded both sides: cannot tell", all.clone(), &depth, Some(Err(()))),
+            ("listed with a direction", listing(&[("depth", Some(Increase))]), &depth, Some(Ok(Increase))),
+            ("a listed direction overrides the builtin's", listing(&[("p99", Some(Decrease))]), &p99, Some(Ok(Decrease))),
+            ("listed without a direction: the default", listing(&[("p99", None)]), &p99, Some(Ok(Increase))),
+            ("not listed: not compared", listing(&[("p99", None)]), &success, None),
+        ];
+        for (name, baseline, metric, want) in cases {
+            let got = baseline.direction_of(metric).map(|r| r.map_err(|_| ()));
+            assert_eq!(got, want, "{name}");
+        }
+        assert_eq!(all.alpha(), DEFAULT_ALPHA);
     }
 }

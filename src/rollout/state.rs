@@ -218,6 +218,9 @@ pub struct CheckRecord {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
     pub outcome: CheckOutcome,
+    /// The comparison with the old version (p-value, verdict, medians), when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<crate::analysis::BaselineComparison>,
 }
 
 /// Something that happened, for status, logs, metrics and alerts.

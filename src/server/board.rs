@@ -351,6 +351,9 @@ impl StatusBoard {
                 if !c.message.is_empty() {
                     detail.push_str(&format!(": {}", c.message));
                 }
+                if let Some(b) = &c.baseline {
+                    detail.push_str(&format!("; {b}"));
+                }
                 CheckMark {
                     at: c.at,
                     check: c.check.clone(),
@@ -564,6 +567,7 @@ mod tests {
             verdict: AnalysisVerdict::Pass,
             message: String::new(),
             outcome: CheckOutcome::Passed,
+            baseline: None,
         });
         board.record_rollout("shop/reviews", &state, t(3));
         let s = board.snapshot(t(4));

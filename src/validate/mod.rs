@@ -150,6 +150,15 @@ impl<'a> Index<'a> {
 
 /// Validate a whole revision: reading problems plus every check.
 pub fn validate(set: &ManifestSet) -> Report {
+    validate_with_policies(set, &[])
+}
+
+/// [`validate`], with rollout policies from outside the revision (`rollouts.policiesDir`)
+/// known besides the revision's and the shipped ones, so an annotation may name them.
+pub fn validate_with_policies(
+    set: &ManifestSet,
+    policies: &[crate::rollout::policy::RolloutPolicy],
+) -> Report {
     let mut out = set.diagnostics.clone();
     let index = Index::new(&set.manifests);
     check_duplicates(&index, &mut out);
@@ -158,7 +167,7 @@ pub fn validate(set: &ManifestSet) -> Report {
     gateway::check(&index, &mut out);
     service_entry::check(&index, &mut out);
     sidecar::check(&index, &mut out);
-    rollout_policy::check(&index, &mut out);
+    rollout_policy::check(&index, policies, &mut out);
     Report::new(out)
 }
 

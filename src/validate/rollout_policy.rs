@@ -1,14 +1,18 @@
 //! RolloutPolicy checks: durations, step weights, threshold ranges, metric sources, PromQL
-//! template variables, webhooks, the mirror / A/B / fault phases; and that every
-//! VirtualService's `veer.io/rollout-policy` names a policy that exists (in the revision or
-//! shipped with veer), and that no two policies' selectors claim the same VirtualService.
+//! template variables, webhooks, the mirror / A/B / fault phases (and a fault phase that only
+//! destination-reported metrics would judge); and that every VirtualService's
+//! `veer.io/rollout-policy` names a policy that exists (in the revision, a policies directory
+//! or shipped with veer), that no two policies' selectors claim the same VirtualService, and
+//! that a bound VirtualService with several traffic-splitting routes is told only one of them
+//! is rolled out at a time.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{Index, duration};
 use crate::diagnostic::Diagnostic;
 use crate::manifest::Manifest;
-use crate::manifest::istio::display_path;
+use crate::manifest::istio::virtual_service::VirtualService;
+use crate::manifest::istio::{IstioObject, display_path};
 use crate::manifest::policy::rollout_policy;
 use crate::manifest::yaml::pointer_join;
 use crate::rollout::policy::{
@@ -25,13 +29,14 @@ pub fn policies<'a>(index: &Index<'a>) -> Vec<(&'a Manifest, &'a RolloutPolicy)>
         .collect()
 }
 
-/// Every policy check, with the shipped policies as the known names besides the revision's.
-pub fn check(index: &Index<'_>, out: &mut Vec<Diagnostic>) {
+/// Every policy check, with `local` (a policies directory's) and then the shipped policies as
+/// the known names besides the revision's.
+pub fn check(index: &Index<'_>, local: &[RolloutPolicy], out: &mut Vec<Diagnostic>) {
     for (m, p) in policies(index) {
         check_policy(m, &p.spec, out);
     }
-    let shipped: Vec<RolloutPolicy> = policy::shipped().to_vec();
-    check_references(index, &shipped, out);
+    let known: Vec<RolloutPolicy> = local.iter().chain(policy::shipped()).cloned().collect();
+    check_references(index, &known, out);
 }
 
 /// The VirtualService bindings: an annotation must name a policy of the revision or of
@@ -48,7 +53,7 @@ pub fn check_references(index: &Index<'_>, known: &[RolloutPolicy], out: &mut Ve
         }
     }
     let names: BTreeSet<&str> = all.iter().map(RolloutPolicy::name).collect();
-    for (m, _) in &index.virtual_services {
+    for (m, vs) in &index.virtual_services {
         let labels: BTreeMap<String, String> = m
             .labels()
             .map(|l| {
@@ -59,7 +64,10 @@ pub fn check_references(index: &Index<'_>, known: &[RolloutPolicy], out: &mut Ve
             .unwrap_or_default();
         let pointer = pointer_join("/metadata/annotations", policy::POLICY_ANNOTATION);
         match policy::bind(m.annotation(policy::POLICY_ANNOTATION), &labels, &all) {
-            Binding::Unbound | Binding::Annotation(_) | Binding::Selector(_) => {}
+            Binding::Annotation(p) | Binding::Selector(p) => {
+                check_one_route_per_rollout(m, vs, p.name(), out);
+            }
+            Binding::Unbound => {}
             Binding::UnknownPolicy(name) => out.push(
                 m.error(
                     "rp-unknown-policy",
@@ -92,6 +100,46 @@ pub fn check_references(index: &Index<'_>, known: &[RolloutPolicy], out: &mut Ve
     }
 }
 
+/// A rollout moves the weights of one HTTP route per VirtualService (the first whose weights
+/// a commit changes); a bound VirtualService with several routes that split traffic is told
+/// that a commit changing two of them rolls out only one.
+fn check_one_route_per_rollout(
+    m: &Manifest,
+    vs: &IstioObject<VirtualService>,
+    policy_name: &str,
+    out: &mut Vec<Diagnostic>,
+) {
+    let split: Vec<(usize, Option<&str>)> = vs
+        .spec
+        .http
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.route.len() > 1)
+        .map(|(i, r)| (i, r.name.as_deref()))
+        .collect();
+    let Some((first, first_name)) = split.first().copied() else {
+        return;
+    };
+    let describe = |i: usize, name: Option<&str>| match name {
+        Some(n) => format!("spec.http[{i}] ({n})"),
+        None => format!("spec.http[{i}]"),
+    };
+    for (i, name) in split.iter().skip(1).copied() {
+        out.push(
+            m.warning(
+                "rp-one-route-per-rollout",
+                &format!("/spec/http/{i}/route"),
+                format!(
+                    "{} splits traffic too, but a rollout (policy {policy_name}) moves one route per VirtualService, the first whose weights change: when a commit changes the weights of an earlier route (such as {}) as well, this route's apply at once, without steps or analysis",
+                    describe(i, name),
+                    describe(first, first_name),
+                ),
+            )
+            .fix("give this route a VirtualService of its own (each is rolled out on its own), or change one route's weights per commit and let its rollout finish first"),
+        );
+    }
+}
+
 fn check_duration(m: &Manifest, pointer: &str, text: &str, out: &mut Vec<Diagnostic>) {
     match duration::parse(text) {
         Ok(d) if d.is_zero() => out.push(
@@ -120,18 +168,6 @@ pub fn check_policy(m: &Manifest, spec: &RolloutPolicySpec, out: &mut Vec<Diagno
         check_duration(m, "/spec/progressDeadline", d, out);
     }
     check_deadline(m, spec, out);
-    if spec.baseline.is_some() {
-        // Said loudly rather than ignored silently: the comparison exists in `analysis` but
-        // the rollout driver does not feed it samples yet.
-        out.push(
-            m.warning(
-                "rp-baseline-not-applied",
-                "/spec/baseline",
-                "spec.baseline: this veer does not compare the new version with the old one yet; the rollout decides on each metric's thresholdRange only",
-            )
-            .fix("rely on thresholdRange for now, or remove spec.baseline"),
-        );
-    }
     if spec.threshold == Some(0) {
         out.push(
             m.error(
@@ -155,21 +191,8 @@ pub fn check_policy(m: &Manifest, spec: &RolloutPolicySpec, out: &mut Vec<Diagno
     }
     check_webhooks(m, &spec.webhooks, out);
     check_revert(m, spec, out);
-    if let Some(alpha) = spec
-        .baseline
-        .as_ref()
-        .and_then(|b| b.mann_whitney.as_ref())
-        .map(|w| w.alpha)
-        && !(alpha > 0.0 && alpha < 1.0)
-    {
-        out.push(
-            m.error(
-                "rp-baseline",
-                "/spec/baseline/mannWhitney/alpha",
-                format!("spec.baseline.mannWhitney.alpha: {alpha} is not in (0, 1)"),
-            )
-            .fix("use a significance level such as 0.05"),
-        );
+    if let Some(baseline) = &spec.baseline {
+        check_baseline(m, spec, baseline, out);
     }
     if spec
         .selector
@@ -183,6 +206,131 @@ pub fn check_policy(m: &Manifest, spec: &RolloutPolicySpec, out: &mut Vec<Diagno
                 "spec.selector has no matchLabels, so it selects no VirtualService",
             )
             .fix("add matchLabels, or remove the selector and bind VirtualServices with the veer.io/rollout-policy annotation"),
+        );
+    }
+}
+
+/// The comparison with the old version: its level, durations and metrics, and that it can
+/// decide at all (enough samples within `lookback` and before the progress deadline).
+fn check_baseline(
+    m: &Manifest,
+    spec: &RolloutPolicySpec,
+    baseline: &policy::Baseline,
+    out: &mut Vec<Diagnostic>,
+) {
+    let alpha = baseline.alpha();
+    let alpha_ok = alpha > 0.0 && alpha < 1.0;
+    if !alpha_ok {
+        out.push(
+            m.error(
+                "rp-baseline",
+                "/spec/baseline/mannWhitney/alpha",
+                format!("spec.baseline.mannWhitney.alpha: {alpha} is not in (0, 1)"),
+            )
+            .fix("use a significance level such as 0.05"),
+        );
+    }
+    for (field, text) in [("step", &baseline.step), ("lookback", &baseline.lookback)] {
+        if let Some(t) = text {
+            check_duration(m, &format!("/spec/baseline/{field}"), t, out);
+        }
+    }
+    let mut listed: HashMap<&str, usize> = HashMap::new();
+    for (i, entry) in baseline.metrics.iter().enumerate() {
+        let at = pointer_join(&pointer_join("/spec/baseline/metrics", i), "name");
+        let problem = if !spec.metrics.iter().any(|x| x.name == entry.name) {
+            Some(format!(
+                "{}: `{}` is not a metric of spec.metrics",
+                display_path(&at),
+                entry.name
+            ))
+        } else {
+            listed.insert(&entry.name, i).map(|first| {
+                format!(
+                    "{}: `{}` is listed already in spec.baseline.metrics[{first}]",
+                    display_path(&at),
+                    entry.name
+                )
+            })
+        };
+        if let Some(message) = problem {
+            out.push(
+                m.error("rp-baseline", &at, message)
+                    .fix("list each metric of spec.metrics to compare once, by its name"),
+            );
+        }
+    }
+    let interval = duration::parse(&spec.interval).ok();
+    let parse = |t: &Option<String>| t.as_deref().and_then(|t| duration::parse(t).ok());
+    let (step, lookback) = (parse(&baseline.step), parse(&baseline.lookback));
+    let samples = crate::analysis::baseline::min_samples(alpha);
+    let deadline = spec.timings().progress_deadline;
+    // In the largest whole unit, as a policy would write it.
+    let text = |d: std::time::Duration| match (d.as_millis(), d.as_secs()) {
+        (ms, _) if ms % 1000 != 0 => format!("{ms}ms"),
+        (_, s) if s % 3600 == 0 && s > 0 => format!("{}h", s / 3600),
+        (_, s) if s % 60 == 0 && s > 0 => format!("{}m", s / 60),
+        (_, s) => format!("{s}s"),
+    };
+    let mut slowest: Option<(std::time::Duration, &str)> = None;
+    for (i, metric) in spec.metrics.iter().enumerate() {
+        let Some(direction) = baseline.direction_of(metric) else {
+            continue;
+        };
+        if let Err(reason) = direction {
+            out.push(
+                m.error(
+                    "rp-baseline",
+                    &pointer_join(&pointer_join("/spec/metrics", i), "thresholdRange"),
+                    format!("spec.baseline: {reason} (its thresholdRange bounds both sides or neither)"),
+                )
+                .fix(format!(
+                    "add `{{name: {}, direction: increase}}` (higher is worse) or `direction: decrease` to spec.baseline.metrics",
+                    metric.name
+                )),
+            );
+        }
+        let metric_step = step.or_else(|| parse(&metric.interval)).or(interval);
+        if let Some(st) = metric_step.filter(|st| !st.is_zero())
+            && slowest.is_none_or(|(longest, _)| st > longest)
+        {
+            slowest = Some((st, metric.name.as_str()));
+        }
+    }
+    // The metric sampled least often decides how long the comparison takes.
+    let Some((step, name)) = slowest.filter(|_| alpha_ok) else {
+        return;
+    };
+    // `samples` samples a step apart, the first one a whole step into the phase.
+    let needed = step.saturating_mul(u32::try_from(samples).unwrap_or(u32::MAX));
+    if let Some(lookback) = lookback.filter(|l| !l.is_zero())
+        && lookback < needed.saturating_sub(step)
+    {
+        out.push(
+            m.error(
+                "rp-baseline",
+                "/spec/baseline/lookback",
+                format!(
+                    "spec.baseline.lookback ({}) holds fewer than the {samples} samples, a step of {} apart, that comparing `{name}` needs at alpha {alpha}: it could never decide",
+                    text(lookback),
+                    text(step),
+                ),
+            )
+            .fix("lengthen lookback, shorten spec.baseline.step, or remove lookback"),
+        );
+    } else if needed >= deadline {
+        out.push(
+            m.error(
+                "rp-baseline",
+                "/spec/baseline",
+                format!(
+                    "spec.baseline: comparing `{name}` needs {samples} samples a step of {} apart (about {}) before it can pass, which is not within progressDeadline ({}): the first step would always be rolled back",
+                    text(step),
+                    text(needed),
+                    text(deadline)
+                ),
+            )
+            .fix("set a shorter spec.baseline.step, or a longer progressDeadline"),
         );
     }
 }
@@ -311,6 +459,21 @@ fn check_steps(m: &Manifest, spec: &RolloutPolicySpec, out: &mut Vec<Diagnostic>
 }
 
 fn check_metrics(m: &Manifest, spec: &RolloutPolicySpec, out: &mut Vec<Diagnostic>) {
+    // A VirtualService's fault is injected by the callers' sidecars; the built-in metrics are
+    // what the new version's own sidecar reports, which never sees it.
+    if spec.fault.is_some()
+        && !spec.metrics.is_empty()
+        && spec.metrics.iter().all(|metric| metric.query.is_none())
+    {
+        out.push(
+            m.warning(
+                "rp-fault-unmeasured",
+                "/spec/fault",
+                "spec.fault: the built-in metrics are reported by the new version's own sidecar (reporter=\"destination\"), which never sees a delay or abort its callers' sidecars inject: with only them, the fault phase cannot fail because of the fault",
+            )
+            .fix("add a metric as the callers report it, e.g. `{name: caller-p99, query: 'histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{reporter=\"source\",destination_service_name=\"{{ service }}\",destination_version=\"{{ subset }}\"}[{{ interval }}])))', thresholdRange: {max: 500}}`"),
+        );
+    }
     if spec.metrics.is_empty() && !spec.has_webhooks(policy::WebhookKind::Rollout) {
         out.push(
             m.warning(

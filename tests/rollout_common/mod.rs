@@ -71,6 +71,7 @@ pub fn verdict(metric: &str, v: AnalysisVerdict) -> Check {
         },
         requests: Some(100.0),
         verdict: v,
+        baseline: None,
     }
 }
 
