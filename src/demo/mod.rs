@@ -138,7 +138,8 @@ pub async fn run(options: DemoOptions) -> Result<i32, DemoError> {
             exit::INTERRUPTED
         }
         Some(Err(e)) => {
-            stage.stop(false).await;
+            // Kept: the error points at veer's log in it.
+            stage.stop(true).await;
             return Err(e);
         }
         Some(Ok(all_ok)) => {
