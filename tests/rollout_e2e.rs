@@ -1238,20 +1238,17 @@ async fn baseline_a_canary_equal_to_the_baseline_is_promoted() {
 // recorder of the whole live VirtualService (the A/B phase inserts a route ahead of
 // `primary`, so `spec.http[0]` is not the route being rolled out).
 
-/// p99 latency of the new subset as the callers' sidecars report it: the view in which an
-/// injected fault shows (the built-in metrics are reported by the destination's sidecar).
-const CALLER_P99: &str = r#"histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{reporter="source",destination_workload_namespace="{{ namespace }}",destination_service_name="{{ service }}",destination_version="{{ subset }}"}[{{ interval }}])))"#;
-
 /// The e2e policy with a phase (`spec` lines, indented two spaces) and more metrics (items,
 /// indented four).
 fn phase_policy(phase: &str, metrics: &str) -> String {
     policy_with("20s", "").trim_end().to_string() + "\n" + metrics + phase
 }
 
-/// The caller-side p99 metric, failing above `max` ms.
+/// The service's p99 as its callers' sidecars report it (`caller-request-duration`), failing
+/// above `max` ms: the view in which an injected fault shows.
 fn caller_p99(max: u32) -> String {
     format!(
-        "    - name: caller-p99\n      query: '{CALLER_P99}'\n      thresholdRange: {{max: {max}}}\n      interval: 4s\n"
+        "    - name: caller-p99\n      builtin: caller-request-duration\n      thresholdRange: {{max: {max}}}\n      interval: 4s\n"
     )
 }
 

@@ -1,6 +1,7 @@
-//! The built-in Istio metrics: request success rate and p99 latency of the new subset, and the
-//! request count behind `minRequests`, as query templates over the standard Istio metrics
-//! reported by the destination's sidecar.
+//! The built-in Istio metrics, as query templates over the standard Istio metrics: request
+//! success rate and p99 latency of the new subset and the request count behind `minRequests`,
+//! as the destination's sidecar reports them; and the same two for the whole service as its
+//! callers' sidecars report them (where a VirtualService's injected faults show).
 
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +15,12 @@ pub enum Builtin {
     RequestSuccessRate,
     /// 99th percentile of the subset's request duration, in milliseconds.
     RequestDuration,
+    /// Percentage (0–100) of the service's requests (every version) that did not answer
+    /// 5xx, as its callers report them: aborts a fault injects count here and only here.
+    CallerRequestSuccessRate,
+    /// 99th percentile of the service's request duration as its callers report it, in
+    /// milliseconds: a delay a fault injects shows here and only here.
+    CallerRequestDuration,
 }
 
 /// Label matchers selecting the analysed subset's requests, as the destination reports them.
@@ -24,25 +31,46 @@ const SELECTOR: &str = concat!(
     r#"destination_version="{{ version }}""#
 );
 
+/// Label matchers selecting the service's requests as its callers' sidecars report them. Not
+/// by version: a request a fault aborted never reached a workload, so Istio reports its
+/// destination version (and workload) as `unknown`.
+const CALLER_SELECTOR: &str = concat!(
+    r#"reporter="source","#,
+    r#"destination_service_namespace="{{ namespace }}","#,
+    r#"destination_service_name="{{ service }}""#
+);
+
+fn success_rate(selector: &str) -> QueryTemplate {
+    // 5xx share subtracted from 1, with `or on() vector(0)` so a subset answering only 5xx
+    // (no non-5xx series at all) measures 0 % instead of "no data". No traffic gives
+    // 0/0 = NaN or an empty result, both read as no data.
+    QueryTemplate::new(format!(
+        "100 * (1 - ((sum(rate(istio_requests_total{{{selector},response_code=~\"5..\"}}[{{{{ interval }}}}])) or on() vector(0)) / sum(rate(istio_requests_total{{{selector}}}[{{{{ interval }}}}]))))"
+    ))
+}
+
+fn p99(selector: &str) -> QueryTemplate {
+    QueryTemplate::new(format!(
+        "histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{{{selector}}}[{{{{ interval }}}}])))"
+    ))
+}
+
 impl Builtin {
     pub fn name(self) -> &'static str {
         match self {
             Builtin::RequestSuccessRate => "request-success-rate",
             Builtin::RequestDuration => "request-duration",
+            Builtin::CallerRequestSuccessRate => "caller-request-success-rate",
+            Builtin::CallerRequestDuration => "caller-request-duration",
         }
     }
 
     pub fn template(self) -> QueryTemplate {
         match self {
-            // 5xx share subtracted from 1, with `or on() vector(0)` so a subset answering only
-            // 5xx (no non-5xx series at all) measures 0 % instead of "no data". No traffic
-            // gives 0/0 = NaN or an empty result, both read as no data.
-            Builtin::RequestSuccessRate => QueryTemplate::new(format!(
-                "100 * (1 - ((sum(rate(istio_requests_total{{{SELECTOR},response_code=~\"5..\"}}[{{{{ interval }}}}])) or on() vector(0)) / sum(rate(istio_requests_total{{{SELECTOR}}}[{{{{ interval }}}}]))))"
-            )),
-            Builtin::RequestDuration => QueryTemplate::new(format!(
-                "histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{{{SELECTOR}}}[{{{{ interval }}}}])))"
-            )),
+            Builtin::RequestSuccessRate => success_rate(SELECTOR),
+            Builtin::RequestDuration => p99(SELECTOR),
+            Builtin::CallerRequestSuccessRate => success_rate(CALLER_SELECTOR),
+            Builtin::CallerRequestDuration => p99(CALLER_SELECTOR),
         }
     }
 }
@@ -85,6 +113,24 @@ mod tests {
     }
 
     #[test]
+    fn caller_side_queries_take_the_whole_service_as_its_callers_report_it() {
+        assert_eq!(
+            Builtin::CallerRequestSuccessRate
+                .template()
+                .render(&vars())
+                .unwrap(),
+            r#"100 * (1 - ((sum(rate(istio_requests_total{reporter="source",destination_service_namespace="shop",destination_service_name="reviews",response_code=~"5.."}[10s])) or on() vector(0)) / sum(rate(istio_requests_total{reporter="source",destination_service_namespace="shop",destination_service_name="reviews"}[10s]))))"#
+        );
+        assert_eq!(
+            Builtin::CallerRequestDuration
+                .template()
+                .render(&vars())
+                .unwrap(),
+            r#"histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{reporter="source",destination_service_namespace="shop",destination_service_name="reviews"}[10s])))"#
+        );
+    }
+
+    #[test]
     fn request_count_query() {
         assert_eq!(
             request_count().render(&vars()).unwrap(),
@@ -94,7 +140,12 @@ mod tests {
 
     #[test]
     fn names_round_trip_through_serde() {
-        for b in [Builtin::RequestSuccessRate, Builtin::RequestDuration] {
+        for b in [
+            Builtin::RequestSuccessRate,
+            Builtin::RequestDuration,
+            Builtin::CallerRequestSuccessRate,
+            Builtin::CallerRequestDuration,
+        ] {
             let json = serde_json::to_string(&b).unwrap();
             assert_eq!(json, format!("\"{}\"", b.name()));
             assert_eq!(serde_json::from_str::<Builtin>(&json).unwrap(), b);

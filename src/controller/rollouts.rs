@@ -731,6 +731,12 @@ impl RolloutDriver {
                 (Some(BuiltinMetric::RequestDuration), _) => {
                     MetricQuery::Builtin(Builtin::RequestDuration)
                 }
+                (Some(BuiltinMetric::CallerRequestSuccessRate), _) => {
+                    MetricQuery::Builtin(Builtin::CallerRequestSuccessRate)
+                }
+                (Some(BuiltinMetric::CallerRequestDuration), _) => {
+                    MetricQuery::Builtin(Builtin::CallerRequestDuration)
+                }
                 (None, Some(q)) => MetricQuery::Query(QueryTemplate::new(q.clone())),
                 (None, None) => MetricQuery::Query(QueryTemplate::new("")),
             };

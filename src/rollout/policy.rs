@@ -115,6 +115,11 @@ pub enum BuiltinMetric {
     RequestSuccessRate,
     /// p99 latency of the new subset, in milliseconds.
     RequestDuration,
+    /// Percentage (0–100) of the service's requests that its callers saw succeed, all
+    /// versions together: the view in which a fault the route injects shows.
+    CallerRequestSuccessRate,
+    /// p99 latency of the service as its callers see it, in milliseconds.
+    CallerRequestDuration,
 }
 
 impl BuiltinMetric {
@@ -122,6 +127,16 @@ impl BuiltinMetric {
         match self {
             BuiltinMetric::RequestSuccessRate => "request-success-rate",
             BuiltinMetric::RequestDuration => "request-duration",
+            BuiltinMetric::CallerRequestSuccessRate => "caller-request-success-rate",
+            BuiltinMetric::CallerRequestDuration => "caller-request-duration",
+        }
+    }
+
+    /// Measured for the whole service by its callers' sidecars, not for one version.
+    pub fn is_caller_side(self) -> bool {
+        match self {
+            BuiltinMetric::CallerRequestSuccessRate | BuiltinMetric::CallerRequestDuration => true,
+            BuiltinMetric::RequestSuccessRate | BuiltinMetric::RequestDuration => false,
         }
     }
 }
@@ -307,18 +322,34 @@ impl Baseline {
     /// policy lists other metrics). The direction is the listed one, else the builtin's
     /// (success rate: decrease, duration: increase), else the side `thresholdRange` bounds
     /// (only `max`: increase, only `min`: decrease); `Err` says why it cannot be told.
+    /// Caller-side builtins measure the whole service, so there is no old version to compare
+    /// them with: left out unless listed, and an `Err` when listed.
     pub fn direction_of(&self, metric: &MetricCheck) -> Option<Result<Direction, String>> {
         let listed = if self.metrics.is_empty() {
             None
         } else {
             Some(self.metrics.iter().find(|b| b.name == metric.name)?)
         };
+        if let Some(builtin) = metric.builtin.filter(|b| b.is_caller_side()) {
+            return listed.map(|_| {
+                Err(format!(
+                    "`{}` ({}) measures the whole service as its callers see it, not one version, so there is no old version to compare it with",
+                    metric.name,
+                    builtin.as_str()
+                ))
+            });
+        }
         if let Some(d) = listed.and_then(|b| b.direction) {
             return Some(Ok(d));
         }
         Some(match (metric.builtin, metric.threshold_range) {
-            (Some(BuiltinMetric::RequestSuccessRate), _) => Ok(Direction::Decrease),
-            (Some(BuiltinMetric::RequestDuration), _) => Ok(Direction::Increase),
+            (
+                Some(BuiltinMetric::RequestSuccessRate | BuiltinMetric::CallerRequestSuccessRate),
+                _,
+            ) => Ok(Direction::Decrease),
+            (Some(BuiltinMetric::RequestDuration | BuiltinMetric::CallerRequestDuration), _) => {
+                Ok(Direction::Increase)
+            }
             (
                 None,
                 ThresholdRange {

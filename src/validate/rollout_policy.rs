@@ -278,17 +278,32 @@ fn check_baseline(
             continue;
         };
         if let Err(reason) = direction {
-            out.push(
-                m.error(
-                    "rp-baseline",
-                    &pointer_join(&pointer_join("/spec/metrics", i), "thresholdRange"),
-                    format!("spec.baseline: {reason} (its thresholdRange bounds both sides or neither)"),
-                )
-                .fix(format!(
-                    "add `{{name: {}, direction: increase}}` (higher is worse) or `direction: decrease` to spec.baseline.metrics",
-                    metric.name
-                )),
-            );
+            let at = pointer_join("/spec/metrics", i);
+            let diagnostic = match metric.builtin.is_some_and(|b| b.is_caller_side()) {
+                true => m
+                    .error(
+                        "rp-baseline",
+                        &pointer_join(&at, "builtin"),
+                        format!("spec.baseline: {reason}"),
+                    )
+                    .fix(format!(
+                        "remove `{}` from spec.baseline.metrics; its thresholdRange still applies",
+                        metric.name
+                    )),
+                false => m
+                    .error(
+                        "rp-baseline",
+                        &pointer_join(&at, "thresholdRange"),
+                        format!(
+                            "spec.baseline: {reason} (its thresholdRange bounds both sides or neither)"
+                        ),
+                    )
+                    .fix(format!(
+                        "add `{{name: {}, direction: increase}}` (higher is worse) or `direction: decrease` to spec.baseline.metrics",
+                        metric.name
+                    )),
+            };
+            out.push(diagnostic);
         }
         let metric_step = step.or_else(|| parse(&metric.interval)).or(interval);
         if let Some(st) = metric_step.filter(|st| !st.is_zero())
@@ -463,15 +478,17 @@ fn check_metrics(m: &Manifest, spec: &RolloutPolicySpec, out: &mut Vec<Diagnosti
     // what the new version's own sidecar reports, which never sees it.
     if spec.fault.is_some()
         && !spec.metrics.is_empty()
-        && spec.metrics.iter().all(|metric| metric.query.is_none())
+        && spec.metrics.iter().all(|metric| {
+            metric.query.is_none() && !metric.builtin.is_some_and(|b| b.is_caller_side())
+        })
     {
         out.push(
             m.warning(
                 "rp-fault-unmeasured",
                 "/spec/fault",
-                "spec.fault: the built-in metrics are reported by the new version's own sidecar (reporter=\"destination\"), which never sees a delay or abort its callers' sidecars inject: with only them, the fault phase cannot fail because of the fault",
+                "spec.fault: request-success-rate and request-duration are reported by the new version's own sidecar (reporter=\"destination\"), which never sees a delay or abort its callers' sidecars inject: with only them, the fault phase cannot fail because of the fault",
             )
-            .fix("add a metric as the callers report it, e.g. `{name: caller-p99, query: 'histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{reporter=\"source\",destination_service_name=\"{{ service }}\",destination_version=\"{{ subset }}\"}[{{ interval }}])))', thresholdRange: {max: 500}}`"),
+            .fix("add a metric as the callers report it, e.g. `{name: caller-p99, builtin: caller-request-duration, thresholdRange: {max: 500}}` (or caller-request-success-rate for an abort)"),
         );
     }
     if spec.metrics.is_empty() && !spec.has_webhooks(policy::WebhookKind::Rollout) {
@@ -522,7 +539,7 @@ fn check_metric(m: &Manifest, at: &str, metric: &MetricCheck, out: &mut Vec<Diag
                 &pointer_join(at, "query"),
                 format!("{} sets both builtin and query", display_path(at)),
             )
-            .fix("keep one: a builtin (request-success-rate, request-duration) or a PromQL query"),
+            .fix("keep one: a builtin (request-success-rate, request-duration, caller-request-success-rate, caller-request-duration) or a PromQL query"),
         ),
         (None, None) => out.push(
             m.error(
