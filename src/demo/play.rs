@@ -17,7 +17,7 @@ use super::story::{self, Act, Expect, TrafficRule, Tree};
 use super::veer::{VeerProcess, VeerSetup};
 use super::{DemoError, DemoOptions};
 use crate::analysis::{
-    MetricsProvider, Prometheus, PrometheusConfig, QueryTemplate, Vars, builtin,
+    Builtin, MetricsProvider, Prometheus, PrometheusConfig, QueryTemplate, Vars, builtin,
 };
 use crate::controller::rollouts::{RolloutId, read_rollout};
 use crate::devcluster::{DevCluster, DevClusterOptions, RunningCluster};
@@ -676,26 +676,25 @@ impl Stage {
     }
 
     /// What the callers' sidecars report for `key` over [`MEASURE_WINDOW`] (the source
-    /// reporter sees faults; the destination never sees an aborted request): requests, those
-    /// answered 5xx, and the p99 latency.
+    /// reporter sees faults; the destination never sees an aborted request): requests, the
+    /// success rate and the p99 latency (veer's caller-side built-ins).
     async fn measure_callers(
         &self,
         key: &ServiceKey,
     ) -> Result<(Option<f64>, Option<f64>, Option<f64>), DemoError> {
-        const SELECTOR: &str = r#"reporter="source",destination_service_namespace="{{ namespace }}",destination_service_name="{{ service }}""#;
         let vars = Vars::new(&key.namespace, &key.service, "", MEASURE_WINDOW);
+        // The built-ins have no caller-side request count: the same selector, counted.
+        let count = QueryTemplate::new(
+            r#"sum(increase(istio_requests_total{reporter="source",destination_service_namespace="{{ namespace }}",destination_service_name="{{ service }}"}[{{ interval }}]))"#,
+        );
         let mut out = [None, None, None];
-        let queries = [
-            format!("sum(increase(istio_requests_total{{{SELECTOR}}}[{{{{ interval }}}}]))"),
-            format!(
-                "sum(increase(istio_requests_total{{{SELECTOR},response_code=~\"5..\"}}[{{{{ interval }}}}])) or on() vector(0)"
-            ),
-            format!(
-                "histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{{{SELECTOR}}}[{{{{ interval }}}}])))"
-            ),
+        let templates = [
+            count,
+            Builtin::CallerRequestSuccessRate.template(),
+            Builtin::CallerRequestDuration.template(),
         ];
-        for (slot, text) in out.iter_mut().zip(queries) {
-            let query = QueryTemplate::new(text).render(&vars)?;
+        for (slot, template) in out.iter_mut().zip(templates) {
+            let query = template.render(&vars)?;
             *slot = self.metrics.query(&query).await.value();
         }
         Ok((out[0], out[1], out[2]))
@@ -731,10 +730,10 @@ impl Stage {
             MEASURE_WINDOW.as_secs()
         );
         loop {
-            if let (Some(count), Some(errors), Some(p99)) = self.measure_callers(&key).await?
+            if let (Some(count), Some(success), Some(p99)) = self.measure_callers(&key).await?
                 && count >= MIN_MEASURED
             {
-                let failed = 100.0 * errors / count;
+                let failed = 100.0 - success;
                 println!(
                     "    {count:.0} requests: {failed:.1} % answered 5xx by the fault (expected {:.1} %)",
                     expected.aborted
