@@ -995,8 +995,8 @@ fn event_cells(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
 
 /// A CRD column's cell (apiextensions-apiserver's table convertor): the first value the path
 /// finds, printed as kubectl's JSONPath prints it for `string` columns (lists and maps as
-/// JSON), typed for the others; `null` (kubectl shows `<none>`) when nothing matches or the
-/// value does not fit the type.
+/// JSON), typed for the others; `null` (an empty cell) when nothing matches or the value does
+/// not fit the type.
 fn custom_cell(column: &CustomColumn, object: &Value, now: DateTime<Utc>) -> Value {
     let found = column
         .query
@@ -1370,7 +1370,7 @@ mod tests {
                 "120m"
             ])
         );
-        // No gateways: an empty cell (kubectl prints <none>).
+        // No gateways: an empty cell.
         let mut bare = vs();
         bare["spec"].as_object_mut().unwrap().remove("gateways");
         assert_eq!(p.cells(&bare, now())[1], Value::Null);
