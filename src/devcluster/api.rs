@@ -29,6 +29,7 @@ use super::status::ApiError;
 use super::store::{
     Change, ChangeType, Ownership, Selection, State, Subresource, Write, at_version,
 };
+use super::table::{self, IncludeObject, Printer, Representation, TableOptions};
 
 /// Counts of the requests served, by verb (for benchmarks: an idle poll must make none).
 #[derive(Debug, Default)]
@@ -417,6 +418,35 @@ fn dry_run(query: &HashMap<String, String>) -> Result<bool, ApiError> {
     }
 }
 
+/// The Table a GET asks for (`Accept: application/json;as=Table;…`, as `kubectl get` sends),
+/// or `None` for the objects themselves.
+fn table_request(
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> Result<Option<TableOptions>, ApiError> {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    match table::negotiate(accept) {
+        Representation::Objects => Ok(None),
+        Representation::Table(version) => Ok(Some(TableOptions {
+            version,
+            include: IncludeObject::parse(query.get("includeObject").map(String::as_str))
+                .map_err(ApiError::bad_request)?,
+            headers: true,
+        })),
+    }
+}
+
+/// How `rt` is printed at `version`: by the CRD that registered it, else its built-in printer.
+fn printer_of(state: &State, rt: &ResourceType, version: &str) -> Printer {
+    match state.crd_of(rt) {
+        Some(crd) => Printer::from_crd(crd, version),
+        None => Printer::for_kind(&rt.group, &rt.kind),
+    }
+}
+
 fn selection(target: &Target, query: &HashMap<String, String>) -> Result<Selection, ApiError> {
     let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))
         .map_err(ApiError::bad_request)?;
@@ -491,30 +521,57 @@ async fn serve(
     match (method.clone(), target.name.clone()) {
         (Method::GET, None) if flag(query, "watch") => {
             counters.watches.fetch_add(1, Ordering::Relaxed);
-            start_watch(shared, &target, query)
+            start_watch(shared, &target, query, table_request(headers, query)?)
         }
         (Method::GET, None) => {
             counters.lists.fetch_add(1, Ordering::Relaxed);
             let sel = selection(&target, query)?;
-            let (items, rv) = shared.lock().list(rt, &sel);
+            let as_table = table_request(headers, query)?;
+            let (items, rv, as_table) = {
+                let state = shared.lock();
+                let (items, rv) = state.list(rt, &sel);
+                let as_table = as_table.map(|o| (o, printer_of(&state, rt, &target.version)));
+                (items, rv, as_table)
+            };
             let items: Vec<Value> = items
                 .into_iter()
                 .map(|o| at_version(rt, &target.version, o))
                 .collect();
-            Ok(json_response(
-                StatusCode::OK,
-                &json!({
+            let body = match as_table {
+                Some((options, printer)) => {
+                    table::table(&printer, &items, &rv.to_string(), &options, now())
+                }
+                None => json!({
                     "kind": format!("{}List", rt.kind),
                     "apiVersion": rt.api_version(&target.version),
                     "metadata": {"resourceVersion": rv.to_string()},
                     "items": items,
                 }),
-            ))
+            };
+            Ok(json_response(StatusCode::OK, &body))
         }
         (Method::GET, Some(name)) => {
             counters.gets.fetch_add(1, Ordering::Relaxed);
-            let obj = shared.lock().get(rt, ns, &name)?;
-            Ok(respond(StatusCode::OK, obj))
+            let as_table = table_request(headers, query)?;
+            let (obj, as_table) = {
+                let state = shared.lock();
+                let obj = state.get(rt, ns, &name)?;
+                let as_table = as_table.map(|o| (o, printer_of(&state, rt, &target.version)));
+                (obj, as_table)
+            };
+            match as_table {
+                Some((options, printer)) => {
+                    let obj = at_version(rt, &target.version, obj);
+                    let rv = obj
+                        .pointer("/metadata/resourceVersion")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string();
+                    let t = table::table(&printer, &[obj], &rv, &options, now());
+                    Ok(json_response(StatusCode::OK, &t))
+                }
+                None => Ok(respond(StatusCode::OK, obj)),
+            }
         }
         (Method::POST, None) => {
             counters.writes.fetch_add(1, Ordering::Relaxed);
@@ -815,10 +872,52 @@ fn event_line(kind: &str, object: &Value) -> Bytes {
     Bytes::from(line)
 }
 
+/// How a watch writes its objects: as they are, or (`kubectl get -w`) each as a one-row Table.
+struct WatchEncoder {
+    table: Option<(TableOptions, Printer)>,
+}
+
+impl WatchEncoder {
+    fn object(&mut self, kind: &str, object: Value) -> Bytes {
+        let Some((options, printer)) = &mut self.table else {
+            return event_line(kind, &object);
+        };
+        let rv = object
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let t = table::table(printer, &[object], &rv, options, now());
+        // As kube-apiserver does, the column definitions go with the first row only; kubectl
+        // reuses them for the rows after.
+        options.headers = false;
+        event_line(kind, &t)
+    }
+
+    /// A bookmark: an object of the kind with only `metadata` (`resourceVersion`, maybe the
+    /// initial-events-end annotation). As a Table it is one without rows, which cannot carry
+    /// the annotation.
+    fn bookmark(&self, object: Value) -> Bytes {
+        let Some((options, printer)) = &self.table else {
+            return event_line("BOOKMARK", &object);
+        };
+        let rv = object
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let options = TableOptions {
+            headers: false,
+            ..*options
+        };
+        event_line("BOOKMARK", &table::table(printer, &[], rv, &options, now()))
+    }
+}
+
 fn start_watch(
     shared: &Arc<Shared>,
     target: &Target,
     query: &HashMap<String, String>,
+    as_table: Option<TableOptions>,
 ) -> Result<Response, ApiError> {
     let sel = selection(target, query)?;
     // Streaming lists (`sendInitialEvents=true`): ADDED for what exists, then a bookmark
@@ -841,7 +940,11 @@ fn start_watch(
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
     let rt = target.rt.clone();
     let version = target.version.clone();
-    let start = shared.lock().watch(&rt, from, &sel);
+    let (start, mut encoder) = {
+        let state = shared.lock();
+        let table = as_table.map(|o| (o, printer_of(&state, &rt, &version)));
+        (state.watch(&rt, from, &sel), WatchEncoder { table })
+    };
     let mut closing = shared.closing.subscribe();
     let interval = shared.bookmark_interval;
     tokio::spawn(async move {
@@ -856,8 +959,8 @@ fn start_watch(
         let mut seen = start.seen;
         let mut feed = start.feed;
         for c in start.backlog {
-            if let Some(line) = render_change(&rt, &version, &sel, &c)
-                && tx.send(Ok(line)).await.is_err()
+            if let Some((kind, object)) = render_change(&rt, &version, &sel, &c)
+                && tx.send(Ok(encoder.object(kind, object))).await.is_err()
             {
                 return;
             }
@@ -871,7 +974,7 @@ fn start_watch(
                     "annotations": {"k8s.io/initial-events-end": "true"},
                 },
             });
-            if tx.send(Ok(event_line("BOOKMARK", &end))).await.is_err() {
+            if tx.send(Ok(encoder.bookmark(end))).await.is_err() {
                 return;
             }
         }
@@ -886,8 +989,8 @@ fn start_watch(
                             continue;
                         }
                         seen = seen.max(c.rv);
-                        if let Some(line) = render_change(&rt, &version, &sel, &c)
-                            && tx.send(Ok(line)).await.is_err()
+                        if let Some((kind, object)) = render_change(&rt, &version, &sel, &c)
+                            && tx.send(Ok(encoder.object(kind, object))).await.is_err()
                         {
                             return;
                         }
@@ -906,7 +1009,7 @@ fn start_watch(
                         "apiVersion": rt.api_version(&version),
                         "metadata": {"resourceVersion": seen.to_string()},
                     });
-                    if tx.send(Ok(event_line("BOOKMARK", &bookmark))).await.is_err() {
+                    if tx.send(Ok(encoder.bookmark(bookmark))).await.is_err() {
                         return;
                     }
                 }
@@ -926,7 +1029,12 @@ fn start_watch(
 
 /// The event a watch with `sel` sees for change `c`, if any: an object that starts or stops
 /// matching a selector is ADDED or DELETED for that watch, as on a real server.
-fn render_change(rt: &ResourceType, version: &str, sel: &Selection, c: &Change) -> Option<Bytes> {
+fn render_change(
+    rt: &ResourceType,
+    version: &str,
+    sel: &Selection,
+    c: &Change,
+) -> Option<(&'static str, Value)> {
     if c.key.group != rt.group || c.key.kind != rt.kind {
         return None;
     }
@@ -943,5 +1051,5 @@ fn render_change(rt: &ResourceType, version: &str, sel: &Selection, c: &Change) 
         },
         ChangeType::Added | ChangeType::Deleted => return None,
     };
-    Some(event_line(kind, &at_version(rt, version, c.object.clone())))
+    Some((kind, at_version(rt, version, c.object.clone())))
 }

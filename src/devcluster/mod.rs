@@ -4,7 +4,8 @@
 //! authentication, no admission webhooks, no kubelet (Deployments are marked available).
 //!
 //! Parts: `catalog` (which kinds are served), `store` (objects, versions, write rules),
-//! `selector`, `patch`, `status` (errors as `Status`), `openapi`, `api` (HTTP edge).
+//! `selector`, `patch`, `status` (errors as `Status`), `openapi`, `table` (`kubectl get`'s
+//! server-side columns), `api` (HTTP edge).
 
 mod api;
 pub mod catalog;
@@ -13,6 +14,7 @@ pub mod patch;
 pub mod selector;
 pub mod status;
 pub mod store;
+pub mod table;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};

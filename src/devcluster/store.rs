@@ -312,6 +312,29 @@ impl State {
             .ok_or_else(|| ApiError::not_found(rt, name))
     }
 
+    /// The stored CustomResourceDefinition that registered `rt`, if a CRD did (built-in kinds
+    /// have none unless a CRD replaced them). Matched by its spec rather than its name, which
+    /// this server does not hold to `plural.group`.
+    pub fn crd_of(&self, rt: &ResourceType) -> Option<&Value> {
+        let start = StoreKey {
+            group: "apiextensions.k8s.io".into(),
+            kind: "CustomResourceDefinition".into(),
+            namespace: String::new(),
+            name: String::new(),
+        };
+        self.objects
+            .range(start..)
+            .take_while(|(k, _)| {
+                k.group == "apiextensions.k8s.io" && k.kind == "CustomResourceDefinition"
+            })
+            .map(|(_, crd)| crd)
+            .find(|crd| {
+                crd.pointer("/spec/group").and_then(Value::as_str) == Some(rt.group.as_str())
+                    && crd.pointer("/spec/names/plural").and_then(Value::as_str)
+                        == Some(rt.plural.as_str())
+            })
+    }
+
     /// Objects of a kind matching `selection`, in key order, and the list's version.
     pub fn list(&self, rt: &ResourceType, selection: &Selection) -> (Vec<Value>, u64) {
         let start = StoreKey {
