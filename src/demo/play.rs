@@ -475,8 +475,8 @@ impl Stage {
         }
     }
 
-    /// Print what veer's passes changed since the state last shown (e.g. a VirtualService a
-    /// promotion left differing from git, healed at the next pass), so it shows in its act.
+    /// Print what veer's sync state recorded since it was last shown (e.g. the promotion
+    /// writing git's VirtualService), so every write shows in the act that caused it.
     async fn show_later_changes(&mut self) -> Result<(), DemoError> {
         let Some(state) = self.sync_state().await? else {
             return Ok(());
@@ -484,7 +484,7 @@ impl Stage {
         let lines = render::applied_lines(self.applied.as_ref(), &state, self.paint);
         // The last line is the counts: anything before it is a change.
         if lines.len() > 1 {
-            println!("  veer's later passes:");
+            println!("  also recorded in veer's sync state during this act:");
             for line in lines {
                 println!("{line}");
             }

@@ -11,7 +11,7 @@
 
 use serde_json::{Value, json};
 
-use super::detect::write_split;
+use super::detect::{read_split, write_split};
 use super::split::{DestinationId, TrafficSplit, apportion};
 use super::{Overlay, RolloutError};
 
@@ -42,6 +42,13 @@ pub fn render(
     target: &TrafficSplit,
     overlay: Option<&Overlay>,
 ) -> Result<Value, RolloutError> {
+    // Git's own split (a promotion, or a rollout that ends where git is): git's object as it
+    // is, so live equals git once the rollout ends. Writing the split into it would add the
+    // destinations git dropped at weight 0 and weights git leaves implicit, which the sync
+    // would then take out again as soon as it owns the route.
+    if overlay.is_none() && read_split(desired, index).is_ok_and(|git| git.same_traffic(split)) {
+        return Ok(desired.clone());
+    }
     let mut out = desired.clone();
     write_split(&mut out, index, split)?;
     let pointer = format!("/spec/http/{index}");
@@ -130,6 +137,27 @@ mod tests {
                "metadata": {"name": "reviews"},
                "spec": {"hosts": ["reviews"], "http": [{"route": [
                    {"destination": {"host": "reviews", "subset": "v2"}}]}]}})
+    }
+
+    /// Promotion writes git's object itself: no v1 at weight 0, no weight git left implicit,
+    /// so the sync finds nothing to change once it owns the route again.
+    #[test]
+    fn git_split_without_overlay_is_gits_object_unchanged() {
+        let target: TrafficSplit = [(d("v1"), 0), (d("v2"), 100)].into_iter().collect();
+        assert_eq!(render(&git(), 0, &target, &target, None).unwrap(), git());
+        // With an overlay, or any other split, the route is rewritten.
+        let fault = Overlay::Fault {
+            on: vec![d("v2")],
+            delay: Some("1s".into()),
+            abort: None,
+            percent: 5.0,
+        };
+        assert_ne!(
+            render(&git(), 0, &target, &target, Some(&fault)).unwrap(),
+            git()
+        );
+        let rollback: TrafficSplit = [(d("v1"), 100), (d("v2"), 0)].into_iter().collect();
+        assert_ne!(render(&git(), 0, &rollback, &target, None).unwrap(), git());
     }
 
     #[test]
