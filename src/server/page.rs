@@ -459,7 +459,9 @@ fn chart(out: &mut String, r: &RolloutStatus, now: Option<DateTime<Utc>>) {
         out,
         "<path class=\"weight\" d=\"{d}\" fill=\"none\" stroke=\"#2b6cb0\" stroke-width=\"2.5\" stroke-linejoin=\"round\"/>"
     );
-    for c in &r.checks {
+    // Checks of an earlier attempt (a restarted rollout keeps its history) predate the
+    // weight line: left out rather than drawn at a negative x outside the chart.
+    for c in r.checks.iter().filter(|c| c.at >= start) {
         let _ = writeln!(
             out,
             "<g class=\"verdict {}\"><title>{} · {} · {}</title>{}</g>",
@@ -536,6 +538,42 @@ mod tests {
             escape(r#"<img src=x onerror="a('b')">&"#),
             "&lt;img src=x onerror=&quot;a(&#39;b&#39;)&quot;&gt;&amp;"
         );
+    }
+
+    #[test]
+    fn checks_before_the_weight_line_are_not_drawn() {
+        let t0 = DateTime::<Utc>::UNIX_EPOCH;
+        let at = |s: i64| t0 + chrono::Duration::seconds(s);
+        let mark = |s: i64, verdict| CheckMark {
+            at: at(s),
+            check: format!("check-{s}"),
+            verdict,
+            detail: String::new(),
+        };
+        let r = RolloutStatus {
+            name: "shop/reviews".into(),
+            revision: "c2".into(),
+            phase: Phase::Progressing,
+            split: vec![("v1".into(), 75), ("v2".into(), 25)],
+            target: vec![("v2".into(), 100)],
+            samples: vec![
+                WeightSample {
+                    at: at(100),
+                    weight: 10,
+                },
+                WeightSample {
+                    at: at(110),
+                    weight: 25,
+                },
+            ],
+            checks: vec![mark(50, CheckVerdict::Fail), mark(105, CheckVerdict::Pass)],
+            failure: None,
+        };
+        let mut svg = String::new();
+        chart(&mut svg, &r, Some(at(120)));
+        assert_eq!(svg.matches("<g class=\"verdict ").count(), 1, "{svg}");
+        assert!(svg.contains("verdict pass"), "{svg}");
+        assert!(!svg.contains("verdict fail"), "{svg}");
     }
 
     #[test]
