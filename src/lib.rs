@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod notify;
 pub mod rollout;
 pub mod server;
+pub mod shutdown;
 pub mod source;
 pub mod sync;
 pub mod validate;

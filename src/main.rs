@@ -898,19 +898,8 @@ async fn elect_leader(config: &Config, args: &RunArgs) -> Result<veer::leader::L
     Ok(election)
 }
 
-/// Ctrl-C, or SIGTERM as Kubernetes sends it.
+/// Ctrl-C, or SIGTERM as Kubernetes sends it; logged, as it ends the process.
 async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
+    veer::shutdown::signal().await;
     info!("stopping");
 }

@@ -1535,10 +1535,8 @@ pub const STATUS_CHECKS: usize = 4;
 /// weight, the split, why it holds or failed, and the last checks with value vs threshold.
 /// Pure (golden-tested).
 pub fn render_status(id: &RolloutId, state: &RolloutState, policy: &str) -> String {
-    const WIDTH: usize = 20;
     let weight = state.canary_weight();
     let target = state.target_split.weight_of(&state.canary());
-    let filled = (weight as usize * WIDTH).div_ceil(100).min(WIDTH);
     let mut out = String::new();
     let step = match state.phase {
         Phase::Progressing => format!("  step {}/{}", state.step + 1, state.steps.len()),
@@ -1562,9 +1560,8 @@ pub fn render_status(id: &RolloutId, state: &RolloutState, policy: &str) -> Stri
     ));
     let canary: Vec<String> = state.canary().iter().map(ToString::to_string).collect();
     out.push_str(&format!(
-        "  weight   [{}{}] {weight:>3}%  ({} toward {target}%)\n",
-        "#".repeat(filled),
-        "-".repeat(WIDTH - filled),
+        "  weight   [{}] {weight:>3}%  ({} toward {target}%)\n",
+        crate::rollout::weight_bar(weight, 20, '#', '-'),
         if canary.is_empty() {
             "-".to_string()
         } else {

@@ -97,27 +97,11 @@ pub struct DemoOptions {
     pub exe: PathBuf,
 }
 
-/// Ctrl-C, or SIGTERM.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
-}
-
 /// Run the demo; the exit code: 0 when every act showed what it had to (or, with
 /// `--keep-running`, after Ctrl-C), [`exit::FAILURE`] when one did not, [`exit::INTERRUPTED`]
 /// when stopped before the story ended. Everything started is stopped in every case.
 pub async fn run(options: DemoOptions) -> Result<i32, DemoError> {
-    let mut signal = std::pin::pin!(shutdown_signal());
+    let mut signal = std::pin::pin!(crate::shutdown::signal());
     let paint = render::Paint {
         color: options.color,
     };

@@ -53,9 +53,7 @@ impl Paint {
 /// `weight` percent as a bar of [`BAR_WIDTH`] cells: `█████░░░…`. Any weight above 0 shows
 /// at least one cell, so a 1 % canary is visible.
 pub fn bar(weight: u32) -> String {
-    let weight = weight.min(100) as usize;
-    let filled = (weight * BAR_WIDTH).div_ceil(100).min(BAR_WIDTH);
-    format!("{}{}", "█".repeat(filled), "░".repeat(BAR_WIDTH - filled))
+    crate::rollout::weight_bar(weight, BAR_WIDTH, '█', '░')
 }
 
 /// A split as people read it: `v1 90 · v2 10` (subset names, the host when there is none;

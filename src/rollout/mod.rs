@@ -27,7 +27,7 @@ use crate::manifest::istio::virtual_service::StringMatch;
 pub use detect::{RouteRef, RouteShift, detect, owned_fields, read_split, write_split};
 pub use machine::{Decision, decide};
 pub use policy::{RolloutPolicy, RolloutPolicySpec, WebhookKind};
-pub use split::{DestinationId, TrafficSplit};
+pub use split::{DestinationId, TrafficSplit, weight_bar};
 pub use state::{Event, FailureReason, HoldReason, Phase, RolloutState, Stage};
 
 /// What can go wrong reading weights out of a VirtualService.

@@ -233,6 +233,18 @@ pub fn plan_steps(from: &TrafficSplit, target: &TrafficSplit, step_values: &[u32
         .collect()
 }
 
+/// `weight` percent as a bar of `width` cells of `full` then `empty` (`#####-----`), as
+/// `veer rollout status` and the demo draw it. Any weight above 0 fills at least one cell,
+/// so a 1 % canary is visible.
+pub fn weight_bar(weight: u32, width: usize, full: char, empty: char) -> String {
+    let weight = weight.min(100) as usize;
+    let filled = (weight * width).div_ceil(100).min(width);
+    let mut bar = String::with_capacity(width * full.len_utf8().max(empty.len_utf8()));
+    bar.extend(std::iter::repeat_n(full, filled));
+    bar.extend(std::iter::repeat_n(empty, width - filled));
+    bar
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
