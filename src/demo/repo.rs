@@ -2,7 +2,6 @@
 //! to), and a work clone the demo commits from, as "veer demo", pushing each commit like a
 //! person would. Local paths only (libgit2's local transport).
 
-use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 use git2::{Oid, Repository, RepositoryInitOptions, Signature, build::CheckoutBuilder};
@@ -154,22 +153,14 @@ impl DemoRepo {
             .work
             .find_remote("origin")
             .map_err(fail(dir, "find `origin`"))?;
-        let rejected: RefCell<Option<String>> = RefCell::new(None);
-        let mut callbacks = git2::RemoteCallbacks::new();
-        callbacks.push_update_reference(|_name, status| {
-            if let Some(reason) = status {
-                *rejected.borrow_mut() = Some(reason.to_string());
-            }
-            Ok(())
-        });
-        let mut options = git2::PushOptions::new();
-        options.remote_callbacks(callbacks);
         let refspec = format!("refs/heads/{BRANCH}:refs/heads/{BRANCH}");
-        remote
-            .push(&[refspec.as_str()], Some(&mut options))
-            .map_err(fail(dir, "push"))?;
-        drop(options);
-        match rejected.take() {
+        let rejected = crate::source::GitSource::push_refspec(
+            &mut remote,
+            &refspec,
+            git2::RemoteCallbacks::new(),
+        )
+        .map_err(fail(dir, "push"))?;
+        match rejected {
             None => Ok(()),
             Some(reason) => Err(RepoError {
                 path: dir.display().to_string(),

@@ -197,8 +197,25 @@ impl GitSource {
     ) -> Result<Option<String>, SourceError> {
         let url = self.url();
         let transfer = Transfer::new(self.timeout);
+        let callbacks = self.callbacks(&transfer);
+        let refspec = format!("{local_ref}:{remote_ref}");
+        self.repo
+            .remote_anonymous(&url)
+            .and_then(|mut remote| Self::push_refspec(&mut remote, &refspec, callbacks))
+            .map_err(|e| transfer.error(&url, &e))
+    }
+
+    /// Push `refspec` (never forced) through `remote` with `callbacks` (credentials, host-key
+    /// check), for [`GitSource::push`] and `veer demo`'s repository. `Ok(Some(reason))`: the
+    /// remote refused the update, in its report on the ref or, for a remote tip we do not
+    /// have, in libgit2's not-fast-forward error; `Err` for anything else.
+    pub(crate) fn push_refspec(
+        remote: &mut git2::Remote<'_>,
+        refspec: &str,
+        callbacks: RemoteCallbacks<'_>,
+    ) -> Result<Option<String>, git2::Error> {
         let rejected: RefCell<Option<String>> = RefCell::new(None);
-        let mut callbacks = self.callbacks(&transfer);
+        let mut callbacks = callbacks;
         callbacks.push_update_reference(|_name, status| {
             if let Some(reason) = status {
                 *rejected.borrow_mut() = Some(reason.to_string());
@@ -207,15 +224,10 @@ impl GitSource {
         });
         let mut options = PushOptions::new();
         options.remote_callbacks(callbacks);
-        let refspec = format!("{local_ref}:{remote_ref}");
-        let result = self
-            .repo
-            .remote_anonymous(&url)
-            .and_then(|mut remote| remote.push(&[refspec.as_str()], Some(&mut options)));
-        match result {
+        match remote.push(&[refspec], Some(&mut options)) {
             Ok(()) => Ok(rejected.take()),
             Err(e) if e.code() == ErrorCode::NotFastForward => Ok(Some(e.message().to_string())),
-            Err(e) => Err(transfer.error(&url, &e)),
+            Err(e) => Err(e),
         }
     }
 
