@@ -7,11 +7,13 @@
 //! messages; exit 0; and no process it started still running.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The demo takes about a minute alone; a machine shared with builds is slower.
 const DEADLINE: Duration = Duration::from_secs(300);
+/// How long the demo may take to stop after SIGTERM (`veer run` alone may take 10 s).
+const STOP_WITHIN: Duration = Duration::from_secs(20);
 
 /// Processes whose command line mentions `needle`.
 fn processes_mentioning(needle: &str) -> Vec<String> {
@@ -65,6 +67,26 @@ fn file_at(repo: &git2::Repository, commit: git2::Oid, path: &str) -> String {
     String::from_utf8(blob.content().to_vec()).unwrap()
 }
 
+/// SIGTERM (the demo then stops everything it started), SIGKILL if it has not ended within
+/// [`STOP_WITHIN`]: killed at once, it would leave prometheus and `veer run` running.
+fn stop(child: &mut Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // SAFETY: kill(2) on our own child, not reaped yet, so its pid cannot be reused.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+    let asked = Instant::now();
+    while asked.elapsed() < STOP_WITHIN {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 #[test]
 fn the_demo_plays_the_whole_story_and_leaves_nothing_running() {
     let cwd = tempfile::tempdir().unwrap();
@@ -89,8 +111,7 @@ fn the_demo_plays_the_whole_story_and_leaves_nothing_running() {
             break status;
         }
         if started.elapsed() > DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
+            stop(&mut child);
             panic!(
                 "veer demo did not end within {DEADLINE:?}; its output:\n{}",
                 std::fs::read_to_string(&out_path).unwrap_or_default()
