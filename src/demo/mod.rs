@@ -18,7 +18,7 @@ pub mod slack;
 pub mod story;
 pub mod veer;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::cli::exit;
 
@@ -38,9 +38,11 @@ pub enum DemoError {
     Analysis(#[from] crate::analysis::AnalysisError),
     #[error("veer demo: a measurement query: {0}")]
     Template(#[from] crate::analysis::TemplateError),
-    #[error("veer demo: cannot {what}: {source}")]
+    #[error("veer demo: cannot {what}{}: {source}", on(path.as_deref()))]
     Io {
         what: String,
+        /// The file or directory it was about, if any.
+        path: Option<PathBuf>,
         source: std::io::Error,
     },
     #[error("veer demo: cannot {what}: {message}")]
@@ -48,7 +50,7 @@ pub enum DemoError {
     #[error("veer demo: `veer run` exited; the end of its log ({log}):\n{tail}")]
     VeerExited { log: String, tail: String },
     #[error(
-        "veer demo: {what} did not happen within {seconds} s; veer's log is {log} (run with --keep-running to look around)"
+        "veer demo: {what} did not happen within {seconds} s; veer's log is {log} (the demo directory is kept)"
     )]
     Timeout {
         what: String,
@@ -82,6 +84,18 @@ impl DemoError {
             DemoError::Rejected { .. } => "rejected",
         }
     }
+}
+
+/// ` <path>` after an error's action, when it was about a file or directory.
+pub(crate) fn on(path: Option<&Path>) -> String {
+    path.map_or_else(String::new, |p| format!(" {}", p.display()))
+}
+
+/// The last `lines` lines of a log file (empty when it cannot be read).
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let tail: Vec<&str> = text.lines().rev().take(lines).collect();
+    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
 }
 
 /// How to run the demo.

@@ -3,6 +3,7 @@
 //! happens), and stops everything it started. Every wait polls with the act's deadline.
 
 use std::net::SocketAddr;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -75,19 +76,16 @@ pub struct Stage {
     act_started_at: chrono::DateTime<chrono::Utc>,
 }
 
-fn io(what: &str) -> impl FnOnce(std::io::Error) -> DemoError {
+/// An I/O error, about `path` when given.
+fn io(what: &str, path: Option<&Path>) -> impl FnOnce(std::io::Error) -> DemoError {
     let what = what.to_string();
-    move |source| DemoError::Io { what, source }
+    let path = path.map(Path::to_path_buf);
+    move |source| DemoError::Io { what, path, source }
 }
 
 fn cluster_error(what: &str) -> impl FnOnce(String) -> DemoError {
     let what = what.to_string();
     move |message| DemoError::Cluster { what, message }
-}
-
-fn free_loopback_port() -> Result<SocketAddr, DemoError> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("find a free port"))?;
-    listener.local_addr().map_err(io("find a free port"))
 }
 
 /// Is `revision` (as veer stored it) the commit `id`?
@@ -111,26 +109,51 @@ pub fn find_kubectl(exe: &Path, path_var: Option<&std::ffi::OsStr>) -> Option<Pa
 
 impl Stage {
     /// Start the API server, exporter, Prometheus, Slack receiver, the repository and `veer
-    /// run`, and print where each is.
+    /// run`, and print where each is. On an error, what had started is stopped and the
+    /// temporary demo directory is kept (the error may point at veer's log in it).
     pub async fn start(options: &DemoOptions) -> Result<Stage, DemoError> {
-        let paint = Paint {
-            color: options.color,
-        };
         let started = Instant::now();
         super::prometheus::require_binary()?;
         let (temp, dir) = match &options.dir {
             Some(d) => {
-                std::fs::create_dir_all(d).map_err(io("create the demo directory"))?;
+                std::fs::create_dir_all(d).map_err(io("create the demo directory", Some(d)))?;
                 (None, d.clone())
             }
             None => {
                 let t = tempfile::Builder::new()
                     .prefix("veer-demo-")
                     .tempdir()
-                    .map_err(io("create a temporary directory"))?;
+                    .map_err(io(
+                        "create a temporary directory in",
+                        Some(&std::env::temp_dir()),
+                    ))?;
                 let path = t.path().to_path_buf();
                 (Some(t), path)
             }
+        };
+        match Self::start_in(options, started, dir, temp.is_some()).await {
+            Ok(mut stage) => {
+                stage.temp = temp;
+                Ok(stage)
+            }
+            Err(e) => {
+                if let Some(t) = temp {
+                    println!("kept the demo directory {}", t.keep().display());
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// [`Stage::start`] in `dir`, which is temporary when `temporary` (the caller owns it).
+    async fn start_in(
+        options: &DemoOptions,
+        started: Instant,
+        dir: PathBuf,
+        temporary: bool,
+    ) -> Result<Stage, DemoError> {
+        let paint = Paint {
+            color: options.color,
         };
         println!(
             "{}",
@@ -172,6 +195,7 @@ impl Stage {
         .await
         .map_err(|e| DemoError::Io {
             what: "start prometheus".into(),
+            path: None,
             source: std::io::Error::other(e.to_string()),
         })??;
         let mut prometheus_config = PrometheusConfig::new(&prometheus.url());
@@ -181,12 +205,15 @@ impl Stage {
         let (tx, slack_messages) = mpsc::unbounded_channel();
         let slack = SlackReceiver::start(tx)
             .await
-            .map_err(io("start the Slack receiver"))?;
+            .map_err(io("start the Slack receiver", None))?;
         let slack_url_file = dir.join("slack-webhook-url");
-        std::fs::write(&slack_url_file, slack.url()).map_err(io("write the Slack URL file"))?;
+        std::fs::write(&slack_url_file, slack.url())
+            .map_err(io("write the Slack URL file", Some(&slack_url_file)))?;
 
         let repo = DemoRepo::create(&dir)?;
-        let listen = free_loopback_port()?;
+        let port = super::prometheus::free_loopback_port()
+            .map_err(io("find a free loopback port for `veer run`", None))?;
+        let listen = SocketAddr::from(([127, 0, 0, 1], port));
         let config = dir.join("veer.yaml");
         std::fs::write(
             &config,
@@ -199,7 +226,7 @@ impl Stage {
                 slack_url_file,
             }),
         )
-        .map_err(io("write veer.yaml"))?;
+        .map_err(io("write", Some(&config)))?;
         let mut veer = VeerProcess::spawn(&options.exe, &config, &dir.join("veer.log"))?;
         wait_healthy(&mut veer, listen).await?;
         let status_url = format!("http://{listen}/");
@@ -251,10 +278,10 @@ impl Stage {
             format!(
                 "{} ({})",
                 dir.display(),
-                match (&temp, options.keep_running) {
-                    (None, _) => "given with --dir: kept",
-                    (Some(_), true) => "kept: --keep-running",
-                    (Some(_), false) => "removed at the end",
+                match (temporary, options.keep_running) {
+                    (false, _) => "given with --dir: kept",
+                    (true, true) => "kept: --keep-running",
+                    (true, false) => "removed at the end",
                 }
             ),
         );
@@ -262,7 +289,8 @@ impl Stage {
             paint,
             started,
             dir,
-            temp,
+            // Set by the caller, which keeps it on an error.
+            temp: None,
             exe: options.exe.clone(),
             cluster: Some(cluster),
             client,
@@ -322,6 +350,8 @@ impl Stage {
         }
         let since = Instant::now();
         self.act_started_at = chrono::Utc::now();
+        // git2 blocks, but on local repositories of a few small files (milliseconds): not
+        // worth moving the repository in and out of spawn_blocking here, nor in play().
         let mut tree = self.repo.sync_to_tip()?;
         for change in act.changes {
             story::apply(&mut tree, change)?;
@@ -333,6 +363,8 @@ impl Stage {
             act.commit
         );
         self.rules = act.traffic.iter().map(|r| (*r, false)).collect();
+        // Right away, as well as on every poll: a rule that holds already is never skipped.
+        self.apply_rules()?;
         let (ok, outcome, weights) = match act.expect {
             Expect::Applied => {
                 let state = self.show_applied(&commit, since).await?;
@@ -807,8 +839,16 @@ impl Stage {
         let mut stopped = Vec::new();
         if let Some(veer) = self.veer.take() {
             let pid = veer.pid();
-            veer.stop().await;
-            stopped.push(format!("veer run (pid {pid})"));
+            let ended = match veer.stop().await {
+                Some(status) if status.success() => String::new(),
+                Some(status) => match (status.code(), status.signal()) {
+                    (Some(code), _) => format!(", which exited with code {code}"),
+                    (None, Some(signal)) => format!(", which ended on signal {signal}"),
+                    (None, None) => format!(", which ended with {status}"),
+                },
+                None => ", whose exit status could not be read".to_string(),
+            };
+            stopped.push(format!("veer run (pid {pid}{ended})"));
         }
         let pid = self.prometheus.pid();
         self.prometheus.stop();

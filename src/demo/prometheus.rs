@@ -17,9 +17,11 @@ pub enum PrometheusError {
         "`prometheus` is not on PATH: install it with `make deps` or `apt-get install prometheus`"
     )]
     NotInstalled,
-    #[error("prometheus: cannot {what}: {source}")]
+    #[error("prometheus: cannot {what}{}: {source}", super::on(path.as_deref()))]
     Io {
         what: String,
+        /// The file or directory it was about, if any.
+        path: Option<PathBuf>,
         source: std::io::Error,
     },
     #[error("prometheus did not become ready within {READY_WITHIN:?}; its log ({log}):\n{tail}")]
@@ -34,15 +36,15 @@ pub struct PrometheusServer {
     log: PathBuf,
 }
 
-/// Is `prometheus` on PATH?
+/// Is an executable `prometheus` on PATH? Looks, without running anything (a fast check
+/// before starting the rest; [`PrometheusServer::start`] reports a missing binary too).
 pub fn require_binary() -> Result<(), PrometheusError> {
-    let found = Command::new("prometheus")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
+    use std::os::unix::fs::PermissionsExt;
+    let path_var = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path_var).any(|dir| {
+        std::fs::metadata(dir.join("prometheus"))
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    });
     if found {
         Ok(())
     } else {
@@ -50,13 +52,10 @@ pub fn require_binary() -> Result<(), PrometheusError> {
     }
 }
 
-fn free_port() -> Result<u16, PrometheusError> {
-    let io = |source| PrometheusError::Io {
-        what: "find a free loopback port".into(),
-        source,
-    };
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(io)?;
-    Ok(listener.local_addr().map_err(io)?.port())
+/// A loopback port nothing listens on right now.
+pub fn free_loopback_port() -> std::io::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
 }
 
 /// A plain HTTP/1.0 GET on loopback; the status code, or `None` when nothing answers.
@@ -87,19 +86,21 @@ impl PrometheusServer {
     /// every second as job `job`, and wait (blocking) until it is ready. Tries another port
     /// when the chosen one was taken meanwhile.
     pub fn start(dir: &Path, job: &str, targets: &[String]) -> Result<Self, PrometheusError> {
-        require_binary()?;
-        let io = |what: &str| {
+        let io = |what: &str, path: Option<&Path>| {
             let what = what.to_string();
-            move |source| PrometheusError::Io { what, source }
+            let path = path.map(Path::to_path_buf);
+            move |source| PrometheusError::Io { what, path, source }
         };
-        std::fs::create_dir_all(dir).map_err(io("create its directory"))?;
+        std::fs::create_dir_all(dir).map_err(io("create its directory", Some(dir)))?;
         let config_path = dir.join("prometheus.yml");
-        std::fs::write(&config_path, config(job, targets)).map_err(io("write prometheus.yml"))?;
+        std::fs::write(&config_path, config(job, targets))
+            .map_err(io("write", Some(&config_path)))?;
         let mut last = None;
         for _attempt in 0..3 {
-            let port = free_port()?;
+            let port = free_loopback_port().map_err(io("find a free loopback port", None))?;
             let log = dir.join(format!("prometheus-{port}.log"));
-            let log_file = std::fs::File::create(&log).map_err(io("create its log file"))?;
+            let log_file =
+                std::fs::File::create(&log).map_err(io("create its log file", Some(&log)))?;
             let child = Command::new("prometheus")
                 .arg(format!("--config.file={}", config_path.display()))
                 .arg(format!(
@@ -112,7 +113,10 @@ impl PrometheusServer {
                 .stdout(Stdio::null())
                 .stderr(log_file)
                 .spawn()
-                .map_err(io("start `prometheus`"))?;
+                .map_err(|source| match source.kind() {
+                    std::io::ErrorKind::NotFound => PrometheusError::NotInstalled,
+                    _ => io("start `prometheus` with", Some(&config_path))(source),
+                })?;
             let mut server = Self {
                 child: Some(child),
                 port,
@@ -134,11 +138,9 @@ impl PrometheusServer {
             last = Some(server.log.clone());
         }
         let log = last.unwrap_or_default();
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(20).collect();
         Err(PrometheusError::NotReady {
             log: log.display().to_string(),
-            tail: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+            tail: super::log_tail(&log, 20),
         })
     }
 
@@ -149,11 +151,6 @@ impl PrometheusServer {
     /// The process id while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
-    }
-
-    /// Its log file.
-    pub fn log(&self) -> &Path {
-        &self.log
     }
 
     /// Kill the server and wait for it, so its port refuses connections afterwards.

@@ -65,11 +65,12 @@ impl VeerProcess {
     /// of the demo's environment are not passed on: they would win over the demo's
     /// configuration (e.g. `VEER_KUBECONFIG` pointing at a real cluster).
     pub fn spawn(exe: &Path, config: &Path, log: &Path) -> Result<Self, DemoError> {
-        let io = |what: &str| {
+        let io = |what: &str, path: &Path| {
             let what = what.to_string();
-            move |source| DemoError::Io { what, source }
+            let path = Some(path.to_path_buf());
+            move |source| DemoError::Io { what, path, source }
         };
-        let log_file = std::fs::File::create(log).map_err(io("create veer's log file"))?;
+        let log_file = std::fs::File::create(log).map_err(io("create veer's log file", log))?;
         let mut command = tokio::process::Command::new(exe);
         command
             .arg("run")
@@ -84,7 +85,7 @@ impl VeerProcess {
                 command.env_remove(name);
             }
         }
-        let child = command.spawn().map_err(io("start `veer run`"))?;
+        let child = command.spawn().map_err(io("start `veer run` with", exe))?;
         let pid = child.id().ok_or_else(|| DemoError::VeerExited {
             log: log.display().to_string(),
             tail: String::new(),
@@ -110,7 +111,7 @@ impl VeerProcess {
             Ok(None) => None,
             Ok(Some(_)) | Err(_) => Some(DemoError::VeerExited {
                 log: self.log.display().to_string(),
-                tail: log_tail(&self.log, 20),
+                tail: super::log_tail(&self.log, 20),
             }),
         }
     }
@@ -132,13 +133,6 @@ impl VeerProcess {
             }
         }
     }
-}
-
-/// The last `lines` lines of a log file.
-pub fn log_tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let tail: Vec<&str> = text.lines().rev().take(lines).collect();
-    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
 }
 
 #[cfg(test)]
