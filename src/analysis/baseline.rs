@@ -187,7 +187,10 @@ pub fn median(samples: &[f64]) -> Option<f64> {
     match n {
         0 => None,
         _ if n % 2 == 1 => v.get(n / 2).copied(),
-        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+        _ => v
+            .get(n / 2 - 1)
+            .zip(v.get(n / 2))
+            .map(|(a, b)| (a + b) / 2.0),
     }
 }
 

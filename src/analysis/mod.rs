@@ -151,6 +151,12 @@ async fn compare(
             ));
         }
     };
+    if comparison.range.is_empty() {
+        return Ok(BaselineComparison::inconclusive(
+            comparison.alpha,
+            "no sample lies wholly inside the current phase yet; wait one metric interval",
+        ));
+    }
     let baseline_query = template
         .render(vars)
         .map_err(|e| AnalysisVerdict::MetricsError {

@@ -39,9 +39,10 @@ pub struct SampleRange {
 pub const MAX_SAMPLES: u32 = 1000;
 
 impl SampleRange {
-    /// From `since` (when the samples start to mean something, e.g. the phase's start) or
-    /// `lookback` before `now`, whichever is later, to `now`, one sample per `step`, at most
-    /// [`MAX_SAMPLES`]. Pure.
+    /// From `since` (the first moment a sample means something: its whole query range lies
+    /// inside the current phase) or `lookback` before `now`, whichever is later, to `now`, one
+    /// sample per `step`, at most [`MAX_SAMPLES`]. When `since` is still ahead of `now` the
+    /// range is empty ([`SampleRange::is_empty`]): there is no sample to take yet. Pure.
     pub fn window(
         since: DateTime<Utc>,
         now: DateTime<Utc>,
@@ -55,7 +56,7 @@ impl SampleRange {
                 .and_then(|d| now.checked_sub_signed(d))
                 .unwrap_or(DateTime::<Utc>::MIN_UTC)
         };
-        let mut start = since.min(now);
+        let mut start = since;
         if let Some(back) = lookback {
             start = start.max(before_now(back));
         }
@@ -67,6 +68,11 @@ impl SampleRange {
             end: now,
             step,
         }
+    }
+
+    /// No sample fits (Prometheus would refuse a start after the end).
+    pub fn is_empty(&self) -> bool {
+        self.start > self.end
     }
 }
 
@@ -527,12 +533,13 @@ mod tests {
             ("a shorter lookback wins", t(100), t(160), secs(10), Some(secs(30)), t(130)),
             ("a longer lookback does not reach before the phase", t(100), t(160), secs(10), Some(secs(600)), t(100)),
             ("a phase that began just now", t(160), t(160), secs(10), None, t(160)),
-            ("a clock that went back starts at now", t(170), t(160), secs(10), None, t(160)),
+            ("no sample yet: empty", t(170), t(160), secs(10), None, t(170)),
             ("at most MAX_SAMPLES samples", t(0), t(5000), secs(1), None, t(5000 - 999)),
         ];
         for (name, since, now, step, lookback, start) in cases {
             let r = SampleRange::window(since, now, step, lookback);
             assert_eq!((r.start, r.end, r.step), (start, now, step), "{name}");
+            assert_eq!(r.is_empty(), since > now, "{name}");
         }
     }
 

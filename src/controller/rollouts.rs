@@ -933,10 +933,13 @@ impl RolloutDriver {
             if let Some(v) = r.value {
                 self.metrics.set_metric_value(&name, &r.check, v);
             }
-            if let Some(b) = &r.baseline {
-                self.metrics
-                    .set_baseline_p_value(&name, &r.check, b.verdict.p_value());
-            }
+            // A check without a comparison (a threshold fail, no data) clears the last p-value,
+            // so a stale one is not read as current.
+            self.metrics.set_baseline_p_value(
+                &name,
+                &r.check,
+                r.baseline.as_ref().and_then(|b| b.verdict.p_value()),
+            );
             if let Some(m) = policy.spec.metrics.iter().find(|m| m.name == r.check) {
                 self.metrics.set_metric_threshold(
                     &name,
@@ -1344,8 +1347,9 @@ fn service_and_subset(destinations: &[DestinationId]) -> (String, String) {
 }
 
 /// How `metric` is compared with the old version (`baseline`, its destinations) under the
-/// policy's `spec.baseline`, or `None` when it is not compared. Samples start when the current
-/// phase began: before it the new version had other traffic (or none). Pure.
+/// policy's `spec.baseline`, or `None` when it is not compared. The first sample is one query
+/// `window` after the current phase began, so that every sample's range lies inside the
+/// phase: before it the new version had other traffic (or none). Pure.
 pub fn comparison(
     spec: &rpolicy::Baseline,
     metric: &rpolicy::MetricCheck,
@@ -1362,8 +1366,11 @@ pub fn comparison(
             .filter(|d| !d.is_zero())
     };
     let step = parse(&spec.step).unwrap_or(window);
-    let range =
-        analysis::SampleRange::window(state.phase_started_at, now, step, parse(&spec.lookback));
+    let first_sample = chrono::TimeDelta::from_std(window)
+        .ok()
+        .and_then(|w| state.phase_started_at.checked_add_signed(w))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let range = analysis::SampleRange::window(first_sample, now, step, parse(&spec.lookback));
     let against = match (direction, baseline.is_empty()) {
         (Err(reason), _) => Err(format!(
             "{reason}; set its direction in spec.baseline.metrics"
@@ -2021,11 +2028,12 @@ mod tests {
         let window = Duration::from_secs(4);
         #[rustfmt::skip]
         let cases: Vec<ComparisonCase> = vec![
-            ("since the phase began, a sample per metric interval", spec(None, None), &latency, &v1, 10, 4, Ok("v1")),
-            ("its own step", spec(Some("1s"), None), &latency, &v1, 10, 1, Ok("v1")),
+            // The first sample is one 4 s query window into the phase (which began at 10 s).
+            ("a window into the phase, a sample per metric interval", spec(None, None), &latency, &v1, 14, 4, Ok("v1")),
+            ("its own step", spec(Some("1s"), None), &latency, &v1, 14, 1, Ok("v1")),
             ("a lookback shorter than the phase", spec(Some("1s"), Some("20s")), &latency, &v1, 30, 1, Ok("v1")),
-            ("no old version", spec(None, None), &latency, &[], 10, 4, Err("no old version")),
-            ("a direction that cannot be told", spec(None, None), &depth, &v1, 10, 4, Err("set its direction")),
+            ("no old version", spec(None, None), &latency, &[], 14, 4, Err("no old version")),
+            ("a direction that cannot be told", spec(None, None), &depth, &v1, 14, 4, Err("set its direction")),
         ];
         for (name, spec, metric, old, start, step, want) in cases {
             let c = comparison(&spec, metric, "shop", old, window, &st, t(50)).expect("compared");

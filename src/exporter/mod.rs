@@ -59,7 +59,9 @@ pub enum ExporterError {
         reason: String,
     },
     /// `scope`: the service (`ns/name`), or `every service` for the configured default.
-    #[error("share of requests matching the A/B route for {scope}: {reason}")]
+    #[error(
+        "share of requests matching the A/B route for {scope}: {reason}; give a share between 0 and 1 (e.g. 0.1)"
+    )]
     InvalidMatchedShare { scope: String, reason: String },
     #[error("the metrics server stopped: {message}")]
     Serve { message: String },

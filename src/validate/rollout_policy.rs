@@ -283,7 +283,14 @@ fn check_baseline(
                 true => m
                     .error(
                         "rp-baseline",
-                        &pointer_join(&at, "builtin"),
+                        &baseline
+                            .metrics
+                            .iter()
+                            .position(|b| b.name == metric.name)
+                            .map_or_else(
+                                || pointer_join(&at, "builtin"),
+                                |j| pointer_join(&pointer_join("/spec/baseline/metrics", j), "name"),
+                            ),
                         format!("spec.baseline: {reason}"),
                     )
                     .fix(format!(
