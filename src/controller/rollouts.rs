@@ -719,7 +719,7 @@ impl RolloutDriver {
         names: &[String],
     ) -> Vec<analysis::Check> {
         let spec = &policy.spec;
-        let interval = spec.timings().interval;
+        let timings = spec.timings();
         let now = Utc::now();
         let (service, subset) = service_and_subset(versions.canary);
         let mut checks = Vec::new();
@@ -740,11 +740,7 @@ impl RolloutDriver {
                 (None, Some(q)) => MetricQuery::Query(QueryTemplate::new(q.clone())),
                 (None, None) => MetricQuery::Query(QueryTemplate::new("")),
             };
-            let window = m
-                .interval
-                .as_deref()
-                .and_then(|t| crate::validate::duration::parse(t).ok())
-                .unwrap_or(interval);
+            let window = m.window(&timings);
             let metric = analysis::Metric {
                 name: m.name.clone(),
                 query,
@@ -1365,7 +1361,7 @@ pub fn comparison(
             .and_then(|t| crate::validate::duration::parse(t).ok())
             .filter(|d| !d.is_zero())
     };
-    let step = parse(&spec.step).unwrap_or(window);
+    let step = spec.step_for(window);
     let first_sample = chrono::TimeDelta::from_std(window)
         .ok()
         .and_then(|w| state.phase_started_at.checked_add_signed(w))

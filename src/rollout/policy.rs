@@ -311,7 +311,28 @@ impl From<Direction> for crate::analysis::WorseWhen {
     }
 }
 
+impl MetricCheck {
+    /// The range the metric's query looks back over: its own `interval`, else the policy's.
+    pub fn window(&self, timings: &Timings) -> Duration {
+        self.interval
+            .as_deref()
+            .and_then(|t| duration::parse(t).ok())
+            .filter(|d| !d.is_zero())
+            .unwrap_or(timings.interval)
+    }
+}
+
 impl Baseline {
+    /// Time between two samples of a metric whose query window is `window`: `step`, else the
+    /// window (one sample per metric interval). Validation and the rollout both ask here.
+    pub fn step_for(&self, window: Duration) -> Duration {
+        self.step
+            .as_deref()
+            .and_then(|t| duration::parse(t).ok())
+            .filter(|d| !d.is_zero())
+            .unwrap_or(window)
+    }
+
     pub fn alpha(&self) -> f64 {
         self.mann_whitney
             .as_ref()
@@ -652,6 +673,34 @@ mod tests {
         };
         assert!(r.contains(99.0) && r.contains(100.0) && !r.contains(98.9));
         assert_eq!(r.to_string(), ">= 99");
+    }
+
+    #[test]
+    fn metric_windows_and_baseline_steps() {
+        let timings = spec(Some(10), Some(50), &[]).timings();
+        let metric = |interval: Option<&str>| MetricCheck {
+            name: "m".into(),
+            builtin: Some(BuiltinMetric::RequestDuration),
+            query: None,
+            threshold_range: ThresholdRange {
+                min: None,
+                max: Some(500.0),
+            },
+            interval: interval.map(String::from),
+        };
+        let secs = Duration::from_secs;
+        // Own interval, else the policy's; a zero or unreadable one is the policy's too.
+        assert_eq!(metric(Some("30s")).window(&timings), secs(30));
+        assert_eq!(metric(None).window(&timings), secs(60));
+        assert_eq!(metric(Some("0s")).window(&timings), secs(60));
+        assert_eq!(metric(Some("soon")).window(&timings), secs(60));
+        let baseline = |step: Option<&str>| Baseline {
+            step: step.map(String::from),
+            ..Baseline::default()
+        };
+        assert_eq!(baseline(Some("10s")).step_for(secs(30)), secs(10));
+        assert_eq!(baseline(None).step_for(secs(30)), secs(30));
+        assert_eq!(baseline(Some("0s")).step_for(secs(30)), secs(30));
     }
 
     /// Name, baseline, metric, and `None` (not compared), `Some(Ok(direction))` or

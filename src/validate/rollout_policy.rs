@@ -262,7 +262,7 @@ fn check_baseline(
     }
     let interval = duration::parse(&spec.interval).ok();
     let parse = |t: &Option<String>| t.as_deref().and_then(|t| duration::parse(t).ok());
-    let (step, lookback) = (parse(&baseline.step), parse(&baseline.lookback));
+    let lookback = parse(&baseline.lookback);
     let samples = crate::analysis::baseline::min_samples(alpha);
     let deadline = spec.timings().progress_deadline;
     // In the largest whole unit, as a policy would write it.
@@ -312,7 +312,8 @@ fn check_baseline(
             };
             out.push(diagnostic);
         }
-        let metric_step = step.or_else(|| parse(&metric.interval)).or(interval);
+        // As the rollout samples it; nothing to say while spec.interval is itself invalid.
+        let metric_step = interval.map(|_| baseline.step_for(metric.window(&spec.timings())));
         if let Some(st) = metric_step.filter(|st| !st.is_zero())
             && slowest.is_none_or(|(longest, _)| st > longest)
         {
