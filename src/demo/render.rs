@@ -323,17 +323,19 @@ pub fn slack_lines(payload: &Value, paint: Paint) -> Vec<String> {
         .and_then(Value::as_str)
         .unwrap_or("(no text)");
     let attachment = payload.pointer("/attachments/0");
-    let icon = match attachment
+    use crate::notify::Severity;
+    // The severity back from the colour veer gave the message (none: an info message).
+    let colour = attachment
         .and_then(|a| a.get("color"))
-        .and_then(Value::as_str)
-    {
-        Some(c) if c == crate::notify::slack::colour(crate::notify::Severity::Error) => {
-            paint.red("●")
-        }
-        Some(c) if c == crate::notify::slack::colour(crate::notify::Severity::Warning) => {
-            paint.yellow("●")
-        }
-        _ => paint.green("●"),
+        .and_then(Value::as_str);
+    let severity = [Severity::Info, Severity::Warning, Severity::Error]
+        .into_iter()
+        .find(|s| colour == Some(crate::notify::slack::colour(*s)))
+        .unwrap_or(Severity::Info);
+    let icon = match severity {
+        Severity::Error => paint.red("●"),
+        Severity::Warning => paint.yellow("●"),
+        Severity::Info => paint.green("●"),
     };
     let mut out = vec![format!("  {} {icon} {title}", paint.bold("[slack]"))];
     // The second section holds the details; the first repeats the title.
