@@ -85,14 +85,14 @@ async fn one_leader_and_a_standby_takes_over_when_it_crashes() {
 
     // b steps down cleanly: a new candidate gets the lease without waiting for expiry.
     b.release().await;
+    // Given up, not left to expire: nobody holds it now.
+    assert_ne!(holder(&client).await.as_deref(), Some("b"), "b still holds");
     let mut c = LeaderElection::start(client.clone(), &config("c"))
         .await
         .expect("c starts");
-    let released_at = Instant::now();
     timeout(Duration::from_secs(5), c.acquired())
         .await
         .expect("c leads soon after b released")
         .expect("c's election runs");
-    assert!(released_at.elapsed() < Duration::from_secs(3));
     assert_eq!(holder(&client).await.as_deref(), Some("c"));
 }

@@ -118,13 +118,11 @@ async fn a_slow_receiver_does_not_slow_send_and_a_full_queue_drops_and_counts() 
     n.send(promoted("shop/a"));
     // The first delivery is now in flight and held by the receiver.
     r.wait_for(1, WAIT).await;
-    let started = std::time::Instant::now();
     let outcomes: Vec<_> = ["shop/b", "shop/c", "shop/d"]
         .into_iter()
         .map(|rollout| n.send(promoted(rollout)))
         .collect();
-    let took = started.elapsed();
-    assert!(took < Duration::from_millis(100), "send took {took:?}");
+    // Returned while the receiver still holds the first delivery: send does not wait for it.
     assert_eq!(
         r.answered(),
         0,
