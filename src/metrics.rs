@@ -11,7 +11,7 @@
 //! Nothing is labelled by commit, object name, message or URL. Series of a finished rollout
 //! are removed with [`Metrics::forget_rollout`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -184,6 +184,9 @@ pub struct Metrics {
     /// The phase each rollout's `veer_rollout_phase` series is at, so a phase change removes
     /// the old series instead of leaving a stale 1 behind.
     current_phase: Mutex<HashMap<String, &'static str>>,
+    /// Metric names each rollout has value/threshold/p-value series for: a Family does not
+    /// list its keys, and forgetting a rollout must remove them all.
+    analysed: Mutex<HashMap<String, BTreeSet<String>>>,
     analysis_checks: Family<CheckLabels, Counter>,
     metric_value: Family<MetricLabels, FloatGauge>,
     metric_threshold: Family<ThresholdLabels, FloatGauge>,
@@ -222,6 +225,7 @@ impl Metrics {
             rollout_weight: Family::default(),
             rollout_phase: Family::default(),
             current_phase: Mutex::new(HashMap::new()),
+            analysed: Mutex::new(HashMap::new()),
             analysis_checks: Family::default(),
             metric_value: Family::default(),
             metric_threshold: Family::default(),
@@ -404,8 +408,30 @@ impl Metrics {
         self.rollout_weight.remove(&RolloutLabels {
             rollout: rollout.clone(),
         });
-        // Value and threshold series are keyed by metric too; their keys are not listed by
-        // the Family, so the analysis side calls `forget_metric` for each of its metrics.
+        self.forget_analysis(&rollout);
+    }
+
+    /// Drop a rollout's value, threshold and p-value series, e.g. when a new rollout of it
+    /// starts (its policy may judge other metrics now).
+    pub fn forget_analysis(&self, rollout: &str) {
+        let names = match self.analysed.lock() {
+            Ok(mut analysed) => analysed.remove(rollout),
+            Err(poisoned) => poisoned.into_inner().remove(rollout),
+        };
+        for metric in names.unwrap_or_default() {
+            self.forget_metric(rollout, &metric);
+        }
+    }
+
+    fn note_analysed(&self, rollout: &str, metric: &str) {
+        let mut analysed = match self.analysed.lock() {
+            Ok(analysed) => analysed,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        analysed
+            .entry(rollout.to_string())
+            .or_default()
+            .insert(metric.to_string());
     }
 
     /// One analysis check of `metric` (the policy's metric name).
@@ -419,6 +445,7 @@ impl Metrics {
     }
 
     pub fn set_metric_value(&self, rollout: &str, metric: &str, value: f64) {
+        self.note_analysed(rollout, metric);
         self.metric_value
             .get_or_create(&MetricLabels {
                 rollout: rollout.to_string(),
@@ -436,6 +463,7 @@ impl Metrics {
         };
         match p_value {
             Some(p) => {
+                self.note_analysed(rollout, metric);
                 self.baseline_p_value.get_or_create(&labels).set(p);
             }
             None => {
@@ -459,6 +487,7 @@ impl Metrics {
         };
         match value {
             Some(v) => {
+                self.note_analysed(rollout, metric);
                 self.metric_threshold.get_or_create(&labels).set(v);
             }
             None => {
@@ -467,8 +496,8 @@ impl Metrics {
         }
     }
 
-    /// Remove a finished rollout's value, threshold and p-value series for one metric.
-    pub fn forget_metric(&self, rollout: &str, metric: &str) {
+    /// Remove a rollout's value, threshold and p-value series for one metric.
+    fn forget_metric(&self, rollout: &str, metric: &str) {
         let labels = MetricLabels {
             rollout: rollout.to_string(),
             metric: metric.to_string(),
@@ -649,9 +678,11 @@ mod tests {
             ],
             "{text}"
         );
-        m.forget_rollout("shop/reviews");
         m.set_metric_threshold("shop/reviews", "latency", Bound::Max, Some(500.0));
-        m.forget_metric("shop/reviews", "latency");
+        m.set_metric_value("shop/reviews", "latency", 120.0);
+        m.set_baseline_p_value("shop/reviews", "success-rate", Some(0.2));
+        m.set_metric_value("shop/ratings", "latency", 80.0);
+        m.forget_rollout("shop/reviews");
         let text = m.encode();
         assert!(!text.contains("shop/reviews"), "{text}");
         assert!(text.contains("shop/ratings"), "{text}");

@@ -905,6 +905,10 @@ impl RolloutDriver {
         policy: &RolloutPolicy,
     ) {
         let name = id.to_string();
+        if after.revision != before.revision {
+            // A new rollout: the last one's values (maybe of metrics no longer judged) go.
+            self.metrics.forget_analysis(&name);
+        }
         self.metrics
             .set_rollout_weight(&name, f64::from(after.canary_weight()));
         self.metrics.set_rollout_phase(&name, after.phase.as_str());
