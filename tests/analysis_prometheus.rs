@@ -499,6 +499,7 @@ fn p99_compared_with(old: &str) -> Metric {
         threshold: ThresholdRange::new(None, Some(500.0)).unwrap(),
         baseline: Some(Comparison {
             alpha: 0.05,
+            allowance: 0.0,
             range: last_seconds(8),
             against: Ok((vars("reviews", old), WorseWhen::Higher)),
         }),

@@ -1243,6 +1243,47 @@ async fn baseline_a_canary_equal_to_the_baseline_is_promoted() {
     s.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baseline_a_slower_canary_within_the_allowance_is_promoted() {
+    use veer::analysis::BaselineVerdict;
+    use veer::rollout::state::CheckOutcome;
+    let s = Scenario::start(&policy_with(
+        "20s",
+        "  baseline:\n    mannWhitney: {alpha: 0.05}\n    step: 1s\n    metrics:\n    - {name: success-rate}\n    - {name: p99-latency, allowance: 150}\n",
+    ))
+    .await;
+    // 30 ms against v1's 20 ms: a p99 of 49.75 ms, twice v1's 24.85 ms and certainly slower,
+    // but inside the 150 % the policy allows.
+    s.set_v2(Behaviour {
+        error_rate: 0.0,
+        latency_ms: 30.0,
+    });
+    s.push_split(0, 100, "reviews v2, a little slower");
+    let state = s.wait_phase("promoted", Phase::Succeeded).await;
+    s.wait_split("live equals git", (0, 100)).await;
+    assert_eq!(state.failed_checks, 0, "{:#?}", state.history);
+    let allowed: Vec<_> = state
+        .history
+        .iter()
+        .filter_map(|r| r.baseline.as_ref().map(|b| (r, b)))
+        .filter(|(_, b)| matches!(b.verdict, BaselineVerdict::WithinAllowance { .. }))
+        .collect();
+    assert!(!allowed.is_empty(), "{:#?}", state.history);
+    for (r, b) in allowed {
+        assert_eq!(
+            (r.check.as_str(), r.outcome),
+            ("p99-latency", CheckOutcome::Passed)
+        );
+        assert!(
+            matches!(b.verdict, BaselineVerdict::WithinAllowance { p_value, change }
+                if p_value < 0.05 && (change - 1.0).abs() < 0.01),
+            "{b:?}"
+        );
+        assert!(b.to_string().contains("within the 150% allowance"), "{b}");
+    }
+    s.stop().await;
+}
+
 // -- mirror, A/B match and fault phases --------------------------------------------------
 //
 // Self-contained: a policy of their own (the checks and steps above plus the phase), and a

@@ -39,6 +39,10 @@ pub enum BaselineVerdict {
     Pass { p_value: f64 },
     /// The new version is worse than the baseline at the significance level.
     Fail { p_value: f64 },
+    /// Significantly worse, but its median by no more than the allowance (`change` is how
+    /// much worse, as a fraction of the old version's median): a difference too small to
+    /// matter, Kayenta's effect size.
+    WithinAllowance { p_value: f64, change: f64 },
     /// The samples cannot tell (too few of them, or no old version to compare with).
     Inconclusive { reason: String },
 }
@@ -46,7 +50,7 @@ pub enum BaselineVerdict {
 impl BaselineVerdict {
     pub fn metric_label(&self) -> &'static str {
         match self {
-            BaselineVerdict::Pass { .. } => "pass",
+            BaselineVerdict::Pass { .. } | BaselineVerdict::WithinAllowance { .. } => "pass",
             BaselineVerdict::Fail { .. } => "fail",
             BaselineVerdict::Inconclusive { .. } => "inconclusive",
         }
@@ -55,7 +59,9 @@ impl BaselineVerdict {
     /// The test's p-value; `None` when it could not run.
     pub fn p_value(&self) -> Option<f64> {
         match self {
-            BaselineVerdict::Pass { p_value } | BaselineVerdict::Fail { p_value } => Some(*p_value),
+            BaselineVerdict::Pass { p_value }
+            | BaselineVerdict::Fail { p_value }
+            | BaselineVerdict::WithinAllowance { p_value, .. } => Some(*p_value),
             BaselineVerdict::Inconclusive { .. } => None,
         }
     }
@@ -137,28 +143,74 @@ pub struct BaselineComparison {
     pub baseline_median: Option<f64>,
     /// The significance level the verdict was reached at.
     pub alpha: f64,
+    /// How much worse the new version's median may be, as a fraction of the old one's,
+    /// before a significant difference fails (0: any significant difference fails).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub allowance: f64,
     #[serde(flatten)]
     pub verdict: BaselineVerdict,
 }
 
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
 /// Compares the two sample series (see [`compare_to_baseline`]) and records the figures people
-/// need to read the verdict. Pure.
+/// need to read the verdict. A significant difference whose medians differ by no more than
+/// `allowance` (a fraction of the old median, e.g. 0.1) is [`BaselineVerdict::WithinAllowance`]:
+/// significance says the difference is real, the allowance says whether it is big enough to
+/// matter. Pure.
 pub fn compare(
     canary: &[f64],
     baseline: &[f64],
     worse: WorseWhen,
     alpha: f64,
+    allowance: f64,
     baseline_query: &str,
 ) -> BaselineComparison {
     let count = |xs: &[f64]| xs.iter().filter(|v| !v.is_nan()).count();
+    let (canary_median, baseline_median) = (median(canary), median(baseline));
+    let verdict = match compare_to_baseline(canary, baseline, worse, alpha) {
+        BaselineVerdict::Fail { p_value } if allowance > 0.0 => {
+            match canary_median.zip(baseline_median) {
+                Some((new, old)) if worse_by(new, old, worse) <= allowance => {
+                    BaselineVerdict::WithinAllowance {
+                        p_value,
+                        change: worse_by(new, old, worse),
+                    }
+                }
+                Some(_) | None => BaselineVerdict::Fail { p_value },
+            }
+        }
+        verdict @ (BaselineVerdict::Pass { .. }
+        | BaselineVerdict::Fail { .. }
+        | BaselineVerdict::WithinAllowance { .. }
+        | BaselineVerdict::Inconclusive { .. }) => verdict,
+    };
     BaselineComparison {
         query: baseline_query.to_string(),
         canary_samples: count(canary),
         baseline_samples: count(baseline),
-        canary_median: median(canary),
-        baseline_median: median(baseline),
+        canary_median,
+        baseline_median,
         alpha,
-        verdict: compare_to_baseline(canary, baseline, worse, alpha),
+        allowance,
+        verdict,
+    }
+}
+
+/// How much worse `new` is than `old` in the `worse` direction, as a fraction of `old`
+/// (0.25: a quarter worse); negative when better. Against an old value of 0, any worsening is
+/// infinitely worse.
+pub fn worse_by(new: f64, old: f64, worse: WorseWhen) -> f64 {
+    let delta = match worse {
+        WorseWhen::Higher => new - old,
+        WorseWhen::Lower => old - new,
+    };
+    if old == 0.0 {
+        if delta > 0.0 { f64::INFINITY } else { 0.0 }
+    } else {
+        delta / old.abs()
     }
 }
 
@@ -172,6 +224,7 @@ impl BaselineComparison {
             canary_median: None,
             baseline_median: None,
             alpha,
+            allowance: 0.0,
             verdict: BaselineVerdict::Inconclusive {
                 reason: reason.into(),
             },
@@ -214,14 +267,37 @@ impl fmt::Display for BaselineComparison {
             ),
             BaselineVerdict::Fail { p_value } => write!(
                 f,
-                "baseline fail p={} < {} ({figures})",
+                "baseline fail p={} < {}{} ({figures})",
                 p_text(*p_value),
-                self.alpha
+                self.alpha,
+                if self.allowance > 0.0 {
+                    format!(", beyond the {} allowance", percent(self.allowance))
+                } else {
+                    String::new()
+                }
+            ),
+            BaselineVerdict::WithinAllowance { p_value, change } => write!(
+                f,
+                "baseline pass: worse (p={} < {}) by {}, within the {} allowance ({figures})",
+                p_text(*p_value),
+                self.alpha,
+                percent(*change),
+                percent(self.allowance)
             ),
             BaselineVerdict::Inconclusive { reason } => {
                 write!(f, "baseline inconclusive: {reason}")
             }
         }
+    }
+}
+
+/// A fraction as a percentage, e.g. `12.5%`; at most one decimal.
+fn percent(fraction: f64) -> String {
+    let p = fraction * 100.0;
+    if p.is_finite() && (p - p.round()).abs() < 0.05 {
+        format!("{p:.0}%")
+    } else {
+        format!("{p:.1}%")
     }
 }
 
@@ -403,6 +479,62 @@ mod tests {
         );
     }
 
+    /// Name, new and old samples, direction, allowance (a fraction), expected verdict.
+    type AllowanceCase = (
+        &'static str,
+        Vec<f64>,
+        Vec<f64>,
+        WorseWhen,
+        f64,
+        &'static str,
+    );
+
+    #[test]
+    fn an_allowance_passes_a_significant_but_small_worsening() {
+        // Tight enough that 5 % slower is a significant difference.
+        let tight = [100.0, 100.1, 99.9, 100.2, 99.8, 100.05, 99.95, 100.15];
+        let slower = |by: f64| -> Vec<f64> { tight.iter().map(|v| v * by).collect() };
+        let lower = |by: f64| -> Vec<f64> { [99.0; 8].iter().map(|v| v * by).collect() };
+        #[rustfmt::skip]
+        let cases: Vec<AllowanceCase> = vec![
+            ("no allowance: a significant worsening fails", slower(1.05), tight.to_vec(), WorseWhen::Higher, 0.0, "fail"),
+            ("5 % slower, 10 % allowed", slower(1.05), tight.to_vec(), WorseWhen::Higher, 0.1, "within"),
+            ("20 % slower, 10 % allowed", slower(1.2), tight.to_vec(), WorseWhen::Higher, 0.1, "fail"),
+            ("exactly at the allowance", slower(1.1), tight.to_vec(), WorseWhen::Higher, 0.1 + 1e-9, "within"),
+            ("success rate 2 % lower, 5 % allowed", lower(0.98), vec![99.0; 8], WorseWhen::Lower, 0.05, "within"),
+            ("success rate 10 % lower, 5 % allowed", lower(0.90), vec![99.0; 8], WorseWhen::Lower, 0.05, "fail"),
+            ("not worse at all: the allowance is not needed", tight.to_vec(), slower(2.0), WorseWhen::Higher, 0.1, "pass"),
+            ("an old value of 0: any worsening is too much", vec![1.0; 8], vec![0.0; 8], WorseWhen::Higher, 5.0, "fail"),
+        ];
+        for (name, canary, old, worse, allowance, want) in cases {
+            let c = compare(&canary, &old, worse, 0.05, allowance, "q");
+            let got = match c.verdict {
+                BaselineVerdict::Pass { .. } => "pass",
+                BaselineVerdict::Fail { .. } => "fail",
+                BaselineVerdict::WithinAllowance { change, .. } => {
+                    assert!(change > 0.0 && change <= allowance, "{name}: {change}");
+                    "within"
+                }
+                BaselineVerdict::Inconclusive { .. } => "inconclusive",
+            };
+            assert_eq!(got, want, "{name}: {c}");
+        }
+        let c = compare(&slower(1.05), &tight, WorseWhen::Higher, 0.05, 0.1, "q");
+        assert!(
+            c.to_string().contains("by 5%, within the 10% allowance"),
+            "{c}"
+        );
+        assert_eq!(c.verdict.metric_label(), "pass");
+        let c = compare(&slower(1.2), &tight, WorseWhen::Higher, 0.05, 0.125, "q");
+        assert!(c.to_string().contains("beyond the 12.5% allowance"), "{c}");
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["allowance"], 0.125);
+        assert_eq!(
+            serde_json::from_value::<BaselineComparison>(json).unwrap(),
+            c
+        );
+    }
+
     #[test]
     fn comparisons_record_counts_medians_and_read_well() {
         let c = compare(
@@ -410,6 +542,7 @@ mod tests {
             &[24.85; 9],
             WorseWhen::Higher,
             0.05,
+            0.0,
             "q{v1}",
         );
         assert_eq!((c.canary_samples, c.baseline_samples), (6, 9));
@@ -425,7 +558,7 @@ mod tests {
                 p_text(p)
             )
         );
-        let c = compare(&[], &[1.0], WorseWhen::Higher, 0.05, "q");
+        let c = compare(&[], &[1.0], WorseWhen::Higher, 0.05, 0.0, "q");
         assert!(
             c.to_string()
                 .starts_with("baseline inconclusive: 0 new and 1 baseline samples"),

@@ -85,6 +85,8 @@ pub struct Metric {
 pub struct Comparison {
     /// Significance level of the Mann-Whitney U test.
     pub alpha: f64,
+    /// How much worse (a fraction of the old median) still passes a significant difference.
+    pub allowance: f64,
     /// Where both versions are sampled.
     pub range: SampleRange,
     /// The old version's template variables and the direction that is worse, or why the
@@ -174,6 +176,7 @@ async fn compare(
         &old,
         *worse,
         comparison.alpha,
+        comparison.allowance,
         &baseline_query,
     ))
 }
@@ -332,6 +335,7 @@ mod tests {
             threshold: ThresholdRange::new(None, Some(500.0)).unwrap(),
             baseline: Some(Comparison {
                 alpha: 0.05,
+                allowance: 0.0,
                 range: SampleRange {
                     start: t0,
                     end: t0 + chrono::TimeDelta::seconds(5),

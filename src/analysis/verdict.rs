@@ -282,7 +282,9 @@ pub fn judge(
 pub fn combine(threshold: AnalysisVerdict, comparison: &BaselineComparison) -> AnalysisVerdict {
     match threshold {
         AnalysisVerdict::Pass => match &comparison.verdict {
-            BaselineVerdict::Pass { .. } => AnalysisVerdict::Pass,
+            BaselineVerdict::Pass { .. } | BaselineVerdict::WithinAllowance { .. } => {
+                AnalysisVerdict::Pass
+            }
             BaselineVerdict::Fail { p_value } => AnalysisVerdict::WorseThanBaseline {
                 p_value: *p_value,
                 alpha: comparison.alpha,

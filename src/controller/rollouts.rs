@@ -1385,6 +1385,7 @@ pub fn comparison(
     };
     Some(analysis::Comparison {
         alpha: spec.alpha(),
+        allowance: spec.allowance_of(&metric.name),
         range,
         against,
     })
@@ -1962,13 +1963,16 @@ mod tests {
     fn compared(second: u32, verdict: BaselineVerdict) -> CheckRecord {
         let (outcome, value, canary_samples) = match verdict {
             BaselineVerdict::Pass { .. } => (CheckOutcome::Passed, 24.85, 6),
+            BaselineVerdict::WithinAllowance { .. } => (CheckOutcome::Passed, 26.0, 6),
             BaselineVerdict::Fail { .. } => (CheckOutcome::Failed, 248.5, 6),
             BaselineVerdict::Inconclusive { .. } => (CheckOutcome::Held, 248.5, 1),
         };
         CheckRecord {
             threshold: "<= 500".into(),
             verdict: match &verdict {
-                BaselineVerdict::Pass { .. } => AnalysisVerdict::Pass,
+                BaselineVerdict::Pass { .. } | BaselineVerdict::WithinAllowance { .. } => {
+                    AnalysisVerdict::Pass
+                }
                 BaselineVerdict::Fail { p_value } => AnalysisVerdict::WorseThanBaseline {
                     p_value: *p_value,
                     alpha: 0.05,
@@ -1982,6 +1986,7 @@ mod tests {
                 canary_median: Some(value),
                 baseline_median: Some(24.85),
                 alpha: 0.05,
+                allowance: 0.0,
                 verdict,
             }),
             ..record(second, "p99-latency", Some(value), outcome)
@@ -2023,6 +2028,7 @@ mod tests {
             mann_whitney: Some(rpolicy::MannWhitney { alpha: 0.01 }),
             step: step.map(String::from),
             lookback: lookback.map(String::from),
+            allowance: Some(20.0),
             metrics: Vec::new(),
         };
         let window = Duration::from_secs(4);
@@ -2037,7 +2043,7 @@ mod tests {
         ];
         for (name, spec, metric, old, start, step, want) in cases {
             let c = comparison(&spec, metric, "shop", old, window, &st, t(50)).expect("compared");
-            assert_eq!(c.alpha, 0.01, "{name}");
+            assert_eq!((c.alpha, c.allowance), (0.01, 0.2), "{name}");
             assert_eq!(
                 (c.range.start, c.range.end, c.range.step),
                 (t(start), t(50), Duration::from_secs(step)),
@@ -2062,6 +2068,7 @@ mod tests {
             metrics: vec![rpolicy::BaselineMetric {
                 name: "depth".into(),
                 direction: Some(rpolicy::Direction::Increase),
+                allowance: None,
             }],
             ..spec(None, None)
         };

@@ -267,6 +267,12 @@ pub struct Baseline {
     /// (the new version's traffic was different then). Default: the whole phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lookback: Option<String>,
+    /// How much worse than the old version (percent of its median) a metric may be before a
+    /// significant difference fails, Kayenta's effect size: with 10, a new version 4 % slower
+    /// passes even when the test is sure it is slower. Default 0: any significant worsening
+    /// fails. A metric's own `allowance` overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowance: Option<f64>,
     /// The metrics compared, each with the direction that is bad. Default: every metric.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metrics: Vec<BaselineMetric>,
@@ -290,6 +296,9 @@ pub struct BaselineMetric {
     /// Which way is bad; see [`Baseline::direction_of`] for the default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub direction: Option<Direction>,
+    /// This metric's allowance (percent), instead of `spec.baseline.allowance`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowance: Option<f64>,
 }
 
 /// The direction in which a metric gets worse (Kayenta's `direction`): `increase` fails a new
@@ -337,6 +346,18 @@ impl Baseline {
         self.mann_whitney
             .as_ref()
             .map_or(DEFAULT_ALPHA, |m| m.alpha)
+    }
+
+    /// The allowance for metric `name` as a fraction (10 % → 0.1): the metric's own, else
+    /// the policy's, else 0.
+    pub fn allowance_of(&self, name: &str) -> f64 {
+        self.metrics
+            .iter()
+            .find(|b| b.name == name)
+            .and_then(|b| b.allowance)
+            .or(self.allowance)
+            .unwrap_or(0.0)
+            / 100.0
     }
 
     /// Is `metric` compared, and in which direction is it worse? `None`: not compared (the
@@ -703,6 +724,24 @@ mod tests {
         assert_eq!(baseline(Some("0s")).step_for(secs(30)), secs(30));
     }
 
+    #[test]
+    fn allowances_are_the_metrics_own_else_the_policys_as_fractions() {
+        let entry = |name: &str, allowance: Option<f64>| BaselineMetric {
+            name: name.into(),
+            direction: None,
+            allowance,
+        };
+        let b = Baseline {
+            allowance: Some(10.0),
+            metrics: vec![entry("p99", Some(25.0)), entry("success", None)],
+            ..Baseline::default()
+        };
+        assert_eq!(b.allowance_of("p99"), 0.25);
+        assert_eq!(b.allowance_of("success"), 0.1);
+        assert_eq!(b.allowance_of("unlisted"), 0.1);
+        assert_eq!(Baseline::default().allowance_of("p99"), 0.0);
+    }
+
     /// Name, baseline, metric, and `None` (not compared), `Some(Ok(direction))` or
     /// `Some(Err(()))` (cannot tell).
     type DirectionCase<'a> = (
@@ -730,6 +769,7 @@ mod tests {
                 .map(|(n, d)| BaselineMetric {
                     name: n.to_string(),
                     direction: *d,
+                    allowance: None,
                 })
                 .collect(),
             ..Baseline::default()

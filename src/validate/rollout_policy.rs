@@ -235,6 +235,30 @@ fn check_baseline(
             check_duration(m, &format!("/spec/baseline/{field}"), t, out);
         }
     }
+    let mut allowances: Vec<(String, f64)> = baseline
+        .allowance
+        .map(|a| ("/spec/baseline/allowance".to_string(), a))
+        .into_iter()
+        .collect();
+    allowances.extend(baseline.metrics.iter().enumerate().filter_map(|(i, b)| {
+        let at = pointer_join(&pointer_join("/spec/baseline/metrics", i), "allowance");
+        b.allowance.map(|a| (at, a))
+    }));
+    for (at, allowance) in allowances {
+        if !(allowance.is_finite() && allowance >= 0.0) {
+            out.push(
+                m.error(
+                    "rp-baseline",
+                    &at,
+                    format!(
+                        "{}: {allowance} is not a percentage of 0 or more",
+                        display_path(&at)
+                    ),
+                )
+                .fix("give how much worse than the old version still passes, in percent (e.g. 10)"),
+            );
+        }
+    }
     let mut listed: HashMap<&str, usize> = HashMap::new();
     for (i, entry) in baseline.metrics.iter().enumerate() {
         let at = pointer_join(&pointer_join("/spec/baseline/metrics", i), "name");
@@ -277,6 +301,30 @@ fn check_baseline(
         let Some(direction) = baseline.direction_of(metric) else {
             continue;
         };
+        let allowance = baseline.allowance_of(&metric.name);
+        if direction == Ok(policy::Direction::Decrease) && allowance >= 1.0 {
+            let at = baseline
+                .metrics
+                .iter()
+                .position(|b| b.name == metric.name && b.allowance.is_some())
+                .map_or_else(
+                    || "/spec/baseline/allowance".to_string(),
+                    |j| pointer_join(&pointer_join("/spec/baseline/metrics", j), "allowance"),
+                );
+            out.push(
+                m.error(
+                    "rp-baseline",
+                    &at,
+                    format!(
+                        "{}: `{}` gets worse by decreasing, and an allowance of {}% lets it fall to 0: the comparison could never fail",
+                        display_path(&at),
+                        metric.name,
+                        allowance * 100.0
+                    ),
+                )
+                .fix("use an allowance below 100 for this metric"),
+            );
+        }
         if let Err(reason) = direction {
             let at = pointer_join("/spec/metrics", i);
             let diagnostic = match metric.builtin.is_some_and(|b| b.is_caller_side()) {
