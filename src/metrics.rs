@@ -8,8 +8,9 @@
 //! enums (`outcome`, `verdict`, `bound`), a `&'static str` chosen in code (`reason`, `phase`),
 //! or a name that comes from configuration and git (`rollout`: one per rollout route in git;
 //! `metric`: one per analysis metric in a policy; `notifier`: one per configured notifier).
-//! Nothing is labelled by commit, object name, message or URL. Series of a finished rollout
-//! are removed with [`Metrics::forget_rollout`].
+//! Nothing is labelled by commit, object name, message or URL. A rollout's series are removed
+//! with [`Metrics::forget_rollout`] when its VirtualService leaves git, and its analysis
+//! series with [`Metrics::forget_analysis`] when a new rollout of it starts.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;

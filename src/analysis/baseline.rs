@@ -172,12 +172,12 @@ pub fn compare(
     let (canary_median, baseline_median) = (median(canary), median(baseline));
     let verdict = match compare_to_baseline(canary, baseline, worse, alpha) {
         BaselineVerdict::Fail { p_value } if allowance > 0.0 => {
-            match canary_median.zip(baseline_median) {
-                Some((new, old)) if worse_by(new, old, worse) <= allowance => {
-                    BaselineVerdict::WithinAllowance {
-                        p_value,
-                        change: worse_by(new, old, worse),
-                    }
+            match canary_median
+                .zip(baseline_median)
+                .map(|(new, old)| worse_by(new, old, worse))
+            {
+                Some(change) if change <= allowance => {
+                    BaselineVerdict::WithinAllowance { p_value, change }
                 }
                 Some(_) | None => BaselineVerdict::Fail { p_value },
             }
@@ -200,8 +200,8 @@ pub fn compare(
 }
 
 /// How much worse `new` is than `old` in the `worse` direction, as a fraction of `old`
-/// (0.25: a quarter worse); negative when better. Against an old value of 0, any worsening is
-/// infinitely worse.
+/// (0.25: a quarter worse); 0 or less when not worse. Against an old value of 0, any worsening
+/// is infinitely worse.
 pub fn worse_by(new: f64, old: f64, worse: WorseWhen) -> f64 {
     let delta = match worse {
         WorseWhen::Higher => new - old,
