@@ -147,11 +147,12 @@ pub struct ObjectPlan {
     #[serde(flatten)]
     pub action: Action,
     /// The object as git wants it, as applied (rollout-owned fields taken from live). `None`
-    /// for prunes.
+    /// for prunes and unchanged objects.
     #[serde(skip)]
     pub desired: Option<Value>,
     /// Live restricted to what is compared: the desired fields and the removed ones (whole
-    /// object minus server-populated fields for prunes). `None` for creates.
+    /// object minus server-populated fields for prunes). `None` for creates and unchanged
+    /// objects.
     #[serde(skip)]
     pub live: Option<Value>,
 }
@@ -349,9 +350,17 @@ fn plan_object(desired: &DesiredObject, live: Option<&Value>, context: &PlanCont
         &mut String::new(),
         &mut changes,
     );
-    let action = if changes.is_empty() {
-        Action::Unchanged
-    } else {
+    if changes.is_empty() {
+        // Nothing renders or applies an unchanged object's views; keeping them would hold
+        // two copies of every object for the life of the plan.
+        return ObjectPlan {
+            key: desired.key.clone(),
+            action: Action::Unchanged,
+            desired: None,
+            live: None,
+        };
+    }
+    let action = {
         // Exact key first (the usual case); a scan only when git changed the API version.
         let recorded = context
             .applied_hashes
