@@ -686,7 +686,7 @@ async fn run(n: usize) {
     drop(planned);
     drop(fresh);
     println!(
-        "  peak RSS of veer (this process):    {:>7} MiB   before sync {} MiB, after initial sync {} MiB",
+        "  peak RSS of veer (whole run):       {:>7} MiB   before sync {} MiB, after initial sync {} MiB",
         rss_end / 1024,
         rss_start / 1024,
         rss_synced / 1024,
