@@ -637,6 +637,19 @@ async fn error_spike_is_rolled_back_within_threshold_intervals() {
         "{:#?}",
         state.history
     );
+    // And in time: threshold × interval after the first failed check, with slack for a busy
+    // machine (the count above is the exact statement).
+    let (threshold, interval, slack) = (
+        2,
+        chrono::TimeDelta::seconds(1),
+        chrono::TimeDelta::seconds(5),
+    );
+    let last = failed.last().expect("a failed check").at;
+    assert!(
+        last - first <= interval * threshold + slack,
+        "rolled back {} after the first failed check",
+        last - first
+    );
     // Never past the first step.
     assert!(
         v2_path(&s.recorded()).iter().all(|w| *w <= 25),
