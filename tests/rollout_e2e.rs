@@ -379,6 +379,19 @@ impl Scenario {
         self.state_of("reviews").await
     }
 
+    /// Wait for the rollout to fail, rolled back by the test policy's two failed checks.
+    async fn wait_rolled_back_by_two_failed_checks(&self) -> RolloutState {
+        let state = self.wait_phase("rolled back", Phase::Failed).await;
+        assert_eq!(
+            state.failure,
+            Some(FailureReason::FailedChecks {
+                failed: 2,
+                threshold: 2
+            })
+        );
+        state
+    }
+
     async fn state_of(&self, name: &str) -> Option<RolloutState> {
         let id = RolloutId {
             namespace: NS.into(),
@@ -594,14 +607,7 @@ async fn error_spike_is_rolled_back_within_threshold_intervals() {
         latency_ms: 20.0,
     });
     s.push_split(0, 100, "reviews v2");
-    let state = s.wait_phase("rolled back", Phase::Failed).await;
-    assert_eq!(
-        state.failure,
-        Some(FailureReason::FailedChecks {
-            failed: 2,
-            threshold: 2
-        })
-    );
+    let state = s.wait_rolled_back_by_two_failed_checks().await;
     s.wait_split("split restored exactly", (100, 0)).await;
     assert_eq!(live_split(&s.client).await, Some((100, 0)));
     // The alert names the failing metric, its value and threshold.
@@ -615,11 +621,7 @@ async fn error_spike_is_rolled_back_within_threshold_intervals() {
     assert!(alert.contains("2 failed checks (threshold 2)"), "{alert}");
     // Rolled back at the threshold-th failed analysis, with no analysis in between: counted
     // in intervals, not wall time (a busy machine stretches an interval, not the count).
-    let failed: Vec<_> = state
-        .history
-        .iter()
-        .filter(|r| r.outcome == veer::rollout::state::CheckOutcome::Failed)
-        .collect();
+    let failed = failed_records(&state);
     assert!(
         failed.iter().all(|r| r.check == "success-rate"),
         "{failed:#?}"
@@ -683,10 +685,8 @@ async fn latency_breach_is_rolled_back() {
         "{:?}",
         state.failure
     );
-    let failing: Vec<&str> = state
-        .history
+    let failing: Vec<&str> = failed_records(&state)
         .iter()
-        .filter(|r| r.outcome == veer::rollout::state::CheckOutcome::Failed)
         .map(|r| r.check.as_str())
         .collect();
     assert!(failing.iter().all(|c| *c == "p99-latency"), "{failing:?}");
@@ -1137,20 +1137,9 @@ async fn baseline_a_slower_canary_inside_its_threshold_is_rolled_back() {
         latency_ms: 200.0,
     });
     s.push_split(0, 100, "reviews v2, slower");
-    let state = s.wait_phase("rolled back", Phase::Failed).await;
-    assert_eq!(
-        state.failure,
-        Some(FailureReason::FailedChecks {
-            failed: 2,
-            threshold: 2
-        })
-    );
+    let state = s.wait_rolled_back_by_two_failed_checks().await;
     s.wait_split("split restored exactly", (100, 0)).await;
-    let failed: Vec<_> = state
-        .history
-        .iter()
-        .filter(|r| r.outcome == CheckOutcome::Failed)
-        .collect();
+    let failed = failed_records(&state);
     assert_eq!(failed.len(), 2, "{:#?}", state.history);
     for r in failed {
         // Failed by the comparison, not by the threshold.
@@ -1457,11 +1446,18 @@ fn passed_in(state: &RolloutState, phase: Phase, metric: &str) -> Vec<Option<f64
         .collect()
 }
 
-fn failed_checks(state: &RolloutState) -> Vec<(Phase, String)> {
+/// The checks recorded as failed, oldest first.
+fn failed_records(state: &RolloutState) -> Vec<&veer::rollout::state::CheckRecord> {
     state
         .history
         .iter()
         .filter(|r| r.outcome == veer::rollout::state::CheckOutcome::Failed)
+        .collect()
+}
+
+fn failed_checks(state: &RolloutState) -> Vec<(Phase, String)> {
+    failed_records(state)
+        .into_iter()
         .map(|r| (r.phase, r.check.clone()))
         .collect()
 }
@@ -1527,14 +1523,7 @@ async fn failing_while_mirrored_rolls_back_without_live_weight() {
         latency_ms: 20.0,
     });
     s.push_split(0, 100, "reviews v2 (failing), mirrored first");
-    let state = s.wait_phase("rolled back", Phase::Failed).await;
-    assert_eq!(
-        state.failure,
-        Some(FailureReason::FailedChecks {
-            failed: 2,
-            threshold: 2
-        })
-    );
+    let state = s.wait_rolled_back_by_two_failed_checks().await;
     let failed = failed_checks(&state);
     assert!(
         !failed.is_empty()
