@@ -2,15 +2,23 @@
 CARGO ?= cargo
 VEER  := target/debug/veer
 
-.PHONY: demo test bench lint fmt build deps clean
+.PHONY: demo test bench lint fmt build deps clean real-apiserver
 
 ## demo: build veer and play its story on this machine (no cluster): `veer demo`
 demo: deps build
 	$(VEER) demo
 
-## test: install what tests need, then formatting, clippy and every test
+## test: install what tests need, then formatting, clippy and every test; the conformance and
+## RBAC tests also run against a real kube-apiserver (v1.20, built once per machine from
+## Debian's source package and cached in ~/.cache/veer), started for the run and stopped after.
+## Set VEER_TEST_KUBECONFIG to use another real server instead.
 test: deps lint
-	$(CARGO) test
+	scripts/real-apiserver.sh run $(CARGO) test
+
+## real-apiserver: build (or reuse) the real kube-apiserver and etcd the tests use, and start
+## them on loopback (kubeconfig in target/real-apiserver/; `scripts/real-apiserver.sh stop`)
+real-apiserver:
+	scripts/real-apiserver.sh start
 
 ## bench: print performance figures (no pass/fail) from every bench in benches/
 BENCHES := $(basename $(notdir $(wildcard benches/*.rs)))

@@ -112,6 +112,29 @@ pub fn dry_run_install(
     })
 }
 
+/// `helm template RELEASE CHART --namespace NS -f ...`: the manifest Helm would install,
+/// rendered offline (no cluster asked, nothing owned by a release).
+pub fn template(
+    chart: &Path,
+    release: &str,
+    namespace: &str,
+    values: &[serde_json::Value],
+) -> Result<String, String> {
+    let scratch = Scratch::new();
+    let output = scratch
+        .command(None)
+        .args(["template", release])
+        .arg(chart)
+        .args(["--namespace", namespace])
+        .args(scratch.values_args(values))
+        .output()
+        .expect("helm starts");
+    match output.status.success() {
+        true => Ok(String::from_utf8_lossy(&output.stdout).into_owned()),
+        false => Err(text(&output)),
+    }
+}
+
 /// `helm lint --strict CHART -f ...`: Ok with Helm's report, Err with it when lint fails.
 pub fn lint(chart: &Path, values: &[serde_json::Value]) -> Result<String, String> {
     let scratch = Scratch::new();

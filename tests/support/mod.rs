@@ -4,7 +4,9 @@
 //! The embedded dev cluster's helpers are in [`devcluster`].
 #![allow(dead_code)]
 
+pub mod backend;
 pub mod devcluster;
+pub mod repo;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};

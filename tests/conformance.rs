@@ -1,0 +1,47 @@
+//! The conformance matrix: the same cluster-facing scenarios, with the same assertions, against
+//! the embedded API server and a real kube-apiserver (`VEER_TEST_KUBECONFIG`, started by
+//! `make test`). veer runs as a user runs it: the real binary, a real git repository, a
+//! kubeconfig. Where the two servers answer differently the real one is right; the differences
+//! that belong to the real server's version (v1.20) are named in `tests/conformance/known.rs`
+//! and asserted there, never skipped.
+
+mod support;
+
+#[path = "conformance/scenarios.rs"]
+mod scenarios;
+
+#[path = "conformance/known.rs"]
+mod known;
+
+/// Each scenario twice: `<scenario>::embedded` and `<scenario>::real`.
+macro_rules! matrix {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            use crate::support::backend::{Backend, TestCluster};
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded() {
+                crate::scenarios::$scenario(&TestCluster::start(Backend::Embedded).await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn real() {
+                crate::scenarios::$scenario(&TestCluster::start(Backend::Real).await).await;
+            }
+        }
+    )*};
+}
+
+matrix!(
+    every_example_syncs_into_an_empty_cluster_then_diffs_clean,
+    numbers_are_compared_by_value,
+    keyed_lists_are_owned_per_entry,
+    drift_is_reported_then_healed,
+    conflicts_with_another_manager_then_force,
+    server_dry_run_writes_nothing,
+    prune_takes_only_what_veer_applied,
+    namespace_is_never_pruned_while_objects_remain,
+    state_config_map_round_trips,
+    rollout_weights_written_and_read_back,
+    leader_lease_is_taken_and_released,
+);
