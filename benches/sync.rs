@@ -584,7 +584,8 @@ async fn run(n: usize) {
     let t = Instant::now();
     let live = c.cluster().live(&keys).await.expect("live state");
     let live_time = t.elapsed();
-    let context = plan_context(c.state(), MANAGER, true);
+    let semantics = c.cluster().list_semantics().await;
+    let context = plan_context(c.state(), MANAGER, true, semantics);
     let t = Instant::now();
     let plan = diff::plan(&desired, &live.objects, &context);
     let diff_time = t.elapsed();

@@ -121,10 +121,16 @@ pub fn desired_objects(loaded: &LoadedRevision, source_url: &str) -> Vec<Desired
         .collect()
 }
 
-/// The planner's view of the recorded state.
-pub fn plan_context(state: &SyncState, manager: &str, prune: bool) -> PlanContext {
+/// The planner's view of the recorded state, with the list rules of the server it plans for.
+pub fn plan_context(
+    state: &SyncState,
+    manager: &str,
+    prune: bool,
+    semantics: crate::fields::ListSemantics,
+) -> PlanContext {
     let mut ctx = PlanContext::new(manager);
     ctx.prune = prune;
+    ctx.semantics = semantics;
     for record in &state.objects {
         if let Some(hash) = &record.hash {
             ctx.inventory.insert(record.key());
@@ -515,7 +521,13 @@ impl Controller {
             .collect();
         keys.extend(extra);
         let live = self.cluster.live(&keys).await?;
-        let mut ctx = plan_context(&self.state, &self.options.sync.manager, self.options.prune);
+        let semantics = self.cluster.list_semantics().await;
+        let mut ctx = plan_context(
+            &self.state,
+            &self.options.sync.manager,
+            self.options.prune,
+            semantics,
+        );
         if let Some(driver) = &self.rollouts {
             let policies = driver.policies(loaded);
             ctx.ignore = driver.ignore(&desired, &live.objects, &policies);
@@ -978,7 +990,7 @@ mod tests {
                 .is_some_and(|e| e.message.contains("ConfigMap shop/old"))
         );
         // The plan built from this state sees `a` as applied at v2.
-        let ctx = plan_context(&next, "veer", true);
+        let ctx = plan_context(&next, "veer", true, Default::default());
         assert_eq!(ctx.applied_hashes.get(&key("a")).cloned(), hash("a", 2));
     }
 

@@ -13,11 +13,20 @@ use std::fmt;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
+mod lists;
+mod values;
+
+pub use lists::{
+    KUBERNETES_LIST_RULES, KeyField, ListRule, ListSemantics, ListType, PathMatch, RuleScope, Text,
+};
+pub use values::{compare_values, same_value};
+
 // ---------------------------------------------------------------------------------------------
 // Paths
 
-/// One step of a field path, as structured-merge-diff names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One step of a field path, as structured-merge-diff names it. Equality follows the order
+/// ([`compare_values`]): `k:{"port":25}` and `k:{"port":25.0}` name the same item.
+#[derive(Debug, Clone)]
 pub enum PathElement {
     /// `f:name`: a field of a map.
     Field(String),
@@ -102,39 +111,17 @@ impl Ord for PathElement {
     }
 }
 
-impl PartialOrd for PathElement {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
+impl PartialEq for PathElement {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
     }
 }
 
-/// A total order on JSON values, for sorting set items and keys.
-fn compare_values(a: &Value, b: &Value) -> Ordering {
-    fn rank(v: &Value) -> u8 {
-        match v {
-            Value::Null => 0,
-            Value::Bool(_) => 1,
-            Value::Number(_) => 2,
-            Value::String(_) => 3,
-            Value::Array(_) => 4,
-            Value::Object(_) => 5,
-        }
-    }
-    match (a, b) {
-        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
-        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
-            (Some(x), Some(y)) => x.cmp(&y),
-            _ => x
-                .as_f64()
-                .unwrap_or(0.0)
-                .total_cmp(&y.as_f64().unwrap_or(0.0)),
-        },
-        (Value::String(x), Value::String(y)) => x.cmp(y),
-        (Value::Null, Value::Null) => Ordering::Equal,
-        (Value::Array(_), Value::Array(_)) | (Value::Object(_), Value::Object(_)) => {
-            canonical(a).to_string().cmp(&canonical(b).to_string())
-        }
-        _ => rank(a).cmp(&rank(b)),
+impl Eq for PathElement {}
+
+impl PartialOrd for PathElement {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -441,221 +428,6 @@ fn ownership_view(object: &Value) -> Value {
 // ---------------------------------------------------------------------------------------------
 // List semantics
 
-/// How a list merges and how its items are named in a field set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListType {
-    /// Replaced whole; owned as one field. What an API server does for CRD lists without
-    /// `x-kubernetes-list-type` (all Istio kinds).
-    Atomic,
-    /// Items are scalars, merged as a set (`v:` elements).
-    Set,
-    /// Items are maps identified by key fields (`k:` elements).
-    Map(&'static [KeyField]),
-}
-
-/// A key field of an associative list, with the default the API server fills when it is
-/// omitted (container ports' `protocol` is `TCP`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeyField {
-    pub name: &'static str,
-    pub default: Option<&'static str>,
-}
-
-const fn key(name: &'static str) -> KeyField {
-    KeyField {
-        name,
-        default: None,
-    }
-}
-
-const NAME: &[KeyField] = &[key("name")];
-const CONTAINER_PORT: &[KeyField] = &[
-    key("containerPort"),
-    KeyField {
-        name: "protocol",
-        default: Some("TCP"),
-    },
-];
-const SERVICE_PORT: &[KeyField] = &[
-    key("port"),
-    KeyField {
-        name: "protocol",
-        default: Some("TCP"),
-    },
-];
-const MOUNT_PATH: &[KeyField] = &[key("mountPath")];
-const UID: &[KeyField] = &[key("uid")];
-
-/// Which objects a rule applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RuleScope {
-    /// Every kind (ObjectMeta is the same everywhere, CRDs included).
-    AllKinds,
-    /// Built-in workload groups (core, apps, batch), whose pod specs carry keyed lists.
-    Workloads,
-    /// One kind: (group, kind).
-    Kind(&'static str, &'static str),
-}
-
-/// How to match a list's schema path (field names, `[]` for "inside a list item").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PathMatch {
-    /// The whole path, e.g. `metadata.finalizers`.
-    Exact(&'static str),
-    /// The path ends with this (at a field boundary), e.g. `containers[].env`.
-    Suffix(&'static str),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListRule {
-    pub scope: RuleScope,
-    pub path: PathMatch,
-    pub list_type: ListType,
-}
-
-const fn rule(scope: RuleScope, path: PathMatch, list_type: ListType) -> ListRule {
-    ListRule {
-        scope,
-        path,
-        list_type,
-    }
-}
-
-use PathMatch::{Exact, Suffix};
-use RuleScope::{AllKinds, Kind, Workloads};
-
-/// Where Kubernetes' built-in types use keyed or set lists. Every other list is atomic.
-pub const KUBERNETES_LIST_RULES: &[ListRule] = &[
-    rule(
-        AllKinds,
-        Exact("metadata.ownerReferences"),
-        ListType::Map(UID),
-    ),
-    rule(AllKinds, Exact("metadata.finalizers"), ListType::Set),
-    rule(
-        Kind("", "Service"),
-        Exact("spec.ports"),
-        ListType::Map(SERVICE_PORT),
-    ),
-    rule(Workloads, Suffix("spec.containers"), ListType::Map(NAME)),
-    rule(
-        Workloads,
-        Suffix("spec.initContainers"),
-        ListType::Map(NAME),
-    ),
-    rule(
-        Workloads,
-        Suffix("spec.ephemeralContainers"),
-        ListType::Map(NAME),
-    ),
-    rule(Workloads, Suffix("spec.volumes"), ListType::Map(NAME)),
-    rule(
-        Workloads,
-        Suffix("spec.imagePullSecrets"),
-        ListType::Map(NAME),
-    ),
-    rule(
-        Workloads,
-        Suffix("containers[].ports"),
-        ListType::Map(CONTAINER_PORT),
-    ),
-    rule(
-        Workloads,
-        Suffix("initContainers[].ports"),
-        ListType::Map(CONTAINER_PORT),
-    ),
-    rule(
-        Workloads,
-        Suffix("ephemeralContainers[].ports"),
-        ListType::Map(CONTAINER_PORT),
-    ),
-    rule(Workloads, Suffix("containers[].env"), ListType::Map(NAME)),
-    rule(
-        Workloads,
-        Suffix("initContainers[].env"),
-        ListType::Map(NAME),
-    ),
-    rule(
-        Workloads,
-        Suffix("ephemeralContainers[].env"),
-        ListType::Map(NAME),
-    ),
-    rule(
-        Workloads,
-        Suffix("containers[].volumeMounts"),
-        ListType::Map(MOUNT_PATH),
-    ),
-    rule(
-        Workloads,
-        Suffix("initContainers[].volumeMounts"),
-        ListType::Map(MOUNT_PATH),
-    ),
-    rule(
-        Workloads,
-        Suffix("ephemeralContainers[].volumeMounts"),
-        ListType::Map(MOUNT_PATH),
-    ),
-];
-
-const WORKLOAD_GROUPS: &[&str] = &["", "apps", "batch"];
-
-/// The list-merge table in force.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListSemantics {
-    rules: Vec<ListRule>,
-}
-
-impl Default for ListSemantics {
-    fn default() -> Self {
-        Self::kubernetes()
-    }
-}
-
-impl ListSemantics {
-    /// Kubernetes' built-in keyed lists ([`KUBERNETES_LIST_RULES`]); atomic elsewhere.
-    pub fn kubernetes() -> Self {
-        Self {
-            rules: KUBERNETES_LIST_RULES.to_vec(),
-        }
-    }
-
-    /// Every list atomic.
-    pub fn atomic() -> Self {
-        Self { rules: Vec::new() }
-    }
-
-    /// Add a rule (e.g. from a CRD's `x-kubernetes-list-type` markers); first match wins, so
-    /// added rules are consulted after the built-in ones.
-    pub fn with_rule(mut self, rule: ListRule) -> Self {
-        self.rules.push(rule);
-        self
-    }
-
-    /// The list type at `schema_path` (dotted field names, `[]` after a list's name inside its
-    /// items, e.g. `spec.template.spec.containers[].ports`) of an object of `group`/`kind`.
-    pub fn list_type(&self, group: &str, kind: &str, schema_path: &str) -> ListType {
-        for rule in &self.rules {
-            let in_scope = match rule.scope {
-                AllKinds => true,
-                Workloads => WORKLOAD_GROUPS.contains(&group),
-                Kind(g, k) => g == group && k == kind,
-            };
-            let matches = match rule.path {
-                Exact(p) => schema_path == p,
-                Suffix(p) => {
-                    schema_path == p
-                        || (schema_path.ends_with(p)
-                            && schema_path[..schema_path.len() - p.len()].ends_with('.'))
-                }
-            };
-            if in_scope && matches {
-                return rule.list_type;
-            }
-        }
-        ListType::Atomic
-    }
-}
-
 /// Group and kind of an object, from its `apiVersion` and `kind`.
 fn group_kind(object: &Value) -> (String, String) {
     let api_version = object
@@ -707,14 +479,14 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn list_type(&self, schema: &str) -> ListType {
+    fn list_type(&self, schema: &str) -> &'a ListType {
         self.semantics.list_type(&self.group, &self.kind, schema)
     }
 
     /// Name each item of a list; a list whose items cannot all be named uniquely (missing
     /// key without default, duplicates, non-map items in a keyed list) is treated as atomic,
     /// so that it still merges and diffs predictably.
-    fn items(&self, list_type: ListType, items: &[Value]) -> ListItems {
+    fn items(&self, list_type: &ListType, items: &[Value]) -> ListItems {
         let mut names = Vec::with_capacity(items.len());
         for item in items {
             let pe = match list_type {
@@ -730,8 +502,8 @@ impl<'a> Walker<'a> {
                         return ListItems::Atomic;
                     };
                     let mut fields = Vec::with_capacity(keys.len());
-                    for k in keys {
-                        match (map.get(k.name), k.default) {
+                    for k in keys.iter() {
+                        match (map.get(k.name.as_ref()), &k.default) {
                             (Some(v), _) if !v.is_null() => {
                                 fields.push((k.name.to_string(), v.clone()))
                             }
@@ -963,7 +735,7 @@ impl<'a> Walker<'a> {
                 let (ListItems::Named(on), ListItems::Named(nn)) =
                     (self.items(list_type, o), self.items(list_type, n))
                 else {
-                    if old != new {
+                    if !same_value(old, new) {
                         out.modified.insert(path);
                     }
                     return;
@@ -987,7 +759,7 @@ impl<'a> Walker<'a> {
                 schema.truncate(schema.len() - 2);
             }
             _ => {
-                if old != new {
+                if !same_value(old, new) {
                     out.modified.insert(path);
                 }
             }
@@ -1493,7 +1265,7 @@ pub fn apply_with(
         );
     }
 
-    let unchanged = merged == base && previous == applied_set;
+    let unchanged = same_value(&merged, &base) && previous == applied_set;
     match mine {
         Some(i) => {
             let entry = &mut entries[i];

@@ -22,6 +22,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod notify;
 pub mod rollout;
+pub mod schema;
 pub mod server;
 pub mod shutdown;
 pub mod source;

@@ -10,6 +10,7 @@
 
 mod cache;
 mod discovery;
+pub mod schema;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::Value;
 
+use crate::fields::ListSemantics;
 use crate::manifest::ObjectKey;
 
 pub use cache::{Observed, WatchKey};
@@ -134,11 +136,12 @@ pub struct LiveState {
     pub unknown: BTreeSet<ObjectKey>,
 }
 
-/// The cluster as veer sees it: a client, discovery and the watch cache.
+/// The cluster as veer sees it: a client, discovery, the watch cache and how its lists merge.
 pub struct Cluster {
     client: kube::Client,
     discovery: discovery::Discovery,
     cache: cache::Cache,
+    schemas: schema::Schemas,
 }
 
 impl Cluster {
@@ -146,8 +149,21 @@ impl Cluster {
         Cluster {
             discovery: discovery::Discovery::default(),
             cache: cache::Cache::default(),
+            schemas: schema::Schemas::default(),
             client,
         }
+    }
+
+    /// How this server merges lists: its CRDs' `x-kubernetes-list-type` markers, then
+    /// Kubernetes' built-in table. Listed once and cached (see [`schema`]); the built-in
+    /// table alone when veer may not list CRDs.
+    pub async fn list_semantics(&self) -> ListSemantics {
+        self.schemas.get(&self.client).await
+    }
+
+    /// List the CRDs again at the next [`Cluster::list_semantics`] (e.g. after applying one).
+    pub async fn refresh_list_semantics(&self) {
+        self.schemas.refresh().await;
     }
 
     pub fn client(&self) -> &kube::Client {
@@ -196,6 +212,7 @@ impl Cluster {
                 state.objects.insert(key.clone(), object);
             }
         }
+        self.schemas.observed_kinds(!state.unknown.is_empty()).await;
         Ok(state)
     }
 

@@ -782,8 +782,16 @@ fn patch_object(
                 // Apply against the object as served at the request's version, as a real
                 // server converts before applying (else apiVersion itself looks changed).
                 let base = live.clone().map(|l| at_version(rt, &target.version, l));
-                let merged = crate::fields::apply(base.as_ref(), &patch, manager, force, now)
-                    .map_err(|e| apply_error(rt, name, e))?;
+                // With the list rules of this server's schemas (CRD markers included).
+                let merged = crate::fields::apply_with(
+                    base.as_ref(),
+                    &patch,
+                    manager,
+                    force,
+                    now,
+                    state.catalog.semantics(),
+                )
+                .map_err(|e| apply_error(rt, name, e))?;
                 let applied = Write {
                     ownership: Ownership::Applied,
                     ..update

@@ -1,8 +1,15 @@
 //! The resource catalog: which kinds the dev cluster serves, under which group, versions,
 //! plural and short names. One table line per built-in kind; applying a
 //! `CustomResourceDefinition` adds a line at run time (and deleting it removes the line).
+//! Also how each kind's lists merge under server-side apply: Kubernetes' table, what current
+//! Istio CRDs declare for the Istio kinds served without a CRD, and the markers of each
+//! applied CRD (which replace the built-in rules for its kind).
+
+use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
+
+use crate::fields::{ListRule, ListSemantics, RuleScope};
 
 /// One kind the server serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -316,6 +323,10 @@ const BUILTIN: &[Line] = &[
 #[derive(Debug, Clone)]
 pub struct Catalog {
     types: Vec<ResourceType>,
+    /// List rules from each applied CRD, by (group, kind).
+    crd_rules: BTreeMap<(String, String), Vec<ListRule>>,
+    /// What server-side apply uses, rebuilt when a CRD comes or goes.
+    semantics: ListSemantics,
 }
 
 impl Default for Catalog {
@@ -354,7 +365,34 @@ impl Catalog {
                 },
             )
             .collect();
-        Self { types }
+        let mut catalog = Self {
+            types,
+            crd_rules: BTreeMap::new(),
+            semantics: ListSemantics::kubernetes(),
+        };
+        catalog.rebuild_semantics();
+        catalog
+    }
+
+    /// How lists merge, per kind, as this server's schemas say.
+    pub fn semantics(&self) -> &ListSemantics {
+        &self.semantics
+    }
+
+    /// Applied CRDs' rules first, then the Istio rules for kinds without a CRD, then
+    /// Kubernetes' table: what a real server with those CRDs installed answers.
+    fn rebuild_semantics(&mut self) {
+        let builtin_istio =
+            crate::schema::istio_list_rules()
+                .into_iter()
+                .filter(|rule| match &rule.scope {
+                    RuleScope::Kind(group, kind) => !self
+                        .crd_rules
+                        .contains_key(&(group.to_string(), kind.to_string())),
+                    RuleScope::AllKinds | RuleScope::Workloads => true,
+                });
+        let from_crds = self.crd_rules.values().flatten().cloned();
+        self.semantics = ListSemantics::from_server(from_crds.chain(builtin_istio));
     }
 
     pub fn types(&self) -> &[ResourceType] {
@@ -410,10 +448,14 @@ impl Catalog {
     /// problem as a message when the definition is unusable.
     pub fn register_crd(&mut self, crd: &Value) -> Result<ResourceType, String> {
         let t = resource_type_of_crd(crd)?;
+        let rules = crate::schema::crd_list_rules(crd).map_err(|e| e.to_string())?;
         self.types.retain(|old| {
             !(old.group == t.group && (old.plural == t.plural || old.kind == t.kind))
         });
         self.types.push(t.clone());
+        self.crd_rules
+            .insert((t.group.clone(), t.kind.clone()), rules);
+        self.rebuild_semantics();
         Ok(t)
     }
 
@@ -424,6 +466,8 @@ impl Catalog {
             .types
             .iter()
             .position(|old| old.group == t.group && old.plural == t.plural)?;
+        self.crd_rules.remove(&(t.group.clone(), t.kind.clone()));
+        self.rebuild_semantics();
         Some(self.types.remove(pos))
     }
 }
@@ -543,6 +587,53 @@ mod tests {
         assert!(c.groups().iter().any(|(g, _)| g == "example.com"));
         c.unregister_crd(&crd).unwrap();
         assert!(c.by_plural("example.com", "v1", "widgets").is_none());
+    }
+
+    #[test]
+    fn list_rules_follow_the_istio_crds_and_applied_crds() {
+        use crate::fields::{KeyField, ListType};
+        let by_name = ListType::Map(vec![KeyField::new("name")].into());
+        let mut c = Catalog::builtin();
+        let se = |c: &Catalog| {
+            c.semantics()
+                .list_type("networking.istio.io", "ServiceEntry", "spec.ports")
+                .clone()
+        };
+        assert_eq!(se(&c), by_name);
+        assert_eq!(
+            c.semantics().list_type("", "Service", "spec.ports"),
+            &ListType::Map(
+                vec![
+                    KeyField::new("port"),
+                    KeyField::new("protocol").with_default("TCP")
+                ]
+                .into()
+            )
+        );
+        // An applied CRD's markers replace the built-in rules of its kind (here: none).
+        let crd = json!({
+            "metadata": {"name": "serviceentries.networking.istio.io"},
+            "spec": {
+                "group": "networking.istio.io",
+                "names": {"kind": "ServiceEntry", "plural": "serviceentries"},
+                "scope": "Namespaced",
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                        "spec": {"type": "object", "properties": {
+                            "hosts": {"type": "array", "items": {"type": "string"},
+                                      "x-kubernetes-list-type": "set"},
+                            "ports": {"type": "array", "items": {"type": "object"}}}}}}}}]
+            }
+        });
+        c.register_crd(&crd).unwrap();
+        assert_eq!(se(&c), ListType::Atomic);
+        assert_eq!(
+            c.semantics()
+                .list_type("networking.istio.io", "ServiceEntry", "spec.hosts"),
+            &ListType::Set
+        );
+        c.unregister_crd(&crd).unwrap();
+        assert_eq!(se(&c), by_name);
     }
 
     #[test]

@@ -3,12 +3,14 @@
 //! (optionally kept in a state file across restarts). Not a production cluster: no
 //! authentication, no admission webhooks, no kubelet (Deployments are marked available).
 //!
-//! Parts: `catalog` (which kinds are served), `store` (objects, versions, write rules),
-//! `selector`, `patch`, `status` (errors as `Status`), `openapi`, `table` (`kubectl get`'s
-//! server-side columns), `api` (HTTP edge).
+//! Parts: `catalog` (which kinds are served, how their lists merge), `store` (objects,
+//! versions, write rules), `numbers` (numbers as a real server stores them), `selector`,
+//! `patch`, `status` (errors as `Status`), `openapi`, `table` (`kubectl get`'s server-side
+//! columns), `api` (HTTP edge).
 
 mod api;
 pub mod catalog;
+mod numbers;
 mod openapi;
 pub mod patch;
 pub mod selector;

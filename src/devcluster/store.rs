@@ -607,6 +607,8 @@ impl State {
         }
         new["apiVersion"] = json!(rt.api_version(rt.preferred_version()));
         new["kind"] = json!(rt.kind);
+        // Stored as a real server encodes it: `25.0` is served back as `25`.
+        super::numbers::canonical_numbers(&mut new);
         if let Some(old) = &old {
             // Optimistic concurrency: a stated resourceVersion must be the current one.
             if let Some(rv) = meta_str(&new, "resourceVersion").filter(|s| !s.is_empty())
@@ -664,7 +666,13 @@ impl State {
             // Defaults are in by now: a real server defaults while decoding, so an updater owns
             // the defaulted fields too (an applier does not: they were not in its config).
             Ownership::Update { manager } => {
-                new = crate::fields::update(old.as_ref(), &new, manager, w.now);
+                new = crate::fields::update_with(
+                    old.as_ref(),
+                    &new,
+                    manager,
+                    w.now,
+                    self.catalog.semantics(),
+                );
             }
             Ownership::Applied => {}
         }

@@ -430,10 +430,16 @@ fn step<'v>(value: &'v Value, element: &PathElement) -> Option<&'v Value> {
         (Value::Array(items), PathElement::Index(i)) => items.get(*i),
         (Value::Array(items), PathElement::Key(keys)) => items
             .iter()
-            .find(|item| keys.iter().all(|(k, v)| item.get(k) == Some(v))),
-        (Value::Array(items), PathElement::Value(v)) => items.iter().find(|item| *item == v),
+            .find(|item| keys.iter().all(|(k, v)| key_matches(item, k, v))),
+        (Value::Array(items), PathElement::Value(v)) => {
+            items.iter().find(|item| fields::same_value(item, v))
+        }
         _ => None,
     }
+}
+
+fn key_matches(item: &Value, key: &str, value: &Value) -> bool {
+    item.get(key).is_some_and(|v| fields::same_value(v, value))
 }
 
 /// Set the value at `path`, when every step but the last exists.
@@ -448,9 +454,9 @@ fn assign(value: &mut Value, path: &[PathElement], new: Value) {
             (Value::Array(items), PathElement::Index(i)) => items.get_mut(*i),
             (Value::Array(items), PathElement::Key(keys)) => items
                 .iter_mut()
-                .find(|item| keys.iter().all(|(k, v)| item.get(k) == Some(v))),
+                .find(|item| keys.iter().all(|(k, v)| key_matches(item, k, v))),
             (Value::Array(items), PathElement::Value(v)) => {
-                items.iter_mut().find(|item| **item == *v)
+                items.iter_mut().find(|item| fields::same_value(item, v))
             }
             _ => None,
         };
@@ -512,7 +518,12 @@ fn diff_values(from: Option<&Value>, to: Option<&Value>, path: &mut String, out:
             }
         }
         (a, b) => {
-            if a != b {
+            // By value: a server serves git's `25.0` back as `25`.
+            let same = match (a, b) {
+                (Some(a), Some(b)) => fields::same_value(a, b),
+                (a, b) => a == b,
+            };
+            if !same {
                 out.push(Change {
                     path: path.clone(),
                     from: a.cloned(),
