@@ -76,7 +76,8 @@ pub enum Pass {
         commit: String,
         objects: Vec<ObjectKey>,
     },
-    /// Writes were made (or sent as a server dry run); `report` says how each went.
+    /// Writes were made (or sent as a server dry run), or objects veer may not read failed;
+    /// `report` says how each went.
     Synced { commit: String, report: SyncReport },
     /// The cluster could not be read or the state not written.
     Failed { message: String },
@@ -155,9 +156,9 @@ pub fn report_without_writes(plan: &Plan) -> SyncReport {
                         cause: Cause::Drift,
                         ..
                     } => ObjectResult::DriftReported,
-                    Action::PruneSkipped { reason } => {
-                        ObjectResult::PruneSkipped { reason: *reason }
-                    }
+                    Action::PruneSkipped { reason } => ObjectResult::PruneSkipped {
+                        reason: reason.clone(),
+                    },
                     Action::Create | Action::Update { .. } | Action::Prune | Action::Unchanged => {
                         ObjectResult::Unchanged
                     }
@@ -532,6 +533,7 @@ impl Controller {
             let policies = driver.policies(loaded);
             ctx.ignore = driver.ignore(&desired, &live.objects, &policies);
         }
+        ctx.unreadable = live.forbidden.keys().cloned().collect();
         let plan = diff::plan(&desired, &live.objects, &ctx);
         Ok(Planned {
             plan,
@@ -622,9 +624,14 @@ impl Controller {
         let planned = self.plan(loaded).await?;
         let options = &self.options.sync;
         let dry = options.mode == WriteMode::ServerDryRun;
-        let (pass, report) = if sync::writes_needed(&planned.plan, options.self_heal) {
-            let report =
+        // Objects veer may not read are failures of this pass, even when nothing is written.
+        let unreadable = sync::unreadable(&planned.live.forbidden);
+        let (pass, report) = if sync::writes_needed(&planned.plan, options.self_heal)
+            || !unreadable.is_empty()
+        {
+            let mut report =
                 sync::execute(&self.cluster, &planned.plan, &planned.live.objects, options).await;
+            report.objects.extend(unreadable);
             let s = report.summary();
             info!(
                 commit = %loaded.revision.commit.short(),
@@ -766,6 +773,7 @@ mod tests {
             kind: FailureKind::Invalid,
             code: Some(code),
             message: "no".into(),
+            fix: None,
             managers: Vec::new(),
             attempts: 1,
         })

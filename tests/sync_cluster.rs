@@ -1,8 +1,10 @@
 //! The reconcile loop against the embedded API server, over real HTTP with the real kube
 //! client: create, update, prune (never what veer did not create), drift healed or only
-//! reported, apply conflicts then force, retries of 409/5xx, per-object failures, server dry
-//! run, an idle pass that makes no API call, a rejected revision, state surviving a restart,
-//! and watches re-established after the server restarts.
+//! reported, apply conflicts then force, retries of 409/5xx, per-object failures (a 500 that
+//! refuses the request itself tried once, with the fix), server dry run, an idle pass that
+//! makes no API call, a rejected revision, state surviving a restart, watches re-established
+//! after the server restarts, a kind veer may not list failing only its objects, and a
+//! Namespace never pruned while anything lives in it.
 
 #[path = "support/faults.rs"]
 mod faults;
@@ -18,6 +20,7 @@ use serde_json::json;
 use veer::cluster::Cluster;
 use veer::controller::{Controller, ControllerOptions, Pass};
 use veer::devcluster::{DevClusterOptions, RunningCluster};
+use veer::diff::PruneSkipReason;
 use veer::manifest::{self, ManifestSet, ReadOptions};
 use veer::source::{CommitId, LoadedRevision, PollOutcome, Revision};
 use veer::sync::state::{self, StateLocation};
@@ -797,4 +800,397 @@ async fn watches_are_re_established_after_the_server_restarts() {
         data_of(&cluster, "settings").await,
         Some(json!({"mode": "fast"}))
     );
+}
+
+/// Kubernetes v1.20's answer to server-side apply of a Service port without `protocol`.
+const TYPED_PATCH_500: &str = "failed to create typed patch object: .spec.ports: element 0: associative list with keys has an element that omits key field \"protocol\" (and doesn't have default value)";
+
+#[tokio::test]
+async fn a_request_the_server_cannot_handle_fails_at_once_with_the_fix() {
+    let cluster = dev::start().await;
+    let faults = Faults::default();
+    let mut c = controller_with(faults::client(&cluster, &faults), options(|_| {})).await;
+    let patch = |path: &str, message: &str| Fault {
+        method: "PATCH",
+        path: path.into(),
+        code: 500,
+        reason: "InternalError",
+        message: message.into(),
+        times: 100,
+    };
+    faults.add(patch("/services/reviews", TYPED_PATCH_500));
+    faults.add(patch("/configmaps/down", "etcdserver: request timed out"));
+    let p = pass(
+        &mut c,
+        &revision(
+            1,
+            &[
+                ("ns.yaml", NAMESPACE),
+                ("svc.yaml", SERVICE),
+                ("down.yaml", &config_map("down", "k: v")),
+                ("fine.yaml", &config_map("fine", "k: v")),
+            ],
+        ),
+    )
+    .await;
+    let report = synced(&p);
+    match result_of(report, "Service", "reviews") {
+        ObjectResult::Failed(f) => {
+            assert_eq!((f.kind, f.code), (FailureKind::Invalid, Some(500)));
+            assert_eq!(f.attempts, 1, "a permanent answer is tried once");
+            assert_eq!(f.message, TYPED_PATCH_500);
+            assert_eq!(
+                f.fix.as_deref(),
+                Some("add protocol: TCP to each port of spec.ports")
+            );
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    // A plain 500 is still the server's trouble: retried.
+    match result_of(report, "ConfigMap", "down") {
+        ObjectResult::Failed(f) => {
+            assert_eq!(
+                (f.kind, f.code, f.attempts),
+                (FailureKind::Unavailable, Some(500), 4)
+            );
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert_eq!(
+        result_of(report, "ConfigMap", "fine"),
+        &ObjectResult::Created
+    );
+    assert_eq!(faults.injected(), 1 + 4);
+    let human = report.human();
+    assert!(
+        human.contains(
+            "Service shop/reviews: FAILED (invalid 500): failed to create typed patch object"
+        ) && human.contains("  fix: add protocol: TCP to each port of spec.ports"),
+        "{human}"
+    );
+    let json = serde_json::to_value(&report.objects).expect("json");
+    let svc = json
+        .as_array()
+        .and_then(|a| a.iter().find(|o| o["key"]["kind"] == "Service"))
+        .expect("the Service");
+    assert_eq!(svc["fix"], "add protocol: TCP to each port of spec.ports");
+    assert_eq!(veer::controller::exit_code(&p), veer::cli::exit::PARTIAL);
+}
+
+fn secret(name: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: shop\nstringData:\n  token: t\n"
+    )
+}
+
+#[tokio::test]
+async fn a_kind_veer_may_not_list_fails_only_its_objects_and_is_never_pruned() {
+    let cluster = dev::start().await;
+    // Applied while veer could still read Secrets: `old-token` is in the inventory.
+    let mut before = controller(&cluster).await;
+    let first = revision(
+        1,
+        &[
+            ("ns.yaml", NAMESPACE),
+            ("old.yaml", &secret("old-token")),
+            ("cm.yaml", &config_map("settings", "mode: fast")),
+        ],
+    );
+    assert!(!synced(&pass(&mut before, &first).await).has_failures());
+    drop(before);
+
+    // Then RBAC forbids listing Secrets in shop.
+    let faults = Faults::default();
+    faults.add(Fault {
+        method: "GET",
+        path: "/namespaces/shop/secrets".into(),
+        code: 403,
+        reason: "Forbidden",
+        message: "secrets is forbidden: User \"system:serviceaccount:veer:veer\" cannot list resource \"secrets\" in API group \"\" in the namespace \"shop\"".into(),
+        times: 10_000,
+    });
+    let mut c = controller_with(faults::client(&cluster, &faults), options(|_| {})).await;
+    let second = revision(
+        2,
+        &[
+            ("ns.yaml", NAMESPACE),
+            ("new.yaml", &secret("new-token")),
+            ("cm.yaml", &config_map("settings", "mode: slow")),
+        ],
+    );
+    let started = std::time::Instant::now();
+    let p = pass(&mut c, &second).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "a 403 is final: no wait for the watch ({:?})",
+        started.elapsed()
+    );
+    let report = synced(&p);
+    for name in ["new-token", "old-token"] {
+        match result_of(report, "Secret", name) {
+            ObjectResult::Failed(f) => {
+                assert_eq!((f.kind, f.code), (FailureKind::Forbidden, Some(403)));
+                assert_eq!(
+                    f.message,
+                    "veer's service account cannot list secrets in namespace shop: grant list and watch on secrets"
+                );
+                assert!(
+                    f.advice()
+                        .contains("list and watch on secrets in namespace shop")
+                );
+            }
+            other => panic!("{name}: expected a failure, got {other:?}"),
+        }
+    }
+    // The rest of the pass went on as usual.
+    assert!(matches!(
+        result_of(report, "ConfigMap", "settings"),
+        ObjectResult::Updated { .. }
+    ));
+    assert_eq!(
+        data_of(&cluster, "settings").await,
+        Some(json!({"mode": "slow"}))
+    );
+    assert_eq!(veer::controller::exit_code(&p), veer::cli::exit::PARTIAL);
+    // Neither applied on a guess nor pruned: unknown is not absent.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(dev::client(&cluster), "shop");
+    assert!(secrets.get_opt("old-token").await.expect("get").is_some());
+    assert!(secrets.get_opt("new-token").await.expect("get").is_none());
+    let inventory: Vec<String> = c.state().inventory().into_iter().map(|k| k.name).collect();
+    assert!(
+        inventory.contains(&"old-token".to_string()),
+        "{inventory:?}"
+    );
+    // The next pass reports them again (and tries the list again: RBAC may have changed).
+    let p = idle(&mut c, &second).await;
+    assert_eq!(synced(&p).summary().failed, 2);
+}
+
+fn foreign_config_map(name: &str, annotations: serde_json::Value) -> ConfigMap {
+    serde_json::from_value(
+        json!({"metadata": {"name": name, "annotations": annotations}, "data": {"a": "1"}}),
+    )
+    .expect("a ConfigMap")
+}
+
+async fn namespace_exists(cluster: &RunningCluster, name: &str) -> bool {
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(dev::client(cluster))
+        .get_opt(name)
+        .await
+        .expect("get")
+        .is_some()
+}
+
+#[tokio::test]
+async fn pruning_a_namespace_never_takes_what_still_lives_in_it() {
+    let cluster = dev::start().await;
+    let mut c = controller(&cluster).await;
+    let kept = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\n  namespace: shop\n  annotations: {veer.io/prune: \"false\"}\ndata:\n  a: \"1\"\n";
+    let first = revision(
+        1,
+        &[
+            ("ns.yaml", NAMESPACE),
+            ("settings.yaml", &config_map("settings", "a: b")),
+            ("old.yaml", &config_map("old", "a: b")),
+            ("kept.yaml", kept),
+        ],
+    );
+    assert!(!synced(&pass(&mut c, &first).await).has_failures());
+
+    // (i) namespace.yaml leaves git, a manifest of the namespace stays: kept by the plan.
+    let second = revision(
+        2,
+        &[
+            ("settings.yaml", &config_map("settings", "a: b")),
+            ("kept.yaml", kept),
+        ],
+    );
+    let p = pass(&mut c, &second).await;
+    let report = synced(&p);
+    assert_eq!(result_of(report, "ConfigMap", "old"), &ObjectResult::Pruned);
+    match result_of(report, "Namespace", "shop") {
+        ObjectResult::PruneSkipped {
+            reason: PruneSkipReason::NamespaceInUse { by, .. },
+        } => assert_eq!(by.to_string(), "ConfigMap shop/kept"),
+        other => panic!(
+            "expected the namespace kept, got {other:?}\n{}",
+            report.human()
+        ),
+    }
+    assert!(namespace_exists(&cluster, "shop").await);
+
+    // (ii) git's objects leave too, but someone else's object lives there: kept at sync time.
+    config_maps(&cluster)
+        .create(
+            &Default::default(),
+            &foreign_config_map("theirs", json!({})),
+        )
+        .await
+        .expect("created by someone else");
+    // veer's kept object may be given up; the annotation still keeps it.
+    let third = revision(3, &[]);
+    let p = pass(&mut c, &third).await;
+    let report = synced(&p);
+    assert_eq!(
+        result_of(report, "ConfigMap", "settings"),
+        &ObjectResult::Pruned
+    );
+    assert_eq!(
+        result_of(report, "ConfigMap", "kept"),
+        &ObjectResult::PruneSkipped {
+            reason: PruneSkipReason::Annotation
+        }
+    );
+    assert!(
+        matches!(
+            result_of(report, "Namespace", "shop"),
+            ObjectResult::PruneSkipped {
+                reason: PruneSkipReason::NamespaceInUse { .. }
+            }
+        ),
+        "{}",
+        report.human()
+    );
+    assert!(namespace_exists(&cluster, "shop").await);
+    assert!(data_of(&cluster, "theirs").await.is_some());
+    assert!(data_of(&cluster, "kept").await.is_some());
+
+    // The annotated object is taken away by hand: only their object keeps it now, which only
+    // the server knows about.
+    config_maps(&cluster)
+        .delete("kept", &Default::default())
+        .await
+        .expect("deleted by hand");
+    let p = pass(&mut c, &revision(4, &[])).await;
+    let report = synced(&p);
+    match result_of(report, "Namespace", "shop") {
+        ObjectResult::PruneSkipped {
+            reason: PruneSkipReason::NamespaceNotEmpty { by, more },
+        } => assert_eq!((by.to_string(), *more), ("ConfigMap shop/theirs".into(), 0)),
+        other => panic!(
+            "expected the namespace kept, got {other:?}\n{}",
+            report.human()
+        ),
+    }
+    let human = report.human();
+    assert!(
+        human.contains(
+            "Namespace shop: prune skipped (ConfigMap shop/theirs still lives in it; delete them"
+        ),
+        "{human}"
+    );
+    assert!(namespace_exists(&cluster, "shop").await);
+    assert!(data_of(&cluster, "theirs").await.is_some());
+    // Kept, so still veer's to prune once it empties.
+    assert!(c.state().inventory().iter().any(|k| k.kind == "Namespace"));
+
+    // Once nothing lives in it, it goes.
+    config_maps(&cluster)
+        .delete("theirs", &Default::default())
+        .await
+        .expect("deleted by them");
+    let p = pass(&mut c, &revision(5, &[])).await;
+    assert_eq!(
+        result_of(synced(&p), "Namespace", "shop"),
+        &ObjectResult::Pruned
+    );
+    assert!(!namespace_exists(&cluster, "shop").await);
+}
+
+#[tokio::test]
+async fn a_namespace_that_held_only_what_veer_pruned_is_removed() {
+    let cluster = dev::start().await;
+    let mut c = controller(&cluster).await;
+    let first = revision(
+        1,
+        &[
+            ("ns.yaml", NAMESPACE),
+            ("a.yaml", &config_map("a", "k: v")),
+            ("b.yaml", &config_map("b", "k: v")),
+            ("svc.yaml", SERVICE),
+        ],
+    );
+    assert!(!synced(&pass(&mut c, &first).await).has_failures());
+    let p = pass(&mut c, &revision(2, &[])).await;
+    let report = synced(&p);
+    assert_eq!(report.summary().pruned, 4, "{}", report.human());
+    // The Namespace is the last prune, after what lived in it.
+    assert_eq!(
+        report
+            .objects
+            .last()
+            .map(|o| (o.key.kind.as_str(), &o.result)),
+        Some(("Namespace", &ObjectResult::Pruned))
+    );
+    assert!(!namespace_exists(&cluster, "shop").await);
+    assert!(c.state().inventory().is_empty());
+}
+
+#[tokio::test]
+async fn the_dev_cluster_deletes_a_namespace_as_kubernetes_does() {
+    use futures::StreamExt;
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{DeleteParams, PostParams, WatchEvent, WatchParams};
+
+    let cluster = dev::start().await;
+    let client = dev::client(&cluster);
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "shop"}})).expect("a Namespace"),
+        )
+        .await
+        .expect("created");
+    config_maps(&cluster)
+        .create(
+            &PostParams::default(),
+            &foreign_config_map("c", json!({"veer.io/prune": "false"})),
+        )
+        .await
+        .expect("created");
+    let rv = namespaces
+        .get("shop")
+        .await
+        .expect("get")
+        .metadata
+        .resource_version
+        .expect("a resourceVersion");
+    let mut events = namespaces
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .expect("watch")
+        .boxed();
+
+    let answer = namespaces
+        .delete("shop", &DeleteParams::default())
+        .await
+        .expect("deleted");
+    let ns = answer.left().expect("the namespace comes back");
+    assert_eq!(
+        ns.status.and_then(|s| s.phase).as_deref(),
+        Some("Terminating")
+    );
+    assert!(ns.metadata.deletion_timestamp.is_some());
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("an event within 10 s")
+            .expect("the watch is open")
+            .expect("a well-formed event");
+        match event {
+            WatchEvent::Modified(n) => seen.push(format!(
+                "MODIFIED {}",
+                n.status.and_then(|s| s.phase).unwrap_or_default()
+            )),
+            WatchEvent::Deleted(_) => seen.push("DELETED".to_string()),
+            WatchEvent::Added(_) | WatchEvent::Bookmark(_) | WatchEvent::Error(_) => {}
+        }
+    }
+    assert_eq!(seen, ["MODIFIED Terminating", "DELETED"]);
+    // Its contents went with it, whatever they were annotated with.
+    assert_eq!(data_of(&cluster, "c").await, None);
+    assert!(!namespace_exists(&cluster, "shop").await);
 }

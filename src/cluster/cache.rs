@@ -1,5 +1,7 @@
 //! The watch cache: one kube-runtime reflector per watched kind (and namespace, for
-//! namespaced kinds), started on demand and kept for the life of the process.
+//! namespaced kinds), started on demand and kept for the life of the process. A watch the
+//! server refuses (403 on its list or watch) is reported at once and dropped: waiting for it
+//! to list would only wait out the timeout.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -10,10 +12,10 @@ use kube::api::{Api, DynamicObject};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
+use tokio::sync::watch as signal;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use super::ClusterError;
 use super::discovery::{Discovery, Resolved};
 use crate::manifest::ObjectKey;
 
@@ -67,6 +69,32 @@ struct Watch {
     store: Store<DynamicObject>,
     resource: Resolved,
     task: JoinHandle<()>,
+    /// The server's message once it refused the watch for good (403).
+    refused: signal::Receiver<Option<String>>,
+}
+
+/// Why a watch is not there to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum EnsureError {
+    /// Not listed within the wait.
+    NotReady,
+    /// The server refused the list or watch (403); its message.
+    Refused { reason: String },
+}
+
+/// The message of a refusal that no retry changes (403), from a watcher error.
+fn refusal(error: &watcher::Error) -> Option<String> {
+    let status = match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s,
+        watcher::Error::WatchError(s) => s,
+        watcher::Error::InitialListFailed(_)
+        | watcher::Error::WatchStartFailed(_)
+        | watcher::Error::WatchFailed(_)
+        | watcher::Error::NoResourceVersion => return None,
+    };
+    (status.code == 403).then(|| status.message.clone())
 }
 
 #[derive(Default)]
@@ -92,39 +120,49 @@ impl Cache {
         self.watches().len()
     }
 
-    /// Start the watch when it is not running, then wait until it has listed.
+    /// Start the watch when it is not running, then wait until it has listed, or the server
+    /// refuses it (403), whichever comes first.
     pub(super) async fn ensure(
         &self,
         client: &kube::Client,
         key: &WatchKey,
         resolved: &Resolved,
         within: Duration,
-    ) -> Result<(), ClusterError> {
-        let store = {
+    ) -> Result<(), EnsureError> {
+        let (store, mut refused) = {
             let mut watches = self.watches();
             match watches.get(key) {
-                Some(w) => w.store.clone(),
+                Some(w) => (w.store.clone(), w.refused.clone()),
                 None => {
                     let watch = start(client, key, resolved);
-                    let store = watch.store.clone();
+                    let handles = (watch.store.clone(), watch.refused.clone());
                     watches.insert(key.clone(), watch);
-                    store
+                    handles
                 }
             }
         };
-        match tokio::time::timeout(within, store.wait_until_ready()).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) | Err(_) => {
-                // Drop the watch so the next reconcile starts afresh.
-                if let Some(w) = self.watches().remove(key) {
-                    w.task.abort();
-                }
-                Err(ClusterError::WatchNotReady {
-                    what: key.to_string(),
-                    after: within,
-                })
+        // A refusal seen after the watch had listed makes its memory stale too: checked first.
+        let outcome = tokio::select! {
+            biased;
+            r = refused.wait_for(Option::is_some) => match r {
+                Ok(reason) => Err(EnsureError::Refused {
+                    reason: reason.clone().unwrap_or_default(),
+                }),
+                // The task ended without a refusal: it cannot list any more either.
+                Err(_) => Err(EnsureError::NotReady),
+            },
+            r = tokio::time::timeout(within, store.wait_until_ready()) => match r {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) | Err(_) => Err(EnsureError::NotReady),
+            },
+        };
+        if outcome.is_err() {
+            // Drop the watch so the next reconcile starts afresh.
+            if let Some(w) = self.watches().remove(key) {
+                w.task.abort();
             }
         }
+        outcome
     }
 
     /// The object, as the API server returned it, with `apiVersion` and `kind` set.
@@ -227,6 +265,7 @@ fn start(client: &kube::Client, key: &WatchKey, resolved: &Resolved) -> Watch {
         watcher(api, watcher::Config::default()).default_backoff(),
     );
     info!(watch = %what, "starting watch");
+    let (refuse, refused) = signal::channel(None);
     let task = tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         let mut failing = false;
@@ -242,7 +281,13 @@ fn start(client: &kube::Client, key: &WatchKey, resolved: &Resolved) -> Watch {
                 }
                 Err(error) => {
                     failing = true;
-                    warn!(watch = %what, %error, "watch failed; retrying with backoff");
+                    if let Some(reason) = refusal(&error) {
+                        warn!(watch = %what, %error, "watch refused (403): veer may not list or watch this kind here");
+                        // Whoever waits drops this watch; nobody waiting is fine too.
+                        let _ = refuse.send(Some(reason));
+                    } else {
+                        warn!(watch = %what, %error, "watch failed; retrying with backoff");
+                    }
                 }
             }
         }
@@ -251,6 +296,7 @@ fn start(client: &kube::Client, key: &WatchKey, resolved: &Resolved) -> Watch {
         store,
         resource: resolved.clone(),
         task,
+        refused,
     }
 }
 

@@ -59,6 +59,66 @@ pub enum ClusterError {
     },
 }
 
+/// veer may not list (or watch) a kind, in a namespace or cluster-wide: nothing is known
+/// about its objects, so they fail instead of being created, updated or pruned on a guess.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListRefusal {
+    /// RBAC's name for it: the plural, with the API group when there is one
+    /// (`secrets`, `virtualservices.networking.istio.io`).
+    pub resource: String,
+    /// `None`: cluster-wide.
+    pub namespace: Option<String>,
+    /// The server's message.
+    pub reason: String,
+}
+
+impl ListRefusal {
+    fn of(resolved: &Resolved, namespace: Option<&str>, reason: &str) -> Self {
+        let r = &resolved.resource;
+        ListRefusal {
+            resource: if r.group.is_empty() {
+                r.plural.clone()
+            } else {
+                format!("{}.{}", r.plural, r.group)
+            },
+            namespace: namespace.map(str::to_string),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn scope(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("in namespace {ns}"),
+            None => "cluster-wide".to_string(),
+        }
+    }
+
+    /// What to grant, and where.
+    pub fn fix(&self) -> String {
+        let binding = match self.namespace {
+            Some(_) => "a Role and RoleBinding",
+            None => "a ClusterRole and ClusterRoleBinding",
+        };
+        format!(
+            "grant veer's service account list and watch on {} {} ({binding}), or remove these objects from git",
+            self.resource,
+            self.scope()
+        )
+    }
+}
+
+impl std::fmt::Display for ListRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "veer's service account cannot list {} {}: grant list and watch on {}",
+            self.resource,
+            self.scope(),
+            self.resource
+        )
+    }
+}
+
 impl ClusterError {
     pub fn metric_label(&self) -> &'static str {
         match self {
@@ -134,6 +194,9 @@ pub struct LiveState {
     pub objects: BTreeMap<ObjectKey, Value>,
     /// Keys whose kind the cluster does not serve (yet): nothing is known about them.
     pub unknown: BTreeSet<ObjectKey>,
+    /// Keys whose kind veer may not list (403) where they live: nothing is known about them
+    /// either, so they are neither absent (to create) nor gone (to forget): they fail.
+    pub forbidden: BTreeMap<ObjectKey, ListRefusal>,
 }
 
 /// The cluster as veer sees it: a client, discovery, the watch cache and how its lists merge.
@@ -182,7 +245,9 @@ impl Cluster {
     }
 
     /// The live objects among `keys`, from the watch cache. Watches the kinds and namespaces
-    /// not watched yet (and waits until they have listed); after that, no API call.
+    /// not watched yet (and waits until they have listed); after that, no API call. A kind
+    /// veer may not list there (403) puts its keys in [`LiveState::forbidden`] at once; the
+    /// watch is tried again next time (RBAC may have been granted meanwhile).
     pub async fn live(&self, keys: &[ObjectKey]) -> Result<LiveState, ClusterError> {
         let mut state = LiveState::default();
         let mut resolved = Vec::with_capacity(keys.len());
@@ -201,13 +266,35 @@ impl Cluster {
                 .iter()
                 .find(|(k, r)| WatchKey::of(k, r) == *watch)
                 .map(|(_, r)| r.clone());
-            if let Some(resource) = resource {
-                self.cache
-                    .ensure(&self.client, watch, &resource, WATCH_READY_TIMEOUT)
-                    .await?;
+            let Some(resource) = resource else {
+                continue;
+            };
+            match self
+                .cache
+                .ensure(&self.client, watch, &resource, WATCH_READY_TIMEOUT)
+                .await
+            {
+                Ok(()) => {}
+                Err(cache::EnsureError::Refused { reason }) => {
+                    let refusal = ListRefusal::of(&resource, watch.namespace.as_deref(), &reason);
+                    for (key, r) in &resolved {
+                        if WatchKey::of(key, r) == *watch {
+                            state.forbidden.insert((*key).clone(), refusal.clone());
+                        }
+                    }
+                }
+                Err(cache::EnsureError::NotReady) => {
+                    return Err(ClusterError::WatchNotReady {
+                        what: watch.to_string(),
+                        after: WATCH_READY_TIMEOUT,
+                    });
+                }
             }
         }
         for (key, r) in resolved {
+            if state.forbidden.contains_key(key) {
+                continue;
+            }
             if let Some(object) = self.cache.get(key, &r) {
                 state.objects.insert(key.clone(), object);
             }

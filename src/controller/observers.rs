@@ -227,6 +227,7 @@ mod tests {
             kind: FailureKind::Invalid,
             code: Some(422),
             message: "bad".into(),
+            fix: None,
             managers: Vec::new(),
             attempts: 1,
         });

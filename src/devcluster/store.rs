@@ -786,7 +786,33 @@ impl State {
             return Ok(old);
         }
         let mut dependents: Vec<StoreKey> = Vec::new();
+        let mut answer = None;
         if rt.group.is_empty() && rt.kind == "Namespace" {
+            // As Kubernetes does: the namespace goes Terminating (watchers see it), everything
+            // in it is deleted, then it goes; the answer is the Terminating namespace. A real
+            // server's namespace controller takes seconds; here it is one step, so a client
+            // never meets a half-emptied namespace.
+            let mut terminating = old.clone();
+            set_meta(
+                &mut terminating,
+                "deletionTimestamp",
+                json!(super::api::now().to_rfc3339_opts(SecondsFormat::Secs, true)),
+            );
+            terminating["status"] = json!({"phase": "Terminating"});
+            self.rv += 1;
+            set_meta(
+                &mut terminating,
+                "resourceVersion",
+                json!(self.rv.to_string()),
+            );
+            self.objects.insert(key.clone(), terminating.clone());
+            self.record(
+                ChangeType::Modified,
+                key.clone(),
+                terminating.clone(),
+                Some(old.clone()),
+            );
+            answer = Some(terminating);
             dependents = self
                 .objects
                 .keys()
@@ -808,7 +834,8 @@ impl State {
         for k in dependents {
             self.remove(k);
         }
-        Ok(self.remove(key).unwrap_or(old))
+        let gone = self.remove(key).unwrap_or(old);
+        Ok(answer.unwrap_or(gone))
     }
 
     fn remove(&mut self, key: StoreKey) -> Option<Value> {
@@ -1146,9 +1173,31 @@ mod tests {
         s.create(&r, Some("team"), cm("a", "1"), &w(false)).unwrap();
         s.create(&r, Some("default"), cm("a", "1"), &w(false))
             .unwrap();
-        s.delete(&ns, None, "team", &Value::Null, false).unwrap();
+        let mut feed = s.watch(&ns, None, &Selection::default()).unwrap().feed;
+        let answer = s.delete(&ns, None, "team", &Value::Null, false).unwrap();
+        assert_eq!(answer["status"]["phase"], "Terminating");
+        assert!(answer["metadata"]["deletionTimestamp"].is_string());
         assert!(s.get(&r, Some("team"), "a").is_err());
         assert!(s.get(&r, Some("default"), "a").is_ok());
+        assert!(s.get(&ns, None, "team").is_err());
+        // Watchers see Terminating, the contents go, then the namespace.
+        let mut seen = Vec::new();
+        while let Ok(c) = feed.try_recv() {
+            seen.push(format!(
+                "{} {} {}",
+                c.change.as_str(),
+                c.key.kind,
+                c.object["status"]["phase"].as_str().unwrap_or("-")
+            ));
+        }
+        assert_eq!(
+            seen,
+            [
+                "MODIFIED Namespace Terminating",
+                "DELETED ConfigMap -",
+                "DELETED Namespace Terminating"
+            ]
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! Owns: comparing desired objects (from git) with live ones (as the API server returns them,
 //! `managedFields` included) without noise, telling a git change from drift, deciding what to
 //! prune, and the order to apply in. Pure: no kube, no HTTP, no git, no I/O. Rendering for
-//! people and machines is in [`render`]; the order in [`order`].
+//! people and machines is in [`render`]; the order in [`order`]; why a prune is skipped
+//! (a Namespace is never pruned while anything that stays lives in it) in [`prune`].
 //!
 //! "No noise" comes from comparing only what git sets: live is projected onto the desired
 //! object's field set (with Kubernetes' list semantics), so server-populated fields and
@@ -11,16 +12,18 @@
 //! when server-side apply would remove it: `veer` owned it and no other manager does.
 
 pub mod order;
+mod prune;
 pub mod render;
 
+pub use prune::PruneSkipReason;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
 
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::fields::{self, FieldPath, FieldSet, ListSemantics, ManagedFieldsEntry, PathElement};
+use crate::fields::{self, FieldPath, FieldSet, ListSemantics, PathElement};
 use crate::manifest::{Manifest, ObjectIdentity, ObjectKey};
 
 /// Annotation on a live object that keeps veer from deleting it.
@@ -58,6 +61,10 @@ pub struct PlanContext {
     /// `false`: report what would be pruned, delete nothing.
     pub prune: bool,
     pub semantics: ListSemantics,
+    /// Keys veer could not read (it may not list their kind there): nothing is planned for
+    /// them (the caller reports them as failed), they are never pruned, and they keep their
+    /// namespace.
+    pub unreadable: BTreeSet<ObjectKey>,
 }
 
 impl PlanContext {
@@ -69,6 +76,7 @@ impl PlanContext {
             ignore: BTreeMap::new(),
             prune: true,
             semantics: ListSemantics::kubernetes(),
+            unreadable: BTreeSet::new(),
         }
     }
 }
@@ -81,29 +89,6 @@ pub enum Cause {
     GitChange,
     /// Git did not change, the cluster did: someone edited a field veer manages.
     Drift,
-}
-
-/// Why an object gone from git is kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum PruneSkipReason {
-    /// The live object says `veer.io/prune: "false"`.
-    Annotation,
-    /// Pruning is turned off.
-    Disabled,
-    /// The live object has no `veer` field manager any more (recreated or taken over by
-    /// someone else), so deleting it could delete someone else's object.
-    NotManagedByVeer,
-}
-
-impl fmt::Display for PruneSkipReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PruneSkipReason::Annotation => "annotation veer.io/prune: \"false\"",
-            PruneSkipReason::Disabled => "prune is disabled",
-            PruneSkipReason::NotManagedByVeer => "veer no longer manages any of its fields",
-        })
-    }
 }
 
 /// One field that differs. `from` is live, `to` is git; `None` means absent.
@@ -122,9 +107,15 @@ pub struct Change {
 #[serde(tag = "action", rename_all = "camelCase")]
 pub enum Action {
     Create,
-    Update { cause: Cause, changes: Vec<Change> },
+    Update {
+        cause: Cause,
+        changes: Vec<Change>,
+    },
     Prune,
-    PruneSkipped { reason: PruneSkipReason },
+    PruneSkipped {
+        #[serde(flatten)]
+        reason: PruneSkipReason,
+    },
     Unchanged,
 }
 
@@ -228,9 +219,12 @@ pub fn plan(
         live.iter().map(|(k, v)| (k.identity(), v)).collect();
     let desired_ids: BTreeSet<ObjectIdentity<'_>> =
         desired.iter().map(|d| d.key.identity()).collect();
+    let unreadable: BTreeSet<ObjectIdentity<'_>> =
+        context.unreadable.iter().map(ObjectKey::identity).collect();
 
     let mut applies: Vec<ObjectPlan> = desired
         .iter()
+        .filter(|d| !unreadable.contains(&d.key.identity()))
         .map(|d| plan_object(d, live_by_id.get(&d.key.identity()).copied(), context))
         .collect();
     applies.sort_by(|a, b| order::apply_cmp(&a.key, &b.key));
@@ -241,49 +235,26 @@ pub fn plan(
         .filter(|k| !desired_ids.contains(&k.identity()))
         .filter_map(|k| {
             let live = live_by_id.get(&k.identity())?;
-            Some(plan_prune(k, live, context))
+            Some(prune::plan_prune(k, live, context))
         })
         .collect();
+    // What stays keeps its namespace: git's objects (readable or not), the inventory objects
+    // kept, and those veer could not read.
+    let kept: Vec<ObjectKey> = prunes
+        .iter()
+        .filter(|p| matches!(p.action, Action::PruneSkipped { .. }))
+        .map(|p| p.key.clone())
+        .collect();
+    let staying = desired
+        .iter()
+        .map(|d| &d.key)
+        .chain(&kept)
+        .chain(&context.unreadable);
+    prune::keep_used_namespaces(&mut prunes, staying);
     prunes.sort_by(|a, b| order::prune_cmp(&a.key, &b.key));
 
     applies.extend(prunes);
     Plan { objects: applies }
-}
-
-fn plan_prune(key: &ObjectKey, live: &Value, context: &PlanContext) -> ObjectPlan {
-    let annotation = live
-        .pointer("/metadata/annotations")
-        .and_then(|a| a.get(PRUNE_ANNOTATION))
-        .and_then(Value::as_str);
-    let managed = fields::managed_fields(live)
-        .iter()
-        .any(|e: &ManagedFieldsEntry| e.manager == context.manager);
-    let action = if annotation == Some("false") {
-        Action::PruneSkipped {
-            reason: PruneSkipReason::Annotation,
-        }
-    } else if !context.prune {
-        Action::PruneSkipped {
-            reason: PruneSkipReason::Disabled,
-        }
-    } else if !managed {
-        Action::PruneSkipped {
-            reason: PruneSkipReason::NotManagedByVeer,
-        }
-    } else {
-        Action::Prune
-    };
-    let set = FieldSet::of(live, &context.semantics);
-    ObjectPlan {
-        key: key.clone(),
-        action,
-        desired: None,
-        live: Some(display_form(&fields::project(
-            live,
-            &set,
-            &context.semantics,
-        ))),
-    }
 }
 
 fn plan_object(desired: &DesiredObject, live: Option<&Value>, context: &PlanContext) -> ObjectPlan {

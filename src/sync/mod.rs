@@ -2,12 +2,17 @@
 //!
 //! Owns server-side apply (field manager `veer`; `force` only when asked, or to heal drift,
 //! which by definition takes back fields veer applied and someone edited), prune by delete
-//! (in the plan's reverse order, guarded by the live object's uid), retries of transient
-//! failures (409 other than apply conflicts, 429, 5xx, timeouts, connection errors) with
-//! capped exponential backoff, and per-object results: one object failing never stops the
-//! others. Every object veer applies carries [`MANAGED_BY_LABEL`] and [`SOURCE_ANNOTATION`]
-//! ([`decorate`]), added before planning so the plan compares what is really applied.
+//! (in the plan's reverse order, guarded by the live object's uid; a Namespace only once
+//! nothing else lives in it: module `namespace`), retries of transient failures (408, 409
+//! other than apply conflicts, 429, 5xx other than refusals of the request itself, timeouts,
+//! connection errors) with capped exponential backoff, and per-object results: one object
+//! failing never stops the others; a permanent refusal fails its object at once, with the fix
+//! where the message names one (module `failure`). Every object veer applies carries
+//! [`MANAGED_BY_LABEL`] and [`SOURCE_ANNOTATION`] ([`decorate`]), added before planning so
+//! the plan compares what is really applied.
 
+mod failure;
+mod namespace;
 mod retry;
 pub mod state;
 
@@ -23,7 +28,12 @@ use crate::cluster::{Cluster, ClusterError, Observed};
 use crate::diff::{Action, Cause, DesiredObject, ObjectPlan, Plan, PruneSkipReason};
 use crate::manifest::ObjectKey;
 
-pub use retry::{ErrorClass, RetryPolicy, classify, conflict_managers, with_retries};
+use failure::cluster_failure;
+pub use failure::{Failure, FailureKind, failure, fix_hint, unreadable};
+pub use namespace::{Resident, keeps_namespace, namespace_keeper};
+pub use retry::{
+    ErrorClass, RetryPolicy, classify, conflict_managers, is_unhandleable, with_retries,
+};
 
 /// veer's field manager.
 pub const MANAGER: &str = "veer";
@@ -93,76 +103,6 @@ impl Default for SyncOptions {
     }
 }
 
-/// Why a write failed, as the API server put it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum FailureKind {
-    /// 403: veer's service account may not do this.
-    Forbidden,
-    /// 409 from server-side apply: other managers own fields veer wants to set.
-    Conflict,
-    /// 422: the server refused the object.
-    Invalid,
-    /// An admission webhook denied the request.
-    Denied,
-    /// The server does not serve the kind.
-    UnknownKind,
-    /// 404: e.g. the namespace does not exist.
-    NotFound,
-    /// Still failing (409/429/5xx/timeouts/connection) after the retries.
-    Unavailable,
-    /// Any other refusal (400, 405, 415, …).
-    Rejected,
-}
-
-impl FailureKind {
-    pub fn metric_label(self) -> &'static str {
-        match self {
-            FailureKind::Forbidden => "forbidden",
-            FailureKind::Conflict => "conflict",
-            FailureKind::Invalid => "invalid",
-            FailureKind::Denied => "denied",
-            FailureKind::UnknownKind => "unknown_kind",
-            FailureKind::NotFound => "not_found",
-            FailureKind::Unavailable => "unavailable",
-            FailureKind::Rejected => "rejected",
-        }
-    }
-
-    /// What to do about it, for people.
-    pub fn advice(self) -> &'static str {
-        match self {
-            FailureKind::Forbidden => "grant veer's service account this verb on this resource",
-            FailureKind::Conflict => {
-                "another field manager owns these fields: remove them from git, or sync with --force-conflicts to take them"
-            }
-            FailureKind::Invalid => "fix the object in git",
-            FailureKind::Denied => "an admission webhook refused it: see its message",
-            FailureKind::UnknownKind => {
-                "apply the CustomResourceDefinition first, or fix apiVersion"
-            }
-            FailureKind::NotFound => "create what it lives in (its namespace) first",
-            FailureKind::Unavailable => "the API server kept failing; veer retries next reconcile",
-            FailureKind::Rejected => "see the server's message",
-        }
-    }
-}
-
-/// One object's failure.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Failure {
-    pub kind: FailureKind,
-    /// HTTP status, when the server answered.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub code: Option<u16>,
-    pub message: String,
-    /// For conflicts: the field managers that own the contested fields.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub managers: Vec<String>,
-    pub attempts: u32,
-}
-
 /// What happened to one object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "result", rename_all = "camelCase")]
@@ -174,6 +114,7 @@ pub enum ObjectResult {
     Unchanged,
     Pruned,
     PruneSkipped {
+        #[serde(flatten)]
         reason: PruneSkipReason,
     },
     /// Drift left alone because self-heal is off.
@@ -287,7 +228,7 @@ impl SyncReport {
                         o.key,
                         f.kind.metric_label(),
                         f.message,
-                        f.kind.advice()
+                        f.advice()
                     )
                 }
             };
@@ -338,10 +279,13 @@ pub async fn execute(
 ) -> SyncReport {
     let mut objects = Vec::with_capacity(plan.objects.len());
     let mut written = Vec::new();
+    let mut pruned: Vec<ObjectKey> = Vec::new();
     for object in &plan.objects {
         let result = match &object.action {
             Action::Unchanged => ObjectResult::Unchanged,
-            Action::PruneSkipped { reason } => ObjectResult::PruneSkipped { reason: *reason },
+            Action::PruneSkipped { reason } => ObjectResult::PruneSkipped {
+                reason: reason.clone(),
+            },
             Action::Update {
                 cause: Cause::Drift,
                 ..
@@ -362,24 +306,32 @@ pub async fn execute(
                 }
                 Err(f) => ObjectResult::Failed(f),
             },
-            Action::Prune => {
-                let uid = live
-                    .iter()
-                    .find(|(k, _)| k.same_object(&object.key))
-                    .and_then(|(_, v)| v.pointer("/metadata/uid"))
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
-                match prune(cluster, &object.key, uid, options).await {
-                    Ok(()) => {
-                        written.push(Observed {
-                            key: object.key.clone(),
-                            resource_version: None,
-                        });
-                        ObjectResult::Pruned
-                    }
-                    Err(f) => ObjectResult::Failed(f),
+            Action::Prune => match still_inhabited(cluster, &object.key, &pruned).await {
+                Err(f) => ObjectResult::Failed(f),
+                Ok(Some(reason)) => {
+                    warn!(object = %object.key, "kept namespace {}: {reason}", object.key.name);
+                    ObjectResult::PruneSkipped { reason }
                 }
-            }
+                Ok(None) => {
+                    let uid = live
+                        .iter()
+                        .find(|(k, _)| k.same_object(&object.key))
+                        .and_then(|(_, v)| v.pointer("/metadata/uid"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
+                    match prune(cluster, &object.key, uid, options).await {
+                        Ok(()) => {
+                            written.push(Observed {
+                                key: object.key.clone(),
+                                resource_version: None,
+                            });
+                            pruned.push(object.key.clone());
+                            ObjectResult::Pruned
+                        }
+                        Err(f) => ObjectResult::Failed(f),
+                    }
+                }
+            },
         };
         match &result {
             ObjectResult::Failed(f) => {
@@ -428,25 +380,6 @@ async fn api_for(cluster: &Cluster, key: &ObjectKey) -> Result<Api<DynamicObject
     })
 }
 
-/// A discovery failure as a per-object failure.
-fn cluster_failure(e: &ClusterError) -> Failure {
-    let (kind, code) = match e {
-        ClusterError::UnknownKind { .. } => (FailureKind::UnknownKind, None),
-        ClusterError::Api { code, .. } => (FailureKind::Unavailable, *code),
-        ClusterError::Kubeconfig { .. }
-        | ClusterError::Client { .. }
-        | ClusterError::Discovery { .. }
-        | ClusterError::WatchNotReady { .. } => (FailureKind::Unavailable, None),
-    };
-    Failure {
-        kind,
-        code,
-        message: e.to_string(),
-        managers: Vec::new(),
-        attempts: 1,
-    }
-}
-
 /// Server-side apply of the plan's desired object; the new resourceVersion.
 async fn apply(
     cluster: &Cluster,
@@ -458,6 +391,7 @@ async fn apply(
             kind: FailureKind::Rejected,
             code: None,
             message: "the plan has no desired object to apply; report this as a veer bug".into(),
+            fix: None,
             managers: Vec::new(),
             attempts: 0,
         });
@@ -513,6 +447,34 @@ async fn apply(
     }
 }
 
+/// For a Namespace about to be pruned: why it must stay, when anything but what this pass
+/// pruned still lives in it (`None` for other kinds, and for an empty namespace). When the
+/// server cannot say, the namespace stays too: the failure says why.
+async fn still_inhabited(
+    cluster: &Cluster,
+    key: &ObjectKey,
+    pruned: &[ObjectKey],
+) -> Result<Option<PruneSkipReason>, Failure> {
+    if !namespace::is_namespace(key) {
+        return Ok(None);
+    }
+    match namespace::census(cluster.client(), &key.name).await {
+        Ok(census) => Ok(namespace::namespace_keeper(
+            &census.residents,
+            pruned,
+            census.unseen,
+        )),
+        Err(e) => {
+            let mut f = failure(&e, 1);
+            f.message = format!(
+                "cannot tell what still lives in namespace {}, so it is kept: {}",
+                key.name, f.message
+            );
+            Err(f)
+        }
+    }
+}
+
 async fn prune(
     cluster: &Cluster,
     key: &ObjectKey,
@@ -541,40 +503,5 @@ async fn prune(
         // Already gone: what prune wanted.
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
         Err(e) => Err(failure(&e, attempts)),
-    }
-}
-
-/// A kube error as a per-object failure.
-pub fn failure(error: &kube::Error, attempts: u32) -> Failure {
-    let (kind, code, message, managers) = match error {
-        kube::Error::Api(status) => {
-            let message = status.message.clone();
-            let denied = message.contains("admission webhook") && message.contains("denied");
-            let kind = match classify(error) {
-                ErrorClass::Conflict => FailureKind::Conflict,
-                ErrorClass::Transient => FailureKind::Unavailable,
-                ErrorClass::Permanent if denied => FailureKind::Denied,
-                ErrorClass::Permanent => match status.code {
-                    403 => FailureKind::Forbidden,
-                    404 => FailureKind::NotFound,
-                    422 => FailureKind::Invalid,
-                    _ => FailureKind::Rejected,
-                },
-            };
-            (kind, Some(status.code), message, conflict_managers(status))
-        }
-        other => (
-            FailureKind::Unavailable,
-            None,
-            other.to_string(),
-            Vec::new(),
-        ),
-    };
-    Failure {
-        kind,
-        code,
-        message,
-        managers,
-        attempts,
     }
 }

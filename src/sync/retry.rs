@@ -44,11 +44,13 @@ impl RetryPolicy {
 /// What an error means for a retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
-    /// Worth another try: 409 (stale write), 429, 5xx, timeouts, connection errors.
+    /// Worth another try: 408, 409 (stale write), 429, 5xx (but [`is_unhandleable`] ones),
+    /// timeouts, connection errors.
     Transient,
     /// Server-side apply found fields owned by other managers: only `force` helps.
     Conflict,
-    /// Trying again gives the same answer.
+    /// Trying again gives the same answer: any other 4xx, and 500s that refuse the request
+    /// itself ([`is_unhandleable`]).
     Permanent,
 }
 
@@ -61,13 +63,31 @@ fn is_apply_conflict(status: &Status) -> bool {
             .is_some_and(|d| d.causes.iter().any(|c| c.reason == "FieldManagerConflict"))
 }
 
+/// 500 answers that are about the request, not the server: the same request gets the same
+/// answer, so retrying it only delays the report. Each names the apiserver code path.
+const UNHANDLEABLE_500: &[&str] = &[
+    // Server-side apply cannot type the object (or the live one) against the server's schema
+    // (apiserver fieldmanager `structuredmerge.go`), e.g. a keyed list entry without its key.
+    "failed to create typed",
+    // The body does not decode as its kind (apiserver `handlers` decoding).
+    "cannot be handled as a",
+    // The scheme has no such kind at that version (apimachinery `runtime.notRegisteredErr`).
+    "is registered for version",
+];
+
+/// Is this 500 a refusal of the request itself?
+pub fn is_unhandleable(status: &Status) -> bool {
+    status.code == 500 && UNHANDLEABLE_500.iter().any(|m| status.message.contains(m))
+}
+
 pub fn classify(error: &kube::Error) -> ErrorClass {
     match error {
         kube::Error::Api(status) => match status.code {
             409 if is_apply_conflict(status) => ErrorClass::Conflict,
             // A failed delete precondition means the object is not the one planned on.
             409 if status.message.contains("Precondition failed") => ErrorClass::Permanent,
-            409 | 429 | 500..=599 => ErrorClass::Transient,
+            500 if is_unhandleable(status) => ErrorClass::Permanent,
+            408 | 409 | 429 | 500..=599 => ErrorClass::Transient,
             _ => ErrorClass::Permanent,
         },
         kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => {
@@ -197,6 +217,36 @@ mod tests {
             ),
             (api(429, "too many requests"), ErrorClass::Transient),
             (api(500, "boom"), ErrorClass::Transient),
+            (
+                api(
+                    500,
+                    "failed to create typed patch object: .spec.ports: element 0: associative list with keys has an element that omits key field \"protocol\" (and doesn't have default value)",
+                ),
+                ErrorClass::Permanent,
+            ),
+            (
+                api(
+                    500,
+                    "Service in version \"v1\" cannot be handled as a Service: json: cannot unmarshal",
+                ),
+                ErrorClass::Permanent,
+            ),
+            (
+                api(
+                    500,
+                    "no kind \"Widget\" is registered for version \"example.com/v2\" in scheme",
+                ),
+                ErrorClass::Permanent,
+            ),
+            // Only a 500 says so: a 503 with the same words is still the server's trouble.
+            (
+                api(503, "failed to create typed patch object"),
+                ErrorClass::Transient,
+            ),
+            (api(408, "request timeout"), ErrorClass::Transient),
+            (api(400, "bad request"), ErrorClass::Permanent),
+            (api(405, "method not allowed"), ErrorClass::Permanent),
+            (api(415, "unsupported media type"), ErrorClass::Permanent),
             (api(503, "unavailable"), ErrorClass::Transient),
             (api(504, "timeout"), ErrorClass::Transient),
             (api(403, "forbidden"), ErrorClass::Permanent),
