@@ -21,6 +21,9 @@ use support::repo::{Repo, copy_tree, namespaces_in, show};
 
 const RELEASE_NAMESPACE: &str = "veer-system";
 
+/// Both tests grant and take away the same ServiceAccount's roles: one at a time.
+static ROLES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn chart() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/veer")
 }
@@ -154,6 +157,7 @@ async fn expect_as(repo: &Repo, kubeconfig: &Path, args: &[&str], code: i32) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_mode_rbac_syncs_every_example() {
+    let _roles = ROLES.lock().await;
     let cluster = TestCluster::real().await;
     let docs = rbac_documents(&[]);
     apply_rbac(&cluster, &docs).await;
@@ -216,6 +220,7 @@ fn verb_repo(ns: &str, mode: &str) -> Repo {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_verb_of_the_chart_is_needed() {
+    let _roles = ROLES.lock().await;
     let cluster = TestCluster::real().await;
     let full = rbac_documents(&[]);
     let verbs: Vec<String> = helm::yaml(

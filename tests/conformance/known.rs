@@ -57,8 +57,12 @@ async fn service_port_without_protocol(cluster: &TestCluster) {
     if is_v1_20(cluster).await {
         assert_eq!(out.status.code(), Some(4), "v1.20 refuses it:\n{text}");
         assert!(
-            text.contains("protocol"),
+            text.contains("add protocol: TCP"),
             "the failure says what to add:\n{text}"
+        );
+        assert!(
+            text.matches("failed with status 500").count() <= 1,
+            "tried once, not retried as an outage:\n{text}"
         );
         assert!(
             took < Duration::from_secs(20),
