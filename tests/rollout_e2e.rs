@@ -1711,7 +1711,7 @@ async fn an_injected_delay_beyond_the_callers_latency_threshold_rolls_back() {
     for r in &faulted {
         assert_eq!(
             r.fault,
-            Some(json!({"delay": {"fixedDelay": "700ms", "percentage": {"value": 50.0}}}))
+            Some(json!({"delay": {"fixedDelay": "700ms", "percentage": {"value": 50}}}))
         );
         assert_eq!(
             r.primary,
