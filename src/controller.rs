@@ -10,6 +10,8 @@
 //! the thin I/O around them. Progressive rollouts are driven by [`rollouts::RolloutDriver`]
 //! after each pass; while one runs, the fields it owns are left out of the plan.
 
+pub mod gate;
+pub mod intent;
 pub mod observers;
 pub mod rollouts;
 
@@ -40,6 +42,9 @@ pub enum ControllerError {
     State(#[from] StateError),
     #[error(transparent)]
     Rollout(rollouts::RolloutDriverError),
+    /// The server-side dry run before the first write got no answer (module `gate`).
+    #[error("{0}")]
+    DryRun(String),
 }
 
 impl ControllerError {
@@ -48,6 +53,7 @@ impl ControllerError {
             ControllerError::Cluster(e) => e.metric_label(),
             ControllerError::State(e) => e.metric_label(),
             ControllerError::Rollout(e) => e.metric_label(),
+            ControllerError::DryRun(_) => "dry_run_unavailable",
         }
     }
 }
@@ -67,8 +73,12 @@ pub enum Pass {
     /// No valid revision has been loaded yet (the first one was invalid, or the poll
     /// failed).
     NoRevision,
-    /// The new revision failed validation: nothing from it was applied.
-    Rejected { commit: String, errors: usize },
+    /// The new revision was rejected: nothing from it was applied.
+    Rejected {
+        commit: String,
+        errors: usize,
+        by: RejectedBy,
+    },
     /// The cluster matches git; nothing was written.
     InSync { commit: String },
     /// Only drift, and self-heal is off: reported, nothing written.
@@ -81,6 +91,16 @@ pub enum Pass {
     Synced { commit: String, report: SyncReport },
     /// The cluster could not be read or the state not written.
     Failed { message: String },
+}
+
+/// Who rejected a revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectedBy {
+    /// veer's validation: the revision stays rejected (a new commit is needed).
+    Validation,
+    /// The API server, in the dry run before the first write (module [`gate`]); asked again
+    /// at every pass.
+    Server,
 }
 
 /// The exit code of a one-pass command (`veer sync`, `veer run --once`). Pure.
@@ -205,9 +225,16 @@ pub fn next_state(
                 ObjectRecord::new(&outcome.key, hash_of(&outcome.key), outcome.result.name())
             }
             // Nothing happened: the last result stands (an idle pass changes no record),
-            // unless it was a failure that has since been fixed.
+            // unless it was a failure that has since been fixed, or an intent (the crash came
+            // after the write).
             ObjectResult::Unchanged => match previous {
-                Some(p) if p.hash == hash_of(&outcome.key) && p.code.is_none() => p.clone(),
+                Some(p)
+                    if p.hash == hash_of(&outcome.key)
+                        && p.code.is_none()
+                        && p.result != intent::PENDING =>
+                {
+                    p.clone()
+                }
                 Some(_) | None => {
                     ObjectRecord::new(&outcome.key, hash_of(&outcome.key), outcome.result.name())
                 }
@@ -223,11 +250,21 @@ pub fn next_state(
                 None => ObjectRecord::new(&outcome.key, None, outcome.result.name()),
             },
             ObjectResult::Pruned => continue,
-            ObjectResult::Failed(f) => ObjectRecord {
-                code: f.code,
-                message: Some(f.message.clone()),
-                ..ObjectRecord::new(&outcome.key, prev_hash, outcome.result.name())
-            },
+            ObjectResult::Failed(f) => {
+                // A first write that was refused did not happen: out of the inventory again. One
+                // that got no answer may have: it stays, so it is pruned if it exists.
+                let refused = previous.is_some_and(|p| p.result == intent::PENDING)
+                    && f.kind != sync::FailureKind::Unavailable;
+                ObjectRecord {
+                    code: f.code,
+                    message: Some(f.message.clone()),
+                    ..ObjectRecord::new(
+                        &outcome.key,
+                        if refused { None } else { prev_hash },
+                        outcome.result.name(),
+                    )
+                }
+            }
         };
         records.push(record);
     }
@@ -404,7 +441,7 @@ fn log_pass(pass: &Pass) {
         }
         Pass::InSync { .. } | Pass::DriftReported { .. } => {}
         Pass::Rejected { .. } | Pass::NoRevision => {}
-        Pass::Failed { message } => warn!(%message, "reconcile failed"),
+        Pass::Failed { message } => warn!(error = %message, "reconcile failed"),
     }
 }
 
@@ -425,6 +462,8 @@ pub struct Controller {
     current: Option<Arc<LoadedRevision>>,
     /// The newest revision loaded and its validation, so a revision is validated once.
     validated: Option<(Arc<LoadedRevision>, Report)>,
+    /// The revision in force when the server's dry run refused it, and what it refused.
+    refused: Option<(crate::source::Revision, Report)>,
     /// Progressive rollouts; `None`: weights apply at once like any field.
     rollouts: Option<rollouts::RolloutDriver>,
 }
@@ -449,6 +488,7 @@ impl Controller {
             state,
             current: None,
             validated: None,
+            refused: None,
             rollouts: None,
         })
     }
@@ -492,12 +532,14 @@ impl Controller {
         self.current.as_ref().map(|l| &l.revision)
     }
 
-    /// The newest revision and its validation, when it was rejected.
+    /// The newest rejected revision and why: its validation, or else the server's refusal of
+    /// the revision in force.
     pub fn rejected_revision(&self) -> Option<(&crate::source::Revision, &Report)> {
         self.validated
             .as_ref()
             .filter(|(_, report)| !report.is_ok())
             .map(|(loaded, report)| (&loaded.revision, report))
+            .or_else(|| self.refused.as_ref().map(|(r, report)| (r, report)))
     }
 
     pub fn state(&self) -> &SyncState {
@@ -546,6 +588,7 @@ impl Controller {
     pub async fn handle(&mut self, poll: PollOutcome, now: DateTime<Utc>) -> Pass {
         match poll {
             PollOutcome::Updated(loaded) => {
+                self.refused = None;
                 let local = self
                     .rollouts
                     .as_ref()
@@ -578,6 +621,7 @@ impl Controller {
                         | Pass::Synced { .. } => Pass::Rejected {
                             commit: loaded.revision.commit.0.clone(),
                             errors: report.errors,
+                            by: RejectedBy::Validation,
                         },
                     };
                 }
@@ -622,15 +666,84 @@ impl Controller {
             return Err(ControllerError::Rollout(e));
         }
         let planned = self.plan(loaded).await?;
-        let options = &self.options.sync;
+        let options = self.options.sync.clone();
+        let options = &options;
         let dry = options.mode == WriteMode::ServerDryRun;
+        // The foundation's outcomes, when the gate had to apply it first.
+        let mut applied_first: Option<SyncReport> = None;
+        if !dry && sync::writes_needed(&planned.plan, options.self_heal) {
+            let (verdict, foundation) = self.pass_gate(loaded, &planned).await?;
+            applied_first = foundation;
+            match verdict {
+                gate::GateVerdict::Clear => self.refused = None,
+                gate::GateVerdict::Refused(report) => {
+                    let short = loaded.revision.commit.short().to_string();
+                    for d in &report.diagnostics {
+                        warn!(commit = %short, "{d}");
+                    }
+                    error!(commit = %short, errors = report.errors, "revision refused by the API server's dry run: nothing from it is written; veer asks again at the next pass");
+                    let errors = report.errors;
+                    self.refused = Some((loaded.revision.clone(), report));
+                    self.record(rejected_state(&self.state, loaded, errors, now))
+                        .await?;
+                    return Ok(Pass::Rejected {
+                        commit,
+                        errors,
+                        by: RejectedBy::Server,
+                    });
+                }
+                gate::GateVerdict::Unavailable(message) => {
+                    return Err(ControllerError::DryRun(message));
+                }
+            }
+            // Whatever this pass creates is in the inventory before it exists.
+            let intent = intent::with_intent(
+                &self.state,
+                &planned.plan,
+                &planned.desired,
+                options.self_heal,
+            );
+            self.record(intent).await?;
+        }
         // Objects veer may not read are failures of this pass, even when nothing is written.
         let unreadable = sync::unreadable(&planned.live.forbidden);
         let (pass, report) = if sync::writes_needed(&planned.plan, options.self_heal)
             || !unreadable.is_empty()
         {
-            let mut report =
-                sync::execute(&self.cluster, &planned.plan, &planned.live.objects, options).await;
+            let mut report = match applied_first {
+                None => {
+                    sync::execute(&self.cluster, &planned.plan, &planned.live.objects, options)
+                        .await
+                }
+                Some(first) => {
+                    let done: HashSet<ObjectIdentity<'_>> =
+                        first.objects.iter().map(|o| o.key.identity()).collect();
+                    let rest = Plan {
+                        objects: (planned.plan.objects.iter())
+                            .filter(|o| !done.contains(&o.key.identity()))
+                            .cloned()
+                            .collect(),
+                    };
+                    let rest =
+                        sync::execute(&self.cluster, &rest, &planned.live.objects, options).await;
+                    // In the plan's order, as if it had been one execution.
+                    let mut outcomes: HashMap<ObjectIdentity<'_>, sync::ObjectOutcome> =
+                        (first.objects.iter().chain(&rest.objects))
+                            .map(|o| (o.key.identity(), o.clone()))
+                            .collect();
+                    SyncReport {
+                        mode: rest.mode,
+                        objects: (planned.plan.objects.iter())
+                            .filter_map(|o| outcomes.remove(&o.key.identity()))
+                            .collect(),
+                        unobserved: first
+                            .unobserved
+                            .into_iter()
+                            .chain(rest.unobserved)
+                            .collect(),
+                    }
+                }
+            };
             report.objects.extend(unreadable);
             let s = report.summary();
             info!(
@@ -692,6 +805,49 @@ impl Controller {
         Ok(pass)
     }
 
+    /// The server's dry run of every write `planned` makes (module [`gate`]); the foundation
+    /// (Namespaces and CRDs it creates) is checked, recorded and applied first: its report
+    /// comes back with the verdict.
+    async fn pass_gate(
+        &mut self,
+        loaded: &LoadedRevision,
+        planned: &Planned,
+    ) -> Result<(gate::GateVerdict, Option<SyncReport>), ControllerError> {
+        let options = self.options.sync.clone();
+        let dry_run = SyncOptions {
+            mode: WriteMode::ServerDryRun,
+            ..options.clone()
+        };
+        let live = &planned.live.objects;
+        let (foundation, rest) = gate::split(&planned.plan, options.self_heal);
+        let mut applied = None;
+        if !foundation.objects.is_empty() {
+            let checked = sync::execute(&self.cluster, &foundation, live, &dry_run).await;
+            let verdict = gate::verdict(&checked, loaded, live);
+            if verdict != gate::GateVerdict::Clear {
+                return Ok((verdict, None));
+            }
+            let intent = intent::with_intent(
+                &self.state,
+                &foundation,
+                &planned.desired,
+                options.self_heal,
+            );
+            self.record(intent).await?;
+            let report = sync::execute(&self.cluster, &foundation, live, &options).await;
+            let verdict = gate::verdict(&report, loaded, live);
+            if verdict != gate::GateVerdict::Clear {
+                return Ok((verdict, None));
+            }
+            applied = Some(report);
+        }
+        if rest.objects.is_empty() {
+            return Ok((gate::GateVerdict::Clear, applied));
+        }
+        let checked = sync::execute(&self.cluster, &rest, live, &dry_run).await;
+        Ok((gate::verdict(&checked, loaded, live), applied))
+    }
+
     /// Write the state when its content changed.
     async fn record(&mut self, next: SyncState) -> Result<(), StateError> {
         if next.same_content(&self.state) {
@@ -704,7 +860,9 @@ impl Controller {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    //! The fixtures are shared with the tests of `gate` and `intent`.
+
     use chrono::TimeZone;
     use serde_json::json;
 
@@ -714,13 +872,13 @@ mod tests {
     use crate::source::{CommitId, Revision};
     use crate::sync::{Failure, FailureKind, ObjectOutcome};
 
-    fn t(minute: u32) -> DateTime<Utc> {
+    pub(crate) fn t(minute: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 25, 10, minute, 0)
             .single()
             .unwrap_or_default()
     }
 
-    fn loaded(commit: &str) -> LoadedRevision {
+    pub(crate) fn loaded(commit: &str) -> LoadedRevision {
         LoadedRevision {
             revision: Revision {
                 commit: CommitId(commit.repeat(40 / commit.len())),
@@ -734,7 +892,7 @@ mod tests {
         }
     }
 
-    fn key(name: &str) -> ObjectKey {
+    pub(crate) fn key(name: &str) -> ObjectKey {
         ObjectKey {
             group: String::new(),
             version: "v1".into(),
@@ -744,7 +902,7 @@ mod tests {
         }
     }
 
-    fn desired(names: &[(&str, i64)]) -> Vec<DesiredObject> {
+    pub(crate) fn desired(names: &[(&str, i64)]) -> Vec<DesiredObject> {
         names
             .iter()
             .map(|(n, v)| DesiredObject {
@@ -754,7 +912,7 @@ mod tests {
             .collect()
     }
 
-    fn report(results: Vec<(&str, ObjectResult)>) -> SyncReport {
+    pub(crate) fn report(results: Vec<(&str, ObjectResult)>) -> SyncReport {
         SyncReport {
             mode: WriteMode::Apply,
             objects: results
@@ -768,7 +926,7 @@ mod tests {
         }
     }
 
-    fn failed(code: u16) -> ObjectResult {
+    pub(crate) fn failed(code: u16) -> ObjectResult {
         ObjectResult::Failed(Failure {
             kind: FailureKind::Invalid,
             code: Some(code),
@@ -779,12 +937,12 @@ mod tests {
         })
     }
 
-    fn hash(n: &str, v: i64) -> Option<String> {
+    pub(crate) fn hash(n: &str, v: i64) -> Option<String> {
         Some(diff::desired_hash(&desired(&[(n, v)])[0].value))
     }
 
     /// A state where `a` (v1) and `old` (v1) were applied.
-    fn applied_state() -> SyncState {
+    pub(crate) fn applied_state() -> SyncState {
         SyncState {
             revision: Some(revision_record(&loaded("a"))),
             outcome: Some(RevisionOutcome::Applied),
@@ -1064,6 +1222,7 @@ mod tests {
                 Pass::Rejected {
                     commit: "a".into(),
                     errors: 1,
+                    by: RejectedBy::Server,
                 },
                 exit::INVALID,
             ),

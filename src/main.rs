@@ -16,7 +16,7 @@ use veer::cli::{
 use veer::cluster::{self, Cluster};
 use veer::config::{self, Config, LogFormat, SourceConfig};
 use veer::controller::rollouts::{GitRevert, RolloutDriver, RolloutOptions};
-use veer::controller::{self, Controller, ControllerOptions, Pass};
+use veer::controller::{self, Controller, ControllerOptions, Pass, RejectedBy};
 use veer::diff::render;
 use veer::manifest::{self, ManifestSet, ParseCache};
 use veer::source::{self, GitSource, LoadedRevision, Poller};
@@ -253,7 +253,12 @@ fn sync_command(config: &Config, args: &SyncArgs) -> Result<i32> {
             });
         }
         let pass = controller.reconcile(&loaded, chrono::Utc::now()).await?;
-        print_pass(&loaded, &pass, args.output);
+        print_pass(
+            &loaded,
+            &pass,
+            controller.rejected_revision().map(|(_, report)| report),
+            args.output,
+        );
         let code = controller::exit_code(&pass);
         Ok(match (&pass, mode) {
             (Pass::Synced { .. }, WriteMode::ServerDryRun) if code == exit::OK => exit::DIFFERENCES,
@@ -262,7 +267,12 @@ fn sync_command(config: &Config, args: &SyncArgs) -> Result<i32> {
     })
 }
 
-fn print_pass(loaded: &LoadedRevision, pass: &Pass, output: OutputFormat) {
+fn print_pass(
+    loaded: &LoadedRevision,
+    pass: &Pass,
+    rejection: Option<&Report>,
+    output: OutputFormat,
+) {
     let commit = loaded.revision.commit.short();
     match output {
         OutputFormat::Human => match pass {
@@ -277,8 +287,19 @@ fn print_pass(loaded: &LoadedRevision, pass: &Pass, output: OutputFormat) {
                 }
                 println!("revision {commit}: {} drifted, left alone", objects.len());
             }
-            Pass::Rejected { errors, .. } => {
-                println!("revision {commit} is INVALID ({errors} errors): nothing applied");
+            Pass::Rejected { errors, by, .. } => {
+                if let Some(report) = rejection {
+                    print!("{}", report.render_human());
+                }
+                match by {
+                    RejectedBy::Validation => {
+                        println!("revision {commit} is INVALID ({errors} errors): nothing applied");
+                    }
+                    RejectedBy::Server => println!(
+                        "revision {commit} was REFUSED by the API server's dry run ({errors} object{}): nothing from it was written",
+                        if *errors == 1 { "" } else { "s" }
+                    ),
+                }
             }
             Pass::NoRevision => println!("no valid revision loaded"),
             Pass::Failed { message } => println!("sync failed: {message}"),
@@ -296,9 +317,15 @@ fn print_pass(loaded: &LoadedRevision, pass: &Pass, output: OutputFormat) {
                     "revision": loaded.revision.commit.0, "result": "driftReported",
                     "drift": objects.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 }),
-                Pass::Rejected { errors, .. } => {
-                    serde_json::json!({"revision": loaded.revision.commit.0, "result": "rejected", "errors": errors})
-                }
+                Pass::Rejected { errors, by, .. } => serde_json::json!({
+                    "revision": loaded.revision.commit.0, "result": "rejected",
+                    "by": match by {
+                        RejectedBy::Validation => "validation",
+                        RejectedBy::Server => "server",
+                    },
+                    "errors": errors,
+                    "diagnostics": rejection.map(|r| r.diagnostics.clone()).unwrap_or_default(),
+                }),
                 Pass::NoRevision => serde_json::json!({"result": "noRevision"}),
                 Pass::Failed { message } => {
                     serde_json::json!({"result": "failed", "message": message})
@@ -775,6 +802,8 @@ fn rollout_driver(
 fn run_command(config: &Config, args: &RunArgs) -> Result<i32> {
     let source_config = require_source(config)?;
     runtime()?.block_on(async {
+        // Open files: the soft limit raised to the hard one, the HTTP server kept to its share.
+        let limits = veer::server::budget::at_start(&config.server);
         let metrics = Arc::new(veer::metrics::Metrics::new());
         let notifications = Arc::new(
             veer::notify::Notifications::start(&config.notify, metrics.clone())
@@ -793,7 +822,8 @@ fn run_command(config: &Config, args: &RunArgs) -> Result<i32> {
                 board.clone(),
                 trigger_tx,
             );
-            let server = veer::server::Server::start(config.server.listen, state).await?;
+            let server =
+                veer::server::Server::start_with(config.server.listen, state, limits).await?;
             info!(addr = %server.local_addr(), "HTTP server: / (status), /healthz, /readyz, /metrics, /hooks/git");
             Some(server)
         };
@@ -821,6 +851,8 @@ fn run_command(config: &Config, args: &RunArgs) -> Result<i32> {
             metrics.clone(),
             notifications.clone(),
         )?);
+        // /readyz: not ready once the API has been unreachable too long, as the watches see it.
+        board.set_contact(controller.cluster().contact());
         info!(url = %source_config.spec.url, reference = %source_config.spec.reference, "veer started");
         let observers = controller::observers::Observers {
             board: Some(board),

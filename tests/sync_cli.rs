@@ -276,13 +276,13 @@ async fn diff_sync_status_and_run_end_to_end() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failed_objects_exit_4_and_show_in_status() {
+async fn a_revision_the_server_refuses_applies_nothing_and_shows_in_status() {
     let cluster = dev::start().await;
     let env = Env::new(&cluster);
     env.remote.write("ns.yaml", NAMESPACE);
     env.remote
         .write("cm.yaml", &config_map("settings", "shop", "fast"));
-    // Its namespace exists nowhere: the API server refuses it, the rest goes through.
+    // Its namespace exists nowhere: the server's dry run refuses it, so nothing is written.
     env.remote
         .write("lost.yaml", &config_map("lost", "nowhere", "x"));
     env.remote.commit_and_push("partly broken");
@@ -300,27 +300,22 @@ async fn failed_objects_exit_4_and_show_in_status() {
     )
     .await;
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(4), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     assert!(
-        stdout.contains("ConfigMap nowhere/lost: FAILED (not_found 404)"),
+        stdout.contains("error[server-not-found] lost.yaml:4:3: ConfigMap nowhere/lost: the API server refused to apply it in a dry run (404)"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("2 created, 0 updated, 0 pruned, 0 unchanged, 1 failed"),
+        stdout.contains(
+            "was REFUSED by the API server's dry run (1 object): nothing from it was written"
+        ),
         "{stdout}"
     );
-    assert_eq!(
-        mode_of(&cluster, "shop", "settings").await.as_deref(),
-        Some("fast")
-    );
+    assert_eq!(mode_of(&cluster, "shop", "settings").await, None);
 
     let out = env.veer(&["status", "--state-namespace", "gitops"]).await;
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("PARTIALLY applied"), "{stdout}");
-    assert!(
-        stdout.contains("failed     ConfigMap nowhere/lost 404"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("partly broken): 1 errors"), "{stdout}");
     // Nothing recorded in the default namespace.
     let out = env.veer(&["status"]).await;
     assert!(

@@ -457,32 +457,31 @@ async fn apply_conflicts_are_reported_with_the_managers_then_taken_with_force() 
             ("other.yaml", &config_map("other", "a: b")),
         ],
     );
+    // The server's dry run finds the conflict before anything is written: the revision is
+    // refused whole, naming the manager, and `other` is not created either.
     let p = pass(&mut c, &loaded).await;
-    let report = synced(&p);
-    match result_of(report, "ConfigMap", "settings") {
-        ObjectResult::Failed(f) => {
-            assert_eq!((f.kind, f.code), (FailureKind::Conflict, Some(409)));
-            assert_eq!(f.managers, ["helm"]);
-            assert_eq!(f.attempts, 1, "an apply conflict is not retried");
-        }
-        other => panic!("expected a conflict, got {other:?}"),
-    }
-    // Unrelated objects went through; the revision is partially applied.
-    assert_eq!(
-        result_of(report, "ConfigMap", "other"),
-        &ObjectResult::Created
-    );
-    assert_eq!(veer::controller::exit_code(&p), veer::cli::exit::PARTIAL);
-    let recorded = c.state().clone();
-    assert_eq!(
-        recorded.outcome,
-        Some(state::RevisionOutcome::PartiallyApplied)
-    );
     assert!(
-        recorded
-            .last_error
-            .is_some_and(|e| e.message.contains("helm"))
+        matches!(
+            p,
+            Pass::Rejected {
+                errors: 1,
+                by: veer::controller::RejectedBy::Server,
+                ..
+            }
+        ),
+        "{p:?}"
     );
+    assert_eq!(veer::controller::exit_code(&p), veer::cli::exit::INVALID);
+    let (_, refusal) = c.rejected_revision().expect("the refusal is kept");
+    let shown = refusal.render_human();
+    assert!(
+        shown.contains("error[server-conflict] cm.yaml:4:3: ConfigMap shop/settings")
+            && shown.contains("helm"),
+        "{shown}"
+    );
+    assert_eq!(data_of(&cluster, "other").await, None);
+    let recorded = c.state().clone();
+    assert!(recorded.rejected.is_some_and(|r| r.errors == 1));
     assert_eq!(
         data_of(&cluster, "settings").await,
         Some(json!({"mode": "helm"}))
@@ -594,9 +593,10 @@ async fn transient_failures_are_retried_and_permanent_ones_isolated() {
         "{human}"
     );
     assert!(human.contains("4 failed"), "{human}");
-    // Failed creates stay out of the inventory.
+    // Refused creates stay out of the inventory; one that got no answer (`down`) may have
+    // happened, so it is kept there (and pruned, if it exists, once git drops it).
     let inventory: Vec<String> = c.state().inventory().into_iter().map(|k| k.name).collect();
-    assert_eq!(inventory, ["fine", "retried", "shop"]);
+    assert_eq!(inventory, ["down", "fine", "retried", "shop"]);
 }
 
 #[tokio::test]

@@ -288,6 +288,7 @@ mod tests {
         let pass = Pass::Rejected {
             commit: r.commit.0.clone(),
             errors: 15,
+            by: crate::controller::RejectedBy::Validation,
         };
         let events = pass_events(&pass, None, Some((&r, &report)));
         match &events[..] {

@@ -622,7 +622,7 @@ impl RolloutDriver {
                     .run(*id, *kind, &w.policy.spec.webhooks, &context)
                     .await;
                 for r in report.results.iter().filter(|r| !r.passed) {
-                    warn!(rollout = %w.id, webhook = %r.name, kind = kind.as_str(), message = %r.message, "webhook did not pass");
+                    warn!(rollout = %w.id, webhook = %r.name, kind = kind.as_str(), reason = %r.message, "webhook did not pass");
                 }
                 obs.webhooks = Some(report);
             }
@@ -635,7 +635,7 @@ impl RolloutDriver {
                     Err(message) => Err(message),
                 };
                 if let Err(message) = &outcome {
-                    error!(rollout = %w.id, %message, "no revert pushed");
+                    error!(rollout = %w.id, error = %message, "no revert pushed");
                 }
                 obs.revert = Some(RevertReport { id: *id, outcome });
             }

@@ -22,7 +22,7 @@ use std::time::Duration;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
 use serde::Serialize;
 use serde_json::Value;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::cluster::{Cluster, ClusterError, Observed};
 use crate::diff::{Action, Cause, DesiredObject, ObjectPlan, Plan, PruneSkipReason};
@@ -259,14 +259,19 @@ pub fn summary_line(s: &SyncSummary) -> String {
 
 /// Does carrying out `plan` write anything, given self-heal? Pure.
 pub fn writes_needed(plan: &Plan, self_heal: bool) -> bool {
-    plan.objects.iter().any(|o| match &o.action {
+    plan.objects.iter().any(|o| writes(&o.action, self_heal))
+}
+
+/// Does this action write to the cluster, given self-heal? Pure.
+pub fn writes(action: &Action, self_heal: bool) -> bool {
+    match action {
         Action::Create | Action::Prune => true,
         Action::Update { cause, .. } => match cause {
             Cause::GitChange => true,
             Cause::Drift => self_heal,
         },
         Action::PruneSkipped { .. } | Action::Unchanged => false,
-    })
+    }
 }
 
 /// Carry out `plan`: applies in its order, then prunes in its (reverse) order. `live` is the
@@ -338,7 +343,16 @@ pub async fn execute(
                 warn!(object = %object.key, kind = f.kind.metric_label(), code = ?f.code, attempts = f.attempts, "{}", f.message);
             }
             ObjectResult::Created | ObjectResult::Updated { .. } | ObjectResult::Pruned => {
-                info!(object = %object.key, result = result.name(), dry_run = options.mode == WriteMode::ServerDryRun, "synced");
+                match options.mode {
+                    WriteMode::Apply => {
+                        info!(object = %object.key, result = result.name(), "synced")
+                    }
+                    // The dry-run gate sends every write of a pass twice: once is enough
+                    // at info.
+                    WriteMode::ServerDryRun => {
+                        debug!(object = %object.key, result = result.name(), "accepted by a server dry run");
+                    }
+                }
             }
             ObjectResult::DriftReported => {
                 warn!(object = %object.key, "drift: changed in the cluster; selfHeal is off, so it stays");

@@ -30,6 +30,11 @@ pub const COMPRESS_ABOVE: usize = 256 * 1024;
 pub const MAX_STATE_BYTES: usize = 1000 * 1024;
 
 const JSON_KEY: &str = "state.json";
+const BUG: &str = "report this as a veer bug";
+/// The RBAC a state read and a state write need.
+const READ_NEEDS: &str = "get on configmaps in this namespace";
+const WRITE_NEEDS: &str =
+    "patch on configmaps in this namespace (and on namespaces, if veer must create it)";
 const GZIP_KEY: &str = "state.json.gz";
 
 /// The commit veer applied.
@@ -197,13 +202,13 @@ impl SyncState {
 /// What can go wrong with the state ConfigMap.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error(
-        "cannot read veer's state {namespace}/{name}: {reason}; check veer's RBAC (get configmaps) and the API server"
-    )]
+    #[error("cannot read veer's state {namespace}/{name}: {reason}; {hint}")]
     Read {
         namespace: String,
         name: String,
         reason: String,
+        /// What to check, by the kind of failure (see [`hint`]).
+        hint: String,
     },
     #[error(
         "veer's state {namespace}/{name} is not readable: {reason}; delete the ConfigMap to start over (veer then prunes nothing until it has applied again)"
@@ -225,13 +230,12 @@ pub enum StateError {
         "veer's state is {bytes} bytes even compressed, over the ConfigMap limit of {MAX_STATE_BYTES}; split the repository across several veer instances"
     )]
     TooLarge { bytes: usize },
-    #[error(
-        "cannot write veer's state {namespace}/{name}: {reason}; check veer's RBAC (patch configmaps, and namespaces if it must create {namespace})"
-    )]
+    #[error("cannot write veer's state {namespace}/{name}: {reason}; {hint}")]
     Write {
         namespace: String,
         name: String,
         reason: String,
+        hint: String,
     },
 }
 
@@ -247,12 +251,29 @@ impl StateError {
     }
 }
 
+/// What to check after a failed state read or write, most likely first: a refusal names the
+/// RBAC `needed`; an unanswered request points at the server, not at RBAC. Pure.
+pub fn hint(error: &kube::Error, needed: &str) -> String {
+    match error {
+        kube::Error::Api(status) => match status.code {
+            403 => format!("grant veer's service account {needed}"),
+            401 => "the API server refused veer's credentials: check the kubeconfig or the service account token".into(),
+            _ => "see the API server's message".into(),
+        },
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => {
+            "the API server did not answer: check that it is up and reachable (kubeconfig server address, network)".into()
+        }
+        _ => "check the API server and veer's kubeconfig".into(),
+    }
+}
+
 /// The ConfigMap's `data` and `binaryData` for a state. Pure.
 pub fn encode(state: &SyncState) -> Result<(Value, Value), StateError> {
     let text = serde_json::to_string(state).map_err(|e| StateError::Write {
         namespace: String::new(),
         name: String::new(),
         reason: e.to_string(),
+        hint: BUG.into(),
     })?;
     if text.len() <= COMPRESS_ABOVE {
         return Ok((
@@ -268,6 +289,7 @@ pub fn encode(state: &SyncState) -> Result<(Value, Value), StateError> {
             namespace: String::new(),
             name: String::new(),
             reason: e.to_string(),
+            hint: BUG.into(),
         })?;
     let encoded = base64::engine::general_purpose::STANDARD.encode(&zipped);
     if encoded.len() > MAX_STATE_BYTES {
@@ -326,6 +348,7 @@ pub async fn read(
         namespace: at.namespace.clone(),
         name: at.name.clone(),
         reason: e.to_string(),
+        hint: hint(&e, READ_NEEDS),
     })?;
     let Some(cm) = cm else {
         return Ok(None);
@@ -370,14 +393,20 @@ pub async fn write(
     at: &StateLocation,
     state: &SyncState,
 ) -> Result<(), StateError> {
-    let err = |reason: String| StateError::Write {
+    let err = |e: kube::Error| StateError::Write {
         namespace: at.namespace.clone(),
         name: at.name.clone(),
-        reason,
+        reason: e.to_string(),
+        hint: hint(&e, WRITE_NEEDS),
     };
     let (data, binary) = encode(state).map_err(|e| match e {
-        StateError::TooLarge { .. } => e,
-        other => err(other.to_string()),
+        StateError::Write { reason, hint, .. } => StateError::Write {
+            namespace: at.namespace.clone(),
+            name: at.name.clone(),
+            reason,
+            hint,
+        },
+        other => other,
     })?;
     let object = json!({
         "apiVersion": "v1",
@@ -393,21 +422,40 @@ pub async fn write(
     let params = PatchParams::apply(super::MANAGER).force();
     let api: Api<k8s_openapi::api::core::v1::ConfigMap> =
         Api::namespaced(client.clone(), &at.namespace);
-    match api.patch(&at.name, &params, &Patch::Apply(&object)).await {
+    // A 409 (another write won the race), a 429 or a 5xx is tried again within the pass, as
+    // every other write of veer's is.
+    let policy = super::RetryPolicy::default();
+    let what = format!("ConfigMap {}/{}", at.namespace, at.name);
+    let apply = || {
+        let api = api.clone();
+        let (params, object) = (&params, &object);
+        async move { api.patch(&at.name, params, &Patch::Apply(object)).await }
+    };
+    match super::with_retries(&policy, &what, apply).await.0 {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => {
             let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
             let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": at.namespace}});
-            namespaces
-                .patch(&at.namespace, &params, &Patch::Apply(&ns))
+            let create_namespace = || {
+                let namespaces = namespaces.clone();
+                let (params, ns) = (&params, &ns);
+                async move {
+                    namespaces
+                        .patch(&at.namespace, params, &Patch::Apply(ns))
+                        .await
+                }
+            };
+            super::with_retries(&policy, &at.namespace, create_namespace)
                 .await
-                .map_err(|e| err(e.to_string()))?;
-            api.patch(&at.name, &params, &Patch::Apply(&object))
+                .0
+                .map_err(err)?;
+            super::with_retries(&policy, &what, apply)
                 .await
+                .0
                 .map(|_| ())
-                .map_err(|e| err(e.to_string()))
+                .map_err(err)
         }
-        Err(e) => Err(err(e.to_string())),
+        Err(e) => Err(err(e)),
     }
 }
 
@@ -482,6 +530,21 @@ mod tests {
         s.objects[1].result = "failed".into();
         assert_eq!(s.inventory().len(), 1);
         assert_eq!(s.inventory()[0].name, "route-0");
+    }
+
+    #[test]
+    fn hints_name_rbac_only_for_a_refusal() {
+        let refused = kube::Error::Api(Box::new(
+            kube::core::Status::failure("configmaps is forbidden", "Forbidden").with_code(403),
+        ));
+        assert!(hint(&refused, READ_NEEDS).contains("get on configmaps"));
+        let reset = kube::Error::Service("connection reset by peer".into());
+        let h = hint(&reset, READ_NEEDS);
+        assert!(h.contains("did not answer") && !h.contains("grant"), "{h}");
+        let unauthorized = kube::Error::Api(Box::new(
+            kube::core::Status::failure("Unauthorized", "Unauthorized").with_code(401),
+        ));
+        assert!(hint(&unauthorized, WRITE_NEEDS).contains("credentials"));
     }
 
     #[test]

@@ -55,7 +55,8 @@ async fn service_port_without_protocol(cluster: &TestCluster) {
     let took = started.elapsed();
     let text = show(&out);
     if is_v1_20(cluster).await {
-        assert_eq!(out.status.code(), Some(4), "v1.20 refuses it:\n{text}");
+        // Refused by the dry run before any write: the revision is rejected (exit 1).
+        assert_eq!(out.status.code(), Some(1), "v1.20 refuses it:\n{text}");
         assert!(
             text.contains("add protocol: TCP"),
             "the failure says what to add:\n{text}"

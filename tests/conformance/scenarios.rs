@@ -272,12 +272,13 @@ pub async fn conflicts_with_another_manager_then_force(cluster: &TestCluster) {
     )
     .await
     .expect("the other tool's apply");
-    // Git changes the same field: a conflict naming the other manager, nothing taken.
+    // Git changes the same field: the server's dry run finds the conflict, so the revision
+    // is refused whole (exit 1), naming the other manager; nothing is taken.
     repo.write("cm.yaml", &config_map_yaml(&ns, "settings", "c", ""));
     repo.commit("c");
-    let out = repo.expect(cluster, &["sync"], 4).await;
+    let out = repo.expect(cluster, &["sync"], 1).await;
     assert!(
-        out.contains("other-tool"),
+        out.contains("error[server-conflict] cm.yaml:") && out.contains("other-tool"),
         "[{}] the conflict names the manager:\n{out}",
         cluster.backend.name()
     );

@@ -1,6 +1,7 @@
 //! A test-only tower layer in front of the real kube client: answers chosen requests with an
 //! API error (`Status`) instead of sending them, so retries and per-object failures can be
-//! tested against the real dev cluster without changing it.
+//! tested against the real dev cluster without changing it. Dry-run requests are never
+//! faulted (see [`FaultService`]'s `call`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -88,9 +89,17 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        if let Some(f) = self
-            .faults
-            .take(request.method().as_str(), request.uri().path())
+        // A fault models the real write failing: the server-side dry run veer sends before it
+        // (its all-or-nothing gate) goes through, as it would when the failure is a race or
+        // an outage that starts between the two.
+        let dry_run = request
+            .uri()
+            .query()
+            .is_some_and(|q| q.contains("dryRun=All"));
+        if !dry_run
+            && let Some(f) = self
+                .faults
+                .take(request.method().as_str(), request.uri().path())
         {
             let status = serde_json::json!({
                 "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",

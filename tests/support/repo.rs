@@ -48,6 +48,18 @@ impl Repo {
 
     /// The same with another identity's kubeconfig (e.g. a ServiceAccount's token).
     pub async fn veer_as(&self, kubeconfig: &Path, args: &[&str]) -> Output {
+        self.command_as(kubeconfig, args)
+            .output()
+            .await
+            .expect("veer runs")
+    }
+
+    /// The command [`Repo::veer`] runs, to start it and stop it (or kill it) yourself.
+    pub fn command(&self, cluster: &TestCluster, args: &[&str]) -> tokio::process::Command {
+        self.command_as(cluster.kubeconfig(), args)
+    }
+
+    fn command_as(&self, kubeconfig: &Path, args: &[&str]) -> tokio::process::Command {
         let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         if matches!(args[0], "diff" | "sync" | "run") {
             all.extend([
@@ -63,17 +75,16 @@ impl Repo {
             "--state-namespace".into(),
             self.state_namespace.clone(),
         ]);
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_veer"))
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_veer"));
+        command
             .args(&all)
             .current_dir(self.tmp.path())
             .env_remove("VEER_CONFIG")
             .env_remove("VEER_REPO")
             .env_remove("KUBECONFIG")
             .env("NO_COLOR", "1")
-            .kill_on_drop(true)
-            .output()
-            .await
-            .expect("veer runs")
+            .kill_on_drop(true);
+        command
     }
 
     /// Run veer and require an exit code; returns stdout and stderr together.

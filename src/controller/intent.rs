@@ -1,0 +1,263 @@
+//! The inventory written before the writes it covers, so a crash cannot orphan anything.
+//!
+//! veer may prune only what it applied, and it knows what it applied from the inventory in
+//! its state ConfigMap. Recording that only after a pass would lose every object created
+//! before a `kill -9`: they would exist, carry veer's label, and never be pruned. So before a
+//! pass writes an object the inventory does not hold yet, the state is written with that
+//! object marked [`PENDING`] (with the hash it is about to be applied with). After a crash the
+//! record is there whether or not the write happened: a pending object that exists is pruned
+//! like any other once git drops it (still only while veer's field manager owns fields of it),
+//! and one that was never created is forgotten by the next pass, which finds it neither in git
+//! nor in the cluster. Pure.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::diff::{self, Action, DesiredObject, Plan};
+use crate::manifest::ObjectIdentity;
+use crate::sync;
+use crate::sync::state::{ObjectRecord, SyncState};
+
+/// The `result` of an object recorded before its first write.
+pub const PENDING: &str = "pending";
+
+/// `prev` with every object that `plan` is about to apply and the inventory does not hold
+/// yet recorded as [`PENDING`]; `prev` itself when there is none (so nothing is written).
+pub fn with_intent(
+    prev: &SyncState,
+    plan: &Plan,
+    desired: &[DesiredObject],
+    self_heal: bool,
+) -> SyncState {
+    let held: HashSet<ObjectIdentity<'_>> = prev
+        .objects
+        .iter()
+        .filter(|r| r.in_inventory())
+        .map(identity)
+        .collect();
+    let desired_by_id: HashMap<ObjectIdentity<'_>, &DesiredObject> =
+        desired.iter().map(|d| (d.key.identity(), d)).collect();
+    let mut pending: Vec<ObjectRecord> = Vec::new();
+    for object in &plan.objects {
+        let applies = match &object.action {
+            Action::Create | Action::Update { .. } => sync::writes(&object.action, self_heal),
+            Action::Prune | Action::PruneSkipped { .. } | Action::Unchanged => false,
+        };
+        let id = object.key.identity();
+        if !applies || held.contains(&id) {
+            continue;
+        }
+        if let Some(d) = desired_by_id.get(&id) {
+            pending.push(ObjectRecord::new(
+                &d.key,
+                Some(diff::desired_hash(&d.value)),
+                PENDING,
+            ));
+        }
+    }
+    if pending.is_empty() {
+        return prev.clone();
+    }
+    let replaced: HashSet<ObjectIdentity<'_>> = pending.iter().map(identity).collect();
+    let mut objects: Vec<ObjectRecord> = prev
+        .objects
+        .iter()
+        .filter(|r| !replaced.contains(&identity(r)))
+        .cloned()
+        .collect();
+    objects.extend(pending.iter().cloned());
+    objects.sort_by_key(ObjectRecord::key);
+    SyncState {
+        objects,
+        ..prev.clone()
+    }
+}
+
+fn identity(r: &ObjectRecord) -> ObjectIdentity<'_> {
+    ObjectIdentity {
+        group: &r.group,
+        kind: &r.kind,
+        namespace: r.namespace.as_deref(),
+        name: &r.name,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::tests::{applied_state, desired, hash, key, loaded, report, t};
+    use crate::controller::{next_state, plan_context};
+    use crate::diff::{Cause, ObjectPlan};
+    use crate::sync::ObjectResult;
+
+    fn plan(actions: Vec<(&str, Action)>) -> Plan {
+        Plan {
+            objects: actions
+                .into_iter()
+                .map(|(n, action)| ObjectPlan {
+                    key: key(n),
+                    action,
+                    desired: None,
+                    live: None,
+                })
+                .collect(),
+        }
+    }
+
+    fn update(cause: Cause) -> Action {
+        Action::Update {
+            cause,
+            changes: Vec::new(),
+        }
+    }
+
+    fn record<'a>(state: &'a SyncState, name: &str) -> Option<&'a ObjectRecord> {
+        state.objects.iter().find(|r| r.name == name)
+    }
+
+    #[test]
+    fn what_a_pass_is_about_to_apply_is_recorded_first() {
+        struct Case {
+            name: &'static str,
+            action: Action,
+            self_heal: bool,
+            pending: bool,
+        }
+        let cases = [
+            Case {
+                name: "a create is pending before it is sent",
+                action: Action::Create,
+                self_heal: true,
+                pending: true,
+            },
+            Case {
+                name: "an update of an object veer does not hold yet (adoption) too",
+                action: update(Cause::GitChange),
+                self_heal: true,
+                pending: true,
+            },
+            Case {
+                name: "drift left alone writes nothing",
+                action: update(Cause::Drift),
+                self_heal: false,
+                pending: false,
+            },
+            Case {
+                name: "an unchanged object is not written",
+                action: Action::Unchanged,
+                self_heal: true,
+                pending: false,
+            },
+        ];
+        let prev = applied_state();
+        for case in cases {
+            let next = with_intent(
+                &prev,
+                &plan(vec![("new", case.action), ("a", update(Cause::GitChange))]),
+                &desired(&[("new", 7), ("a", 2)]),
+                case.self_heal,
+            );
+            let pending = record(&next, "new");
+            assert_eq!(pending.is_some(), case.pending, "{}", case.name);
+            if let Some(r) = pending {
+                assert_eq!((r.result.as_str(), &r.hash), (PENDING, &hash("new", 7)));
+            }
+            // What the inventory holds already keeps its applied hash until it is applied.
+            assert_eq!(record(&next, "a"), record(&prev, "a"), "{}", case.name);
+            assert_eq!(next.same_content(&prev), !case.pending, "{}", case.name);
+        }
+    }
+
+    #[test]
+    fn a_failed_create_gets_a_pending_record_again() {
+        let mut prev = applied_state();
+        prev.objects
+            .push(ObjectRecord::new(&key("broken"), None, "failed"));
+        let next = with_intent(
+            &prev,
+            &plan(vec![("broken", Action::Create)]),
+            &desired(&[("broken", 1)]),
+            true,
+        );
+        let records: Vec<_> = next.objects.iter().filter(|r| r.name == "broken").collect();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].result, PENDING);
+        assert!(next.inventory().contains(&key("broken")));
+    }
+
+    #[test]
+    fn a_refused_first_write_leaves_the_inventory_and_an_unanswered_one_stays() {
+        let intent = with_intent(
+            &applied_state(),
+            &plan(vec![
+                ("refused", Action::Create),
+                ("unanswered", Action::Create),
+            ]),
+            &desired(&[("refused", 1), ("unanswered", 1)]),
+            true,
+        );
+        let failure = |kind| {
+            ObjectResult::Failed(crate::sync::Failure {
+                kind,
+                code: Some(500),
+                message: "no".into(),
+                fix: None,
+                managers: Vec::new(),
+                attempts: 1,
+            })
+        };
+        let next = next_state(
+            &intent,
+            &loaded("b"),
+            &desired(&[("refused", 1), ("unanswered", 1)]),
+            &report(vec![
+                ("refused", failure(crate::sync::FailureKind::Invalid)),
+                ("unanswered", failure(crate::sync::FailureKind::Unavailable)),
+            ]),
+            &Default::default(),
+            t(5),
+        );
+        assert!(!next.inventory().contains(&key("refused")));
+        assert!(next.inventory().contains(&key("unanswered")));
+    }
+
+    #[test]
+    fn after_a_crash_a_pending_object_is_in_the_inventory_or_forgotten() {
+        let intent = with_intent(
+            &applied_state(),
+            &plan(vec![("new", Action::Create)]),
+            &desired(&[("new", 7)]),
+            true,
+        );
+        // The next pass plans with it in the inventory: git dropped it, so if it exists it is
+        // planned for prune (the planner still requires veer's field manager on it).
+        let ctx = plan_context(&intent, "veer", true, Default::default());
+        assert!(ctx.inventory.contains(&key("new")));
+        // If it was never created, the plan does not cover it and the record goes.
+        let next = next_state(
+            &intent,
+            &loaded("b"),
+            &desired(&[("a", 1)]),
+            &report(vec![
+                ("a", ObjectResult::Unchanged),
+                ("old", ObjectResult::Pruned),
+            ]),
+            &Default::default(),
+            t(5),
+        );
+        assert!(record(&next, "new").is_none());
+        // If it was created, the pass that applies it records it as such.
+        let next = next_state(
+            &intent,
+            &loaded("b"),
+            &desired(&[("a", 1), ("new", 7)]),
+            &report(vec![
+                ("a", ObjectResult::Unchanged),
+                ("new", ObjectResult::Unchanged),
+            ]),
+            &Default::default(),
+            t(5),
+        );
+        let r = record(&next, "new").map(|r| (r.result.as_str(), r.hash.clone()));
+        assert_eq!(r, Some(("unchanged", hash("new", 7))));
+    }
+}
