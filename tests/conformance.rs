@@ -13,26 +13,33 @@ mod scenarios;
 #[path = "conformance/known.rs"]
 mod known;
 
-/// Each scenario twice: `<scenario>::embedded` and `<scenario>::real`.
+#[path = "conformance/immutable.rs"]
+mod immutable;
+
+#[path = "conformance/all_or_nothing.rs"]
+mod all_or_nothing;
+
+/// Each scenario of `module` twice: `<scenario>::embedded` and `<scenario>::real`.
 macro_rules! matrix {
-    ($($scenario:ident),* $(,)?) => {$(
+    ($module:ident: $($scenario:ident),* $(,)?) => {$(
         mod $scenario {
             use crate::support::backend::{Backend, TestCluster};
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn embedded() {
-                crate::scenarios::$scenario(&TestCluster::start(Backend::Embedded).await).await;
+                crate::$module::$scenario(&TestCluster::start(Backend::Embedded).await).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn real() {
-                crate::scenarios::$scenario(&TestCluster::start(Backend::Real).await).await;
+                crate::$module::$scenario(&TestCluster::start(Backend::Real).await).await;
             }
         }
     )*};
 }
 
 matrix!(
+    scenarios:
     every_example_syncs_into_an_empty_cluster_then_diffs_clean,
     numbers_are_compared_by_value,
     keyed_lists_are_owned_per_entry,
@@ -44,4 +51,12 @@ matrix!(
     state_config_map_round_trips,
     rollout_weights_written_and_read_back,
     leader_lease_is_taken_and_released,
+);
+
+matrix!(immutable: immutable_fields_are_refused_alike);
+
+matrix!(
+    all_or_nothing:
+    a_revision_the_server_refuses_writes_nothing,
+    a_refused_revision_is_asked_again_at_each_pass,
 );

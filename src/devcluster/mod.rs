@@ -10,6 +10,7 @@
 
 mod api;
 pub mod catalog;
+mod immutable;
 mod numbers;
 mod openapi;
 pub mod patch;

@@ -27,6 +27,25 @@ fn details(rt: &ResourceType, name: &str) -> Value {
     json!({"name": name, "group": rt.group, "kind": rt.plural})
 }
 
+/// A field error's `reason`, from how its message starts (Kubernetes' `field.ErrorType`).
+fn cause_reason(message: &str) -> &'static str {
+    const REASONS: [(&str, &str); 9] = [
+        ("Invalid value", "FieldValueInvalid"),
+        ("Required value", "FieldValueRequired"),
+        ("Forbidden", "FieldValueForbidden"),
+        ("Unsupported value", "FieldValueNotSupported"),
+        ("Duplicate value", "FieldValueDuplicate"),
+        ("Not found", "FieldValueNotFound"),
+        ("Too long", "FieldValueTooLong"),
+        ("Too many", "FieldValueTooMany"),
+        ("Internal error", "InternalError"),
+    ];
+    REASONS
+        .iter()
+        .find(|(prefix, _)| message.starts_with(prefix))
+        .map_or("FieldValueInvalid", |(_, reason)| reason)
+}
+
 impl ApiError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
         Self {
@@ -89,24 +108,40 @@ impl ApiError {
         )
     }
 
-    /// 422: the object is not acceptable; `causes` are `(field, message)` pairs.
+    /// 422: the object is not acceptable; `causes` are `(field, message)` pairs, each message
+    /// as Kubernetes words a field error (`Invalid value: …`, `Forbidden: …`, `Required
+    /// value`), which also gives the cause its `reason`.
     pub fn invalid(rt: &ResourceType, name: &str, causes: &[(&str, String)]) -> Self {
-        let text = causes
+        let mut text = causes
             .iter()
             .map(|(f, m)| format!("{f}: {m}"))
             .collect::<Vec<_>>()
             .join(", ");
+        if causes.len() > 1 {
+            text = format!("[{text}]");
+        }
         let causes: Vec<Value> = causes
             .iter()
-            .map(|(f, m)| json!({"reason": "FieldValueInvalid", "message": m, "field": f}))
+            .map(|(f, m)| json!({"reason": cause_reason(m), "message": m, "field": f}))
             .collect();
         let mut d = details(rt, name);
         d["kind"] = json!(rt.kind);
         d["causes"] = json!(causes);
+        if rt.group.is_empty()
+            && let Some(m) = d.as_object_mut()
+        {
+            m.remove("group");
+        }
+        // The kind qualified by its group, as a GroupKind prints: `Deployment.apps`.
+        let kind = if rt.group.is_empty() {
+            rt.kind.clone()
+        } else {
+            format!("{}.{}", rt.kind, rt.group)
+        };
         Self::new(
             422,
             "Invalid",
-            format!("{} \"{name}\" is invalid: {text}", rt.kind),
+            format!("{kind} \"{name}\" is invalid: {text}"),
         )
         .with_details(d)
     }

@@ -660,7 +660,17 @@ impl State {
                 obj.remove("status");
             }
         }
+        if let Some(old) = &old {
+            super::immutable::keep_allocated(&rt.group, &rt.kind, old, &mut new);
+        }
         apply_defaults(rt, &mut new, self.rv + 1);
+        // Immutable fields: refused before anything (a dry run included) is stored.
+        if let Some(old) = &old {
+            let violations = super::immutable::immutable_violations(&rt.group, &rt.kind, old, &new);
+            if !violations.is_empty() {
+                return Err(ApiError::invalid(rt, &name, &violations));
+            }
+        }
         drop_empty_metadata(&mut new);
         match w.ownership {
             // Defaults are in by now: a real server defaults while decoding, so an updater owns
