@@ -28,8 +28,11 @@ fn directory_is_read_with_ignore_yaml_only_and_safe_symlinks() {
     symlink("../common/base.yaml", dir.join("net/base.yaml")).unwrap();
     symlink(&outside, dir.join("abs.yaml")).unwrap();
     symlink("../outside.yaml", dir.join("up.yaml")).unwrap();
-    // A directory link: its files must not be reachable through it.
+    // A directory link out of the tree: its files must not be reachable through it, and it
+    // is reported rather than skipped.
     symlink(tmp.path(), dir.join("escape")).unwrap();
+    // A link to a file, not named like a manifest: not read, not an error.
+    symlink("svc.yaml", dir.join("README")).unwrap();
 
     let set = read_local(&dir, &ReadOptions::default()).unwrap();
     let mut names: Vec<_> = set
@@ -57,8 +60,61 @@ fn directory_is_read_with_ignore_yaml_only_and_safe_symlinks() {
         codes,
         vec![
             ("abs.yaml", "symlink-outside-repo", 1),
+            ("escape", "symlink-outside-repo", 1),
             ("up.yaml", "symlink-outside-repo", 1),
         ]
+    );
+}
+
+#[test]
+fn directory_symlinks_are_errors_not_followed_and_cannot_loop() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    fs::create_dir_all(dir.join("apps/v2")).unwrap();
+    fs::create_dir_all(dir.join("vendor")).unwrap();
+    fs::write(dir.join("apps/v2/svc.yaml"), service("svc")).unwrap();
+    fs::write(dir.join("vendor/x.yaml"), service("x")).unwrap();
+    fs::write(dir.join(".veerignore"), "vendored\n").unwrap();
+    symlink("apps/v2", dir.join("current")).unwrap();
+    // Followed, these would walk the tree forever.
+    symlink("..", dir.join("apps/parent")).unwrap();
+    symlink(".", dir.join("apps/v2/self")).unwrap();
+    // Excluded by .veerignore: no diagnostic.
+    symlink("vendor", dir.join("vendored")).unwrap();
+
+    let set = read_local(dir, &ReadOptions::default()).unwrap();
+    let mut names: Vec<_> = set
+        .manifests
+        .iter()
+        .map(|m| format!("{}:{}", m.file, m.key.name))
+        .collect();
+    names.sort();
+    // Each file once, by its real path: nothing read through a link.
+    assert_eq!(names, vec!["apps/v2/svc.yaml:svc", "vendor/x.yaml:x"]);
+    let mut codes: Vec<_> = set
+        .diagnostics
+        .iter()
+        .map(|d| (d.file.as_str(), d.code))
+        .collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        vec![
+            ("apps/parent", "symlink-to-directory"),
+            ("apps/v2/self", "symlink-to-directory"),
+            ("current", "symlink-to-directory"),
+        ]
+    );
+    let current = set
+        .diagnostics
+        .iter()
+        .find(|d| d.file == "current")
+        .unwrap();
+    assert!(current.is_error());
+    assert!(
+        current.message.contains("directory `apps/v2`"),
+        "{}",
+        current.message
     );
 }
 

@@ -6,6 +6,7 @@
 //! panics. No git, no kube, no network here: files come in as bytes.
 
 pub mod istio;
+pub mod kinds;
 pub mod policy;
 pub mod yaml;
 
@@ -314,11 +315,23 @@ fn read_object(
         ));
     }
     if name.is_none_or(str::is_empty) {
-        errors.push(missing(
-            "metadata.name",
-            "/metadata",
-            "add `metadata.name` to name the object",
-        ));
+        errors.push(match generate_name(&doc.value) {
+            // kubectl create can generate a name; apply (veer applies server-side) cannot.
+            Some(prefix) => Diagnostic::error(
+                "generate-name",
+                path,
+                doc.positions.locate("/metadata/generateName"),
+                "metadata.generateName is not supported: veer applies objects server-side, and apply needs the object's name",
+            )
+            .fix(format!(
+                "replace `generateName: {prefix}` by a fixed `name:`, e.g. `name: {prefix}1`"
+            )),
+            None => missing(
+                "metadata.name",
+                "/metadata",
+                "add `metadata.name` to name the object",
+            ),
+        });
     }
     let (Some(api_version), Some(kind), Some(name)) = (api_version, kind, name) else {
         return Err(errors);
@@ -330,6 +343,19 @@ fn read_object(
         Some((g, v)) => (g.to_string(), v.to_string()),
         None => (String::new(), api_version.to_string()),
     };
+    if let Some(right) = kinds::right_case(&group, kind) {
+        return Err(vec![
+            Diagnostic::error(
+                "kind-case",
+                path,
+                doc.positions.locate("/kind"),
+                format!(
+                    "kind `{kind}` is spelt with the wrong case; the API server matches kinds exactly and knows {api_version} `{right}`"
+                ),
+            )
+            .fix(format!("write `kind: {right}`")),
+        ]);
+    }
     let namespace = if is_cluster_scoped(&group, kind) {
         None
     } else {
@@ -359,6 +385,14 @@ fn read_object(
         converted_from: None,
     };
     istio::type_manifest(manifest)
+}
+
+/// `metadata.generateName`, when the document has a non-empty one.
+fn generate_name(value: &Value) -> Option<&str> {
+    value
+        .pointer("/metadata/generateName")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 /// Parsed files cached by content id (a git blob id), so an unchanged file is never parsed
@@ -450,6 +484,47 @@ mod tests {
         let f = parse("kind: Service\nmetadata:\n  labels: {}\n");
         let codes: Vec<_> = f.diagnostics.iter().map(|d| (d.code, d.line)).collect();
         assert_eq!(codes, vec![("missing-field", 1), ("missing-field", 2)]);
+    }
+
+    #[test]
+    fn kinds_in_the_wrong_case_are_refused_at_the_kind_line() {
+        let table: &[(&str, &str)] = &[
+            ("networking.istio.io/v1", "virtualservice"),
+            ("networking.istio.io/v1", "Virtualservice"),
+            ("apps/v1", "deployment"),
+            ("v1", "configMap"),
+        ];
+        for (api_version, kind) in table {
+            let f = parse(&format!(
+                "apiVersion: {api_version}\nmetadata:\n  name: x\nkind: {kind}\n"
+            ));
+            assert!(f.manifests.is_empty(), "{kind}");
+            let d = &f.diagnostics[0];
+            assert_eq!((d.code, d.line, d.column), ("kind-case", 4, 1), "{kind}");
+            let right =
+                kinds::right_case(api_version.rsplit_once('/').map_or("", |(g, _)| g), kind)
+                    .unwrap();
+            assert!(d.message.contains(&format!("`{right}`")), "{}", d.message);
+            assert_eq!(
+                d.fix.as_deref(),
+                Some(format!("write `kind: {right}`").as_str())
+            );
+        }
+        // Right case, and kinds veer does not know, pass.
+        let f = parse("apiVersion: example.com/v1\nkind: widget\nmetadata:\n  name: x\n");
+        assert!(f.diagnostics.is_empty(), "{:?}", f.diagnostics);
+    }
+
+    #[test]
+    fn generate_name_is_refused_with_a_fix() {
+        let f = parse("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  generateName: cfg-\n");
+        assert!(f.manifests.is_empty());
+        let d = &f.diagnostics[0];
+        assert_eq!((d.code, d.line), ("generate-name", 4));
+        assert_eq!(
+            d.fix.as_deref(),
+            Some("replace `generateName: cfg-` by a fixed `name:`, e.g. `name: cfg-1`")
+        );
     }
 
     #[test]

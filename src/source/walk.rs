@@ -1,9 +1,11 @@
 //! Which files of a tree are manifests, shared by git commits and plain directories: walk
 //! top-down from the base directory, skip what `.veerignore` excludes, keep `*.yaml`/`*.yml`,
-//! follow symlinks only while they stay inside the root. Also [`read_local`], the directory
+//! follow symlinks to files only while they stay inside the root, and refuse links to
+//! directories (never descended into, so a walk cannot loop). Also [`read_local`], the directory
 //! backend used by `veer validate PATH`.
 
 use std::fs;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use ignore::Match;
@@ -16,6 +18,9 @@ use crate::manifest::{self, ManifestSet, ReadOptions};
 
 /// Name of the ignore file, read at the root and at the sub-path root.
 pub const IGNORE_FILE: &str = ".veerignore";
+
+/// Largest `.veerignore` or symlink blob read, in bytes; a larger one is not read at all.
+pub(crate) const SMALL_TEXT_LIMIT: u64 = 64 * 1024;
 
 /// A link chain longer than this is reported as a loop.
 const MAX_LINK_HOPS: usize = 16;
@@ -138,8 +143,8 @@ fn build_ignore(
     }
 }
 
-/// Resolve a symlink's target relative to the link's directory. `None` when the target is
-/// absolute or climbs above the root. Pure.
+/// Resolve a symlink's target relative to the link's directory: `""` is the root itself,
+/// `None` a target that is absolute or climbs above the root. Pure.
 pub(crate) fn resolve_link(link_path: &str, target: &str) -> Option<String> {
     if target.starts_with('/') || target.starts_with('\\') || target.is_empty() {
         return None;
@@ -155,9 +160,6 @@ pub(crate) fn resolve_link(link_path: &str, target: &str) -> Option<String> {
             p => parts.push(p),
         }
     }
-    if parts.is_empty() {
-        return None;
-    }
     Some(parts.join("/"))
 }
 
@@ -165,50 +167,111 @@ fn link_diagnostic(path: &str, code: &'static str, message: String, fix: &str) -
     Box::new(Diagnostic::error(code, path, Location::new(1, 1), message).fix(fix.to_string()))
 }
 
-/// Follow a link chain to a file inside the root.
-fn follow(view: &impl TreeView, link: &str) -> Result<String, Box<Diagnostic>> {
+/// Where a chain of links ends.
+enum LinkEnd {
+    /// At `path` inside the root, which is of `kind` (`None`: nothing is there).
+    Inside(String, Option<Kind>),
+    /// At `target`, absolute or above the root.
+    Outside(String),
+    /// More than [`MAX_LINK_HOPS`] links: probably a loop.
+    TooLong,
+}
+
+/// Follow a link chain until it leaves the links. Lookups never go through a linked
+/// directory, so this cannot loop.
+fn resolve_chain(view: &impl TreeView, link: &str) -> LinkEnd {
     let mut current = link.to_string();
     for _ in 0..MAX_LINK_HOPS {
         let target = view.link_target(&current).unwrap_or_default();
         let Some(next) = resolve_link(&current, &target) else {
-            return Err(link_diagnostic(
-                link,
-                "symlink-outside-repo",
-                format!(
-                    "symlink points to `{target}`, outside the repository; veer does not read files outside it"
-                ),
-                "replace the link by the file itself, or point it at a file inside the repository",
-            ));
+            return LinkEnd::Outside(target);
         };
+        if next.is_empty() {
+            return LinkEnd::Inside(next, Some(Kind::Dir));
+        }
         match view.kind(&next) {
-            Some(Kind::File) => return Ok(next),
             Some(Kind::Link) => current = next,
-            Some(Kind::Dir | Kind::Other) => {
-                return Err(link_diagnostic(
-                    link,
-                    "symlink-not-file",
-                    format!("symlink points to `{next}`, which is not a regular file"),
-                    "point the link at a manifest file, or rename it so it does not end in .yaml/.yml",
-                ));
-            }
-            None => {
-                return Err(link_diagnostic(
-                    link,
-                    "symlink-broken",
-                    format!(
-                        "symlink points to `{next}`, which does not exist (links through linked directories are not followed)"
-                    ),
-                    "fix the link target, or remove the link",
-                ));
-            }
+            kind => return LinkEnd::Inside(next, kind),
         }
     }
-    Err(link_diagnostic(
+    LinkEnd::TooLong
+}
+
+/// A path inside the root as messages show it (`.` for the root).
+fn shown(path: &str) -> &str {
+    if path.is_empty() { "." } else { path }
+}
+
+fn outside_diagnostic(link: &str, target: &str, fix: &str) -> Box<Diagnostic> {
+    link_diagnostic(
         link,
-        "symlink-loop",
-        format!("symlink chain is longer than {MAX_LINK_HOPS} links, probably a loop"),
-        "point the link directly at the file",
-    ))
+        "symlink-outside-repo",
+        format!(
+            "symlink points to `{target}`, outside the repository; veer does not read files outside it"
+        ),
+        fix,
+    )
+}
+
+/// Follow a link chain to a file inside the root.
+fn follow(view: &impl TreeView, link: &str) -> Result<String, Box<Diagnostic>> {
+    match resolve_chain(view, link) {
+        LinkEnd::Inside(next, Some(Kind::File)) => Ok(next),
+        LinkEnd::Inside(next, Some(_)) => Err(link_diagnostic(
+            link,
+            "symlink-not-file",
+            format!(
+                "symlink points to `{}`, which is not a regular file",
+                shown(&next)
+            ),
+            "point the link at a manifest file, or rename it so it does not end in .yaml/.yml",
+        )),
+        LinkEnd::Inside(next, None) => Err(link_diagnostic(
+            link,
+            "symlink-broken",
+            format!(
+                "symlink points to `{next}`, which does not exist (links through linked directories are not followed)"
+            ),
+            "fix the link target, or remove the link",
+        )),
+        LinkEnd::Outside(target) => Err(outside_diagnostic(
+            link,
+            &target,
+            "replace the link by the file itself, or point it at a file inside the repository",
+        )),
+        LinkEnd::TooLong => Err(link_diagnostic(
+            link,
+            "symlink-loop",
+            format!("symlink chain is longer than {MAX_LINK_HOPS} links, probably a loop"),
+            "point the link directly at the file",
+        )),
+    }
+}
+
+/// A link not named like a manifest is not read, but one that stands for a directory would
+/// hide the manifests under it: veer never descends into a linked directory (git checks out
+/// links as links, and following them could loop), so such a link is an error, as is one that
+/// leaves the repository (what it points to cannot be known from a git tree). Links to files,
+/// broken links and loops are ignored like any other file that is not a manifest.
+fn check_other_link(view: &impl TreeView, link: &str) -> Option<Box<Diagnostic>> {
+    const FIX_IGNORE: &str = "or list the link in .veerignore if it holds no manifests";
+    match resolve_chain(view, link) {
+        LinkEnd::Inside(dir, Some(Kind::Dir)) => Some(link_diagnostic(
+            link,
+            "symlink-to-directory",
+            format!(
+                "symlink points to the directory `{}`; veer does not follow links to directories, so manifests under it would not be read",
+                shown(&dir)
+            ),
+            &format!("replace the link by the directory itself (or a copy of it), {FIX_IGNORE}"),
+        )),
+        LinkEnd::Outside(target) => Some(outside_diagnostic(
+            link,
+            &target,
+            &format!("replace the link by what it points to, {FIX_IGNORE}"),
+        )),
+        LinkEnd::Inside(..) | LinkEnd::TooLong => None,
+    }
 }
 
 /// The manifest files under `base`, in path order, and the problems met on the way.
@@ -227,6 +290,15 @@ pub(crate) fn collect(
                 Kind::Dir => {
                     if !rules.ignored(&path, true) {
                         pending.push(path);
+                    }
+                }
+                Kind::Link if !manifest::is_manifest_path(&path) => {
+                    // Ignore rules see a link as a file, and as a directory for `dir/`.
+                    if rules.ignored(&path, false) || rules.ignored(&path, true) {
+                        continue;
+                    }
+                    if let Some(d) = check_other_link(view, &path) {
+                        diagnostics.push(*d);
                     }
                 }
                 Kind::File | Kind::Link => {
@@ -321,7 +393,13 @@ impl TreeView for DirView {
     }
 
     fn read_small_text(&self, path: &str) -> Option<String> {
-        fs::read_to_string(self.full(path)).ok()
+        let file = fs::File::open(self.full(path)).ok()?;
+        if file.metadata().ok()?.len() > SMALL_TEXT_LIMIT {
+            return None;
+        }
+        let mut text = String::new();
+        file.take(SMALL_TEXT_LIMIT).read_to_string(&mut text).ok()?;
+        Some(text)
     }
 }
 
@@ -361,12 +439,19 @@ pub fn read_local(dir: &Path, options: &ReadOptions) -> Result<ManifestSet, Sour
             ));
             continue;
         }
-        let size = fs::metadata(&full).map_err(|e| read_err(&full, e))?.len();
+        // The size of the opened file decides before anything is read, and the read stops
+        // past the limit even if the file grows meanwhile (`parse_file` then refuses it).
+        let opened = fs::File::open(&full).map_err(|e| read_err(&full, e))?;
+        let size = opened.metadata().map_err(|e| read_err(&full, e))?.len();
         if let Some(d) = manifest::too_large(&file.path, size, options) {
             set.diagnostics.push(d);
             continue;
         }
-        let bytes = fs::read(&full).map_err(|e| read_err(&full, e))?;
+        let mut bytes = Vec::new();
+        opened
+            .take(options.max_file_bytes.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| read_err(&full, e))?;
         set.extend(&manifest::parse_file(&file.path, &bytes, options));
     }
     Ok(set)
@@ -375,6 +460,79 @@ pub fn read_local(dir: &Path, options: &ReadOptions) -> Result<ManifestSet, Sour
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
+    /// A tree in memory: path → (kind, link target or file text).
+    struct FakeTree(BTreeMap<&'static str, (Kind, &'static str)>);
+
+    impl TreeView for FakeTree {
+        fn list(&self, dir: &str) -> Result<Vec<(String, Kind)>, SourceError> {
+            Ok(self
+                .0
+                .iter()
+                .filter_map(|(path, (kind, _))| {
+                    let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
+                    (parent == dir).then(|| (name.to_string(), *kind))
+                })
+                .collect())
+        }
+        fn kind(&self, path: &str) -> Option<Kind> {
+            self.0.get(path).map(|(kind, _)| *kind)
+        }
+        fn link_target(&self, path: &str) -> Option<String> {
+            self.0.get(path).map(|(_, target)| target.to_string())
+        }
+        fn read_small_text(&self, path: &str) -> Option<String> {
+            self.0.get(path).map(|(_, text)| text.to_string())
+        }
+    }
+
+    #[test]
+    fn links_to_directories_are_refused_never_followed() {
+        let tree = FakeTree(BTreeMap::from([
+            (".veerignore", (Kind::File, "skipped\n")),
+            ("apps", (Kind::Dir, "")),
+            ("apps/svc.yaml", (Kind::File, "")),
+            // A link to a directory, directly or through another link.
+            ("current", (Kind::Link, "apps")),
+            ("via", (Kind::Link, "current")),
+            // Links to a directory above them: followed, they would loop.
+            ("apps/self", (Kind::Link, "..")),
+            ("apps/up", (Kind::Link, "../apps")),
+            ("outside", (Kind::Link, "../../elsewhere")),
+            ("absolute", (Kind::Link, "/etc")),
+            // Not manifests, ignored as before.
+            ("README", (Kind::Link, "apps/svc.yaml")),
+            ("broken", (Kind::Link, "nothere")),
+            ("loop", (Kind::Link, "loop")),
+            ("skipped", (Kind::Link, "apps")),
+            // A manifest-named link to a directory keeps its code.
+            ("dir.yaml", (Kind::Link, "apps")),
+        ]));
+        let (found, diagnostics) = collect(&tree, "").unwrap();
+        let paths: Vec<&str> = found.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, vec!["apps/svc.yaml"]);
+        let mut codes: Vec<(&str, &str)> = diagnostics
+            .iter()
+            .map(|d| (d.file.as_str(), d.code))
+            .collect();
+        codes.sort_unstable();
+        assert_eq!(
+            codes,
+            vec![
+                ("absolute", "symlink-outside-repo"),
+                ("apps/self", "symlink-to-directory"),
+                ("apps/up", "symlink-to-directory"),
+                ("current", "symlink-to-directory"),
+                ("dir.yaml", "symlink-not-file"),
+                ("outside", "symlink-outside-repo"),
+                ("via", "symlink-to-directory"),
+            ]
+        );
+        let via = diagnostics.iter().find(|d| d.file == "via").unwrap();
+        assert!(via.message.contains("directory `apps`"), "{}", via.message);
+        assert!(via.fix.as_deref().unwrap_or("").contains(".veerignore"));
+    }
 
     #[test]
     fn link_targets_resolve_inside_or_not_at_all() {
@@ -386,7 +544,8 @@ mod tests {
             ("a/b.yaml", "../../c.yaml", None),
             ("a/b.yaml", "/etc/passwd", None),
             ("a/b.yaml", "", None),
-            ("a/b.yaml", "..", None),
+            ("a/b.yaml", "..", Some("")),
+            ("a/b.yaml", "../..", None),
         ];
         for (link, target, want) in table {
             assert_eq!(

@@ -7,6 +7,8 @@ pub mod destination_rule;
 pub mod duration;
 pub mod gateway;
 pub mod hosts;
+pub mod k8s_names;
+pub mod metadata;
 pub mod rollout_policy;
 pub mod service_entry;
 pub mod sidecar;
@@ -162,6 +164,7 @@ pub fn validate_with_policies(
     let mut out = set.diagnostics.clone();
     let index = Index::new(&set.manifests);
     check_duplicates(&index, &mut out);
+    metadata::check(&index, &mut out);
     virtual_service::check(&index, &mut out);
     destination_rule::check(&index, &mut out);
     gateway::check(&index, &mut out);

@@ -29,6 +29,16 @@ fn deployment_yaml(ns: &str, app: &str) -> String {
     )
 }
 
+/// A few lines of YAML in which each level merges the previous one twice: 2^20 merges if
+/// expanded.
+fn merge_key_bomb() -> String {
+    let mut text = String::from("l0: &l0 {a: 1}\n");
+    for i in 1..=20 {
+        text.push_str(&format!("l{i}: &l{i}\n  <<: [*l{p}, *l{p}]\n", p = i - 1));
+    }
+    text
+}
+
 fn versions<K: Resource + Clone>(kind: &str, list: ObjectList<K>) -> Vec<(String, String)> {
     list.items
         .iter()
@@ -83,6 +93,51 @@ pub async fn a_revision_the_server_refuses_writes_nothing(cluster: &TestCluster)
         "[{server}] {before:?}"
     );
 
+    // Hostile or malformed input caught offline: exit 1 before veer talks to the cluster.
+    let long = format!("reviews-{}", "x".repeat(292));
+    let offline: [(&str, String, &str); 5] = [
+        (
+            "a 300-character name",
+            config_map_yaml(&ns, &long, "x"),
+            "error[invalid-name] bad.yaml:4:3",
+        ),
+        (
+            "a name with capitals and punctuation",
+            config_map_yaml(&ns, "Reviews_V2!@", "x"),
+            "error[invalid-name] bad.yaml:4:3",
+        ),
+        (
+            "a kind in the wrong case",
+            config_map_yaml(&ns, "bad", "x").replace("kind: ConfigMap", "kind: configmap"),
+            "error[kind-case] bad.yaml:2:1",
+        ),
+        (
+            "a label value with a space",
+            config_map_yaml(&ns, "bad", "x")
+                .replace("  namespace:", "  labels: {team: \"a b\"}\n  namespace:"),
+            "error[invalid-label] bad.yaml:",
+        ),
+        ("a merge-key bomb", merge_key_bomb(), "merge-key bombs"),
+    ];
+    for (case, text, expected) in offline {
+        repo.write("cm.yaml", &config_map_yaml(&ns, "settings", "b"));
+        repo.write("bad.yaml", &text);
+        repo.commit(case);
+        let out = repo.expect(cluster, &["sync"], 1).await;
+        assert!(out.contains(expected), "[{server}] {case}:\n{out}");
+        assert!(out.contains("is INVALID"), "[{server}] {case}:\n{out}");
+        assert_eq!(
+            snapshot(cluster, &ns).await,
+            before,
+            "[{server}] {case}: the cluster changed"
+        );
+        repo.write("cm.yaml", &config_map_yaml(&ns, "settings", "a"));
+        repo.remove("bad.yaml");
+        repo.commit(&format!("undo {case}"));
+        repo.expect(cluster, &["sync"], 0).await;
+    }
+
+    // Refused by the server's dry run: exit 1, nothing written.
     let cases: [(&str, &str, String, String); 2] = [
         (
             "a changed selector: immutable",
