@@ -75,7 +75,23 @@ pub struct ServerConfig {
     pub listen: std::net::SocketAddr,
     /// Verifies git push webhooks; `None`: hooks are refused.
     pub webhook_secret: Option<crate::source::SecretSource>,
+    /// `maxConnections`: connections served at once (lowered at start when the open-files
+    /// limit is too small for it and what the rest of veer needs).
+    pub max_connections: usize,
+    /// `headerReadTimeout`: a request's line and headers must arrive within this.
+    pub header_read_timeout: Duration,
+    /// `requestTimeout`: a request, body included, within this (408 after); an answer the
+    /// client leaves unread this long is cut off.
+    pub request_timeout: Duration,
+    /// `notReadyAfterApiOutage`: `/readyz` says not ready once the Kubernetes API has been
+    /// unreachable this long.
+    pub not_ready_after_api_outage: Duration,
 }
+
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_NOT_READY_AFTER_API_OUTAGE: Duration = Duration::from_secs(60);
 
 /// Loopback by default: the page and the hooks are exposed on purpose, not by accident.
 pub const DEFAULT_LISTEN: std::net::SocketAddr = std::net::SocketAddr::V4(
@@ -87,6 +103,10 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: DEFAULT_LISTEN,
             webhook_secret: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            not_ready_after_api_outage: DEFAULT_NOT_READY_AFTER_API_OUTAGE,
         }
     }
 }
@@ -225,6 +245,14 @@ struct FileServer {
     listen: Option<serde_saphyr::Spanned<String>>,
     #[serde(default)]
     webhook_secret: Option<serde_saphyr::Spanned<FileSecret>>,
+    #[serde(default)]
+    max_connections: Option<serde_saphyr::Spanned<usize>>,
+    #[serde(default)]
+    header_read_timeout: Option<serde_saphyr::Spanned<String>>,
+    #[serde(default)]
+    request_timeout: Option<serde_saphyr::Spanned<String>>,
+    #[serde(default)]
+    not_ready_after_api_outage: Option<serde_saphyr::Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -490,9 +518,41 @@ fn resolve_server(
         Some(v) => Some(secret_source(file_name, "server.webhookSecret", v)?),
         None => None,
     };
+    let max_connections = match file.and_then(|f| f.max_connections.as_ref()) {
+        Some(v) if v.value == 0 => {
+            return Err(ConfigError {
+                key: "server.maxConnections".into(),
+                origin: from_file(file_name, v).origin,
+                message: "must be at least 1".into(),
+            });
+        }
+        Some(v) => v.value,
+        None => DEFAULT_MAX_CONNECTIONS,
+    };
+    let duration = |key: &str, v: Option<&serde_saphyr::Spanned<String>>, default: Duration| {
+        v.map_or(Ok(default), |v| {
+            parse_positive_duration(key, &from_file(file_name, v))
+        })
+    };
     Ok(ServerConfig {
         listen,
         webhook_secret,
+        max_connections,
+        header_read_timeout: duration(
+            "server.headerReadTimeout",
+            file.and_then(|f| f.header_read_timeout.as_ref()),
+            DEFAULT_HEADER_READ_TIMEOUT,
+        )?,
+        request_timeout: duration(
+            "server.requestTimeout",
+            file.and_then(|f| f.request_timeout.as_ref()),
+            DEFAULT_REQUEST_TIMEOUT,
+        )?,
+        not_ready_after_api_outage: duration(
+            "server.notReadyAfterApiOutage",
+            file.and_then(|f| f.not_ready_after_api_outage.as_ref()),
+            DEFAULT_NOT_READY_AFTER_API_OUTAGE,
+        )?,
     })
 }
 
@@ -1389,6 +1449,59 @@ mod tests {
                 }
                 (got, want) => panic!("{:?}: got {got:?}, want {want:?}", case.file),
             }
+        }
+    }
+
+    #[test]
+    fn server_limits_table() {
+        let server = |text: &str| {
+            resolve(Some(("veer.yaml", text)), &Overrides::default()).map(|c| c.server)
+        };
+        let defaults = server("").unwrap();
+        assert_eq!(
+            (
+                defaults.max_connections,
+                defaults.header_read_timeout,
+                defaults.request_timeout,
+                defaults.not_ready_after_api_outage
+            ),
+            (
+                512,
+                Duration::from_secs(10),
+                Duration::from_secs(30),
+                Duration::from_secs(60)
+            )
+        );
+        let set = server(
+            "server:\n  maxConnections: 64\n  headerReadTimeout: 2s\n  requestTimeout: 1m\n  notReadyAfterApiOutage: 1m30s\n",
+        )
+        .unwrap();
+        assert_eq!(set.max_connections, 64);
+        assert_eq!(set.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(set.request_timeout, Duration::from_secs(60));
+        assert_eq!(set.not_ready_after_api_outage, Duration::from_secs(90));
+        let cases = [
+            (
+                "server:\n  maxConnections: 0\n",
+                "veer.yaml:2: `server.maxConnections`: must be at least 1",
+            ),
+            ("server:\n  maxConnections: -3\n", "veer.yaml:2"),
+            (
+                "server:\n  headerReadTimeout: 0s\n",
+                "veer.yaml:2: `server.headerReadTimeout`: must be longer than zero",
+            ),
+            (
+                "server:\n  listen: 127.0.0.1:1\n  requestTimeout: 30\n",
+                "veer.yaml:3: `server.requestTimeout`: `30` needs a unit",
+            ),
+            (
+                "server:\n  notReadyAfterApiOutage: soon\n",
+                "veer.yaml:2: `server.notReadyAfterApiOutage`",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = server(text).unwrap_err().to_string();
+            assert!(err.contains(want), "{text:?} gave {err:?}, wanted {want:?}");
         }
     }
 

@@ -2,11 +2,17 @@
 //! namespaced kinds), started on demand and kept for the life of the process. A watch the
 //! server refuses (403 on its list or watch) is reported at once and dropped: waiting for it
 //! to list would only wait out the timeout.
+//!
+//! The watches are also how veer knows whether the API answers ([`SharedContact`]): every
+//! event is an answer, every error without one a failure. Watches speak only when something
+//! changes, so after a failure a small prober asks the server for its version every few
+//! seconds until it answers; while the API answers it sends nothing.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use chrono::Utc;
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -16,8 +22,14 @@ use tokio::sync::watch as signal;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use super::contact::{SharedContact, WeakContact};
 use super::discovery::{Discovery, Resolved};
 use crate::manifest::ObjectKey;
+
+/// How often the prober asks a failing API server whether it answers again.
+const PROBE_INTERVAL: Duration = Duration::from_secs(2);
+/// How long one probe may take before it counts as no answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What one watch covers: a kind at a version, in one namespace or cluster-wide.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -97,9 +109,67 @@ fn refusal(error: &watcher::Error) -> Option<String> {
     (status.code == 403).then(|| status.message.clone())
 }
 
+/// Did the API server answer? Any status is an answer (a 403 or a 404 is the server
+/// speaking) except a 5xx: a server that cannot serve is as good as gone.
+fn answered(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code < 500)
+}
+
+/// [`answered`], for a watcher's error.
+fn watch_answered(error: &watcher::Error) -> bool {
+    match error {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => answered(e),
+        watcher::Error::WatchError(status) => status.code < 500,
+        watcher::Error::NoResourceVersion => true,
+    }
+}
+
+/// After a failure: ask for the server's version every [`PROBE_INTERVAL`] until it answers
+/// (or the record is gone), so a recovered API is seen even when no watched object changes.
+async fn probe_until_answered(client: kube::Client, contact: WeakContact) {
+    loop {
+        tokio::time::sleep(PROBE_INTERVAL).await;
+        let Some(contact) = contact.upgrade() else {
+            return;
+        };
+        let ok = match tokio::time::timeout(PROBE_TIMEOUT, client.apiserver_version()).await {
+            Ok(Ok(_)) => true,
+            Ok(Err(e)) => answered(&e),
+            Err(_) => false,
+        };
+        if ok {
+            contact.succeeded(Utc::now());
+            contact.stop_probing();
+            // A failure reported as this probe finished found the slot still taken: go on.
+            if contact.get().failing_since().is_none() || !contact.start_probing() {
+                info!("the Kubernetes API answers again");
+                return;
+            }
+            continue;
+        }
+        contact.failed(Utc::now());
+    }
+}
+
+/// Record a watch's error in `contact`; start the prober when it is a failure.
+fn report_error(contact: &SharedContact, client: &kube::Client, error: &watcher::Error) {
+    if watch_answered(error) {
+        contact.succeeded(Utc::now());
+        return;
+    }
+    contact.failed(Utc::now());
+    if contact.start_probing() {
+        tokio::spawn(probe_until_answered(client.clone(), contact.downgrade()));
+    }
+}
+
 #[derive(Default)]
 pub(super) struct Cache {
     watches: Mutex<BTreeMap<WatchKey, Watch>>,
+    /// Whether the API answers, as the watches see it.
+    contact: SharedContact,
 }
 
 impl Drop for Cache {
@@ -120,6 +190,11 @@ impl Cache {
         self.watches().len()
     }
 
+    /// The record the watches keep of whether the API answers.
+    pub(super) fn contact(&self) -> SharedContact {
+        self.contact.clone()
+    }
+
     /// Start the watch when it is not running, then wait until it has listed, or the server
     /// refuses it (403), whichever comes first.
     pub(super) async fn ensure(
@@ -134,7 +209,7 @@ impl Cache {
             match watches.get(key) {
                 Some(w) => (w.store.clone(), w.refused.clone()),
                 None => {
-                    let watch = start(client, key, resolved);
+                    let watch = start(client, key, resolved, &self.contact);
                     let handles = (watch.store.clone(), watch.refused.clone());
                     watches.insert(key.clone(), watch);
                     handles
@@ -252,7 +327,12 @@ fn object_ref(key: &ObjectKey, resolved: &Resolved) -> ObjectRef<DynamicObject> 
     }
 }
 
-fn start(client: &kube::Client, key: &WatchKey, resolved: &Resolved) -> Watch {
+fn start(
+    client: &kube::Client,
+    key: &WatchKey,
+    resolved: &Resolved,
+    contact: &SharedContact,
+) -> Watch {
     let writer = reflector::store::Writer::new(resolved.resource.clone());
     let store = writer.as_reader();
     let api: Api<DynamicObject> = match &key.namespace {
@@ -266,12 +346,15 @@ fn start(client: &kube::Client, key: &WatchKey, resolved: &Resolved) -> Watch {
     );
     info!(watch = %what, "starting watch");
     let (refuse, refused) = signal::channel(None);
+    let contact = contact.clone();
+    let client = client.clone();
     let task = tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         let mut failing = false;
         while let Some(event) = stream.next().await {
             match event {
                 Ok(event) => {
+                    contact.succeeded(Utc::now());
                     if failing {
                         info!(watch = %what, "watch re-established");
                         failing = false;
@@ -281,6 +364,7 @@ fn start(client: &kube::Client, key: &WatchKey, resolved: &Resolved) -> Watch {
                 }
                 Err(error) => {
                     failing = true;
+                    report_error(&contact, &client, &error);
                     if let Some(reason) = refusal(&error) {
                         warn!(watch = %what, %error, "watch refused (403): veer may not list or watch this kind here");
                         // Whoever waits drops this watch; nobody waiting is fine too.
@@ -317,5 +401,28 @@ mod tests {
         for (have, wanted, expected) in cases {
             assert_eq!(at_least(have, wanted), expected, "{have} vs {wanted}");
         }
+    }
+
+    fn status(code: u16) -> Box<kube::core::Status> {
+        Box::new(kube::core::Status {
+            code,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn any_status_but_5xx_is_an_answer_and_no_status_is_none() {
+        assert!(answered(&kube::Error::Api(status(403))));
+        assert!(answered(&kube::Error::Api(status(404))));
+        assert!(!answered(&kube::Error::Api(status(503))));
+        let refused =
+            kube::Error::ReadEvents(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(!answered(&refused));
+        assert!(!watch_answered(&watcher::Error::WatchStartFailed(refused)));
+        assert!(watch_answered(&watcher::Error::WatchError(status(410))));
+        assert!(watch_answered(&watcher::Error::InitialListFailed(
+            kube::Error::Api(status(403))
+        )));
+        assert!(watch_answered(&watcher::Error::NoResourceVersion));
     }
 }

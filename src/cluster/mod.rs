@@ -9,6 +9,7 @@
 //! [`crate::sync`]'s job; this module only lets it wait until the cache has seen its writes.
 
 mod cache;
+pub mod contact;
 mod discovery;
 pub mod schema;
 
@@ -23,6 +24,7 @@ use crate::fields::ListSemantics;
 use crate::manifest::ObjectKey;
 
 pub use cache::{Observed, WatchKey};
+pub use contact::{Contact, SharedContact};
 pub use discovery::Resolved;
 
 /// How long a new watch may take to list its objects before a reconcile gives up.
@@ -310,6 +312,11 @@ impl Cluster {
         self.cache
             .await_observed(&self.discovery, writes, within)
             .await
+    }
+
+    /// Whether the API answers, as the watches see it (for `/readyz`).
+    pub fn contact(&self) -> SharedContact {
+        self.cache.contact()
     }
 
     /// Watches running now (for tests and benchmarks).

@@ -8,9 +8,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+pub use super::readiness::{ApiOutage, Readiness};
+use crate::cluster::SharedContact;
 use crate::controller::Pass;
 use crate::metrics::CheckVerdict;
 use crate::rollout::state::{CheckOutcome, Phase, RolloutState};
@@ -140,31 +143,6 @@ impl RolloutStatus {
     }
 }
 
-/// What readiness needs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Readiness {
-    pub revision_loaded: bool,
-    pub watches_up: bool,
-}
-
-impl Readiness {
-    /// `Ok` when ready, or why not (for the 503 body).
-    pub fn check(self) -> Result<(), String> {
-        let mut missing = Vec::new();
-        if !self.revision_loaded {
-            missing.push("no revision loaded yet");
-        }
-        if !self.watches_up {
-            missing.push("cluster watches not up yet");
-        }
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(missing.join("; "))
-        }
-    }
-}
-
 /// Everything the page shows, at `now`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct StatusSnapshot {
@@ -192,6 +170,20 @@ impl StatusSnapshot {
 struct Board {
     snapshot: StatusSnapshot,
     rollouts: BTreeMap<String, RolloutStatus>,
+    /// Whether the API answers; `None`: not known (no cluster yet), never an outage.
+    contact: Option<SharedContact>,
+    /// An outage longer than this makes veer not ready; `None`: the default.
+    not_ready_after: Option<Duration>,
+}
+
+impl Board {
+    /// The readiness flags, with the API outage as of `now`.
+    fn readiness_at(&self, now: DateTime<Utc>) -> Readiness {
+        let allowed =
+            (self.not_ready_after).unwrap_or(crate::config::DEFAULT_NOT_READY_AFTER_API_OUTAGE);
+        let contact = self.contact.as_ref().map(SharedContact::get);
+        self.snapshot.readiness.with_outage(contact, allowed, now)
+    }
 }
 
 /// The shared handle: the controller writes after each pass, the server reads.
@@ -229,8 +221,24 @@ impl StatusBoard {
         self.write().snapshot.readiness.watches_up = up;
     }
 
+    /// Where the watches report whether the Kubernetes API answers (the cluster's record).
+    pub fn set_contact(&self, contact: SharedContact) {
+        self.write().contact = Some(contact);
+    }
+
+    /// `server.notReadyAfterApiOutage`.
+    pub fn set_not_ready_after_api_outage(&self, after: Duration) {
+        self.write().not_ready_after = Some(after);
+    }
+
+    /// Readiness now.
     pub fn readiness(&self) -> Readiness {
-        self.read().snapshot.readiness
+        self.readiness_at(Utc::now())
+    }
+
+    /// Readiness as of `now` (an API outage grows with time, not with events).
+    pub fn readiness_at(&self, now: DateTime<Utc>) -> Readiness {
+        self.read().readiness_at(now)
     }
 
     /// After a pass: its outcome, the revision in force and every object's standing from the
@@ -417,6 +425,7 @@ impl StatusBoard {
         let board = self.read();
         let mut s = board.snapshot.clone();
         s.now = Some(now);
+        s.readiness = board.readiness_at(now);
         s.rollouts = board.rollouts.values().cloned().collect();
         // Rollouts under way first: they are what someone opening the page wants to see.
         s.rollouts.sort_by_key(|r| r.phase.is_terminal());
@@ -462,6 +471,28 @@ mod tests {
         );
         board.set_revision_loaded(true);
         assert_eq!(board.readiness().check(), Ok(()));
+    }
+
+    #[test]
+    fn readyz_and_the_page_see_the_clusters_contact_record() {
+        let board = StatusBoard::new();
+        board.set_watches_up(true);
+        board.set_revision_loaded(true);
+        // No cluster record yet: nothing to say about the API.
+        assert_eq!(board.readiness_at(t(30)).check(), Ok(()));
+        let contact = SharedContact::default();
+        board.set_contact(contact.clone());
+        board.set_not_ready_after_api_outage(Duration::from_secs(90));
+        contact.failed(t(1));
+        assert_eq!(board.readiness_at(t(2)).check(), Ok(()));
+        let why = board.readiness_at(t(3)).check().unwrap_err();
+        assert!(
+            why.starts_with("the Kubernetes API has been unreachable for 2m"),
+            "{why}"
+        );
+        assert_eq!(board.snapshot(t(3)).readiness.check(), Err(why));
+        contact.succeeded(t(3));
+        assert_eq!(board.readiness_at(t(3)).check(), Ok(()));
     }
 
     #[test]

@@ -6,10 +6,18 @@
 //! A genuine push for the tracked repository and ref sends a [`Trigger`] to the reconcile
 //! loop. The channel holds one: pushes arriving while a reconcile is already queued coalesce
 //! into it, since one pass fetches whatever is newest.
+//!
+//! The edge is bounded against its clients: timeouts and the connection cap are the
+//! [`listener`]'s, the descriptor budget that sizes the cap is [`budget`]'s, and request
+//! bodies are bounded per route here (the hook takes at most [`MAX_HOOK_BYTES`], every other
+//! route none at all).
 
 pub mod board;
+pub mod budget;
 pub mod hooks;
+pub mod listener;
 pub mod page;
+pub mod readiness;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,8 +25,9 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::connect_info::ConnectInfo;
-use axum::extract::{DefaultBodyLimit, Extension, State};
+use axum::extract::{DefaultBodyLimit, Extension, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::sync::{mpsc, oneshot};
@@ -29,11 +38,13 @@ use crate::metrics::{self, Metrics};
 use crate::source::{SecretSource, SourceSpec};
 
 pub use board::{
-    CheckMark, ObjectHealth, ObjectStatus, PassStatus, Readiness, RejectedStatus, RevisionStatus,
+    CheckMark, ObjectHealth, ObjectStatus, PassStatus, RejectedStatus, RevisionStatus,
     RolloutStatus, StatusBoard, StatusSnapshot, TrackedSource, WeightSample,
 };
 pub use hooks::{GitHost, HookRejection, Push};
+pub use listener::Limits;
 pub use page::render_status;
+pub use readiness::{ApiOutage, Readiness};
 
 /// Largest hook body accepted (GitHub caps payloads at 25 MB, but a push of a manifests
 /// repository is a few KiB; anything this big is not for us). Larger: 413.
@@ -77,6 +88,7 @@ impl ServerState {
         if let Some(source) = &config.source {
             board.set_source(TrackedSource::from(&source.spec));
         }
+        board.set_not_ready_after_api_outage(config.server.not_ready_after_api_outage);
         ServerState {
             metrics,
             board,
@@ -109,14 +121,37 @@ impl ServerError {
 
 /// The routes, without a listener (also for tests that drive it directly).
 pub fn router(state: ServerState) -> Router {
-    Router::new()
+    let reads = Router::new()
         .route("/", get(status_page))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
+        .route_layer(middleware::from_fn(refuse_bodies));
+    let hooks = Router::new()
         .route("/hooks/git", post(git_hook))
-        .layer(DefaultBodyLimit::max(MAX_HOOK_BYTES))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_HOOK_BYTES));
+    reads.merge(hooks).with_state(state)
+}
+
+/// The read-only routes take no body: one announced (a length above zero, or chunked) is
+/// refused with 413 before anything reads it.
+async fn refuse_bodies(request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim() != "0");
+    if length.unwrap_or(false) || headers.contains_key(header::TRANSFER_ENCODING) {
+        let mut response = text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "this endpoint takes no request body",
+        );
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
+    next.run(request).await
 }
 
 /// A running server; stops on [`Server::shutdown`] (or when dropped, with the runtime).
@@ -127,8 +162,17 @@ pub struct Server {
 }
 
 impl Server {
-    /// Bind `addr` (port 0: any free port) and serve in a task.
+    /// Bind `addr` (port 0: any free port) and serve in a task, with the default limits.
     pub async fn start(addr: SocketAddr, state: ServerState) -> Result<Server, ServerError> {
+        Server::start_with(addr, state, Limits::default()).await
+    }
+
+    /// Bind `addr` and serve within `limits` (see [`listener`]).
+    pub async fn start_with(
+        addr: SocketAddr,
+        state: ServerState,
+        limits: Limits,
+    ) -> Result<Server, ServerError> {
         let listener =
             tokio::net::TcpListener::bind(addr)
                 .await
@@ -141,15 +185,18 @@ impl Server {
             message: e.to_string(),
         })?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let app = router(state);
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
+            listener::serve(listener, app, limits, stopped).await;
+            Ok(())
         });
-        info!(%addr, "HTTP server listening (/, /healthz, /readyz, /metrics, /hooks/git)");
+        info!(
+            %addr,
+            max_connections = limits.max_connections,
+            header_read_timeout = ?limits.header_read_timeout,
+            request_timeout = ?limits.request_timeout,
+            "HTTP server listening (/, /healthz, /readyz, /metrics, /hooks/git)"
+        );
         Ok(Server {
             addr,
             stop: Some(stop),
@@ -332,6 +379,25 @@ mod tests {
             Arc::new(Metrics::new()),
             board.clone(),
             trigger_channel().0,
+        );
+        // The outage allowance comes from the configuration (60 s by default).
+        let contact = crate::cluster::SharedContact::default();
+        board.set_contact(contact.clone());
+        board.set_watches_up(true);
+        board.set_revision_loaded(true);
+        let t0 = chrono::Utc::now();
+        contact.failed(t0);
+        assert!(
+            board
+                .readiness_at(t0 + chrono::Duration::seconds(60))
+                .check()
+                .is_ok()
+        );
+        assert!(
+            board
+                .readiness_at(t0 + chrono::Duration::seconds(61))
+                .check()
+                .is_err()
         );
         assert_eq!(state.webhook_secret, Some(SecretSource::Env("HOOK".into())));
         assert_eq!(
