@@ -1022,7 +1022,8 @@ fn start_watch(
                     }
                 }
                 _ = &mut deadline => return,
-                _ = closing.changed() => return,
+                // `wait_for`, not `changed`: a watch that starts while the server closes must see it.
+                _ = async { closing.wait_for(|c| *c).await.map(|_| ()) } => return,
                 _ = tx.closed() => return,
             }
         }
