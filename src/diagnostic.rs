@@ -1,12 +1,29 @@
 //! Diagnostics: what veer tells a user about their manifests and config, with file:line and
 //! the fix. Produced by `manifest` (reading) and `validate` (checks), rendered for people and
-//! for machines.
+//! for machines. A leaf: [`Location`] lives here so that nothing below `manifest` needs it.
 
 use std::fmt;
 
 use serde::Serialize;
 
-use crate::manifest::yaml::Location;
+/// A position in a source file, 1-based.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Location {
+    pub line: u32,
+    pub column: u32,
+}
+
+impl Location {
+    pub fn new(line: u32, column: u32) -> Self {
+        Self { line, column }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.column)
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]

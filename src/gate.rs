@@ -108,7 +108,7 @@ impl WebhookGate {
         let timeout = match webhook
             .timeout
             .as_deref()
-            .map(crate::validate::duration::parse)
+            .map(crate::duration::parse)
         {
             None => DEFAULT_TIMEOUT,
             Some(Ok(t)) => t,

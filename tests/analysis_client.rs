@@ -7,7 +7,7 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use veer::analysis::{MetricsProvider, Prometheus, PrometheusAuth, PrometheusConfig, QueryOutcome};
-use veer::source::SecretSource;
+use veer::secret::SecretSource;
 
 const ANSWER: &str = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"42"]}]}}"#;
 

@@ -19,7 +19,7 @@ use veer::notify::{
     DeliveryError, Event, Filter, Notifications, Notifier, NotifyConfig, RetryPolicy, SlackConfig,
     SlackTarget, WebhookConfig,
 };
-use veer::source::SecretSource;
+use veer::secret::SecretSource;
 
 const WAIT: Duration = Duration::from_secs(10);
 

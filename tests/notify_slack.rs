@@ -14,7 +14,7 @@ use veer::notify::{
     CommitInfo, Event, EventKind, FailingMetric, Filter, Notifications, NotifyConfig, Severity,
     SlackConfig, SlackTarget,
 };
-use veer::source::SecretSource;
+use veer::secret::SecretSource;
 
 const WAIT: Duration = Duration::from_secs(10);
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";

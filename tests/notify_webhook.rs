@@ -15,7 +15,7 @@ use veer::metrics::Metrics;
 use veer::notify::{
     Event, EventKind, Filter, Notifications, NotifyConfig, Severity, WebhookConfig,
 };
-use veer::source::SecretSource;
+use veer::secret::SecretSource;
 
 const WAIT: Duration = Duration::from_secs(10);
 

@@ -25,7 +25,8 @@ use veer::server::{
     CheckMark, Limits, RolloutStatus, Server, ServerState, StatusBoard, StatusSnapshot,
     TrackedSource, Trigger, WeightSample, render_status, trigger_channel,
 };
-use veer::source::{GitRef, SecretSource, SourceSpec};
+use veer::secret::SecretSource;
+use veer::source::{GitRef, SourceSpec};
 use veer::sync::state::{ObjectRecord, RejectedRecord, RevisionRecord, SyncState};
 
 const SECRET: &str = "hook-s3cret";

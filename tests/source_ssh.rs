@@ -5,7 +5,8 @@ mod support;
 
 use support::{Remote, SshServer, service};
 use veer::manifest::{ParseCache, ReadOptions};
-use veer::source::{Auth, GitRef, GitSource, SecretSource, SourceSpec};
+use veer::secret::SecretSource;
+use veer::source::{Auth, GitRef, GitSource, SourceSpec};
 
 fn spec(server: &SshServer, remote: &Remote, auth: Auth) -> SourceSpec {
     SourceSpec::new(&server.url(&remote.bare), GitRef::Branch("main".into()))

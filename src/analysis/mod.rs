@@ -199,6 +199,15 @@ async fn run(
     }
 }
 
+impl From<crate::manifest::rollout_policy::Direction> for WorseWhen {
+    fn from(d: crate::manifest::rollout_policy::Direction) -> Self {
+        match d {
+            crate::manifest::rollout_policy::Direction::Increase => WorseWhen::Higher,
+            crate::manifest::rollout_policy::Direction::Decrease => WorseWhen::Lower,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;

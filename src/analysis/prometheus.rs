@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::AnalysisError;
 use super::verdict::{QueryOutcome, RangeOutcome};
-use crate::source::{SecretSource, SourceError};
+use crate::secret::SecretSource;
 
 /// Anything that answers PromQL queries. The rollout controller holds a
 /// `dyn MetricsProvider`, so tests can stand in a scripted one.
@@ -244,11 +244,8 @@ enum Credentials {
 fn credentials(auth: &PrometheusAuth) -> Result<Credentials, AnalysisError> {
     let read = |source: &SecretSource| {
         source.read().map_err(|e| AnalysisError::Secret {
-            source_name: source.to_string(),
-            reason: match e {
-                SourceError::Secret { reason, .. } => reason,
-                other => other.to_string(),
-            },
+            source_name: e.source_name,
+            reason: e.reason,
         })
     };
     Ok(match auth {

@@ -52,51 +52,8 @@ pub enum RangeOutcome {
     Unreachable(String),
 }
 
-/// The accepted range of a metric; an open end is unbounded. Flagger's `thresholdRange`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ThresholdRange {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max: Option<f64>,
-}
+pub use crate::manifest::rollout_policy::ThresholdRange;
 
-impl ThresholdRange {
-    pub fn new(min: Option<f64>, max: Option<f64>) -> Result<Self, String> {
-        let range = Self { min, max };
-        range.check()?;
-        Ok(range)
-    }
-
-    /// A range no value can satisfy, or with a NaN bound, is a policy error.
-    pub fn check(&self) -> Result<(), String> {
-        if self.min.is_some_and(f64::is_nan) || self.max.is_some_and(f64::is_nan) {
-            return Err("thresholdRange bounds must be numbers".to_string());
-        }
-        if let (Some(min), Some(max)) = (self.min, self.max)
-            && min > max
-        {
-            return Err(format!("thresholdRange min {min} is above max {max}"));
-        }
-        Ok(())
-    }
-
-    pub fn contains(&self, value: f64) -> bool {
-        self.min.is_none_or(|m| value >= m) && self.max.is_none_or(|m| value <= m)
-    }
-}
-
-impl fmt::Display for ThresholdRange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.min, self.max) {
-            (Some(min), Some(max)) => write!(f, "[{min}, {max}]"),
-            (Some(min), None) => write!(f, ">= {min}"),
-            (None, Some(max)) => write!(f, "<= {max}"),
-            (None, None) => f.write_str("any value"),
-        }
-    }
-}
 
 /// Why a metric could not be measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -175,7 +175,7 @@ fn fault_of(route: &Value) -> Option<Fault> {
     let delay = fault.get("delay").and_then(|d| {
         // `exponentialDelay` is not implemented by Istio; only `fixedDelay` counts.
         let fixed = d.get("fixedDelay").and_then(Value::as_str)?;
-        let delay = crate::validate::duration::parse(fixed).ok()?;
+        let delay = crate::duration::parse(fixed).ok()?;
         Some(FaultDelay {
             delay_ms: delay.as_secs_f64() * 1000.0,
             percent: percentage(d),

@@ -8,6 +8,7 @@
 pub mod istio;
 pub mod kinds;
 pub mod policy;
+pub mod rollout_policy;
 pub mod yaml;
 
 use std::collections::HashMap;

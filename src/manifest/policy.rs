@@ -1,11 +1,11 @@
 //! The hook that types veer's own kinds (`veer.io`), the way `istio` types Istio's: a
 //! `RolloutPolicy` in the config repo is just another manifest, with typos and wrong words
-//! reported at their line. The kind itself is defined in `rollout::policy`.
+//! reported at their line. The kind itself is defined in `manifest::rollout_policy`.
 
 use super::Manifest;
 use super::istio::{TypedObject, parse_typed};
 use crate::diagnostic::Diagnostic;
-use crate::rollout::policy::{self, RolloutPolicy};
+use crate::manifest::rollout_policy::{self as policy, RolloutPolicy};
 
 /// Is this veer's own configuration (a `veer.io` kind) rather than a cluster object? Such
 /// manifests are validated like any other but never applied, diffed or pruned.

@@ -43,24 +43,7 @@ pub const MAX_USES_PER_ANCHOR: usize = 10;
 /// Most YAML documents in one file (serde-saphyr's default, kept): split bigger files.
 pub const MAX_DOCUMENTS: usize = 1_024;
 
-/// A position in a source file, 1-based.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Location {
-    pub line: u32,
-    pub column: u32,
-}
-
-impl Location {
-    pub fn new(line: u32, column: u32) -> Self {
-        Self { line, column }
-    }
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.line, self.column)
-    }
-}
+pub use crate::diagnostic::Location;
 
 /// JSON pointer (RFC 6901, `/spec/http/0/route`) → where that node starts in the file.
 ///

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::DeliveryError;
-use crate::source::Secret;
+use crate::secret::Secret;
 
 /// How hard to try one notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -33,7 +33,7 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::metrics::Metrics;
-use crate::source::SecretSource;
+use crate::secret::SecretSource;
 
 pub use delivery::{RetryPolicy, parse_retry_after};
 pub use event::{

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::delivery::{post_json, scrub};
 use super::event::{Event, Severity, commit_url};
 use super::{DeliveryError, Notifier, SlackConfig, SlackTarget};
-use crate::source::SecretSource;
+use crate::secret::SecretSource;
 
 /// Slack's limit on a section's text.
 const SECTION_LIMIT: usize = 3000;
@@ -176,14 +176,14 @@ impl Slack {
         })?;
         // A receiver or proxy may echo only part of the URL: scrub the path and its long
         // segments (Slack's tokens) too.
-        let mut parts = vec![crate::source::Secret::new(parsed.path())];
+        let mut parts = vec![crate::secret::Secret::new(parsed.path())];
         parts.extend(
             parsed
                 .path_segments()
                 .into_iter()
                 .flatten()
                 .filter(|s| s.len() >= 8)
-                .map(crate::source::Secret::new),
+                .map(crate::secret::Secret::new),
         );
         parts.retain(|p| p.expose().len() >= 8);
         let mut secrets = vec![&secret];
@@ -253,7 +253,7 @@ impl Slack {
     }
 }
 
-fn read_secret(source: &SecretSource, key: &str) -> Result<crate::source::Secret, DeliveryError> {
+fn read_secret(source: &SecretSource, key: &str) -> Result<crate::secret::Secret, DeliveryError> {
     source.read().map_err(|e| DeliveryError::Config {
         message: format!("{e} (notify.slack.{key})"),
     })

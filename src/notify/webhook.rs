@@ -10,7 +10,7 @@ use sha2::Sha256;
 use super::delivery::post_json;
 use super::event::Event;
 use super::{DeliveryError, Notifier, WebhookConfig};
-use crate::source::SecretSource;
+use crate::secret::SecretSource;
 
 /// Header carrying the signature.
 pub const SIGNATURE_HEADER: &str = "X-Veer-Signature";
@@ -106,7 +106,7 @@ impl Notifier for Webhook {
             if let Some(secret) = &secret {
                 headers.push((SIGNATURE_HEADER, sign(secret.expose().as_bytes(), &body)));
             }
-            let secrets: Vec<&crate::source::Secret> = secret.iter().collect();
+            let secrets: Vec<&crate::secret::Secret> = secret.iter().collect();
             post_json(&self.client, self.url.clone(), &headers, body, &secrets).await?;
             Ok(())
         })

@@ -11,7 +11,8 @@
 
 pub mod detect;
 pub mod machine;
-pub mod policy;
+// The kind itself is read with the manifests; its old path stays.
+pub use crate::manifest::rollout_policy as policy;
 pub mod queue;
 pub mod render;
 pub mod split;

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 
 pub use super::readiness::{ApiOutage, Readiness};
 use crate::cluster::SharedContact;
-use crate::controller::Pass;
+use crate::pass::Pass;
 use crate::metrics::CheckVerdict;
 use crate::rollout::state::{CheckOutcome, Phase, RolloutState};
 use crate::source::{GitRef, SourceSpec};

@@ -35,7 +35,8 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::metrics::{self, Metrics};
-use crate::source::{SecretSource, SourceSpec};
+use crate::secret::SecretSource;
+use crate::source::SourceSpec;
 
 pub use board::{
     CheckMark, ObjectHealth, ObjectStatus, PassStatus, RejectedStatus, RevisionStatus,

@@ -572,7 +572,7 @@ fn credentials(
     let secret = |s: &super::SecretSource| {
         s.read().map_err(|e| {
             let message = e.to_string();
-            *secret_error.borrow_mut() = Some(e);
+            *secret_error.borrow_mut() = Some(e.into());
             git2::Error::new(ErrorCode::Auth, git2::ErrorClass::Net, message)
         })
     };

@@ -155,6 +155,15 @@ pub enum SourceError {
     Task { url: String, message: String },
 }
 
+impl From<crate::secret::SecretError> for SourceError {
+    fn from(e: crate::secret::SecretError) -> Self {
+        SourceError::Secret {
+            source_name: e.source_name,
+            reason: e.reason,
+        }
+    }
+}
+
 impl SourceError {
     /// A short, stable label for metrics (`veer_source_errors_total{reason=...}`).
     pub fn metric_label(&self) -> &'static str {

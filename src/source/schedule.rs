@@ -76,7 +76,7 @@ impl Schedule {
 /// An interval in Go duration syntax (`30s`, `2m`, `1h30m`), the same syntax as every other
 /// duration veer reads.
 fn parse_interval(text: &str) -> Result<Duration, String> {
-    let interval = crate::validate::duration::parse(text).map_err(|e| {
+    let interval = crate::duration::parse(text).map_err(|e| {
         format!("{e}; give an interval like `30s`, `2m`, `1h` or a cron expression")
     })?;
     if interval < MIN_INTERVAL {

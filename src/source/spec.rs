@@ -4,6 +4,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+pub use crate::secret::{Secret, SecretSource};
+
 use super::SourceError;
 
 /// How the repository URL reaches the repository.
@@ -119,74 +121,6 @@ impl fmt::Display for GitRef {
             GitRef::Tag(t) => write!(f, "tag {t}"),
             GitRef::Commit(c) => write!(f, "commit {c}"),
         }
-    }
-}
-
-/// A secret value. Its `Debug` never shows it, so it cannot leak through logs or errors.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-/// Where a secret is kept. Read each time it is needed, so a rotated secret is picked up.
-/// In veer.yaml: `{file: /path}` or `{env: NAME}`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub enum SecretSource {
-    /// A file holding the secret (trailing newline removed), e.g. a mounted Kubernetes Secret.
-    File(PathBuf),
-    /// An environment variable.
-    Env(String),
-}
-
-impl fmt::Display for SecretSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SecretSource::File(p) => write!(f, "file {}", p.display()),
-            SecretSource::Env(v) => write!(f, "environment variable {v}"),
-        }
-    }
-}
-
-impl SecretSource {
-    pub fn read(&self) -> Result<Secret, SourceError> {
-        let value = match self {
-            SecretSource::File(path) => {
-                std::fs::read_to_string(path).map_err(|e| SourceError::Secret {
-                    source_name: self.to_string(),
-                    reason: format!("cannot read it: {e}"),
-                })?
-            }
-            SecretSource::Env(name) => std::env::var(name).map_err(|e| SourceError::Secret {
-                source_name: self.to_string(),
-                reason: match e {
-                    std::env::VarError::NotPresent => "it is not set".to_string(),
-                    std::env::VarError::NotUnicode(_) => "it is not valid UTF-8".to_string(),
-                },
-            })?,
-        };
-        let value = value.trim_end_matches(['\n', '\r']);
-        if value.is_empty() {
-            return Err(SourceError::Secret {
-                source_name: self.to_string(),
-                reason: "it is empty".to_string(),
-            });
-        }
-        Ok(Secret::new(value))
     }
 }
 

@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 
 use super::virtual_service::duration_at_least_1ms;
-use super::{Index, hosts};
+use super::Index;
+use crate::hosts;
 use crate::diagnostic::Diagnostic;
 use crate::manifest::Manifest;
 use crate::manifest::istio::DestinationRule;

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use super::Index;
 use super::gateway::{SERVICE_PROTOCOLS, known_protocol, valid_port_number};
-use super::hosts;
+use crate::hosts;
 use crate::diagnostic::Diagnostic;
 use crate::manifest::Manifest;
 use crate::manifest::istio::ServiceEntry;

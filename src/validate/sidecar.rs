@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::Index;
 use super::destination_rule::check_connection_pool;
 use super::gateway::{SERVICE_PROTOCOLS, check_namespace, known_protocol, valid_port_number};
-use super::hosts;
+use crate::hosts;
 use crate::diagnostic::Diagnostic;
 use crate::manifest::Manifest;
 use crate::manifest::istio::display_path;

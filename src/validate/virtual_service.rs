@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 
-use super::{Index, duration, hosts};
+use super::Index;
+use crate::{duration, hosts};
 use crate::diagnostic::Diagnostic;
 use crate::manifest::Manifest;
 use crate::manifest::istio::display_path;

@@ -236,7 +236,6 @@ pub async fn rollout_weights(cluster: &TestCluster) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let _ = child.kill().await;
     assert!(
         seen.contains(&(50, 50)) && seen.last() == Some(&(0, 100)),
         "[{}] the step was written and read, then the promotion: {seen:?}",
@@ -272,6 +271,8 @@ pub async fn rollout_weights(cluster: &TestCluster) {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    // Only now: veer records the phase in the pass after the one that wrote the weights.
+    let _ = child.kill().await;
     cluster.delete_namespace(&ns).await;
     cluster.delete_namespace(&state).await;
 }

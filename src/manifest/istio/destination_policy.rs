@@ -21,7 +21,7 @@ use super::{IstioObject, NETWORKING_GROUP, parse_typed};
 use crate::diagnostic::Diagnostic;
 use crate::manifest::yaml::{Positions, pointer_join};
 use crate::manifest::{Manifest, ObjectKey};
-use crate::validate::hosts;
+use crate::hosts;
 
 /// `spec` of a legacy DestinationPolicy.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]

@@ -40,7 +40,7 @@ pub enum TypedObject {
     ServiceEntry(Box<IstioObject<ServiceEntry>>),
     Sidecar(Box<IstioObject<Sidecar>>),
     /// veer's own `veer.io/v1alpha1` RolloutPolicy (typed by `manifest::policy`).
-    RolloutPolicy(Box<crate::rollout::RolloutPolicy>),
+    RolloutPolicy(Box<crate::manifest::rollout_policy::RolloutPolicy>),
     /// Any other kind: passed through as written.
     Generic,
 }
@@ -56,7 +56,7 @@ pub(crate) fn type_manifest(
         manifest = converted;
         warnings.push(warning);
     }
-    if manifest.key.group == crate::rollout::policy::GROUP {
+    if manifest.key.group == crate::manifest::rollout_policy::GROUP {
         return super::policy::type_manifest(manifest);
     }
     if manifest.key.group != NETWORKING_GROUP {

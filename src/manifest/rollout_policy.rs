@@ -4,15 +4,18 @@
 //! weights, ranges, template variables, URLs) live in `validate::rollout_policy`.
 //!
 //! Also owns the pure helpers both the state machine and the analysis need to agree on: the
-//! step weights a policy implies and the PromQL template variables.
+//! step weights a policy implies, the PromQL template variables and a check's
+//! [`ThresholdRange`]. Lives with the manifests (not in `rollout`), since reading a
+//! repository must know the kind and nothing here depends on rollouts or analysis.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::istio::virtual_service::StringMatch;
-use crate::validate::duration;
+use super::istio::virtual_service::StringMatch;
+use crate::duration;
 
 pub const GROUP: &str = "veer.io";
 pub const VERSION: &str = "v1alpha1";
@@ -141,7 +144,51 @@ impl BuiltinMetric {
     }
 }
 
-pub use crate::analysis::verdict::ThresholdRange;
+/// The accepted range of a metric; an open end is unbounded. Flagger's `thresholdRange`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdRange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+impl ThresholdRange {
+    pub fn new(min: Option<f64>, max: Option<f64>) -> Result<Self, String> {
+        let range = Self { min, max };
+        range.check()?;
+        Ok(range)
+    }
+
+    /// A range no value can satisfy, or with a NaN bound, is a policy error.
+    pub fn check(&self) -> Result<(), String> {
+        if self.min.is_some_and(f64::is_nan) || self.max.is_some_and(f64::is_nan) {
+            return Err("thresholdRange bounds must be numbers".to_string());
+        }
+        if let (Some(min), Some(max)) = (self.min, self.max)
+            && min > max
+        {
+            return Err(format!("thresholdRange min {min} is above max {max}"));
+        }
+        Ok(())
+    }
+
+    pub fn contains(&self, value: f64) -> bool {
+        self.min.is_none_or(|m| value >= m) && self.max.is_none_or(|m| value <= m)
+    }
+}
+
+impl fmt::Display for ThresholdRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.min, self.max) {
+            (Some(min), Some(max)) => write!(f, "[{min}, {max}]"),
+            (Some(min), None) => write!(f, ">= {min}"),
+            (None, Some(max)) => write!(f, "<= {max}"),
+            (None, None) => f.write_str("any value"),
+        }
+    }
+}
 
 /// What a check with no data means. `hold` waits (the progress deadline still runs).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -309,15 +356,6 @@ pub struct BaselineMetric {
 pub enum Direction {
     Increase,
     Decrease,
-}
-
-impl From<Direction> for crate::analysis::WorseWhen {
-    fn from(d: Direction) -> Self {
-        match d {
-            Direction::Increase => crate::analysis::WorseWhen::Higher,
-            Direction::Decrease => crate::analysis::WorseWhen::Lower,
-        }
-    }
 }
 
 impl MetricCheck {
@@ -580,13 +618,13 @@ pub const SHIPPED_FILES: &[(&str, &str)] = &[
 pub fn shipped() -> &'static [RolloutPolicy] {
     static SHIPPED: std::sync::OnceLock<Vec<RolloutPolicy>> = std::sync::OnceLock::new();
     SHIPPED.get_or_init(|| {
-        let options = crate::manifest::ReadOptions::default();
+        let options = super::ReadOptions::default();
         SHIPPED_FILES
             .iter()
             .flat_map(|(path, text)| {
-                crate::manifest::parse_file(path, text.as_bytes(), &options).manifests
+                super::parse_file(path, text.as_bytes(), &options).manifests
             })
-            .filter_map(|m| crate::manifest::policy::rollout_policy(&m).cloned())
+            .filter_map(|m| super::policy::rollout_policy(&m).cloned())
             .collect()
     })
 }
