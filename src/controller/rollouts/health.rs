@@ -1,0 +1,158 @@
+//! The health gate's observation: whether every Deployment of the new destinations is
+//! available, the Deployments being found through the DestinationRule subsets' pod labels.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, DynamicObject, ListParams};
+use serde_json::Value;
+use tracing::warn;
+
+use super::routes::string_map;
+use crate::cluster::Cluster;
+use crate::manifest::ObjectKey;
+use crate::rollout::DestinationId;
+
+/// Is every Deployment of the new destinations available? Subsets are matched through the
+/// DestinationRule of their host (subset labels ⊆ pod template labels); a destination without
+/// a subset is matched by `app: <host>`. No matching Deployment counts as unavailable.
+pub(super) async fn available(
+    cluster: &Cluster,
+    namespace: &str,
+    canary: &[DestinationId],
+) -> bool {
+    if canary.is_empty() {
+        return true;
+    }
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client().clone(), namespace);
+    let Ok(deployments) = deployments.list(&ListParams::default()).await else {
+        return false;
+    };
+    let rules = destination_rules(cluster, namespace).await;
+    for d in canary {
+        let selector = subset_labels(&rules, d);
+        let matching: Vec<&Deployment> = deployments
+            .items
+            .iter()
+            .filter(|dep| {
+                let labels = dep
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.template.metadata.as_ref())
+                    .and_then(|m| m.labels.clone())
+                    .unwrap_or_default();
+                selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+            })
+            .collect();
+        if matching.is_empty() {
+            warn!(destination = %d, labels = ?selector, "no Deployment matches the new destination; the health gate waits");
+            return false;
+        }
+        if !matching.iter().all(|dep| deployment_available(dep)) {
+            return false;
+        }
+    }
+    true
+}
+
+fn deployment_available(dep: &Deployment) -> bool {
+    dep.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| c.type_ == "Available" && c.status == "True")
+        })
+}
+
+async fn destination_rules(cluster: &Cluster, namespace: &str) -> Vec<Value> {
+    let key = ObjectKey {
+        group: "networking.istio.io".into(),
+        version: "v1".into(),
+        kind: "DestinationRule".into(),
+        namespace: Some(namespace.into()),
+        name: String::new(),
+    };
+    let Ok(r) = cluster.resolve(&key).await else {
+        return Vec::new();
+    };
+    let api =
+        Api::<DynamicObject>::namespaced_with(cluster.client().clone(), namespace, &r.resource);
+    match api.list(&ListParams::default()).await {
+        Ok(l) => l
+            .items
+            .into_iter()
+            .filter_map(|o| serde_json::to_value(o).ok())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+pub(super) fn short_host(host: &str) -> &str {
+    host.split('.').next().unwrap_or(host)
+}
+
+/// The pod labels of destination `d`. Pure.
+fn subset_labels(rules: &[Value], d: &DestinationId) -> BTreeMap<String, String> {
+    let Some(subset) = &d.subset else {
+        return BTreeMap::from([("app".to_string(), short_host(&d.host).to_string())]);
+    };
+    for rule in rules {
+        let host = rule
+            .pointer("/spec/host")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if short_host(host) != short_host(&d.host) {
+            continue;
+        }
+        let subsets = rule
+            .pointer("/spec/subsets")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        if let Some(s) = subsets
+            .iter()
+            .find(|s| s.get("name").and_then(Value::as_str) == Some(subset))
+        {
+            return string_map(s.get("labels"));
+        }
+    }
+    // No DestinationRule says: Istio's convention is `version: <subset>`.
+    BTreeMap::from([
+        ("app".to_string(), short_host(&d.host).to_string()),
+        ("version".to_string(), subset.clone()),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn subset_labels_come_from_the_destination_rule() {
+        let rules = vec![
+            json!({"spec": {"host": "ratings", "subsets": [{"name": "v2", "labels": {"version": "wrong"}}]}}),
+            json!({"spec": {"host": "reviews.shop.svc.cluster.local", "subsets": [{"name": "v2", "labels": {"version": "v2", "track": "canary"}}]}}),
+        ];
+        let labels = |d: DestinationId| {
+            subset_labels(&rules, &d)
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            labels(DestinationId::new("reviews", Some("v2"))),
+            ["track=canary", "version=v2"]
+        );
+        assert_eq!(
+            labels(DestinationId::new("reviews", Some("v3"))),
+            ["app=reviews", "version=v3"]
+        );
+        assert_eq!(
+            labels(DestinationId::new("reviews-v2", None)),
+            ["app=reviews-v2"]
+        );
+    }
+}

@@ -1,0 +1,208 @@
+//! The rollout ConfigMaps: one per rollout in veer's state namespace, holding its state so a
+//! restarted veer resumes. The driver loads them once, stores each next state (server-side
+//! apply) and deletes a rollout's when its VirtualService leaves git; `veer rollout` reads
+//! and lists them.
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use serde_json::json;
+use tracing::info;
+
+use super::{RolloutDriver, RolloutDriverError, RolloutId, Tracked};
+use crate::cluster::Cluster;
+use crate::rollout::policy::RolloutPolicy;
+use crate::rollout::{OperatorCommand, RolloutState};
+use crate::sync;
+
+/// Data keys and labels of a rollout's ConfigMap.
+pub(super) const STATE_KEY: &str = "state.json";
+/// Where `veer rollout pause|resume|...` writes its command (`{"id": N, "command": "pause"}`).
+pub(super) const COMMAND_KEY: &str = "command";
+pub(super) const NAMESPACE_KEY: &str = "namespace";
+pub(super) const NAME_KEY: &str = "name";
+pub(super) const POLICY_KEY: &str = "policy";
+/// Label on every rollout ConfigMap, so they can be listed.
+pub(super) const ROLLOUT_LABEL: &str = "veer.io/rollout";
+
+impl RolloutDriver {
+    /// Read every stored rollout once (one LIST).
+    pub async fn load(&mut self, cluster: &Cluster) -> Result<(), RolloutDriverError> {
+        if self.loaded {
+            return Ok(());
+        }
+        let api: Api<ConfigMap> =
+            Api::namespaced(cluster.client().clone(), &self.options.state_namespace);
+        let list = match api
+            .list(&ListParams::default().labels(&format!("{ROLLOUT_LABEL}=true")))
+            .await
+        {
+            Ok(l) => l,
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                self.loaded = true;
+                return Ok(());
+            }
+            Err(e) => {
+                return Err(RolloutDriverError::Api {
+                    what: "list the rollout states".into(),
+                    message: e.to_string(),
+                });
+            }
+        };
+        for cm in list.items {
+            let Some((id, tracked)) = tracked_from(&cm)? else {
+                continue;
+            };
+            info!(rollout = %id, phase = %tracked.state.phase, step = tracked.state.step, "rollout state read from the cluster");
+            self.rollouts.insert(id, tracked);
+        }
+        self.loaded = true;
+        Ok(())
+    }
+
+    /// Delete a rollout's state and its metric series.
+    pub(super) async fn forget(
+        &mut self,
+        cluster: &Cluster,
+        id: &RolloutId,
+    ) -> Result<(), RolloutDriverError> {
+        let api: Api<ConfigMap> =
+            Api::namespaced(cluster.client().clone(), &self.options.state_namespace);
+        match api.delete(&id.config_map(), &Default::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => {
+                return Err(RolloutDriverError::Api {
+                    what: format!("delete the rollout state of {id}"),
+                    message: e.to_string(),
+                });
+            }
+        }
+        info!(rollout = %id, "VirtualService left git: rollout state deleted");
+        self.metrics.forget_rollout(&id.to_string());
+        self.rollouts.remove(id);
+        Ok(())
+    }
+
+    /// Store the state (server-side apply, field manager `veer`); `clear_command` removes the
+    /// consumed command (merge patch: the CLI wrote it as another manager).
+    pub(super) async fn store(
+        &self,
+        cluster: &Cluster,
+        id: &RolloutId,
+        policy: &RolloutPolicy,
+        state: &RolloutState,
+        clear_command: bool,
+    ) -> Result<(), RolloutDriverError> {
+        let api: Api<ConfigMap> =
+            Api::namespaced(cluster.client().clone(), &self.options.state_namespace);
+        let name = id.config_map();
+        let object = json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": name,
+                "namespace": self.options.state_namespace,
+                "labels": {
+                    ROLLOUT_LABEL: "true",
+                    sync::MANAGED_BY_LABEL: sync::MANAGER,
+                },
+            },
+            "data": {
+                NAMESPACE_KEY: id.namespace,
+                NAME_KEY: id.name,
+                POLICY_KEY: policy.name(),
+                STATE_KEY: state.encode(),
+            },
+        });
+        let params = PatchParams::apply(sync::MANAGER).force();
+        api.patch(&name, &params, &Patch::Apply(&object))
+            .await
+            .map_err(|e| RolloutDriverError::Api {
+                what: format!("store the rollout state of {id}"),
+                message: e.to_string(),
+            })?;
+        if clear_command {
+            let patch = json!({"data": {COMMAND_KEY: null}});
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(|e| RolloutDriverError::Api {
+                    what: format!("clear the command of {id}"),
+                    message: e.to_string(),
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// A rollout ConfigMap as `(id, tracked)`; `None` when it is not one.
+fn tracked_from(cm: &ConfigMap) -> Result<Option<(RolloutId, Tracked)>, RolloutDriverError> {
+    let Some(data) = &cm.data else {
+        return Ok(None);
+    };
+    let (Some(ns), Some(name), Some(stored)) = (
+        data.get(NAMESPACE_KEY),
+        data.get(NAME_KEY),
+        data.get(STATE_KEY),
+    ) else {
+        return Ok(None);
+    };
+    let id = RolloutId {
+        namespace: ns.clone(),
+        name: name.clone(),
+    };
+    let state = RolloutState::decode(&format!("VirtualService {id}"), stored)?;
+    let command = data
+        .get(COMMAND_KEY)
+        .and_then(|t| serde_json::from_str(t).ok());
+    Ok(Some((id, Tracked { state, command })))
+}
+
+/// Read one rollout's state and pending command from the cluster (for `veer rollout`).
+pub async fn read_rollout(
+    client: &kube::Client,
+    state_namespace: &str,
+    id: &RolloutId,
+) -> Result<Option<(RolloutState, Option<OperatorCommand>, String)>, RolloutDriverError> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), state_namespace);
+    let cm = api
+        .get_opt(&id.config_map())
+        .await
+        .map_err(|e| RolloutDriverError::Api {
+            what: format!("read the rollout state of {id}"),
+            message: e.to_string(),
+        })?;
+    let Some(cm) = cm else { return Ok(None) };
+    let policy = cm
+        .data
+        .as_ref()
+        .and_then(|d| d.get(POLICY_KEY).cloned())
+        .unwrap_or_default();
+    Ok(tracked_from(&cm)?.map(|(_, t)| (t.state, t.command, policy)))
+}
+
+/// Every stored rollout (for `veer rollout status`).
+pub async fn list_rollouts(
+    client: &kube::Client,
+    state_namespace: &str,
+) -> Result<Vec<(RolloutId, RolloutState, String)>, RolloutDriverError> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), state_namespace);
+    let list = api
+        .list(&ListParams::default().labels(&format!("{ROLLOUT_LABEL}=true")))
+        .await
+        .map_err(|e| RolloutDriverError::Api {
+            what: "list the rollout states".into(),
+            message: e.to_string(),
+        })?;
+    let mut out = Vec::new();
+    for cm in &list.items {
+        let policy = cm
+            .data
+            .as_ref()
+            .and_then(|d| d.get(POLICY_KEY).cloned())
+            .unwrap_or_default();
+        if let Some((id, t)) = tracked_from(cm)? {
+            out.push((id, t.state, policy));
+        }
+    }
+    Ok(out)
+}
