@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::rollout::policy::Webhook;
+use crate::manifest::rollout_policy::Webhook;
 use crate::rollout::{Check, Phase, WebhookKind, WebhookReport, WebhookResult};
 
 /// A webhook's timeout when the policy gives none.
@@ -105,11 +105,7 @@ impl WebhookGate {
             passed,
             message,
         };
-        let timeout = match webhook
-            .timeout
-            .as_deref()
-            .map(crate::duration::parse)
-        {
+        let timeout = match webhook.timeout.as_deref().map(crate::duration::parse) {
             None => DEFAULT_TIMEOUT,
             Some(Ok(t)) => t,
             Some(Err(reason)) => {

@@ -58,12 +58,10 @@ impl fmt::Display for SecretSource {
 impl SecretSource {
     pub fn read(&self) -> Result<Secret, SecretError> {
         let value = match self {
-            SecretSource::File(path) => {
-                std::fs::read_to_string(path).map_err(|e| SecretError {
-                    source_name: self.to_string(),
-                    reason: format!("cannot read it: {e}"),
-                })?
-            }
+            SecretSource::File(path) => std::fs::read_to_string(path).map_err(|e| SecretError {
+                source_name: self.to_string(),
+                reason: format!("cannot read it: {e}"),
+            })?,
             SecretSource::Env(name) => std::env::var(name).map_err(|e| SecretError {
                 source_name: self.to_string(),
                 reason: match e {
@@ -82,4 +80,3 @@ impl SecretSource {
         Ok(Secret::new(value))
     }
 }
-

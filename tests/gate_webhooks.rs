@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use receiver::{Receiver, Reply};
 use veer::gate::{GateContext, WebhookGate};
-use veer::rollout::policy::Webhook;
+use veer::manifest::rollout_policy::Webhook;
 use veer::rollout::{AnalysisVerdict, Check, Phase, ThresholdRange, WebhookKind, WebhookResult};
 
 const WAIT: Duration = Duration::from_secs(10);

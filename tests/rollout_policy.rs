@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
+use veer::manifest::rollout_policy::{self as policy, Binding, RolloutPolicy};
 use veer::manifest::{self, ManifestSet, ReadOptions};
-use veer::rollout::policy::{self, Binding, RolloutPolicy};
 use veer::validate::{self, Index, rollout_policy};
 
 fn read(path: &str, text: &str) -> ManifestSet {

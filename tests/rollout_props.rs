@@ -11,7 +11,7 @@ mod rollout_common;
 
 use proptest::prelude::*;
 use rollout_common::*;
-use veer::rollout::policy::RolloutPolicySpec;
+use veer::manifest::rollout_policy::RolloutPolicySpec;
 use veer::rollout::state::Phase;
 use veer::rollout::{
     Action, AnalysisVerdict, MetricsErrorKind, RolloutState, TargetUpdate, TrafficSplit, decide,

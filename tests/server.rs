@@ -21,11 +21,11 @@ use veer::manifest::ObjectKey;
 use veer::metrics::{CheckVerdict, Metrics, SyncOutcome};
 use veer::notify::webhook::sign;
 use veer::rollout::state::Phase;
+use veer::secret::SecretSource;
 use veer::server::{
     CheckMark, Limits, RolloutStatus, Server, ServerState, StatusBoard, StatusSnapshot,
     TrackedSource, Trigger, WeightSample, render_status, trigger_channel,
 };
-use veer::secret::SecretSource;
 use veer::source::{GitRef, SourceSpec};
 use veer::sync::state::{ObjectRecord, RejectedRecord, RevisionRecord, SyncState};
 

@@ -54,7 +54,6 @@ pub enum RangeOutcome {
 
 pub use crate::manifest::rollout_policy::ThresholdRange;
 
-
 /// Why a metric could not be measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

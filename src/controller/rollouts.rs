@@ -53,9 +53,9 @@ use serde_json::Value;
 use crate::analysis::MetricsProvider;
 use crate::gate::WebhookGate;
 use crate::manifest::ObjectKey;
+use crate::manifest::rollout_policy::RolloutPolicy;
 use crate::metrics::Metrics;
 use crate::notify::Notifications;
-use crate::rollout::policy::RolloutPolicy;
 use crate::rollout::{OperatorCommand, RolloutState, RouteShift, TargetUpdate};
 
 pub use commands::send_command;

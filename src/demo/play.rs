@@ -23,7 +23,7 @@ use crate::analysis::{
 use crate::controller::rollouts::{RolloutId, read_rollout};
 use crate::devcluster::{DevCluster, DevClusterOptions, RunningCluster};
 use crate::exporter::{Exporter, ExporterConfig, ServiceKey, WatchConfig};
-use crate::rollout::policy::Revert;
+use crate::manifest::rollout_policy::Revert;
 use crate::rollout::{Phase, RolloutState};
 use crate::sync::state::{self as sync_state, StateLocation, SyncState};
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::rollout::policy::{Revert, RolloutPolicy};
+use crate::manifest::rollout_policy::{Revert, RolloutPolicy};
 use crate::rollout::state::{CheckOutcome, CheckRecord};
 use crate::rollout::{Phase, RolloutState, TrafficSplit};
 use crate::sync::state::SyncState;

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::exporter::{Behaviour, Routes, ServiceKey, Split, routes_from_virtual_service};
+use crate::manifest::rollout_policy::{self as rpolicy, RolloutPolicy};
 use crate::manifest::{self, ManifestSet, ReadOptions};
-use crate::rollout::policy::{self as rpolicy, RolloutPolicy};
 
 /// One file of the demo's repository, embedded from `examples/` at the same relative path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -512,7 +512,7 @@ pub fn policy_for(tree: &Tree, file: &str) -> Result<Option<RolloutPolicy>, Stor
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rollout::policy::Revert;
+    use crate::manifest::rollout_policy::Revert;
     use crate::validate;
 
     fn embedded() -> Vec<RepoFile> {

@@ -621,9 +621,7 @@ pub fn shipped() -> &'static [RolloutPolicy] {
         let options = super::ReadOptions::default();
         SHIPPED_FILES
             .iter()
-            .flat_map(|(path, text)| {
-                super::parse_file(path, text.as_bytes(), &options).manifests
-            })
+            .flat_map(|(path, text)| super::parse_file(path, text.as_bytes(), &options).manifests)
             .filter_map(|m| super::policy::rollout_policy(&m).cloned())
             .collect()
     })

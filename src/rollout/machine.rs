@@ -27,7 +27,6 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::policy::{OnMetricsError, OnNoData, RolloutPolicySpec, WebhookKind};
 use super::split::{TrafficSplit, split_at};
 use super::state::{
     self, CheckOutcome, CheckRecord, Event, FailureReason, HoldReason, Phase, Resume, RolloutState,
@@ -36,6 +35,7 @@ use super::state::{
 use super::{
     Action, AnalysisReport, AnalysisVerdict, Command, Observation, Overlay, WebhookReport,
 };
+use crate::manifest::rollout_policy::{OnMetricsError, OnNoData, RolloutPolicySpec, WebhookKind};
 
 /// A decision: what to do, the state to store (before doing it), and what happened. `events`
 /// feed status, logs and metrics; an [`Action::Alert`] asks for people to be told (its event
@@ -981,11 +981,11 @@ impl Machine<'_> {
 
     fn after_rollback(&mut self) -> Option<Action> {
         match self.policy.revert {
-            super::policy::Revert::Git => {
+            crate::manifest::rollout_policy::Revert::Git => {
                 let revision = self.s.revision.clone();
                 self.issue(Stage::Reverting, |id| Action::RevertInGit { id, revision })
             }
-            super::policy::Revert::None => {
+            crate::manifest::rollout_policy::Revert::None => {
                 self.enter(Phase::Failed);
                 None
             }

@@ -1,4 +1,4 @@
-//! Progressive rollouts, the pure core: the `RolloutPolicy` kind ([`policy`]), traffic splits
+//! Progressive rollouts, the pure core: the `RolloutPolicy` kind (read with the manifests: [`crate::manifest::rollout_policy`]), traffic splits
 //! and how they move ([`split`]), which routes a commit shifts ([`detect`]), the rollout state
 //! as stored in the cluster ([`state`]), the state machine ([`machine::decide`]) and the queue
 //! behind `maxConcurrentRollouts` ([`queue`]).
@@ -11,8 +11,6 @@
 
 pub mod detect;
 pub mod machine;
-// The kind itself is read with the manifests; its old path stays.
-pub use crate::manifest::rollout_policy as policy;
 pub mod queue;
 pub mod render;
 pub mod split;
@@ -25,9 +23,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::manifest::istio::virtual_service::StringMatch;
 
+pub use crate::manifest::rollout_policy::{RolloutPolicy, RolloutPolicySpec, WebhookKind};
 pub use detect::{RouteRef, RouteShift, detect, owned_fields, read_split, write_split};
 pub use machine::{Decision, decide};
-pub use policy::{RolloutPolicy, RolloutPolicySpec, WebhookKind};
 pub use split::{DestinationId, TrafficSplit, weight_bar};
 pub use state::{Event, FailureReason, HoldReason, Phase, RolloutState, Stage};
 

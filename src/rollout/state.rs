@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::detect::RouteRef;
-use super::policy::{RolloutPolicySpec, WebhookKind};
 use super::split::{self, TrafficSplit};
 use super::{Action, AnalysisVerdict, Command, Overlay};
+use crate::manifest::rollout_policy::{RolloutPolicySpec, WebhookKind};
 
 /// Bump when the stored form changes incompatibly.
 pub const STATE_VERSION: u32 = 1;

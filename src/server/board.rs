@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 
 pub use super::readiness::{ApiOutage, Readiness};
 use crate::cluster::SharedContact;
-use crate::pass::Pass;
 use crate::metrics::CheckVerdict;
+use crate::pass::Pass;
 use crate::rollout::state::{CheckOutcome, Phase, RolloutState};
 use crate::source::{GitRef, SourceSpec};
 use crate::sync::state::SyncState;

@@ -4,10 +4,10 @@
 
 use std::collections::HashMap;
 
-use super::virtual_service::duration_at_least_1ms;
 use super::Index;
-use crate::hosts;
+use super::virtual_service::duration_at_least_1ms;
 use crate::diagnostic::Diagnostic;
+use crate::hosts;
 use crate::manifest::Manifest;
 use crate::manifest::istio::DestinationRule;
 use crate::manifest::istio::destination_rule::{

@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::Index;
-use crate::hosts;
 use crate::diagnostic::Diagnostic;
+use crate::hosts;
 use crate::manifest::Manifest;
 use crate::manifest::istio::display_path;
 use crate::manifest::istio::gateway::{Gateway, Server, ServerTlsMode, ServerTlsSettings};

@@ -12,15 +12,13 @@ pub mod service_entry;
 pub mod sidecar;
 pub mod virtual_service;
 
-// Moved to leaves (nothing in them depends on validation); the old paths stay for now.
-pub use crate::{duration, hosts};
-
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::diagnostic::{self, Diagnostic};
+use crate::hosts;
 use crate::manifest::istio::{
     DestinationRule, Gateway, IstioObject, ServiceEntry, Sidecar, VirtualService,
 };
@@ -160,7 +158,7 @@ pub fn validate(set: &ManifestSet) -> Report {
 /// known besides the revision's and the shipped ones, so an annotation may name them.
 pub fn validate_with_policies(
     set: &ManifestSet,
-    policies: &[crate::rollout::policy::RolloutPolicy],
+    policies: &[crate::manifest::rollout_policy::RolloutPolicy],
 ) -> Report {
     let mut out = set.diagnostics.clone();
     let index = Index::new(&set.manifests);

@@ -9,17 +9,17 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::Index;
-use crate::duration;
 use crate::diagnostic::Diagnostic;
+use crate::duration;
 use crate::manifest::Manifest;
 use crate::manifest::istio::virtual_service::VirtualService;
 use crate::manifest::istio::{IstioObject, display_path};
 use crate::manifest::policy::rollout_policy;
-use crate::manifest::yaml::pointer_join;
-use crate::rollout::policy::{
-    self, Binding, FaultPhase, MatchPhase, MetricCheck, MirrorPhase, RolloutPolicy,
+use crate::manifest::rollout_policy::{
+    self as policy, Binding, FaultPhase, MatchPhase, MetricCheck, MirrorPhase, RolloutPolicy,
     RolloutPolicySpec, TEMPLATE_VARIABLES, TemplatePart, Webhook,
 };
+use crate::manifest::yaml::pointer_join;
 
 /// The revision's policies, in revision order.
 pub fn policies<'a>(index: &Index<'a>) -> Vec<(&'a Manifest, &'a RolloutPolicy)> {

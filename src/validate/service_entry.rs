@@ -6,8 +6,8 @@ use std::net::IpAddr;
 
 use super::Index;
 use super::gateway::{SERVICE_PROTOCOLS, known_protocol, valid_port_number};
-use crate::hosts;
 use crate::diagnostic::Diagnostic;
+use crate::hosts;
 use crate::manifest::Manifest;
 use crate::manifest::istio::ServiceEntry;
 use crate::manifest::istio::display_path;

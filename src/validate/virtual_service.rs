@@ -5,12 +5,12 @@
 use std::collections::HashMap;
 
 use super::Index;
-use crate::{duration, hosts};
 use crate::diagnostic::Diagnostic;
 use crate::manifest::Manifest;
 use crate::manifest::istio::display_path;
 use crate::manifest::istio::virtual_service::{Destination, StringMatch, VirtualService};
 use crate::manifest::yaml::pointer_join;
+use crate::{duration, hosts};
 
 /// The gateway name meaning "every sidecar in the mesh"; always exists.
 pub const MESH_GATEWAY: &str = "mesh";

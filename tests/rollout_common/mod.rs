@@ -6,8 +6,8 @@
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
+use veer::manifest::rollout_policy::{RolloutPolicySpec, ThresholdRange};
 use veer::rollout::detect::RouteRef;
-use veer::rollout::policy::{RolloutPolicySpec, ThresholdRange};
 use veer::rollout::state::Phase;
 use veer::rollout::{
     Action, AnalysisReport, AnalysisVerdict, Check, Decision, DestinationId, Observation,

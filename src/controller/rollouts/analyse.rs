@@ -8,7 +8,7 @@ use tracing::info;
 use super::health::short_host;
 use super::{RolloutDriver, RolloutId};
 use crate::analysis::{self, Builtin, MetricQuery, QueryTemplate, Vars};
-use crate::rollout::policy::{self as rpolicy, BuiltinMetric, RolloutPolicy};
+use crate::manifest::rollout_policy::{self as rpolicy, BuiltinMetric, RolloutPolicy};
 use crate::rollout::{DestinationId, RolloutState};
 
 impl RolloutDriver {
@@ -113,7 +113,7 @@ fn comparison(
     let direction = spec.direction_of(metric)?;
     let parse = |text: &Option<String>| {
         text.as_deref()
-            .and_then(|t| crate::validate::duration::parse(t).ok())
+            .and_then(|t| crate::duration::parse(t).ok())
             .filter(|d| !d.is_zero())
     };
     let step = spec.step_for(window);

@@ -5,9 +5,9 @@
 use tracing::{info, warn};
 
 use super::{RolloutDriver, RolloutId};
+use crate::manifest::rollout_policy::RolloutPolicy;
 use crate::metrics::{Bound, CheckVerdict};
 use crate::notify;
-use crate::rollout::policy::RolloutPolicy;
 use crate::rollout::state::{CheckOutcome, Event as RolloutEvent};
 use crate::rollout::{Phase, RolloutState};
 

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::RolloutId;
 use crate::analysis::{BaselineComparison, BaselineVerdict};
 use crate::manifest::ObjectKey;
-use crate::rollout::policy::{self as rpolicy, RolloutPolicy, RolloutPolicySpec};
+use crate::manifest::rollout_policy::{self as rpolicy, RolloutPolicy, RolloutPolicySpec};
 use crate::rollout::state::{CheckOutcome, CheckRecord};
 use crate::rollout::{AnalysisVerdict, DestinationId, Phase, RolloutState, RouteRef, TrafficSplit};
 

@@ -7,8 +7,8 @@ use chrono::Utc;
 use futures::future::BoxFuture;
 
 use super::RolloutId;
+use crate::manifest::rollout_policy::RolloutPolicy;
 use crate::rollout::RolloutState;
-use crate::rollout::policy::RolloutPolicy;
 use crate::rollout::state::CheckOutcome;
 use crate::source::{CommitId, FailedCheck, GitSource, RevertAuthor, RevertRequest, SourceSpec};
 

@@ -11,7 +11,7 @@ use super::RolloutId;
 use crate::diff::DesiredObject;
 use crate::fields::FieldPath;
 use crate::manifest::ObjectKey;
-use crate::rollout::policy::{self as rpolicy, Binding, RolloutPolicy};
+use crate::manifest::rollout_policy::{self as rpolicy, Binding, RolloutPolicy};
 use crate::rollout::{
     Phase, RolloutState, RouteRef, RouteShift, TargetUpdate, detect, owned_fields, read_split,
 };

@@ -10,7 +10,7 @@ use tracing::info;
 
 use super::{RolloutDriver, RolloutDriverError, RolloutId, Tracked};
 use crate::cluster::Cluster;
-use crate::rollout::policy::RolloutPolicy;
+use crate::manifest::rollout_policy::RolloutPolicy;
 use crate::rollout::{OperatorCommand, RolloutState};
 use crate::sync;
 

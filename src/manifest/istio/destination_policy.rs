@@ -19,9 +19,9 @@ use super::destination_rule::{
 };
 use super::{IstioObject, NETWORKING_GROUP, parse_typed};
 use crate::diagnostic::Diagnostic;
+use crate::hosts;
 use crate::manifest::yaml::{Positions, pointer_join};
 use crate::manifest::{Manifest, ObjectKey};
-use crate::hosts;
 
 /// `spec` of a legacy DestinationPolicy.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]

@@ -1,0 +1,274 @@
+//! The design rules the compiler does not check, checked over the sources: the library's
+//! top-level modules form no dependency cycle (so each can become a crate of its own), the
+//! pure modules name no I/O crate, and no source file grows past the size limit (the files
+//! still over it are listed here, with their size, and may only shrink).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Lines a source file may have.
+const MAX_LINES: usize = 600;
+
+/// Files over [`MAX_LINES`] today, with the most lines each may have: they may shrink, never
+/// grow; a file that fits drops off this list.
+const OVERSIZED: &[(&str, usize)] = &[
+    ("src/analysis/baseline.rs", 607),
+    ("src/cli.rs", 655),
+    ("src/controller.rs", 1235),
+    ("src/demo/play.rs", 945),
+    ("src/demo/render.rs", 782),
+    ("src/demo/story.rs", 760),
+    ("src/devcluster/api.rs", 1064),
+    ("src/devcluster/catalog.rs", 646),
+    ("src/devcluster/immutable.rs", 671),
+    ("src/devcluster/store.rs", 1290),
+    ("src/devcluster/table.rs", 1500),
+    ("src/exporter/traffic.rs", 778),
+    ("src/manifest/rollout_policy.rs", 848),
+    ("src/metrics.rs", 691),
+    ("src/notify/event.rs", 690),
+    ("src/rollout/machine.rs", 994),
+    ("src/server/board.rs", 650),
+    ("src/server/page.rs", 638),
+    ("src/source/git.rs", 833),
+    ("src/validate/gateway.rs", 744),
+    ("src/validate/rollout_policy.rs", 881),
+    ("src/validate/virtual_service.rs", 956),
+];
+
+/// Modules that decide and must stay free of I/O: the crates they may not name.
+const PURE: &[&str] = &[
+    "diagnostic",
+    "duration",
+    "hosts",
+    "secret",
+    "manifest",
+    "validate",
+    "diff",
+    "fields",
+    "rollout",
+];
+const IO_CRATES: &[&str] = &["kube", "reqwest", "git2", "axum", "tokio", "hyper"];
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read a source directory") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The library's files by top-level module (`src/sync/state.rs` → `sync`), without the
+/// binary's (`main.rs`, `cmd/`).
+fn library_modules() -> BTreeMap<String, Vec<PathBuf>> {
+    let src = root().join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut out: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    for file in files {
+        let relative = file.strip_prefix(&src).expect("under src/").to_path_buf();
+        let first = relative
+            .components()
+            .next()
+            .expect("a path")
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_string();
+        if matches!(first.as_str(), "main" | "cmd" | "lib") {
+            continue;
+        }
+        out.entry(first).or_default().push(file);
+    }
+    out
+}
+
+/// Source without comments and without its test modules (what tests use is not a
+/// dependency of the module).
+fn code_of(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).expect("read a source file");
+    let text = match text.find("#[cfg(test)]") {
+        Some(i) => &text[..i],
+        None => &text[..],
+    };
+    text.lines()
+        .map(|l| match l.find("//") {
+            Some(i) if !l[..i].contains('"') => &l[..i],
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The top-level modules a piece of code names through `crate::`.
+fn named_modules(code: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = code;
+    while let Some(i) = rest.find("crate::") {
+        rest = &rest[i + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            // The names at the group's own level: commas inside nested `{…}` belong to them.
+            let mut depth = 0;
+            let mut part = String::new();
+            let mut parts = Vec::new();
+            for c in group.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => parts.push(std::mem::take(&mut part)),
+                    _ if depth == 0 => part.push(c),
+                    _ => {}
+                }
+            }
+            parts.push(part);
+            for part in parts {
+                let name = part.trim().split("::").next().unwrap_or("").trim();
+                if !name.is_empty() && name != "self" {
+                    out.insert(name.to_string());
+                }
+            }
+        } else {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            out.insert(name);
+        }
+    }
+    out
+}
+
+fn module_graph() -> BTreeMap<String, BTreeSet<String>> {
+    let modules = library_modules();
+    let mut graph = BTreeMap::new();
+    for (module, files) in &modules {
+        let mut uses = BTreeSet::new();
+        for f in files {
+            uses.extend(named_modules(&code_of(f)));
+        }
+        uses.remove(module);
+        uses.retain(|m| modules.contains_key(m));
+        graph.insert(module.clone(), uses);
+    }
+    graph
+}
+
+/// A cycle through `start`, if there is one.
+fn cycle_from(graph: &BTreeMap<String, BTreeSet<String>>, start: &str) -> Option<Vec<String>> {
+    fn walk(
+        graph: &BTreeMap<String, BTreeSet<String>>,
+        start: &str,
+        at: &str,
+        path: &mut Vec<String>,
+        seen: &mut BTreeSet<String>,
+    ) -> bool {
+        for next in graph.get(at).into_iter().flatten() {
+            if next == start {
+                path.push(next.clone());
+                return true;
+            }
+            if seen.insert(next.clone()) {
+                path.push(next.clone());
+                if walk(graph, start, next, path, seen) {
+                    return true;
+                }
+                path.pop();
+            }
+        }
+        false
+    }
+    let mut path = vec![start.to_string()];
+    walk(graph, start, start, &mut path, &mut BTreeSet::new()).then_some(path)
+}
+
+#[test]
+fn the_library_modules_form_no_cycle() {
+    let graph = module_graph();
+    assert!(graph.len() > 20, "the modules were found: {graph:?}");
+    let cycles: Vec<String> = graph
+        .keys()
+        .filter_map(|m| cycle_from(&graph, m))
+        .map(|c| c.join(" -> "))
+        .collect();
+    assert!(
+        cycles.is_empty(),
+        "module cycles (move what both need to a leaf module):\n{}",
+        cycles.join("\n")
+    );
+}
+
+#[test]
+fn pure_modules_name_no_io_crate() {
+    let modules = library_modules();
+    let mut found = Vec::new();
+    for module in PURE {
+        for file in modules.get(*module).into_iter().flatten() {
+            let code = code_of(file);
+            for krate in IO_CRATES {
+                if code.contains(&format!("{krate}::")) || code.contains(&format!("use {krate};")) {
+                    found.push(format!("{} names {krate}", file.display()));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
+#[test]
+fn no_source_file_grows_past_the_limit() {
+    let mut files = Vec::new();
+    rust_files(&root().join("src"), &mut files);
+    let allowed: BTreeMap<&str, usize> = OVERSIZED.iter().copied().collect();
+    let mut problems = Vec::new();
+    for file in files {
+        let relative = file
+            .strip_prefix(root())
+            .expect("under the root")
+            .to_string_lossy()
+            .to_string();
+        let lines = std::fs::read_to_string(&file)
+            .expect("read a source file")
+            .lines()
+            .count();
+        match allowed.get(relative.as_str()) {
+            Some(max) if lines > *max => problems.push(format!(
+                "{relative}: {lines} lines, more than the {max} it had"
+            )),
+            Some(_) => {}
+            None if lines > MAX_LINES => problems.push(format!(
+                "{relative}: {lines} lines, more than {MAX_LINES}: split it by concern"
+            )),
+            None => {}
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_checks_read_imports_as_rust_does() {
+    let names = named_modules(
+        "use crate::{diff::{self, Plan}, manifest::ObjectKey};\nlet x = crate::sync::writes(a);",
+    );
+    assert_eq!(
+        names.into_iter().collect::<Vec<_>>(),
+        ["diff", "manifest", "sync"]
+    );
+    let graph: BTreeMap<String, BTreeSet<String>> = [
+        ("a".to_string(), BTreeSet::from(["b".to_string()])),
+        ("b".to_string(), BTreeSet::from(["a".to_string()])),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(
+        cycle_from(&graph, "a"),
+        Some(vec!["a".into(), "b".into(), "a".into()])
+    );
+}
