@@ -13,7 +13,7 @@ demo: deps build
 ## Debian's source package and cached in ~/.cache/veer), started for the run and stopped after.
 ## Set VEER_TEST_KUBECONFIG to use another real server instead.
 test: deps lint
-	scripts/real-apiserver.sh run $(CARGO) test
+	scripts/real-apiserver.sh run $(CARGO) test --workspace
 
 ## real-apiserver: build (or reuse) the real kube-apiserver and etcd the tests use, and start
 ## them on loopback (kubeconfig in target/real-apiserver/; `scripts/real-apiserver.sh stop`)
@@ -25,13 +25,16 @@ BENCHES := $(basename $(notdir $(wildcard benches/*.rs)))
 bench: deps
 	$(CARGO) bench $(addprefix --bench ,$(BENCHES))
 
-## lint: formatting and clippy, warnings are errors
+## lint: formatting and clippy (warnings are errors; the pure crates deny unwrap/expect outside
+## tests), then the architecture rules: no module cycle, no I/O crate under veer-core, no
+## source file past 600 lines (tests/architecture.rs)
 lint:
-	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test --test architecture
 
 fmt:
-	$(CARGO) fmt
+	$(CARGO) fmt --all
 
 build:
 	$(CARGO) build

@@ -1,34 +1,38 @@
 //! veer: a GitOps controller for Istio traffic.
 //!
-//! The pipeline, one module each: `source` (git) → `manifest` → `validate` → `cluster` (live
-//! state) → `diff` → `sync` → `rollout` → `analysis` → `notify`. `manifest`, `validate`,
-//! `diff` and `rollout` are pure: no kube, no HTTP, no git.
+//! The pipeline: `source` (git) → `manifest` → `validate` → `cluster` (live state) → `diff` →
+//! `sync` → `rollout` → `analysis` → `notify`. What decides is pure and lives in crates that
+//! cannot name an I/O crate: `veer-model` (the vocabulary: manifests, diagnostics, kinds),
+//! `veer-fields` (server-side apply's field sets) and `veer-core` (validate, diff, rollout,
+//! the pure half of analysis). This crate holds the edges (git, the cluster, HTTP, Slack,
+//! Prometheus' client), the controller that joins them, and the binary. The pure crates are
+//! re-exported under their usual paths (`veer::manifest`, `crate::diff`, …).
 
-pub mod analysis;
+pub use veer_core::{diff, rollout, validate};
+pub use veer_fields::{fields, schema};
+pub use veer_model::{diagnostic, duration, hosts, manifest, secret};
+
+/// Analysis: the pure half from `veer-core`, and the real Prometheus client.
+pub mod analysis {
+    pub use crate::prometheus_http::Prometheus;
+    pub use veer_core::analysis::*;
+}
+
 pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod controller;
 pub mod demo;
 pub mod devcluster;
-pub mod diagnostic;
-pub mod diff;
-pub mod duration;
 pub mod exporter;
-pub mod fields;
 pub mod gate;
-pub mod hosts;
 pub mod http_client;
 pub mod leader;
-pub mod manifest;
 pub mod metrics;
 pub mod notify;
 pub mod pass;
-pub mod rollout;
-pub mod schema;
-pub mod secret;
+mod prometheus_http;
 pub mod server;
 pub mod shutdown;
 pub mod source;
 pub mod sync;
-pub mod validate;

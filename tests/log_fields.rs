@@ -80,11 +80,11 @@ fn names_message_field(args: &str) -> bool {
 
 #[test]
 fn no_log_line_adds_a_second_message_field() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
-    rust_files(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
-        &mut files,
-    );
+    rust_files(&root.join("src"), &mut files);
+    // The workspace's other crates log too (or may one day).
+    rust_files(&root.join("crates"), &mut files);
     assert!(files.len() > 50, "src/ was found");
     let mut found = Vec::new();
     for file in files {

@@ -598,19 +598,19 @@ pub fn parse_template(template: &str) -> Result<Vec<TemplatePart<'_>>, String> {
 pub const SHIPPED_FILES: &[(&str, &str)] = &[
     (
         "policies/default-canary.yaml",
-        include_str!("../../policies/default-canary.yaml"),
+        include_str!("../../../../policies/default-canary.yaml"),
     ),
     (
         "policies/conservative.yaml",
-        include_str!("../../policies/conservative.yaml"),
+        include_str!("../../../../policies/conservative.yaml"),
     ),
     (
         "policies/ab-testing.yaml",
-        include_str!("../../policies/ab-testing.yaml"),
+        include_str!("../../../../policies/ab-testing.yaml"),
     ),
     (
         "policies/mirror-then-shift.yaml",
-        include_str!("../../policies/mirror-then-shift.yaml"),
+        include_str!("../../../../policies/mirror-then-shift.yaml"),
     ),
 ];
 

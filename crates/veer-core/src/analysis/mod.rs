@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use baseline::{BaselineComparison, BaselineVerdict, WorseWhen, compare_to_baseline};
 pub use builtin::Builtin;
-pub use prometheus::{MetricsProvider, Prometheus, PrometheusAuth, PrometheusConfig, SampleRange};
+pub use prometheus::{MetricsProvider, PrometheusAuth, PrometheusConfig, SampleRange};
 pub use template::{QueryTemplate, TemplateError, Vars};
 pub use verdict::{
     AnalysisVerdict, Check, MetricsErrorKind, QueryOutcome, RangeOutcome, ThresholdRange, combine,
@@ -286,40 +286,46 @@ mod tests {
         ]
     }
 
-    #[tokio::test]
-    async fn analyse_records_every_check() {
-        let provider = Scripted::new(vec![
-            ("increase(", QueryOutcome::Value(120.0)),
-            ("histogram_quantile", QueryOutcome::Value(995.0)),
-            ("5..", QueryOutcome::Value(99.9)),
-        ]);
-        let vars = Vars::new("shop", "reviews", "v2", Duration::from_secs(10));
-        let checks = analyse(&provider, &metrics(), &vars, 100).await;
-        let by_name: HashMap<_, _> = checks.iter().map(|c| (c.metric.as_str(), c)).collect();
-        assert_eq!(
-            by_name["request-success-rate"].verdict,
-            AnalysisVerdict::Pass
-        );
-        assert_eq!(by_name["request-success-rate"].requests, Some(120.0));
-        assert_eq!(by_name["p99"].value, Some(995.0));
-        assert_eq!(by_name["p99"].verdict.metric_label(), "fail");
-        assert!(by_name["p99"].query.contains("destination_version=\"v2\""));
-        assert!(matches!(
-            &by_name["typo"].verdict,
-            AnalysisVerdict::MetricsError { kind: MetricsErrorKind::QueryError, reason } if reason.contains("nmespace")
-        ));
-        // The request count once, then two rendered metrics; the broken template is not sent.
-        assert_eq!(provider.asked.lock().unwrap().len(), 3);
+    #[test]
+    fn analyse_records_every_check() {
+        // No runtime needed: the scripted provider answers at once.
+        futures::executor::block_on(async {
+            let provider = Scripted::new(vec![
+                ("increase(", QueryOutcome::Value(120.0)),
+                ("histogram_quantile", QueryOutcome::Value(995.0)),
+                ("5..", QueryOutcome::Value(99.9)),
+            ]);
+            let vars = Vars::new("shop", "reviews", "v2", Duration::from_secs(10));
+            let checks = analyse(&provider, &metrics(), &vars, 100).await;
+            let by_name: HashMap<_, _> = checks.iter().map(|c| (c.metric.as_str(), c)).collect();
+            assert_eq!(
+                by_name["request-success-rate"].verdict,
+                AnalysisVerdict::Pass
+            );
+            assert_eq!(by_name["request-success-rate"].requests, Some(120.0));
+            assert_eq!(by_name["p99"].value, Some(995.0));
+            assert_eq!(by_name["p99"].verdict.metric_label(), "fail");
+            assert!(by_name["p99"].query.contains("destination_version=\"v2\""));
+            assert!(matches!(
+                &by_name["typo"].verdict,
+                AnalysisVerdict::MetricsError { kind: MetricsErrorKind::QueryError, reason } if reason.contains("nmespace")
+            ));
+            // The request count once, then two rendered metrics; the broken template is not sent.
+            assert_eq!(provider.asked.lock().unwrap().len(), 3);
+        });
     }
 
-    #[tokio::test]
-    async fn without_min_requests_the_count_is_not_asked() {
-        let provider = Scripted::new(vec![]);
-        let vars = Vars::new("shop", "reviews", "v2", Duration::from_secs(10));
-        let checks = analyse(&provider, &metrics()[..1], &vars, 0).await;
-        assert_eq!(checks[0].verdict, AnalysisVerdict::NoData);
-        assert_eq!(checks[0].requests, None);
-        assert_eq!(provider.asked.lock().unwrap().len(), 1);
+    #[test]
+    fn without_min_requests_the_count_is_not_asked() {
+        // No runtime needed: the scripted provider answers at once.
+        futures::executor::block_on(async {
+            let provider = Scripted::new(vec![]);
+            let vars = Vars::new("shop", "reviews", "v2", Duration::from_secs(10));
+            let checks = analyse(&provider, &metrics()[..1], &vars, 0).await;
+            assert_eq!(checks[0].verdict, AnalysisVerdict::NoData);
+            assert_eq!(checks[0].requests, None);
+            assert_eq!(provider.asked.lock().unwrap().len(), 1);
+        });
     }
 
     /// Name, the instant p99, the comparison's source, v2's samples, v1's samples, verdict,
@@ -355,89 +361,95 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn comparison_with_the_baseline_table() {
-        use RangeOutcome as R;
-        let v1 = Vars::new("shop", "reviews", "v1", Duration::from_secs(4));
-        let old = || Ok((v1.clone(), WorseWhen::Higher));
-        let slow = R::Series(vec![248.5; 6]);
-        let fast = R::Series(vec![24.85; 6]);
-        let few = R::Series(vec![248.5]);
-        let down = R::Unreachable("connection refused".into());
-        #[rustfmt::skip]
-        let cases: Vec<ComparisonCase> = vec![
-            ("slower than the baseline fails inside the range", QueryOutcome::Value(248.5), old(), slow.clone(), fast.clone(), "worse-than-baseline", true, 2),
-            ("equal to the baseline (all ties) passes", QueryOutcome::Value(24.85), old(), fast.clone(), fast.clone(), "pass", true, 2),
-            ("faster than the baseline passes", QueryOutcome::Value(24.85), old(), fast.clone(), slow.clone(), "pass", true, 2),
-            ("too few samples is inconclusive", QueryOutcome::Value(248.5), old(), few, fast.clone(), "inconclusive", true, 2),
-            ("no baseline data is inconclusive", QueryOutcome::Value(248.5), old(), slow.clone(), R::NoData, "inconclusive", true, 2),
-            ("no old version is inconclusive without a query", QueryOutcome::Value(248.5), Err("no old version".into()), slow.clone(), fast.clone(), "inconclusive", true, 0),
-            ("a threshold fail stays a fail, not compared", QueryOutcome::Value(995.0), old(), fast.clone(), slow.clone(), "fail", false, 0),
-            ("no data is not compared", QueryOutcome::NoData, old(), slow.clone(), fast.clone(), "no-data", false, 0),
-            ("the new version's range unreachable cannot measure", QueryOutcome::Value(248.5), old(), down.clone(), fast.clone(), "metrics-error", false, 1),
-            ("the baseline's range unreachable cannot measure", QueryOutcome::Value(248.5), old(), slow.clone(), down, "metrics-error", false, 2),
-            ("several baseline series cannot measure", QueryOutcome::Value(248.5), old(), slow, R::SeveralSeries(2), "metrics-error", false, 2),
-        ];
-        for (name, instant, against, v2_samples, v1_samples, want, recorded, ranges) in cases {
+    #[test]
+    fn comparison_with_the_baseline_table() {
+        // No runtime needed: the scripted provider answers at once.
+        futures::executor::block_on(async {
+            use RangeOutcome as R;
+            let v1 = Vars::new("shop", "reviews", "v1", Duration::from_secs(4));
+            let old = || Ok((v1.clone(), WorseWhen::Higher));
+            let slow = R::Series(vec![248.5; 6]);
+            let fast = R::Series(vec![24.85; 6]);
+            let few = R::Series(vec![248.5]);
+            let down = R::Unreachable("connection refused".into());
+            #[rustfmt::skip]
+            let cases: Vec<ComparisonCase> = vec![
+                ("slower than the baseline fails inside the range", QueryOutcome::Value(248.5), old(), slow.clone(), fast.clone(), "worse-than-baseline", true, 2),
+                ("equal to the baseline (all ties) passes", QueryOutcome::Value(24.85), old(), fast.clone(), fast.clone(), "pass", true, 2),
+                ("faster than the baseline passes", QueryOutcome::Value(24.85), old(), fast.clone(), slow.clone(), "pass", true, 2),
+                ("too few samples is inconclusive", QueryOutcome::Value(248.5), old(), few, fast.clone(), "inconclusive", true, 2),
+                ("no baseline data is inconclusive", QueryOutcome::Value(248.5), old(), slow.clone(), R::NoData, "inconclusive", true, 2),
+                ("no old version is inconclusive without a query", QueryOutcome::Value(248.5), Err("no old version".into()), slow.clone(), fast.clone(), "inconclusive", true, 0),
+                ("a threshold fail stays a fail, not compared", QueryOutcome::Value(995.0), old(), fast.clone(), slow.clone(), "fail", false, 0),
+                ("no data is not compared", QueryOutcome::NoData, old(), slow.clone(), fast.clone(), "no-data", false, 0),
+                ("the new version's range unreachable cannot measure", QueryOutcome::Value(248.5), old(), down.clone(), fast.clone(), "metrics-error", false, 1),
+                ("the baseline's range unreachable cannot measure", QueryOutcome::Value(248.5), old(), slow.clone(), down, "metrics-error", false, 2),
+                ("several baseline series cannot measure", QueryOutcome::Value(248.5), old(), slow, R::SeveralSeries(2), "metrics-error", false, 2),
+            ];
+            for (name, instant, against, v2_samples, v1_samples, want, recorded, ranges) in cases {
+                let provider = Scripted {
+                    answers: vec![("histogram_quantile", instant)],
+                    ranges: vec![
+                        ("destination_version=\"v2\"", v2_samples),
+                        ("destination_version=\"v1\"", v1_samples),
+                    ],
+                    asked: Mutex::new(Vec::new()),
+                };
+                let vars = Vars::new("shop", "reviews", "v2", Duration::from_secs(4));
+                let checks = analyse(&provider, &[compared_p99(against)], &vars, 0).await;
+                let check = &checks[0];
+                assert_eq!(check.verdict.metric_label(), want, "{name}: {check:?}");
+                assert_eq!(check.baseline.is_some(), recorded, "{name}: {check:?}");
+                let asked = provider.asked.lock().unwrap().clone();
+                let sent = asked.iter().filter(|q| q.starts_with("range ")).count();
+                assert_eq!(sent, ranges, "{name}: {asked:#?}");
+            }
+        });
+    }
+
+    #[test]
+    fn a_failed_comparison_records_both_queries_and_the_figures() {
+        // No runtime needed: the scripted provider answers at once.
+        futures::executor::block_on(async {
+            let v1 = Vars::new("shop", "reviews", "v1", Duration::from_secs(4));
             let provider = Scripted {
-                answers: vec![("histogram_quantile", instant)],
+                answers: vec![("histogram_quantile", QueryOutcome::Value(248.5))],
                 ranges: vec![
-                    ("destination_version=\"v2\"", v2_samples),
-                    ("destination_version=\"v1\"", v1_samples),
+                    (
+                        "\"v2\"",
+                        RangeOutcome::Series(vec![f64::NAN, 248.5, 248.5, 248.5, 248.5]),
+                    ),
+                    ("\"v1\"", RangeOutcome::Series(vec![24.85; 6])),
                 ],
                 asked: Mutex::new(Vec::new()),
             };
             let vars = Vars::new("shop", "reviews", "v2", Duration::from_secs(4));
-            let checks = analyse(&provider, &[compared_p99(against)], &vars, 0).await;
-            let check = &checks[0];
-            assert_eq!(check.verdict.metric_label(), want, "{name}: {check:?}");
-            assert_eq!(check.baseline.is_some(), recorded, "{name}: {check:?}");
+            let metric = compared_p99(Ok((v1, WorseWhen::Higher)));
+            let check = analyse(&provider, &[metric], &vars, 0).await.remove(0);
+            assert_eq!(check.value, Some(248.5));
+            let b = check.baseline.expect("a comparison");
+            assert!(
+                b.query.contains("destination_version=\"v1\""),
+                "{}",
+                b.query
+            );
+            assert_eq!((b.canary_samples, b.baseline_samples), (4, 6));
+            assert_eq!(
+                (b.canary_median, b.baseline_median),
+                (Some(248.5), Some(24.85))
+            );
+            let p = b.verdict.p_value().expect("a p-value");
+            assert_eq!(
+                check.verdict,
+                AnalysisVerdict::WorseThanBaseline {
+                    p_value: p,
+                    alpha: 0.05
+                }
+            );
+            assert!(p < 0.05, "{p}");
+            // The new version's range query is its instant query, sampled.
             let asked = provider.asked.lock().unwrap().clone();
-            let sent = asked.iter().filter(|q| q.starts_with("range ")).count();
-            assert_eq!(sent, ranges, "{name}: {asked:#?}");
-        }
-    }
-
-    #[tokio::test]
-    async fn a_failed_comparison_records_both_queries_and_the_figures() {
-        let v1 = Vars::new("shop", "reviews", "v1", Duration::from_secs(4));
-        let provider = Scripted {
-            answers: vec![("histogram_quantile", QueryOutcome::Value(248.5))],
-            ranges: vec![
-                (
-                    "\"v2\"",
-                    RangeOutcome::Series(vec![f64::NAN, 248.5, 248.5, 248.5, 248.5]),
-                ),
-                ("\"v1\"", RangeOutcome::Series(vec![24.85; 6])),
-            ],
-            asked: Mutex::new(Vec::new()),
-        };
-        let vars = Vars::new("shop", "reviews", "v2", Duration::from_secs(4));
-        let metric = compared_p99(Ok((v1, WorseWhen::Higher)));
-        let check = analyse(&provider, &[metric], &vars, 0).await.remove(0);
-        assert_eq!(check.value, Some(248.5));
-        let b = check.baseline.expect("a comparison");
-        assert!(
-            b.query.contains("destination_version=\"v1\""),
-            "{}",
-            b.query
-        );
-        assert_eq!((b.canary_samples, b.baseline_samples), (4, 6));
-        assert_eq!(
-            (b.canary_median, b.baseline_median),
-            (Some(248.5), Some(24.85))
-        );
-        let p = b.verdict.p_value().expect("a p-value");
-        assert_eq!(
-            check.verdict,
-            AnalysisVerdict::WorseThanBaseline {
-                p_value: p,
-                alpha: 0.05
-            }
-        );
-        assert!(p < 0.05, "{p}");
-        // The new version's range query is its instant query, sampled.
-        let asked = provider.asked.lock().unwrap().clone();
-        assert_eq!(asked[1], format!("range {}", check.query));
+            assert_eq!(asked[1], format!("range {}", check.query));
+        });
     }
 }

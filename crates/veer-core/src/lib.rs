@@ -1,0 +1,14 @@
+//! veer's decisions, as pure functions over plain data: [`validate`] (is a revision
+//! acceptable), [`diff`] (`plan(desired, live)`), [`rollout`] (`decide(state, observation,
+//! policy, now)`) and the pure half of [`analysis`] (queries, answers, verdicts). No I/O: the
+//! controller in the `veer` crate feeds these and carries out what they return.
+#![forbid(unsafe_code)]
+
+// The vocabulary, under the paths this crate's modules use (`crate::manifest::…`).
+pub use veer_fields::{fields, schema};
+pub use veer_model::{diagnostic, duration, hosts, manifest, secret};
+
+pub mod analysis;
+pub mod diff;
+pub mod rollout;
+pub mod validate;
