@@ -477,7 +477,7 @@ async fn policies_of_the_repository_and_of_the_policies_directory_are_both_honou
         ("reviews", "repo-canary", vec![10]),
         ("ratings", "team-canary", vec![30]),
     ] {
-        let id = veer::controller::rollouts::RolloutId {
+        let id = veer::ids::RolloutId {
             namespace: "shop".into(),
             name: name.into(),
         };

@@ -12,7 +12,8 @@ use super::{connect, runtime};
 
 /// `veer rollout status|pause|resume|promote|abort|retry`.
 pub(crate) fn rollout_command(config: &Config, command: &RolloutCommand) -> Result<i32> {
-    use veer::controller::rollouts::{self as r, RolloutId};
+    use veer::controller::rollouts as r;
+    use veer::ids::RolloutId;
     use veer::rollout::{Command as Op, Phase};
     let parse = |text: &str| {
         RolloutId::parse(text)

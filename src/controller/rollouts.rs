@@ -52,6 +52,7 @@ use serde_json::Value;
 
 use crate::analysis::MetricsProvider;
 use crate::gate::WebhookGate;
+use crate::ids::RolloutId;
 use crate::manifest::ObjectKey;
 use crate::manifest::rollout_policy::RolloutPolicy;
 use crate::metrics::Metrics;
@@ -83,43 +84,6 @@ impl RolloutDriverError {
             RolloutDriverError::State(e) => e.metric_label(),
             RolloutDriverError::Setup { .. } => "rollout_setup",
         }
-    }
-}
-
-/// A rollout's identity: its VirtualService.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct RolloutId {
-    pub namespace: String,
-    pub name: String,
-}
-
-impl std::fmt::Display for RolloutId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
-
-impl RolloutId {
-    pub fn of(key: &ObjectKey) -> Self {
-        RolloutId {
-            namespace: key.namespace.clone().unwrap_or_else(|| "default".into()),
-            name: key.name.clone(),
-        }
-    }
-
-    /// `NS/NAME`.
-    pub fn parse(text: &str) -> Option<Self> {
-        let (ns, name) = text.split_once('/')?;
-        (!ns.is_empty() && !name.is_empty() && !name.contains('/')).then(|| RolloutId {
-            namespace: ns.to_string(),
-            name: name.to_string(),
-        })
-    }
-
-    /// Name of the ConfigMap holding this rollout's state.
-    pub fn config_map(&self) -> String {
-        let name = format!("veer-rollout-{}-{}", self.namespace, self.name);
-        name.chars().take(253).collect()
     }
 }
 

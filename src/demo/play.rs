@@ -20,9 +20,10 @@ use super::{DemoError, DemoOptions};
 use crate::analysis::{
     Builtin, MetricsProvider, Prometheus, PrometheusConfig, QueryTemplate, Vars, builtin,
 };
-use crate::controller::rollouts::{RolloutId, read_rollout};
+use crate::controller::rollouts::read_rollout;
 use crate::devcluster::{DevCluster, DevClusterOptions, RunningCluster};
 use crate::exporter::{Exporter, ExporterConfig, ServiceKey, WatchConfig};
+use crate::ids::RolloutId;
 use crate::manifest::rollout_policy::Revert;
 use crate::rollout::{Phase, RolloutState};
 use crate::sync::state::{self as sync_state, StateLocation, SyncState};

@@ -232,10 +232,7 @@ pub fn rollout_updates(seen: &mut RolloutSeen, state: &RolloutState, paint: Pain
     out
 }
 
-/// The first 7 characters of a commit id.
-pub fn short(commit: &str) -> &str {
-    commit.get(..7).unwrap_or(commit)
-}
+pub use crate::ids::short;
 
 /// What veer's pass changed between two recorded states, one line per object (`created
 /// Deployment ns/name`, `updated`, `pruned`, `failed`), then the counts. Told apart by the
@@ -617,7 +614,7 @@ mod tests {
             vec![
                 format!("  rolled back {}   0% v2   v1 100", bar(0)),
                 "  why: 2 failed checks (threshold 2)".to_string(),
-                "  ↩ veer pushed a revert commit abcdef0 to the tracked branch".to_string(),
+                "  ↩ veer pushed a revert commit abcdef012345 to the tracked branch".to_string(),
             ]
         );
         assert!(rollout_updates(&mut seen, &failed, PLAIN).is_empty());

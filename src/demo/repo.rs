@@ -248,8 +248,8 @@ mod tests {
         assert_eq!(
             log,
             vec![
-                format!("{} second", &second[..7]),
-                format!("{} first", &first[..7])
+                format!("{} second", crate::ids::short(&second)),
+                format!("{} first", crate::ids::short(&first))
             ]
         );
         // Someone else (veer's revert) pushes to the bare repository: the next sync sees it.
@@ -280,11 +280,11 @@ mod tests {
         assert_eq!(tip.get("b.yaml").map(String::as_str), Some("y: 3\n"));
         assert_eq!(tip.get("a/x.yaml").map(String::as_str), Some("x: 1\n"));
         let third = repo.commit_and_push(&tip, "third, on top").unwrap();
-        assert!(repo.log().unwrap()[0].starts_with(&third[..7]));
+        assert!(repo.log().unwrap()[0].starts_with(crate::ids::short(&third)));
         assert_eq!(repo.log().unwrap().len(), 4);
         assert_eq!(
             repo.describe(&first).unwrap(),
-            format!("{} first", &first[..7])
+            format!("{} first", crate::ids::short(&first))
         );
     }
 }

@@ -5,6 +5,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::short;
+
 /// How many list items (validation errors, drifted objects) a message shows; the rest are
 /// counted ("and 12 more"), so one bad commit cannot produce a megabyte message.
 pub const MAX_LISTED: usize = 10;
@@ -128,7 +130,7 @@ pub struct CommitInfo {
 
 impl CommitInfo {
     pub fn short(&self) -> &str {
-        self.commit.get(..12).unwrap_or(&self.commit)
+        short(&self.commit)
     }
 }
 
@@ -513,10 +515,6 @@ fn sorted_list(items: &[String]) -> String {
     items.sort_unstable();
     items.dedup();
     items.join(",")
-}
-
-fn short(commit: &str) -> &str {
-    commit.get(..12).unwrap_or(commit)
 }
 
 fn plural(n: usize) -> &'static str {

@@ -48,10 +48,6 @@ fn clock(t: DateTime<Utc>) -> String {
     t.format("%H:%M:%S").to_string()
 }
 
-fn short(commit: &str) -> &str {
-    commit.get(..12).unwrap_or(commit)
-}
-
 const STYLE: &str = "
 :root { color-scheme: light; --fg: #1f2933; --muted: #616e7c; --line: #d9e2ec; --bg: #f5f7fa;
   --ok: #2f855a; --warn: #b7791f; --bad: #c53030; --info: #2b6cb0; }
@@ -157,7 +153,7 @@ fn source(out: &mut String, s: &StatusSnapshot) {
                 out,
                 "<dt>Revision</dt><dd><code id=\"revision\" title=\"{}\">{}</code> {} <span class=\"muted\">— {}</span></dd>",
                 escape(&r.commit),
-                escape(short(&r.commit)),
+                escape(crate::ids::short(&r.commit)),
                 escape(&r.summary),
                 escape(&r.author)
             );
@@ -186,7 +182,7 @@ fn source(out: &mut String, s: &StatusSnapshot) {
         let _ = writeln!(
             out,
             "<p class=\"notice bad\">Commit <code>{}</code> was rejected with {} validation error{}: nothing from it was applied; the last good revision stays in force.</p>",
-            escape(short(&r.commit)),
+            escape(crate::ids::short(&r.commit)),
             r.errors,
             if r.errors == 1 { "" } else { "s" }
         );
@@ -298,7 +294,7 @@ fn rollout(out: &mut String, r: &RolloutStatus, now: Option<DateTime<Utc>>) {
         escape(&r.name),
         phase_class(r.phase),
         r.phase.as_str(),
-        escape(short(&r.revision))
+        escape(crate::ids::short(&r.revision))
     );
     if let Some(f) = &r.failure {
         let _ = writeln!(out, "<p class=\"notice bad\">{}</p>", escape(f));

@@ -28,22 +28,7 @@ pub use spec::{
 };
 pub use walk::read_local;
 
-/// A commit id, as full lowercase hex.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CommitId(pub String);
-
-impl CommitId {
-    /// The first 12 digits, for messages.
-    pub fn short(&self) -> &str {
-        self.0.get(..12).unwrap_or(&self.0)
-    }
-}
-
-impl std::fmt::Display for CommitId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use crate::ids::CommitId;
 
 /// What a fetch found at the followed ref.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,5 +6,6 @@
 pub mod diagnostic;
 pub mod duration;
 pub mod hosts;
+pub mod ids;
 pub mod manifest;
 pub mod secret;
