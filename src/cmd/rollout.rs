@@ -14,7 +14,7 @@ use super::{connect, runtime};
 pub(crate) fn rollout_command(config: &Config, command: &RolloutCommand) -> Result<i32> {
     use veer::controller::rollouts as r;
     use veer::ids::RolloutId;
-    use veer::rollout::{Command as Op, Phase};
+    use veer::rollout::Command as Op;
     let parse = |text: &str| {
         RolloutId::parse(text)
             .with_context(|| format!("`{text}` is not NAMESPACE/NAME of a VirtualService"))
@@ -62,20 +62,10 @@ pub(crate) fn rollout_command(config: &Config, command: &RolloutCommand) -> Resu
                         print!("{text}");
                         last = text;
                     }
-                    let code = match state.phase {
-                        Phase::Failed => exit::ROLLOUT_FAILED,
-                        Phase::Queued
-                        | Phase::WaitingForHealth
-                        | Phase::PreRollout
-                        | Phase::Mirroring
-                        | Phase::Matching
-                        | Phase::FaultTesting
-                        | Phase::Progressing
-                        | Phase::Paused
-                        | Phase::AwaitingPromotion
-                        | Phase::Promoting
-                        | Phase::Succeeded
-                        | Phase::RollingBack => exit::OK,
+                    let code = if state.phase.is_failed() {
+                        exit::ROLLOUT_FAILED
+                    } else {
+                        exit::OK
                     };
                     if !args.watch || state.phase.is_terminal() {
                         return Ok(code);

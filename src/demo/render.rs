@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::manifest::rollout_policy::{Revert, RolloutPolicy};
 use crate::rollout::state::{CheckOutcome, CheckRecord};
-use crate::rollout::{Phase, RolloutState, TrafficSplit};
+use crate::rollout::{Phase, RolloutState, Standing, TrafficSplit};
 use crate::sync::state::SyncState;
 
 /// Width of a weight bar, in characters.
@@ -94,18 +94,10 @@ pub fn split_line(state: &RolloutState, paint: Paint) -> String {
         | Phase::AwaitingPromotion => state.phase.to_string(),
     };
     let bar = bar(weight);
-    let bar = match state.phase {
-        Phase::RollingBack | Phase::Failed => paint.red(&bar),
-        Phase::Promoting | Phase::Succeeded => paint.green(&bar),
-        Phase::Queued
-        | Phase::WaitingForHealth
-        | Phase::PreRollout
-        | Phase::Mirroring
-        | Phase::Matching
-        | Phase::FaultTesting
-        | Phase::Progressing
-        | Phase::Paused
-        | Phase::AwaitingPromotion => paint.cyan(&bar),
+    let bar = match state.phase.standing() {
+        Standing::Failing => paint.red(&bar),
+        Standing::Promoting | Standing::Succeeded => paint.green(&bar),
+        Standing::Moving | Standing::Waiting => paint.cyan(&bar),
     };
     format!(
         "  {label:<11} {bar} {weight:>3}% {:<4} {}",

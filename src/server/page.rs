@@ -11,7 +11,7 @@ use super::board::{
     CheckMark, ObjectHealth, ObjectStatus, RolloutStatus, StatusSnapshot, WeightSample,
 };
 use crate::metrics::CheckVerdict;
-use crate::rollout::state::Phase;
+use crate::rollout::state::{Phase, Standing};
 
 /// Seconds between the page's own reloads.
 pub const REFRESH_SECONDS: u32 = 10;
@@ -261,18 +261,11 @@ fn objects(out: &mut String, s: &StatusSnapshot) {
 }
 
 fn phase_class(phase: Phase) -> &'static str {
-    match phase {
-        Phase::Succeeded => "ok",
-        Phase::Failed | Phase::RollingBack => "bad",
-        Phase::Paused | Phase::AwaitingPromotion | Phase::Queued | Phase::WaitingForHealth => {
-            "warn"
-        }
-        Phase::PreRollout
-        | Phase::Mirroring
-        | Phase::Matching
-        | Phase::FaultTesting
-        | Phase::Progressing
-        | Phase::Promoting => "info",
+    match phase.standing() {
+        Standing::Succeeded => "ok",
+        Standing::Failing => "bad",
+        Standing::Waiting => "warn",
+        Standing::Moving | Standing::Promoting => "info",
     }
 }
 

@@ -27,7 +27,7 @@ pub use crate::manifest::rollout_policy::{RolloutPolicy, RolloutPolicySpec, Webh
 pub use detect::{RouteRef, RouteShift, detect, owned_fields, read_split, write_split};
 pub use machine::{Decision, decide};
 pub use split::{DestinationId, TrafficSplit, weight_bar};
-pub use state::{Event, FailureReason, HoldReason, Phase, RolloutState, Stage};
+pub use state::{Event, FailureReason, HoldReason, Phase, RolloutState, Stage, Standing};
 
 /// What can go wrong reading weights out of a VirtualService.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -37,6 +37,20 @@ pub enum Phase {
     Failed,
 }
 
+/// How a rollout stands ([`Phase::standing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Traffic is moving step by step (or in a mirror, A/B or fault phase).
+    Moving,
+    /// Held: queued, waiting for health, paused, or awaiting a promotion gate.
+    Waiting,
+    /// Every step passed; the new version is taking all traffic.
+    Promoting,
+    Succeeded,
+    /// Rolling back, or rolled back.
+    Failing,
+}
+
 impl Phase {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -54,6 +68,29 @@ impl Phase {
             Phase::RollingBack => "RollingBack",
             Phase::Failed => "Failed",
         }
+    }
+
+    /// How the rollout stands, for people: the one classification the CLI, the status
+    /// page and the demo colour and count by (so they need no list of phases of their own).
+    pub fn standing(self) -> Standing {
+        match self {
+            Phase::Succeeded => Standing::Succeeded,
+            Phase::Promoting => Standing::Promoting,
+            Phase::Failed | Phase::RollingBack => Standing::Failing,
+            Phase::Paused | Phase::AwaitingPromotion | Phase::Queued | Phase::WaitingForHealth => {
+                Standing::Waiting
+            }
+            Phase::PreRollout
+            | Phase::Mirroring
+            | Phase::Matching
+            | Phase::FaultTesting
+            | Phase::Progressing => Standing::Moving,
+        }
+    }
+
+    /// The rollout ended in a rollback.
+    pub fn is_failed(self) -> bool {
+        self == Phase::Failed
     }
 
     pub fn is_terminal(self) -> bool {
