@@ -542,6 +542,7 @@ impl Controller {
             ctx.ignore = driver.ignore(&desired, &live.objects, &policies);
         }
         ctx.unreadable = live.forbidden.keys().cloned().collect();
+        ctx.self_heal = self.options.sync.self_heal;
         let plan = diff::plan(&desired, &live.objects, &ctx);
         Ok(Planned {
             plan,
@@ -637,7 +638,7 @@ impl Controller {
         let dry = options.mode == WriteMode::ServerDryRun;
         // The foundation's outcomes, when the gate had to apply it first.
         let mut applied_first: Option<SyncReport> = None;
-        if !dry && sync::writes_needed(&planned.plan, options.self_heal) {
+        if !dry && planned.plan.writes_anything() {
             let (verdict, foundation) = self.pass_gate(loaded, &planned).await?;
             applied_first = foundation;
             match verdict {
@@ -663,19 +664,12 @@ impl Controller {
                 }
             }
             // Whatever this pass creates is in the inventory before it exists.
-            let intent = intent::with_intent(
-                &self.state,
-                &planned.plan,
-                &planned.desired,
-                options.self_heal,
-            );
+            let intent = intent::with_intent(&self.state, &planned.plan, &planned.desired);
             self.record(intent).await?;
         }
         // Objects veer may not read are failures of this pass, even when nothing is written.
         let unreadable = sync::unreadable(&planned.live.forbidden);
-        let (pass, report) = if sync::writes_needed(&planned.plan, options.self_heal)
-            || !unreadable.is_empty()
-        {
+        let (pass, report) = if planned.plan.writes_anything() || !unreadable.is_empty() {
             let mut report = match applied_first {
                 None => {
                     sync::execute(&self.cluster, &planned.plan, &planned.live.objects, options)
@@ -684,12 +678,12 @@ impl Controller {
                 Some(first) => {
                     let done: HashSet<ObjectIdentity<'_>> =
                         first.objects.iter().map(|o| o.key.identity()).collect();
-                    let rest = Plan {
-                        objects: (planned.plan.objects.iter())
+                    let rest = planned.plan.with_objects(
+                        (planned.plan.objects.iter())
                             .filter(|o| !done.contains(&o.key.identity()))
                             .cloned()
                             .collect(),
-                    };
+                    );
                     let rest =
                         sync::execute(&self.cluster, &rest, &planned.live.objects, options).await;
                     // In the plan's order, as if it had been one execution.
@@ -785,7 +779,7 @@ impl Controller {
             ..options.clone()
         };
         let live = &planned.live.objects;
-        let (foundation, rest) = gate::split(&planned.plan, options.self_heal);
+        let (foundation, rest) = gate::split(&planned.plan);
         let mut applied = None;
         if !foundation.objects.is_empty() {
             let checked = sync::execute(&self.cluster, &foundation, live, &dry_run).await;
@@ -793,12 +787,7 @@ impl Controller {
             if verdict != gate::GateVerdict::Clear {
                 return Ok((verdict, None));
             }
-            let intent = intent::with_intent(
-                &self.state,
-                &foundation,
-                &planned.desired,
-                options.self_heal,
-            );
+            let intent = intent::with_intent(&self.state, &foundation, &planned.desired);
             self.record(intent).await?;
             let report = sync::execute(&self.cluster, &foundation, live, &options).await;
             let verdict = gate::verdict(&report, loaded, live);
@@ -1225,10 +1214,15 @@ pub(crate) mod tests {
                     live: None,
                 },
             ],
+            leave_drift: false,
         };
-        assert!(!sync::writes_needed(&plan, false));
-        assert!(sync::writes_needed(&plan, true));
-        let r = report_without_writes(&plan);
+        assert!(plan.writes_anything());
+        let left = Plan {
+            leave_drift: true,
+            ..plan.clone()
+        };
+        assert!(!left.writes_anything());
+        let r = report_without_writes(&left);
         assert_eq!(r.objects[0].result, ObjectResult::DriftReported);
         assert_eq!(r.objects[1].result, ObjectResult::Unchanged);
     }

@@ -841,4 +841,29 @@ proptest! {
             prop_assert_ne!(strip(&live), strip(&synced));
         }
     }
+
+    /// Drift is decided once, in the plan: with self-heal off a hand edit is reported and is
+    /// no write (and a git change still is); with it on, whatever differs is written.
+    #[test]
+    fn self_heal_decides_whether_drift_is_a_write(
+        before in deployment_like(),
+        after in deployment_like(),
+        replicas in 0i64..9,
+        git_changed: bool,
+        self_heal: bool,
+    ) {
+        let live = applied(&before);
+        let mut edited = live.clone();
+        edited["spec"]["replicas"] = json!(replicas);
+        let edited = update(Some(&live), &edited, "kubectl-edit", t(1));
+        let wanted = if git_changed { after } else { before.clone() };
+        let mut ctx = context_for(std::slice::from_ref(&before));
+        ctx.self_heal = self_heal;
+        let p = plan(&desired(std::slice::from_ref(&wanted)), &live_map(&[edited]), &ctx);
+        let o = &p.objects[0];
+        let drift = matches!(o.action, Action::Update { cause: Cause::Drift, .. });
+        prop_assert_eq!(p.leave_drift, !self_heal);
+        prop_assert_eq!(p.writes(o), p.has_changes() && (self_heal || !drift), "{:?}", p);
+        prop_assert_eq!(p.writes_anything(), p.writes(o));
+    }
 }

@@ -41,21 +41,17 @@ pub enum GateVerdict {
     Unavailable(String),
 }
 
-/// The writes of `plan` (given self-heal), split into the foundation (Namespaces and CRDs the
-/// revision creates: the rest cannot be dry-run before they exist) and the rest. Pure.
-pub fn split(plan: &Plan, self_heal: bool) -> (Plan, Plan) {
+/// The writes of `plan` (drift only while self-heal is on), split into the foundation
+/// (Namespaces and CRDs the revision creates: the rest cannot be dry-run before they exist)
+/// and the rest. Pure.
+pub fn split(plan: &Plan) -> (Plan, Plan) {
     let (foundation, rest) = plan
         .objects
         .iter()
-        .filter(|o| sync::writes(&o.action, self_heal))
+        .filter(|o| plan.writes(o))
         .cloned()
         .partition(|o| is_foundation(&o.key, &o.action));
-    (
-        Plan {
-            objects: foundation,
-        },
-        Plan { objects: rest },
-    )
+    (plan.with_objects(foundation), plan.with_objects(rest))
 }
 
 fn is_foundation(key: &ObjectKey, action: &Action) -> bool {
@@ -228,14 +224,18 @@ mod tests {
                 object(key("same"), Action::Unchanged),
                 object(key("gone"), Action::Prune),
             ],
+            leave_drift: false,
         };
         let names =
             |p: &Plan| -> Vec<String> { p.objects.iter().map(|o| o.key.name.clone()).collect() };
-        let (foundation, rest) = split(&plan, true);
+        let (foundation, rest) = split(&plan);
         assert_eq!(names(&foundation), ["shop", "x.io"]);
         assert_eq!(names(&rest), ["kept", "new", "edited", "drifted", "gone"]);
         // Drift left alone is no write, so it is not asked about.
-        let (_, rest) = split(&plan, false);
+        let (_, rest) = split(&Plan {
+            leave_drift: true,
+            ..plan.clone()
+        });
         assert_eq!(names(&rest), ["kept", "new", "edited", "gone"]);
     }
 

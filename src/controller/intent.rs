@@ -14,7 +14,6 @@ use std::collections::{HashMap, HashSet};
 
 use crate::diff::{self, Action, DesiredObject, Plan};
 use crate::manifest::ObjectIdentity;
-use crate::sync;
 use crate::sync::state::{ObjectRecord, SyncState};
 
 /// The `result` of an object recorded before its first write.
@@ -22,12 +21,7 @@ pub const PENDING: &str = "pending";
 
 /// `prev` with every object that `plan` is about to apply and the inventory does not hold
 /// yet recorded as [`PENDING`]; `prev` itself when there is none (so nothing is written).
-pub fn with_intent(
-    prev: &SyncState,
-    plan: &Plan,
-    desired: &[DesiredObject],
-    self_heal: bool,
-) -> SyncState {
+pub fn with_intent(prev: &SyncState, plan: &Plan, desired: &[DesiredObject]) -> SyncState {
     let held: HashSet<ObjectIdentity<'_>> = prev
         .objects
         .iter()
@@ -39,7 +33,7 @@ pub fn with_intent(
     let mut pending: Vec<ObjectRecord> = Vec::new();
     for object in &plan.objects {
         let applies = match &object.action {
-            Action::Create | Action::Update { .. } => sync::writes(&object.action, self_heal),
+            Action::Create | Action::Update { .. } => plan.writes(object),
             Action::Prune | Action::PruneSkipped { .. } | Action::Unchanged => false,
         };
         let id = object.key.identity();
@@ -91,6 +85,7 @@ mod tests {
 
     fn plan(actions: Vec<(&str, Action)>) -> Plan {
         Plan {
+            leave_drift: false,
             objects: actions
                 .into_iter()
                 .map(|(n, action)| ObjectPlan {
@@ -150,12 +145,11 @@ mod tests {
         ];
         let prev = applied_state();
         for case in cases {
-            let next = with_intent(
-                &prev,
-                &plan(vec![("new", case.action), ("a", update(Cause::GitChange))]),
-                &desired(&[("new", 7), ("a", 2)]),
-                case.self_heal,
-            );
+            let planned = Plan {
+                leave_drift: !case.self_heal,
+                ..plan(vec![("new", case.action), ("a", update(Cause::GitChange))])
+            };
+            let next = with_intent(&prev, &planned, &desired(&[("new", 7), ("a", 2)]));
             let pending = record(&next, "new");
             assert_eq!(pending.is_some(), case.pending, "{}", case.name);
             if let Some(r) = pending {
@@ -176,7 +170,6 @@ mod tests {
             &prev,
             &plan(vec![("broken", Action::Create)]),
             &desired(&[("broken", 1)]),
-            true,
         );
         let records: Vec<_> = next.objects.iter().filter(|r| r.name == "broken").collect();
         assert_eq!(records.len(), 1);
@@ -193,7 +186,6 @@ mod tests {
                 ("unanswered", Action::Create),
             ]),
             &desired(&[("refused", 1), ("unanswered", 1)]),
-            true,
         );
         let failure = |kind| {
             ObjectResult::Failed(crate::sync::Failure {
@@ -226,7 +218,6 @@ mod tests {
             &applied_state(),
             &plan(vec![("new", Action::Create)]),
             &desired(&[("new", 7)]),
-            true,
         );
         // The next pass plans with it in the inventory: git dropped it, so if it exists it is
         // planned for prune (the planner still requires veer's field manager on it).

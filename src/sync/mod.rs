@@ -82,7 +82,8 @@ pub enum WriteMode {
 pub struct SyncOptions {
     pub manager: String,
     pub force_conflicts: bool,
-    /// `false`: drift is reported, not re-applied.
+    /// `false`: drift is reported, not re-applied. The planner reads it
+    /// ([`crate::diff::PlanContext::self_heal`]); sync follows the plan.
     pub self_heal: bool,
     pub mode: WriteMode,
     pub retry: RetryPolicy,
@@ -257,23 +258,6 @@ pub fn summary_line(s: &SyncSummary) -> String {
     line
 }
 
-/// Does carrying out `plan` write anything, given self-heal? Pure.
-pub fn writes_needed(plan: &Plan, self_heal: bool) -> bool {
-    plan.objects.iter().any(|o| writes(&o.action, self_heal))
-}
-
-/// Does this action write to the cluster, given self-heal? Pure.
-pub fn writes(action: &Action, self_heal: bool) -> bool {
-    match action {
-        Action::Create | Action::Prune => true,
-        Action::Update { cause, .. } => match cause {
-            Cause::GitChange => true,
-            Cause::Drift => self_heal,
-        },
-        Action::PruneSkipped { .. } | Action::Unchanged => false,
-    }
-}
-
 /// Carry out `plan`: applies in its order, then prunes in its (reverse) order. `live` is the
 /// live state the plan was made from (prunes delete only the object planned on, by uid).
 pub async fn execute(
@@ -294,7 +278,7 @@ pub async fn execute(
             Action::Update {
                 cause: Cause::Drift,
                 ..
-            } if !options.self_heal => ObjectResult::DriftReported,
+            } if plan.leave_drift => ObjectResult::DriftReported,
             Action::Create | Action::Update { .. } => match apply(cluster, object, options).await {
                 Ok(rv) => {
                     written.push(Observed {

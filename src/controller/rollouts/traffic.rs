@@ -44,6 +44,7 @@ impl RolloutDriver {
                         desired: Some(rendered),
                         live: None,
                     }],
+                    ..Plan::default()
                 };
                 // While the rollout runs veer owns these weights: a hand edit does not block it.
                 let options = SyncOptions {

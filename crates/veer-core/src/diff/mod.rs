@@ -65,6 +65,9 @@ pub struct PlanContext {
     /// them (the caller reports them as failed), they are never pruned, and they keep their
     /// namespace.
     pub unreadable: BTreeSet<ObjectKey>,
+    /// `false` (`sync.selfHeal: false`): drift is reported, never written back. Decided here,
+    /// once: the plan carries it ([`Plan::leave_drift`]) to everyone who reads it.
+    pub self_heal: bool,
 }
 
 impl PlanContext {
@@ -77,6 +80,7 @@ impl PlanContext {
             prune: true,
             semantics: ListSemantics::kubernetes(),
             unreadable: BTreeSet::new(),
+            self_heal: true,
         }
     }
 }
@@ -152,6 +156,10 @@ pub struct ObjectPlan {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Plan {
     pub objects: Vec<ObjectPlan>,
+    /// Drift is only reported (self-heal is off): an [`Action::Update`] caused by drift is
+    /// not a write. Not part of the plan's JSON, which shows what differs either way.
+    #[serde(skip)]
+    pub leave_drift: bool,
 }
 
 /// Counts for the summary line.
@@ -187,7 +195,33 @@ impl Plan {
         s
     }
 
-    /// Is there anything to write (create, update or prune)?
+    /// Does carrying out `object`'s action write to the cluster? Drift is a write only
+    /// while self-heal is on.
+    pub fn writes(&self, object: &ObjectPlan) -> bool {
+        match &object.action {
+            Action::Create | Action::Prune => true,
+            Action::Update { cause, .. } => match cause {
+                Cause::GitChange => true,
+                Cause::Drift => !self.leave_drift,
+            },
+            Action::PruneSkipped { .. } | Action::Unchanged => false,
+        }
+    }
+
+    /// Does carrying out the plan write anything?
+    pub fn writes_anything(&self) -> bool {
+        self.objects.iter().any(|o| self.writes(o))
+    }
+
+    /// The same plan restricted to some of its objects (drift handling kept).
+    pub fn with_objects(&self, objects: Vec<ObjectPlan>) -> Plan {
+        Plan {
+            objects,
+            leave_drift: self.leave_drift,
+        }
+    }
+
+    /// Is there anything that differs (create, update or prune), written or not?
     pub fn has_changes(&self) -> bool {
         self.objects.iter().any(|o| match o.action {
             Action::Create | Action::Update { .. } | Action::Prune => true,
@@ -254,7 +288,10 @@ pub fn plan(
     prunes.sort_by(|a, b| order::prune_cmp(&a.key, &b.key));
 
     applies.extend(prunes);
-    Plan { objects: applies }
+    Plan {
+        objects: applies,
+        leave_drift: !context.self_heal,
+    }
 }
 
 fn plan_object(desired: &DesiredObject, live: Option<&Value>, context: &PlanContext) -> ObjectPlan {
