@@ -818,7 +818,6 @@ impl Controller {
 pub(crate) mod tests {
     //! The fixtures are shared with the tests of `gate` and `intent`.
 
-    use chrono::TimeZone;
     use serde_json::json;
 
     use super::*;
@@ -826,12 +825,8 @@ pub(crate) mod tests {
     use crate::manifest::ManifestSet;
     use crate::source::{CommitId, Revision};
     use crate::sync::{Failure, FailureKind, ObjectOutcome};
-
-    pub(crate) fn t(minute: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 25, 10, minute, 0)
-            .single()
-            .unwrap_or_default()
-    }
+    use veer_testkit::at;
+    pub(crate) use veer_testkit::config_map as key;
 
     pub(crate) fn loaded(commit: &str) -> LoadedRevision {
         LoadedRevision {
@@ -839,21 +834,11 @@ pub(crate) mod tests {
                 commit: CommitId(commit.repeat(40 / commit.len())),
                 summary: format!("commit {commit}"),
                 author: "Ada <ada@example.com>".into(),
-                time: t(0),
+                time: at(25, 0),
             },
             set: ManifestSet::default(),
             changed_files: Vec::new(),
             parsed_files: 0,
-        }
-    }
-
-    pub(crate) fn key(name: &str) -> ObjectKey {
-        ObjectKey {
-            group: String::new(),
-            version: "v1".into(),
-            kind: "ConfigMap".into(),
-            namespace: Some("shop".into()),
-            name: name.into(),
         }
     }
 
@@ -1056,7 +1041,7 @@ pub(crate) mod tests {
                 &case.desired,
                 &case.report,
                 &unknown,
-                t(30),
+                at(25, 30),
             );
             let inventory: Vec<String> = next.inventory().into_iter().map(|k| k.name).collect();
             assert_eq!(inventory, case.inventory, "{}", case.name);
@@ -1094,7 +1079,7 @@ pub(crate) mod tests {
                 ("old", failed(500)),
             ]),
             &BTreeSet::new(),
-            t(30),
+            at(25, 30),
         );
         assert_eq!(
             next.record(&key("a")).and_then(|r| r.hash.clone()),
@@ -1118,12 +1103,12 @@ pub(crate) mod tests {
     #[test]
     fn rejection_is_recorded_once_and_keeps_the_applied_revision() {
         let prev = applied_state();
-        let once = rejected_state(&prev, &loaded("c"), 2, t(10));
+        let once = rejected_state(&prev, &loaded("c"), 2, at(25, 10));
         assert_eq!(once.revision, prev.revision);
         assert_eq!(once.objects, prev.objects);
         assert_eq!(once.rejected.as_ref().map(|r| r.errors), Some(2));
         assert!(!once.same_content(&prev));
-        let twice = rejected_state(&once, &loaded("c"), 2, t(20));
+        let twice = rejected_state(&once, &loaded("c"), 2, at(25, 20));
         assert_eq!(twice, once);
         // A valid revision afterwards clears the rejection.
         let next = next_state(
@@ -1135,7 +1120,7 @@ pub(crate) mod tests {
                 ("old", ObjectResult::Unchanged),
             ]),
             &BTreeSet::new(),
-            t(30),
+            at(25, 30),
         );
         assert_eq!(next.rejected, None);
     }
@@ -1143,9 +1128,9 @@ pub(crate) mod tests {
     #[test]
     fn the_same_error_is_recorded_once() {
         let prev = applied_state();
-        let once = error_state(&prev, "unreachable", t(1));
-        assert_eq!(error_state(&once, "unreachable", t(2)), once);
-        assert_ne!(error_state(&once, "forbidden", t(2)), once);
+        let once = error_state(&prev, "unreachable", at(25, 1));
+        assert_eq!(error_state(&once, "unreachable", at(25, 2)), once);
+        assert_ne!(error_state(&once, "forbidden", at(25, 2)), once);
     }
 
     #[test]

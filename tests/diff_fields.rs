@@ -1,19 +1,13 @@
 //! Managed fields and the server-side-apply engine (`veer::fields`): fieldsV1 form, list
 //! semantics, apply/update ownership, conflicts, and properties of apply.
 
-use chrono::{DateTime, TimeZone, Utc};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use veer::fields::{
     self, ApplyError, FieldSet, ListSemantics, Operation, PathElement, applied_fields, apply,
     managed_fields, update,
 };
-
-fn t(minute: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 1, 10, minute, 0)
-        .single()
-        .expect("valid time")
-}
+use veer_testkit::at;
 
 fn deployment() -> Value {
     json!({
@@ -100,7 +94,7 @@ fn service_ports_are_keyed_by_port_and_protocol_but_not_in_a_crd() {
 
 #[test]
 fn apply_creates_with_an_apply_entry() {
-    let out = apply(None, &deployment(), "veer", false, t(0)).expect("applies");
+    let out = apply(None, &deployment(), "veer", false, at(1, 0)).expect("applies");
     let entries = managed_fields(&out);
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].manager, "veer");
@@ -118,18 +112,18 @@ fn apply_creates_with_an_apply_entry() {
 
 #[test]
 fn reapplying_the_same_config_changes_nothing_not_even_time() {
-    let once = apply(None, &deployment(), "veer", false, t(0)).expect("applies");
-    let twice = apply(Some(&once), &deployment(), "veer", false, t(5)).expect("applies");
+    let once = apply(None, &deployment(), "veer", false, at(1, 0)).expect("applies");
+    let twice = apply(Some(&once), &deployment(), "veer", false, at(1, 5)).expect("applies");
     assert_eq!(once, twice);
 }
 
 #[test]
 fn a_changed_value_owned_by_another_manager_conflicts_like_the_server_says() {
-    let live = apply(None, &deployment(), "veer", false, t(0)).expect("applies");
+    let live = apply(None, &deployment(), "veer", false, at(1, 0)).expect("applies");
     // Someone scales by hand with an update (kubectl scale/edit).
     let mut edited = live.clone();
     edited["spec"]["replicas"] = json!(5);
-    let edited = update(Some(&live), &edited, "kubectl-edit", t(1));
+    let edited = update(Some(&live), &edited, "kubectl-edit", at(1, 1));
     let kubectl = managed_fields(&edited)
         .into_iter()
         .find(|e| e.manager == "kubectl-edit")
@@ -147,7 +141,7 @@ fn a_changed_value_owned_by_another_manager_conflicts_like_the_server_says() {
 
     let mut config = deployment();
     config["spec"]["replicas"] = json!(3);
-    let err = apply(Some(&edited), &config, "veer", false, t(2)).expect_err("conflicts");
+    let err = apply(Some(&edited), &config, "veer", false, at(1, 2)).expect_err("conflicts");
     assert_eq!(err.metric_label(), "apply_conflict");
     assert_eq!(
         err.to_string(),
@@ -157,12 +151,12 @@ fn a_changed_value_owned_by_another_manager_conflicts_like_the_server_says() {
     // Same value as the other manager: no conflict, both own it.
     let mut same = deployment();
     same["spec"]["replicas"] = json!(5);
-    let shared = apply(Some(&edited), &same, "veer", false, t(2)).expect("no conflict");
+    let shared = apply(Some(&edited), &same, "veer", false, at(1, 2)).expect("no conflict");
     let replicas = [PathElement::field("spec"), PathElement::field("replicas")];
     assert!(applied_fields(&shared, "veer").contains(&replicas));
 
     // Force moves ownership.
-    let forced = apply(Some(&edited), &config, "veer", true, t(3)).expect("forced");
+    let forced = apply(Some(&edited), &config, "veer", true, at(1, 3)).expect("forced");
     assert_eq!(forced["spec"]["replicas"], 3);
     assert!(
         managed_fields(&forced)
@@ -175,11 +169,11 @@ fn a_changed_value_owned_by_another_manager_conflicts_like_the_server_says() {
 
 #[test]
 fn several_conflicts_are_listed_one_per_line() {
-    let live = apply(None, &deployment(), "other", false, t(0)).expect("applies");
+    let live = apply(None, &deployment(), "other", false, at(1, 0)).expect("applies");
     let mut config = deployment();
     config["spec"]["replicas"] = json!(9);
     config["spec"]["template"]["spec"]["containers"][0]["image"] = json!("reviews:2");
-    let err = apply(Some(&live), &config, "veer", false, t(1)).expect_err("conflicts");
+    let err = apply(Some(&live), &config, "veer", false, at(1, 1)).expect_err("conflicts");
     let ApplyError::Conflicts(c) = &err else {
         panic!("not a conflict: {err}");
     };
@@ -192,7 +186,7 @@ fn several_conflicts_are_listed_one_per_line() {
 
 #[test]
 fn dropping_a_field_removes_it_unless_another_manager_owns_it() {
-    let live = apply(None, &deployment(), "veer", false, t(0)).expect("applies");
+    let live = apply(None, &deployment(), "veer", false, at(1, 0)).expect("applies");
     let mut config = deployment();
     config["metadata"]
         .as_object_mut()
@@ -202,7 +196,7 @@ fn dropping_a_field_removes_it_unless_another_manager_owns_it() {
         .as_object_mut()
         .expect("map")
         .remove("env");
-    let out = apply(Some(&live), &config, "veer", false, t(1)).expect("applies");
+    let out = apply(Some(&live), &config, "veer", false, at(1, 1)).expect("applies");
     assert_eq!(out["metadata"].get("labels"), None, "emptied map goes too");
     assert_eq!(
         out["spec"]["template"]["spec"]["containers"][0].get("env"),
@@ -216,10 +210,10 @@ fn dropping_a_field_removes_it_unless_another_manager_owns_it() {
                 "metadata": {"name": "reviews", "namespace": "shop", "labels": {"app": "reviews"}}}),
         "team",
         false,
-        t(1),
+        at(1, 1),
     )
     .expect("same value, no conflict");
-    let out = apply(Some(&co), &config, "veer", false, t(2)).expect("applies");
+    let out = apply(Some(&co), &config, "veer", false, at(1, 2)).expect("applies");
     assert_eq!(out["metadata"]["labels"]["app"], "reviews");
 }
 
@@ -230,12 +224,12 @@ fn removing_a_container_keeps_server_defaults_out_and_fields_others_own_in() {
         .as_array_mut()
         .expect("list")
         .push(json!({"name": "sidecar", "image": "proxy:1"}));
-    let live = apply(None, &two, "veer", false, t(0)).expect("applies");
+    let live = apply(None, &two, "veer", false, at(1, 0)).expect("applies");
     // The server defaults a field nobody applied.
     let mut defaulted = live.clone();
     defaulted["spec"]["template"]["spec"]["containers"][1]["imagePullPolicy"] =
         json!("IfNotPresent");
-    let out = apply(Some(&defaulted), &deployment(), "veer", false, t(1)).expect("applies");
+    let out = apply(Some(&defaulted), &deployment(), "veer", false, at(1, 1)).expect("applies");
     let containers = out["spec"]["template"]["spec"]["containers"]
         .as_array()
         .expect("list");
@@ -247,16 +241,16 @@ fn removing_a_container_keeps_server_defaults_out_and_fields_others_own_in() {
 fn status_is_neither_applied_nor_owned() {
     let mut config = deployment();
     config["status"] = json!({"replicas": 7});
-    let mut live = apply(None, &deployment(), "veer", false, t(0)).expect("applies");
+    let mut live = apply(None, &deployment(), "veer", false, at(1, 0)).expect("applies");
     live["status"] = json!({"availableReplicas": 2});
-    let out = apply(Some(&live), &config, "veer", false, t(1)).expect("applies");
+    let out = apply(Some(&live), &config, "veer", false, at(1, 1)).expect("applies");
     assert_eq!(out["status"], json!({"availableReplicas": 2}));
     assert!(!applied_fields(&out, "veer").covers(&[PathElement::field("status")]));
 }
 
 #[test]
 fn update_on_create_owns_everything_it_set_with_dot_for_new_maps() {
-    let out = update(None, &deployment(), "kubectl-create", t(0));
+    let out = update(None, &deployment(), "kubectl-create", at(1, 0));
     let entry = &out["metadata"]["managedFields"][0];
     assert_eq!(entry["operation"], "Update");
     assert_eq!(entry["manager"], "kubectl-create");
@@ -265,7 +259,7 @@ fn update_on_create_owns_everything_it_set_with_dot_for_new_maps() {
         json!({"f:labels": {".": {}, "f:app": {}}})
     );
     // Updating nothing keeps the time.
-    let again = update(Some(&out), &out, "kubectl-create", t(9));
+    let again = update(Some(&out), &out, "kubectl-create", at(1, 9));
     assert_eq!(again, out);
 }
 
@@ -274,10 +268,10 @@ fn an_update_takes_the_weight_from_the_applier() {
     let vs = json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
         "metadata": {"name": "r", "namespace": "shop"},
         "spec": {"hosts": ["r"], "http": [{"route": [{"destination": {"host": "r"}, "weight": 100}]}]}});
-    let live = apply(None, &vs, "veer", false, t(0)).expect("applies");
+    let live = apply(None, &vs, "veer", false, at(1, 0)).expect("applies");
     let mut edited = live.clone();
     edited["spec"]["http"][0]["route"][0]["weight"] = json!(90);
-    let edited = update(Some(&live), &edited, "kubectl-edit", t(1));
+    let edited = update(Some(&live), &edited, "kubectl-edit", at(1, 1));
     let http = [PathElement::field("spec"), PathElement::field("http")];
     assert!(
         !applied_fields(&edited, "veer").contains(&http),
@@ -291,13 +285,13 @@ fn an_update_takes_the_weight_from_the_applier() {
 
 #[test]
 fn not_an_object_is_an_error() {
-    let err = apply(None, &json!([1]), "veer", false, t(0)).expect_err("rejects");
+    let err = apply(None, &json!([1]), "veer", false, at(1, 0)).expect_err("rejects");
     assert_eq!(err.metric_label(), "apply_not_object");
 }
 
 #[test]
 fn project_keeps_only_the_fields_of_the_set_and_identity() {
-    let mut live = apply(None, &deployment(), "veer", false, t(0)).expect("applies");
+    let mut live = apply(None, &deployment(), "veer", false, at(1, 0)).expect("applies");
     live["metadata"]["uid"] = json!("123");
     live["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = json!("Always");
     live["status"] = json!({"replicas": 2});
@@ -380,9 +374,9 @@ fn object() -> impl Strategy<Value = Value> {
 proptest! {
     #[test]
     fn apply_is_idempotent(a in object(), b in object()) {
-        let first = apply(None, &a, "veer", false, t(0)).expect("create");
-        let once = apply(Some(&first), &b, "veer", false, t(1)).expect("own fields never conflict");
-        let twice = apply(Some(&once), &b, "veer", false, t(2)).expect("again");
+        let first = apply(None, &a, "veer", false, at(1, 0)).expect("create");
+        let once = apply(Some(&first), &b, "veer", false, at(1, 1)).expect("own fields never conflict");
+        let twice = apply(Some(&once), &b, "veer", false, at(1, 2)).expect("again");
         prop_assert_eq!(&once, &twice);
         // What was applied is what is live, for the applied fields.
         let set = FieldSet::of(&b, &ListSemantics::kubernetes());
@@ -397,11 +391,11 @@ proptest! {
     fn a_dropped_field_goes_unless_co_owned(a in object(), label in "[a-d]", v in scalar(), co_owned: bool) {
         let mut with = a.clone();
         with["metadata"]["labels"][label.as_str()] = v.clone();
-        let mut live = apply(None, &with, "veer", false, t(0)).expect("create");
+        let mut live = apply(None, &with, "veer", false, at(1, 0)).expect("create");
         if co_owned {
             let other = json!({"apiVersion": "apps/v1", "kind": "Deployment",
                 "metadata": {"name": "o", "namespace": "ns", "labels": {label.clone(): v.clone()}}});
-            live = apply(Some(&live), &other, "team", false, t(1)).expect("same value");
+            live = apply(Some(&live), &other, "team", false, at(1, 1)).expect("same value");
         }
         let mut without = with.clone();
         let labels = without["metadata"]["labels"].as_object_mut().expect("map");
@@ -409,7 +403,7 @@ proptest! {
         if labels.is_empty() {
             without["metadata"].as_object_mut().expect("map").remove("labels");
         }
-        let out = apply(Some(&live), &without, "veer", false, t(2)).expect("applies");
+        let out = apply(Some(&live), &without, "veer", false, at(1, 2)).expect("applies");
         let kept = out.pointer(&format!("/metadata/labels/{label}"));
         if co_owned {
             prop_assert_eq!(kept, Some(&v));

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use chrono::{DateTime, TimeZone, Utc};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use veer::diff::{
@@ -14,12 +13,7 @@ use veer::diff::{
 };
 use veer::fields::{FieldPath, PathElement, apply, update};
 use veer::manifest::ObjectKey;
-
-fn t(minute: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 1, 10, minute, 0)
-        .single()
-        .expect("valid time")
-}
+use veer_testkit::at;
 
 fn key_of(value: &Value) -> ObjectKey {
     let api_version = value["apiVersion"].as_str().expect("apiVersion");
@@ -71,7 +65,7 @@ fn server_touches(mut v: Value) -> Value {
 
 /// Apply `value` as veer would, then let the server touch it.
 fn applied(value: &Value) -> Value {
-    let live = apply(None, value, "veer", false, t(0)).expect("applies");
+    let live = apply(None, value, "veer", false, at(1, 0)).expect("applies");
     server_touches(live)
 }
 
@@ -197,7 +191,7 @@ fn a_hand_edit_of_a_managed_field_is_drift() {
     let live = applied(&deployment());
     let mut edited = live.clone();
     edited["spec"]["replicas"] = json!(5);
-    let edited = update(Some(&live), &edited, "kubectl-edit", t(3));
+    let edited = update(Some(&live), &edited, "kubectl-edit", at(1, 3));
     let p = plan(
         &desired(&[deployment()]),
         &live_map(&[edited]),
@@ -239,7 +233,7 @@ fn a_field_git_dropped_shows_as_removal_only_when_veer_alone_owned_it() {
     // Another applier also sets the label: apply keeps it, so the plan shows nothing.
     let team = json!({"apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "reviews-v2", "namespace": "shop", "labels": {"tier": "backend"}}});
-    let co_owned = apply(Some(&live), &team, "team", false, t(1)).expect("same value");
+    let co_owned = apply(Some(&live), &team, "team", false, at(1, 1)).expect("same value");
     let p = plan(
         &desired(std::slice::from_ref(&without)),
         &live_map(&[co_owned]),
@@ -253,7 +247,7 @@ fn a_label_someone_else_added_is_not_noise() {
     let live = applied(&deployment());
     let mut edited = live.clone();
     edited["metadata"]["labels"]["owner"] = json!("ops");
-    let edited = update(Some(&live), &edited, "kubectl-label", t(2));
+    let edited = update(Some(&live), &edited, "kubectl-label", at(1, 2));
     let p = plan(
         &desired(&[deployment()]),
         &live_map(&[edited]),
@@ -269,7 +263,7 @@ fn an_empty_map_in_git_does_not_show_what_others_put_in_it() {
     let live = applied(&with_empty);
     let mut annotated = live.clone();
     annotated["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"] = json!("now");
-    let annotated = update(Some(&live), &annotated, "kubectl-rollout", t(1));
+    let annotated = update(Some(&live), &annotated, "kubectl-rollout", at(1, 1));
     let p = plan(
         &desired(std::slice::from_ref(&with_empty)),
         &live_map(&[annotated]),
@@ -281,7 +275,7 @@ fn an_empty_map_in_git_does_not_show_what_others_put_in_it() {
 #[test]
 fn objects_gone_from_git_are_pruned_only_when_veer_applied_them() {
     let gone = applied(&config_map("old"));
-    let foreign = server_touches(update(None, &config_map("foreign"), "helm", t(0)));
+    let foreign = server_touches(update(None, &config_map("foreign"), "helm", at(1, 0)));
     let mut ctx = context_for(&[config_map("old")]);
     ctx.inventory.insert(key_of(&config_map("old")));
     let p = plan(&[], &live_map(&[gone.clone(), foreign]), &ctx);
@@ -313,7 +307,7 @@ fn objects_gone_from_git_are_pruned_only_when_veer_applied_them() {
     );
 
     // In the inventory, but recreated by someone else: not veer's to delete.
-    let recreated = server_touches(update(None, &config_map("old"), "helm", t(5)));
+    let recreated = server_touches(update(None, &config_map("old"), "helm", at(1, 5)));
     let p = plan(&[], &live_map(&[recreated]), &ctx);
     assert_eq!(
         action_of(&p, &config_map("old")),
@@ -513,7 +507,7 @@ fn rollout_owned_weights_are_neither_drift_nor_change() {
     let mut shifted = live.clone();
     shifted["spec"]["http"][0]["route"][0]["weight"] = json!(80);
     shifted["spec"]["http"][0]["route"][1]["weight"] = json!(20);
-    let shifted = update(Some(&live), &shifted, "veer-rollout", t(4));
+    let shifted = update(Some(&live), &shifted, "veer-rollout", at(1, 4));
     // Git now says 0/100, where the rollout must end up.
     let mut ctx = context_for(&[virtual_service(100, 0)]);
     let weight = |i: usize| {
@@ -674,7 +668,7 @@ fn mixed_plan() -> Plan {
     let dep_live = applied(&deployment());
     let mut dep_edited = dep_live.clone();
     dep_edited["spec"]["replicas"] = json!(5);
-    let dep_edited = update(Some(&dep_live), &dep_edited, "kubectl-edit", t(3));
+    let dep_edited = update(Some(&dep_live), &dep_edited, "kubectl-edit", at(1, 3));
     let old = applied(&config_map("old"));
     let mut kept = applied(&config_map("kept"));
     kept["metadata"]["annotations"] = json!({"veer.io/prune": "false"});
@@ -798,7 +792,7 @@ proptest! {
     #[test]
     fn plan_after_apply_is_empty(before in deployment_like(), after in deployment_like()) {
         let live = applied(&before);
-        let synced = apply(Some(&live), &after, "veer", true, t(1)).expect("forced apply");
+        let synced = apply(Some(&live), &after, "veer", true, at(1, 1)).expect("forced apply");
         let ctx = context_for(std::slice::from_ref(&after));
         let p = plan(&desired(std::slice::from_ref(&after)), &live_map(&[server_touches(synced)]), &ctx);
         prop_assert_eq!(&p.objects[0].action, &Action::Unchanged, "{:?}", p);
@@ -816,8 +810,8 @@ proptest! {
         let mut edited = live.clone();
         edited["spec"]["replicas"] = json!(replicas);
         edited["metadata"]["labels"]["edited-by"] = json!("ops");
-        let edited = update(Some(&live), &edited, "kubectl-edit", t(1));
-        let synced = apply(Some(&edited), &after, "veer", true, t(2)).expect("forced apply");
+        let edited = update(Some(&live), &edited, "kubectl-edit", at(1, 1));
+        let synced = apply(Some(&edited), &after, "veer", true, at(1, 2)).expect("forced apply");
         let ctx = context_for(std::slice::from_ref(&after));
         let p = plan(&desired(std::slice::from_ref(&after)), &live_map(&[synced]), &ctx);
         prop_assert_eq!(&p.objects[0].action, &Action::Unchanged, "{:?}", p);
@@ -829,7 +823,7 @@ proptest! {
         let live = applied(&before);
         let ctx = context_for(std::slice::from_ref(&before));
         let p = plan(&desired(std::slice::from_ref(&after)), &live_map(std::slice::from_ref(&live)), &ctx);
-        let synced = apply(Some(&live), &after, "veer", true, t(1)).expect("forced apply");
+        let synced = apply(Some(&live), &after, "veer", true, at(1, 1)).expect("forced apply");
         let strip = |v: &Value| {
             let mut v = v.clone();
             v["metadata"].as_object_mut().expect("map").remove("managedFields");
@@ -855,7 +849,7 @@ proptest! {
         let live = applied(&before);
         let mut edited = live.clone();
         edited["spec"]["replicas"] = json!(replicas);
-        let edited = update(Some(&live), &edited, "kubectl-edit", t(1));
+        let edited = update(Some(&live), &edited, "kubectl-edit", at(1, 1));
         let wanted = if git_changed { after } else { before.clone() };
         let mut ctx = context_for(std::slice::from_ref(&before));
         ctx.self_heal = self_heal;

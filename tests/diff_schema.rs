@@ -4,18 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value, json};
 use veer::diff::{Action, DesiredObject, PlanContext, desired_hash, plan};
 use veer::fields::{self, FieldSet, ListSemantics, apply_with};
 use veer::manifest::ObjectKey;
 use veer::schema::{crd_list_rules, istio_list_rules};
-
-fn t(minute: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 1, 10, minute, 0)
-        .single()
-        .expect("valid time")
-}
+use veer_testkit::at;
 
 fn key_of(value: &Value) -> ObjectKey {
     let (group, version) = value["apiVersion"]
@@ -71,7 +65,7 @@ fn git_s_float_equals_the_server_s_integer() {
         &desired,
         "veer",
         false,
-        t(0),
+        at(1, 0),
         &ListSemantics::kubernetes(),
     )
     .expect("applies");
@@ -108,11 +102,11 @@ fn git_s_float_equals_the_server_s_integer() {
 fn re_applying_git_s_float_over_the_server_s_integer_changes_nothing() {
     let desired = mirroring(json!(25.0));
     let semantics = ListSemantics::kubernetes();
-    let first = apply_with(None, &desired, "veer", false, t(0), &semantics).expect("applies");
+    let first = apply_with(None, &desired, "veer", false, at(1, 0), &semantics).expect("applies");
     let mut served = first.clone();
     served["spec"]["http"][0]["mirrorPercentage"]["value"] = json!(25);
     served["spec"]["http"][0]["route"][0]["weight"] = json!(100);
-    let again = apply_with(Some(&served), &desired, "veer", false, t(5), &semantics)
+    let again = apply_with(Some(&served), &desired, "veer", false, at(1, 5), &semantics)
         .expect("applies again");
     // The managed fields' time does not move: nothing changed.
     assert_eq!(
@@ -174,7 +168,8 @@ fn service_entry_crd() -> Value {
 /// The live ServiceEntry a current server holds after veer applied it: ownership recorded
 /// per port (`f:ports: {k:{"name":"tls"}: ...}`).
 fn served_service_entry(server: &ListSemantics) -> Value {
-    let live = apply_with(None, &service_entry(), "veer", false, t(0), server).expect("applies");
+    let live =
+        apply_with(None, &service_entry(), "veer", false, at(1, 0), server).expect("applies");
     let mine = fields::applied_fields(&live, "veer");
     let keyed = mine.to_fields_v1();
     assert!(

@@ -17,7 +17,6 @@ use tokio::sync::mpsc;
 use prometheus_support::PrometheusServer;
 use veer::analysis::{MetricsProvider, Prometheus, PrometheusConfig};
 use veer::controller::Pass;
-use veer::manifest::ObjectKey;
 use veer::metrics::{CheckVerdict, Metrics, SyncOutcome};
 use veer::notify::webhook::sign;
 use veer::rollout::state::Phase;
@@ -28,6 +27,7 @@ use veer::server::{
 };
 use veer::source::{GitRef, SourceSpec};
 use veer::sync::state::{ObjectRecord, RejectedRecord, RevisionRecord, SyncState};
+use veer_testkit::key;
 
 const SECRET: &str = "hook-s3cret";
 const REPO: &str = "https://git.example.com/platform/mesh.git";
@@ -685,16 +685,6 @@ async fn a_real_prometheus_scrapes_metrics() {
 }
 
 // ---- the status page ----
-
-fn key(kind: &str, ns: &str, name: &str) -> ObjectKey {
-    ObjectKey {
-        group: "networking.istio.io".into(),
-        version: "v1".into(),
-        kind: kind.into(),
-        namespace: Some(ns.into()),
-        name: name.into(),
-    }
-}
 
 const DIFF: &str = "VirtualService shop/reviews: update (drift: changed in the cluster, not in git)\n--- live VirtualService shop/reviews\n+++ git VirtualService shop/reviews\n@@ -9,4 +9,4 @@\n     - destination:\n         host: reviews\n         subset: v1\n-      weight: 100\n+      weight: 60\n1 to create, 1 to update (1 drift), 0 to prune\n";
 

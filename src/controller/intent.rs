@@ -78,10 +78,11 @@ fn identity(r: &ObjectRecord) -> ObjectIdentity<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::tests::{applied_state, desired, hash, key, loaded, report, t};
+    use crate::controller::tests::{applied_state, desired, hash, key, loaded, report};
     use crate::controller::{next_state, plan_context};
     use crate::diff::{Cause, ObjectPlan};
     use crate::sync::ObjectResult;
+    use veer_testkit::at;
 
     fn plan(actions: Vec<(&str, Action)>) -> Plan {
         Plan {
@@ -206,7 +207,7 @@ mod tests {
                 ("unanswered", failure(crate::sync::FailureKind::Unavailable)),
             ]),
             &Default::default(),
-            t(5),
+            at(25, 5),
         );
         assert!(!next.inventory().contains(&key("refused")));
         assert!(next.inventory().contains(&key("unanswered")));
@@ -233,7 +234,7 @@ mod tests {
                 ("old", ObjectResult::Pruned),
             ]),
             &Default::default(),
-            t(5),
+            at(25, 5),
         );
         assert!(record(&next, "new").is_none());
         // If it was created, the pass that applies it records it as such.
@@ -246,7 +247,7 @@ mod tests {
                 ("new", ObjectResult::Unchanged),
             ]),
             &Default::default(),
-            t(5),
+            at(25, 5),
         );
         let r = record(&next, "new").map(|r| (r.result.as_str(), r.hash.clone()));
         assert_eq!(r, Some(("unchanged", hash("new", 7))));

@@ -175,10 +175,10 @@ pub fn pass_events(
 mod tests {
     use super::*;
     use crate::diagnostic::Diagnostic;
-    use crate::manifest::ObjectKey;
     use crate::manifest::yaml::Location;
     use crate::source::CommitId;
     use crate::sync::{Failure, FailureKind, ObjectOutcome, SyncReport, WriteMode};
+    use veer_testkit::config_map as key;
 
     fn revision() -> Revision {
         Revision {
@@ -186,16 +186,6 @@ mod tests {
             summary: "move reviews".into(),
             author: "Ada <ada@example.com>".into(),
             time: chrono::DateTime::UNIX_EPOCH,
-        }
-    }
-
-    fn key(name: &str) -> ObjectKey {
-        ObjectKey {
-            group: String::new(),
-            version: "v1".into(),
-            kind: "ConfigMap".into(),
-            namespace: Some("shop".into()),
-            name: name.into(),
         }
     }
 

@@ -435,27 +435,10 @@ impl StatusBoard {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
 
     use super::*;
-    use crate::manifest::ObjectKey;
     use crate::sync::state::{ObjectRecord, RevisionRecord};
-
-    fn t(minute: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 25, 10, minute, 0)
-            .single()
-            .unwrap_or_default()
-    }
-
-    fn key(name: &str) -> ObjectKey {
-        ObjectKey {
-            group: String::new(),
-            version: "v1".into(),
-            kind: "Service".into(),
-            namespace: Some("shop".into()),
-            name: name.into(),
-        }
-    }
+    use veer_testkit::{at, service as key};
 
     #[test]
     fn readiness_needs_both_flags_and_says_what_is_missing() {
@@ -479,20 +462,20 @@ mod tests {
         board.set_watches_up(true);
         board.set_revision_loaded(true);
         // No cluster record yet: nothing to say about the API.
-        assert_eq!(board.readiness_at(t(30)).check(), Ok(()));
+        assert_eq!(board.readiness_at(at(25, 30)).check(), Ok(()));
         let contact = SharedContact::default();
         board.set_contact(contact.clone());
         board.set_not_ready_after_api_outage(Duration::from_secs(90));
-        contact.failed(t(1));
-        assert_eq!(board.readiness_at(t(2)).check(), Ok(()));
-        let why = board.readiness_at(t(3)).check().unwrap_err();
+        contact.failed(at(25, 1));
+        assert_eq!(board.readiness_at(at(25, 2)).check(), Ok(()));
+        let why = board.readiness_at(at(25, 3)).check().unwrap_err();
         assert!(
             why.starts_with("the Kubernetes API has been unreachable for 2m"),
             "{why}"
         );
-        assert_eq!(board.snapshot(t(3)).readiness.check(), Err(why));
-        contact.succeeded(t(3));
-        assert_eq!(board.readiness_at(t(3)).check(), Ok(()));
+        assert_eq!(board.snapshot(at(25, 3)).readiness.check(), Err(why));
+        contact.succeeded(at(25, 3));
+        assert_eq!(board.readiness_at(at(25, 3)).check(), Ok(()));
     }
 
     #[test]
@@ -518,8 +501,8 @@ mod tests {
         let pass = Pass::InSync {
             commit: "a".repeat(40),
         };
-        board.record_pass(&pass, &state, t(1));
-        let s = board.snapshot(t(2));
+        board.record_pass(&pass, &state, at(25, 1));
+        let s = board.snapshot(at(25, 2));
         assert_eq!(
             s.objects
                 .iter()
@@ -534,7 +517,7 @@ mod tests {
         assert_eq!(s.objects[0].reason, "422: spec.ports: Required");
         assert!(s.readiness.revision_loaded);
         assert_eq!(s.last_pass.map(|p| p.outcome), Some("in sync"));
-        assert_eq!(s.now, Some(t(2)));
+        assert_eq!(s.now, Some(at(25, 2)));
     }
 
     #[test]
@@ -545,9 +528,9 @@ mod tests {
                 message: "cluster unreachable".into(),
             },
             &SyncState::default(),
-            t(1),
+            at(25, 1),
         );
-        let s = board.snapshot(t(1));
+        let s = board.snapshot(at(25, 1));
         assert!(!s.readiness.revision_loaded);
         assert_eq!(
             s.last_pass.and_then(|p| p.message).as_deref(),
@@ -581,14 +564,20 @@ mod tests {
             name: None,
         };
         let policy = crate::rollout::RolloutPolicySpec::default();
-        let mut state =
-            RolloutState::new("c1", route, &split(100, 0), &split(0, 100), &policy, t(0));
+        let mut state = RolloutState::new(
+            "c1",
+            route,
+            &split(100, 0),
+            &split(0, 100),
+            &policy,
+            at(25, 0),
+        );
         state.phase = Phase::Progressing;
-        board.record_rollout("shop/reviews", &state, t(1));
-        board.record_rollout("shop/reviews", &state, t(2));
+        board.record_rollout("shop/reviews", &state, at(25, 1));
+        board.record_rollout("shop/reviews", &state, at(25, 2));
         state.current_split = split(80, 20);
         state.history.push(CheckRecord {
-            at: t(3),
+            at: at(25, 3),
             phase: Phase::Progressing,
             step: 0,
             check: "success-rate".into(),
@@ -600,18 +589,18 @@ mod tests {
             outcome: CheckOutcome::Passed,
             baseline: None,
         });
-        board.record_rollout("shop/reviews", &state, t(3));
-        let s = board.snapshot(t(4));
+        board.record_rollout("shop/reviews", &state, at(25, 3));
+        let s = board.snapshot(at(25, 4));
         let r = &s.rollouts[0];
         assert_eq!(
             r.samples,
             vec![
                 WeightSample {
-                    at: t(0),
+                    at: at(25, 0),
                     weight: 0
                 },
                 WeightSample {
-                    at: t(3),
+                    at: at(25, 3),
                     weight: 20
                 },
             ]
@@ -626,10 +615,10 @@ mod tests {
         // A new commit restarts the chart.
         state.revision = "c2".into();
         state.from_split = state.current_split.clone();
-        board.record_rollout("shop/reviews", &state, t(5));
-        assert_eq!(board.snapshot(t(5)).rollouts[0].samples.len(), 1);
+        board.record_rollout("shop/reviews", &state, at(25, 5));
+        assert_eq!(board.snapshot(at(25, 5)).rollouts[0].samples.len(), 1);
         board.forget_rollout("shop/reviews");
-        assert!(board.snapshot(t(6)).rollouts.is_empty());
+        assert!(board.snapshot(at(25, 6)).rollouts.is_empty());
     }
 
     #[test]
@@ -639,11 +628,11 @@ mod tests {
         board.set_last_diff(None);
         board.set_last_diff(Some("  \n".into()));
         assert_eq!(
-            board.snapshot(t(0)).last_diff.as_deref(),
+            board.snapshot(at(25, 0)).last_diff.as_deref(),
             Some("--- live\n+++ git\n")
         );
         board.set_last_diff(Some("é".repeat(MAX_DIFF_CHARS)));
-        let diff = board.snapshot(t(0)).last_diff.unwrap_or_default();
+        let diff = board.snapshot(at(25, 0)).last_diff.unwrap_or_default();
         assert!(diff.len() < MAX_DIFF_CHARS + 100);
         assert!(diff.ends_with("shows all of it)\n"));
     }
