@@ -17,6 +17,8 @@ use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+use crate::pass::PassOutcome;
+
 use std::fmt::Write as _;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -29,50 +31,7 @@ use prometheus_client::registry::Registry;
 /// The `Content-Type` to serve [`Metrics::encode`]'s output with.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
-/// How one reconcile pass ended (label `outcome` of `veer_sync_results_total`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SyncOutcome {
-    /// No valid revision loaded yet.
-    NoRevision,
-    /// The revision failed validation; nothing applied.
-    Rejected,
-    /// The cluster matched git; nothing written.
-    InSync,
-    /// Drift found and only reported (self-heal off).
-    DriftReported,
-    /// Every write succeeded.
-    Synced,
-    /// Some writes failed.
-    Partial,
-    /// The pass could not run (cluster unreadable, state not written).
-    Failed,
-}
-
-impl SyncOutcome {
-    pub const ALL: [SyncOutcome; 7] = [
-        SyncOutcome::NoRevision,
-        SyncOutcome::Rejected,
-        SyncOutcome::InSync,
-        SyncOutcome::DriftReported,
-        SyncOutcome::Synced,
-        SyncOutcome::Partial,
-        SyncOutcome::Failed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SyncOutcome::NoRevision => "no_revision",
-            SyncOutcome::Rejected => "rejected",
-            SyncOutcome::InSync => "in_sync",
-            SyncOutcome::DriftReported => "drift_reported",
-            SyncOutcome::Synced => "synced",
-            SyncOutcome::Partial => "partial",
-            SyncOutcome::Failed => "failed",
-        }
-    }
-}
-
-impl EncodeLabelValue for SyncOutcome {
+impl EncodeLabelValue for PassOutcome {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
         encoder.write_str(self.as_str())
     }
@@ -127,7 +86,7 @@ impl EncodeLabelValue for Bound {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct OutcomeLabels {
-    outcome: SyncOutcome,
+    outcome: PassOutcome,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -314,7 +273,7 @@ impl Metrics {
         );
         // Closed label sets start at zero, so `rate()` and absence alerts work from the
         // first scrape instead of from the first occurrence.
-        for outcome in SyncOutcome::ALL {
+        for outcome in PassOutcome::ALL {
             let _ = m.sync_results.get_or_create(&OutcomeLabels { outcome });
         }
         Metrics { registry, ..m }
@@ -338,7 +297,7 @@ impl Metrics {
         self.reconcile_duration.observe(took.as_secs_f64());
     }
 
-    pub fn record_sync(&self, outcome: SyncOutcome) {
+    pub fn record_sync(&self, outcome: PassOutcome) {
         self.sync_results
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
@@ -619,7 +578,7 @@ mod tests {
     #[test]
     fn closed_label_sets_start_at_zero() {
         let text = Metrics::new().encode();
-        for outcome in SyncOutcome::ALL {
+        for outcome in PassOutcome::ALL {
             let line = format!(
                 "veer_sync_results_total{{outcome=\"{}\"}} 0",
                 outcome.as_str()
@@ -632,9 +591,9 @@ mod tests {
     fn recorded_values_appear_with_their_labels() {
         let m = Metrics::new();
         m.observe_reconcile(Duration::from_millis(30));
-        m.record_sync(SyncOutcome::Synced);
-        m.record_sync(SyncOutcome::Synced);
-        m.record_sync(SyncOutcome::Partial);
+        m.record_sync(PassOutcome::Synced);
+        m.record_sync(PassOutcome::Synced);
+        m.record_sync(PassOutcome::Partial);
         m.set_drift_objects(3);
         m.record_git_fetch_error(Duration::from_secs(1), "timeout");
         m.set_rollout_weight("shop/reviews", 25.0);

@@ -1,5 +1,6 @@
-//! What one reconcile pass did: the one pass outcome that the controller returns and the
-//! metrics, the status board, the page and the CLI read. A leaf below `controller` and
+//! What one reconcile pass did ([`Pass`], what the controller returns) and how it ended in
+//! one word ([`PassOutcome`]): the one pass outcome the metrics, the status board, the page
+//! and the CLI read. A leaf below `controller` and
 //! `server`, so neither needs the other for it.
 
 use crate::manifest::ObjectKey;
@@ -39,4 +40,76 @@ pub enum RejectedBy {
     /// The API server, in the dry run before the first write (module `controller::gate`); asked again
     /// at every pass.
     Server,
+}
+
+/// How one reconcile pass ended (label `outcome` of `veer_sync_results_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PassOutcome {
+    /// No valid revision loaded yet.
+    NoRevision,
+    /// The revision failed validation; nothing applied.
+    Rejected,
+    /// The cluster matched git; nothing written.
+    InSync,
+    /// Drift found and only reported (self-heal off).
+    DriftReported,
+    /// Every write succeeded.
+    Synced,
+    /// Some writes failed.
+    Partial,
+    /// The pass could not run (cluster unreadable, state not written).
+    Failed,
+}
+
+impl PassOutcome {
+    pub const ALL: [PassOutcome; 7] = [
+        PassOutcome::NoRevision,
+        PassOutcome::Rejected,
+        PassOutcome::InSync,
+        PassOutcome::DriftReported,
+        PassOutcome::Synced,
+        PassOutcome::Partial,
+        PassOutcome::Failed,
+    ];
+
+    /// The metric label (`outcome` of `veer_sync_results_total`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PassOutcome::NoRevision => "no_revision",
+            PassOutcome::Rejected => "rejected",
+            PassOutcome::InSync => "in_sync",
+            PassOutcome::DriftReported => "drift_reported",
+            PassOutcome::Synced => "synced",
+            PassOutcome::Partial => "partial",
+            PassOutcome::Failed => "failed",
+        }
+    }
+
+    /// For people (the status page, logs): `in sync`, `partially applied`, …
+    pub fn words(self) -> &'static str {
+        match self {
+            PassOutcome::NoRevision => "no revision",
+            PassOutcome::Rejected => "rejected",
+            PassOutcome::InSync => "in sync",
+            PassOutcome::DriftReported => "drift reported",
+            PassOutcome::Synced => "synced",
+            PassOutcome::Partial => "partially applied",
+            PassOutcome::Failed => "failed",
+        }
+    }
+}
+
+impl Pass {
+    /// How this pass ended, in one word.
+    pub fn outcome(&self) -> PassOutcome {
+        match self {
+            Pass::NoRevision => PassOutcome::NoRevision,
+            Pass::Rejected { .. } => PassOutcome::Rejected,
+            Pass::InSync { .. } => PassOutcome::InSync,
+            Pass::DriftReported { .. } => PassOutcome::DriftReported,
+            Pass::Synced { report, .. } if report.has_failures() => PassOutcome::Partial,
+            Pass::Synced { .. } => PassOutcome::Synced,
+            Pass::Failed { .. } => PassOutcome::Failed,
+        }
+    }
 }

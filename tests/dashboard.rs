@@ -6,7 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use veer::metrics::{Bound, CheckVerdict, Metrics, SyncOutcome};
+use veer::metrics::{Bound, CheckVerdict, Metrics};
+use veer::pass::PassOutcome;
 
 fn dashboard() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/veer/dashboards/veer.json");
@@ -39,7 +40,7 @@ fn expressions(d: &Value) -> Vec<String> {
 fn exported() -> (BTreeSet<String>, BTreeSet<String>) {
     let m = Metrics::new();
     m.observe_reconcile(Duration::from_millis(120));
-    m.record_sync(SyncOutcome::Synced);
+    m.record_sync(PassOutcome::Synced);
     m.set_drift_objects(2);
     m.observe_git_fetch(Duration::from_millis(40));
     m.record_git_fetch_error(Duration::from_millis(40), "timeout");

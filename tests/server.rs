@@ -17,8 +17,9 @@ use tokio::sync::mpsc;
 use prometheus_support::PrometheusServer;
 use veer::analysis::{MetricsProvider, Prometheus, PrometheusConfig};
 use veer::controller::Pass;
-use veer::metrics::{CheckVerdict, Metrics, SyncOutcome};
+use veer::metrics::{CheckVerdict, Metrics};
 use veer::notify::webhook::sign;
+use veer::pass::PassOutcome;
 use veer::rollout::state::Phase;
 use veer::secret::SecretSource;
 use veer::server::{
@@ -129,7 +130,7 @@ async fn health_and_readiness_flip_when_the_controller_says() {
 #[tokio::test]
 async fn metrics_are_served_in_prometheus_text_format() {
     let r = start(true).await;
-    r.metrics.record_sync(SyncOutcome::Synced);
+    r.metrics.record_sync(PassOutcome::Synced);
     r.metrics.set_rollout_weight("shop/reviews", 40.0);
     let (status, content_type, body) = get(&r, "/metrics").await;
     assert_eq!(status, 200);
@@ -655,8 +656,8 @@ async fn stopping_drops_idle_connections_and_finishes_requests_in_flight() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_prometheus_scrapes_metrics() {
     let r = start(true).await;
-    r.metrics.record_sync(SyncOutcome::Synced);
-    r.metrics.record_sync(SyncOutcome::Synced);
+    r.metrics.record_sync(PassOutcome::Synced);
+    r.metrics.record_sync(PassOutcome::Synced);
     let target = r.server.local_addr().to_string();
     let prometheus =
         tokio::task::spawn_blocking(move || PrometheusServer::start_job("veer", &[target]))

@@ -1,6 +1,6 @@
 //! Who hears about each reconcile pass besides the log: the status page, Prometheus metrics
 //! and notifications. What to tell them is decided by pure functions over the pass
-//! ([`pass_events`], [`sync_outcome`]); [`Observers::after_pass`] only hands it out.
+//! ([`pass_events`], `Pass::outcome`); [`Observers::after_pass`] only hands it out.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Controller, Pass};
 use crate::diff::Cause;
-use crate::metrics::{Metrics, SyncOutcome};
+use crate::metrics::Metrics;
 use crate::notify::{CommitInfo, Event, Notifications, Problem};
 use crate::server::StatusBoard;
 use crate::source::Revision;
@@ -51,7 +51,7 @@ impl Observers {
         }
         if let Some(metrics) = &self.metrics {
             metrics.observe_reconcile(took);
-            metrics.record_sync(sync_outcome(pass));
+            metrics.record_sync(pass.outcome());
             metrics.set_drift_objects(controller.state().drift.len());
         }
         if let Some(notifications) = &self.notifications {
@@ -61,19 +61,6 @@ impl Observers {
                 notifications.send(event);
             }
         }
-    }
-}
-
-/// The metric label of a pass. Pure.
-pub fn sync_outcome(pass: &Pass) -> SyncOutcome {
-    match pass {
-        Pass::NoRevision => SyncOutcome::NoRevision,
-        Pass::Rejected { .. } => SyncOutcome::Rejected,
-        Pass::InSync { .. } => SyncOutcome::InSync,
-        Pass::DriftReported { .. } => SyncOutcome::DriftReported,
-        Pass::Synced { report, .. } if report.has_failures() => SyncOutcome::Partial,
-        Pass::Synced { .. } => SyncOutcome::Synced,
-        Pass::Failed { .. } => SyncOutcome::Failed,
     }
 }
 
@@ -176,6 +163,7 @@ mod tests {
     use super::*;
     use crate::diagnostic::Diagnostic;
     use crate::manifest::yaml::Location;
+    use crate::pass::PassOutcome;
     use crate::source::CommitId;
     use crate::sync::{Failure, FailureKind, ObjectOutcome, SyncReport, WriteMode};
     use veer_testkit::config_map as key;
@@ -294,13 +282,14 @@ mod tests {
 
     #[test]
     fn outcome_labels() {
-        assert_eq!(sync_outcome(&Pass::NoRevision), SyncOutcome::NoRevision);
-        assert_eq!(sync_outcome(&synced(vec![])), SyncOutcome::Synced);
+        assert_eq!(Pass::NoRevision.outcome(), PassOutcome::NoRevision);
+        assert_eq!(synced(vec![]).outcome(), PassOutcome::Synced);
         assert_eq!(
-            sync_outcome(&Pass::Failed {
+            Pass::Failed {
                 message: String::new()
-            }),
-            SyncOutcome::Failed
+            }
+            .outcome(),
+            PassOutcome::Failed
         );
     }
 }

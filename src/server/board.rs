@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 pub use super::readiness::{ApiOutage, Readiness};
 use crate::cluster::SharedContact;
 use crate::metrics::CheckVerdict;
-use crate::pass::Pass;
+use crate::pass::{Pass, PassOutcome, RejectedBy};
 use crate::rollout::state::{CheckOutcome, Phase, RolloutState};
 use crate::source::{GitRef, SourceSpec};
 use crate::sync::state::SyncState;
@@ -67,9 +67,7 @@ pub struct RejectedStatus {
 /// How the last pass ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PassStatus {
-    /// `in sync`, `synced`, `partially applied`, `drift reported`, `rejected`, `failed`,
-    /// `no revision`.
-    pub outcome: &'static str,
+    pub outcome: PassOutcome,
     pub at: DateTime<Utc>,
     /// Why it failed, when it did.
     pub message: Option<String>,
@@ -244,19 +242,27 @@ impl StatusBoard {
     /// After a pass: its outcome, the revision in force and every object's standing from the
     /// recorded state. A pass that reconciled a revision also marks the revision loaded.
     pub fn record_pass(&self, pass: &Pass, state: &SyncState, now: DateTime<Utc>) {
-        let (outcome, message) = match pass {
-            Pass::NoRevision => ("no revision", None),
-            Pass::Rejected { errors, .. } => (
-                "rejected",
-                Some(format!(
-                    "{errors} validation errors; the last good revision stays in force"
-                )),
-            ),
-            Pass::InSync { .. } => ("in sync", None),
-            Pass::DriftReported { .. } => ("drift reported", None),
-            Pass::Synced { report, .. } if report.has_failures() => ("partially applied", None),
-            Pass::Synced { .. } => ("synced", None),
-            Pass::Failed { message } => ("failed", Some(message.clone())),
+        let outcome = pass.outcome();
+        let message = match pass {
+            Pass::Rejected {
+                errors,
+                by: RejectedBy::Validation,
+                ..
+            } => Some(format!(
+                "{errors} validation errors; the last good revision stays in force"
+            )),
+            Pass::Rejected {
+                errors,
+                by: RejectedBy::Server,
+                ..
+            } => Some(format!(
+                "the API server's dry run refused {errors} objects; nothing from it was written"
+            )),
+            Pass::Failed { message } => Some(message.clone()),
+            Pass::NoRevision
+            | Pass::InSync { .. }
+            | Pass::DriftReported { .. }
+            | Pass::Synced { .. } => None,
         };
         let reconciled = match pass {
             Pass::InSync { .. } | Pass::DriftReported { .. } | Pass::Synced { .. } => true,
@@ -516,7 +522,7 @@ mod tests {
         );
         assert_eq!(s.objects[0].reason, "422: spec.ports: Required");
         assert!(s.readiness.revision_loaded);
-        assert_eq!(s.last_pass.map(|p| p.outcome), Some("in sync"));
+        assert_eq!(s.last_pass.map(|p| p.outcome), Some(PassOutcome::InSync));
         assert_eq!(s.now, Some(at(25, 2)));
     }
 

@@ -11,6 +11,7 @@ use super::board::{
     CheckMark, ObjectHealth, ObjectStatus, RolloutStatus, StatusSnapshot, WeightSample,
 };
 use crate::metrics::CheckVerdict;
+use crate::pass::PassOutcome;
 use crate::rollout::state::{Phase, Standing};
 
 /// Seconds between the page's own reloads.
@@ -162,14 +163,14 @@ fn source(out: &mut String, s: &StatusSnapshot) {
     }
     if let Some(p) = &s.last_pass {
         let class = match p.outcome {
-            "in sync" | "synced" => "ok",
-            "drift reported" | "partially applied" | "no revision" => "warn",
-            _ => "bad",
+            PassOutcome::InSync | PassOutcome::Synced => "ok",
+            PassOutcome::DriftReported | PassOutcome::Partial | PassOutcome::NoRevision => "warn",
+            PassOutcome::Rejected | PassOutcome::Failed => "bad",
         };
         let _ = write!(
             out,
             "<dt>Last pass</dt><dd><span class=\"badge {class}\">{}</span> <span class=\"muted\">at {}</span>",
-            escape(p.outcome),
+            escape(p.outcome.words()),
             time(p.at)
         );
         if let Some(m) = &p.message {
@@ -586,7 +587,7 @@ mod tests {
                 errors: 1,
             }),
             last_pass: Some(PassStatus {
-                outcome: "failed",
+                outcome: PassOutcome::Failed,
                 at,
                 message: Some(evil.into()),
             }),
