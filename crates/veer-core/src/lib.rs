@@ -3,6 +3,9 @@
 //! policy, now)`) and the pure half of [`analysis`] (queries, answers, verdicts). No I/O: the
 //! controller in the `veer` crate feeds these and carries out what they return.
 #![forbid(unsafe_code)]
+// A new variant (a rollout phase, an action, a cause) must make every decision over it
+// fail to build until someone decides what it means there (tests may match loosely).
+#![cfg_attr(not(test), deny(clippy::wildcard_enum_match_arm))]
 
 // The vocabulary, under the paths this crate's modules use (`crate::manifest::…`).
 pub use veer_fields::{fields, schema};

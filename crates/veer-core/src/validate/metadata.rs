@@ -215,18 +215,19 @@ fn check_map(m: &Manifest, pointer: &str, kind: MapKind, out: &mut Vec<Diagnosti
                     );
                 }
             }
-            other => out.push(
-                m.error(
-                    code,
-                    &at,
-                    format!(
-                        "{path}: the value of `{}` is {}; values here must be strings",
-                        shown(key),
-                        type_name(other)
-                    ),
-                )
-                .fix(format!("quote it: `{key}: \"{other}\"`")),
-            ),
+            other @ (Value::Bool(_) | Value::Number(_) | Value::Array(_) | Value::Object(_)) => out
+                .push(
+                    m.error(
+                        code,
+                        &at,
+                        format!(
+                            "{path}: the value of `{}` is {}; values here must be strings",
+                            shown(key),
+                            type_name(other)
+                        ),
+                    )
+                    .fix(format!("quote it: `{key}: \"{other}\"`")),
+                ),
         }
     }
     if kind == MapKind::Annotations && total > TOTAL_ANNOTATION_BYTES {
