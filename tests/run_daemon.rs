@@ -19,7 +19,7 @@ use kube::Api;
 
 use receiver::{Receiver, Reply};
 use support::devcluster as dev;
-use support::{GitDaemon, Remote};
+use support::{GitDaemon, Remote, eventually};
 
 const HOOK_SECRET: &str = "s3cret-hook-key";
 
@@ -66,21 +66,6 @@ async fn get(url: &str) -> Option<(u16, String)> {
     let response = reqwest::get(url).await.ok()?;
     let status = response.status().as_u16();
     Some((status, response.text().await.ok()?))
-}
-
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    within: Duration,
-    mut probe: impl FnMut() -> F,
-) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(start.elapsed() < within, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn mode(client: &kube::Client) -> Option<String> {

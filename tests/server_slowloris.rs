@@ -26,7 +26,7 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
 use support::devcluster as dev;
-use support::{GitDaemon, Remote};
+use support::{GitDaemon, Remote, eventually};
 use veer::devcluster::{DevCluster, DevClusterOptions};
 
 /// A request line and part of the headers; the blank line never comes.
@@ -120,21 +120,6 @@ async fn get(client: &reqwest::Client, url: &str) -> Option<(u16, String)> {
     let response = client.get(url).send().await.ok()?;
     let status = response.status().as_u16();
     Some((status, response.text().await.ok()?))
-}
-
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    within: Duration,
-    mut probe: impl FnMut() -> F,
-) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(start.elapsed() < within, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 struct Setup {
