@@ -18,7 +18,7 @@ const OVERSIZED: &[(&str, usize)] = &[
     ("crates/veer-core/src/validate/gateway.rs", 744),
     ("src/cli.rs", 655),
     ("src/controller.rs", 1235),
-    ("src/demo/play.rs", 946),
+    ("src/demo/play.rs", 937),
     ("src/demo/render.rs", 782),
     ("src/demo/story.rs", 760),
     ("src/devcluster/catalog.rs", 646),

@@ -61,17 +61,7 @@ fn is_foundation(key: &ObjectKey, action: &Action) -> bool {
             false
         }
     };
-    created && order::apply_tier(key) <= order::apply_tier(&crd_key())
-}
-
-fn crd_key() -> ObjectKey {
-    ObjectKey {
-        group: "apiextensions.k8s.io".into(),
-        version: "v1".into(),
-        kind: "CustomResourceDefinition".into(),
-        namespace: None,
-        name: String::new(),
-    }
+    created && order::is_foundation(key)
 }
 
 /// The verdict on a dry run's (or the foundation's real apply's) report. `live` gives the

@@ -575,20 +575,11 @@ impl Stage {
                     weights.push(state.canary_weight());
                 }
                 last_split = Some(state.current_split.clone());
-                let done = match state.phase {
-                    Phase::Succeeded => true,
-                    Phase::Failed => !reverts || state.revert_commit.is_some(),
-                    Phase::Queued
-                    | Phase::WaitingForHealth
-                    | Phase::PreRollout
-                    | Phase::Mirroring
-                    | Phase::Matching
-                    | Phase::FaultTesting
-                    | Phase::Progressing
-                    | Phase::Paused
-                    | Phase::AwaitingPromotion
-                    | Phase::Promoting
-                    | Phase::RollingBack => false,
+                // A failed rollout is done once its revert commit is recorded (when it reverts).
+                let done = if state.phase.is_failed() {
+                    !reverts || state.revert_commit.is_some()
+                } else {
+                    state.phase.is_terminal()
                 };
                 if done {
                     break state;

@@ -10,18 +10,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ListParams, ObjectList, PostParams};
 use kube::core::Resource;
 
+use crate::scenarios::{config_map_yaml, namespace_yaml};
 use crate::support::backend::TestCluster;
 use crate::support::repo::Repo;
-
-fn namespace_yaml(name: &str) -> String {
-    format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n")
-}
-
-fn config_map_yaml(ns: &str, name: &str, mode: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\ndata:\n  mode: {mode}\n"
-    )
-}
 
 fn deployment_yaml(ns: &str, app: &str) -> String {
     format!(
@@ -84,7 +75,7 @@ pub async fn a_revision_the_server_refuses_writes_nothing(cluster: &TestCluster)
     let repo = Repo::new(&state);
     repo.write("ns.yaml", &namespace_yaml(&ns));
     repo.write("web.yaml", &deployment_yaml(&ns, "web"));
-    repo.write("cm.yaml", &config_map_yaml(&ns, "settings", "a"));
+    repo.write("cm.yaml", &config_map_yaml(&ns, "settings", "a", ""));
     repo.commit("a");
     repo.expect(cluster, &["sync"], 0).await;
     let before = snapshot(cluster, &ns).await;
@@ -98,29 +89,29 @@ pub async fn a_revision_the_server_refuses_writes_nothing(cluster: &TestCluster)
     let offline: [(&str, String, &str); 5] = [
         (
             "a 300-character name",
-            config_map_yaml(&ns, &long, "x"),
+            config_map_yaml(&ns, &long, "x", ""),
             "error[invalid-name] bad.yaml:4:3",
         ),
         (
             "a name with capitals and punctuation",
-            config_map_yaml(&ns, "Reviews_V2!@", "x"),
+            config_map_yaml(&ns, "Reviews_V2!@", "x", ""),
             "error[invalid-name] bad.yaml:4:3",
         ),
         (
             "a kind in the wrong case",
-            config_map_yaml(&ns, "bad", "x").replace("kind: ConfigMap", "kind: configmap"),
+            config_map_yaml(&ns, "bad", "x", "").replace("kind: ConfigMap", "kind: configmap"),
             "error[kind-case] bad.yaml:2:1",
         ),
         (
             "a label value with a space",
-            config_map_yaml(&ns, "bad", "x")
+            config_map_yaml(&ns, "bad", "x", "")
                 .replace("  namespace:", "  labels: {team: \"a b\"}\n  namespace:"),
             "error[invalid-label] bad.yaml:",
         ),
         ("a merge-key bomb", merge_key_bomb(), "merge-key bombs"),
     ];
     for (case, text, expected) in offline {
-        repo.write("cm.yaml", &config_map_yaml(&ns, "settings", "b"));
+        repo.write("cm.yaml", &config_map_yaml(&ns, "settings", "b", ""));
         repo.write("bad.yaml", &text);
         repo.commit(case);
         let out = repo.expect(cluster, &["sync"], 1).await;
@@ -131,7 +122,7 @@ pub async fn a_revision_the_server_refuses_writes_nothing(cluster: &TestCluster)
             before,
             "[{server}] {case}: the cluster changed"
         );
-        repo.write("cm.yaml", &config_map_yaml(&ns, "settings", "a"));
+        repo.write("cm.yaml", &config_map_yaml(&ns, "settings", "a", ""));
         repo.remove("bad.yaml");
         repo.commit(&format!("undo {case}"));
         repo.expect(cluster, &["sync"], 0).await;
@@ -150,7 +141,7 @@ pub async fn a_revision_the_server_refuses_writes_nothing(cluster: &TestCluster)
         (
             "a namespace that does not exist",
             "lost.yaml",
-            config_map_yaml(&nowhere, "lost", "x"),
+            config_map_yaml(&nowhere, "lost", "x", ""),
             format!(
                 "error[server-not-found] lost.yaml:4:3: ConfigMap {nowhere}/lost: the API server refused to apply it in a dry run (404)"
             ),
@@ -158,7 +149,7 @@ pub async fn a_revision_the_server_refuses_writes_nothing(cluster: &TestCluster)
     ];
     for (case, file, text, expected) in cases {
         // A good change beside the refused one: it must not be applied either.
-        repo.write("cm.yaml", &config_map_yaml(&ns, "settings", "b"));
+        repo.write("cm.yaml", &config_map_yaml(&ns, "settings", "b", ""));
         let original = std::fs::read_to_string(repo.remote.work.join(file)).ok();
         repo.write(file, &text);
         repo.commit(case);
@@ -184,7 +175,7 @@ pub async fn a_revision_the_server_refuses_writes_nothing(cluster: &TestCluster)
             "[{server}] {status}"
         );
         // Back to the revision in force.
-        repo.write("cm.yaml", &config_map_yaml(&ns, "settings", "a"));
+        repo.write("cm.yaml", &config_map_yaml(&ns, "settings", "a", ""));
         match original {
             Some(text) => repo.write(file, &text),
             None => repo.remove(file),
@@ -193,7 +184,7 @@ pub async fn a_revision_the_server_refuses_writes_nothing(cluster: &TestCluster)
         repo.expect(cluster, &["sync"], 0).await;
     }
     // A good change alone goes through.
-    repo.write("cm.yaml", &config_map_yaml(&ns, "settings", "c"));
+    repo.write("cm.yaml", &config_map_yaml(&ns, "settings", "c", ""));
     repo.commit("c");
     repo.expect(cluster, &["sync"], 0).await;
     let cms: Api<ConfigMap> = Api::namespaced(cluster.client(), &ns);
@@ -221,7 +212,7 @@ pub async fn a_refused_revision_is_asked_again_at_each_pass(cluster: &TestCluste
         cluster.delete_namespace(n).await;
     }
     let repo = Repo::new(&state);
-    repo.write("cm.yaml", &config_map_yaml(&later, "settings", "a"));
+    repo.write("cm.yaml", &config_map_yaml(&later, "settings", "a", ""));
     repo.commit("a ConfigMap in a namespace someone else creates");
     let out = repo.expect(cluster, &["sync"], 1).await;
     assert!(

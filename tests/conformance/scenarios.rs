@@ -15,11 +15,11 @@ use veer::leader::{LeaderConfig, LeaderElection};
 use crate::support::backend::TestCluster;
 use crate::support::repo::{Repo, copy_tree, namespaces_in, show};
 
-fn namespace_yaml(name: &str) -> String {
+pub(crate) fn namespace_yaml(name: &str) -> String {
     format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n")
 }
 
-fn config_map_yaml(ns: &str, name: &str, mode: &str, annotations: &str) -> String {
+pub(crate) fn config_map_yaml(ns: &str, name: &str, mode: &str, annotations: &str) -> String {
     format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\n{annotations}data:\n  mode: {mode}\n"
     )

@@ -40,6 +40,15 @@ pub fn apply_tier(key: &ObjectKey) -> u8 {
         .unwrap_or(WORKLOAD_TIER)
 }
 
+/// Namespaces and CRDs: what other objects live in or are instances of, so they exist
+/// before anything else is applied (or dry-run).
+pub fn is_foundation(key: &ObjectKey) -> bool {
+    apply_tier(key) <= FOUNDATION_TIER
+}
+
+/// The last tier of [`is_foundation`] (CustomResourceDefinition's in [`TIERS`]).
+const FOUNDATION_TIER: u8 = 1;
+
 /// Apply order: by tier, then by key so the order is stable.
 pub fn apply_cmp(a: &ObjectKey, b: &ObjectKey) -> Ordering {
     apply_tier(a).cmp(&apply_tier(b)).then_with(|| a.cmp(b))
