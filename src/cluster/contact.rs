@@ -120,77 +120,79 @@ impl WeakContact {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
-
     use super::*;
-
-    fn t(second: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, second)
-            .single()
-            .unwrap_or_default()
-    }
+    use veer_testkit::at_second;
 
     #[test]
     fn a_fresh_record_is_not_unreachable() {
         let c = Contact::default();
-        assert_eq!(c.unreachable_for(t(30)), None);
+        assert_eq!(c.unreachable_for(at_second(25, 0, 30)), None);
         assert_eq!(c.last_success(), None);
     }
 
     #[test]
     fn the_clock_starts_at_the_first_failure_and_a_success_stops_it() {
         let mut c = Contact::default();
-        c.succeeded(t(1));
-        c.failed(t(5));
-        c.failed(t(9));
-        assert_eq!(c.failing_since(), Some(t(5)));
-        assert_eq!(c.unreachable_for(t(35)), Some(Duration::from_secs(30)));
-        c.succeeded(t(40));
-        assert_eq!(c.unreachable_for(t(41)), None);
-        assert_eq!(c.last_success(), Some(t(40)));
-        c.failed(t(50));
-        assert_eq!(c.unreachable_for(t(52)), Some(Duration::from_secs(2)));
+        c.succeeded(at_second(25, 0, 1));
+        c.failed(at_second(25, 0, 5));
+        c.failed(at_second(25, 0, 9));
+        assert_eq!(c.failing_since(), Some(at_second(25, 0, 5)));
+        assert_eq!(
+            c.unreachable_for(at_second(25, 0, 35)),
+            Some(Duration::from_secs(30))
+        );
+        c.succeeded(at_second(25, 0, 40));
+        assert_eq!(c.unreachable_for(at_second(25, 0, 41)), None);
+        assert_eq!(c.last_success(), Some(at_second(25, 0, 40)));
+        c.failed(at_second(25, 0, 50));
+        assert_eq!(
+            c.unreachable_for(at_second(25, 0, 52)),
+            Some(Duration::from_secs(2))
+        );
     }
 
     #[test]
     fn failures_before_any_success_count_too() {
         let mut c = Contact::default();
-        c.failed(t(3));
-        assert_eq!(c.unreachable_for(t(13)), Some(Duration::from_secs(10)));
+        c.failed(at_second(25, 0, 3));
+        assert_eq!(
+            c.unreachable_for(at_second(25, 0, 13)),
+            Some(Duration::from_secs(10))
+        );
     }
 
     #[test]
     fn news_arriving_out_of_order_does_not_rewrite_history() {
         let mut c = Contact::default();
-        c.succeeded(t(10));
+        c.succeeded(at_second(25, 0, 10));
         // A failure seen at 8 reported after the success at 10: stale.
-        c.failed(t(8));
-        assert_eq!(c.unreachable_for(t(20)), None);
+        c.failed(at_second(25, 0, 8));
+        assert_eq!(c.unreachable_for(at_second(25, 0, 20)), None);
         // A success older than the failure does not end it; one older than the last success
         // does not move that back.
-        c.failed(t(14));
-        c.succeeded(t(12));
-        c.succeeded(t(11));
-        assert_eq!(c.last_success(), Some(t(12)));
-        assert_eq!(c.failing_since(), Some(t(14)));
+        c.failed(at_second(25, 0, 14));
+        c.succeeded(at_second(25, 0, 12));
+        c.succeeded(at_second(25, 0, 11));
+        assert_eq!(c.last_success(), Some(at_second(25, 0, 12)));
+        assert_eq!(c.failing_since(), Some(at_second(25, 0, 14)));
         // An earlier failure reported late moves the start back (it was failing then too).
-        c.failed(t(13));
-        assert_eq!(c.failing_since(), Some(t(13)));
+        c.failed(at_second(25, 0, 13));
+        assert_eq!(c.failing_since(), Some(at_second(25, 0, 13)));
     }
 
     #[test]
     fn a_clock_behind_the_failure_reads_zero_not_negative() {
         let mut c = Contact::default();
-        c.failed(t(10));
-        assert_eq!(c.unreachable_for(t(9)), Some(Duration::ZERO));
+        c.failed(at_second(25, 0, 10));
+        assert_eq!(c.unreachable_for(at_second(25, 0, 9)), Some(Duration::ZERO));
     }
 
     #[test]
     fn the_shared_handle_sees_every_report_and_one_prober_at_a_time() {
         let shared = SharedContact::default();
         let reader = shared.clone();
-        shared.failed(t(1));
-        assert_eq!(reader.get().failing_since(), Some(t(1)));
+        shared.failed(at_second(25, 0, 1));
+        assert_eq!(reader.get().failing_since(), Some(at_second(25, 0, 1)));
         assert!(shared.start_probing());
         assert!(!reader.start_probing());
         shared.stop_probing();

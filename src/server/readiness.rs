@@ -70,15 +70,8 @@ impl Readiness {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
-
     use super::*;
-
-    fn t(second: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, second)
-            .single()
-            .unwrap_or_default()
-    }
+    use veer_testkit::at_second;
 
     const READY: Readiness = Readiness {
         revision_loaded: true,
@@ -90,15 +83,21 @@ mod tests {
     fn an_outage_counts_once_it_lasts_longer_than_allowed() {
         let allowed = Duration::from_secs(20);
         let mut contact = Contact::default();
-        contact.succeeded(t(0));
-        assert_eq!(READY.with_outage(Some(contact), allowed, t(59)), READY);
-        contact.failed(t(5));
-        assert_eq!(READY.with_outage(Some(contact), allowed, t(25)), READY);
-        let late = READY.with_outage(Some(contact), allowed, t(26));
+        contact.succeeded(at_second(25, 0, 0));
+        assert_eq!(
+            READY.with_outage(Some(contact), allowed, at_second(25, 0, 59)),
+            READY
+        );
+        contact.failed(at_second(25, 0, 5));
+        assert_eq!(
+            READY.with_outage(Some(contact), allowed, at_second(25, 0, 25)),
+            READY
+        );
+        let late = READY.with_outage(Some(contact), allowed, at_second(25, 0, 26));
         assert_eq!(
             late.api_outage,
             Some(ApiOutage {
-                since: t(5),
+                since: at_second(25, 0, 5),
                 lasted: Duration::from_secs(21)
             })
         );
@@ -110,14 +109,17 @@ mod tests {
             )
         );
         // No record (no cluster yet): never an outage.
-        assert_eq!(READY.with_outage(None, allowed, t(59)), READY);
+        assert_eq!(
+            READY.with_outage(None, allowed, at_second(25, 0, 59)),
+            READY
+        );
     }
 
     #[test]
     fn everything_missing_is_said_in_one_line_the_outage_first() {
         let mut contact = Contact::default();
-        contact.failed(t(0));
-        let now = t(0) + chrono::Duration::minutes(10);
+        contact.failed(at_second(25, 0, 0));
+        let now = at_second(25, 0, 0) + chrono::Duration::minutes(10);
         let r = Readiness {
             watches_up: false,
             ..READY
