@@ -13,24 +13,8 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::config::{LogFormat, Overrides};
 
-/// Exit codes shared by all commands.
-pub mod exit {
-    /// Everything is fine.
-    pub const OK: i32 = 0;
-    /// Validation found errors, or the API server's dry run refused the revision.
-    pub const INVALID: i32 = 1;
-    /// `diff`/`sync --dry-run`: there are differences (like diff(1)).
-    pub const DIFFERENCES: i32 = 2;
-    /// veer could not do its job: bad config, unreachable repository or cluster, bad flags.
-    pub const FAILURE: i32 = 3;
-    /// `sync`: some objects failed after a clean dry run (the others were applied); the
-    /// revision is partially applied.
-    pub const PARTIAL: i32 = 4;
-    /// `rollout status NS/NAME`: the rollout failed (rolled back).
-    pub const ROLLOUT_FAILED: i32 = 5;
-    /// `demo`: stopped by Ctrl-C (or SIGTERM) before the story ended (128 + SIGINT).
-    pub const INTERRUPTED: i32 = 130;
-}
+pub use veer_controller::exit;
+pub use veer_devcluster::DevClusterArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -389,27 +373,6 @@ pub struct RolloutTarget {
     /// The rollout's VirtualService as NAMESPACE/NAME.
     #[arg(value_name = "NS/NAME")]
     pub rollout: String,
-}
-
-/// `veer dev-cluster`: an embedded Kubernetes API server for tests and demos.
-#[derive(Debug, Clone, Args)]
-pub struct DevClusterArgs {
-    /// Port on 127.0.0.1 (0: any free port).
-    #[arg(long, env = "VEER_DEV_CLUSTER_PORT", default_value_t = 6443)]
-    pub port: u16,
-
-    /// Write a kubeconfig for the server here (for kubectl and `veer --kubeconfig`).
-    #[arg(
-        long,
-        env = "VEER_DEV_CLUSTER_KUBECONFIG",
-        value_name = "FILE",
-        default_value = "dev-cluster.kubeconfig"
-    )]
-    pub kubeconfig: PathBuf,
-
-    /// Keep objects in this file across restarts.
-    #[arg(long, env = "VEER_DEV_CLUSTER_STATE", value_name = "FILE")]
-    pub state: Option<PathBuf>,
 }
 
 /// `veer synthetic-exporter` (hidden; for tests and the demo): serve synthetic Istio metrics

@@ -1,38 +1,17 @@
-//! veer: a GitOps controller for Istio traffic.
+//! veer: a GitOps controller for Istio traffic, as one binary for users.
 //!
-//! The pipeline: `source` (git) → `manifest` → `validate` → `cluster` (live state) → `diff` →
-//! `sync` → `rollout` → `analysis` → `notify`. What decides is pure and lives in crates that
-//! cannot name an I/O crate: `veer-model` (the vocabulary: manifests, diagnostics, kinds),
-//! `veer-fields` (server-side apply's field sets) and `veer-core` (validate, diff, rollout,
-//! the pure half of analysis). This crate holds the edges (git, the cluster, HTTP, Slack,
-//! Prometheus' client), the controller that joins them, and the binary. The pure crates are
-//! re-exported under their usual paths (`veer::manifest`, `crate::diff`, …).
+//! This crate is the binary's command line (`cli`) and one name for the workspace's crates, so
+//! `veer::manifest`, `veer::controller` or `veer::devcluster` read the same everywhere:
+//! `veer-controller` (the product: edges and controller, which re-exports the pure crates
+//! `veer-model`, `veer-fields` and `veer-core`), `veer-devcluster` (the embedded API server and
+//! the synthetic Istio exporter, for tests, the demo and trying veer without a cluster) and
+//! `veer-demo` (`veer demo`). README's "Code layout" draws them.
+// The workspace's rule, for this crate's own code; its integration tests (tests/) may unwrap.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
-pub use veer_core::{diff, rollout, validate};
-pub use veer_fields::{fields, schema};
-pub use veer_model::{diagnostic, duration, hosts, ids, manifest, secret};
-
-/// Analysis: the pure half from `veer-core`, and the real Prometheus client.
-pub mod analysis {
-    pub use crate::prometheus_http::Prometheus;
-    pub use veer_core::analysis::*;
-}
+pub use veer_controller::*;
+pub use veer_demo as demo;
+pub use veer_devcluster as devcluster;
+pub use veer_devcluster::exporter;
 
 pub mod cli;
-pub mod cluster;
-pub mod config;
-pub mod controller;
-pub mod demo;
-pub mod devcluster;
-pub mod exporter;
-pub mod gate;
-pub mod http_client;
-pub mod leader;
-pub mod metrics;
-pub mod notify;
-pub mod pass;
-mod prometheus_http;
-pub mod server;
-pub mod shutdown;
-pub mod source;
-pub mod sync;

@@ -1,5 +1,7 @@
 //! The `veer` binary: parses the command line, resolves the configuration, sets up logging and
 //! runs one command (one module each under `cmd`). The binary is the only place `anyhow` is used.
+// The workspace's rule, for this crate's own code; its integration tests (tests/) may unwrap.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod cmd;
 

@@ -38,7 +38,8 @@ use veer::fields::{self, KeyField, ListRule, ListSemantics, ListType};
 //   affinity `labelSelector`, …) as one leaf. Not every `selector`: v1.20 owns a Service's
 //   `spec.selector` (a plain map) per key, as veer does (service-ports matches).
 // - `conflict-details` (embedded): a 409 apply conflict's `details` holds `causes` only; the
-//   embedded server adds `name`, `group` and `kind` (`src/devcluster/api.rs`, `apply_error`).
+//   embedded server adds `name`, `group` and `kind` (`apply_error` in
+//   `crates/veer-devcluster/src/api/patching.rs`).
 //   Message and causes match word for word.
 // - `engine-numbers` (engine): the engine returns `mirrorPercentage.value: 25.0` as sent; the
 //   server stores `25`. The embedded server canonicalises on store, so it matches; the diff

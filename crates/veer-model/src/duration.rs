@@ -2,6 +2,9 @@
 //! own CRD rules check with CEL `duration()`. A bare number has no unit and is refused, as
 //! Istio refuses it.
 
+mod human;
+pub use human::human_duration;
+
 use std::time::Duration;
 
 /// Parse a Go-style duration. Negative durations are refused: no Istio field takes one.

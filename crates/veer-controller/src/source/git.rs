@@ -1,0 +1,833 @@
+//! Following a git repository with libgit2: a bare cache clone, fetches with forced refspecs
+//! (so force-pushes are followed), and reading one commit's tree into manifests through the
+//! parse cache, so unchanged blobs are never parsed again.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use git2::{
+    AutotagOption, CertificateCheckStatus, Cred, CredentialType, ErrorCode, FetchOptions,
+    FetchPrune, Oid, PushOptions, RemoteCallbacks, Repository, Tree,
+};
+
+use super::spec::{Auth, GitRef, SourceSpec, UrlKind};
+use super::walk::{self, Found, Kind, TreeView};
+use super::{CommitId, FetchOutcome, LoadedRevision, Revision, SourceError};
+use crate::manifest::{ManifestSet, ParseCache, ReadOptions};
+
+/// Namespace of our own refs in the cache repository, apart from anything a user might push.
+const REF_PREFIX: &str = "refs/veer";
+
+/// libgit2's socket timeouts (it has none by default, so a silent server would hold a fetch
+/// thread forever): connecting, and each read or write.
+const CONNECT_TIMEOUT_MS: i32 = 15_000;
+const IO_TIMEOUT_MS: i32 = 60_000;
+
+/// How libgit2 maps pack files: in windows of this size, and no more than this in all before it
+/// unmaps the least recently used window. Its defaults (1 GiB windows, 8 GiB in all on 64-bit)
+/// keep every page of a pack that was read mapped: fetching and loading 200 incompressible
+/// 1 MB files (a 191 MiB pack) peaked at 221 MiB RSS, 63 MiB with these. They do not bound the
+/// indexer of a fetch, which takes its pack out of libgit2's window list: while it checksums an
+/// object, the object's packed bytes are mapped whole (file-backed pages, not heap).
+const MWINDOW_SIZE: usize = 8 * 1024 * 1024;
+const MWINDOW_MAPPED_LIMIT: usize = 32 * 1024 * 1024;
+
+static LIBGIT2_OPTIONS: std::sync::Once = std::sync::Once::new();
+
+/// libgit2's global settings, set once before the first repository is opened: socket timeouts
+/// and bounded pack mappings. (Its object cache keeps no blobs by default, and only objects of
+/// 4 KiB at most of other types: left as it is.)
+fn set_libgit2_options() {
+    LIBGIT2_OPTIONS.call_once(|| {
+        // SAFETY: these write libgit2 globals without locking. They run once, inside
+        // `call_once` (other threads wait for it), from `GitSource::open`, before the first
+        // repository of a `GitSource` exists. Every network operation and every pack read of
+        // the binary goes through a `GitSource`, except `veer demo`'s own repository
+        // (`demo::repo`), which lives in the `veer demo` process; that process opens no
+        // `GitSource` (the veer it shows runs as a child process), so no libgit2 call can be
+        // reading the globals while they are written.
+        unsafe {
+            let _ = git2::opts::set_server_connect_timeout_in_milliseconds(CONNECT_TIMEOUT_MS);
+            let _ = git2::opts::set_server_timeout_in_milliseconds(IO_TIMEOUT_MS);
+            let _ = git2::opts::set_mwindow_size(MWINDOW_SIZE);
+            let _ = git2::opts::set_mwindow_mapped_limit(MWINDOW_MAPPED_LIMIT);
+        }
+    });
+}
+
+/// A followed repository and its bare cache clone.
+pub struct GitSource {
+    spec: SourceSpec,
+    repo: Repository,
+    fetched: Option<CommitId>,
+    /// The last loaded commit and its manifest files (path → content id), for change lists.
+    loaded: Option<(CommitId, BTreeMap<String, String>)>,
+    timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for GitSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitSource")
+            .field("url", &self.spec.url.text)
+            .field("reference", &self.spec.reference)
+            .field("fetched", &self.fetched)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GitSource {
+    /// Open (or create) the bare cache repository in `cache_dir`. Nothing is fetched yet.
+    pub fn open(spec: SourceSpec, cache_dir: &Path) -> Result<Self, SourceError> {
+        set_libgit2_options();
+        let sends_secret = match &spec.auth {
+            Auth::Token(_) | Auth::Basic { .. } => true,
+            Auth::None | Auth::SshKey { .. } => false,
+        };
+        if sends_secret && spec.url.kind == UrlKind::Http {
+            tracing::warn!(
+                url = %spec.url.text,
+                "credentials will be sent over plain http; use https outside a trusted network"
+            );
+        }
+        let cache_err = |e: &dyn std::fmt::Display| SourceError::Cache {
+            dir: cache_dir.display().to_string(),
+            message: e.to_string(),
+        };
+        let repo = if cache_dir.join("HEAD").exists() {
+            Repository::open_bare(cache_dir).map_err(|e| cache_err(&e.message()))?
+        } else {
+            std::fs::create_dir_all(cache_dir).map_err(|e| cache_err(&e))?;
+            Repository::init_bare(cache_dir).map_err(|e| cache_err(&e.message()))?
+        };
+        read_local_objects_in_place(&repo, &spec);
+        Ok(Self {
+            spec,
+            repo,
+            fetched: None,
+            loaded: None,
+            timeout: None,
+        })
+    }
+
+    pub fn spec(&self) -> &SourceSpec {
+        &self.spec
+    }
+
+    /// The commit the last successful fetch resolved.
+    pub fn last_fetched(&self) -> Option<&CommitId> {
+        self.fetched.as_ref()
+    }
+
+    /// The commit last loaded.
+    pub fn last_loaded(&self) -> Option<&CommitId> {
+        self.loaded.as_ref().map(|(c, _)| c)
+    }
+
+    /// Abort transfers that run longer than this (checked while data flows; the caller's own
+    /// timeout covers a server that never answers).
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeout = timeout;
+    }
+
+    fn url(&self) -> String {
+        self.spec.url.text.clone()
+    }
+
+    fn local_ref(&self) -> Option<String> {
+        match &self.spec.reference {
+            GitRef::Branch(b) => Some(format!("{REF_PREFIX}/heads/{b}")),
+            GitRef::Tag(t) => Some(format!("{REF_PREFIX}/tags/{t}")),
+            GitRef::Commit(_) => None,
+        }
+    }
+
+    fn refspecs(&self) -> Vec<String> {
+        match &self.spec.reference {
+            GitRef::Branch(b) => vec![format!("+refs/heads/{b}:{REF_PREFIX}/heads/{b}")],
+            GitRef::Tag(t) => vec![format!("+refs/tags/{t}:{REF_PREFIX}/tags/{t}")],
+            // A bare commit id cannot be asked for on every server (it needs
+            // uploadpack.allowReachableSHA1InWant), so fetch every branch and tag and look it up.
+            GitRef::Commit(_) => vec![
+                format!("+refs/heads/*:{REF_PREFIX}/heads/*"),
+                format!("+refs/tags/*:{REF_PREFIX}/tags/*"),
+            ],
+        }
+    }
+
+    /// Fetch the followed ref and say whether its commit moved since the previous fetch.
+    pub fn fetch(&mut self) -> Result<FetchOutcome, SourceError> {
+        let commit = self.fetch_ref()?;
+        let outcome = FetchOutcome::classify(self.fetched.as_ref(), commit.clone());
+        self.fetched = Some(commit);
+        Ok(outcome)
+    }
+
+    /// Fetch the followed ref and resolve it, without recording it as seen: a revert fetches
+    /// too, and must not make the poller believe it already loaded the tip.
+    pub(super) fn fetch_ref(&self) -> Result<CommitId, SourceError> {
+        let url = self.url();
+        // Forget our copy of the ref first, so a ref deleted on the server is noticed instead
+        // of silently serving the old commit.
+        if let Some(name) = self.local_ref()
+            && let Ok(mut r) = self.repo.find_reference(&name)
+        {
+            r.delete().map_err(|e| SourceError::Cache {
+                dir: self.repo.path().display().to_string(),
+                message: e.message().to_string(),
+            })?;
+        }
+        self.drop_dangling_refs()?;
+        let transfer = Transfer::new(self.timeout);
+        let mut callbacks = self.callbacks(&transfer);
+        callbacks.transfer_progress(|_| !transfer.past_deadline());
+        let mut options = FetchOptions::new();
+        options
+            .remote_callbacks(callbacks)
+            .download_tags(AutotagOption::None)
+            .prune(FetchPrune::On)
+            .update_fetchhead(false);
+        let refspecs = self.refspecs();
+        let result = self
+            .repo
+            .remote_anonymous(&url)
+            .and_then(|mut remote| remote.fetch(&refspecs, Some(&mut options), None));
+        if let Err(e) = result {
+            return Err(transfer.error(&url, &e));
+        }
+        self.resolve()
+    }
+
+    /// Delete our refs whose object is not in the object database. A local source is read in
+    /// place (see [`read_local_objects_in_place`]), so a cache that then follows another URL
+    /// keeps refs to objects it never had, and libgit2's fetch negotiation, which walks every
+    /// ref, would fail on them.
+    fn drop_dangling_refs(&self) -> Result<(), SourceError> {
+        let cache_err = |e: git2::Error| SourceError::Cache {
+            dir: self.repo.path().display().to_string(),
+            message: e.message().to_string(),
+        };
+        let odb = self.repo.odb().map_err(cache_err)?;
+        let mut dangling = Vec::new();
+        for r in self
+            .repo
+            .references_glob(&format!("{REF_PREFIX}/*"))
+            .map_err(cache_err)?
+        {
+            let r = r.map_err(cache_err)?;
+            if r.target().is_some_and(|oid| !odb.exists(oid)) {
+                dangling.push(r);
+            }
+        }
+        for mut r in dangling {
+            r.delete().map_err(cache_err)?;
+        }
+        Ok(())
+    }
+
+    /// Push `local_ref` of the cache repository to `remote_ref` (never forced), with the
+    /// fetch's credentials and host-key check. `Ok(Some(reason))`: the server (or libgit2, for
+    /// a remote tip we do not have) refused the update, e.g. because someone pushed meanwhile.
+    /// libgit2 cannot abort an upload from a callback, so a stalled push ends on its socket
+    /// timeouts (see [`IO_TIMEOUT_MS`]), not on [`GitSource::set_timeout`].
+    pub(super) fn push(
+        &self,
+        local_ref: &str,
+        remote_ref: &str,
+    ) -> Result<Option<String>, SourceError> {
+        let url = self.url();
+        let transfer = Transfer::new(self.timeout);
+        let callbacks = self.callbacks(&transfer);
+        let refspec = format!("{local_ref}:{remote_ref}");
+        self.repo
+            .remote_anonymous(&url)
+            .and_then(|mut remote| Self::push_refspec(&mut remote, &refspec, callbacks))
+            .map_err(|e| transfer.error(&url, &e))
+    }
+
+    /// Push `refspec` (never forced) through `remote` with `callbacks` (credentials, host-key
+    /// check), for [`GitSource::push`] and `veer demo`'s repository. `Ok(Some(reason))`: the
+    /// remote refused the update, in its report on the ref or, for a remote tip we do not
+    /// have, in libgit2's not-fast-forward error; `Err` for anything else.
+    pub fn push_refspec(
+        remote: &mut git2::Remote<'_>,
+        refspec: &str,
+        callbacks: RemoteCallbacks<'_>,
+    ) -> Result<Option<String>, git2::Error> {
+        let rejected: RefCell<Option<String>> = RefCell::new(None);
+        let mut callbacks = callbacks;
+        callbacks.push_update_reference(|_name, status| {
+            if let Some(reason) = status {
+                *rejected.borrow_mut() = Some(reason.to_string());
+            }
+            Ok(())
+        });
+        let mut options = PushOptions::new();
+        options.remote_callbacks(callbacks);
+        match remote.push(&[refspec], Some(&mut options)) {
+            Ok(()) => Ok(rejected.take()),
+            Err(e) if e.code() == ErrorCode::NotFastForward => Ok(Some(e.message().to_string())),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Remote callbacks shared by fetch and push: credentials (each kind tried once) and, for
+    /// SSH, the known_hosts check.
+    fn callbacks<'a>(&'a self, transfer: &'a Transfer) -> RemoteCallbacks<'a> {
+        let mut callbacks = RemoteCallbacks::new();
+        let mut tried: HashSet<u32> = HashSet::new();
+        let spec = &self.spec;
+        callbacks.credentials(move |_url, user_from_url, allowed| {
+            credentials(
+                spec,
+                user_from_url,
+                allowed,
+                &mut tried,
+                &transfer.secret_error,
+            )
+        });
+        if let Auth::SshKey { known_hosts, .. } = &spec.auth {
+            let host_port = ssh_host_port(spec);
+            callbacks.certificate_check(move |cert, host| {
+                check_host_key(cert, host, host_port.as_ref(), known_hosts)
+            });
+        }
+        callbacks
+    }
+
+    /// The bare cache repository, for building commits in it.
+    pub(super) fn repo(&self) -> &Repository {
+        &self.repo
+    }
+
+    fn resolve(&self) -> Result<CommitId, SourceError> {
+        let not_found = || SourceError::RefNotFound {
+            url: self.url(),
+            reference: self.spec.reference.to_string(),
+        };
+        let oid = match (&self.spec.reference, self.local_ref()) {
+            (GitRef::Commit(sha), _) => {
+                let oid = Oid::from_str(sha).map_err(|_| not_found())?;
+                self.repo.find_commit(oid).map_err(|_| not_found())?.id()
+            }
+            (GitRef::Branch(_) | GitRef::Tag(_), Some(name)) => self
+                .repo
+                .find_reference(&name)
+                .and_then(|r| r.peel_to_commit())
+                .map_err(|_| not_found())?
+                .id(),
+            (GitRef::Branch(_) | GitRef::Tag(_), None) => return Err(not_found()),
+        };
+        Ok(CommitId(oid.to_string()))
+    }
+
+    /// Read the manifests of `commit` (under the sub-path). Files whose blob was parsed before
+    /// come from `cache`; the cache is then pruned to this commit's files.
+    pub fn load(
+        &mut self,
+        commit: &CommitId,
+        options: &ReadOptions,
+        cache: &mut ParseCache,
+    ) -> Result<LoadedRevision, SourceError> {
+        let url = self.url();
+        let read_err = |what: &str, e: git2::Error| SourceError::Read {
+            location: format!("{what} of {url}"),
+            message: format!(
+                "{}; the cache may be damaged: delete it so veer re-clones",
+                e.message()
+            ),
+        };
+        let oid = Oid::from_str(&commit.0).map_err(|e| read_err("commit id", e))?;
+        let c = self
+            .repo
+            .find_commit(oid)
+            .map_err(|e| read_err(&format!("commit {commit}"), e))?;
+        let revision = revision_of(commit, &c);
+        let root = c
+            .tree()
+            .map_err(|e| read_err(&format!("tree of commit {commit}"), e))?;
+        let view = GitView {
+            repo: &self.repo,
+            root,
+        };
+        let base = self.spec.sub_path.clone().unwrap_or_default();
+        if !base.is_empty() && view.kind(&base) != Some(Kind::Dir) {
+            return Err(SourceError::SubPathMissing {
+                url,
+                commit: commit.0.clone(),
+                path: base,
+            });
+        }
+        let (files, diagnostics) = walk::collect(&view, &base)?;
+        let mut set = ManifestSet {
+            manifests: Vec::new(),
+            diagnostics,
+        };
+        let mut ids = BTreeMap::new();
+        let mut live = HashSet::new();
+        let mut parsed_files = 0;
+        let odb = self
+            .repo
+            .odb()
+            .map_err(|e| read_err("object database", e))?;
+        for Found { path, real } in files {
+            let entry = view.entry(&real).ok_or_else(|| SourceError::Read {
+                location: format!("{real} at commit {commit} of {url}"),
+                message: "listed but not found".to_string(),
+            })?;
+            let id = entry.id();
+            let content_id = id.to_string();
+            ids.insert(path.clone(), content_id.clone());
+            // A cached blob passed the size check when it was parsed: skip the header read.
+            if !cache.contains(&path, &content_id) {
+                let (size, _) = odb
+                    .read_header(id)
+                    .map_err(|e| read_err(&format!("blob of {real}"), e))?;
+                if let Some(d) = crate::manifest::too_large(&path, size as u64, options) {
+                    set.diagnostics.push(d);
+                    continue;
+                }
+            }
+            let repo = &self.repo;
+            let (parsed, hit) = cache.get_or_parse(
+                &path,
+                &content_id,
+                || {
+                    repo.find_blob(id)
+                        .map(|b| b.content().to_vec())
+                        .unwrap_or_default()
+                },
+                options,
+            );
+            if !hit {
+                parsed_files += 1;
+            }
+            live.insert((path, content_id));
+            set.extend(&parsed);
+        }
+        cache.retain(&live);
+        let changed_files = changed(self.loaded.as_ref().map(|(_, m)| m), &ids);
+        self.loaded = Some((commit.clone(), ids));
+        Ok(LoadedRevision {
+            revision,
+            set,
+            changed_files,
+            parsed_files,
+        })
+    }
+}
+
+/// A local source (a path or a `file://` URL) is read in place: its object directory becomes an
+/// alternate of the cache's object database, in memory only (nothing is written to the cache's
+/// `objects/info/alternates`). The fetch then finds every commit it wants already present,
+/// copies nothing and only moves our refs. Otherwise libgit2's local transport builds a pack
+/// in this process for the fetch, reading every object it sends whole (and, to find deltas,
+/// pairs of them): 1.03 GiB RSS for one 1 GiB blob. A path that is not a repository is left to
+/// the fetch to report.
+fn read_local_objects_in_place(repo: &Repository, spec: &SourceSpec) {
+    let path = match spec.url.kind {
+        UrlKind::LocalPath => Some(PathBuf::from(&spec.url.text)),
+        UrlKind::File => url::Url::parse(&spec.url.text)
+            .ok()
+            .and_then(|u| u.to_file_path().ok()),
+        UrlKind::Git | UrlKind::Http | UrlKind::Https | UrlKind::Ssh | UrlKind::Scp => None,
+    };
+    let Some(source) = path.and_then(|p| Repository::open(p).ok()) else {
+        return;
+    };
+    let objects = source.commondir().join("objects");
+    let added = match (objects.to_str(), repo.odb()) {
+        (Some(dir), Ok(odb)) => odb
+            .add_disk_alternate(dir)
+            .map_err(|e| e.message().to_string()),
+        (None, _) => Err("the path is not UTF-8".to_string()),
+        (_, Err(e)) => Err(e.message().to_string()),
+    };
+    if let Err(message) = added {
+        // The fetch still works, by copying.
+        tracing::debug!(
+            objects = %objects.display(),
+            "cannot read the local repository's objects in place: {message}"
+        );
+    }
+}
+
+/// What the callbacks of one network operation learnt, beyond libgit2's error.
+struct Transfer {
+    deadline: Option<(Instant, Duration)>,
+    timed_out: Cell<bool>,
+    /// A secret that cannot be read is reported as such, not as a refusal by the server.
+    secret_error: RefCell<Option<SourceError>>,
+}
+
+impl Transfer {
+    fn new(timeout: Option<Duration>) -> Self {
+        Transfer {
+            deadline: timeout.map(|t| (Instant::now() + t, t)),
+            timed_out: Cell::new(false),
+            secret_error: RefCell::new(None),
+        }
+    }
+
+    /// Checked while data flows; returning true aborts the transfer.
+    fn past_deadline(&self) -> bool {
+        match self.deadline {
+            Some((at, _)) if Instant::now() > at => {
+                self.timed_out.set(true);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn error(&self, url: &str, e: &git2::Error) -> SourceError {
+        if let Some(secret) = self.secret_error.take() {
+            return secret;
+        }
+        if self.timed_out.get()
+            && let Some((_, after)) = self.deadline
+        {
+            return SourceError::Timeout {
+                url: url.to_string(),
+                after,
+            };
+        }
+        map_fetch_error(url, e)
+    }
+}
+
+/// Paths added, removed or whose content id differs. Pure.
+fn changed(
+    before: Option<&BTreeMap<String, String>>,
+    after: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let Some(before) = before else {
+        return after.keys().cloned().collect();
+    };
+    let paths: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    paths
+        .into_iter()
+        .filter(|p| before.get(*p) != after.get(*p))
+        .cloned()
+        .collect()
+}
+
+fn revision_of(commit: &CommitId, c: &git2::Commit<'_>) -> Revision {
+    let summary = match c.summary() {
+        Ok(Some(s)) => s.to_string(),
+        Ok(None) => String::new(),
+        Err(_) => String::from_utf8_lossy(c.summary_bytes().unwrap_or_default()).into_owned(),
+    };
+    let author = c.author();
+    let author = format!(
+        "{} <{}>",
+        String::from_utf8_lossy(author.name_bytes()),
+        String::from_utf8_lossy(author.email_bytes())
+    );
+    let time = chrono::DateTime::from_timestamp(c.time().seconds(), 0).unwrap_or_default();
+    Revision {
+        commit: commit.clone(),
+        summary,
+        author,
+        time,
+    }
+}
+
+fn map_fetch_error(url: &str, e: &git2::Error) -> SourceError {
+    let message = e.message().to_string();
+    match e.code() {
+        ErrorCode::Auth => SourceError::Auth {
+            url: url.to_string(),
+            message,
+        },
+        ErrorCode::Certificate => SourceError::HostKey {
+            url: url.to_string(),
+            message,
+        },
+        _ => SourceError::Fetch {
+            url: url.to_string(),
+            message,
+        },
+    }
+}
+
+/// Answer libgit2's credential requests once per kind: a rejected credential is asked for
+/// again forever otherwise. Secrets are read here, at use time.
+fn credentials(
+    spec: &SourceSpec,
+    user_from_url: Option<&str>,
+    allowed: CredentialType,
+    tried: &mut HashSet<u32>,
+    secret_error: &RefCell<Option<SourceError>>,
+) -> Result<Cred, git2::Error> {
+    if !tried.insert(allowed.bits()) {
+        return Err(git2::Error::new(
+            ErrorCode::Auth,
+            git2::ErrorClass::Net,
+            "the server rejected the configured credentials",
+        ));
+    }
+    let secret = |s: &super::SecretSource| {
+        s.read().map_err(|e| {
+            let message = e.to_string();
+            *secret_error.borrow_mut() = Some(e.into());
+            git2::Error::new(ErrorCode::Auth, git2::ErrorClass::Net, message)
+        })
+    };
+    match &spec.auth {
+        Auth::None => Err(git2::Error::new(
+            ErrorCode::Auth,
+            git2::ErrorClass::Net,
+            "the server asks for credentials but the source has no `auth` configured",
+        )),
+        Auth::Token(token) => Cred::userpass_plaintext(
+            user_from_url.unwrap_or("x-access-token"),
+            secret(token)?.expose(),
+        ),
+        Auth::Basic { username, password } => {
+            Cred::userpass_plaintext(username, secret(password)?.expose())
+        }
+        Auth::SshKey {
+            private_key,
+            passphrase,
+            ..
+        } => {
+            let user = user_from_url.or(spec.ssh_user()).unwrap_or("git");
+            if allowed.contains(CredentialType::USERNAME) {
+                return Cred::username(user);
+            }
+            let passphrase = passphrase.as_ref().map(secret).transpose()?;
+            Cred::ssh_key(
+                user,
+                None,
+                private_key,
+                passphrase.as_ref().map(|p| p.expose()),
+            )
+        }
+    }
+}
+
+/// Host and port of an SSH URL, for known_hosts lookups.
+fn ssh_host_port(spec: &SourceSpec) -> Option<(String, u16)> {
+    let text = &spec.url.text;
+    let authority = match spec.url.kind {
+        UrlKind::Ssh => text.split_once("://")?.1.split('/').next()?,
+        UrlKind::Scp => text.split(':').next()?,
+        UrlKind::LocalPath | UrlKind::File | UrlKind::Git | UrlKind::Http | UrlKind::Https => {
+            return None;
+        }
+    };
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    match host_port.rsplit_once(':') {
+        Some((host, port)) if spec.url.kind == UrlKind::Ssh => {
+            Some((host.to_string(), port.parse().ok()?))
+        }
+        _ => Some((host_port.to_string(), 22)),
+    }
+}
+
+/// Accept the server only if its exact key is listed for it in `known_hosts` (plain host
+/// entries, as `ssh-keyscan` writes them; hashed entries are not supported).
+fn check_host_key(
+    cert: &git2::cert::Cert<'_>,
+    host: &str,
+    host_port: Option<&(String, u16)>,
+    known_hosts: &PathBuf,
+) -> Result<CertificateCheckStatus, git2::Error> {
+    let refuse = |msg: String| git2::Error::new(ErrorCode::Certificate, git2::ErrorClass::Ssh, msg);
+    let Some(key) = cert.as_hostkey().and_then(|k| k.hostkey()) else {
+        return Err(refuse("the server offered no SSH host key".to_string()));
+    };
+    let text = std::fs::read_to_string(known_hosts).map_err(|e| {
+        refuse(format!(
+            "cannot read known_hosts file {}: {e}",
+            known_hosts.display()
+        ))
+    })?;
+    let port = host_port.map_or(22, |(_, p)| *p);
+    let names = if port == 22 {
+        vec![host.to_string()]
+    } else {
+        vec![format!("[{host}]:{port}")]
+    };
+    if known_host_matches(&text, &names, key) {
+        Ok(CertificateCheckStatus::CertificateOk)
+    } else {
+        Err(refuse(format!(
+            "no matching key for {} in {}",
+            names.join(", "),
+            known_hosts.display()
+        )))
+    }
+}
+
+/// Does a known_hosts text list `key` (raw SSH wire form) for one of `names`? Pure.
+fn known_host_matches(text: &str, names: &[String], key: &[u8]) -> bool {
+    text.lines().any(|line| {
+        let mut fields = line.split_whitespace();
+        let (Some(hosts), Some(_kind), Some(b64)) = (fields.next(), fields.next(), fields.next())
+        else {
+            return false;
+        };
+        if hosts.starts_with('#') || hosts.starts_with('@') {
+            return false;
+        }
+        let host_listed = hosts.split(',').any(|h| names.iter().any(|n| n == h));
+        host_listed
+            && base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .is_ok_and(|k| k == key)
+    })
+}
+
+/// A commit's tree, seen through [`TreeView`].
+struct GitView<'r> {
+    repo: &'r Repository,
+    root: Tree<'r>,
+}
+
+fn kind_of_mode(mode: i32) -> Kind {
+    match mode & 0o170000 {
+        0o040000 => Kind::Dir,
+        0o120000 => Kind::Link,
+        0o100000 => Kind::File,
+        _ => Kind::Other,
+    }
+}
+
+impl GitView<'_> {
+    fn entry(&self, path: &str) -> Option<git2::TreeEntry<'static>> {
+        self.root.get_path(Path::new(path)).ok()
+    }
+
+    /// The blob at `path`, if it is at most [`walk::SMALL_TEXT_LIMIT`] bytes: its size comes
+    /// from the object database's header first, so a larger one is never inflated.
+    fn small_blob(&self, path: &str) -> Option<Vec<u8>> {
+        let id = self.entry(path)?.id();
+        let (size, _) = self.repo.odb().ok()?.read_header(id).ok()?;
+        if size as u64 > walk::SMALL_TEXT_LIMIT {
+            return None;
+        }
+        let blob = self.repo.find_blob(id).ok()?;
+        Some(blob.content().to_vec())
+    }
+}
+
+impl TreeView for GitView<'_> {
+    fn list(&self, dir: &str) -> Result<Vec<(String, Kind)>, SourceError> {
+        let sub;
+        let tree = if dir.is_empty() {
+            &self.root
+        } else {
+            sub = self
+                .entry(dir)
+                .and_then(|e| e.to_object(self.repo).ok())
+                .and_then(|o| o.into_tree().ok())
+                .ok_or_else(|| SourceError::Read {
+                    location: dir.to_string(),
+                    message: "directory listed but not readable".to_string(),
+                })?;
+            &sub
+        };
+        Ok(tree
+            .iter()
+            // Names that are not UTF-8 cannot be manifest paths we report; skip them.
+            .filter_map(|e| Some((e.name().ok()?.to_string(), kind_of_mode(e.filemode()))))
+            .collect())
+    }
+
+    fn kind(&self, path: &str) -> Option<Kind> {
+        self.entry(path).map(|e| kind_of_mode(e.filemode()))
+    }
+
+    fn link_target(&self, path: &str) -> Option<String> {
+        String::from_utf8(self.small_blob(path)?).ok()
+    }
+
+    fn read_small_text(&self, path: &str) -> Option<String> {
+        String::from_utf8(self.small_blob(path)?).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_lists_added_removed_and_modified() {
+        let before: BTreeMap<String, String> = [("a.yaml", "1"), ("b.yaml", "2"), ("c.yaml", "3")]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        let after: BTreeMap<String, String> = [("a.yaml", "1"), ("b.yaml", "9"), ("d.yaml", "4")]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(
+            changed(Some(&before), &after),
+            vec!["b.yaml", "c.yaml", "d.yaml"]
+        );
+        assert_eq!(changed(None, &after), vec!["a.yaml", "b.yaml", "d.yaml"]);
+    }
+
+    #[test]
+    fn known_hosts_match_exact_host_and_key() {
+        let key = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20abcdefghijklmnopqrstuvwxyz012345";
+        let b64 = base64::engine::general_purpose::STANDARD.encode(key);
+        let text = format!("# comment\n[127.0.0.1]:2222,other ssh-ed25519 {b64}\n");
+        let names = vec!["[127.0.0.1]:2222".to_string()];
+        assert!(known_host_matches(&text, &names, key));
+        assert!(!known_host_matches(&text, &["127.0.0.1".to_string()], key));
+        assert!(!known_host_matches(&text, &names, b"other key"));
+    }
+
+    /// A commit's tree gets the walk's symlink rules, as a directory does: links to
+    /// directories are refused (never descended into, so they cannot loop), links out of the
+    /// repository too, links to files that are not manifests are ignored.
+    #[test]
+    fn directory_symlinks_in_a_tree_are_refused_not_followed() {
+        const LINK: i32 = 0o120000;
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(tmp.path()).unwrap();
+        let blob = |bytes: &[u8]| repo.blob(bytes).unwrap();
+        let tree = |entries: &[(&str, Oid, i32)]| {
+            let mut builder = repo.treebuilder(None).unwrap();
+            for (name, id, mode) in entries {
+                builder.insert(name, *id, *mode).unwrap();
+            }
+            builder.write().unwrap()
+        };
+        let svc = blob(b"apiVersion: v1\nkind: Service\nmetadata:\n  name: svc\n");
+        let v2 = tree(&[("svc.yaml", svc, 0o100644), ("self", blob(b"."), LINK)]);
+        let apps = tree(&[("v2", v2, 0o040000), ("parent", blob(b".."), LINK)]);
+        let root = tree(&[
+            ("apps", apps, 0o040000),
+            ("current", blob(b"apps/v2"), LINK),
+            ("outside", blob(b"../elsewhere"), LINK),
+            ("README", blob(b"apps/v2/svc.yaml"), LINK),
+        ]);
+        let view = GitView {
+            repo: &repo,
+            root: repo.find_tree(root).unwrap(),
+        };
+        let (found, diagnostics) = walk::collect(&view, "").unwrap();
+        let paths: Vec<&str> = found.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, vec!["apps/v2/svc.yaml"]);
+        let mut codes: Vec<(&str, &str)> = diagnostics
+            .iter()
+            .map(|d| (d.file.as_str(), d.code))
+            .collect();
+        codes.sort_unstable();
+        assert_eq!(
+            codes,
+            vec![
+                ("apps/parent", "symlink-to-directory"),
+                ("apps/v2/self", "symlink-to-directory"),
+                ("current", "symlink-to-directory"),
+                ("outside", "symlink-outside-repo"),
+            ]
+        );
+    }
+}
