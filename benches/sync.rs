@@ -36,7 +36,7 @@ use veer::controller::{
     Controller, ControllerOptions, Pass, desired_objects, next_state, plan_context,
     report_without_writes,
 };
-use veer::diff::{self, Action, Plan};
+use veer::diff::{self, ObjectAction, Plan};
 use veer::manifest::{self, ManifestSet, ObjectKey, ReadOptions};
 use veer::source::{CommitId, LoadedRevision, PollOutcome, Revision};
 use veer::sync::state::StateLocation;
@@ -344,7 +344,7 @@ fn actions(plan: &Plan) -> (usize, String) {
     let changes = plan
         .objects
         .iter()
-        .filter(|o| !matches!(o.action, Action::Unchanged))
+        .filter(|o| !matches!(o.action, ObjectAction::Unchanged))
         .count();
     let text = by
         .iter()

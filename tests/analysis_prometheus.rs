@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use prometheus_support::PrometheusServer;
 use veer::analysis::{
-    AnalysisVerdict, BaselineVerdict, Builtin, Check, Comparison, Metric, MetricQuery,
-    MetricsErrorKind, MetricsProvider, Prometheus, PrometheusConfig, QueryOutcome, QueryTemplate,
-    RangeOutcome, SampleRange, ThresholdRange, Vars, WorseWhen, analyse,
+    AnalysisVerdict, BaselineVerdict, BuiltinMetric, BuiltinQuery, Check, Comparison, Direction,
+    Metric, MetricQuery, MetricsErrorKind, MetricsProvider, Prometheus, PrometheusConfig,
+    QueryOutcome, QueryTemplate, RangeOutcome, SampleRange, ThresholdRange, Vars, analyse,
 };
 use veer::exporter::{Behaviour, Exporter, ExporterConfig, ServiceKey, Split};
 
@@ -50,13 +50,13 @@ fn metrics() -> Vec<Metric> {
     vec![
         Metric {
             name: "request-success-rate".into(),
-            query: MetricQuery::Builtin(Builtin::RequestSuccessRate),
+            query: MetricQuery::Builtin(BuiltinMetric::RequestSuccessRate),
             threshold: ThresholdRange::new(Some(99.0), None).unwrap(),
             baseline: None,
         },
         Metric {
             name: "request-duration".into(),
-            query: MetricQuery::Builtin(Builtin::RequestDuration),
+            query: MetricQuery::Builtin(BuiltinMetric::RequestDuration),
             threshold: ThresholdRange::new(None, Some(500.0)).unwrap(),
             baseline: None,
         },
@@ -454,7 +454,7 @@ async fn range_queries_sample_every_step_with_typed_outcomes() {
             Some(Split::weights([("v1", 50), ("v2", 50)])),
         )
         .unwrap();
-    let p99 = Builtin::RequestDuration
+    let p99 = BuiltinMetric::RequestDuration
         .template()
         .render(&vars("reviews", "v2"))
         .unwrap();
@@ -495,13 +495,13 @@ async fn range_queries_sample_every_step_with_typed_outcomes() {
 fn p99_compared_with(old: &str) -> Metric {
     Metric {
         name: "p99".into(),
-        query: MetricQuery::Builtin(Builtin::RequestDuration),
+        query: MetricQuery::Builtin(BuiltinMetric::RequestDuration),
         threshold: ThresholdRange::new(None, Some(500.0)).unwrap(),
         baseline: Some(Comparison {
             alpha: 0.05,
             allowance: 0.0,
             range: last_seconds(8),
-            against: Ok((vars("reviews", old), WorseWhen::Higher)),
+            against: Ok((vars("reviews", old), Direction::Increase)),
         }),
     }
 }

@@ -19,6 +19,9 @@ mod immutable;
 #[path = "conformance/all_or_nothing.rs"]
 mod all_or_nothing;
 
+#[path = "conformance/mailbox.rs"]
+mod mailbox;
+
 /// Each scenario of `module` twice: `<scenario>::embedded` and `<scenario>::real`.
 macro_rules! matrix {
     ($module:ident: $($scenario:ident),* $(,)?) => {$(
@@ -60,3 +63,5 @@ matrix!(
     a_revision_the_server_refuses_writes_nothing,
     a_refused_revision_is_asked_again_at_each_pass,
 );
+
+matrix!(mailbox: a_command_written_mid_pass_is_never_lost);

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use veer::metrics::{Bound, CheckVerdict, Metrics};
+use veer::analysis::Judgement;
+use veer::metrics::{Bound, Metrics};
 use veer::pass::PassOutcome;
 
 fn dashboard() -> Value {
@@ -46,7 +47,7 @@ fn exported() -> (BTreeSet<String>, BTreeSet<String>) {
     m.record_git_fetch_error(Duration::from_millis(40), "timeout");
     m.set_rollout_weight("shop/reviews", 20.0);
     m.set_rollout_phase("shop/reviews", "progressing");
-    m.record_check("error-rate", CheckVerdict::Pass);
+    m.record_check("error-rate", Judgement::Pass);
     m.set_metric_value("shop/reviews", "error-rate", 0.01);
     m.set_metric_threshold("shop/reviews", "error-rate", Bound::Max, Some(0.05));
     m.set_baseline_p_value("shop/reviews", "error-rate", Some(0.4));

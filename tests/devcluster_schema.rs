@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use serde_json::{Value, json};
 use veer::cluster::Cluster;
-use veer::diff::{Action, DesiredObject, PlanContext, desired_hash, plan};
+use veer::diff::{DesiredObject, ObjectAction, PlanContext, desired_hash, plan};
 use veer::fields::{KeyField, ListSemantics, ListType};
 use veer::manifest::ObjectKey;
 
@@ -98,7 +98,7 @@ fn key_of(value: &Value) -> ObjectKey {
 
 /// veer's plan of `desired` (applied by veer at this content) against the live cluster, with
 /// the list rules the cluster publishes.
-async fn plan_against(cluster: &Cluster, desired: &[Value]) -> Vec<Action> {
+async fn plan_against(cluster: &Cluster, desired: &[Value]) -> Vec<ObjectAction> {
     let keys: Vec<ObjectKey> = desired.iter().map(key_of).collect();
     let live = cluster.live(&keys).await.expect("live state");
     let mut ctx = PlanContext::new("veer");
@@ -157,7 +157,7 @@ async fn custom_resource_numbers_are_stored_canonically() {
     let cluster = Cluster::new(client);
     assert_eq!(
         plan_against(&cluster, &[mirroring()]).await,
-        [Action::Unchanged]
+        [ObjectAction::Unchanged]
     );
 }
 
@@ -212,7 +212,7 @@ async fn service_entry_ports_are_owned_per_port_name() {
     let cluster = Cluster::new(client);
     assert_eq!(
         plan_against(&cluster, &[service_entry()]).await,
-        [Action::Unchanged]
+        [ObjectAction::Unchanged]
     );
 }
 
@@ -308,7 +308,7 @@ async fn an_applied_crd_s_markers_drive_apply_and_veer_s_rules() {
     );
     assert_eq!(
         plan_against(&cluster, &[gadget()]).await,
-        [Action::Unchanged]
+        [ObjectAction::Unchanged]
     );
 }
 

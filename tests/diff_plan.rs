@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use veer::diff::{
-    self, Action, Cause, DesiredObject, Plan, PlanContext, PruneSkipReason, desired_hash, order,
-    plan,
+    self, Cause, DesiredObject, ObjectAction, Plan, PlanContext, PruneSkipReason, desired_hash,
+    order, plan,
 };
 use veer::fields::{FieldPath, PathElement, apply, update};
 use veer::manifest::ObjectKey;
@@ -125,7 +125,7 @@ fn config_map(name: &str) -> Value {
            "metadata": {"name": name, "namespace": "shop"}, "data": {"a": "1"}})
 }
 
-fn action_of<'p>(plan: &'p Plan, value: &Value) -> &'p Action {
+fn action_of<'p>(plan: &'p Plan, value: &Value) -> &'p ObjectAction {
     &plan.get(&key_of(value)).expect("object in plan").action
 }
 
@@ -136,7 +136,7 @@ fn a_new_object_is_created() {
         &BTreeMap::new(),
         &PlanContext::new("veer"),
     );
-    assert_eq!(action_of(&p, &deployment()), &Action::Create);
+    assert_eq!(action_of(&p, &deployment()), &ObjectAction::Create);
     assert!(p.has_changes());
 }
 
@@ -148,7 +148,7 @@ fn server_fields_and_defaults_never_show() {
         &live_map(&[live]),
         &context_for(&[deployment()]),
     );
-    assert_eq!(action_of(&p, &deployment()), &Action::Unchanged);
+    assert_eq!(action_of(&p, &deployment()), &ObjectAction::Unchanged);
     assert!(!p.has_changes());
 }
 
@@ -161,7 +161,7 @@ fn a_git_change_is_an_update_caused_by_git() {
         &live_map(&[live]),
         &ctx,
     );
-    let Action::Update { changes, cause } = action_of(&p, &virtual_service(90, 10)) else {
+    let ObjectAction::Update { changes, cause } = action_of(&p, &virtual_service(90, 10)) else {
         panic!("not an update: {p:?}");
     };
     assert_eq!(*cause, Cause::GitChange);
@@ -197,7 +197,7 @@ fn a_hand_edit_of_a_managed_field_is_drift() {
         &live_map(&[edited]),
         &context_for(&[deployment()]),
     );
-    let Action::Update { changes, cause } = action_of(&p, &deployment()) else {
+    let ObjectAction::Update { changes, cause } = action_of(&p, &deployment()) else {
         panic!("not an update: {p:?}");
     };
     assert_eq!(*cause, Cause::Drift);
@@ -221,7 +221,7 @@ fn a_field_git_dropped_shows_as_removal_only_when_veer_alone_owned_it() {
         &live_map(std::slice::from_ref(&live)),
         &context_for(&[deployment()]),
     );
-    let Action::Update { changes, cause } = action_of(&p, &without) else {
+    let ObjectAction::Update { changes, cause } = action_of(&p, &without) else {
         panic!("not an update: {p:?}");
     };
     assert_eq!(*cause, Cause::GitChange);
@@ -239,7 +239,7 @@ fn a_field_git_dropped_shows_as_removal_only_when_veer_alone_owned_it() {
         &live_map(&[co_owned]),
         &context_for(&[deployment()]),
     );
-    assert_eq!(action_of(&p, &without), &Action::Unchanged);
+    assert_eq!(action_of(&p, &without), &ObjectAction::Unchanged);
 }
 
 #[test]
@@ -253,7 +253,7 @@ fn a_label_someone_else_added_is_not_noise() {
         &live_map(&[edited]),
         &context_for(&[deployment()]),
     );
-    assert_eq!(action_of(&p, &deployment()), &Action::Unchanged);
+    assert_eq!(action_of(&p, &deployment()), &ObjectAction::Unchanged);
 }
 
 #[test]
@@ -269,7 +269,7 @@ fn an_empty_map_in_git_does_not_show_what_others_put_in_it() {
         &live_map(&[annotated]),
         &context_for(std::slice::from_ref(&with_empty)),
     );
-    assert_eq!(action_of(&p, &with_empty), &Action::Unchanged);
+    assert_eq!(action_of(&p, &with_empty), &ObjectAction::Unchanged);
 }
 
 #[test]
@@ -279,7 +279,7 @@ fn objects_gone_from_git_are_pruned_only_when_veer_applied_them() {
     let mut ctx = context_for(&[config_map("old")]);
     ctx.inventory.insert(key_of(&config_map("old")));
     let p = plan(&[], &live_map(&[gone.clone(), foreign]), &ctx);
-    assert_eq!(action_of(&p, &config_map("old")), &Action::Prune);
+    assert_eq!(action_of(&p, &config_map("old")), &ObjectAction::Prune);
     assert!(
         p.get(&key_of(&config_map("foreign"))).is_none(),
         "never-applied objects are not even mentioned"
@@ -290,7 +290,7 @@ fn objects_gone_from_git_are_pruned_only_when_veer_applied_them() {
     let p = plan(&[], &live_map(&[keep]), &ctx);
     assert_eq!(
         action_of(&p, &config_map("old")),
-        &Action::PruneSkipped {
+        &ObjectAction::PruneSkipped {
             reason: PruneSkipReason::Annotation
         }
     );
@@ -301,7 +301,7 @@ fn objects_gone_from_git_are_pruned_only_when_veer_applied_them() {
     let p = plan(&[], &live_map(std::slice::from_ref(&gone)), &off);
     assert_eq!(
         action_of(&p, &config_map("old")),
-        &Action::PruneSkipped {
+        &ObjectAction::PruneSkipped {
             reason: PruneSkipReason::Disabled
         }
     );
@@ -311,7 +311,7 @@ fn objects_gone_from_git_are_pruned_only_when_veer_applied_them() {
     let p = plan(&[], &live_map(&[recreated]), &ctx);
     assert_eq!(
         action_of(&p, &config_map("old")),
-        &Action::PruneSkipped {
+        &ObjectAction::PruneSkipped {
             reason: PruneSkipReason::NotManagedByVeer
         }
     );
@@ -335,7 +335,7 @@ fn config_map_in(ns: &str, name: &str) -> Value {
 #[test]
 fn a_namespace_is_never_pruned_while_anything_that_stays_lives_in_it() {
     let shop = namespace("shop");
-    let in_use = |by: &Value, more: usize| Action::PruneSkipped {
+    let in_use = |by: &Value, more: usize| ObjectAction::PruneSkipped {
         reason: PruneSkipReason::NamespaceInUse {
             by: key_of(by),
             more,
@@ -358,7 +358,7 @@ fn a_namespace_is_never_pruned_while_anything_that_stays_lives_in_it() {
         live: Vec<Value>,
         unreadable: Vec<Value>,
         prune: bool,
-        namespace: Action,
+        namespace: ObjectAction,
     }
     let cases = vec![
         Case {
@@ -386,7 +386,7 @@ fn a_namespace_is_never_pruned_while_anything_that_stays_lives_in_it() {
             live: vec![],
             unreadable: vec![],
             prune: true,
-            namespace: Action::Prune,
+            namespace: ObjectAction::Prune,
         },
         Case {
             name: "an object veer keeps by annotation stays in it",
@@ -413,7 +413,7 @@ fn a_namespace_is_never_pruned_while_anything_that_stays_lives_in_it() {
             live: vec![shop_kept.clone()],
             unreadable: vec![],
             prune: true,
-            namespace: Action::PruneSkipped {
+            namespace: ObjectAction::PruneSkipped {
                 reason: PruneSkipReason::Annotation,
             },
         },
@@ -424,7 +424,7 @@ fn a_namespace_is_never_pruned_while_anything_that_stays_lives_in_it() {
             live: vec![],
             unreadable: vec![],
             prune: false,
-            namespace: Action::PruneSkipped {
+            namespace: ObjectAction::PruneSkipped {
                 reason: PruneSkipReason::Disabled,
             },
         },
@@ -452,7 +452,7 @@ fn a_namespace_is_never_pruned_while_anything_that_stays_lives_in_it() {
             );
         }
         // What is pruned with it goes first: the Namespace is the last prune.
-        if case.namespace == Action::Prune {
+        if case.namespace == ObjectAction::Prune {
             assert_eq!(
                 p.objects.last().map(|o| &o.key),
                 Some(&key_of(&shop)),
@@ -527,7 +527,10 @@ fn rollout_owned_weights_are_neither_drift_nor_change() {
         &live_map(std::slice::from_ref(&shifted)),
         &ctx,
     );
-    assert_eq!(action_of(&p, &virtual_service(0, 100)), &Action::Unchanged);
+    assert_eq!(
+        action_of(&p, &virtual_service(0, 100)),
+        &ObjectAction::Unchanged
+    );
 
     // Without the hook the same state is a change.
     ctx.ignore.clear();
@@ -538,7 +541,7 @@ fn rollout_owned_weights_are_neither_drift_nor_change() {
     );
     assert!(matches!(
         action_of(&p, &virtual_service(0, 100)),
-        Action::Update { .. }
+        ObjectAction::Update { .. }
     ));
 }
 
@@ -552,7 +555,7 @@ fn an_image_change_inside_a_defaulted_container_shows_only_the_image() {
         &live_map(&[live]),
         &context_for(&[deployment()]),
     );
-    let Action::Update { changes, .. } = action_of(&p, &next) else {
+    let ObjectAction::Update { changes, .. } = action_of(&p, &next) else {
         panic!("not an update: {p:?}");
     };
     assert_eq!(changes.len(), 1, "{changes:?}");
@@ -568,7 +571,7 @@ fn a_live_object_at_another_api_version_is_the_same_object() {
         &live_map(&[old_version]),
         &context_for(&[destination_rule()]),
     );
-    assert_eq!(action_of(&p, &destination_rule()), &Action::Unchanged);
+    assert_eq!(action_of(&p, &destination_rule()), &ObjectAction::Unchanged);
 }
 
 #[test]
@@ -795,7 +798,7 @@ proptest! {
         let synced = apply(Some(&live), &after, "veer", true, at(1, 1)).expect("forced apply");
         let ctx = context_for(std::slice::from_ref(&after));
         let p = plan(&desired(std::slice::from_ref(&after)), &live_map(&[server_touches(synced)]), &ctx);
-        prop_assert_eq!(&p.objects[0].action, &Action::Unchanged, "{:?}", p);
+        prop_assert_eq!(&p.objects[0].action, &ObjectAction::Unchanged, "{:?}", p);
     }
 
     /// Someone else edits in between (a drifted field and a label of their own); after a
@@ -814,7 +817,7 @@ proptest! {
         let synced = apply(Some(&edited), &after, "veer", true, at(1, 2)).expect("forced apply");
         let ctx = context_for(std::slice::from_ref(&after));
         let p = plan(&desired(std::slice::from_ref(&after)), &live_map(&[synced]), &ctx);
-        prop_assert_eq!(&p.objects[0].action, &Action::Unchanged, "{:?}", p);
+        prop_assert_eq!(&p.objects[0].action, &ObjectAction::Unchanged, "{:?}", p);
     }
 
     /// Whenever the plan says "unchanged", applying changes nothing veer can see.
@@ -829,7 +832,7 @@ proptest! {
             v["metadata"].as_object_mut().expect("map").remove("managedFields");
             v
         };
-        if p.objects[0].action == Action::Unchanged {
+        if p.objects[0].action == ObjectAction::Unchanged {
             prop_assert_eq!(strip(&live), strip(&synced));
         } else {
             prop_assert_ne!(strip(&live), strip(&synced));
@@ -855,7 +858,7 @@ proptest! {
         ctx.self_heal = self_heal;
         let p = plan(&desired(std::slice::from_ref(&wanted)), &live_map(&[edited]), &ctx);
         let o = &p.objects[0];
-        let drift = matches!(o.action, Action::Update { cause: Cause::Drift, .. });
+        let drift = matches!(o.action, ObjectAction::Update { cause: Cause::Drift, .. });
         prop_assert_eq!(p.leave_drift, !self_heal);
         prop_assert_eq!(p.writes(o), p.has_changes() && (self_heal || !drift), "{:?}", p);
         prop_assert_eq!(p.writes_anything(), p.writes(o));

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use veer::diff::{Action, DesiredObject, PlanContext, desired_hash, plan};
+use veer::diff::{DesiredObject, ObjectAction, PlanContext, desired_hash, plan};
 use veer::fields::{self, FieldSet, ListSemantics, apply_with};
 use veer::manifest::ObjectKey;
 use veer::schema::{crd_list_rules, istio_list_rules};
@@ -29,7 +29,7 @@ fn key_of(value: &Value) -> ObjectKey {
 }
 
 /// The plan of one object veer applied at its current content, against `live`.
-fn plan_one(desired: &Value, live: &Value, semantics: ListSemantics) -> Action {
+fn plan_one(desired: &Value, live: &Value, semantics: ListSemantics) -> ObjectAction {
     let mut ctx = PlanContext::new("veer");
     ctx.semantics = semantics;
     ctx.inventory.insert(key_of(desired));
@@ -75,12 +75,12 @@ fn git_s_float_equals_the_server_s_integer() {
     served["spec"]["http"][0]["route"][0]["weight"] = json!(100);
     assert_eq!(
         plan_one(&desired, &served, ListSemantics::kubernetes()),
-        Action::Unchanged
+        ObjectAction::Unchanged
     );
     // A value that really differs is still a change.
     served["spec"]["http"][0]["mirrorPercentage"]["value"] = json!(26);
     match plan_one(&desired, &served, ListSemantics::kubernetes()) {
-        Action::Update { changes, .. } => {
+        ObjectAction::Update { changes, .. } => {
             assert_eq!(changes.len(), 1, "{changes:?}");
             assert_eq!(changes[0].path, "spec.http[0].mirrorPercentage.value");
             assert_eq!(changes[0].from, Some(json!(26)));
@@ -94,7 +94,7 @@ fn git_s_float_equals_the_server_s_integer() {
     served["spec"]["http"][0]["mirrorPercentage"]["value"] = json!(2);
     assert!(matches!(
         plan_one(&desired, &served, ListSemantics::kubernetes()),
-        Action::Update { .. }
+        ObjectAction::Update { .. }
     ));
 }
 
@@ -188,7 +188,7 @@ fn keyed_service_entry_ports_diff_clean_with_the_server_s_rules() {
     let live = served_service_entry(&derived);
     assert_eq!(
         plan_one(&service_entry(), &live, derived.clone()),
-        Action::Unchanged
+        ObjectAction::Unchanged
     );
     // The embedded server's built-in Istio rules say the same as the CRD.
     assert_eq!(
@@ -197,7 +197,7 @@ fn keyed_service_entry_ports_diff_clean_with_the_server_s_rules() {
             &live,
             ListSemantics::from_server(istio_list_rules())
         ),
-        Action::Unchanged
+        ObjectAction::Unchanged
     );
     // A port git drops is a removal veer owns.
     let mut fewer = service_entry();
@@ -206,7 +206,7 @@ fn keyed_service_entry_ports_diff_clean_with_the_server_s_rules() {
         .expect("ports")
         .remove(1);
     match plan_one(&fewer, &live, derived) {
-        Action::Update { changes, .. } => {
+        ObjectAction::Update { changes, .. } => {
             assert!(!changes.is_empty());
             assert!(changes.iter().all(|c| c.path.starts_with("spec.ports")));
         }
@@ -221,7 +221,7 @@ fn keyed_service_entry_ports_show_as_missing_with_the_built_in_table_alone() {
     let live = served_service_entry(&derived);
     let old = plan_one(&service_entry(), &live, ListSemantics::kubernetes());
     match old {
-        Action::Update { changes, .. } => {
+        ObjectAction::Update { changes, .. } => {
             // The projection of live loses the ports: they read as missing, forever.
             assert_eq!(changes.len(), 1, "{changes:?}");
             assert_eq!(changes[0].path, "spec.ports");

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
 
-use veer::diff::{self, Action, DesiredObject, PlanContext, desired_hash};
+use veer::diff::{self, DesiredObject, ObjectAction, PlanContext, desired_hash};
 use veer::fields::{apply, update};
 use veer::manifest::ObjectKey;
 use veer::rollout::{DestinationId, RolloutError, TrafficSplit, detect, read_split, write_split};
@@ -183,11 +183,16 @@ fn the_diff_ignores_what_a_running_rollout_owns() {
         }];
         let live_map: BTreeMap<ObjectKey, Value> = [(key(), shifted.clone())].into();
         let p = diff::plan(&desired, &live_map, &ctx);
-        assert_eq!(p.objects[0].action, Action::Unchanged, "{:?}", p.objects[0]);
+        assert_eq!(
+            p.objects[0].action,
+            ObjectAction::Unchanged,
+            "{:?}",
+            p.objects[0]
+        );
 
         ctx.ignore.clear();
         let p = diff::plan(&desired, &live_map, &ctx);
-        assert!(matches!(p.objects[0].action, Action::Update { .. }));
+        assert!(matches!(p.objects[0].action, ObjectAction::Update { .. }));
     }
 }
 
@@ -243,7 +248,7 @@ fn rendered_phases_differ_from_git_only_in_owned_fields() {
         let p = diff::plan(&desired, &live_map, &ctx);
         assert_eq!(
             p.objects[0].action,
-            Action::Unchanged,
+            ObjectAction::Unchanged,
             "{overlay:?}: {:?}",
             p.objects[0]
         );

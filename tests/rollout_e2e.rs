@@ -1179,6 +1179,9 @@ async fn baseline_a_slower_canary_inside_its_threshold_is_rolled_back() {
     .await;
     let (code, out) = s.veer_cli(&["rollout", "status", "shop/reviews"]).await;
     assert_eq!(code, 5, "{out}");
+    // Without a name too: one rollout failed, so the command fails.
+    let (all_code, all_out) = s.veer_cli(&["rollout", "status"]).await;
+    assert_eq!(all_code, 5, "{all_out}");
     assert!(
         out.lines().any(|l| l.contains("p99-latency")
             && l.contains("<= 500")

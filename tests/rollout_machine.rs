@@ -118,6 +118,31 @@ fn health_gate_misses_its_deadline_and_rolls_back() {
 }
 
 #[test]
+fn the_health_gate_says_why_it_waits() {
+    let p = basic_policy();
+    let mut s = new_state(&split(&[("v1", 100)]), &split(&[("v2", 100)]), &p);
+    s.phase = Phase::WaitingForHealth;
+    let mut o = obs();
+    o.available = Some(false);
+    o.unavailable = Some("cannot list Deployments in shop: forbidden".into());
+    let d = decide(&s, &o, &p, t0());
+    assert_eq!(d.next.phase, Phase::WaitingForHealth);
+    assert_eq!(
+        d.next.last_hold,
+        Some(HoldReason::Unavailable {
+            why: "cannot list Deployments in shop: forbidden".into()
+        })
+    );
+    // Once available, the reason goes with the phase.
+    let d = decide(&d.next, &obs(), &p, t0());
+    assert_eq!(d.next.phase, Phase::Progressing);
+    assert_eq!(d.next.last_hold, None);
+    // A state stored before veer said why still reads.
+    let old: HoldReason = serde_json::from_str(r#"{"reason":"unavailable"}"#).unwrap();
+    assert_eq!(old, HoldReason::Unavailable { why: String::new() });
+}
+
+#[test]
 fn pre_rollout_webhooks_gate_the_first_step() {
     let p = policy(
         "interval: 1m\nthreshold: 2\nstepWeights: [50]\nwebhooks:\n- {name: smoke, type: pre-rollout, url: 'http://x.test/'}\n",
@@ -297,7 +322,10 @@ fn settled_traffic_is_analysed_after_rollout_webhooks() {
     let mut o = obs();
     o.available = Some(false);
     let d4 = decide(&s, &o, &p, t0() + TimeDelta::minutes(1));
-    assert_eq!(d4.next.last_hold, Some(HoldReason::Unavailable));
+    assert_eq!(
+        d4.next.last_hold,
+        Some(HoldReason::Unavailable { why: String::new() })
+    );
     assert_eq!(d4.next.failed_checks, 0);
 }
 

@@ -15,9 +15,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use tokio::sync::mpsc;
 
 use prometheus_support::PrometheusServer;
-use veer::analysis::{MetricsProvider, Prometheus, PrometheusConfig};
+use veer::analysis::{Judgement, MetricsProvider, Prometheus, PrometheusConfig};
 use veer::controller::Pass;
-use veer::metrics::{CheckVerdict, Metrics};
+use veer::metrics::Metrics;
 use veer::notify::webhook::sign;
 use veer::pass::PassOutcome;
 use veer::rollout::state::Phase;
@@ -745,7 +745,7 @@ fn busy_board(now: DateTime<Utc>) -> StatusBoard {
     );
     board.set_last_diff(Some(DIFF.into()));
     let at = |minutes: i64| now - chrono::Duration::minutes(minutes);
-    let check = |minutes: i64, verdict: CheckVerdict, detail: &str| CheckMark {
+    let check = |minutes: i64, verdict: Judgement, detail: &str| CheckMark {
         at: at(minutes),
         check: detail.split(' ').next().unwrap_or_default().to_string(),
         verdict,
@@ -776,14 +776,14 @@ fn busy_board(now: DateTime<Utc>) -> StatusBoard {
             },
         ],
         checks: vec![
-            check(22, CheckVerdict::Pass, "success-rate = 99.8 (wants >= 99)"),
+            check(22, Judgement::Pass, "success-rate = 99.8 (wants >= 99)"),
             check(
                 14,
-                CheckVerdict::Inconclusive,
+                Judgement::Inconclusive,
                 "latency-p99: too few requests (12 < 50)",
             ),
-            check(11, CheckVerdict::Pass, "latency-p99 = 180 (wants <= 500)"),
-            check(3, CheckVerdict::Pass, "success-rate = 99.6 (wants >= 99)"),
+            check(11, Judgement::Pass, "latency-p99 = 180 (wants <= 500)"),
+            check(3, Judgement::Pass, "success-rate = 99.6 (wants >= 99)"),
         ],
         failure: None,
     });
@@ -808,8 +808,8 @@ fn busy_board(now: DateTime<Utc>) -> StatusBoard {
             },
         ],
         checks: vec![
-            check(34, CheckVerdict::Fail, "error-rate = 7.5 (wants <= 1)"),
-            check(32, CheckVerdict::Fail, "error-rate = 9.1 (wants <= 1)"),
+            check(34, Judgement::Fail, "error-rate = 7.5 (wants <= 1)"),
+            check(32, Judgement::Fail, "error-rate = 9.1 (wants <= 1)"),
         ],
         failure: Some("2 failed checks (threshold 2)".into()),
     });

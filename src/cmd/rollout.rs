@@ -42,7 +42,12 @@ pub(crate) fn rollout_command(config: &Config, command: &RolloutCommand) -> Resu
                             }
                         }
                     }
-                    return Ok(exit::OK);
+                    // As for one rollout: a rolled-back one among them fails the command.
+                    return Ok(if all.iter().any(|(_, state, _)| state.phase.is_failed()) {
+                        exit::ROLLOUT_FAILED
+                    } else {
+                        exit::OK
+                    });
                 };
                 let id = parse(text)?;
                 let mut last = String::new();

@@ -10,9 +10,9 @@ use veer::manifest::rollout_policy::{RolloutPolicySpec, ThresholdRange};
 use veer::rollout::detect::RouteRef;
 use veer::rollout::state::Phase;
 use veer::rollout::{
-    Action, AnalysisReport, AnalysisVerdict, Check, Decision, DestinationId, Observation,
-    OperatorCommand, Overlay, RevertReport, RolloutState, TargetUpdate, TrafficSplit, WebhookKind,
-    WebhookReport, WebhookResult, WriteReadBack, decide,
+    Action, AnalysisReport, AnalysisVerdict, Check, Decision, DestinationId, LiveRoute,
+    Observation, OperatorCommand, Overlay, RevertReport, RolloutState, TargetUpdate, TrafficSplit,
+    WebhookKind, WebhookReport, WebhookResult, WriteReadBack, decide,
 };
 
 pub fn t0() -> DateTime<Utc> {
@@ -110,6 +110,10 @@ pub struct World {
     /// Every action performed, with the phase of the state that asked for it.
     pub log: Vec<(Phase, Action)>,
     pub decisions: Vec<Decision>,
+    /// Report the live route (as the watch cache would) with each observation, edited by
+    /// `editor`.
+    pub report_live: bool,
+    pub editor: Option<String>,
 }
 
 impl World {
@@ -130,6 +134,8 @@ impl World {
             target: None,
             log: Vec::new(),
             decisions: Vec::new(),
+            report_live: false,
+            editor: None,
         }
     }
 
@@ -139,6 +145,12 @@ impl World {
         o.admitted = self.admitted;
         o.command = self.command;
         o.target = self.target.clone();
+        if self.report_live {
+            o.live = Some(LiveRoute {
+                split: self.live.clone(),
+                editor: self.editor.clone(),
+            });
+        }
         o
     }
 

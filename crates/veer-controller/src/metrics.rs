@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+use crate::analysis::Judgement;
 use crate::pass::PassOutcome;
 
 use std::fmt::Write as _;
@@ -32,31 +33,6 @@ use prometheus_client::registry::Registry;
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 impl EncodeLabelValue for PassOutcome {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        encoder.write_str(self.as_str())
-    }
-}
-
-/// An analysis check's verdict (label `verdict`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CheckVerdict {
-    Pass,
-    Fail,
-    /// Could not measure (no data, too few requests, Prometheus down): not the same as bad.
-    Inconclusive,
-}
-
-impl CheckVerdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CheckVerdict::Pass => "pass",
-            CheckVerdict::Fail => "fail",
-            CheckVerdict::Inconclusive => "inconclusive",
-        }
-    }
-}
-
-impl EncodeLabelValue for CheckVerdict {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
         encoder.write_str(self.as_str())
     }
@@ -108,7 +84,8 @@ struct PhaseLabels {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct CheckLabels {
     metric: String,
-    verdict: CheckVerdict,
+    /// [`Judgement::as_str`]: the label is the core's word, not a type of its own.
+    verdict: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -395,11 +372,11 @@ impl Metrics {
     }
 
     /// One analysis check of `metric` (the policy's metric name).
-    pub fn record_check(&self, metric: &str, verdict: CheckVerdict) {
+    pub fn record_check(&self, metric: &str, verdict: Judgement) {
         self.analysis_checks
             .get_or_create(&CheckLabels {
                 metric: metric.to_string(),
-                verdict,
+                verdict: verdict.as_str(),
             })
             .inc();
     }
@@ -547,7 +524,7 @@ mod tests {
         m.record_git_fetch_error(Duration::from_secs(1), "fetch");
         m.set_rollout_weight("shop/reviews", 0.0);
         m.set_rollout_phase("shop/reviews", "Progressing");
-        m.record_check("success-rate", CheckVerdict::Pass);
+        m.record_check("success-rate", Judgement::Pass);
         m.set_metric_value("shop/reviews", "success-rate", 1.0);
         m.set_metric_threshold("shop/reviews", "success-rate", Bound::Min, Some(0.99));
         m.set_baseline_p_value("shop/reviews", "success-rate", Some(0.3));
@@ -597,7 +574,7 @@ mod tests {
         m.set_drift_objects(3);
         m.record_git_fetch_error(Duration::from_secs(1), "timeout");
         m.set_rollout_weight("shop/reviews", 25.0);
-        m.record_check("success-rate", CheckVerdict::Inconclusive);
+        m.record_check("success-rate", Judgement::Inconclusive);
         m.set_metric_value("shop/reviews", "success-rate", 0.97);
         m.set_metric_threshold("shop/reviews", "success-rate", Bound::Min, Some(0.99));
         m.record_notification_sent("slack");

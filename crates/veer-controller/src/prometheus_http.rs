@@ -72,7 +72,7 @@ impl Prometheus {
         let form = [("query", promql), ("timeout", timeout.as_str())];
         match self.post(&self.query_url, &form).await {
             Ok((status, body)) => interpret(status, &body),
-            Err(message) => QueryOutcome::Unreachable(message),
+            Err(e) => QueryOutcome::Unreachable(e.to_string()),
         }
     }
 
@@ -91,7 +91,7 @@ impl Prometheus {
         ];
         match self.post(&self.range_url, &form).await {
             Ok((status, body)) => interpret_range(status, &body),
-            Err(message) => RangeOutcome::Unreachable(message),
+            Err(e) => RangeOutcome::Unreachable(e.to_string()),
         }
     }
 
@@ -100,7 +100,7 @@ impl Prometheus {
         &self,
         url: &reqwest::Url,
         form: &[(&str, &str)],
-    ) -> Result<(u16, Vec<u8>), String> {
+    ) -> Result<(u16, Vec<u8>), PostError> {
         let mut request = self.client.post(url.clone()).form(form);
         match credentials(&self.auth) {
             Ok(Credentials::None) => {}
@@ -108,17 +108,14 @@ impl Prometheus {
             Ok(Credentials::Basic(user, password)) => {
                 request = request.basic_auth(user, Some(password))
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(PostError::Credentials(e)),
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| crate::http_client::describe_transport_error(&e))?;
+        let transport = |e: reqwest::Error| {
+            PostError::Transport(crate::http_client::describe_transport_error(&e))
+        };
+        let response = request.send().await.map_err(transport)?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| crate::http_client::describe_transport_error(&e))?;
+        let body = response.bytes().await.map_err(transport)?;
         Ok((status.as_u16(), body.to_vec()))
     }
 }
@@ -135,6 +132,17 @@ impl MetricsProvider for Prometheus {
     ) -> BoxFuture<'a, RangeOutcome> {
         Box::pin(self.run_range(promql, range))
     }
+}
+
+/// Why a query got no answer from Prometheus (the reason of an `Unreachable` outcome).
+#[derive(Debug, thiserror::Error)]
+enum PostError {
+    /// The credentials' secret cannot be read (rotated away, unset).
+    #[error(transparent)]
+    Credentials(AnalysisError),
+    /// Connecting, sending or reading failed; described without the credentials.
+    #[error("{0}")]
+    Transport(String),
 }
 
 enum Credentials {

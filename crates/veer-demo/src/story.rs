@@ -2,15 +2,20 @@
 //! behaves during it, and what it must show. Pure: the repository is a map of path → text,
 //! built from the example repos embedded in the binary (`examples/`, never copies), and the
 //! v2/v3 commits are derived from them by editing the route's weights.
+//!
+//! Parts: `edit` (a commit's changes applied to the tree) and `inspect` (what the committed
+//! tree holds: manifests, VirtualServices, their faults, the policy bound to them).
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
+use veer_devcluster::exporter::{Behaviour, ServiceKey, Split};
 
-use veer_controller::manifest::rollout_policy::{self as rpolicy, RolloutPolicy};
-use veer_controller::manifest::{self, ManifestSet, ReadOptions};
-use veer_devcluster::exporter::{
-    Behaviour, Routes, ServiceKey, Split, routes_from_virtual_service,
+mod edit;
+mod inspect;
+
+pub use edit::{apply, set_route_weights};
+pub use inspect::{
+    FaultEffect, VirtualServiceInfo, fault_effect, manifests, policy_for, virtual_service,
 };
 
 /// One file of the demo's repository, embedded from `examples/` at the same relative path.
@@ -255,265 +260,11 @@ pub enum StoryError {
     NoRoute { file: String, route: String },
 }
 
-/// Apply one change to the tree.
-pub fn apply(tree: &mut Tree, change: &Change) -> Result<(), StoryError> {
-    match change {
-        Change::Add(files) => {
-            for f in *files {
-                tree.insert(f.path.to_string(), f.text.to_string());
-            }
-        }
-        Change::Weights {
-            file,
-            route,
-            weights,
-        } => {
-            let text = tree.get(*file).ok_or_else(|| StoryError::Missing {
-                file: file.to_string(),
-            })?;
-            let edited = set_route_weights(file, text, route, weights)?;
-            tree.insert(file.to_string(), edited);
-        }
-    }
-    Ok(())
-}
-
-/// The file's YAML documents and the position of its (first) VirtualService.
-fn parse_vs(file: &str, text: &str) -> Result<(Vec<Value>, usize), StoryError> {
-    let docs: Vec<Value> =
-        serde_saphyr::from_multiple(text).map_err(|e| StoryError::NotVirtualService {
-            file: file.to_string(),
-            reason: e.to_string(),
-        })?;
-    let index = docs
-        .iter()
-        .position(|d| d.get("kind").and_then(Value::as_str) == Some("VirtualService"))
-        .ok_or_else(|| StoryError::NotVirtualService {
-            file: file.to_string(),
-            reason: "it holds no VirtualService".to_string(),
-        })?;
-    Ok((docs, index))
-}
-
-/// The file with route `route` of its VirtualService set to `weights` (subset → weight, on
-/// the route's host; a destination's other fields, such as its port, are kept). Everything
-/// else stays as it was; the YAML is written anew (comments are not kept).
-pub fn set_route_weights(
-    file: &str,
-    text: &str,
-    route: &str,
-    weights: &[(&str, u32)],
-) -> Result<String, StoryError> {
-    let (mut docs, index) = parse_vs(file, text)?;
-    let no_route = || StoryError::NoRoute {
-        file: file.to_string(),
-        route: route.to_string(),
-    };
-    let http = docs[index]
-        .pointer_mut("/spec/http")
-        .and_then(Value::as_array_mut)
-        .ok_or_else(no_route)?;
-    let found = http
-        .iter_mut()
-        .find(|r| r.get("name").and_then(Value::as_str) == Some(route))
-        .ok_or_else(no_route)?;
-    let old: Vec<Value> = found
-        .get("route")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let host = old
-        .iter()
-        .find_map(|d| d.pointer("/destination/host").and_then(Value::as_str))
-        .ok_or_else(no_route)?
-        .to_string();
-    let new: Vec<Value> = weights
-        .iter()
-        .map(|(subset, weight)| {
-            let mut destination = old
-                .iter()
-                .filter_map(|d| d.get("destination"))
-                .find(|d| d.get("subset").and_then(Value::as_str) == Some(subset))
-                .cloned()
-                .unwrap_or_else(|| json!({"host": host}));
-            destination["subset"] = json!(subset);
-            json!({"destination": destination, "weight": weight})
-        })
-        .collect();
-    found["route"] = Value::Array(new);
-    let written = if docs.len() == 1 {
-        serde_saphyr::to_string(&docs[0])
-    } else {
-        serde_saphyr::to_string_multiple(&docs)
-    };
-    written.map_err(|e| StoryError::NotVirtualService {
-        file: file.to_string(),
-        reason: e.to_string(),
-    })
-}
-
-/// The tree's manifests, read as a git source reads them.
-pub fn manifests(tree: &Tree) -> ManifestSet {
-    let options = ReadOptions::default();
-    let mut set = ManifestSet::default();
-    for (path, text) in tree {
-        if manifest::is_manifest_path(path) {
-            set.extend(&manifest::parse_file(path, text.as_bytes(), &options));
-        }
-    }
-    set
-}
-
-/// A VirtualService of the story, as committed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct VirtualServiceInfo {
-    pub namespace: String,
-    pub name: String,
-    pub value: Value,
-}
-
-impl VirtualServiceInfo {
-    /// The routes of its traffic, per service, as the exporter reads them (plain requests,
-    /// and those carrying an A/B header).
-    pub fn routes(&self) -> BTreeMap<ServiceKey, Routes> {
-        self.value
-            .get("spec")
-            .map(|spec| routes_from_virtual_service(&self.namespace, spec))
-            .unwrap_or_default()
-    }
-
-    /// Each HTTP route's fault, described: `route: delay 7s for 100 %`.
-    pub fn faults(&self) -> Vec<String> {
-        let routes = self
-            .value
-            .pointer("/spec/http")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let percent = |v: &Value| {
-            v.pointer("/percentage/value")
-                .and_then(Value::as_f64)
-                .unwrap_or(100.0)
-        };
-        let mut out = Vec::new();
-        for (i, r) in routes.iter().enumerate() {
-            let Some(fault) = r.get("fault") else {
-                continue;
-            };
-            let name = r
-                .get("name")
-                .and_then(Value::as_str)
-                .map_or_else(|| format!("route {i}"), str::to_string);
-            let who = if r.get("match").is_some() {
-                "matching requests"
-            } else {
-                "all requests"
-            };
-            if let Some(d) = fault.get("delay") {
-                let by = d.get("fixedDelay").and_then(Value::as_str).unwrap_or("?");
-                out.push(format!("{name}: delay {by} for {}% of {who}", percent(d)));
-            }
-            if let Some(a) = fault.get("abort") {
-                let status = a.get("httpStatus").and_then(Value::as_u64).unwrap_or(0);
-                out.push(format!(
-                    "{name}: abort with HTTP {status} for {}% of {who}",
-                    percent(a)
-                ));
-            }
-        }
-        out
-    }
-}
-
-/// What a service's faults do to the requests its callers send, as the exporter models Istio:
-/// a share `matched_share` of them carries the A/B header (and takes the matched route, when
-/// there is one); an abort answers its percentage of a route's requests at once, a delay
-/// holds back its percentage of the rest.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FaultEffect {
-    /// Percent of all requests aborted.
-    pub aborted: f64,
-    /// Percent of all requests delayed, and by how long (the longest delay).
-    pub delayed: f64,
-    pub delay_ms: f64,
-}
-
-pub fn fault_effect(routes: &Routes, matched_share: f64) -> FaultEffect {
-    let (matched, share) = match &routes.matched {
-        Some(m) => (Some(m), matched_share),
-        None => (routes.plain.as_ref(), 0.0),
-    };
-    let mut effect = FaultEffect {
-        aborted: 0.0,
-        delayed: 0.0,
-        delay_ms: 0.0,
-    };
-    for (split, part) in [(routes.plain.as_ref(), 1.0 - share), (matched, share)] {
-        let Some(fault) = split.and_then(|s| s.fault.as_ref()) else {
-            continue;
-        };
-        let aborted = fault.abort.as_ref().map_or(0.0, |a| a.percent / 100.0);
-        effect.aborted += 100.0 * part * aborted;
-        if let Some(d) = &fault.delay {
-            effect.delayed += 100.0 * part * (1.0 - aborted) * d.percent / 100.0;
-            effect.delay_ms = effect.delay_ms.max(d.delay_ms);
-        }
-    }
-    effect
-}
-
-/// The VirtualService in `file` of the tree.
-pub fn virtual_service(tree: &Tree, file: &str) -> Result<VirtualServiceInfo, StoryError> {
-    let text = tree.get(file).ok_or_else(|| StoryError::Missing {
-        file: file.to_string(),
-    })?;
-    let (mut docs, index) = parse_vs(file, text)?;
-    let value = docs.swap_remove(index);
-    let meta = |field: &str| {
-        value
-            .pointer(&format!("/metadata/{field}"))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
-    let (Some(name), namespace) = (meta("name"), meta("namespace")) else {
-        return Err(StoryError::NotVirtualService {
-            file: file.to_string(),
-            reason: "it has no metadata.name".to_string(),
-        });
-    };
-    Ok(VirtualServiceInfo {
-        namespace: namespace.unwrap_or_else(|| "default".to_string()),
-        name,
-        value,
-    })
-}
-
-/// The rollout policy the VirtualService in `file` is bound to by annotation: the
-/// repository's, else the shipped one of that name.
-pub fn policy_for(tree: &Tree, file: &str) -> Result<Option<RolloutPolicy>, StoryError> {
-    let vs = virtual_service(tree, file)?;
-    let Some(name) = vs
-        .value
-        .pointer("/metadata/annotations")
-        .and_then(|a| a.get(rpolicy::POLICY_ANNOTATION))
-        .and_then(Value::as_str)
-    else {
-        return Ok(None);
-    };
-    let set = manifests(tree);
-    let repo: Vec<RolloutPolicy> = set
-        .manifests
-        .iter()
-        .filter_map(|m| manifest::policy::rollout_policy(m).cloned())
-        .collect();
-    Ok(rpolicy::effective(&repo)
-        .into_iter()
-        .find(|p| p.name() == name))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+    use veer_controller::manifest;
     use veer_controller::manifest::rollout_policy::Revert;
     use veer_controller::validate;
 
@@ -629,54 +380,6 @@ mod tests {
     }
 
     #[test]
-    fn weights_in_a_file_of_several_documents() {
-        let text = MIRRORING[1].text;
-        let (docs, index) = parse_vs("httpbin.yaml", text).unwrap();
-        assert_eq!((docs.len(), index), (2, 1));
-        // httpbin's only route has no name: name it to shift it.
-        let named = text.replacen(
-            "  http:\n  - route:",
-            "  http:\n  - name: main\n    route:",
-            1,
-        );
-        let edited =
-            set_route_weights("httpbin.yaml", &named, "main", &[("v1", 50), ("v2", 50)]).unwrap();
-        let (docs, index) = parse_vs("httpbin.yaml", &edited).unwrap();
-        assert_eq!(docs.len(), 2, "the DestinationRule is kept:\n{edited}");
-        assert_eq!(docs[0]["kind"], json!("DestinationRule"));
-        assert_eq!(
-            docs[index].pointer("/spec/http/0/route/1"),
-            Some(&json!({"destination": {"host": "httpbin", "subset": "v2"}, "weight": 50}))
-        );
-        assert_eq!(
-            docs[index].pointer("/spec/http/0/mirrorPercentage/value"),
-            Some(&json!(25.0))
-        );
-    }
-
-    #[test]
-    fn weights_of_a_missing_route_or_file_are_errors() {
-        let text = REVIEWS.iter().find(|f| f.path == REVIEWS_VS).unwrap().text;
-        assert_eq!(
-            set_route_weights("f.yaml", text, "nope", &[("v1", 100)]),
-            Err(StoryError::NoRoute {
-                file: "f.yaml".into(),
-                route: "nope".into()
-            })
-        );
-        let mut empty = Tree::new();
-        assert!(matches!(
-            apply(&mut empty, &STORY[1].changes[0]),
-            Err(StoryError::Missing { .. })
-        ));
-        let ns = REVIEWS[0].text;
-        assert!(matches!(
-            set_route_weights("ns.yaml", ns, "primary", &[]),
-            Err(StoryError::NotVirtualService { .. })
-        ));
-    }
-
-    #[test]
     fn the_canaries_run_under_the_demo_policy_which_reverts_in_git() {
         let tree = &trees()[1];
         let policy = policy_for(tree, REVIEWS_VS).unwrap().unwrap();
@@ -726,28 +429,6 @@ mod tests {
         let effect = fault_effect(routes, 0.0);
         assert!((effect.aborted - 10.0).abs() < 1e-9, "{effect:?}");
         assert_eq!(effect.delayed, 0.0);
-    }
-
-    #[test]
-    fn a_delay_holds_back_what_the_abort_lets_through() {
-        let mut split = Split::weights([("v1", 100)]);
-        split.fault = Some(veer_devcluster::exporter::Fault {
-            delay: Some(veer_devcluster::exporter::FaultDelay {
-                delay_ms: 200.0,
-                percent: 50.0,
-            }),
-            abort: Some(veer_devcluster::exporter::FaultAbort {
-                http_status: 503,
-                percent: 20.0,
-            }),
-        });
-        let routes = Routes {
-            plain: Some(split),
-            matched: None,
-        };
-        let effect = fault_effect(&routes, 0.1);
-        assert!((effect.aborted - 20.0).abs() < 1e-9, "{effect:?}");
-        assert!((effect.delayed - 40.0).abs() < 1e-9, "{effect:?}");
     }
 
     #[test]

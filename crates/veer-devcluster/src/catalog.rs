@@ -11,6 +11,9 @@ use serde_json::{Value, json};
 
 use veer_fields::fields::{ListRule, ListSemantics, RuleScope};
 
+mod crd;
+pub use crd::{CrdError, resource_type_of_crd};
+
 /// One kind the server serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceType {
@@ -443,11 +446,11 @@ impl Catalog {
             .filter(move |t| t.group == group && t.serves(version))
     }
 
-    /// Register (or re-register) the kind a CustomResourceDefinition describes. Returns the
-    /// problem as a message when the definition is unusable.
-    pub fn register_crd(&mut self, crd: &Value) -> Result<ResourceType, String> {
+    /// Register (or re-register) the kind a CustomResourceDefinition describes, or say why the
+    /// definition is unusable.
+    pub fn register_crd(&mut self, crd: &Value) -> Result<ResourceType, CrdError> {
         let t = resource_type_of_crd(crd)?;
-        let rules = veer_fields::schema::crd_list_rules(crd).map_err(|e| e.to_string())?;
+        let rules = veer_fields::schema::crd_list_rules(crd)?;
         self.types.retain(|old| {
             !(old.group == t.group && (old.plural == t.plural || old.kind == t.kind))
         });
@@ -469,76 +472,6 @@ impl Catalog {
         self.rebuild_semantics();
         Some(self.types.remove(pos))
     }
-}
-
-/// Read the served kind out of a CRD (`spec.group`, `spec.names`, `spec.scope`,
-/// `spec.versions[].served/storage/subresources`).
-pub fn resource_type_of_crd(crd: &Value) -> Result<ResourceType, String> {
-    let spec = crd.get("spec").ok_or("spec is required")?;
-    let text = |v: Option<&Value>, what: &str| -> Result<String, String> {
-        v.and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .ok_or(format!("{what} is required"))
-    };
-    let group = text(spec.get("group"), "spec.group")?;
-    let names = spec.get("names").ok_or("spec.names is required")?;
-    let kind = text(names.get("kind"), "spec.names.kind")?;
-    let plural = text(names.get("plural"), "spec.names.plural")?;
-    let singular = names
-        .get("singular")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .unwrap_or_else(|| kind.to_lowercase());
-    let short_names = names
-        .get("shortNames")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    let namespaced = match spec.get("scope").and_then(Value::as_str) {
-        Some("Namespaced") => true,
-        Some("Cluster") => false,
-        _ => return Err("spec.scope must be Namespaced or Cluster".into()),
-    };
-    let mut versions = Vec::new();
-    let mut status_subresource = false;
-    for v in spec
-        .get("versions")
-        .and_then(Value::as_array)
-        .ok_or("spec.versions is required")?
-    {
-        let name = text(v.get("name"), "spec.versions[].name")?;
-        if v.get("served").and_then(Value::as_bool) == Some(false) {
-            continue;
-        }
-        if v.pointer("/subresources/status").is_some() {
-            status_subresource = true;
-        }
-        // The storage version is the preferred one.
-        if v.get("storage").and_then(Value::as_bool) == Some(true) {
-            versions.insert(0, name);
-        } else {
-            versions.push(name);
-        }
-    }
-    if versions.is_empty() {
-        return Err("spec.versions must serve at least one version".into());
-    }
-    Ok(ResourceType {
-        group,
-        versions,
-        kind,
-        plural,
-        singular,
-        namespaced,
-        short_names,
-        status_subresource,
-        tracks_generation: true,
-    })
 }
 
 #[cfg(test)]
@@ -640,6 +573,6 @@ mod tests {
         let mut c = Catalog::builtin();
         let crd = json!({"spec": {"group": "g", "names": {"kind": "K", "plural": "ks"},
                                   "versions": [{"name": "v1"}]}});
-        assert!(c.register_crd(&crd).unwrap_err().contains("scope"));
+        assert_eq!(c.register_crd(&crd), Err(CrdError::Scope));
     }
 }

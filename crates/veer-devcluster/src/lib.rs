@@ -260,9 +260,9 @@ fn load_state(path: &Path, state: &mut store::State) -> Result<(), DevClusterErr
         })?;
     state
         .restore(&snapshot)
-        .map_err(|reason| DevClusterError::ReadState {
+        .map_err(|e| DevClusterError::ReadState {
             path: path.to_path_buf(),
-            reason,
+            reason: e.to_string(),
         })
 }
 

@@ -30,30 +30,46 @@ const KEYED_LISTS: &[(&str, &[&str])] = &[
     ("topologySpreadConstraints", &["topologyKey"]),
 ];
 
+/// Why a PATCH body could not be applied (the message of the 400 or 422).
+#[derive(Debug, thiserror::Error)]
+pub enum PatchError {
+    /// The body is not a list of RFC 6902 operations.
+    #[error("invalid JSON patch: {0}")]
+    NotAJsonPatch(#[source] serde_json::Error),
+    /// An operation failed (a `test` that does not hold, a path that is not there).
+    #[error(transparent)]
+    JsonPatchFailed(#[from] json_patch::PatchError),
+    #[error("a strategic merge patch must be a JSON object")]
+    StrategicNotAnObject,
+    /// A `$patch` directive other than `replace`, `delete` and `merge`.
+    #[error("unknown $patch directive {directive:?}")]
+    UnknownDirective { directive: String },
+}
+
 /// Apply an RFC 7386 merge patch.
 pub fn merge(target: &mut Value, patch: &Value) {
     json_patch::merge(target, patch);
 }
 
 /// Apply an RFC 6902 JSON patch document; the error says which operation failed.
-pub fn json(target: &mut Value, patch: &Value) -> Result<(), String> {
+pub fn json(target: &mut Value, patch: &Value) -> Result<(), PatchError> {
     let ops: json_patch::Patch =
-        serde_json::from_value(patch.clone()).map_err(|e| format!("invalid JSON patch: {e}"))?;
-    json_patch::patch(target, &ops).map_err(|e| e.to_string())
+        serde_json::from_value(patch.clone()).map_err(PatchError::NotAJsonPatch)?;
+    Ok(json_patch::patch(target, &ops)?)
 }
 
 /// Apply a strategic merge patch (the approximation described above).
-pub fn strategic(target: &mut Value, patch: &Value) -> Result<(), String> {
+pub fn strategic(target: &mut Value, patch: &Value) -> Result<(), PatchError> {
     match (target.as_object_mut(), patch.as_object()) {
         (Some(t), Some(p)) => strategic_map(t, p),
-        _ => Err("a strategic merge patch must be a JSON object".into()),
+        _ => Err(PatchError::StrategicNotAnObject),
     }
 }
 
 fn strategic_map(
     target: &mut Map<String, Value>,
     patch: &Map<String, Value>,
-) -> Result<(), String> {
+) -> Result<(), PatchError> {
     match patch.get("$patch").and_then(Value::as_str) {
         Some("replace") => {
             let mut replaced = patch.clone();
@@ -66,7 +82,11 @@ fn strategic_map(
             return Ok(());
         }
         Some("merge") | None => {}
-        Some(other) => return Err(format!("unknown $patch directive {other:?}")),
+        Some(other) => {
+            return Err(PatchError::UnknownDirective {
+                directive: other.to_string(),
+            });
+        }
     }
     for (key, value) in patch {
         if key == "$patch" || key == "$retainKeys" || key.starts_with("$setElementOrder/") {
@@ -119,7 +139,7 @@ fn merge_key(field: &str, items: &[Value]) -> Option<&'static str> {
         .or(keys.first().copied())
 }
 
-fn strategic_list(live: &mut Vec<Value>, patch: &[Value], key: &str) -> Result<(), String> {
+fn strategic_list(live: &mut Vec<Value>, patch: &[Value], key: &str) -> Result<(), PatchError> {
     if patch
         .iter()
         .any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace"))
@@ -186,8 +206,10 @@ mod tests {
         .unwrap();
         assert_eq!(v, json!({"a": 2}));
         let err = json(&mut v, &json!([{"op": "test", "path": "/a", "value": 3}])).unwrap_err();
-        assert!(!err.is_empty());
-        assert!(json(&mut v, &json!({"op": "add"})).is_err());
+        assert!(matches!(err, PatchError::JsonPatchFailed(_)), "{err}");
+        assert!(!err.to_string().is_empty());
+        let err = json(&mut v, &json!({"op": "add"})).unwrap_err().to_string();
+        assert!(err.starts_with("invalid JSON patch: "), "{err}");
     }
 
     #[test]
@@ -227,6 +249,12 @@ mod tests {
             live,
             json!({"args": ["c"], "finalizers": ["y"], "m": {"z": 3}, "s": {"type": "B", "b": 2}})
         );
-        assert!(strategic(&mut live, &json!([1])).is_err());
+        let err = strategic(&mut live, &json!([1])).unwrap_err().to_string();
+        assert_eq!(err, "a strategic merge patch must be a JSON object");
+        let err = strategic(&mut live, &json!({"m": {"$patch": "drop"}}));
+        assert_eq!(
+            err.unwrap_err().to_string(),
+            r#"unknown $patch directive "drop""#
+        );
     }
 }

@@ -15,6 +15,23 @@ enum Requirement {
     DoesNotExist(String),
 }
 
+/// Why a `labelSelector` or `fieldSelector` parameter is refused (the message of the 400); it
+/// quotes the selector and says the form the dev cluster reads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectorError {
+    #[error("label selector {selector:?}: expected a (value, …) list")]
+    NoValueList { selector: String },
+    #[error("label selector {selector:?}: invalid label key {key:?}")]
+    InvalidKey { selector: String, key: String },
+    #[error("field selector {selector:?}: expected field=value")]
+    NotFieldEqualsValue { selector: String },
+    /// Only `metadata.name` and `metadata.namespace` select; the text is kube-apiserver's.
+    #[error(
+        "field label not supported: {field} (the dev cluster supports metadata.name and metadata.namespace)"
+    )]
+    UnsupportedField { field: String },
+}
+
 /// A parsed label selector; the empty selector matches everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LabelSelector {
@@ -41,12 +58,14 @@ fn split_top_level(text: &str) -> Vec<&str> {
     parts
 }
 
-fn parse_set(rest: &str, selector: &str) -> Result<Vec<String>, String> {
+fn parse_set(rest: &str, selector: &str) -> Result<Vec<String>, SelectorError> {
     let rest = rest.trim();
     let inner = rest
         .strip_prefix('(')
         .and_then(|r| r.strip_suffix(')'))
-        .ok_or_else(|| format!("label selector {selector:?}: expected a (value, …) list"))?;
+        .ok_or_else(|| SelectorError::NoValueList {
+            selector: selector.to_string(),
+        })?;
     Ok(inner
         .split(',')
         .map(|v| v.trim().to_string())
@@ -54,7 +73,7 @@ fn parse_set(rest: &str, selector: &str) -> Result<Vec<String>, String> {
         .collect())
 }
 
-fn check_key(key: &str, selector: &str) -> Result<String, String> {
+fn check_key(key: &str, selector: &str) -> Result<String, SelectorError> {
     let key = key.trim();
     let valid = !key.is_empty()
         && key
@@ -63,14 +82,15 @@ fn check_key(key: &str, selector: &str) -> Result<String, String> {
     if valid {
         Ok(key.to_string())
     } else {
-        Err(format!(
-            "label selector {selector:?}: invalid label key {key:?}"
-        ))
+        Err(SelectorError::InvalidKey {
+            selector: selector.to_string(),
+            key: key.to_string(),
+        })
     }
 }
 
 impl LabelSelector {
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, SelectorError> {
         let mut requirements = Vec::new();
         for part in split_top_level(text) {
             let part = part.trim();
@@ -134,7 +154,7 @@ pub struct FieldSelector {
 }
 
 impl FieldSelector {
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, SelectorError> {
         let mut requirements = Vec::new();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (field, equal, value) = if let Some((f, v)) = part.split_once("!=") {
@@ -144,13 +164,15 @@ impl FieldSelector {
             } else if let Some((f, v)) = part.split_once('=') {
                 (f, true, v)
             } else {
-                return Err(format!("field selector {text:?}: expected field=value"));
+                return Err(SelectorError::NotFieldEqualsValue {
+                    selector: text.to_string(),
+                });
             };
             let field = field.trim();
             if field != "metadata.name" && field != "metadata.namespace" {
-                return Err(format!(
-                    "field label not supported: {field} (the dev cluster supports metadata.name and metadata.namespace)"
-                ));
+                return Err(SelectorError::UnsupportedField {
+                    field: field.to_string(),
+                });
             }
             requirements.push((field.to_string(), equal, value.trim().to_string()));
         }
@@ -206,9 +228,24 @@ mod tests {
 
     #[test]
     fn malformed_selectors_are_errors() {
-        assert!(LabelSelector::parse("app in web").is_err());
-        assert!(LabelSelector::parse("a b=c").is_err());
-        assert!(FieldSelector::parse("spec.replicas=1").is_err());
+        let message = |e: SelectorError| e.to_string();
+        assert_eq!(
+            LabelSelector::parse("app in web").map_err(message),
+            Err(r#"label selector "app in web": expected a (value, …) list"#.to_string())
+        );
+        assert_eq!(
+            LabelSelector::parse("a b=c").map_err(message),
+            Err(r#"label selector "a b=c": invalid label key "a b""#.to_string())
+        );
+        assert_eq!(
+            FieldSelector::parse("spec.replicas=1").map_err(message),
+            Err(
+                "field label not supported: spec.replicas (the dev cluster supports \
+                 metadata.name and metadata.namespace)"
+                    .to_string()
+            )
+        );
+        assert!(FieldSelector::parse("metadata.name").is_err());
     }
 
     #[test]

@@ -26,12 +26,29 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use super::catalog::{Catalog, ResourceType};
+use super::catalog::{Catalog, CrdError, ResourceType};
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
 
 /// Annotation that keeps a Deployment unavailable (there is no kubelet to make it so).
 pub const HOLD_ANNOTATION: &str = "devcluster.veer.io/hold";
+
+/// Why a state file cannot be loaded; the message says what in the file is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    #[error("the state file has no resourceVersion")]
+    NoResourceVersion,
+    #[error("the state file has no objects list")]
+    NoObjects,
+    /// A CustomResourceDefinition in the file is not one the catalog can serve.
+    #[error(transparent)]
+    Crd(#[from] CrdError),
+    /// An object of a kind neither built in nor defined by a CRD before it in the file.
+    #[error("the state file holds a {kind} of group {group:?}, which is not served")]
+    NotServed { kind: String, group: String },
+    #[error("an object in the state file has no name")]
+    Unnamed,
+}
 
 /// Where an object lives: kind (not version: versions share storage), namespace, name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -252,16 +269,16 @@ impl State {
 
     /// Load a snapshot written by [`State::snapshot`] into an empty store. History starts
     /// empty, so watches from before the restart get 410 Gone and relist.
-    pub fn restore(&mut self, snapshot: &Value) -> Result<(), String> {
+    pub fn restore(&mut self, snapshot: &Value) -> Result<(), RestoreError> {
         let rv = snapshot
             .get("resourceVersion")
             .and_then(Value::as_str)
             .and_then(|s| s.parse::<u64>().ok())
-            .ok_or("the state file has no resourceVersion")?;
+            .ok_or(RestoreError::NoResourceVersion)?;
         let objects = snapshot
             .get("objects")
             .and_then(Value::as_array)
-            .ok_or("the state file has no objects list")?;
+            .ok_or(RestoreError::NoObjects)?;
         self.objects.clear();
         for object in objects {
             let (group, _) = split_api_version(
@@ -274,10 +291,14 @@ impl State {
             if group == "apiextensions.k8s.io" && kind == "CustomResourceDefinition" {
                 self.catalog.register_crd(object)?;
             }
-            let rt = self.catalog.by_kind(group, kind).ok_or(format!(
-                "the state file holds a {kind} of group {group:?}, which is not served"
-            ))?;
-            let name = meta_str(object, "name").ok_or("an object in the state file has no name")?;
+            let rt = self
+                .catalog
+                .by_kind(group, kind)
+                .ok_or_else(|| RestoreError::NotServed {
+                    kind: kind.to_string(),
+                    group: group.to_string(),
+                })?;
+            let name = meta_str(object, "name").ok_or(RestoreError::Unnamed)?;
             let key = key_of(rt, meta_str(object, "namespace"), name);
             self.objects.insert(key, object.clone());
         }
@@ -468,5 +489,34 @@ mod tests {
             t.watch(&w2, Some(1), &Selection::default()).is_err(),
             "history does not survive"
         );
+    }
+
+    #[test]
+    fn an_unreadable_state_file_says_what_is_wrong() {
+        let cases = [
+            (json!({}), "the state file has no resourceVersion"),
+            (
+                json!({"resourceVersion": "3"}),
+                "the state file has no objects list",
+            ),
+            (
+                json!({"resourceVersion": "3", "objects": [{"apiVersion": "x.io/v1", "kind": "Y"}]}),
+                r#"the state file holds a Y of group "x.io", which is not served"#,
+            ),
+            (
+                json!({"resourceVersion": "3", "objects": [{"apiVersion": "v1", "kind": "ConfigMap"}]}),
+                "an object in the state file has no name",
+            ),
+            (
+                json!({"resourceVersion": "3", "objects": [
+                    {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition"}
+                ]}),
+                "spec is required",
+            ),
+        ];
+        for (snapshot, want) in cases {
+            let got = State::new(100, now()).restore(&snapshot);
+            assert_eq!(got.map_err(|e| e.to_string()), Err(want.to_string()));
+        }
     }
 }

@@ -101,17 +101,27 @@ pub enum IncludeObject {
     Object,
 }
 
+/// Why a Table request is refused (the message of the 400, kube-apiserver's text).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TableRequestError {
+    /// `includeObject` is none of `Metadata`, `None` and `Object`.
+    #[error(
+        "Unable to convert to Table as requested: includeObject: Unsupported value: \
+         {value:?}: supported values: \"Metadata\", \"None\", \"Object\""
+    )]
+    IncludeObject { value: String },
+}
+
 impl IncludeObject {
-    /// The parameter's value (absent or empty: `Metadata`), or the message of a 400.
-    pub fn parse(value: Option<&str>) -> Result<Self, String> {
+    /// The parameter's value (absent or empty: `Metadata`), or why it is refused.
+    pub fn parse(value: Option<&str>) -> Result<Self, TableRequestError> {
         match value.unwrap_or("") {
             "" | "Metadata" => Ok(IncludeObject::Metadata),
             "None" => Ok(IncludeObject::None),
             "Object" => Ok(IncludeObject::Object),
-            other => Err(format!(
-                "Unable to convert to Table as requested: includeObject: Unsupported value: \
-                 {other:?}: supported values: \"Metadata\", \"None\", \"Object\""
-            )),
+            other => Err(TableRequestError::IncludeObject {
+                value: other.to_string(),
+            }),
         }
     }
 }
@@ -230,8 +240,12 @@ mod tests {
             Ok(IncludeObject::Object)
         );
         assert_eq!(IncludeObject::parse(Some("None")), Ok(IncludeObject::None));
-        let err = IncludeObject::parse(Some("All")).unwrap_err();
-        assert!(err.contains("Unsupported value: \"All\""), "{err}");
+        let err = IncludeObject::parse(Some("All")).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "Unable to convert to Table as requested: includeObject: Unsupported value: \"All\": \
+             supported values: \"Metadata\", \"None\", \"Object\""
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::diagnostic::Diagnostic;
-use crate::diff::{Action, Plan, order};
+use crate::diff::{ObjectAction, Plan, order};
 use crate::manifest::{ObjectKey, yaml::Location};
 use crate::source::LoadedRevision;
 use crate::sync::{self, Failure, FailureKind, SyncReport};
@@ -54,12 +54,13 @@ pub fn split(plan: &Plan) -> (Plan, Plan) {
     (plan.with_objects(foundation), plan.with_objects(rest))
 }
 
-fn is_foundation(key: &ObjectKey, action: &Action) -> bool {
+fn is_foundation(key: &ObjectKey, action: &ObjectAction) -> bool {
     let created = match action {
-        Action::Create => true,
-        Action::Update { .. } | Action::Prune | Action::PruneSkipped { .. } | Action::Unchanged => {
-            false
-        }
+        ObjectAction::Create => true,
+        ObjectAction::Update { .. }
+        | ObjectAction::Prune
+        | ObjectAction::PruneSkipped { .. }
+        | ObjectAction::Unchanged => false,
     };
     created && order::is_foundation(key)
 }
@@ -159,7 +160,7 @@ mod tests {
     use crate::manifest::{ReadOptions, parse_file};
     use crate::sync::ObjectResult;
 
-    fn object(key: ObjectKey, action: Action) -> ObjectPlan {
+    fn object(key: ObjectKey, action: ObjectAction) -> ObjectPlan {
         ObjectPlan {
             key,
             action,
@@ -178,8 +179,8 @@ mod tests {
         }
     }
 
-    fn update(cause: Cause) -> Action {
-        Action::Update {
+    fn update(cause: Cause) -> ObjectAction {
+        ObjectAction::Update {
             cause,
             changes: Vec::new(),
         }
@@ -202,17 +203,17 @@ mod tests {
         let crd = cluster_scoped("apiextensions.k8s.io", "CustomResourceDefinition", "x.io");
         let plan = Plan {
             objects: vec![
-                object(namespace.clone(), Action::Create),
-                object(crd.clone(), Action::Create),
+                object(namespace.clone(), ObjectAction::Create),
+                object(crd.clone(), ObjectAction::Create),
                 object(
                     cluster_scoped("", "Namespace", "kept"),
                     update(Cause::GitChange),
                 ),
-                object(key("new"), Action::Create),
+                object(key("new"), ObjectAction::Create),
                 object(key("edited"), update(Cause::GitChange)),
                 object(key("drifted"), update(Cause::Drift)),
-                object(key("same"), Action::Unchanged),
-                object(key("gone"), Action::Prune),
+                object(key("same"), ObjectAction::Unchanged),
+                object(key("gone"), ObjectAction::Prune),
             ],
             leave_drift: false,
         };

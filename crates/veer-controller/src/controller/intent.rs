@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::diff::{self, Action, DesiredObject, Plan};
+use crate::diff::{self, DesiredObject, ObjectAction, Plan};
 use crate::manifest::ObjectIdentity;
 use crate::sync::state::{ObjectRecord, SyncState};
 
@@ -33,8 +33,10 @@ pub fn with_intent(prev: &SyncState, plan: &Plan, desired: &[DesiredObject]) -> 
     let mut pending: Vec<ObjectRecord> = Vec::new();
     for object in &plan.objects {
         let applies = match &object.action {
-            Action::Create | Action::Update { .. } => plan.writes(object),
-            Action::Prune | Action::PruneSkipped { .. } | Action::Unchanged => false,
+            ObjectAction::Create | ObjectAction::Update { .. } => plan.writes(object),
+            ObjectAction::Prune | ObjectAction::PruneSkipped { .. } | ObjectAction::Unchanged => {
+                false
+            }
         };
         let id = object.key.identity();
         if !applies || held.contains(&id) {
@@ -84,7 +86,7 @@ mod tests {
     use crate::sync::ObjectResult;
     use veer_testkit::at;
 
-    fn plan(actions: Vec<(&str, Action)>) -> Plan {
+    fn plan(actions: Vec<(&str, ObjectAction)>) -> Plan {
         Plan {
             leave_drift: false,
             objects: actions
@@ -99,8 +101,8 @@ mod tests {
         }
     }
 
-    fn update(cause: Cause) -> Action {
-        Action::Update {
+    fn update(cause: Cause) -> ObjectAction {
+        ObjectAction::Update {
             cause,
             changes: Vec::new(),
         }
@@ -114,14 +116,14 @@ mod tests {
     fn what_a_pass_is_about_to_apply_is_recorded_first() {
         struct Case {
             name: &'static str,
-            action: Action,
+            action: ObjectAction,
             self_heal: bool,
             pending: bool,
         }
         let cases = [
             Case {
                 name: "a create is pending before it is sent",
-                action: Action::Create,
+                action: ObjectAction::Create,
                 self_heal: true,
                 pending: true,
             },
@@ -139,7 +141,7 @@ mod tests {
             },
             Case {
                 name: "an unchanged object is not written",
-                action: Action::Unchanged,
+                action: ObjectAction::Unchanged,
                 self_heal: true,
                 pending: false,
             },
@@ -169,7 +171,7 @@ mod tests {
             .push(ObjectRecord::new(&key("broken"), None, "failed"));
         let next = with_intent(
             &prev,
-            &plan(vec![("broken", Action::Create)]),
+            &plan(vec![("broken", ObjectAction::Create)]),
             &desired(&[("broken", 1)]),
         );
         let records: Vec<_> = next.objects.iter().filter(|r| r.name == "broken").collect();
@@ -183,8 +185,8 @@ mod tests {
         let intent = with_intent(
             &applied_state(),
             &plan(vec![
-                ("refused", Action::Create),
-                ("unanswered", Action::Create),
+                ("refused", ObjectAction::Create),
+                ("unanswered", ObjectAction::Create),
             ]),
             &desired(&[("refused", 1), ("unanswered", 1)]),
         );
@@ -217,7 +219,7 @@ mod tests {
     fn after_a_crash_a_pending_object_is_in_the_inventory_or_forgotten() {
         let intent = with_intent(
             &applied_state(),
-            &plan(vec![("new", Action::Create)]),
+            &plan(vec![("new", ObjectAction::Create)]),
             &desired(&[("new", 7)]),
         );
         // The next pass plans with it in the inventory: git dropped it, so if it exists it is

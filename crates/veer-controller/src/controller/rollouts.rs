@@ -60,9 +60,9 @@ use crate::notify::Notifications;
 use crate::rollout::{OperatorCommand, RolloutState, RouteShift, TargetUpdate};
 
 pub use commands::send_command;
-pub use revert::{GitRevert, NoRevert, RevertPusher};
+pub use revert::{GitRevert, NoRevert, PushRevertError, RevertPusher};
 pub use status::render_status;
-pub use store::{list_rollouts, read_rollout};
+pub use store::{clear_command, list_rollouts, read_rollout};
 
 /// What can go wrong keeping rollout state in the cluster.
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +103,26 @@ pub struct RolloutOptions {
 struct Tracked {
     state: RolloutState,
     /// The command last read from its ConfigMap (cleared once applied).
-    command: Option<OperatorCommand>,
+    command: Option<Mailbox>,
+}
+
+/// An operator command as read from a rollout's ConfigMap, and the text it was read from:
+/// the driver clears the mailbox only while it still holds that text, so a command the CLI
+/// wrote meanwhile is never erased.
+#[derive(Debug, Clone)]
+struct Mailbox {
+    command: OperatorCommand,
+    text: String,
+}
+
+impl Mailbox {
+    fn read(text: &str) -> Option<Mailbox> {
+        let command = serde_json::from_str(text).ok()?;
+        Some(Mailbox {
+            command,
+            text: text.to_string(),
+        })
+    }
 }
 
 /// What the driver needs to know about one bound VirtualService in this pass.
@@ -114,6 +133,8 @@ struct Work<'a> {
     policy: RolloutPolicy,
     target: Option<TargetUpdate>,
     shift: Option<RouteShift>,
+    /// The VirtualService as the watch cache has it, to notice a hand edit of the route.
+    live: Option<&'a Value>,
 }
 
 /// Drives every rollout; held by the controller.

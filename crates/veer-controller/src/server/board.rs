@@ -5,6 +5,10 @@
 //! The board holds its own copies in display form (strings, weights, verdicts), so the page
 //! never reaches into the controller's or a rollout's internals, and a slow page load never
 //! holds a lock the controller needs for long.
+//!
+//! The snapshot's types are in `snapshot`, re-exported here.
+
+mod snapshot;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -14,155 +18,20 @@ use chrono::{DateTime, Utc};
 
 pub use super::readiness::{ApiOutage, Readiness};
 use crate::cluster::SharedContact;
-use crate::metrics::CheckVerdict;
-use crate::pass::{Pass, PassOutcome, RejectedBy};
-use crate::rollout::state::{CheckOutcome, Phase, RolloutState};
-use crate::source::{GitRef, SourceSpec};
+use crate::pass::{Pass, RejectedBy};
+use crate::rollout::state::RolloutState;
 use crate::sync::state::SyncState;
+
+pub use snapshot::{
+    CheckMark, ObjectHealth, ObjectStatus, PassStatus, RejectedStatus, RevisionStatus,
+    RolloutStatus, StatusSnapshot, TrackedSource, WeightSample,
+};
 
 /// Weight samples kept per rollout (the oldest go first): one per change of weight, so this
 /// covers far more steps than a rollout has.
 pub const MAX_SAMPLES: usize = 200;
 /// Characters of the last diff kept for the page.
 pub const MAX_DIFF_CHARS: usize = 64 * 1024;
-
-/// The repository and ref veer follows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TrackedSource {
-    pub url: String,
-    /// `branch main`, `tag v1.2`, `commit <sha>`.
-    pub reference: String,
-    pub sub_path: Option<String>,
-}
-
-impl From<&SourceSpec> for TrackedSource {
-    fn from(spec: &SourceSpec) -> Self {
-        TrackedSource {
-            url: spec.url.text.clone(),
-            reference: match &spec.reference {
-                GitRef::Branch(b) => format!("branch {b}"),
-                GitRef::Tag(t) => format!("tag {t}"),
-                GitRef::Commit(c) => format!("commit {c}"),
-            },
-            sub_path: spec.sub_path.clone(),
-        }
-    }
-}
-
-/// The revision in force.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RevisionStatus {
-    pub commit: String,
-    pub summary: String,
-    pub author: String,
-}
-
-/// A revision that failed validation (nothing from it applied).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RejectedStatus {
-    pub commit: String,
-    pub errors: usize,
-}
-
-/// How the last pass ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PassStatus {
-    pub outcome: PassOutcome,
-    pub at: DateTime<Utc>,
-    /// Why it failed, when it did.
-    pub message: Option<String>,
-}
-
-/// Where one object stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum ObjectHealth {
-    InSync,
-    Drifted,
-    Failed,
-}
-
-impl ObjectHealth {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ObjectHealth::InSync => "in sync",
-            ObjectHealth::Drifted => "drifted",
-            ObjectHealth::Failed => "failed",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectStatus {
-    /// `Kind namespace/name`.
-    pub key: String,
-    pub health: ObjectHealth,
-    /// Why it failed or drifted; the last result otherwise.
-    pub reason: String,
-}
-
-/// The new version's weight at a moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WeightSample {
-    pub at: DateTime<Utc>,
-    pub weight: u32,
-}
-
-/// One analysis check, to mark on the chart.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CheckMark {
-    pub at: DateTime<Utc>,
-    pub check: String,
-    pub verdict: CheckVerdict,
-    /// Value, threshold and message, for the tooltip and the table.
-    pub detail: String,
-}
-
-/// One rollout as the page shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RolloutStatus {
-    /// The rollout's name, e.g. `VirtualService shop/reviews spec.http[0]`.
-    pub name: String,
-    pub revision: String,
-    pub phase: Phase,
-    /// Destination and weight, as live now.
-    pub split: Vec<(String, u32)>,
-    pub target: Vec<(String, u32)>,
-    /// The new version's total weight over time.
-    pub samples: Vec<WeightSample>,
-    pub checks: Vec<CheckMark>,
-    /// Why it is rolling back or failed.
-    pub failure: Option<String>,
-}
-
-impl RolloutStatus {
-    /// The new version's current weight (the last sample).
-    pub fn weight(&self) -> u32 {
-        self.samples.last().map(|s| s.weight).unwrap_or(0)
-    }
-}
-
-/// Everything the page shows, at `now`.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct StatusSnapshot {
-    /// When the snapshot was taken (the page says "as of").
-    pub now: Option<DateTime<Utc>>,
-    pub source: Option<TrackedSource>,
-    pub revision: Option<RevisionStatus>,
-    pub rejected: Option<RejectedStatus>,
-    pub last_pass: Option<PassStatus>,
-    /// Sorted: failed first, then drifted, then in sync; by key within each.
-    pub objects: Vec<ObjectStatus>,
-    pub rollouts: Vec<RolloutStatus>,
-    /// The last non-empty diff (what the last write changed, or the drift), plain text.
-    pub last_diff: Option<String>,
-    pub readiness: Readiness,
-}
-
-impl StatusSnapshot {
-    pub fn count(&self, health: ObjectHealth) -> usize {
-        self.objects.iter().filter(|o| o.health == health).count()
-    }
-}
 
 #[derive(Debug, Default)]
 struct Board {
@@ -350,11 +219,7 @@ impl StatusBoard {
             .history
             .iter()
             .map(|c| {
-                let verdict = match c.outcome {
-                    CheckOutcome::Passed => CheckVerdict::Pass,
-                    CheckOutcome::Failed => CheckVerdict::Fail,
-                    CheckOutcome::Held => CheckVerdict::Inconclusive,
-                };
+                let verdict = c.outcome.judgement();
                 let mut detail = c.check.clone();
                 if let Some(v) = c.value {
                     detail.push_str(&format!(" = {v}"));
@@ -443,6 +308,9 @@ impl StatusBoard {
 mod tests {
 
     use super::*;
+    use crate::analysis::Judgement;
+    use crate::pass::PassOutcome;
+    use crate::rollout::state::{CheckOutcome, Phase};
     use crate::sync::state::{ObjectRecord, RevisionRecord};
     use veer_testkit::{at, service as key};
 
@@ -450,12 +318,12 @@ mod tests {
     fn readiness_needs_both_flags_and_says_what_is_missing() {
         let board = StatusBoard::new();
         assert_eq!(
-            board.readiness().check(),
+            board.readiness().check().map_err(|e| e.to_string()),
             Err("no revision loaded yet; cluster watches not up yet".into())
         );
         board.set_watches_up(true);
         assert_eq!(
-            board.readiness().check(),
+            board.readiness().check().map_err(|e| e.to_string()),
             Err("no revision loaded yet".into())
         );
         board.set_revision_loaded(true);
@@ -476,7 +344,8 @@ mod tests {
         assert_eq!(board.readiness_at(at(25, 2)).check(), Ok(()));
         let why = board.readiness_at(at(25, 3)).check().unwrap_err();
         assert!(
-            why.starts_with("the Kubernetes API has been unreachable for 2m"),
+            why.to_string()
+                .starts_with("the Kubernetes API has been unreachable for 2m"),
             "{why}"
         );
         assert_eq!(board.snapshot(at(25, 3)).readiness.check(), Err(why));
@@ -616,7 +485,7 @@ mod tests {
             vec![("reviews/v1".into(), 80), ("reviews/v2".into(), 20)]
         );
         assert_eq!(r.checks.len(), 1);
-        assert_eq!(r.checks[0].verdict, CheckVerdict::Pass);
+        assert_eq!(r.checks[0].verdict, Judgement::Pass);
         assert_eq!(r.checks[0].detail, "success-rate = 99.5 (wants >= 99)");
         // A new commit restarts the chart.
         state.revision = "c2".into();

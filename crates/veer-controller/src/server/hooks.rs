@@ -67,6 +67,36 @@ impl HookRejection {
     }
 }
 
+/// Why a genuine hook is ignored (202 `ignored: …`): it is not a push, or not one of what
+/// veer follows. Nothing to fix unless veer should follow it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HookIgnored {
+    /// `header`: the event header read; `event`: its value, `none` when absent.
+    #[error("{host} event `{event}` is not a push (header {header})")]
+    NotAPush {
+        host: GitHost,
+        event: String,
+        header: &'static str,
+    },
+    #[error("repository {repo} is not the tracked {tracked}")]
+    OtherRepository { repo: String, tracked: String },
+    #[error("veer is pinned to commit {commit}; a push cannot change it")]
+    PinnedCommit { commit: String },
+    #[error("ref {reference} is not the tracked {wanted}")]
+    OtherRef { reference: String, wanted: String },
+}
+
+/// Why a push payload cannot be read (400): the hook sends something veer does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    #[error("the body is not JSON: {reason}")]
+    NotJson { reason: String },
+    #[error("the payload has no `ref`")]
+    NoRef,
+    #[error("the payload names no repository URL")]
+    NoRepositoryUrl,
+}
+
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get(name)
@@ -121,7 +151,7 @@ pub fn authenticate(
 }
 
 /// Is it a push (branch or tag)? `Err` names the event, for the "ignored" answer.
-pub fn is_push(host: GitHost, headers: &HeaderMap) -> Result<(), String> {
+pub fn is_push(host: GitHost, headers: &HeaderMap) -> Result<(), HookIgnored> {
     let (name, event) = match host {
         GitHost::GitHub => (GITHUB_EVENT, header(headers, GITHUB_EVENT)),
         GitHost::Gitea => (GITEA_EVENT, header(headers, GITEA_EVENT)),
@@ -135,10 +165,11 @@ pub fn is_push(host: GitHost, headers: &HeaderMap) -> Result<(), String> {
     if push {
         Ok(())
     } else {
-        Err(format!(
-            "{host} event `{}` is not a push (header {name})",
-            event.unwrap_or("none")
-        ))
+        Err(HookIgnored::NotAPush {
+            host,
+            event: event.unwrap_or("none").to_string(),
+            header: name,
+        })
     }
 }
 
@@ -156,13 +187,15 @@ pub struct Push {
 
 /// Read a push payload (GitHub, Gitea: `repository.*`; GitLab: `project.*` and
 /// `repository.*`). `Err` says what is missing.
-pub fn read_push(host: GitHost, body: &[u8]) -> Result<Push, String> {
+pub fn read_push(host: GitHost, body: &[u8]) -> Result<Push, PayloadError> {
     let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+        serde_json::from_slice(body).map_err(|e| PayloadError::NotJson {
+            reason: e.to_string(),
+        })?;
     let reference = value
         .get("ref")
         .and_then(|r| r.as_str())
-        .ok_or("the payload has no `ref`")?
+        .ok_or(PayloadError::NoRef)?
         .to_string();
     let after = value
         .get("after")
@@ -195,7 +228,7 @@ pub fn read_push(host: GitHost, body: &[u8]) -> Result<Push, String> {
         }
     }
     if repo_urls.is_empty() {
-        return Err("the payload names no repository URL".into());
+        return Err(PayloadError::NoRepositoryUrl);
     }
     Ok(Push {
         host,
@@ -232,33 +265,33 @@ pub fn normalize_repo_url(url: &str) -> String {
 }
 
 /// Does `push` concern the repository and ref veer follows? `Err` says why not.
-pub fn concerns(push: &Push, source: &SourceSpec) -> Result<(), String> {
+pub fn concerns(push: &Push, source: &SourceSpec) -> Result<(), HookIgnored> {
     let tracked = normalize_repo_url(&source.url.text);
     if !push
         .repo_urls
         .iter()
         .any(|u| normalize_repo_url(u) == tracked)
     {
-        return Err(format!(
-            "repository {} is not the tracked {}",
-            push.repo_urls.first().map(String::as_str).unwrap_or("?"),
-            source.url.text
-        ));
+        return Err(HookIgnored::OtherRepository {
+            repo: push
+                .repo_urls
+                .first()
+                .map_or_else(|| "?".to_string(), String::clone),
+            tracked: source.url.text.clone(),
+        });
     }
     let wanted = match &source.reference {
         GitRef::Branch(b) => format!("refs/heads/{b}"),
         GitRef::Tag(t) => format!("refs/tags/{t}"),
         GitRef::Commit(c) => {
-            return Err(format!(
-                "veer is pinned to commit {c}; a push cannot change it"
-            ));
+            return Err(HookIgnored::PinnedCommit { commit: c.clone() });
         }
     };
     if push.reference != wanted {
-        return Err(format!(
-            "ref {} is not the tracked {wanted}",
-            push.reference
-        ));
+        return Err(HookIgnored::OtherRef {
+            reference: push.reference.clone(),
+            wanted,
+        });
     }
     Ok(())
 }
@@ -343,10 +376,17 @@ mod tests {
                 "{host} {name}: {event}"
             );
         }
-        assert!(
+        assert_eq!(
             is_push(GitHost::GitHub, &headers(&[(GITHUB_EVENT, "ping")]))
                 .unwrap_err()
-                .contains("`ping` is not a push")
+                .to_string(),
+            "github event `ping` is not a push (header x-github-event)"
+        );
+        assert_eq!(
+            is_push(GitHost::GitLab, &headers(&[]))
+                .unwrap_err()
+                .to_string(),
+            "gitlab event `none` is not a push (header x-gitlab-event)"
         );
     }
 
@@ -434,7 +474,7 @@ mod tests {
         for (push, spec, want) in cases {
             match (concerns(push, &spec), want) {
                 (Ok(()), Ok(())) => {}
-                (Err(e), Err(w)) => assert!(e.contains(w), "{e} should say {w}"),
+                (Err(e), Err(w)) => assert!(e.to_string().contains(w), "{e} should say {w}"),
                 (got, want) => panic!("{}: got {got:?}, want {want:?}", spec.url),
             }
         }
@@ -444,20 +484,16 @@ mod tests {
 
     #[test]
     fn unreadable_payloads_say_what_is_wrong() {
+        let message = |body: &[u8]| read_push(GitHost::GitHub, body).unwrap_err().to_string();
         assert!(
-            read_push(GitHost::GitHub, b"not json")
-                .unwrap_err()
-                .contains("not JSON")
+            message(b"not json").starts_with("the body is not JSON: "),
+            "{}",
+            message(b"not json")
         );
-        assert!(
-            read_push(GitHost::GitHub, b"{}")
-                .unwrap_err()
-                .contains("`ref`")
-        );
-        assert!(
-            read_push(GitHost::GitHub, br#"{"ref":"refs/heads/main"}"#)
-                .unwrap_err()
-                .contains("no repository URL")
+        assert_eq!(message(b"{}"), "the payload has no `ref`");
+        assert_eq!(
+            message(br#"{"ref":"refs/heads/main"}"#),
+            "the payload names no repository URL"
         );
     }
 }

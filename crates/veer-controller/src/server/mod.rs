@@ -325,7 +325,7 @@ async fn git_hook(
         Ok(push) => push,
         Err(why) => {
             warn!(%peer, %host, "git webhook refused: {why}");
-            return text(StatusCode::BAD_REQUEST, why);
+            return text(StatusCode::BAD_REQUEST, why.to_string());
         }
     };
     let Some(source) = &state.source else {

@@ -17,6 +17,45 @@ pub struct ApiOutage {
     pub lasted: Duration,
 }
 
+/// Why veer is not ready (the body of `/readyz`'s 503 and the status page's badge): every
+/// thing missing, the API outage first, said in one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", join(.missing))]
+pub struct NotReady {
+    pub missing: Vec<Missing>,
+}
+
+/// One thing readiness waits for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Missing {
+    /// The API has not answered for longer than `server.notReadyAfterApiOutage`.
+    #[error(
+        "the Kubernetes API has been unreachable for {} (since {})",
+        human_lasted(.0.lasted),
+        .0.since.format("%Y-%m-%d %H:%M:%S UTC")
+    )]
+    Api(ApiOutage),
+    /// No valid revision has been loaded from the source yet.
+    #[error("no revision loaded yet")]
+    Revision,
+    /// The cluster watches have not synced yet.
+    #[error("cluster watches not up yet")]
+    Watches,
+}
+
+fn join(missing: &[Missing]) -> String {
+    missing
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn human_lasted(lasted: Duration) -> String {
+    let lasted = chrono::Duration::from_std(lasted).unwrap_or(chrono::Duration::MAX);
+    veer_model::duration::human_duration(lasted)
+}
+
 /// What readiness needs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Readiness {
@@ -44,26 +83,21 @@ impl Readiness {
     }
 
     /// `Ok` when ready, or why not (for the 503 body).
-    pub fn check(self) -> Result<(), String> {
+    pub fn check(self) -> Result<(), NotReady> {
         let mut missing = Vec::new();
         if let Some(outage) = self.api_outage {
-            let lasted = chrono::Duration::from_std(outage.lasted).unwrap_or(chrono::Duration::MAX);
-            missing.push(format!(
-                "the Kubernetes API has been unreachable for {} (since {})",
-                veer_model::duration::human_duration(lasted),
-                outage.since.format("%Y-%m-%d %H:%M:%S UTC")
-            ));
+            missing.push(Missing::Api(outage));
         }
         if !self.revision_loaded {
-            missing.push("no revision loaded yet".to_string());
+            missing.push(Missing::Revision);
         }
         if !self.watches_up {
-            missing.push("cluster watches not up yet".to_string());
+            missing.push(Missing::Watches);
         }
         if missing.is_empty() {
             Ok(())
         } else {
-            Err(missing.join("; "))
+            Err(NotReady { missing })
         }
     }
 }
@@ -102,7 +136,7 @@ mod tests {
             })
         );
         assert_eq!(
-            late.check(),
+            late.check().map_err(|e| e.to_string()),
             Err(
                 "the Kubernetes API has been unreachable for 21s (since 2026-11-25 10:00:05 UTC)"
                     .into()
@@ -126,11 +160,17 @@ mod tests {
         }
         .with_outage(Some(contact), Duration::from_secs(60), now);
         assert_eq!(
-            r.check(),
+            r.check().map_err(|e| e.to_string()),
             Err("the Kubernetes API has been unreachable for 10m (since 2026-11-25 10:00:00 UTC); cluster watches not up yet".into())
         );
         assert_eq!(
             Readiness::default().check(),
+            Err(NotReady {
+                missing: vec![Missing::Revision, Missing::Watches]
+            })
+        );
+        assert_eq!(
+            Readiness::default().check().map_err(|e| e.to_string()),
             Err("no revision loaded yet; cluster watches not up yet".into())
         );
     }

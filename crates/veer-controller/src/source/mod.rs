@@ -20,7 +20,7 @@ use std::time::Duration;
 use crate::manifest::ManifestSet;
 
 pub use git::GitSource;
-pub use poller::{Action, PollOutcome, Poller, decide};
+pub use poller::{PollAction, PollOutcome, Poller, decide};
 pub use revert::{FailedCheck, RevertAuthor, RevertError, RevertRequest, Reverted, revert};
 pub use schedule::Schedule;
 pub use spec::{

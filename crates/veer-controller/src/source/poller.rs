@@ -24,19 +24,19 @@ pub enum PollOutcome {
 
 /// What to do after a fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
+pub enum PollAction {
     Load(CommitId),
     Keep(CommitId),
 }
 
 /// Load when the fetched commit is not the loaded one. Compared with the last *loaded*
 /// commit, not the last fetched, so a load that failed is retried at the next poll. Pure.
-pub fn decide(fetched: &FetchOutcome, loaded: Option<&CommitId>) -> Action {
+pub fn decide(fetched: &FetchOutcome, loaded: Option<&CommitId>) -> PollAction {
     let commit = fetched.commit();
     if loaded == Some(commit) {
-        Action::Keep(commit.clone())
+        PollAction::Keep(commit.clone())
     } else {
-        Action::Load(commit.clone())
+        PollAction::Load(commit.clone())
     }
 }
 
@@ -185,8 +185,8 @@ fn poll_blocking(
     source.set_timeout(Some(timeout));
     let fetched = source.fetch()?;
     match decide(&fetched, loaded.as_ref()) {
-        Action::Keep(commit) => Ok(Polled::Same(commit)),
-        Action::Load(commit) => source
+        PollAction::Keep(commit) => Ok(Polled::Same(commit)),
+        PollAction::Load(commit) => source
             .load(&commit, options, cache)
             .map(|r| Polled::Loaded(Box::new(r))),
     }
@@ -206,23 +206,23 @@ mod tests {
             (
                 FetchOutcome::classify(None, c("a")),
                 None,
-                Action::Load(c("a")),
+                PollAction::Load(c("a")),
             ),
             (
                 FetchOutcome::classify(Some(&c("a")), c("a")),
                 Some(c("a")),
-                Action::Keep(c("a")),
+                PollAction::Keep(c("a")),
             ),
             (
                 FetchOutcome::classify(Some(&c("a")), c("b")),
                 Some(c("a")),
-                Action::Load(c("b")),
+                PollAction::Load(c("b")),
             ),
             // The fetch saw no change, but the load of that commit failed earlier: retry.
             (
                 FetchOutcome::classify(Some(&c("b")), c("b")),
                 Some(c("a")),
-                Action::Load(c("b")),
+                PollAction::Load(c("b")),
             ),
         ];
         for (fetched, loaded, want) in table {

@@ -8,12 +8,24 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::SourceError;
+use crate::duration::DurationError;
 
 /// Shortest interval accepted: polling faster only loads the git server.
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Wait used if a cron schedule has no future time left (e.g. it names only past years).
 const EXHAUSTED_WAIT: Duration = Duration::from_secs(3600);
+
+/// Why a one-word schedule is not a usable interval (the reason of
+/// [`SourceError::InvalidSchedule`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IntervalError {
+    #[error("{0}; give an interval like `30s`, `2m`, `1h` or a cron expression")]
+    NotADuration(DurationError),
+    /// Shorter than [`MIN_INTERVAL`]: polling faster only loads the git server.
+    #[error("`{text}` is shorter than the minimum of 1s")]
+    TooShort { text: String },
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Schedule {
@@ -38,7 +50,7 @@ impl Schedule {
         if fields == 1 {
             return parse_interval(input)
                 .map(Schedule::Interval)
-                .map_err(invalid);
+                .map_err(|e| invalid(e.to_string()));
         }
         match fields {
             5 => Err(invalid(
@@ -75,12 +87,12 @@ impl Schedule {
 
 /// An interval in Go duration syntax (`30s`, `2m`, `1h30m`), the same syntax as every other
 /// duration veer reads.
-fn parse_interval(text: &str) -> Result<Duration, String> {
-    let interval = crate::duration::parse(text).map_err(|e| {
-        format!("{e}; give an interval like `30s`, `2m`, `1h` or a cron expression")
-    })?;
+fn parse_interval(text: &str) -> Result<Duration, IntervalError> {
+    let interval = crate::duration::parse(text).map_err(IntervalError::NotADuration)?;
     if interval < MIN_INTERVAL {
-        return Err(format!("`{text}` is shorter than the minimum of 1s"));
+        return Err(IntervalError::TooShort {
+            text: text.to_string(),
+        });
     }
     Ok(interval)
 }
@@ -128,6 +140,15 @@ mod tests {
             let err = Schedule::parse(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");
         }
+        assert_eq!(
+            Schedule::parse("10").unwrap_err().to_string(),
+            "schedule `10` is not usable: `10` needs a unit (ns, us, ms, s, m, h); give an \
+             interval like `30s`, `2m`, `1h` or a cron expression"
+        );
+        assert_eq!(
+            Schedule::parse("0s").unwrap_err().to_string(),
+            "schedule `0s` is not usable: `0s` is shorter than the minimum of 1s"
+        );
     }
 
     #[test]

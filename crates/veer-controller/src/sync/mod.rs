@@ -25,7 +25,7 @@ use serde_json::Value;
 use tracing::{debug, info, warn};
 
 use crate::cluster::{Cluster, ClusterError, Observed};
-use crate::diff::{Action, Cause, DesiredObject, ObjectPlan, Plan, PruneSkipReason};
+use crate::diff::{Cause, DesiredObject, ObjectAction, ObjectPlan, Plan, PruneSkipReason};
 use crate::manifest::ObjectKey;
 
 use failure::cluster_failure;
@@ -271,31 +271,35 @@ pub async fn execute(
     let mut pruned: Vec<ObjectKey> = Vec::new();
     for object in &plan.objects {
         let result = match &object.action {
-            Action::Unchanged => ObjectResult::Unchanged,
-            Action::PruneSkipped { reason } => ObjectResult::PruneSkipped {
+            ObjectAction::Unchanged => ObjectResult::Unchanged,
+            ObjectAction::PruneSkipped { reason } => ObjectResult::PruneSkipped {
                 reason: reason.clone(),
             },
-            Action::Update {
+            ObjectAction::Update {
                 cause: Cause::Drift,
                 ..
             } if plan.leave_drift => ObjectResult::DriftReported,
-            Action::Create | Action::Update { .. } => match apply(cluster, object, options).await {
-                Ok(rv) => {
-                    written.push(Observed {
-                        key: object.key.clone(),
-                        resource_version: Some(rv),
-                    });
-                    match &object.action {
-                        Action::Update { cause, .. } => ObjectResult::Updated { cause: *cause },
-                        Action::Create
-                        | Action::Prune
-                        | Action::PruneSkipped { .. }
-                        | Action::Unchanged => ObjectResult::Created,
+            ObjectAction::Create | ObjectAction::Update { .. } => {
+                match apply(cluster, object, options).await {
+                    Ok(rv) => {
+                        written.push(Observed {
+                            key: object.key.clone(),
+                            resource_version: Some(rv),
+                        });
+                        match &object.action {
+                            ObjectAction::Update { cause, .. } => {
+                                ObjectResult::Updated { cause: *cause }
+                            }
+                            ObjectAction::Create
+                            | ObjectAction::Prune
+                            | ObjectAction::PruneSkipped { .. }
+                            | ObjectAction::Unchanged => ObjectResult::Created,
+                        }
                     }
+                    Err(f) => ObjectResult::Failed(f),
                 }
-                Err(f) => ObjectResult::Failed(f),
-            },
-            Action::Prune => match still_inhabited(cluster, &object.key, &pruned).await {
+            }
+            ObjectAction::Prune => match still_inhabited(cluster, &object.key, &pruned).await {
                 Err(f) => ObjectResult::Failed(f),
                 Ok(Some(reason)) => {
                     warn!(object = %object.key, "kept namespace {}: {reason}", object.key.name);
@@ -399,7 +403,7 @@ async fn apply(
     // belong to that manager, so only a forced apply can restore them.
     let heal = matches!(
         object.action,
-        Action::Update {
+        ObjectAction::Update {
             cause: Cause::Drift,
             ..
         }

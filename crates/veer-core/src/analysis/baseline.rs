@@ -18,15 +18,7 @@ use serde::{Deserialize, Serialize};
 use statrs::stats_tests::Alternative;
 use statrs::stats_tests::mannwhitneyu::{MannWhitneyUMethod, mannwhitneyu};
 
-/// Which direction of a metric is bad.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum WorseWhen {
-    /// e.g. success rate.
-    Lower,
-    /// e.g. latency.
-    Higher,
-}
+use crate::manifest::rollout_policy::Direction;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(
@@ -48,14 +40,6 @@ pub enum BaselineVerdict {
 }
 
 impl BaselineVerdict {
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            BaselineVerdict::Pass { .. } | BaselineVerdict::WithinAllowance { .. } => "pass",
-            BaselineVerdict::Fail { .. } => "fail",
-            BaselineVerdict::Inconclusive { .. } => "inconclusive",
-        }
-    }
-
     /// The test's p-value; `None` when it could not run.
     pub fn p_value(&self) -> Option<f64> {
         match self {
@@ -72,7 +56,7 @@ impl BaselineVerdict {
 pub fn compare_to_baseline(
     canary: &[f64],
     baseline: &[f64],
-    worse: WorseWhen,
+    worse: Direction,
     alpha: f64,
 ) -> BaselineVerdict {
     if !(alpha > 0.0 && alpha < 1.0) {
@@ -105,8 +89,8 @@ pub fn compare_to_baseline(
     }
     // `Greater`: the alternative is that the first sample tends to be larger.
     let alternative = match worse {
-        WorseWhen::Higher => Alternative::Greater,
-        WorseWhen::Lower => Alternative::Less,
+        Direction::Increase => Alternative::Greater,
+        Direction::Decrease => Alternative::Less,
     };
     // The normal approximation with continuity correction, always: it handles ties (common
     // in per-interval values), and statrs 0.19's exact path returns the complementary tail
@@ -163,7 +147,7 @@ fn is_zero(x: &f64) -> bool {
 pub fn compare(
     canary: &[f64],
     baseline: &[f64],
-    worse: WorseWhen,
+    worse: Direction,
     alpha: f64,
     allowance: f64,
     baseline_query: &str,
@@ -202,11 +186,8 @@ pub fn compare(
 /// How much worse `new` is than `old` in the `worse` direction, as a fraction of `old`
 /// (0.25: a quarter worse); 0 or less when not worse. Against an old value of 0, any worsening
 /// is infinitely worse.
-pub fn worse_by(new: f64, old: f64, worse: WorseWhen) -> f64 {
-    let delta = match worse {
-        WorseWhen::Higher => new - old,
-        WorseWhen::Lower => old - new,
-    };
+pub fn worse_by(new: f64, old: f64, worse: Direction) -> f64 {
+    let delta = worse.worsening(new, old);
     if old == 0.0 {
         if delta > 0.0 { f64::INFINITY } else { 0.0 }
     } else {
@@ -349,13 +330,14 @@ fn smallest_one_sided_p(n: usize, m: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::Judgement;
 
     const BASE_LATENCY: [f64; 8] = [50.0, 52.0, 49.0, 51.0, 53.0, 48.0, 50.5, 51.5];
 
     #[test]
     fn slower_canary_fails_on_latency() {
         let canary = [90.0, 95.0, 88.0, 92.0, 99.0, 91.0, 93.0, 94.0];
-        let v = compare_to_baseline(&canary, &BASE_LATENCY, WorseWhen::Higher, 0.05);
+        let v = compare_to_baseline(&canary, &BASE_LATENCY, Direction::Increase, 0.05);
         assert!(
             matches!(v, BaselineVerdict::Fail { p_value } if p_value < 0.001),
             "{v:?}"
@@ -365,7 +347,7 @@ mod tests {
     #[test]
     fn faster_canary_passes_on_latency() {
         let canary = [30.0, 31.0, 29.0, 32.0, 30.5, 31.5, 28.0, 33.0];
-        let v = compare_to_baseline(&canary, &BASE_LATENCY, WorseWhen::Higher, 0.05);
+        let v = compare_to_baseline(&canary, &BASE_LATENCY, Direction::Increase, 0.05);
         assert!(
             matches!(v, BaselineVerdict::Pass { p_value } if p_value > 0.9),
             "{v:?}"
@@ -375,37 +357,37 @@ mod tests {
     #[test]
     fn similar_samples_pass() {
         let canary = [50.2, 51.2, 49.2, 50.7, 52.2, 48.7, 51.7, 49.7];
-        let v = compare_to_baseline(&canary, &BASE_LATENCY, WorseWhen::Higher, 0.05);
-        assert_eq!(v.metric_label(), "pass", "{v:?}");
+        let v = compare_to_baseline(&canary, &BASE_LATENCY, Direction::Increase, 0.05);
+        assert_eq!(v.judgement(), Judgement::Pass, "{v:?}");
     }
 
     #[test]
     fn lower_success_rate_fails() {
         let baseline = [99.9, 99.8, 100.0, 99.95, 99.85, 99.9];
         let canary = [91.0, 90.0, 93.0, 89.5, 92.0, 90.5];
-        let v = compare_to_baseline(&canary, &baseline, WorseWhen::Lower, 0.05);
-        assert_eq!(v.metric_label(), "fail", "{v:?}");
+        let v = compare_to_baseline(&canary, &baseline, Direction::Decrease, 0.05);
+        assert_eq!(v.judgement(), Judgement::Fail, "{v:?}");
         // The same samples read the other way round are not a failure.
-        let v = compare_to_baseline(&canary, &baseline, WorseWhen::Higher, 0.05);
-        assert_eq!(v.metric_label(), "pass", "{v:?}");
+        let v = compare_to_baseline(&canary, &baseline, Direction::Increase, 0.05);
+        assert_eq!(v.judgement(), Judgement::Pass, "{v:?}");
     }
 
     #[test]
     fn too_few_samples_are_inconclusive_even_if_separated() {
         // 2 vs 2 completely separated: the best one-sided p is 1/6 > 0.05.
-        let v = compare_to_baseline(&[100.0, 101.0], &[1.0, 2.0], WorseWhen::Higher, 0.05);
-        assert_eq!(v.metric_label(), "inconclusive", "{v:?}");
-        let v = compare_to_baseline(&[], &BASE_LATENCY, WorseWhen::Higher, 0.05);
-        assert_eq!(v.metric_label(), "inconclusive");
+        let v = compare_to_baseline(&[100.0, 101.0], &[1.0, 2.0], Direction::Increase, 0.05);
+        assert_eq!(v.judgement(), Judgement::Inconclusive, "{v:?}");
+        let v = compare_to_baseline(&[], &BASE_LATENCY, Direction::Increase, 0.05);
+        assert_eq!(v.judgement(), Judgement::Inconclusive);
     }
 
     #[test]
     fn nan_samples_are_left_out() {
         let canary = [f64::NAN, 90.0, 95.0, 88.0, 92.0, 99.0, f64::NAN];
-        let v = compare_to_baseline(&canary, &BASE_LATENCY, WorseWhen::Higher, 0.05);
-        assert_eq!(v.metric_label(), "fail", "{v:?}");
-        let v = compare_to_baseline(&[f64::NAN; 8], &BASE_LATENCY, WorseWhen::Higher, 0.05);
-        assert_eq!(v.metric_label(), "inconclusive");
+        let v = compare_to_baseline(&canary, &BASE_LATENCY, Direction::Increase, 0.05);
+        assert_eq!(v.judgement(), Judgement::Fail, "{v:?}");
+        let v = compare_to_baseline(&[f64::NAN; 8], &BASE_LATENCY, Direction::Increase, 0.05);
+        assert_eq!(v.judgement(), Judgement::Inconclusive);
     }
 
     #[test]
@@ -426,20 +408,20 @@ mod tests {
 
     #[test]
     fn bad_alpha_is_inconclusive() {
-        let v = compare_to_baseline(&BASE_LATENCY, &BASE_LATENCY, WorseWhen::Higher, 1.5);
-        assert_eq!(v.metric_label(), "inconclusive");
+        let v = compare_to_baseline(&BASE_LATENCY, &BASE_LATENCY, Direction::Increase, 1.5);
+        assert_eq!(v.judgement(), Judgement::Inconclusive);
     }
 
     #[test]
     fn all_ties_pass_with_p_one_once_there_are_enough_samples() {
         // A constant metric on both sides (e.g. a fixed latency in one histogram bucket).
-        let v = compare_to_baseline(&[24.85; 6], &[24.85; 9], WorseWhen::Higher, 0.05);
+        let v = compare_to_baseline(&[24.85; 6], &[24.85; 9], Direction::Increase, 0.05);
         assert_eq!(v, BaselineVerdict::Pass { p_value: 1.0 });
-        let v = compare_to_baseline(&[100.0; 6], &[100.0; 6], WorseWhen::Lower, 0.05);
+        let v = compare_to_baseline(&[100.0; 6], &[100.0; 6], Direction::Decrease, 0.05);
         assert_eq!(v, BaselineVerdict::Pass { p_value: 1.0 });
         // Too few is still too few, ties or not.
-        let v = compare_to_baseline(&[24.85; 2], &[24.85; 2], WorseWhen::Higher, 0.05);
-        assert_eq!(v.metric_label(), "inconclusive");
+        let v = compare_to_baseline(&[24.85; 2], &[24.85; 2], Direction::Increase, 0.05);
+        assert_eq!(v.judgement(), Judgement::Inconclusive);
     }
 
     #[test]
@@ -455,7 +437,7 @@ mod tests {
             canary.iter().chain(&baseline).any(|v| *v != 24.85),
             "the noise is there"
         );
-        for worse in [WorseWhen::Higher, WorseWhen::Lower] {
+        for worse in [Direction::Increase, Direction::Decrease] {
             let v = compare_to_baseline(&canary, &baseline, worse, 0.05);
             assert_eq!(v, BaselineVerdict::Pass { p_value: 1.0 });
         }
@@ -467,12 +449,12 @@ mod tests {
 
     #[test]
     fn ties_within_each_side_but_apart_fail() {
-        let v = compare_to_baseline(&[248.5; 6], &[24.85; 9], WorseWhen::Higher, 0.05);
+        let v = compare_to_baseline(&[248.5; 6], &[24.85; 9], Direction::Increase, 0.05);
         assert!(
             matches!(v, BaselineVerdict::Fail { p_value } if p_value < 0.01),
             "{v:?}"
         );
-        let v = compare_to_baseline(&[24.85; 6], &[248.5; 9], WorseWhen::Higher, 0.05);
+        let v = compare_to_baseline(&[24.85; 6], &[248.5; 9], Direction::Increase, 0.05);
         assert!(
             matches!(v, BaselineVerdict::Pass { p_value } if p_value > 0.99),
             "{v:?}"
@@ -484,7 +466,7 @@ mod tests {
         &'static str,
         Vec<f64>,
         Vec<f64>,
-        WorseWhen,
+        Direction,
         f64,
         &'static str,
     );
@@ -497,14 +479,14 @@ mod tests {
         let lower = |by: f64| -> Vec<f64> { [99.0; 8].iter().map(|v| v * by).collect() };
         #[rustfmt::skip]
         let cases: Vec<AllowanceCase> = vec![
-            ("no allowance: a significant worsening fails", slower(1.05), tight.to_vec(), WorseWhen::Higher, 0.0, "fail"),
-            ("5 % slower, 10 % allowed", slower(1.05), tight.to_vec(), WorseWhen::Higher, 0.1, "within"),
-            ("20 % slower, 10 % allowed", slower(1.2), tight.to_vec(), WorseWhen::Higher, 0.1, "fail"),
-            ("exactly at the allowance", slower(1.1), tight.to_vec(), WorseWhen::Higher, 0.1 + 1e-9, "within"),
-            ("success rate 2 % lower, 5 % allowed", lower(0.98), vec![99.0; 8], WorseWhen::Lower, 0.05, "within"),
-            ("success rate 10 % lower, 5 % allowed", lower(0.90), vec![99.0; 8], WorseWhen::Lower, 0.05, "fail"),
-            ("not worse at all: the allowance is not needed", tight.to_vec(), slower(2.0), WorseWhen::Higher, 0.1, "pass"),
-            ("an old value of 0: any worsening is too much", vec![1.0; 8], vec![0.0; 8], WorseWhen::Higher, 5.0, "fail"),
+            ("no allowance: a significant worsening fails", slower(1.05), tight.to_vec(), Direction::Increase, 0.0, "fail"),
+            ("5 % slower, 10 % allowed", slower(1.05), tight.to_vec(), Direction::Increase, 0.1, "within"),
+            ("20 % slower, 10 % allowed", slower(1.2), tight.to_vec(), Direction::Increase, 0.1, "fail"),
+            ("exactly at the allowance", slower(1.1), tight.to_vec(), Direction::Increase, 0.1 + 1e-9, "within"),
+            ("success rate 2 % lower, 5 % allowed", lower(0.98), vec![99.0; 8], Direction::Decrease, 0.05, "within"),
+            ("success rate 10 % lower, 5 % allowed", lower(0.90), vec![99.0; 8], Direction::Decrease, 0.05, "fail"),
+            ("not worse at all: the allowance is not needed", tight.to_vec(), slower(2.0), Direction::Increase, 0.1, "pass"),
+            ("an old value of 0: any worsening is too much", vec![1.0; 8], vec![0.0; 8], Direction::Increase, 5.0, "fail"),
         ];
         for (name, canary, old, worse, allowance, want) in cases {
             let c = compare(&canary, &old, worse, 0.05, allowance, "q");
@@ -519,13 +501,13 @@ mod tests {
             };
             assert_eq!(got, want, "{name}: {c}");
         }
-        let c = compare(&slower(1.05), &tight, WorseWhen::Higher, 0.05, 0.1, "q");
+        let c = compare(&slower(1.05), &tight, Direction::Increase, 0.05, 0.1, "q");
         assert!(
             c.to_string().contains("by 5%, within the 10% allowance"),
             "{c}"
         );
-        assert_eq!(c.verdict.metric_label(), "pass");
-        let c = compare(&slower(1.2), &tight, WorseWhen::Higher, 0.05, 0.125, "q");
+        assert_eq!(c.verdict.judgement(), Judgement::Pass);
+        let c = compare(&slower(1.2), &tight, Direction::Increase, 0.05, 0.125, "q");
         assert!(c.to_string().contains("beyond the 12.5% allowance"), "{c}");
         let json = serde_json::to_value(&c).unwrap();
         assert_eq!(json["allowance"], 0.125);
@@ -540,7 +522,7 @@ mod tests {
         let c = compare(
             &[f64::NAN, 248.5, 250.0, 247.0, 249.0, 248.0, 251.0],
             &[24.85; 9],
-            WorseWhen::Higher,
+            Direction::Increase,
             0.05,
             0.0,
             "q{v1}",
@@ -558,7 +540,7 @@ mod tests {
                 p_text(p)
             )
         );
-        let c = compare(&[], &[1.0], WorseWhen::Higher, 0.05, 0.0, "q");
+        let c = compare(&[], &[1.0], Direction::Increase, 0.05, 0.0, "q");
         assert!(
             c.to_string()
                 .starts_with("baseline inconclusive: 0 new and 1 baseline samples"),

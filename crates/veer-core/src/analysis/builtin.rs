@@ -3,25 +3,8 @@
 //! as the destination's sidecar reports them; and the same two for the whole service as its
 //! callers' sidecars report them (where a VirtualService's injected faults show).
 
-use serde::{Deserialize, Serialize};
-
 use super::template::QueryTemplate;
-
-/// A metric veer knows how to query without a user-written PromQL. Names follow Flagger's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Builtin {
-    /// Percentage (0–100) of the subset's requests that did not answer 5xx.
-    RequestSuccessRate,
-    /// 99th percentile of the subset's request duration, in milliseconds.
-    RequestDuration,
-    /// Percentage (0–100) of the service's requests (every version) that did not answer
-    /// 5xx, as its callers report them: aborts a fault injects count here and only here.
-    CallerRequestSuccessRate,
-    /// 99th percentile of the service's request duration as its callers report it, in
-    /// milliseconds: a delay a fault injects shows here and only here.
-    CallerRequestDuration,
-}
+use crate::manifest::rollout_policy::BuiltinMetric;
 
 /// Label matchers selecting the analysed subset's requests, as the destination reports them.
 const SELECTOR: &str = concat!(
@@ -55,22 +38,18 @@ fn p99(selector: &str) -> QueryTemplate {
     ))
 }
 
-impl Builtin {
-    pub fn name(self) -> &'static str {
-        match self {
-            Builtin::RequestSuccessRate => "request-success-rate",
-            Builtin::RequestDuration => "request-duration",
-            Builtin::CallerRequestSuccessRate => "caller-request-success-rate",
-            Builtin::CallerRequestDuration => "caller-request-duration",
-        }
-    }
+/// The query of a built-in metric (the policy's [`BuiltinMetric`], one type for both).
+pub trait BuiltinQuery {
+    fn template(self) -> QueryTemplate;
+}
 
-    pub fn template(self) -> QueryTemplate {
+impl BuiltinQuery for BuiltinMetric {
+    fn template(self) -> QueryTemplate {
         match self {
-            Builtin::RequestSuccessRate => success_rate(SELECTOR),
-            Builtin::RequestDuration => p99(SELECTOR),
-            Builtin::CallerRequestSuccessRate => success_rate(CALLER_SELECTOR),
-            Builtin::CallerRequestDuration => p99(CALLER_SELECTOR),
+            BuiltinMetric::RequestSuccessRate => success_rate(SELECTOR),
+            BuiltinMetric::RequestDuration => p99(SELECTOR),
+            BuiltinMetric::CallerRequestSuccessRate => success_rate(CALLER_SELECTOR),
+            BuiltinMetric::CallerRequestDuration => p99(CALLER_SELECTOR),
         }
     }
 }
@@ -96,7 +75,7 @@ mod tests {
     #[test]
     fn success_rate_query() {
         assert_eq!(
-            Builtin::RequestSuccessRate
+            BuiltinMetric::RequestSuccessRate
                 .template()
                 .render(&vars())
                 .unwrap(),
@@ -107,7 +86,10 @@ mod tests {
     #[test]
     fn latency_query() {
         assert_eq!(
-            Builtin::RequestDuration.template().render(&vars()).unwrap(),
+            BuiltinMetric::RequestDuration
+                .template()
+                .render(&vars())
+                .unwrap(),
             r#"histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="shop",destination_service_name="reviews",destination_version="v2"}[10s])))"#
         );
     }
@@ -115,14 +97,14 @@ mod tests {
     #[test]
     fn caller_side_queries_take_the_whole_service_as_its_callers_report_it() {
         assert_eq!(
-            Builtin::CallerRequestSuccessRate
+            BuiltinMetric::CallerRequestSuccessRate
                 .template()
                 .render(&vars())
                 .unwrap(),
             r#"100 * (1 - ((sum(rate(istio_requests_total{reporter="source",destination_service_namespace="shop",destination_service_name="reviews",response_code=~"5.."}[10s])) or on() vector(0)) / sum(rate(istio_requests_total{reporter="source",destination_service_namespace="shop",destination_service_name="reviews"}[10s]))))"#
         );
         assert_eq!(
-            Builtin::CallerRequestDuration
+            BuiltinMetric::CallerRequestDuration
                 .template()
                 .render(&vars())
                 .unwrap(),
@@ -141,14 +123,14 @@ mod tests {
     #[test]
     fn names_round_trip_through_serde() {
         for b in [
-            Builtin::RequestSuccessRate,
-            Builtin::RequestDuration,
-            Builtin::CallerRequestSuccessRate,
-            Builtin::CallerRequestDuration,
+            BuiltinMetric::RequestSuccessRate,
+            BuiltinMetric::RequestDuration,
+            BuiltinMetric::CallerRequestSuccessRate,
+            BuiltinMetric::CallerRequestDuration,
         ] {
             let json = serde_json::to_string(&b).unwrap();
-            assert_eq!(json, format!("\"{}\"", b.name()));
-            assert_eq!(serde_json::from_str::<Builtin>(&json).unwrap(), b);
+            assert_eq!(json, format!("\"{}\"", b.as_str()));
+            assert_eq!(serde_json::from_str::<BuiltinMetric>(&json).unwrap(), b);
         }
     }
 }

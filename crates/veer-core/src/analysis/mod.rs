@@ -5,6 +5,7 @@
 //! - [`prometheus`]: the [`MetricsProvider`] trait and its Prometheus HTTP API adapter.
 //! - [`verdict`]: outcomes, threshold ranges, [`judge`] and the recorded [`Check`] (pure).
 //! - [`baseline`]: Mann-Whitney U comparison with the old version (pure).
+//! - [`judgement`]: the three-way class (pass, fail, inconclusive) of those verdicts.
 //!
 //! [`analyse`] ties them together for one analysis interval: each metric's instant query
 //! judged against its threshold, then, for a metric compared with the old version, both
@@ -12,14 +13,17 @@
 
 pub mod baseline;
 pub mod builtin;
+pub mod judgement;
 pub mod prometheus;
 pub mod template;
 pub mod verdict;
 
 use serde::{Deserialize, Serialize};
 
-pub use baseline::{BaselineComparison, BaselineVerdict, WorseWhen, compare_to_baseline};
-pub use builtin::Builtin;
+pub use crate::manifest::rollout_policy::{BuiltinMetric, Direction};
+pub use baseline::{BaselineComparison, BaselineVerdict, compare_to_baseline};
+pub use builtin::BuiltinQuery;
+pub use judgement::Judgement;
 pub use prometheus::{MetricsProvider, PrometheusAuth, PrometheusConfig, SampleRange};
 pub use template::{QueryTemplate, TemplateError, Vars};
 pub use verdict::{
@@ -57,7 +61,7 @@ impl AnalysisError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum MetricQuery {
-    Builtin(Builtin),
+    Builtin(BuiltinMetric),
     Query(QueryTemplate),
 }
 
@@ -91,7 +95,7 @@ pub struct Comparison {
     pub range: SampleRange,
     /// The old version's template variables and the direction that is worse, or why the
     /// comparison cannot run (recorded as inconclusive).
-    pub against: Result<(Vars, WorseWhen), String>,
+    pub against: Result<(Vars, Direction), String>,
 }
 
 /// Runs one analysis interval: the request count (when `min_requests > 0`), then every metric,
@@ -199,15 +203,6 @@ async fn run(
     }
 }
 
-impl From<crate::manifest::rollout_policy::Direction> for WorseWhen {
-    fn from(d: crate::manifest::rollout_policy::Direction) -> Self {
-        match d {
-            crate::manifest::rollout_policy::Direction::Increase => WorseWhen::Higher,
-            crate::manifest::rollout_policy::Direction::Decrease => WorseWhen::Lower,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -267,13 +262,13 @@ mod tests {
         vec![
             Metric {
                 name: "request-success-rate".into(),
-                query: MetricQuery::Builtin(Builtin::RequestSuccessRate),
+                query: MetricQuery::Builtin(BuiltinMetric::RequestSuccessRate),
                 threshold: ThresholdRange::new(Some(99.0), None).unwrap(),
                 baseline: None,
             },
             Metric {
                 name: "p99".into(),
-                query: MetricQuery::Builtin(Builtin::RequestDuration),
+                query: MetricQuery::Builtin(BuiltinMetric::RequestDuration),
                 threshold: ThresholdRange::new(None, Some(500.0)).unwrap(),
                 baseline: None,
             },
@@ -333,7 +328,7 @@ mod tests {
     type ComparisonCase = (
         &'static str,
         QueryOutcome,
-        Result<(Vars, WorseWhen), String>,
+        Result<(Vars, Direction), String>,
         RangeOutcome,
         RangeOutcome,
         &'static str,
@@ -342,11 +337,11 @@ mod tests {
     );
 
     /// A p99 metric (`<= 500`) compared with v1 over six samples each.
-    fn compared_p99(against: Result<(Vars, WorseWhen), String>) -> Metric {
+    fn compared_p99(against: Result<(Vars, Direction), String>) -> Metric {
         let t0 = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
         Metric {
             name: "p99".into(),
-            query: MetricQuery::Builtin(Builtin::RequestDuration),
+            query: MetricQuery::Builtin(BuiltinMetric::RequestDuration),
             threshold: ThresholdRange::new(None, Some(500.0)).unwrap(),
             baseline: Some(Comparison {
                 alpha: 0.05,
@@ -367,7 +362,7 @@ mod tests {
         futures::executor::block_on(async {
             use RangeOutcome as R;
             let v1 = Vars::new("shop", "reviews", "v1", Duration::from_secs(4));
-            let old = || Ok((v1.clone(), WorseWhen::Higher));
+            let old = || Ok((v1.clone(), Direction::Increase));
             let slow = R::Series(vec![248.5; 6]);
             let fast = R::Series(vec![24.85; 6]);
             let few = R::Series(vec![248.5]);
@@ -424,7 +419,7 @@ mod tests {
                 asked: Mutex::new(Vec::new()),
             };
             let vars = Vars::new("shop", "reviews", "v2", Duration::from_secs(4));
-            let metric = compared_p99(Ok((v1, WorseWhen::Higher)));
+            let metric = compared_p99(Ok((v1, Direction::Increase)));
             let check = analyse(&provider, &[metric], &vars, 0).await.remove(0);
             assert_eq!(check.value, Some(248.5));
             let b = check.baseline.expect("a comparison");

@@ -217,25 +217,36 @@ fn read_matrix(data: ApiData) -> RangeOutcome {
                 .values
                 .iter()
                 .map(|(_, text)| parse_number(text))
-                .collect::<Result<Vec<f64>, String>>()
-                .map_or_else(RangeOutcome::QueryError, RangeOutcome::Series),
+                .collect::<Result<Vec<f64>, NotANumber>>()
+                .map_or_else(
+                    |e| RangeOutcome::QueryError(e.to_string()),
+                    RangeOutcome::Series,
+                ),
             several => RangeOutcome::SeveralSeries(several.len()),
         },
         Err(e) => RangeOutcome::Unreachable(format!("unreadable matrix result: {e}")),
     }
 }
 
-fn parse_number(text: &str) -> Result<f64, String> {
+/// A sample value Prometheus sent that is not a number (its API sends numbers as strings).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("sample value `{text}` is not a number")]
+struct NotANumber {
+    text: String,
+}
+
+fn parse_number(text: &str) -> Result<f64, NotANumber> {
     // Prometheus writes NaN and ±Inf as words, which Rust's parser accepts too.
-    text.parse::<f64>()
-        .map_err(|_| format!("sample value `{text}` is not a number"))
+    text.parse::<f64>().map_err(|_| NotANumber {
+        text: text.to_string(),
+    })
 }
 
 fn number_outcome(text: &str) -> QueryOutcome {
     match parse_number(text) {
         Ok(v) if v.is_nan() => QueryOutcome::NoData,
         Ok(v) => QueryOutcome::Value(v),
-        Err(e) => QueryOutcome::QueryError(e),
+        Err(e) => QueryOutcome::QueryError(e.to_string()),
     }
 }
 

@@ -109,7 +109,7 @@ pub struct Change {
 /// What to do with one object.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "action", rename_all = "camelCase")]
-pub enum Action {
+pub enum ObjectAction {
     Create,
     Update {
         cause: Cause,
@@ -123,14 +123,14 @@ pub enum Action {
     Unchanged,
 }
 
-impl Action {
+impl ObjectAction {
     pub fn name(&self) -> &'static str {
         match self {
-            Action::Create => "create",
-            Action::Update { .. } => "update",
-            Action::Prune => "prune",
-            Action::PruneSkipped { .. } => "prune-skipped",
-            Action::Unchanged => "unchanged",
+            ObjectAction::Create => "create",
+            ObjectAction::Update { .. } => "update",
+            ObjectAction::Prune => "prune",
+            ObjectAction::PruneSkipped { .. } => "prune-skipped",
+            ObjectAction::Unchanged => "unchanged",
         }
     }
 }
@@ -140,7 +140,7 @@ impl Action {
 pub struct ObjectPlan {
     pub key: ObjectKey,
     #[serde(flatten)]
-    pub action: Action,
+    pub action: ObjectAction,
     /// The object as git wants it, as applied (rollout-owned fields taken from live). `None`
     /// for prunes and unchanged objects.
     #[serde(skip)]
@@ -156,7 +156,7 @@ pub struct ObjectPlan {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Plan {
     pub objects: Vec<ObjectPlan>,
-    /// Drift is only reported (self-heal is off): an [`Action::Update`] caused by drift is
+    /// Drift is only reported (self-heal is off): an [`ObjectAction::Update`] caused by drift is
     /// not a write. Not part of the plan's JSON, which shows what differs either way.
     #[serde(skip)]
     pub leave_drift: bool,
@@ -179,17 +179,17 @@ impl Plan {
         let mut s = Summary::default();
         for o in &self.objects {
             match &o.action {
-                Action::Create => s.create += 1,
-                Action::Update { cause, .. } => {
+                ObjectAction::Create => s.create += 1,
+                ObjectAction::Update { cause, .. } => {
                     s.update += 1;
                     match cause {
                         Cause::Drift => s.drift += 1,
                         Cause::GitChange => {}
                     }
                 }
-                Action::Prune => s.prune += 1,
-                Action::PruneSkipped { .. } => s.prune_skipped += 1,
-                Action::Unchanged => s.unchanged += 1,
+                ObjectAction::Prune => s.prune += 1,
+                ObjectAction::PruneSkipped { .. } => s.prune_skipped += 1,
+                ObjectAction::Unchanged => s.unchanged += 1,
             }
         }
         s
@@ -199,12 +199,12 @@ impl Plan {
     /// while self-heal is on.
     pub fn writes(&self, object: &ObjectPlan) -> bool {
         match &object.action {
-            Action::Create | Action::Prune => true,
-            Action::Update { cause, .. } => match cause {
+            ObjectAction::Create | ObjectAction::Prune => true,
+            ObjectAction::Update { cause, .. } => match cause {
                 Cause::GitChange => true,
                 Cause::Drift => !self.leave_drift,
             },
-            Action::PruneSkipped { .. } | Action::Unchanged => false,
+            ObjectAction::PruneSkipped { .. } | ObjectAction::Unchanged => false,
         }
     }
 
@@ -224,8 +224,8 @@ impl Plan {
     /// Is there anything that differs (create, update or prune), written or not?
     pub fn has_changes(&self) -> bool {
         self.objects.iter().any(|o| match o.action {
-            Action::Create | Action::Update { .. } | Action::Prune => true,
-            Action::PruneSkipped { .. } | Action::Unchanged => false,
+            ObjectAction::Create | ObjectAction::Update { .. } | ObjectAction::Prune => true,
+            ObjectAction::PruneSkipped { .. } | ObjectAction::Unchanged => false,
         })
     }
 
@@ -276,7 +276,7 @@ pub fn plan(
     // kept, and those veer could not read.
     let kept: Vec<ObjectKey> = prunes
         .iter()
-        .filter(|p| matches!(p.action, Action::PruneSkipped { .. }))
+        .filter(|p| matches!(p.action, ObjectAction::PruneSkipped { .. }))
         .map(|p| p.key.clone())
         .collect();
     let staying = desired
@@ -317,7 +317,7 @@ fn plan_object(desired: &DesiredObject, live: Option<&Value>, context: &PlanCont
     let Some(live) = live else {
         return ObjectPlan {
             key: desired.key.clone(),
-            action: Action::Create,
+            action: ObjectAction::Create,
             desired: Some(desired_view),
             live: None,
         };
@@ -363,7 +363,7 @@ fn plan_object(desired: &DesiredObject, live: Option<&Value>, context: &PlanCont
         // two copies of every object for the life of the plan.
         return ObjectPlan {
             key: desired.key.clone(),
-            action: Action::Unchanged,
+            action: ObjectAction::Unchanged,
             desired: None,
             live: None,
         };
@@ -386,7 +386,7 @@ fn plan_object(desired: &DesiredObject, live: Option<&Value>, context: &PlanCont
         } else {
             Cause::GitChange
         };
-        Action::Update { changes, cause }
+        ObjectAction::Update { changes, cause }
     };
     ObjectPlan {
         key: desired.key.clone(),

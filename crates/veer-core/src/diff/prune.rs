@@ -9,7 +9,7 @@ use std::fmt;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
-use super::{Action, ObjectPlan, PRUNE_ANNOTATION, PlanContext, display_form};
+use super::{ObjectAction, ObjectPlan, PRUNE_ANNOTATION, PlanContext, display_form};
 use crate::fields::{self, FieldSet, ManagedFieldsEntry};
 use crate::manifest::ObjectKey;
 
@@ -89,19 +89,19 @@ pub(super) fn plan_prune(key: &ObjectKey, live: &Value, context: &PlanContext) -
         .iter()
         .any(|e: &ManagedFieldsEntry| e.manager == context.manager);
     let action = if annotation == Some("false") {
-        Action::PruneSkipped {
+        ObjectAction::PruneSkipped {
             reason: PruneSkipReason::Annotation,
         }
     } else if !context.prune {
-        Action::PruneSkipped {
+        ObjectAction::PruneSkipped {
             reason: PruneSkipReason::Disabled,
         }
     } else if !managed {
-        Action::PruneSkipped {
+        ObjectAction::PruneSkipped {
             reason: PruneSkipReason::NotManagedByVeer,
         }
     } else {
-        Action::Prune
+        ObjectAction::Prune
     };
     let set = FieldSet::of(live, &context.semantics);
     ObjectPlan {
@@ -129,7 +129,7 @@ pub(super) fn keep_used_namespaces<'k>(
         }
     }
     for prune in prunes.iter_mut() {
-        if !matches!(prune.action, Action::Prune) || !is_namespace(&prune.key) {
+        if !matches!(prune.action, ObjectAction::Prune) || !is_namespace(&prune.key) {
             continue;
         }
         let Some(keys) = by_namespace.get_mut(prune.key.name.as_str()) else {
@@ -138,7 +138,7 @@ pub(super) fn keep_used_namespaces<'k>(
         keys.sort();
         keys.dedup();
         if let Some(first) = keys.first() {
-            prune.action = Action::PruneSkipped {
+            prune.action = ObjectAction::PruneSkipped {
                 reason: PruneSkipReason::NamespaceInUse {
                     by: (*first).clone(),
                     more: keys.len() - 1,

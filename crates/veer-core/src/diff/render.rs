@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 use similar::TextDiff;
 
-use super::{Action, Cause, DiffError, ObjectPlan, Plan, Summary};
+use super::{Cause, DiffError, ObjectAction, ObjectPlan, Plan, Summary};
 use crate::manifest::ObjectKey;
 
 const RED: &str = "\x1b[31m";
@@ -27,14 +27,14 @@ fn yaml(key: &ObjectKey, value: Option<&Value>) -> Result<String, DiffError> {
 
 fn title(object: &ObjectPlan) -> Option<String> {
     let what = match &object.action {
-        Action::Create => "create".to_string(),
-        Action::Update { cause, .. } => match cause {
+        ObjectAction::Create => "create".to_string(),
+        ObjectAction::Update { cause, .. } => match cause {
             Cause::GitChange => "update".to_string(),
             Cause::Drift => "update (drift: changed in the cluster, not in git)".to_string(),
         },
-        Action::Prune => "prune".to_string(),
-        Action::PruneSkipped { reason } => format!("prune skipped ({reason})"),
-        Action::Unchanged => return None,
+        ObjectAction::Prune => "prune".to_string(),
+        ObjectAction::PruneSkipped { reason } => format!("prune skipped ({reason})"),
+        ObjectAction::Unchanged => return None,
     };
     Some(format!("{}: {what}", object.key))
 }
@@ -83,8 +83,11 @@ pub fn human(plan: &Plan, color: bool) -> Result<String, DiffError> {
         out.push_str(&paint(&format!("# {title}"), color));
         out.push('\n');
         let (live, git) = match object.action {
-            Action::PruneSkipped { .. } => continue,
-            Action::Create | Action::Update { .. } | Action::Prune | Action::Unchanged => (
+            ObjectAction::PruneSkipped { .. } => continue,
+            ObjectAction::Create
+            | ObjectAction::Update { .. }
+            | ObjectAction::Prune
+            | ObjectAction::Unchanged => (
                 yaml(&object.key, object.live.as_ref())?,
                 yaml(&object.key, object.desired.as_ref())?,
             ),
@@ -113,7 +116,7 @@ struct JsonObject<'a> {
     object: String,
     key: &'a ObjectKey,
     #[serde(flatten)]
-    action: &'a Action,
+    action: &'a ObjectAction,
 }
 
 #[derive(Serialize)]

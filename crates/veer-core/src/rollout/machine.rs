@@ -20,6 +20,9 @@
 //! - The progress deadline counts from the start of the health gate, of the current step, or
 //!   from the last passing check; it does not run while paused, awaiting promotion, promoting
 //!   or rolling back.
+//! - A hand edit of the route while a step holds its traffic is undone: the step's split is
+//!   written again and its settle and analysis start over (data measured at a foreign split
+//!   is not judged), with an `Interfered` event naming the editor.
 //! - A new commit mid-rollout restarts toward the new target from the live split; a rollback
 //!   still restores the split from before the first rollout. During a rollback a new commit
 //!   waits until the rollback is done; after a failure only a new commit or `retry` starts
@@ -31,6 +34,7 @@
 
 mod checks;
 mod commands;
+mod interference;
 mod phases;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -103,6 +107,7 @@ impl Machine<'_> {
     fn run(&mut self, obs: &Observation) -> Action {
         self.command(obs);
         self.new_target(obs);
+        self.interference(obs);
         for _ in 0..MAX_TRANSITIONS {
             if let Some(action) = self.step(obs) {
                 return action;

@@ -10,6 +10,7 @@
 //! [`RolloutState::pending_action`] instead of guessing.
 
 pub mod detect;
+pub mod live;
 pub mod machine;
 pub mod queue;
 pub mod render;
@@ -25,6 +26,7 @@ use crate::manifest::istio::virtual_service::StringMatch;
 
 pub use crate::manifest::rollout_policy::{RolloutPolicy, RolloutPolicySpec, WebhookKind};
 pub use detect::{RouteRef, RouteShift, detect, owned_fields, read_split, write_split};
+pub use live::{live_route, route_editor};
 pub use machine::{Decision, decide};
 pub use split::{DestinationId, TrafficSplit, weight_bar};
 pub use state::{Event, FailureReason, HoldReason, Phase, RolloutState, Stage, Standing};
@@ -247,6 +249,10 @@ pub struct Observation {
     /// Are the new version's Deployments available? `None`: not looked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub available: Option<bool>,
+    /// Why not, when `available` is `Some(false)`: the Deployment that is not available, or
+    /// the list the probe could not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
     /// May a queued rollout start (see [`queue::admit`])?
     #[serde(default)]
     pub admitted: bool,
@@ -262,4 +268,19 @@ pub struct Observation {
     pub revert: Option<RevertReport>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<OperatorCommand>,
+    /// The route as the cluster serves it now (the watch cache), so a hand edit mid-step is
+    /// seen. `None`: not looked (e.g. later decisions of one pass, after veer's own writes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveRoute>,
+}
+
+/// The rolled-out route as the cluster serves it, and who last edited it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveRoute {
+    pub split: TrafficSplit,
+    /// The field manager other than veer that last wrote the route (from managedFields), if
+    /// any: who to name when the split is not the one the step set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub editor: Option<String>,
 }

@@ -88,6 +88,24 @@ impl Phase {
         }
     }
 
+    /// Before any traffic moves: a rollout leaving these phases for another (not for a
+    /// rollback) has started, for people.
+    pub fn before_traffic(self) -> bool {
+        match self {
+            Phase::Queued | Phase::WaitingForHealth | Phase::PreRollout => true,
+            Phase::Mirroring
+            | Phase::Matching
+            | Phase::FaultTesting
+            | Phase::Progressing
+            | Phase::Paused
+            | Phase::AwaitingPromotion
+            | Phase::Promoting
+            | Phase::Succeeded
+            | Phase::RollingBack
+            | Phase::Failed => false,
+        }
+    }
+
     /// The rollout ended in a rollback.
     pub fn is_failed(self) -> bool {
         self == Phase::Failed
@@ -217,8 +235,12 @@ pub enum HoldReason {
     Inconclusive {
         metric: String,
     },
-    /// The new version's Deployments are not available.
-    Unavailable,
+    /// The new version's Deployments are not available; `why` names the Deployment, or the
+    /// list veer could not read (empty in states stored before veer said why).
+    Unavailable {
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        why: String,
+    },
     /// A confirm-promotion webhook has not passed yet.
     AwaitingConfirmation {
         webhook: String,
@@ -232,6 +254,17 @@ pub enum CheckOutcome {
     Passed,
     Failed,
     Held,
+}
+
+impl CheckOutcome {
+    /// How the check counted, as the three-way class: a held check could not tell.
+    pub fn judgement(self) -> crate::analysis::Judgement {
+        match self {
+            CheckOutcome::Passed => crate::analysis::Judgement::Pass,
+            CheckOutcome::Failed => crate::analysis::Judgement::Fail,
+            CheckOutcome::Held => crate::analysis::Judgement::Inconclusive,
+        }
+    }
 }
 
 /// One check as recorded: query, value, threshold and verdict, at a phase and step.
@@ -325,6 +358,13 @@ pub enum Event {
     CommandIgnored {
         command: Command,
         phase: Phase,
+    },
+    /// The route serves `live` where the current step set `expected` (someone edited it by
+    /// hand, `editor` if known): veer writes its split again and measures the step afresh.
+    Interfered {
+        expected: TrafficSplit,
+        live: TrafficSplit,
+        editor: Option<String>,
     },
 }
 

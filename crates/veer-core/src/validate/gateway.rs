@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::Index;
+use super::namespaced_host::{NamespacedHostError, check_namespace};
 use crate::diagnostic::Diagnostic;
 use crate::hosts;
 use crate::manifest::Manifest;
@@ -173,7 +174,7 @@ fn check_server_hosts(m: &Manifest, at: &str, server: &Server, out: &mut Vec<Dia
 
 /// A Gateway server host: `host` or `namespace/host`, where namespace is `*`, `.` or a
 /// namespace name, and host is a DNS name with an optional leading `*.` (or `*`).
-pub fn check_gateway_host(host: &str) -> Result<(), String> {
+pub fn check_gateway_host(host: &str) -> Result<(), NamespacedHostError> {
     let name = match host.split_once('/') {
         Some((ns, name)) => {
             if ns != "*" && ns != "." {
@@ -183,25 +184,7 @@ pub fn check_gateway_host(host: &str) -> Result<(), String> {
         }
         None => host,
     };
-    hosts::check_host(name)
-}
-
-/// A namespace name is a DNS-1123 label.
-pub(crate) fn check_namespace(whole: &str, ns: &str) -> Result<(), String> {
-    let ok = !ns.is_empty()
-        && ns.len() <= 63
-        && ns
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !ns.starts_with('-')
-        && !ns.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{ns}` in `{whole}` is not a namespace name (lowercase letters, digits and inner hyphens)"
-        ))
-    }
+    Ok(hosts::check_host(name)?)
 }
 
 fn check_tls(m: &Manifest, at: &str, server: &Server, out: &mut Vec<Diagnostic>) {

@@ -7,6 +7,7 @@ pub mod destination_rule;
 pub mod gateway;
 pub mod k8s_names;
 pub mod metadata;
+pub mod namespaced_host;
 pub mod rollout_policy;
 pub mod service_entry;
 pub mod sidecar;

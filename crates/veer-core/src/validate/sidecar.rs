@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::Index;
 use super::destination_rule::check_connection_pool;
-use super::gateway::{SERVICE_PROTOCOLS, check_namespace, known_protocol, valid_port_number};
+use super::gateway::{SERVICE_PROTOCOLS, known_protocol, valid_port_number};
+use super::namespaced_host::{NamespacedHostError, check_namespace};
 use crate::diagnostic::Diagnostic;
 use crate::hosts;
 use crate::manifest::Manifest;
@@ -91,16 +92,16 @@ fn check_egress_hosts(m: &Manifest, sidecar: &Sidecar, out: &mut Vec<Diagnostic>
 
 /// An egress host is `namespace/host`: namespace is `*` (any), `.` (the Sidecar's own),
 /// `~` (none) or a namespace name; host is `*` or a DNS name with an optional `*.` prefix.
-pub fn check_egress_host(host: &str) -> Result<(), String> {
+pub fn check_egress_host(host: &str) -> Result<(), NamespacedHostError> {
     let Some((ns, name)) = host.split_once('/') else {
-        return Err(format!(
-            "`{host}` has no namespace; egress hosts are written `namespace/host`"
-        ));
+        return Err(NamespacedHostError::NoNamespace {
+            host: host.to_string(),
+        });
     };
     if !matches!(ns, "*" | "." | "~") {
         check_namespace(host, ns)?;
     }
-    hosts::check_host(name)
+    Ok(hosts::check_host(name)?)
 }
 
 fn check_ingress_ports(m: &Manifest, sidecar: &Sidecar, out: &mut Vec<Diagnostic>) {

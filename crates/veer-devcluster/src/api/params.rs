@@ -73,7 +73,7 @@ pub(super) fn table_request(
         Representation::Table(version) => Ok(Some(TableOptions {
             version,
             include: IncludeObject::parse(query.get("includeObject").map(String::as_str))
-                .map_err(ApiError::bad_request)?,
+                .map_err(|e| ApiError::bad_request(e.to_string()))?,
             headers: true,
         })),
     }
@@ -92,9 +92,9 @@ pub(super) fn selection(
     query: &HashMap<String, String>,
 ) -> Result<Selection, ApiError> {
     let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))
-        .map_err(ApiError::bad_request)?;
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))
-        .map_err(ApiError::bad_request)?;
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(Selection {
         namespace: target.namespace.clone(),
         labels,

@@ -142,7 +142,8 @@ pub(super) fn patch_object(
         }
         (PatchFormat::Strategic, Some(old)) => {
             let mut patched = at_version(rt, &target.version, old.clone());
-            patch::strategic(&mut patched, &patch).map_err(ApiError::bad_request)?;
+            patch::strategic(&mut patched, &patch)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
             (Some(old), patched, update)
         }
     };

@@ -75,9 +75,8 @@ pub(super) fn serve_scale(
             let patch = decode_body(body, content_type)?;
             let mut view = scale_of(&old);
             match patch_format(content_type)? {
-                PatchFormat::Json => {
-                    patch::json(&mut view, &patch).map_err(ApiError::bad_request)?
-                }
+                PatchFormat::Json => patch::json(&mut view, &patch)
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?,
                 PatchFormat::Merge | PatchFormat::Strategic | PatchFormat::Apply => {
                     patch::merge(&mut view, &patch)
                 }

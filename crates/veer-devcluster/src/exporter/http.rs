@@ -77,7 +77,7 @@ async fn put_service(
     if let Some(share) = control.matched_share
         && let Err(reason) = check_matched_share(share)
     {
-        return bad_request(reason);
+        return bad_request(reason.to_string());
     }
     if control.weights.is_none() && (control.mirror.is_some() || control.fault.is_some()) {
         return bad_request("mirror and fault belong to a route: give its weights too".into());
@@ -90,7 +90,7 @@ async fn put_service(
     if let Some(split) = &split
         && let Err(reason) = check_split(split)
     {
-        return bad_request(reason);
+        return bad_request(reason.to_string());
     }
     let mut traffic = shared.traffic();
     if let Some(rps) = control.requests_per_second {
@@ -121,7 +121,7 @@ async fn put_subset(
     Json(behaviour): Json<Behaviour>,
 ) -> Response {
     if let Err(reason) = behaviour.check() {
-        return bad_request(reason);
+        return bad_request(reason.to_string());
     }
     shared
         .traffic()

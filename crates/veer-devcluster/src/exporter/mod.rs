@@ -50,21 +50,41 @@ pub enum ExporterError {
         namespace: String,
         service: String,
         subset: String,
-        reason: String,
+        reason: ControlError,
     },
     #[error("weights for {namespace}/{service}: {reason}")]
     InvalidSplit {
         namespace: String,
         service: String,
-        reason: String,
+        reason: ControlError,
     },
     /// `scope`: the service (`ns/name`), or `every service` for the configured default.
     #[error(
         "share of requests matching the A/B route for {scope}: {reason}; give a share between 0 and 1 (e.g. 0.1)"
     )]
-    InvalidMatchedShare { scope: String, reason: String },
+    InvalidMatchedShare { scope: String, reason: ControlError },
     #[error("the metrics server stopped: {message}")]
     Serve { message: String },
+}
+
+/// Why a value a test sets (through `/control` or [`Exporter`]'s methods) is refused: the
+/// message names the field and the range it must be in (the body of the 400).
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum ControlError {
+    #[error("errorRate {0} is not between 0 and 1")]
+    ErrorRate(f64),
+    /// A latency that is negative or not a number.
+    #[error("latencyMs {0} is not a duration")]
+    Latency(f64),
+    #[error("matchedShare {0} is not between 0 and 1")]
+    MatchedShare(f64),
+    #[error("weights sum to {0}, not 100")]
+    WeightSum(u32),
+    #[error("fault delayMs {0} is not a duration")]
+    FaultDelay(f64),
+    /// `what`: `mirror percent`, `fault delay percent` or `fault abort percent`.
+    #[error("{what} {percent} is not between 0 and 100")]
+    Percent { what: &'static str, percent: f64 },
 }
 
 impl ExporterError {
@@ -364,10 +384,10 @@ impl Exporter {
     }
 }
 
-pub(crate) fn check_split(split: &Split) -> Result<(), String> {
+pub(crate) fn check_split(split: &Split) -> Result<(), ControlError> {
     let sum: u32 = split.weights.values().sum();
     if sum != 100 {
-        return Err(format!("weights sum to {sum}, not 100"));
+        return Err(ControlError::WeightSum(sum));
     }
     let mut percents = Vec::new();
     if let Some(m) = &split.mirror {
@@ -377,7 +397,7 @@ pub(crate) fn check_split(split: &Split) -> Result<(), String> {
         if let Some(d) = &f.delay {
             percents.push(("fault delay percent", d.percent));
             if !(d.delay_ms.is_finite() && d.delay_ms >= 0.0) {
-                return Err(format!("fault delayMs {} is not a duration", d.delay_ms));
+                return Err(ControlError::FaultDelay(d.delay_ms));
             }
         }
         if let Some(a) = &f.abort {
@@ -386,7 +406,7 @@ pub(crate) fn check_split(split: &Split) -> Result<(), String> {
     }
     for (what, percent) in percents {
         if !(0.0..=100.0).contains(&percent) {
-            return Err(format!("{what} {percent} is not between 0 and 100"));
+            return Err(ControlError::Percent { what, percent });
         }
     }
     Ok(())
@@ -438,4 +458,44 @@ fn live_routes(
         }
     }
     all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_control_value_names_the_field_and_its_range() {
+        let split = |weights: &[(&str, u32)]| Split {
+            weights: weights.iter().map(|(s, w)| (s.to_string(), *w)).collect(),
+            mirror: None,
+            fault: None,
+        };
+        let message = |r: Result<(), ControlError>| r.map_err(|e| e.to_string());
+        assert_eq!(message(check_split(&split(&[("v1", 100)]))), Ok(()));
+        assert_eq!(
+            message(check_split(&split(&[("v1", 90), ("v2", 20)]))),
+            Err("weights sum to 110, not 100".to_string())
+        );
+        let behaviour = Behaviour {
+            error_rate: 1.5,
+            latency_ms: 1.0,
+        };
+        assert_eq!(
+            message(behaviour.check()),
+            Err("errorRate 1.5 is not between 0 and 1".to_string())
+        );
+        let behaviour = Behaviour {
+            error_rate: 0.5,
+            latency_ms: -1.0,
+        };
+        assert_eq!(
+            message(behaviour.check()),
+            Err("latencyMs -1 is not a duration".to_string())
+        );
+        assert_eq!(
+            message(check_matched_share(1.5)),
+            Err("matchedShare 1.5 is not between 0 and 1".to_string())
+        );
+    }
 }

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::ControlError;
 use super::weights::{Fault, Routes, ServiceKey, Split};
 
 /// Share of a service's synthetic requests that carry the A/B header or cookie, unless set.
@@ -48,26 +49,23 @@ impl Default for Behaviour {
 }
 
 impl Behaviour {
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ControlError> {
         if !(0.0..=1.0).contains(&self.error_rate) {
-            return Err(format!(
-                "errorRate {} is not between 0 and 1",
-                self.error_rate
-            ));
+            return Err(ControlError::ErrorRate(self.error_rate));
         }
         if !(self.latency_ms.is_finite() && self.latency_ms >= 0.0) {
-            return Err(format!("latencyMs {} is not a duration", self.latency_ms));
+            return Err(ControlError::Latency(self.latency_ms));
         }
         Ok(())
     }
 }
 
 /// A share of matched requests must be a fraction.
-pub fn check_matched_share(share: f64) -> Result<(), String> {
+pub fn check_matched_share(share: f64) -> Result<(), ControlError> {
     if (0.0..=1.0).contains(&share) {
         Ok(())
     } else {
-        Err(format!("matchedShare {share} is not between 0 and 1"))
+        Err(ControlError::MatchedShare(share))
     }
 }
 

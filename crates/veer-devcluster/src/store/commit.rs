@@ -166,7 +166,7 @@ impl State {
         }
         if rt.group == "apiextensions.k8s.io" && rt.kind == "CustomResourceDefinition" {
             let t = crate::catalog::resource_type_of_crd(&new)
-                .map_err(|why| ApiError::invalid(rt, &name, &[("spec", why)]))?;
+                .map_err(|why| ApiError::invalid(rt, &name, &[("spec", why.to_string())]))?;
             new["status"] = json!({
                 "acceptedNames": new.pointer("/spec/names").cloned().unwrap_or(json!({})),
                 "conditions": [
@@ -205,7 +205,7 @@ impl State {
         if rt.group == "apiextensions.k8s.io" && rt.kind == "CustomResourceDefinition" {
             self.catalog
                 .register_crd(&new)
-                .map_err(|why| ApiError::invalid(rt, &name, &[("spec", why)]))?;
+                .map_err(|why| ApiError::invalid(rt, &name, &[("spec", why.to_string())]))?;
         }
         self.rv = rv;
         let change = if old.is_some() {

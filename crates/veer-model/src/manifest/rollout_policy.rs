@@ -21,12 +21,16 @@ mod phases;
 mod shipped;
 mod template;
 
-pub use baseline::{Baseline, BaselineMetric, DEFAULT_ALPHA, Direction, MannWhitney};
+pub use baseline::{
+    Baseline, BaselineMetric, DEFAULT_ALPHA, Direction, DirectionError, MannWhitney,
+};
 pub use binding::{Binding, Selector, bind};
-pub use metric::{BuiltinMetric, MetricCheck, OnMetricsError, OnNoData, ThresholdRange};
+pub use metric::{
+    BuiltinMetric, MetricCheck, OnMetricsError, OnNoData, ThresholdRange, ThresholdRangeError,
+};
 pub use phases::{FaultPhase, MatchPhase, MirrorPhase, Revert, Webhook, WebhookKind};
 pub use shipped::{SHIPPED_FILES, effective, shipped};
-pub use template::{TEMPLATE_VARIABLES, TemplatePart, parse_template};
+pub use template::{TEMPLATE_VARIABLES, TemplatePart, TemplateSyntaxError, parse_template};
 
 use std::time::Duration;
 

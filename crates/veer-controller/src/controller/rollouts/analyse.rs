@@ -7,8 +7,8 @@ use tracing::info;
 
 use super::health::short_host;
 use super::{RolloutDriver, RolloutId};
-use crate::analysis::{self, Builtin, MetricQuery, QueryTemplate, Vars};
-use crate::manifest::rollout_policy::{self as rpolicy, BuiltinMetric, RolloutPolicy};
+use crate::analysis::{self, MetricQuery, QueryTemplate, Vars};
+use crate::manifest::rollout_policy::{self as rpolicy, RolloutPolicy};
 use crate::rollout::{DestinationId, RolloutState};
 
 impl RolloutDriver {
@@ -26,19 +26,8 @@ impl RolloutDriver {
         let (service, subset) = service_and_subset(versions.canary);
         let mut checks = Vec::new();
         for m in spec.metrics.iter().filter(|m| names.contains(&m.name)) {
-            let query = match (&m.builtin, &m.query) {
-                (Some(BuiltinMetric::RequestSuccessRate), _) => {
-                    MetricQuery::Builtin(Builtin::RequestSuccessRate)
-                }
-                (Some(BuiltinMetric::RequestDuration), _) => {
-                    MetricQuery::Builtin(Builtin::RequestDuration)
-                }
-                (Some(BuiltinMetric::CallerRequestSuccessRate), _) => {
-                    MetricQuery::Builtin(Builtin::CallerRequestSuccessRate)
-                }
-                (Some(BuiltinMetric::CallerRequestDuration), _) => {
-                    MetricQuery::Builtin(Builtin::CallerRequestDuration)
-                }
+            let query = match (m.builtin, &m.query) {
+                (Some(builtin), _) => MetricQuery::Builtin(builtin),
                 (None, Some(q)) => MetricQuery::Query(QueryTemplate::new(q.clone())),
                 (None, None) => MetricQuery::Query(QueryTemplate::new("")),
             };
@@ -131,7 +120,7 @@ fn comparison(
         ),
         (Ok(d), false) => {
             let (service, subset) = service_and_subset(baseline);
-            Ok((Vars::new(namespace, &service, &subset, window), d.into()))
+            Ok((Vars::new(namespace, &service, &subset, window), d))
         }
     };
     Some(analysis::Comparison {
@@ -212,7 +201,7 @@ mod tests {
                         "{name}"
                     );
                     assert_eq!(vars.interval, window, "{name}");
-                    assert_eq!(*worse, analysis::WorseWhen::Higher, "{name}");
+                    assert_eq!(*worse, rpolicy::Direction::Increase, "{name}");
                 }
                 (Err(reason), Err(part)) => assert!(reason.contains(part), "{name}: {reason}"),
                 (got, want) => panic!("{name}: {got:?}, wanted {want:?}"),

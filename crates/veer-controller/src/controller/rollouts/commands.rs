@@ -7,7 +7,7 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
 use super::store::{COMMAND_KEY, read_rollout};
-use super::{RolloutDriver, RolloutDriverError, RolloutId};
+use super::{Mailbox, RolloutDriver, RolloutDriverError, RolloutId};
 use crate::cluster::Cluster;
 use crate::rollout::{Command, OperatorCommand};
 
@@ -17,7 +17,7 @@ impl RolloutDriver {
         &self,
         cluster: &Cluster,
         id: &RolloutId,
-    ) -> Result<Option<OperatorCommand>, RolloutDriverError> {
+    ) -> Result<Option<Mailbox>, RolloutDriverError> {
         let api: Api<ConfigMap> =
             Api::namespaced(cluster.client().clone(), &self.options.state_namespace);
         let cm = api
@@ -29,8 +29,7 @@ impl RolloutDriver {
             })?;
         Ok(cm
             .and_then(|c| c.data)
-            .and_then(|d| d.get(COMMAND_KEY).cloned())
-            .and_then(|text| serde_json::from_str(&text).ok()))
+            .and_then(|d| d.get(COMMAND_KEY).and_then(|t| Mailbox::read(t))))
     }
 }
 

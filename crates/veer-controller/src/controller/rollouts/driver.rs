@@ -22,7 +22,7 @@ use crate::gate::WebhookGate;
 use crate::manifest::ObjectKey;
 use crate::manifest::rollout_policy::{self as rpolicy, RolloutPolicy};
 use crate::metrics::Metrics;
-use crate::notify::{self, Notifications};
+use crate::notify::Notifications;
 use crate::rollout::{RolloutState, detect};
 use crate::source::LoadedRevision;
 use crate::sync::SyncOptions;
@@ -158,6 +158,7 @@ impl RolloutDriver {
                 policy: policy.clone(),
                 target,
                 shift,
+                live: live_vs,
             });
         }
         // New rollouts start queued.
@@ -177,13 +178,9 @@ impl RolloutDriver {
                 &w.policy.spec,
                 now,
             );
-            info!(rollout = %w.id, policy = %w.policy.name(), from = ?state.from_split, target = ?state.target_split, steps = ?state.steps, "rollout started");
-            self.notify(notify::Event::RolloutStarted {
-                rollout: w.id.to_string(),
-                commit: state.revision.clone(),
-                weight: state.steps.first().copied().unwrap_or(0),
-            });
-            if let Err(e) = self.store(cluster, &w.id, &w.policy, &state, false).await {
+            // People hear "started" when traffic moves (`events::to_notification`).
+            info!(rollout = %w.id, policy = %w.policy.name(), from = %state.from_split, target = %state.target_split, steps = ?state.steps, "rollout queued");
+            if let Err(e) = self.store(cluster, &w.id, &w.policy, &state, None).await {
                 error!(rollout = %w.id, error = %e, "cannot store the new rollout; it starts at the next pass");
                 continue;
             }

@@ -6,7 +6,7 @@ use tracing::{info, warn};
 
 use super::{RolloutDriver, RolloutId};
 use crate::manifest::rollout_policy::RolloutPolicy;
-use crate::metrics::{Bound, CheckVerdict};
+use crate::metrics::Bound;
 use crate::notify;
 use crate::rollout::state::{CheckOutcome, Event as RolloutEvent};
 use crate::rollout::{Phase, RolloutState};
@@ -40,7 +40,14 @@ impl RolloutDriver {
                 info!(rollout = %id, from = %from, to = %to, "rollout phase")
             }
             RolloutEvent::StepAdvanced { step, split } => {
-                info!(rollout = %id, step, split = ?split, "step advanced")
+                info!(rollout = %id, step, split = %split, "step advanced")
+            }
+            RolloutEvent::Interfered {
+                expected,
+                live,
+                editor,
+            } => {
+                warn!(rollout = %id, %expected, %live, editor = editor.as_deref().unwrap_or("unknown"), "the route was edited mid-step; writing the step's split again and measuring the step afresh")
             }
             RolloutEvent::CheckPassed { .. }
             | RolloutEvent::WebhookFailed { .. }
@@ -89,12 +96,7 @@ impl RolloutDriver {
             new
         };
         for r in after.history.iter().rev().take(added) {
-            let verdict = match r.outcome {
-                CheckOutcome::Passed => CheckVerdict::Pass,
-                CheckOutcome::Failed => CheckVerdict::Fail,
-                CheckOutcome::Held => CheckVerdict::Inconclusive,
-            };
-            self.metrics.record_check(&r.check, verdict);
+            self.metrics.record_check(&r.check, r.outcome.judgement());
             if let Some(v) = r.value {
                 self.metrics.set_metric_value(&name, &r.check, v);
             }
@@ -132,6 +134,14 @@ pub(super) fn describe(event: &RolloutEvent) -> String {
             format!("rollback did not restore {expected}: read back {read}")
         }
         RolloutEvent::RevertFailed { message } => format!("git revert failed: {message}"),
+        RolloutEvent::Interfered {
+            expected,
+            live,
+            editor,
+        } => format!(
+            "the route serves {live} where the step set {expected} (edited by {}); written again",
+            editor.as_deref().unwrap_or("an unknown field manager")
+        ),
         RolloutEvent::PhaseChanged { .. }
         | RolloutEvent::StepAdvanced { .. }
         | RolloutEvent::CheckPassed { .. }
@@ -208,16 +218,36 @@ fn to_notification(
                 failing,
             })
         }
+        RolloutEvent::Interfered {
+            expected,
+            live,
+            editor,
+        } => Some(notify::Event::RolloutInterfered {
+            rollout,
+            commit,
+            step,
+            expected: expected.to_string(),
+            live: live.to_string(),
+            editor: editor.clone(),
+        }),
         RolloutEvent::Reverted { commit: revert } => Some(notify::Event::RevertPushed {
             rollout,
             commit,
             revert: revert.clone(),
         }),
-        RolloutEvent::Restarted { .. } => Some(notify::Event::RolloutStarted {
-            rollout,
-            commit,
-            weight: after.steps.first().copied().unwrap_or(0),
-        }),
+        // Started when traffic first moves (not when queued or gated on health), for a
+        // first attempt, a retry and a new commit mid-rollout alike.
+        RolloutEvent::PhaseChanged { from, to }
+            if from.before_traffic()
+                && !to.before_traffic()
+                && to.standing() != crate::rollout::Standing::Failing =>
+        {
+            Some(notify::Event::RolloutStarted {
+                rollout,
+                commit,
+                weight: after.steps.first().copied().unwrap_or(0),
+            })
+        }
         RolloutEvent::PhaseChanged { .. }
         | RolloutEvent::CheckPassed { .. }
         | RolloutEvent::CheckFailed { .. }
@@ -227,6 +257,7 @@ fn to_notification(
         | RolloutEvent::RollbackNotRestored { .. }
         | RolloutEvent::RollingBack { .. }
         | RolloutEvent::RevertFailed { .. }
+        | RolloutEvent::Restarted { .. }
         | RolloutEvent::CommandApplied { .. }
         | RolloutEvent::CommandIgnored { .. } => None,
     }
@@ -239,6 +270,35 @@ mod tests {
     use super::*;
     use crate::analysis::BaselineVerdict;
     use crate::rollout::FailureReason;
+
+    #[test]
+    fn started_is_told_when_traffic_first_moves() {
+        let before = state("c1", Phase::WaitingForHealth, (100, 0), (0, 100));
+        let cases = [
+            (Phase::Queued, Phase::WaitingForHealth, false),
+            (Phase::WaitingForHealth, Phase::PreRollout, false),
+            (Phase::WaitingForHealth, Phase::Progressing, true),
+            (Phase::PreRollout, Phase::Mirroring, true),
+            (Phase::WaitingForHealth, Phase::Promoting, true),
+            (Phase::WaitingForHealth, Phase::RollingBack, false),
+            (Phase::Paused, Phase::Progressing, false),
+        ];
+        for (from, to, want) in cases {
+            let mut after = before.clone();
+            after.phase = to;
+            let n = to_notification(
+                &id(),
+                &before,
+                &after,
+                &RolloutEvent::PhaseChanged { from, to },
+            );
+            assert_eq!(
+                matches!(n, Some(notify::Event::RolloutStarted { .. })),
+                want,
+                "{from} -> {to}: {n:?}"
+            );
+        }
+    }
 
     #[test]
     fn notifications_name_the_failing_metric_and_the_step() {

@@ -6,12 +6,19 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, DynamicObject, ListParams};
 use serde_json::Value;
-use tracing::warn;
 
 use super::routes::string_map;
 use crate::cluster::Cluster;
 use crate::manifest::ObjectKey;
 use crate::rollout::DestinationId;
+
+/// The health gate's answer: available, or why not, in words for `veer rollout status` and
+/// the log (a list veer could not read is said as such, never taken for "not available").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Health {
+    Available,
+    Unavailable(String),
+}
 
 /// Is every Deployment of the new destinations available? Subsets are matched through the
 /// DestinationRule of their host (subset labels ⊆ pod template labels); a destination without
@@ -20,15 +27,23 @@ pub(super) async fn available(
     cluster: &Cluster,
     namespace: &str,
     canary: &[DestinationId],
-) -> bool {
+) -> Health {
     if canary.is_empty() {
-        return true;
+        return Health::Available;
     }
     let deployments: Api<Deployment> = Api::namespaced(cluster.client().clone(), namespace);
-    let Ok(deployments) = deployments.list(&ListParams::default()).await else {
-        return false;
+    let deployments = match deployments.list(&ListParams::default()).await {
+        Ok(list) => list,
+        Err(e) => {
+            return Health::Unavailable(format!(
+                "cannot list Deployments in {namespace}: {e}; check that veer may list deployments (apps) there"
+            ));
+        }
     };
-    let rules = destination_rules(cluster, namespace).await;
+    let rules = match destination_rules(cluster, namespace).await {
+        Ok(rules) => rules,
+        Err(health) => return health,
+    };
     for d in canary {
         let selector = subset_labels(&rules, d);
         let matching: Vec<&Deployment> = deployments
@@ -45,14 +60,20 @@ pub(super) async fn available(
             })
             .collect();
         if matching.is_empty() {
-            warn!(destination = %d, labels = ?selector, "no Deployment matches the new destination; the health gate waits");
-            return false;
+            let labels: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            return Health::Unavailable(format!(
+                "no Deployment in {namespace} has the pod labels {} of {d}",
+                labels.join(",")
+            ));
         }
-        if !matching.iter().all(|dep| deployment_available(dep)) {
-            return false;
+        if let Some(dep) = matching.iter().find(|dep| !deployment_available(dep)) {
+            return Health::Unavailable(format!(
+                "Deployment {namespace}/{} of {d} is not available yet",
+                dep.metadata.name.as_deref().unwrap_or("")
+            ));
         }
     }
-    true
+    Health::Available
 }
 
 fn deployment_available(dep: &Deployment) -> bool {
@@ -65,7 +86,9 @@ fn deployment_available(dep: &Deployment) -> bool {
         })
 }
 
-async fn destination_rules(cluster: &Cluster, namespace: &str) -> Vec<Value> {
+/// The DestinationRules of `namespace` (none when the kind is not served), or the gate's
+/// answer when they cannot be read.
+async fn destination_rules(cluster: &Cluster, namespace: &str) -> Result<Vec<Value>, Health> {
     let key = ObjectKey {
         group: "networking.istio.io".into(),
         version: "v1".into(),
@@ -74,17 +97,19 @@ async fn destination_rules(cluster: &Cluster, namespace: &str) -> Vec<Value> {
         name: String::new(),
     };
     let Ok(r) = cluster.resolve(&key).await else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
     let api =
         Api::<DynamicObject>::namespaced_with(cluster.client().clone(), namespace, &r.resource);
     match api.list(&ListParams::default()).await {
-        Ok(l) => l
+        Ok(l) => Ok(l
             .items
             .into_iter()
             .filter_map(|o| serde_json::to_value(o).ok())
-            .collect(),
-        Err(_) => Vec::new(),
+            .collect()),
+        Err(e) => Err(Health::Unavailable(format!(
+            "cannot list DestinationRules in {namespace} (to find the new subsets' pods): {e}; check that veer may list destinationrules (networking.istio.io) there"
+        ))),
     }
 }
 

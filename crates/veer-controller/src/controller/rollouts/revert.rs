@@ -10,27 +10,42 @@ use super::RolloutId;
 use crate::manifest::rollout_policy::RolloutPolicy;
 use crate::rollout::RolloutState;
 use crate::rollout::state::CheckOutcome;
-use crate::source::{CommitId, FailedCheck, GitSource, RevertAuthor, RevertRequest, SourceSpec};
+use crate::source::{
+    CommitId, FailedCheck, GitSource, RevertAuthor, RevertError, RevertRequest, SourceError,
+    SourceSpec,
+};
+
+/// Why no revert commit was pushed (recorded in the rollout's revert report and logged); the
+/// message says to revert by hand where veer cannot.
+#[derive(Debug, thiserror::Error)]
+pub enum PushRevertError {
+    #[error("this veer has no git source to push a revert to; revert the commit by hand")]
+    NoGitSource,
+    /// The source's cache repository cannot be opened.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The revert itself: not on a branch, a conflict, a rejected push, …
+    #[error(transparent)]
+    Revert(#[from] RevertError),
+    /// The blocking git task panicked or was cancelled.
+    #[error("the git task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
 
 /// Pushes a revert commit of a rolled-back revision to the tracked branch (`revert: git`).
 /// [`GitRevert`] is the real one; [`NoRevert`] reports that nothing is configured.
 pub trait RevertPusher: Send + Sync {
     /// The commit the branch has now (the revert, or a tip that already undid the change), or
     /// why there is none.
-    fn revert(&self, request: RevertRequest) -> BoxFuture<'_, Result<String, String>>;
+    fn revert(&self, request: RevertRequest) -> BoxFuture<'_, Result<String, PushRevertError>>;
 }
 
 /// No git revert available: every request fails with a message saying so.
 pub struct NoRevert;
 
 impl RevertPusher for NoRevert {
-    fn revert(&self, _request: RevertRequest) -> BoxFuture<'_, Result<String, String>> {
-        Box::pin(async {
-            Err(
-                "this veer has no git source to push a revert to; revert the commit by hand"
-                    .to_string(),
-            )
-        })
+    fn revert(&self, _request: RevertRequest) -> BoxFuture<'_, Result<String, PushRevertError>> {
+        Box::pin(async { Err(PushRevertError::NoGitSource) })
     }
 }
 
@@ -48,16 +63,15 @@ impl GitRevert {
 }
 
 impl RevertPusher for GitRevert {
-    fn revert(&self, request: RevertRequest) -> BoxFuture<'_, Result<String, String>> {
+    fn revert(&self, request: RevertRequest) -> BoxFuture<'_, Result<String, PushRevertError>> {
         let spec = self.spec.clone();
         let cache_dir = self.cache_dir.clone();
         Box::pin(async move {
             let pushed = tokio::task::spawn_blocking(move || {
-                let source = GitSource::open(spec, &cache_dir).map_err(|e| e.to_string())?;
-                crate::source::revert(&source, &request).map_err(|e| e.to_string())
+                let source = GitSource::open(spec, &cache_dir)?;
+                Ok::<_, PushRevertError>(crate::source::revert(&source, &request)?)
             })
-            .await
-            .map_err(|e| format!("the git task failed: {e}"))??;
+            .await??;
             Ok(pushed.commit().0.clone())
         })
     }
@@ -69,9 +83,9 @@ pub(super) fn revert_request(
     policy: &RolloutPolicy,
     state: &RolloutState,
     revision: &str,
-) -> Result<RevertRequest, String> {
+) -> Result<RevertRequest, RevertError> {
     let author = match &policy.spec.revert_author {
-        Some(text) => RevertAuthor::parse(text).map_err(|e| e.to_string())?,
+        Some(text) => RevertAuthor::parse(text)?,
         None => RevertAuthor::default(),
     };
     let failed_check = state

@@ -103,7 +103,10 @@ fn describe_hold(h: &crate::rollout::HoldReason) -> String {
         HoldReason::Inconclusive { metric } => {
             format!("{metric}: baseline comparison inconclusive")
         }
-        HoldReason::Unavailable => "the new version's Deployments are not available".to_string(),
+        HoldReason::Unavailable { why } if why.is_empty() => {
+            "the new version's Deployments are not available".to_string()
+        }
+        HoldReason::Unavailable { why } => why.clone(),
         HoldReason::AwaitingConfirmation { webhook } => {
             format!("waiting for webhook {webhook} to confirm promotion")
         }

@@ -8,7 +8,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 use tracing::info;
 
-use super::{RolloutDriver, RolloutDriverError, RolloutId, Tracked};
+use super::{Mailbox, RolloutDriver, RolloutDriverError, RolloutId, Tracked};
 use crate::cluster::Cluster;
 use crate::manifest::rollout_policy::RolloutPolicy;
 use crate::rollout::{OperatorCommand, RolloutState};
@@ -84,14 +84,15 @@ impl RolloutDriver {
     }
 
     /// Store the state (server-side apply, field manager `veer`); `clear_command` removes the
-    /// consumed command (merge patch: the CLI wrote it as another manager).
+    /// consumed command, written as that text (a JSON patch that first tests the mailbox still
+    /// holds it: the CLI writes as another manager, at any time; a newer command stays).
     pub(super) async fn store(
         &self,
         cluster: &Cluster,
         id: &RolloutId,
         policy: &RolloutPolicy,
         state: &RolloutState,
-        clear_command: bool,
+        clear_command: Option<&str>,
     ) -> Result<(), RolloutDriverError> {
         let api: Api<ConfigMap> =
             Api::namespaced(cluster.client().clone(), &self.options.state_namespace);
@@ -121,16 +122,48 @@ impl RolloutDriver {
                 what: format!("store the rollout state of {id}"),
                 message: e.to_string(),
             })?;
-        if clear_command {
-            let patch = json!({"data": {COMMAND_KEY: null}});
-            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map_err(|e| RolloutDriverError::Api {
-                    what: format!("clear the command of {id}"),
-                    message: e.to_string(),
-                })?;
+        if let Some(text) = clear_command {
+            self::clear_command(cluster.client(), &self.options.state_namespace, id, text).await?;
         }
         Ok(())
+    }
+}
+
+/// Remove the command of `id`'s rollout if its mailbox still holds `text` (a JSON patch whose
+/// `test` operation is the precondition). `Ok(false)`: it holds another command now, written
+/// while the last one was being applied; that one stays, to be read at the next pass.
+pub async fn clear_command(
+    client: &kube::Client,
+    state_namespace: &str,
+    id: &RolloutId,
+    text: &str,
+) -> Result<bool, RolloutDriverError> {
+    let failed = |message: String| RolloutDriverError::Api {
+        what: format!("clear the command of {id}"),
+        message,
+    };
+    let path = format!("/data/{COMMAND_KEY}");
+    let ops: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "test", "path": path, "value": text},
+        {"op": "remove", "path": path},
+    ]))
+    .map_err(|e| failed(e.to_string()))?;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), state_namespace);
+    match api
+        .patch(
+            &id.config_map(),
+            &PatchParams::default(),
+            &Patch::<()>::Json(ops),
+        )
+        .await
+    {
+        Ok(_) => Ok(true),
+        // The test failed (Kubernetes answers 422 Invalid).
+        Err(kube::Error::Api(s)) if s.code == 422 => {
+            info!(rollout = %id, "a newer command arrived while the last one was applied; it is read at the next pass");
+            Ok(false)
+        }
+        Err(e) => Err(failed(e.to_string())),
     }
 }
 
@@ -151,9 +184,7 @@ fn tracked_from(cm: &ConfigMap) -> Result<Option<(RolloutId, Tracked)>, RolloutD
         name: name.clone(),
     };
     let state = RolloutState::decode(&format!("VirtualService {id}"), stored)?;
-    let command = data
-        .get(COMMAND_KEY)
-        .and_then(|t| serde_json::from_str(t).ok());
+    let command = data.get(COMMAND_KEY).and_then(|t| Mailbox::read(t));
     Ok(Some((id, Tracked { state, command })))
 }
 
@@ -177,7 +208,7 @@ pub async fn read_rollout(
         .as_ref()
         .and_then(|d| d.get(POLICY_KEY).cloned())
         .unwrap_or_default();
-    Ok(tracked_from(&cm)?.map(|(_, t)| (t.state, t.command, policy)))
+    Ok(tracked_from(&cm)?.map(|(_, t)| (t.state, t.command.map(|m| m.command), policy)))
 }
 
 /// Every stored rollout (for `veer rollout status`).

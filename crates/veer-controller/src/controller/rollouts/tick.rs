@@ -8,16 +8,18 @@ use tracing::{error, info, warn};
 
 use super::analyse::Versions;
 use super::events::describe;
-use super::health::available;
+use super::health::{Health, available};
 use super::revert::revert_request;
+use super::routes::live_route_index;
 use super::{RolloutDriver, RolloutDriverError, Work};
 use crate::cluster::Cluster;
 use crate::gate::GateContext;
 use crate::notify;
 use crate::rollout::{
-    Action, AnalysisReport, Observation, RevertReport, RolloutState, WriteReadBack, decide,
+    Action, AnalysisReport, LiveRoute, Observation, RevertReport, RolloutState, WriteReadBack,
+    decide, live_route,
 };
-use crate::sync::SyncOptions;
+use crate::sync::{self, SyncOptions};
 
 /// Decisions one rollout may take in one pass before yielding (a chain such as write →
 /// read back → settle takes three); the loop wakes again at the rollout's next action.
@@ -49,9 +51,16 @@ impl RolloutDriver {
             Some(t) if t.revision != tracked.state.revision => t.live.gaining_toward(&t.target),
             Some(_) | None => tracked.state.canary(),
         };
-        let available = idle || available(cluster, &w.id.namespace, &canary).await;
+        let health = if idle {
+            Health::Available
+        } else {
+            available(cluster, &w.id.namespace, &canary).await
+        };
+        if let Health::Unavailable(why) = &health {
+            warn!(rollout = %w.id, phase = %tracked.state.phase, reason = %why, "the new version is not available; the rollout waits");
+        }
         let mut answer = Observation::default();
-        for _ in 0..MAX_ROUNDS {
+        for round in 0..MAX_ROUNDS {
             let Some(tracked) = self.rollouts.get(&w.id) else {
                 return Ok(());
             };
@@ -66,25 +75,44 @@ impl RolloutDriver {
             let mut obs = answer;
             answer = Observation::default();
             obs.target = w.target.clone();
-            obs.command = tracked.command;
+            obs.command = tracked.command.as_ref().map(|m| m.command);
             obs.admitted = self.admitted(&w.id);
-            obs.available = Some(available);
+            match &health {
+                Health::Available => obs.available = Some(true),
+                Health::Unavailable(why) => {
+                    obs.available = Some(false);
+                    obs.unavailable = Some(why.clone());
+                }
+            }
+            // The cache's route is compared once a pass, before veer writes in it: later
+            // rounds would compare veer's own fresh write with a cache not yet told of it.
+            if round == 0 {
+                obs.live = self.live_route(w, &state);
+            }
             let now = Utc::now();
             let decision = decide(&state, &obs, &w.policy.spec, now);
             for event in &decision.events {
                 self.on_event(&w.id, &state, &decision.next, event);
             }
             self.record_metrics(&w.id, &state, &decision.next, &w.policy);
-            let consumed = obs
+            let consumed = tracked
                 .command
-                .is_some_and(|c| c.id <= decision.next.last_command);
-            if decision.next != state || consumed {
-                self.store(cluster, &w.id, &w.policy, &decision.next, consumed)
-                    .await?;
+                .as_ref()
+                .filter(|m| m.command.id <= decision.next.last_command)
+                .map(|m| m.text.clone());
+            if decision.next != state || consumed.is_some() {
+                self.store(
+                    cluster,
+                    &w.id,
+                    &w.policy,
+                    &decision.next,
+                    consumed.as_deref(),
+                )
+                .await?;
             }
             if let Some(t) = self.rollouts.get_mut(&w.id) {
                 t.state = decision.next.clone();
-                if consumed {
+                if consumed.is_some() {
                     t.command = None;
                 }
             }
@@ -120,6 +148,19 @@ impl RolloutDriver {
         Ok(())
     }
 
+    /// The rolled-out route as the watch cache has it, and who last edited it.
+    fn live_route(&self, w: &Work<'_>, state: &RolloutState) -> Option<LiveRoute> {
+        let object = w.live?;
+        let index = live_route_index(object, &state.route)?;
+        match live_route(object, index, sync::MANAGER) {
+            Ok(route) => Some(route),
+            Err(e) => {
+                warn!(rollout = %w.id, error = %e, "cannot read the live route's weights");
+                None
+            }
+        }
+    }
+
     /// Perform an action that expects an answer; the answer as an observation.
     async fn perform(
         &self,
@@ -132,7 +173,7 @@ impl RolloutDriver {
         let mut obs = Observation::default();
         match action {
             Action::SetSplit { id, split, overlay } => {
-                info!(rollout = %w.id, phase = %state.phase, step = state.step, split = ?split, "shifting traffic");
+                info!(rollout = %w.id, phase = %state.phase, step = state.step, split = %split, "shifting traffic");
                 if let Some(read_back) = self
                     .write_split(cluster, sync_options, w, state, split, overlay.as_ref())
                     .await
@@ -141,7 +182,7 @@ impl RolloutDriver {
                 }
             }
             Action::Rollback { id, to } => {
-                warn!(rollout = %w.id, to = ?to, "rolling back");
+                warn!(rollout = %w.id, to = %to, "rolling back");
                 if let Some(read_back) = self
                     .write_split(cluster, sync_options, w, state, to, None)
                     .await
@@ -180,9 +221,9 @@ impl RolloutDriver {
                 let outcome = match revert_request(&w.id, &w.policy, state, revision) {
                     Ok(request) => {
                         info!(rollout = %w.id, %revision, "pushing a revert commit");
-                        self.revert.revert(request).await
+                        self.revert.revert(request).await.map_err(|e| e.to_string())
                     }
-                    Err(message) => Err(message),
+                    Err(e) => Err(e.to_string()),
                 };
                 if let Err(message) = &outcome {
                     error!(rollout = %w.id, error = %message, "no revert pushed");

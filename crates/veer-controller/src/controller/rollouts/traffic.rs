@@ -37,7 +37,7 @@ impl RolloutDriver {
                 let plan = Plan {
                     objects: vec![ObjectPlan {
                         key: w.key.clone(),
-                        action: diff::Action::Update {
+                        action: diff::ObjectAction::Update {
                             cause: diff::Cause::GitChange,
                             changes: Vec::new(),
                         },

@@ -31,6 +31,10 @@ impl Machine<'_> {
                     self.enter(next);
                     None
                 } else {
+                    // Said in the state, so `veer rollout status` tells why it waits.
+                    if let Some(why) = &obs.unavailable {
+                        self.s.last_hold = Some(HoldReason::Unavailable { why: why.clone() });
+                    }
                     let deadline = self.s.step_started_at + self.deadline;
                     Some(self.wait(self.later().min(deadline)))
                 }
@@ -163,7 +167,9 @@ impl Machine<'_> {
                     return Some(self.wait(until));
                 }
                 if obs.available == Some(false) {
-                    self.hold(HoldReason::Unavailable);
+                    self.hold(HoldReason::Unavailable {
+                        why: obs.unavailable.clone().unwrap_or_default(),
+                    });
                     return None;
                 }
                 if self.policy.has_webhooks(WebhookKind::Rollout) {

@@ -2,7 +2,7 @@
 //! attempts.
 
 use crate::diagnostic::Diagnostic;
-use crate::duration;
+use crate::duration::{self, DurationError};
 use crate::manifest::Manifest;
 use crate::manifest::istio::display_path;
 use crate::manifest::istio::virtual_service::{StringMatch, VirtualService};
@@ -125,11 +125,23 @@ pub fn check_durations(m: &Manifest, vs: &VirtualService, out: &mut Vec<Diagnost
     }
 }
 
+/// Why a duration field Istio bounds at 1ms is refused; the message quotes the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShortDurationError {
+    #[error(transparent)]
+    Unreadable(#[from] DurationError),
+    /// Readable, but below Istio's 1ms floor: `0s` and `500us` are refused.
+    #[error("`{text}` is shorter than the 1ms minimum")]
+    BelowMinimum { text: String },
+}
+
 /// A duration Istio accepts for fields whose CRD rule is `duration(self) >= duration('1ms')`.
-pub(crate) fn duration_at_least_1ms(text: &str) -> Result<(), String> {
+pub(crate) fn duration_at_least_1ms(text: &str) -> Result<(), ShortDurationError> {
     let d = duration::parse(text)?;
     if d < std::time::Duration::from_millis(1) {
-        return Err(format!("`{text}` is shorter than the 1ms minimum"));
+        return Err(ShortDurationError::BelowMinimum {
+            text: text.to_string(),
+        });
     }
     Ok(())
 }

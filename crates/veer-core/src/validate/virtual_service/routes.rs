@@ -42,7 +42,7 @@ pub fn check_hosts(m: &Manifest, vs: &VirtualService, out: &mut Vec<Diagnostic>)
                 d.host
             ))
         } else {
-            hosts::check_host(&d.host)
+            hosts::check_host(&d.host).map_err(|e| e.to_string())
         };
         if let Err(why) = bad {
             out.push(

@@ -63,12 +63,40 @@ pub struct BaselineMetric {
 
 /// The direction in which a metric gets worse (Kayenta's `direction`): `increase` fails a new
 /// version whose values are higher (latency, errors), `decrease` one whose values are lower
-/// (success rate).
+/// (success rate). The one type for it: the policy names it, the analysis tests in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Direction {
     Increase,
     Decrease,
+}
+
+impl Direction {
+    /// How far `new` lies beyond `old` in the bad direction: positive when worse, zero or
+    /// negative when not.
+    pub fn worsening(self, new: f64, old: f64) -> f64 {
+        match self {
+            Direction::Increase => new - old,
+            Direction::Decrease => old - new,
+        }
+    }
+}
+
+/// Why a metric cannot be compared with the old version (see [`Baseline::direction_of`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DirectionError {
+    /// A caller-side builtin measures the whole service, not one version.
+    #[error(
+        "`{metric}` ({}) measures the whole service as its callers see it, not one version, so there is no old version to compare it with",
+        builtin.as_str()
+    )]
+    CallerSide {
+        metric: String,
+        builtin: BuiltinMetric,
+    },
+    /// Neither a listed direction, a builtin nor a one-sided `thresholdRange` tells.
+    #[error("cannot tell whether higher or lower values of `{metric}` are worse")]
+    Unknown { metric: String },
 }
 
 impl Baseline {
@@ -106,7 +134,7 @@ impl Baseline {
     /// (only `max`: increase, only `min`: decrease); `Err` says why it cannot be told.
     /// Caller-side builtins measure the whole service, so there is no old version to compare
     /// them with: left out unless listed, and an `Err` when listed.
-    pub fn direction_of(&self, metric: &MetricCheck) -> Option<Result<Direction, String>> {
+    pub fn direction_of(&self, metric: &MetricCheck) -> Option<Result<Direction, DirectionError>> {
         let listed = if self.metrics.is_empty() {
             None
         } else {
@@ -114,11 +142,10 @@ impl Baseline {
         };
         if let Some(builtin) = metric.builtin.filter(|b| b.is_caller_side()) {
             return listed.map(|_| {
-                Err(format!(
-                    "`{}` ({}) measures the whole service as its callers see it, not one version, so there is no old version to compare it with",
-                    metric.name,
-                    builtin.as_str()
-                ))
+                Err(DirectionError::CallerSide {
+                    metric: metric.name.clone(),
+                    builtin,
+                })
             });
         }
         if let Some(d) = listed.and_then(|b| b.direction) {
@@ -146,10 +173,9 @@ impl Baseline {
                     max: None,
                 },
             ) => Ok(Direction::Decrease),
-            (None, ThresholdRange { .. }) => Err(format!(
-                "cannot tell whether higher or lower values of `{}` are worse",
-                metric.name
-            )),
+            (None, ThresholdRange { .. }) => Err(DirectionError::Unknown {
+                metric: metric.name.clone(),
+            }),
         })
     }
 }
@@ -271,5 +297,36 @@ mod tests {
             assert_eq!(got, want, "{name}");
         }
         assert_eq!(all.alpha(), DEFAULT_ALPHA);
+        assert_eq!(
+            all.direction_of(&depth)
+                .and_then(Result::err)
+                .map(|e| e.to_string()),
+            Some("cannot tell whether higher or lower values of `depth` are worse".to_string())
+        );
+        let caller = metric(
+            "caller-p99",
+            Some(BuiltinMetric::CallerRequestDuration),
+            None,
+            Some(500.0),
+        );
+        assert_eq!(
+            all.direction_of(&caller),
+            None,
+            "caller-side: left out unless listed"
+        );
+        assert_eq!(
+            listing(&[("caller-p99", None)])
+                .direction_of(&caller)
+                .and_then(Result::err)
+                .map(|e| e.to_string()),
+            Some("`caller-p99` (caller-request-duration) measures the whole service as its callers see it, not one version, so there is no old version to compare it with".to_string())
+        );
+    }
+
+    #[test]
+    fn worsening_is_signed_by_direction() {
+        assert_eq!(Direction::Increase.worsening(12.0, 10.0), 2.0);
+        assert_eq!(Direction::Decrease.worsening(12.0, 10.0), -2.0);
+        assert_eq!(Direction::Decrease.worsening(95.0, 99.0), 4.0);
     }
 }

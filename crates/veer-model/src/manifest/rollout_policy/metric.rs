@@ -25,7 +25,10 @@ pub struct MetricCheck {
     pub interval: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+/// A metric veer knows how to query without a user-written PromQL (names follow Flagger's).
+/// The one type for it: the policy parses it, the analysis renders its query
+/// (`analysis::builtin`), and it is stored under these names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BuiltinMetric {
     /// Percentage (0–100) of the new subset's requests that did not answer 5xx.
@@ -68,22 +71,31 @@ pub struct ThresholdRange {
     pub max: Option<f64>,
 }
 
+/// Why a [`ThresholdRange`] cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum ThresholdRangeError {
+    #[error("thresholdRange bounds must be numbers")]
+    NotANumber,
+    #[error("thresholdRange min {min} is above max {max}")]
+    Inverted { min: f64, max: f64 },
+}
+
 impl ThresholdRange {
-    pub fn new(min: Option<f64>, max: Option<f64>) -> Result<Self, String> {
+    pub fn new(min: Option<f64>, max: Option<f64>) -> Result<Self, ThresholdRangeError> {
         let range = Self { min, max };
         range.check()?;
         Ok(range)
     }
 
     /// A range no value can satisfy, or with a NaN bound, is a policy error.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ThresholdRangeError> {
         if self.min.is_some_and(f64::is_nan) || self.max.is_some_and(f64::is_nan) {
-            return Err("thresholdRange bounds must be numbers".to_string());
+            return Err(ThresholdRangeError::NotANumber);
         }
         if let (Some(min), Some(max)) = (self.min, self.max)
             && min > max
         {
-            return Err(format!("thresholdRange min {min} is above max {max}"));
+            return Err(ThresholdRangeError::Inverted { min, max });
         }
         Ok(())
     }
@@ -146,5 +158,18 @@ mod tests {
         };
         assert!(r.contains(99.0) && r.contains(100.0) && !r.contains(98.9));
         assert_eq!(r.to_string(), ">= 99");
+    }
+
+    #[test]
+    fn unusable_ranges_say_why() {
+        let err = |min, max| ThresholdRange::new(min, max).unwrap_err().to_string();
+        assert_eq!(
+            err(Some(2.0), Some(1.0)),
+            "thresholdRange min 2 is above max 1"
+        );
+        assert_eq!(
+            err(Some(f64::NAN), None),
+            "thresholdRange bounds must be numbers"
+        );
     }
 }

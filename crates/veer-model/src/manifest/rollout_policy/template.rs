@@ -18,8 +18,17 @@ pub enum TemplatePart<'a> {
     Variable(&'a str),
 }
 
+/// Why a template cannot be split into text and variables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateSyntaxError {
+    #[error("`{{{{` is not closed by `}}}}`")]
+    Unclosed,
+    #[error("`{{{{ }}}}` names no variable")]
+    Unnamed,
+}
+
 /// Split a template into text and `{{ variable }}` parts. Errors name what is wrong.
-pub fn parse_template(template: &str) -> Result<Vec<TemplatePart<'_>>, String> {
+pub fn parse_template(template: &str) -> Result<Vec<TemplatePart<'_>>, TemplateSyntaxError> {
     let mut parts = Vec::new();
     let mut rest = template;
     while let Some(open) = rest.find("{{") {
@@ -28,11 +37,11 @@ pub fn parse_template(template: &str) -> Result<Vec<TemplatePart<'_>>, String> {
         }
         let after = &rest[open + 2..];
         let Some(close) = after.find("}}") else {
-            return Err("`{{` is not closed by `}}`".to_string());
+            return Err(TemplateSyntaxError::Unclosed);
         };
         let name = after[..close].trim();
         if name.is_empty() {
-            return Err("`{{ }}` names no variable".to_string());
+            return Err(TemplateSyntaxError::Unnamed);
         }
         parts.push(TemplatePart::Variable(name));
         rest = &after[close + 2..];
@@ -59,7 +68,13 @@ mod tests {
             })
             .collect();
         assert_eq!(vars, ["namespace", "subset", "interval"]);
-        assert!(parse_template("a {{ b").is_err());
-        assert!(parse_template("a {{ }} b").is_err());
+        assert_eq!(
+            parse_template("a {{ b").unwrap_err().to_string(),
+            "`{{` is not closed by `}}`"
+        );
+        assert_eq!(
+            parse_template("a {{ }} b").unwrap_err().to_string(),
+            "`{{ }}` names no variable"
+        );
     }
 }

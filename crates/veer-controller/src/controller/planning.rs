@@ -1,0 +1,129 @@
+//! What a revision is planned from: the objects veer applies (decorated, veer's own
+//! configuration left out), the planner's view of the recorded state, and what a plan comes to
+//! when nothing is written. Pure.
+
+use crate::diff::{Cause, DesiredObject, ObjectAction, Plan, PlanContext};
+use crate::source::LoadedRevision;
+use crate::sync::state::SyncState;
+use crate::sync::{self, ObjectResult, SyncReport, WriteMode};
+
+/// The objects of a revision as veer applies them: label and source annotation added.
+/// veer's own configuration (`veer.io` kinds such as RolloutPolicy) is read, never applied.
+pub fn desired_objects(loaded: &LoadedRevision, source_url: &str) -> Vec<DesiredObject> {
+    loaded
+        .set
+        .manifests
+        .iter()
+        .filter(|m| !crate::manifest::policy::is_veer_config(m))
+        .map(|m| {
+            let mut d = DesiredObject::from(m.as_ref());
+            sync::decorate(&mut d, &format!("{source_url}#{}", m.file));
+            d
+        })
+        .collect()
+}
+
+/// The planner's view of the recorded state, with the list rules of the server it plans for.
+pub fn plan_context(
+    state: &SyncState,
+    manager: &str,
+    prune: bool,
+    semantics: crate::fields::ListSemantics,
+) -> PlanContext {
+    let mut ctx = PlanContext::new(manager);
+    ctx.prune = prune;
+    ctx.semantics = semantics;
+    for record in &state.objects {
+        if let Some(hash) = &record.hash {
+            ctx.inventory.insert(record.key());
+            ctx.applied_hashes.insert(record.key(), hash.clone());
+        }
+    }
+    ctx
+}
+
+/// What a plan comes to when nothing is written: unchanged, prune skipped, drift reported.
+/// Pure.
+pub fn report_without_writes(plan: &Plan) -> SyncReport {
+    SyncReport {
+        mode: WriteMode::Apply,
+        objects: plan
+            .objects
+            .iter()
+            .map(|o| sync::ObjectOutcome {
+                key: o.key.clone(),
+                result: match &o.action {
+                    ObjectAction::Update {
+                        cause: Cause::Drift,
+                        ..
+                    } => ObjectResult::DriftReported,
+                    ObjectAction::PruneSkipped { reason } => ObjectResult::PruneSkipped {
+                        reason: reason.clone(),
+                    },
+                    ObjectAction::Create
+                    | ObjectAction::Update { .. }
+                    | ObjectAction::Prune
+                    | ObjectAction::Unchanged => ObjectResult::Unchanged,
+                },
+            })
+            .collect(),
+        unobserved: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::tests::{key, loaded};
+    use crate::diff;
+
+    #[test]
+    fn rollout_policies_are_read_but_never_applied() {
+        let mut rev = loaded("a");
+        let file = crate::manifest::parse_file(
+            "p.yaml",
+            b"apiVersion: veer.io/v1alpha1\nkind: RolloutPolicy\nmetadata:\n  name: canary\nspec:\n  interval: 10s\n  stepWeights: [10, 50]\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: shop\n",
+            &crate::manifest::ReadOptions::default(),
+        );
+        assert!(file.diagnostics.is_empty(), "{:?}", file.diagnostics);
+        rev.set.extend(&file);
+        let kinds: Vec<String> = desired_objects(&rev, "repo")
+            .iter()
+            .map(|d| d.key.kind.clone())
+            .collect();
+        assert_eq!(kinds, vec!["ConfigMap".to_string()]);
+    }
+
+    #[test]
+    fn no_writes_report_maps_drift_and_skips() {
+        let plan = Plan {
+            objects: vec![
+                diff::ObjectPlan {
+                    key: key("a"),
+                    action: ObjectAction::Update {
+                        cause: Cause::Drift,
+                        changes: Vec::new(),
+                    },
+                    desired: None,
+                    live: None,
+                },
+                diff::ObjectPlan {
+                    key: key("b"),
+                    action: ObjectAction::Unchanged,
+                    desired: None,
+                    live: None,
+                },
+            ],
+            leave_drift: false,
+        };
+        assert!(plan.writes_anything());
+        let left = Plan {
+            leave_drift: true,
+            ..plan.clone()
+        };
+        assert!(!left.writes_anything());
+        let r = report_without_writes(&left);
+        assert_eq!(r.objects[0].result, ObjectResult::DriftReported);
+        assert_eq!(r.objects[1].result, ObjectResult::Unchanged);
+    }
+}

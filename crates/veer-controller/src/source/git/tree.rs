@@ -1,0 +1,189 @@
+//! Reading one commit: its tree seen through the walk's [`TreeView`] (so a commit gets the
+//! same reading rules as a directory), its author and summary, and which manifest files changed
+//! since the commit loaded before it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use git2::{Repository, Tree};
+
+use crate::source::walk::{self, Kind, TreeView};
+use crate::source::{CommitId, Revision, SourceError};
+
+/// Paths added, removed or whose content id differs. Pure.
+pub(super) fn changed(
+    before: Option<&BTreeMap<String, String>>,
+    after: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let Some(before) = before else {
+        return after.keys().cloned().collect();
+    };
+    let paths: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    paths
+        .into_iter()
+        .filter(|p| before.get(*p) != after.get(*p))
+        .cloned()
+        .collect()
+}
+
+pub(super) fn revision_of(commit: &CommitId, c: &git2::Commit<'_>) -> Revision {
+    let summary = match c.summary() {
+        Ok(Some(s)) => s.to_string(),
+        Ok(None) => String::new(),
+        Err(_) => String::from_utf8_lossy(c.summary_bytes().unwrap_or_default()).into_owned(),
+    };
+    let author = c.author();
+    let author = format!(
+        "{} <{}>",
+        String::from_utf8_lossy(author.name_bytes()),
+        String::from_utf8_lossy(author.email_bytes())
+    );
+    let time = chrono::DateTime::from_timestamp(c.time().seconds(), 0).unwrap_or_default();
+    Revision {
+        commit: commit.clone(),
+        summary,
+        author,
+        time,
+    }
+}
+
+/// A commit's tree, seen through [`TreeView`].
+pub(super) struct GitView<'r> {
+    pub(super) repo: &'r Repository,
+    pub(super) root: Tree<'r>,
+}
+
+fn kind_of_mode(mode: i32) -> Kind {
+    match mode & 0o170000 {
+        0o040000 => Kind::Dir,
+        0o120000 => Kind::Link,
+        0o100000 => Kind::File,
+        _ => Kind::Other,
+    }
+}
+
+impl GitView<'_> {
+    pub(super) fn entry(&self, path: &str) -> Option<git2::TreeEntry<'static>> {
+        self.root.get_path(Path::new(path)).ok()
+    }
+
+    /// The blob at `path`, if it is at most [`walk::SMALL_TEXT_LIMIT`] bytes: its size comes
+    /// from the object database's header first, so a larger one is never inflated.
+    fn small_blob(&self, path: &str) -> Option<Vec<u8>> {
+        let id = self.entry(path)?.id();
+        let (size, _) = self.repo.odb().ok()?.read_header(id).ok()?;
+        if size as u64 > walk::SMALL_TEXT_LIMIT {
+            return None;
+        }
+        let blob = self.repo.find_blob(id).ok()?;
+        Some(blob.content().to_vec())
+    }
+}
+
+impl TreeView for GitView<'_> {
+    fn list(&self, dir: &str) -> Result<Vec<(String, Kind)>, SourceError> {
+        let sub;
+        let tree = if dir.is_empty() {
+            &self.root
+        } else {
+            sub = self
+                .entry(dir)
+                .and_then(|e| e.to_object(self.repo).ok())
+                .and_then(|o| o.into_tree().ok())
+                .ok_or_else(|| SourceError::Read {
+                    location: dir.to_string(),
+                    message: "directory listed but not readable".to_string(),
+                })?;
+            &sub
+        };
+        Ok(tree
+            .iter()
+            // Names that are not UTF-8 cannot be manifest paths we report; skip them.
+            .filter_map(|e| Some((e.name().ok()?.to_string(), kind_of_mode(e.filemode()))))
+            .collect())
+    }
+
+    fn kind(&self, path: &str) -> Option<Kind> {
+        self.entry(path).map(|e| kind_of_mode(e.filemode()))
+    }
+
+    fn link_target(&self, path: &str) -> Option<String> {
+        String::from_utf8(self.small_blob(path)?).ok()
+    }
+
+    fn read_small_text(&self, path: &str) -> Option<String> {
+        String::from_utf8(self.small_blob(path)?).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use git2::Oid;
+
+    use super::*;
+
+    #[test]
+    fn changed_lists_added_removed_and_modified() {
+        let before: BTreeMap<String, String> = [("a.yaml", "1"), ("b.yaml", "2"), ("c.yaml", "3")]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        let after: BTreeMap<String, String> = [("a.yaml", "1"), ("b.yaml", "9"), ("d.yaml", "4")]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(
+            changed(Some(&before), &after),
+            vec!["b.yaml", "c.yaml", "d.yaml"]
+        );
+        assert_eq!(changed(None, &after), vec!["a.yaml", "b.yaml", "d.yaml"]);
+    }
+
+    /// A commit's tree gets the walk's symlink rules, as a directory does: links to
+    /// directories are refused (never descended into, so they cannot loop), links out of the
+    /// repository too, links to files that are not manifests are ignored.
+    #[test]
+    fn directory_symlinks_in_a_tree_are_refused_not_followed() {
+        const LINK: i32 = 0o120000;
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(tmp.path()).unwrap();
+        let blob = |bytes: &[u8]| repo.blob(bytes).unwrap();
+        let tree = |entries: &[(&str, Oid, i32)]| {
+            let mut builder = repo.treebuilder(None).unwrap();
+            for (name, id, mode) in entries {
+                builder.insert(name, *id, *mode).unwrap();
+            }
+            builder.write().unwrap()
+        };
+        let svc = blob(b"apiVersion: v1\nkind: Service\nmetadata:\n  name: svc\n");
+        let v2 = tree(&[("svc.yaml", svc, 0o100644), ("self", blob(b"."), LINK)]);
+        let apps = tree(&[("v2", v2, 0o040000), ("parent", blob(b".."), LINK)]);
+        let root = tree(&[
+            ("apps", apps, 0o040000),
+            ("current", blob(b"apps/v2"), LINK),
+            ("outside", blob(b"../elsewhere"), LINK),
+            ("README", blob(b"apps/v2/svc.yaml"), LINK),
+        ]);
+        let view = GitView {
+            repo: &repo,
+            root: repo.find_tree(root).unwrap(),
+        };
+        let (found, diagnostics) = walk::collect(&view, "").unwrap();
+        let paths: Vec<&str> = found.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, vec!["apps/v2/svc.yaml"]);
+        let mut codes: Vec<(&str, &str)> = diagnostics
+            .iter()
+            .map(|d| (d.file.as_str(), d.code))
+            .collect();
+        codes.sort_unstable();
+        assert_eq!(
+            codes,
+            vec![
+                ("apps/parent", "symlink-to-directory"),
+                ("apps/v2/self", "symlink-to-directory"),
+                ("current", "symlink-to-directory"),
+                ("outside", "symlink-outside-repo"),
+            ]
+        );
+    }
+}
