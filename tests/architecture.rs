@@ -12,13 +12,10 @@ use std::path::{Path, PathBuf};
 /// Lines a source file may have.
 const MAX_LINES: usize = 600;
 
-/// Files over [`MAX_LINES`] today, with the most lines each may have: they may shrink, never
-/// grow; a file that fits drops off this list.
-const OVERSIZED: &[(&str, usize)] = &[
-    ("crates/veer-core/src/validate/gateway.rs", 727),
-    ("crates/veer-devcluster/src/exporter/traffic.rs", 776),
-    ("crates/veer-controller/src/metrics.rs", 691),
-];
+/// Files allowed over [`MAX_LINES`], with the most lines each may have: they may shrink, never
+/// grow; a file that fits drops off this list. None today; split a file by concern rather than
+/// adding it here.
+const OVERSIZED: &[(&str, usize)] = &[];
 
 /// The crates that decide and must stay free of I/O.
 const PURE_CRATES: &[&str] = &["veer-model", "veer-fields", "veer-core"];

@@ -1182,6 +1182,15 @@ async fn baseline_a_slower_canary_inside_its_threshold_is_rolled_back() {
     // Without a name too: one rollout failed, so the command fails.
     let (all_code, all_out) = s.veer_cli(&["rollout", "status"]).await;
     assert_eq!(all_code, 5, "{all_out}");
+    // `veer status` says the revision is applied, and that its rollout rolled back.
+    let (code, status) = s.veer_cli(&["status"]).await;
+    assert_eq!(code, 0, "{status}");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("rollout") && l.contains("shop/reviews ROLLED BACK")),
+        "{status}"
+    );
     assert!(
         out.lines().any(|l| l.contains("p99-latency")
             && l.contains("<= 500")
@@ -1216,8 +1225,9 @@ async fn baseline_a_canary_equal_to_the_baseline_is_promoted() {
         .iter()
         .filter(|r| r.check == "p99-latency")
         .collect();
-    // A comparison with fewer than 4 samples of the new version (early in the phase) cannot
-    // decide at 0.05: it holds as "cannot measure"; with 4 or more, equal versions pass.
+    // A comparison with fewer than 4 samples of the new version (early in a step: only the
+    // step's own samples count) cannot decide at 0.05: it holds as "cannot measure"; with 4
+    // or more, equal versions pass.
     for r in p99.iter().filter(|r| r.baseline.is_some()) {
         let b = r.baseline.as_ref().expect("filtered");
         if b.canary_samples < 4 {
@@ -1227,7 +1237,9 @@ async fn baseline_a_canary_equal_to_the_baseline_is_promoted() {
                 "{r:#?}"
             );
             assert!(
-                matches!(&b.verdict, BaselineVerdict::Inconclusive { reason } if reason.contains("wait for more intervals")),
+                matches!(&b.verdict, BaselineVerdict::Inconclusive { reason }
+                    if reason.contains("wait for more intervals")
+                        || reason.contains("wait one metric interval")),
                 "{r:#?}"
             );
         } else {

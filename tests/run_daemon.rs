@@ -188,6 +188,18 @@ async fn run_serves_readiness_metrics_page_hooks_and_notifies() {
         || async { mode(&client).await.filter(|m| m == "green") },
     )
     .await;
+    // The page's "Last diff" shows what that pass changed.
+    let diff = eventually(
+        "the page shows the last diff",
+        Duration::from_secs(10),
+        || async {
+            let (_, page) = get(&format!("{base}/")).await?;
+            let diff = page.split("<section id=\"diff\">").nth(1)?.to_string();
+            diff.contains("green").then_some(diff)
+        },
+    )
+    .await;
+    assert!(diff.contains("blue") && diff.contains("settings"), "{diff}");
     drop(veer);
     let _ = cluster.shutdown().await;
 }

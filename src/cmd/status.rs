@@ -4,6 +4,8 @@ use anyhow::Result;
 
 use veer::cli::{OutputFormat, StatusArgs, exit};
 use veer::config::Config;
+use veer::ids::RolloutId;
+use veer::rollout::RolloutState;
 use veer::sync::state::{self as sync_state, SyncState};
 
 use super::{connect, runtime, state_location};
@@ -14,9 +16,13 @@ pub(crate) fn status_command(config: &Config, args: &StatusArgs) -> Result<i32> 
         let cluster = connect(config).await?;
         let at = state_location(config);
         let state = sync_state::read(cluster.client(), &at).await?;
+        // The rollouts beside the sync: "applied" is not the whole story after a rollback.
+        let rollouts = veer::controller::rollouts::list_rollouts(cluster.client(), &at.namespace)
+            .await
+            .unwrap_or_default();
         match args.output {
             OutputFormat::Human => match &state {
-                Some(s) => print!("{}", status_human(s)),
+                Some(s) => print!("{}{}", status_human(s), rollouts_human(&rollouts)),
                 None => println!(
                     "veer has recorded nothing in {}/{} yet: no sync has run against this cluster",
                     at.namespace, at.name
@@ -25,7 +31,18 @@ pub(crate) fn status_command(config: &Config, args: &StatusArgs) -> Result<i32> 
             OutputFormat::Json => {
                 let value = match &state {
                     Some(s) => {
-                        serde_json::json!({"recorded": true, "state": s, "counts": counts(s)})
+                        let rollouts: Vec<serde_json::Value> = rollouts
+                            .iter()
+                            .map(|(id, state, policy)| {
+                                serde_json::json!({
+                                    "rollout": id.to_string(),
+                                    "policy": policy,
+                                    "phase": state.phase,
+                                    "failure": state.failure.as_ref().map(ToString::to_string),
+                                })
+                            })
+                            .collect();
+                        serde_json::json!({"recorded": true, "state": s, "counts": counts(s), "rollouts": rollouts})
                     }
                     None => serde_json::json!({"recorded": false}),
                 };
@@ -45,6 +62,37 @@ fn counts(state: &SyncState) -> std::collections::BTreeMap<String, usize> {
         *counts.entry(o.result.clone()).or_insert(0) += 1;
     }
     counts
+}
+
+/// One line per rollout: its phase and, for a rolled-back one, that the route serves the old
+/// weights while git still asks for the new ones.
+fn rollouts_human(rollouts: &[(RolloutId, RolloutState, String)]) -> String {
+    let mut out = String::new();
+    for (id, state, _) in rollouts {
+        let text = if state.phase.is_failed() {
+            format!(
+                "{id} ROLLED BACK{}: the route serves the old weights, not git's{}",
+                state
+                    .failure
+                    .as_ref()
+                    .map(|f| format!(" ({f})"))
+                    .unwrap_or_default(),
+                state
+                    .revert_commit
+                    .as_deref()
+                    .map(|c| format!("; revert {} pushed", veer::ids::short(c)))
+                    .unwrap_or_default()
+            )
+        } else {
+            format!(
+                "{id} {} ({}% to the new version)",
+                state.phase,
+                state.canary_weight()
+            )
+        };
+        out.push_str(&format!("{:<11}{text}\n", "rollout"));
+    }
+    out
 }
 
 fn status_human(s: &SyncState) -> String {

@@ -80,7 +80,9 @@ pub fn exit_code(pass: &Pass) -> i32 {
     }
 }
 
-pub use planning::{desired_objects, plan_context, report_without_writes};
+pub use planning::{
+    desired_objects, desired_virtual_services, plan_context, report_without_writes,
+};
 pub use record::{error_state, next_state, rejected_state};
 
 /// Reconcile until `shutdown` resolves: a pass after each poll of git, and a pass whenever a
@@ -121,15 +123,10 @@ pub async fn run_loop(
                     info!(reference = %trigger.reference, "push webhook: polling now");
                     break;
                 }
+                // A rollout is due: rollout work only, not a pass over the repository.
                 () = tokio::time::sleep(delay), if wake.is_some() => {
-                    if let Some(commit) = controller.current_commit() {
-                        let started = std::time::Instant::now();
-                        let pass = controller
-                            .handle(PollOutcome::Unchanged { commit }, Utc::now())
-                            .await;
-                        log_pass(&pass);
-                        observers.after_pass(controller, &pass, started.elapsed(), Utc::now());
-                    }
+                    controller.rollout_tick().await;
+                    observers.after_tick(controller, Utc::now());
                 }
                 () = &mut shutdown => return,
             }
@@ -170,6 +167,9 @@ pub struct Controller {
     refused: Option<(crate::source::Revision, Report)>,
     /// Progressive rollouts; `None`: weights apply at once like any field.
     rollouts: Option<rollouts::RolloutDriver>,
+    /// The diff of the last pass that wrote (as `veer diff` prints it, without colour), for
+    /// the status page.
+    last_diff: Option<String>,
 }
 
 impl Controller {
@@ -194,6 +194,7 @@ impl Controller {
             validated: None,
             refused: None,
             rollouts: None,
+            last_diff: None,
         })
     }
 
@@ -246,12 +247,46 @@ impl Controller {
             .or_else(|| self.refused.as_ref().map(|(r, report)| (r, report)))
     }
 
+    /// The diff of the last pass that wrote, if any.
+    pub fn last_diff(&self) -> Option<&str> {
+        self.last_diff.as_deref()
+    }
+
     pub fn state(&self) -> &SyncState {
         &self.state
     }
 
     pub fn cluster(&self) -> &Cluster {
         &self.cluster
+    }
+
+    /// A rollout's wake: drive the rollouts against the revision in force, reading only its
+    /// VirtualServices from the watch cache. Nothing else is planned and no sync state is
+    /// written, so a tick costs what the rollouts cost, not what the repository does; drift
+    /// and new commits wait for the next poll.
+    pub async fn rollout_tick(&mut self) {
+        let (Some(loaded), Some(driver)) = (&self.current, &mut self.rollouts) else {
+            return;
+        };
+        let desired = desired_virtual_services(loaded, &self.options.source_url);
+        let keys: Vec<ObjectKey> = desired.iter().map(|d| d.key.clone()).collect();
+        match self.cluster.live(&keys).await {
+            Ok(live) => {
+                driver
+                    .drive(
+                        &self.cluster,
+                        &self.options.sync,
+                        loaded,
+                        &desired,
+                        &live.objects,
+                    )
+                    .await;
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot read the VirtualServices for a rollout tick; trying again in 5 s");
+                driver.retry_at(Utc::now() + chrono::TimeDelta::seconds(5));
+            }
+        }
     }
 
     /// Plan `loaded` against the live cluster (from the watch cache once it is up).
@@ -400,6 +435,9 @@ impl Controller {
                 gate::GateVerdict::Unavailable(message) => {
                     return Err(ControllerError::DryRun(message));
                 }
+            }
+            if let Ok(text) = diff::render::human(&planned.plan, false) {
+                self.last_diff = Some(text);
             }
             // Whatever this pass creates is in the inventory before it exists.
             let intent = intent::with_intent(&self.state, &planned.plan, &planned.desired);

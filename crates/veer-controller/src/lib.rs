@@ -11,7 +11,7 @@
 
 pub use veer_core::{diff, rollout, validate};
 pub use veer_fields::{fields, schema};
-pub use veer_model::{diagnostic, duration, hosts, ids, manifest, secret};
+pub use veer_model::{diagnostic, duration, figures, hosts, ids, manifest, secret};
 
 /// Analysis: the pure half from `veer-core`, and the real Prometheus client.
 pub mod analysis {

@@ -11,16 +11,19 @@
 //! Nothing is labelled by commit, object name, message or URL. A rollout's series are removed
 //! with [`Metrics::forget_rollout`] when its VirtualService leaves git, and its analysis
 //! series with [`Metrics::forget_analysis`] when a new rollout of it starts.
+//!
+//! This file defines the families and registers them; the methods that record them live by
+//! area: `reconcile` (passes, drift, git fetches), `rollouts` (weight, phase and analysis
+//! series, and forgetting them), `notifications` (per-notifier delivery counters).
+
+mod notifications;
+mod reconcile;
+mod rollouts;
 
 use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
-use std::time::Duration;
-
-use crate::analysis::Judgement;
-use crate::pass::PassOutcome;
-
-use std::fmt::Write as _;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -28,6 +31,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::pass::PassOutcome;
 
 /// The `Content-Type` to serve [`Metrics::encode`]'s output with.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -84,7 +89,7 @@ struct PhaseLabels {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct CheckLabels {
     metric: String,
-    /// [`Judgement::as_str`]: the label is the core's word, not a type of its own.
+    /// [`crate::analysis::Judgement::as_str`]: the label is the core's word, not a type of its own.
     verdict: &'static str,
 }
 
@@ -269,253 +274,14 @@ impl Metrics {
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
         out
     }
-
-    pub fn observe_reconcile(&self, took: Duration) {
-        self.reconcile_duration.observe(took.as_secs_f64());
-    }
-
-    pub fn record_sync(&self, outcome: PassOutcome) {
-        self.sync_results
-            .get_or_create(&OutcomeLabels { outcome })
-            .inc();
-    }
-
-    pub fn set_drift_objects(&self, count: usize) {
-        self.drift_objects
-            .set(i64::try_from(count).unwrap_or(i64::MAX));
-    }
-
-    /// A fetch that succeeded.
-    pub fn observe_git_fetch(&self, took: Duration) {
-        self.git_fetch_duration.observe(took.as_secs_f64());
-    }
-
-    /// A fetch that failed; `reason` is the error's `metric_label()`.
-    pub fn record_git_fetch_error(&self, took: Duration, reason: &'static str) {
-        self.git_fetch_duration.observe(took.as_secs_f64());
-        self.git_fetch_errors
-            .get_or_create(&ReasonLabels { reason })
-            .inc();
-    }
-
-    /// `rollout` names the rollout's route, e.g. `shop/reviews`; `weight` is the canary's percent.
-    pub fn set_rollout_weight(&self, rollout: &str, weight: f64) {
-        self.rollout_weight
-            .get_or_create(&RolloutLabels {
-                rollout: rollout.to_string(),
-            })
-            .set(weight);
-    }
-
-    /// `phase` is the rollout phase's name (`Phase::as_str()`); the previous phase's series is
-    /// removed.
-    pub fn set_rollout_phase(&self, rollout: &str, phase: &'static str) {
-        let previous = match self.current_phase.lock() {
-            Ok(mut current) => current.insert(rollout.to_string(), phase),
-            Err(poisoned) => poisoned.into_inner().insert(rollout.to_string(), phase),
-        };
-        if let Some(previous) = previous.filter(|p| *p != phase) {
-            self.rollout_phase.remove(&PhaseLabels {
-                rollout: rollout.to_string(),
-                phase: previous,
-            });
-        }
-        self.rollout_phase
-            .get_or_create(&PhaseLabels {
-                rollout: rollout.to_string(),
-                phase,
-            })
-            .set(1);
-    }
-
-    /// Drop every per-rollout series of a rollout that is over (or removed from git), so
-    /// series do not pile up over the controller's lifetime.
-    pub fn forget_rollout(&self, rollout: &str) {
-        let rollout = rollout.to_string();
-        let previous = match self.current_phase.lock() {
-            Ok(mut current) => current.remove(&rollout),
-            Err(poisoned) => poisoned.into_inner().remove(&rollout),
-        };
-        if let Some(phase) = previous {
-            self.rollout_phase.remove(&PhaseLabels {
-                rollout: rollout.clone(),
-                phase,
-            });
-        }
-        self.rollout_weight.remove(&RolloutLabels {
-            rollout: rollout.clone(),
-        });
-        self.forget_analysis(&rollout);
-    }
-
-    /// Drop a rollout's value, threshold and p-value series, e.g. when a new rollout of it
-    /// starts (its policy may judge other metrics now).
-    pub fn forget_analysis(&self, rollout: &str) {
-        let names = match self.analysed.lock() {
-            Ok(mut analysed) => analysed.remove(rollout),
-            Err(poisoned) => poisoned.into_inner().remove(rollout),
-        };
-        for metric in names.unwrap_or_default() {
-            self.forget_metric(rollout, &metric);
-        }
-    }
-
-    fn note_analysed(&self, rollout: &str, metric: &str) {
-        let mut analysed = match self.analysed.lock() {
-            Ok(analysed) => analysed,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        analysed
-            .entry(rollout.to_string())
-            .or_default()
-            .insert(metric.to_string());
-    }
-
-    /// One analysis check of `metric` (the policy's metric name).
-    pub fn record_check(&self, metric: &str, verdict: Judgement) {
-        self.analysis_checks
-            .get_or_create(&CheckLabels {
-                metric: metric.to_string(),
-                verdict: verdict.as_str(),
-            })
-            .inc();
-    }
-
-    pub fn set_metric_value(&self, rollout: &str, metric: &str, value: f64) {
-        self.note_analysed(rollout, metric);
-        self.metric_value
-            .get_or_create(&MetricLabels {
-                rollout: rollout.to_string(),
-                metric: metric.to_string(),
-            })
-            .set(value);
-    }
-
-    /// The last baseline comparison's p-value; `None` (inconclusive) removes it, so a stale
-    /// p-value is not read as current.
-    pub fn set_baseline_p_value(&self, rollout: &str, metric: &str, p_value: Option<f64>) {
-        let labels = MetricLabels {
-            rollout: rollout.to_string(),
-            metric: metric.to_string(),
-        };
-        match p_value {
-            Some(p) => {
-                self.note_analysed(rollout, metric);
-                self.baseline_p_value.get_or_create(&labels).set(p);
-            }
-            None => {
-                self.baseline_p_value.remove(&labels);
-            }
-        }
-    }
-
-    /// Set a threshold bound; `None` removes it (the range is open on that side).
-    pub fn set_metric_threshold(
-        &self,
-        rollout: &str,
-        metric: &str,
-        bound: Bound,
-        value: Option<f64>,
-    ) {
-        let labels = ThresholdLabels {
-            rollout: rollout.to_string(),
-            metric: metric.to_string(),
-            bound,
-        };
-        match value {
-            Some(v) => {
-                self.note_analysed(rollout, metric);
-                self.metric_threshold.get_or_create(&labels).set(v);
-            }
-            None => {
-                self.metric_threshold.remove(&labels);
-            }
-        }
-    }
-
-    /// Remove a rollout's value, threshold and p-value series for one metric.
-    fn forget_metric(&self, rollout: &str, metric: &str) {
-        let labels = MetricLabels {
-            rollout: rollout.to_string(),
-            metric: metric.to_string(),
-        };
-        self.metric_value.remove(&labels);
-        self.baseline_p_value.remove(&labels);
-        for bound in [Bound::Min, Bound::Max] {
-            self.metric_threshold.remove(&ThresholdLabels {
-                rollout: rollout.to_string(),
-                metric: metric.to_string(),
-                bound,
-            });
-        }
-    }
-
-    /// Start a notifier's counters at zero (called when notifications start).
-    pub fn register_notifier(&self, notifier: &str) {
-        let labels = NotifierLabels {
-            notifier: notifier.to_string(),
-        };
-        let _ = self.notifications_sent.get_or_create(&labels);
-        let _ = self.notifications_failed.get_or_create(&labels);
-        let _ = self.notifications_dropped.get_or_create(&labels);
-    }
-
-    pub fn record_notification_sent(&self, notifier: &str) {
-        self.notifications_sent
-            .get_or_create(&NotifierLabels {
-                notifier: notifier.to_string(),
-            })
-            .inc();
-    }
-
-    pub fn record_notification_failed(&self, notifier: &str) {
-        self.notifications_failed
-            .get_or_create(&NotifierLabels {
-                notifier: notifier.to_string(),
-            })
-            .inc();
-    }
-
-    pub fn record_notification_dropped(&self, notifier: &str) {
-        self.notifications_dropped
-            .get_or_create(&NotifierLabels {
-                notifier: notifier.to_string(),
-            })
-            .inc();
-    }
-
-    pub fn record_notification_duplicate(&self) {
-        self.notifications_duplicate.inc();
-    }
-
-    /// Counter values for tests and `veer status`: (sent, failed, dropped) for a notifier.
-    pub fn notification_counts(&self, notifier: &str) -> (u64, u64, u64) {
-        let labels = NotifierLabels {
-            notifier: notifier.to_string(),
-        };
-        (
-            self.notifications_sent.get_or_create(&labels).get(),
-            self.notifications_failed.get_or_create(&labels).get(),
-            self.notifications_dropped.get_or_create(&labels).get(),
-        )
-    }
-
-    /// How many notifications were suppressed as duplicates.
-    pub fn notification_duplicates(&self) -> u64 {
-        self.notifications_duplicate.get()
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::time::Duration;
 
-    /// The sample lines of one family, without HELP/TYPE.
-    fn samples<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
-        text.lines()
-            .filter(|l| !l.starts_with('#') && l.starts_with(prefix))
-            .collect()
-    }
+    use super::*;
+    use crate::analysis::Judgement;
 
     #[test]
     fn every_family_is_exported_with_its_type() {
@@ -595,33 +361,5 @@ mod tests {
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");
         }
-    }
-
-    #[test]
-    fn a_phase_change_replaces_the_series_and_forget_removes_them() {
-        let m = Metrics::new();
-        m.set_rollout_phase("shop/reviews", "Progressing");
-        m.set_rollout_phase("shop/reviews", "Paused");
-        m.set_rollout_phase("shop/ratings", "Progressing");
-        m.set_rollout_weight("shop/reviews", 10.0);
-        let text = m.encode();
-        let mut phases = samples(&text, "veer_rollout_phase");
-        phases.sort_unstable();
-        assert_eq!(
-            phases,
-            vec![
-                "veer_rollout_phase{rollout=\"shop/ratings\",phase=\"Progressing\"} 1",
-                "veer_rollout_phase{rollout=\"shop/reviews\",phase=\"Paused\"} 1",
-            ],
-            "{text}"
-        );
-        m.set_metric_threshold("shop/reviews", "latency", Bound::Max, Some(500.0));
-        m.set_metric_value("shop/reviews", "latency", 120.0);
-        m.set_baseline_p_value("shop/reviews", "success-rate", Some(0.2));
-        m.set_metric_value("shop/ratings", "latency", 80.0);
-        m.forget_rollout("shop/reviews");
-        let text = m.encode();
-        assert!(!text.contains("shop/reviews"), "{text}");
-        assert!(text.contains("shop/ratings"), "{text}");
     }
 }

@@ -9,7 +9,7 @@
 
 // The vocabulary, under the paths this crate's modules use (`crate::manifest::…`).
 pub use veer_fields::{fields, schema};
-pub use veer_model::{diagnostic, duration, hosts, manifest, secret};
+pub use veer_model::{diagnostic, duration, figures, hosts, manifest, secret};
 
 pub mod analysis;
 pub mod diff;

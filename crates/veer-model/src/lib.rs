@@ -5,6 +5,7 @@
 
 pub mod diagnostic;
 pub mod duration;
+pub mod figures;
 pub mod hosts;
 pub mod ids;
 pub mod manifest;

@@ -38,16 +38,15 @@ impl Observers {
     ) {
         if let Some(board) = &self.board {
             board.record_pass(pass, controller.state(), now);
+            if matches!(pass, Pass::Synced { .. }) {
+                board.set_last_diff(controller.last_diff().map(str::to_string));
+            }
             // Live state comes from watches started by the first pass that read the cluster.
             board.set_watches_up(matches!(
                 pass,
                 Pass::InSync { .. } | Pass::DriftReported { .. } | Pass::Synced { .. }
             ));
-            if let Some(driver) = controller.rollouts() {
-                for (id, state) in driver.states() {
-                    board.record_rollout(&id.to_string(), state, now);
-                }
-            }
+            record_rollouts(board, controller, now);
         }
         if let Some(metrics) = &self.metrics {
             metrics.observe_reconcile(took);
@@ -60,6 +59,23 @@ impl Observers {
             for event in pass_events(pass, current, rejected) {
                 notifications.send(event);
             }
+        }
+    }
+}
+
+impl Observers {
+    /// Report a rollout tick (not a pass: no pass outcome, no reconcile metrics).
+    pub fn after_tick(&self, controller: &Controller, now: DateTime<Utc>) {
+        if let Some(board) = &self.board {
+            record_rollouts(board, controller, now);
+        }
+    }
+}
+
+fn record_rollouts(board: &StatusBoard, controller: &Controller, now: DateTime<Utc>) {
+    if let Some(driver) = controller.rollouts() {
+        for (id, state) in driver.states() {
+            board.record_rollout(&id.to_string(), state, now);
         }
     }
 }

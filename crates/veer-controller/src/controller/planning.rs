@@ -10,11 +10,25 @@ use crate::sync::{self, ObjectResult, SyncReport, WriteMode};
 /// The objects of a revision as veer applies them: label and source annotation added.
 /// veer's own configuration (`veer.io` kinds such as RolloutPolicy) is read, never applied.
 pub fn desired_objects(loaded: &LoadedRevision, source_url: &str) -> Vec<DesiredObject> {
+    desired_where(loaded, source_url, |_| true)
+}
+
+/// The VirtualServices of `loaded` alone, as [`desired_objects`] makes them: what a rollout
+/// tick needs, at a cost that does not grow with the rest of the repository.
+pub fn desired_virtual_services(loaded: &LoadedRevision, source_url: &str) -> Vec<DesiredObject> {
+    desired_where(loaded, source_url, super::rollouts::is_virtual_service)
+}
+
+fn desired_where(
+    loaded: &LoadedRevision,
+    source_url: &str,
+    keep: impl Fn(&crate::manifest::ObjectKey) -> bool,
+) -> Vec<DesiredObject> {
     loaded
         .set
         .manifests
         .iter()
-        .filter(|m| !crate::manifest::policy::is_veer_config(m))
+        .filter(|m| keep(&m.key) && !crate::manifest::policy::is_veer_config(m))
         .map(|m| {
             let mut d = DesiredObject::from(m.as_ref());
             sync::decorate(&mut d, &format!("{source_url}#{}", m.file));

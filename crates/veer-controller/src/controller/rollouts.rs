@@ -61,6 +61,7 @@ use crate::rollout::{OperatorCommand, RolloutState, RouteShift, TargetUpdate};
 
 pub use commands::send_command;
 pub use revert::{GitRevert, NoRevert, PushRevertError, RevertPusher};
+pub(crate) use routes::is_virtual_service;
 pub use status::render_status;
 pub use store::{clear_command, list_rollouts, read_rollout};
 

@@ -222,7 +222,7 @@ impl StatusBoard {
                 let verdict = c.outcome.judgement();
                 let mut detail = c.check.clone();
                 if let Some(v) = c.value {
-                    detail.push_str(&format!(" = {v}"));
+                    detail.push_str(&format!(" = {}", crate::figures::for_people(v)));
                 }
                 if !c.threshold.is_empty() {
                     detail.push_str(&format!(" (wants {})", c.threshold));

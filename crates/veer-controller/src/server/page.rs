@@ -171,6 +171,19 @@ fn source(out: &mut String, s: &StatusSnapshot) {
         if let Some(m) = &p.message {
             let _ = write!(out, "<div class=\"notice bad\">{}</div>", escape(m));
         }
+        // In sync with git is not the whole truth after a rollback: the route serves the
+        // old weights while git still asks for the new ones.
+        for r in s.rollouts.iter().filter(|r| r.phase.is_failed()) {
+            let _ = write!(
+                out,
+                "<div class=\"notice bad rolled-back\">rollout {} rolled back{}: its route serves the old weights, not git's</div>",
+                escape(&r.name),
+                r.failure
+                    .as_deref()
+                    .map(|f| format!(" ({})", escape(f)))
+                    .unwrap_or_default()
+            );
+        }
         out.push_str("</dd>\n");
     }
     out.push_str("</dl>\n");

@@ -18,6 +18,12 @@ use serde::{Deserialize, Serialize};
 use statrs::stats_tests::Alternative;
 use statrs::stats_tests::mannwhitneyu::{MannWhitneyUMethod, mannwhitneyu};
 
+mod exact;
+
+pub use exact::min_samples;
+use exact::smallest_one_sided_p;
+
+use crate::figures::for_people;
 use crate::manifest::rollout_policy::Direction;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,14 +93,21 @@ pub fn compare_to_baseline(
         // normal approximation would divide by a zero variance.)
         return BaselineVerdict::Pass { p_value: 1.0 };
     }
-    // `Greater`: the alternative is that the first sample tends to be larger.
-    let alternative = match worse {
-        Direction::Increase => Alternative::Greater,
-        Direction::Decrease => Alternative::Less,
+    let greater = match worse {
+        Direction::Increase => true,
+        Direction::Decrease => false,
     };
-    // The normal approximation with continuity correction, always: it handles ties (common
-    // in per-interval values), and statrs 0.19's exact path returns the complementary tail
-    // when the first sample is not the larger one (seen with 8 vs 8 samples in these tests).
+    if let Some(p_value) = exact::one_sided_p(&canary, &baseline, greater) {
+        return verdict(p_value, alpha);
+    }
+    // Ties, or too many samples for the exact distribution: the normal approximation with
+    // continuity correction (statrs; its own exact path returns the complementary tail when
+    // the first sample is not the larger one, so it is not used).
+    let alternative = if greater {
+        Alternative::Greater
+    } else {
+        Alternative::Less
+    };
     match mannwhitneyu(
         &canary,
         &baseline,
@@ -104,11 +117,18 @@ pub fn compare_to_baseline(
         Ok((_, p_value)) if p_value.is_nan() => BaselineVerdict::Inconclusive {
             reason: "the Mann-Whitney U test gave no p-value".to_string(),
         },
-        Ok((_, p_value)) if p_value < alpha => BaselineVerdict::Fail { p_value },
-        Ok((_, p_value)) => BaselineVerdict::Pass { p_value },
+        Ok((_, p_value)) => verdict(p_value, alpha),
         Err(e) => BaselineVerdict::Inconclusive {
             reason: format!("the Mann-Whitney U test could not run: {e}"),
         },
+    }
+}
+
+fn verdict(p_value: f64, alpha: f64) -> BaselineVerdict {
+    if p_value < alpha {
+        BaselineVerdict::Fail { p_value }
+    } else {
+        BaselineVerdict::Pass { p_value }
     }
 }
 
@@ -229,11 +249,20 @@ pub fn median(samples: &[f64]) -> Option<f64> {
 }
 
 impl fmt::Display for BaselineComparison {
-    /// e.g. `baseline fail p=0.0065 < 0.05 (median 248.50 vs 24.85, 6/9 samples)`.
+    /// e.g. `baseline fail p=0.0065 < 0.05 (median 248 vs 24.8, +900%, 6/9 samples)`: the
+    /// change of the median is the effect size, beside its significance.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let median = |m: Option<f64>| m.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
+        let median = |m: Option<f64>| m.map_or_else(|| "-".to_string(), for_people);
+        let change = match (self.canary_median, self.baseline_median) {
+            (Some(new), Some(old)) if old != 0.0 => {
+                let percent = (new - old) / old.abs() * 100.0;
+                let sign = if percent > 0.0 { "+" } else { "" };
+                format!(", {sign}{}%", for_people(percent))
+            }
+            (Some(_) | None, Some(_) | None) => String::new(),
+        };
         let figures = format!(
-            "median {} vs {}, {}/{} samples",
+            "median {} vs {}{change}, {}/{} samples",
             median(self.canary_median),
             median(self.baseline_median),
             self.canary_samples,
@@ -302,29 +331,6 @@ fn significant(v: f64) -> f64 {
     } else {
         v
     }
-}
-
-/// The fewest samples of each version with which the test can reject at level `alpha` (4 at
-/// 0.05): below that every comparison is inconclusive.
-pub fn min_samples(alpha: f64) -> usize {
-    (1..=MAX_MIN_SAMPLES)
-        .find(|&k| smallest_one_sided_p(k, k) < alpha)
-        .unwrap_or(MAX_MIN_SAMPLES)
-}
-
-/// Far beyond any sensible level (1 / C(128, 64) is about 1e-38).
-const MAX_MIN_SAMPLES: usize = 64;
-
-/// The one-sided p-value when the samples are completely separated: 1 / C(n+m, n).
-fn smallest_one_sided_p(n: usize, m: usize) -> f64 {
-    if n == 0 || m == 0 {
-        return 1.0;
-    }
-    let mut c = 1.0_f64;
-    for i in 1..=n.min(m) {
-        c = c * ((n + m + 1 - i) as f64) / (i as f64);
-    }
-    1.0 / c
 }
 
 #[cfg(test)]
@@ -396,7 +402,7 @@ mod tests {
         assert_eq!(min_samples(0.01), 5);
         assert_eq!(min_samples(0.5), 2);
         assert_eq!(min_samples(0.6), 1);
-        assert_eq!(min_samples(0.0), MAX_MIN_SAMPLES);
+        assert_eq!(min_samples(0.0), exact::MAX_MIN_SAMPLES);
     }
 
     #[test]
@@ -536,7 +542,7 @@ mod tests {
         assert_eq!(
             c.to_string(),
             format!(
-                "baseline fail p={} < 0.05 (median 248.75 vs 24.85, 6/9 samples)",
+                "baseline fail p={} < 0.05 (median 249 vs 24.9, +901%, 6/9 samples)",
                 p_text(p)
             )
         );

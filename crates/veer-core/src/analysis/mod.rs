@@ -160,7 +160,7 @@ async fn compare(
     if comparison.range.is_empty() {
         return Ok(BaselineComparison::inconclusive(
             comparison.alpha,
-            "no sample lies wholly inside the current phase yet; wait one metric interval",
+            "no sample lies wholly inside the current step yet; wait one metric interval",
         ));
     }
     let baseline_query = template

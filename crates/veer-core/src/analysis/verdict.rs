@@ -9,6 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::baseline::{BaselineComparison, BaselineVerdict, p_text};
+use crate::figures::for_people;
 
 /// What one instant query returned.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -137,7 +138,8 @@ impl fmt::Display for AnalysisVerdict {
             AnalysisVerdict::Pass => f.write_str("pass"),
             AnalysisVerdict::Fail { value, min, max } => write!(
                 f,
-                "fail: {value} is outside {}",
+                "fail: {} is outside {}",
+                for_people(*value),
                 ThresholdRange {
                     min: *min,
                     max: *max
@@ -145,7 +147,11 @@ impl fmt::Display for AnalysisVerdict {
             ),
             AnalysisVerdict::NoData => f.write_str("no data"),
             AnalysisVerdict::TooFewRequests { count, min } => {
-                write!(f, "too few requests: {count} of the {min} needed")
+                write!(
+                    f,
+                    "too few requests: {} of the {min} needed",
+                    for_people(*count)
+                )
             }
             AnalysisVerdict::MetricsError { kind, reason } => {
                 write!(f, "cannot measure ({}): {reason}", kind.metric_label())

@@ -423,6 +423,10 @@ pub struct RolloutState {
     /// When the current step (or health gate) began, or its last passing check: the progress
     /// deadline counts from here.
     pub step_started_at: DateTime<Utc>,
+    /// When the split now in force was written and read back (at each step, and again after
+    /// a hand edit was undone): a step is judged on samples taken after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_since: Option<DateTime<Utc>>,
     #[serde(default)]
     pub history: Vec<CheckRecord>,
 }
@@ -464,6 +468,7 @@ impl RolloutState {
             created_at: now,
             phase_started_at: now,
             step_started_at: now,
+            traffic_since: None,
             history: Vec::new(),
         }
     }

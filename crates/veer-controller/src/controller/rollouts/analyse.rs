@@ -62,7 +62,7 @@ impl RolloutDriver {
         }
         for c in &checks {
             let baseline = c.baseline.as_ref().map(ToString::to_string);
-            info!(rollout = %id, metric = %c.metric, value = ?c.value, threshold = %c.threshold, baseline = ?baseline, verdict = c.verdict.metric_label(), "check");
+            info!(rollout = %id, metric = %c.metric, value = %c.value.map_or_else(|| "-".to_string(), crate::figures::for_people), threshold = %c.threshold, baseline = ?baseline, verdict = c.verdict.metric_label(), "check");
         }
         checks
     }
@@ -88,8 +88,9 @@ fn service_and_subset(destinations: &[DestinationId]) -> (String, String) {
 
 /// How `metric` is compared with the old version (`baseline`, its destinations) under the
 /// policy's `spec.baseline`, or `None` when it is not compared. The first sample is one query
-/// `window` after the current phase began, so that every sample's range lies inside the
-/// phase: before it the new version had other traffic (or none). Pure.
+/// `window` after the split in force was written (the step's, or the phase's in a state
+/// stored before veer recorded it), so that every sample's range lies inside the current
+/// step: before it the new version had other traffic (or none). Pure.
 fn comparison(
     spec: &rpolicy::Baseline,
     metric: &rpolicy::MetricCheck,
@@ -108,7 +109,12 @@ fn comparison(
     let step = spec.step_for(window);
     let first_sample = chrono::TimeDelta::from_std(window)
         .ok()
-        .and_then(|w| state.phase_started_at.checked_add_signed(w))
+        .and_then(|w| {
+            state
+                .traffic_since
+                .unwrap_or(state.phase_started_at)
+                .checked_add_signed(w)
+        })
         .unwrap_or(DateTime::<Utc>::MAX_UTC);
     let range = analysis::SampleRange::window(first_sample, now, step, parse(&spec.lookback));
     let against = match (direction, baseline.is_empty()) {
@@ -207,6 +213,21 @@ mod tests {
                 (got, want) => panic!("{name}: {got:?}, wanted {want:?}"),
             }
         }
+        // At a later step only that step's samples count: the first is one window after the
+        // step's split was written (at 30 s), not after the phase began.
+        let mut later = st.clone();
+        later.traffic_since = Some(t(30));
+        let c = comparison(
+            &spec(None, None),
+            &latency,
+            "shop",
+            &v1,
+            window,
+            &later,
+            t(50),
+        )
+        .expect("compared");
+        assert_eq!((c.range.start, c.range.end), (t(34), t(50)));
         // A metric the policy does not list is not compared.
         let only_depth = rpolicy::Baseline {
             metrics: vec![rpolicy::BaselineMetric {

@@ -217,6 +217,12 @@ impl RolloutDriver {
         self.wake = Some(self.wake.map_or(at, |w| w.min(at)));
     }
 
+    /// Come back at `at` instead of any earlier wake (a tick that could not run backs off
+    /// rather than spinning on a wake already past).
+    pub fn retry_at(&mut self, at: DateTime<Utc>) {
+        self.wake = Some(at);
+    }
+
     pub(super) fn admitted(&self, id: &RolloutId) -> bool {
         let list: Vec<(RolloutId, &RolloutState)> = self
             .rollouts

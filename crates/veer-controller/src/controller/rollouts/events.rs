@@ -352,7 +352,7 @@ mod tests {
                 assert_eq!(f.threshold, "<= 500");
                 assert_eq!(
                     f.baseline.as_deref(),
-                    Some("baseline fail p=0.0065 < 0.05 (median 248.50 vs 24.85, 6/9 samples)")
+                    Some("baseline fail p=0.0065 < 0.05 (median 249 vs 24.9, +900%, 6/9 samples)")
                 );
             }
             other => panic!("{other:?}"),
@@ -365,7 +365,7 @@ mod tests {
         );
         assert_eq!(
             check.threshold,
-            "<= 500; baseline fail p=0.0065 < 0.05 (median 248.50 vs 24.85, 6/9 samples)"
+            "<= 500; baseline fail p=0.0065 < 0.05 (median 249 vs 24.9, +900%, 6/9 samples)"
         );
         let n = to_notification(
             &id(),

@@ -16,7 +16,7 @@ use crate::rollout::{
     Phase, RolloutState, RouteRef, RouteShift, TargetUpdate, detect, owned_fields, read_split,
 };
 
-pub(super) fn is_virtual_service(key: &ObjectKey) -> bool {
+pub(crate) fn is_virtual_service(key: &ObjectKey) -> bool {
     key.group == "networking.istio.io" && key.kind == "VirtualService"
 }
 

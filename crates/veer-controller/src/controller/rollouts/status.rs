@@ -64,7 +64,7 @@ pub fn render_status(id: &RolloutId, state: &RolloutState, policy: &str) -> Stri
         for r in checks.into_iter().rev() {
             let value = r
                 .value
-                .map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
+                .map_or_else(|| "-".to_string(), crate::figures::for_people);
             let outcome = match r.outcome {
                 CheckOutcome::Passed => "pass",
                 CheckOutcome::Failed => "FAIL",

@@ -127,7 +127,11 @@ impl Event {
                     format!("metric: {}", f.name),
                     format!("query: {}", f.query),
                     match f.value {
-                        Some(v) => format!("value: {v} (threshold {})", f.threshold),
+                        Some(v) => format!(
+                            "value: {} (threshold {})",
+                            crate::figures::for_people(v),
+                            f.threshold
+                        ),
                         None => {
                             format!("value: could not be measured (threshold {})", f.threshold)
                         }

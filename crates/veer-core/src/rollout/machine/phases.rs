@@ -147,6 +147,7 @@ impl Machine<'_> {
                     }
                     self.s.current_split = split;
                     self.s.current_overlay = overlay;
+                    self.s.traffic_since = Some(self.now);
                     self.settle();
                     None
                 } else {
