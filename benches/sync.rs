@@ -32,10 +32,12 @@ use kube::client::ClientBuilder;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tower::{Layer, Service};
 use veer::cluster::Cluster;
+use veer::controller::rollouts::{RolloutDriver, RolloutOptions};
 use veer::controller::{
-    Controller, ControllerOptions, Pass, desired_objects, next_state, plan_context,
-    report_without_writes,
+    Controller, ControllerOptions, Pass, desired_objects, desired_virtual_services, next_state,
+    plan_context, report_without_writes,
 };
+use veer::metrics::Metrics;
 use veer::diff::{self, ObjectAction, Plan};
 use veer::manifest::{self, ManifestSet, ObjectKey, ReadOptions};
 use veer::source::{CommitId, LoadedRevision, PollOutcome, Revision};
@@ -637,6 +639,46 @@ async fn run(n: usize) {
         requests,
         flag(in_sync && requests.total() == 0)
     );
+
+    // A rollout wake: rollout work only (the revision's VirtualServices from the watch cache,
+    // the rollout driver's pass), no plan of the repository, no state write. None of the
+    // generated VirtualServices is bound to a policy, so this is the tick's fixed cost.
+    let driver = RolloutDriver::new(
+        RolloutOptions {
+            state_namespace: "veer".into(),
+            max_concurrent: 0,
+            policies: Vec::new(),
+        },
+        Arc::new(Metrics::new()),
+    )
+    .expect("a rollout driver");
+    let mut ticking = controller(client.clone()).await.with_rollouts(driver);
+    let pass = ticking
+        .handle(
+            PollOutcome::Unchanged {
+                commit: first.revision.commit.clone(),
+            },
+            Utc::now(),
+        )
+        .await;
+    assert!(matches!(pass, Pass::InSync { .. }), "{pass:?}");
+    let mut times = Vec::new();
+    let mut requests = Requests(BTreeMap::new());
+    for _ in 0..repeats {
+        let before = counts.snapshot();
+        let t = Instant::now();
+        ticking.rollout_tick().await;
+        times.push(t.elapsed());
+        requests.add(&counts.since(&before));
+    }
+    let tick = median(times);
+    println!(
+        "  rollout tick (rollout work only):   {:>10}   median of {repeats}; {} in {repeats} ticks; {} VirtualServices looked at",
+        ms(tick),
+        requests,
+        desired_virtual_services(&first, SOURCE_URL).len()
+    );
+    drop(ticking);
 
     // One object changed in git (a Deployment's image): plan, then the whole pass.
     let second = revision(n, 2, Some(2));

@@ -15,3 +15,4 @@ pub use veer_devcluster as devcluster;
 pub use veer_devcluster::exporter;
 
 pub mod cli;
+pub mod log_filter;

@@ -1781,3 +1781,61 @@ async fn an_injected_delay_within_the_threshold_passes_and_promotes() {
     );
     s.stop().await;
 }
+
+/// `kubectl edit` of the route's weights to `(v1, v2)`: a PUT by the field manager
+/// `kubectl-edit`, as kubectl makes it.
+async fn hand_edit(client: &kube::Client, (v1, v2): (u32, u32)) {
+    let api = Api::<DynamicObject>::namespaced_with(client.clone(), NS, &vs_resource());
+    let mut vs = serde_json::to_value(api.get("reviews").await.expect("the VirtualService"))
+        .expect("JSON");
+    let routes = vs
+        .pointer_mut("/spec/http/0/route")
+        .and_then(Value::as_array_mut)
+        .expect("a route");
+    for r in routes.iter_mut() {
+        match r.pointer("/destination/subset").and_then(Value::as_str) {
+            Some("v1") => r["weight"] = serde_json::json!(v1),
+            Some("v2") => r["weight"] = serde_json::json!(v2),
+            _ => {}
+        }
+    }
+    let object: DynamicObject = serde_json::from_value(vs).expect("a DynamicObject");
+    let params = kube::api::PostParams {
+        field_manager: Some("kubectl-edit".into()),
+        ..Default::default()
+    };
+    api.replace("reviews", &params, &object)
+        .await
+        .expect("the hand edit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_edit_mid_step_is_undone_and_reported() {
+    let s = Scenario::start(&policy("60s")).await;
+    // Nobody calls yet: the rollout holds at its first step (no data), its split in force.
+    s.exporter.set_rate(&ServiceKey::new(NS, "reviews"), 0.0);
+    s.push_split(0, 100, "reviews v2");
+    s.wait_split("first step", (75, 25)).await;
+    s.wait_until("holding at the first step", |st, _| {
+        st.is_some_and(|st| st.phase == Phase::Progressing && st.last_hold.is_some())
+    })
+    .await;
+    hand_edit(&s.client, (50, 50)).await;
+    // Written back within a pass (the 1 s interval), and told with the editor's name.
+    s.wait_split("the step's split written back", (75, 25)).await;
+    let n = s
+        .wait_notification(&[
+            "\"kind\":\"rollout-interfered\"",
+            "kubectl-edit",
+            "reviews/v1:50",
+        ])
+        .await;
+    assert!(n.contains("shop/reviews"), "{n}");
+    let state = s.state().await.expect("a state");
+    assert_eq!(
+        (state.phase, state.step),
+        (Phase::Progressing, 0),
+        "the step did not move"
+    );
+    s.stop().await;
+}

@@ -162,7 +162,7 @@ fn setup(cluster: &veer::devcluster::RunningCluster, server: &str) -> Setup {
 fn logged_budget(log: &str) -> Option<(u64, Option<u64>, usize)> {
     log.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|l| l["target"] == "veer::server::budget")
+        .find(|l| l["target"] == "veer_controller::server::budget")
         .map(|l| {
             let f = &l["fields"];
             (

@@ -38,7 +38,11 @@ pub(crate) fn rollout_command(config: &Config, command: &RolloutCommand) -> Resu
                         OutputFormat::Human if all.is_empty() => println!("no rollouts"),
                         OutputFormat::Human => {
                             for (id, state, policy) in &all {
-                                print!("{}", r::render_status(id, state, policy));
+                                let live = live_of(&cluster, id, state).await;
+                                print!(
+                                    "{}",
+                                    r::render_status_with_live(id, state, policy, live.as_ref())
+                                );
                             }
                         }
                     }
@@ -57,7 +61,10 @@ pub(crate) fn rollout_command(config: &Config, command: &RolloutCommand) -> Resu
                         return Ok(exit::FAILURE);
                     };
                     let text = match args.output {
-                        OutputFormat::Human => r::render_status(&id, &state, &policy),
+                        OutputFormat::Human => {
+                            let live = live_of(&cluster, &id, &state).await;
+                            r::render_status_with_live(&id, &state, &policy, live.as_ref())
+                        }
                         OutputFormat::Json => serde_json::to_string_pretty(&state)? + "\n",
                     };
                     if text != last {
@@ -100,4 +107,29 @@ pub(crate) fn rollout_command(config: &Config, command: &RolloutCommand) -> Resu
             }
         }
     })
+}
+
+/// The split the rolled-out route serves now, read from the API server; `None` when it cannot
+/// be read (then the status shows the recorded split alone). Istio serves VirtualServices as
+/// `v1` since 1.22, `v1beta1` and `v1alpha3` before.
+async fn live_of(
+    cluster: &veer::cluster::Cluster,
+    id: &veer::ids::RolloutId,
+    state: &veer::rollout::RolloutState,
+) -> Option<veer::rollout::TrafficSplit> {
+    for version in ["v1", "v1beta1", "v1alpha3"] {
+        let key = veer::manifest::ObjectKey {
+            group: "networking.istio.io".into(),
+            version: version.into(),
+            kind: "VirtualService".into(),
+            namespace: Some(id.namespace.clone()),
+            name: id.name.clone(),
+        };
+        match veer::controller::rollouts::live_split(cluster, &key, &state.route).await {
+            Ok(split) => return split,
+            Err(veer::cluster::ClusterError::UnknownKind { .. }) => {}
+            Err(_) => return None,
+        }
+    }
+    None
 }

@@ -62,8 +62,9 @@ use crate::rollout::{OperatorCommand, RolloutState, RouteShift, TargetUpdate};
 pub use commands::send_command;
 pub use revert::{GitRevert, NoRevert, PushRevertError, RevertPusher};
 pub(crate) use routes::is_virtual_service;
-pub use status::render_status;
+pub use status::{render_status, render_status_with_live};
 pub use store::{clear_command, list_rollouts, read_rollout};
+pub use traffic::live_split;
 
 /// What can go wrong keeping rollout state in the cluster.
 #[derive(Debug, thiserror::Error)]

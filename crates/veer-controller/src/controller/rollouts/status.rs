@@ -12,6 +12,17 @@ const STATUS_CHECKS: usize = 4;
 /// weight, the split, why it holds or failed, and the last checks with value vs threshold.
 /// Pure (golden-tested).
 pub fn render_status(id: &RolloutId, state: &RolloutState, policy: &str) -> String {
+    render_status_with_live(id, state, policy, None)
+}
+
+/// [`render_status`] with the split the route serves now (`live`, read from the API server):
+/// shown beside the step's split when the two differ (a hand edit not yet undone).
+pub fn render_status_with_live(
+    id: &RolloutId,
+    state: &RolloutState,
+    policy: &str,
+    live: Option<&crate::rollout::TrafficSplit>,
+) -> String {
     let weight = state.canary_weight();
     let target = state.target_split.weight_of(&state.canary());
     let mut out = String::new();
@@ -46,6 +57,11 @@ pub fn render_status(id: &RolloutId, state: &RolloutState, policy: &str) -> Stri
         },
     ));
     out.push_str(&format!("  split    {}\n", state.current_split));
+    if let Some(live) = live.filter(|l| !l.same_traffic(&state.current_split)) {
+        out.push_str(&format!(
+            "  live     {live}  (not the step's split: edited by hand? veer writes the step's split back at its next pass)\n"
+        ));
+    }
     if state.failed_checks > 0 {
         out.push_str(&format!("  failed checks {}\n", state.failed_checks));
     }
@@ -155,7 +171,9 @@ mod tests {
             + "\n"
             + &render_status(&id(), &failed, "conservative")
             + "\n"
-            + &render_status(&id(), &passing, "conservative");
+            + &render_status(&id(), &passing, "conservative")
+            + "\n"
+            + &render_status_with_live(&id(), &progressing, "default-canary", Some(&split(20, 80)));
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../tests/fixtures/rollout/status.golden");
         if std::env::var_os("UPDATE_GOLDEN").is_some() {

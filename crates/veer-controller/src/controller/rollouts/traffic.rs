@@ -11,7 +11,8 @@ use super::routes::live_route_index;
 use super::{RolloutDriver, Work};
 use crate::cluster::Cluster;
 use crate::diff::{self, ObjectPlan, Plan};
-use crate::rollout::{RolloutState, TrafficSplit, read_split};
+use crate::manifest::ObjectKey;
+use crate::rollout::{RolloutState, RouteRef, TrafficSplit, read_split};
 use crate::sync::{self, ObjectResult, SyncOptions};
 
 impl RolloutDriver {
@@ -60,25 +61,44 @@ impl RolloutDriver {
             }
             Err(e) => warn!(rollout = %w.id, error = %e, "cannot render the VirtualService"),
         }
-        let api = match cluster.resolve(&w.key).await {
-            Ok(r) => Api::<DynamicObject>::namespaced_with(
-                cluster.client().clone(),
-                &w.id.namespace,
-                &r.resource,
-            ),
+        match live_split(cluster, &w.key, &state.route).await {
+            Ok(split) => split,
             Err(e) => {
                 warn!(rollout = %w.id, error = %e, "cannot read the VirtualService back");
-                return None;
+                None
             }
-        };
-        let object = match api.get(&w.key.name).await {
-            Ok(o) => serde_json::to_value(o).ok()?,
-            Err(e) => {
-                warn!(rollout = %w.id, error = %e, "cannot read the VirtualService back");
-                return None;
-            }
-        };
-        let index = live_route_index(&object, &state.route)?;
-        read_split(&object, index).ok()
+        }
     }
+}
+
+/// The split the API server (not the cache) has for `route` of the VirtualService `key`:
+/// the read-back after a write, and `veer rollout status`'s "live" line. `Ok(None)`: the
+/// object or the route is not there, or its weights cannot be read.
+pub async fn live_split(
+    cluster: &Cluster,
+    key: &ObjectKey,
+    route: &RouteRef,
+) -> Result<Option<TrafficSplit>, crate::cluster::ClusterError> {
+    let r = cluster.resolve(key).await?;
+    let namespace = key.namespace.as_deref().unwrap_or_default();
+    let api =
+        Api::<DynamicObject>::namespaced_with(cluster.client().clone(), namespace, &r.resource);
+    let object = match api.get_opt(&key.name).await {
+        Ok(Some(o)) => serde_json::to_value(o).ok(),
+        Ok(None) => None,
+        Err(e) => {
+            return Err(crate::cluster::ClusterError::Api {
+                what: format!("read {key}"),
+                code: match &e {
+                    kube::Error::Api(s) => Some(s.code),
+                    _ => None,
+                },
+                reason: e.to_string(),
+            });
+        }
+    };
+    Ok(object.and_then(|object| {
+        let index = live_route_index(&object, route)?;
+        read_split(&object, index).ok()
+    }))
 }
