@@ -64,4 +64,8 @@ matrix!(
     a_refused_revision_is_asked_again_at_each_pass,
 );
 
-matrix!(mailbox: a_command_written_mid_pass_is_never_lost);
+matrix!(
+    mailbox:
+    a_command_written_mid_pass_is_never_lost,
+    own_config_maps_create_their_namespace,
+);

@@ -50,6 +50,7 @@ fn started(rollout: &str) -> Event {
         rollout: rollout.into(),
         commit: COMMIT.into(),
         weight: 10,
+        phase: None,
     }
 }
 

@@ -1,4 +1,5 @@
-//! The rollout command mailbox: `veer rollout pause|abort|…` writes a command into the
+//! veer's own ConfigMaps. Written by one writer (`sync::store`), which creates a missing
+//! namespace and applies again; and the rollout command mailbox: `veer rollout pause|abort|…` writes a command into the
 //! rollout's ConfigMap at any time, and the driver clears the one it applied only while the
 //! mailbox still holds it (a JSON patch `test`), so a second command written while a pass
 //! worked on the first is never erased. Both servers answer a failed `test` with 422.
@@ -89,4 +90,48 @@ pub async fn a_command_written_mid_pass_is_never_lost(cluster: &TestCluster) {
         .expect("clearing an empty mailbox answers");
     assert!(!cleared, "[{}]", cluster.backend.name());
     cluster.delete_namespace(&state_ns).await;
+}
+
+pub async fn own_config_maps_create_their_namespace(cluster: &TestCluster) {
+    use veer::sync::store::{OwnConfigMap, write};
+    let ns = cluster.namespace("own-config-maps");
+    cluster.delete_namespace(&ns).await;
+    let mut labels = serde_json::Map::new();
+    labels.insert("veer.io/rollout".into(), json!("true"));
+    let cm = |value: &str| OwnConfigMap {
+        namespace: &ns,
+        name: "veer-rollout-shop-reviews",
+        labels: labels.clone(),
+        data: json!({"state.json": value}),
+        binary_data: json!({}),
+    };
+    write(&cluster.client(), &cm("{}"))
+        .await
+        .expect("written into a namespace that did not exist");
+    write(&cluster.client(), &cm("{\"step\":1}"))
+        .await
+        .expect("written again");
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client(), &ns);
+    let stored = api.get("veer-rollout-shop-reviews").await.expect("stored");
+    let labels = stored.metadata.labels.unwrap_or_default();
+    assert_eq!(
+        (
+            labels
+                .get("app.kubernetes.io/managed-by")
+                .map(String::as_str),
+            labels.get("veer.io/rollout").map(String::as_str),
+        ),
+        (Some("veer"), Some("true")),
+        "[{}]",
+        cluster.backend.name()
+    );
+    assert_eq!(
+        stored
+            .data
+            .unwrap_or_default()
+            .get("state.json")
+            .map(String::as_str),
+        Some("{\"step\":1}")
+    );
+    cluster.delete_namespace(&ns).await;
 }

@@ -205,6 +205,10 @@ pub enum Event {
         commit: String,
         /// Canary weight of the first step, percent.
         weight: u32,
+        /// The phase traffic first moved in (`Mirroring`, `Matching` for an A/B phase,
+        /// `FaultTesting`, `Progressing`), so people read what the new version gets.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        phase: Option<String>,
     },
     StepAdvanced {
         rollout: String,

@@ -15,6 +15,7 @@ mod failure;
 mod namespace;
 mod retry;
 pub mod state;
+pub mod store;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -89,6 +90,10 @@ pub struct SyncOptions {
     pub retry: RetryPolicy,
     /// How long to wait for the watch cache to see the writes.
     pub observe_within: Duration,
+    /// Log each object's result at info and warn (`veer run`: its log is the only record of
+    /// them). `false` logs them at debug: `veer sync` prints each result itself, and a line
+    /// per object twice on a terminal is noise.
+    pub log_objects: bool,
 }
 
 impl Default for SyncOptions {
@@ -100,6 +105,7 @@ impl Default for SyncOptions {
             mode: WriteMode::Apply,
             retry: RetryPolicy::default(),
             observe_within: Duration::from_secs(10),
+            log_objects: true,
         }
     }
 }
@@ -302,7 +308,11 @@ pub async fn execute(
             ObjectAction::Prune => match still_inhabited(cluster, &object.key, &pruned).await {
                 Err(f) => ObjectResult::Failed(f),
                 Ok(Some(reason)) => {
-                    warn!(object = %object.key, "kept namespace {}: {reason}", object.key.name);
+                    if options.log_objects {
+                        warn!(object = %object.key, "kept namespace {}: {reason}", object.key.name);
+                    } else {
+                        debug!(object = %object.key, "kept namespace {}: {reason}", object.key.name);
+                    }
                     ObjectResult::PruneSkipped { reason }
                 }
                 Ok(None) => {
@@ -326,27 +336,7 @@ pub async fn execute(
                 }
             },
         };
-        match &result {
-            ObjectResult::Failed(f) => {
-                warn!(object = %object.key, kind = f.kind.metric_label(), code = ?f.code, attempts = f.attempts, "{}", f.message);
-            }
-            ObjectResult::Created | ObjectResult::Updated { .. } | ObjectResult::Pruned => {
-                match options.mode {
-                    WriteMode::Apply => {
-                        info!(object = %object.key, result = result.name(), "synced")
-                    }
-                    // The dry-run gate sends every write of a pass twice: once is enough
-                    // at info.
-                    WriteMode::ServerDryRun => {
-                        debug!(object = %object.key, result = result.name(), "accepted by a server dry run");
-                    }
-                }
-            }
-            ObjectResult::DriftReported => {
-                warn!(object = %object.key, "drift: changed in the cluster; selfHeal is off, so it stays");
-            }
-            ObjectResult::Unchanged | ObjectResult::PruneSkipped { .. } => {}
-        }
+        log_result(&object.key, &result, options);
         objects.push(ObjectOutcome {
             key: object.key.clone(),
             result,
@@ -370,6 +360,38 @@ pub async fn execute(
         mode: options.mode,
         objects,
         unobserved,
+    }
+}
+
+/// One object's result in the log: at info or warn when [`SyncOptions::log_objects`], else
+/// at debug (the command prints it). Writes of a server dry run are always at debug: the
+/// dry-run gate sends every write of a pass twice, and once is enough at info.
+fn log_result(key: &ObjectKey, result: &ObjectResult, options: &SyncOptions) {
+    let shown = options.log_objects;
+    match result {
+        ObjectResult::Failed(f) if shown => {
+            warn!(object = %key, kind = f.kind.metric_label(), code = ?f.code, attempts = f.attempts, "{}", f.message);
+        }
+        ObjectResult::Failed(f) => {
+            debug!(object = %key, kind = f.kind.metric_label(), code = ?f.code, attempts = f.attempts, "{}", f.message);
+        }
+        ObjectResult::Created | ObjectResult::Updated { .. } | ObjectResult::Pruned => {
+            match options.mode {
+                WriteMode::Apply if shown => info!(object = %key, result = result.name(), "synced"),
+                WriteMode::Apply => debug!(object = %key, result = result.name(), "synced"),
+                WriteMode::ServerDryRun => {
+                    debug!(object = %key, result = result.name(), "accepted by a server dry run");
+                }
+            }
+        }
+        ObjectResult::DriftReported if shown => {
+            warn!(object = %key, "drift: changed in the cluster; selfHeal is off, so it stays");
+        }
+        ObjectResult::DriftReported => {
+            debug!(object = %key, "drift: changed in the cluster; selfHeal is off, so it stays");
+        }
+        // A namespace kept is logged where it is found (a plan's skip is no news).
+        ObjectResult::Unchanged | ObjectResult::PruneSkipped { .. } => {}
     }
 }
 

@@ -16,7 +16,7 @@ use base64::Engine as _;
 use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -408,55 +408,14 @@ pub async fn write(
         },
         other => other,
     })?;
-    let object = json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": at.name,
-            "namespace": at.namespace,
-            "labels": {super::MANAGED_BY_LABEL: super::MANAGER},
-        },
-        "data": data,
-        "binaryData": binary,
-    });
-    let params = PatchParams::apply(super::MANAGER).force();
-    let api: Api<k8s_openapi::api::core::v1::ConfigMap> =
-        Api::namespaced(client.clone(), &at.namespace);
-    // A 409 (another write won the race), a 429 or a 5xx is tried again within the pass, as
-    // every other write of veer's is.
-    let policy = super::RetryPolicy::default();
-    let what = format!("ConfigMap {}/{}", at.namespace, at.name);
-    let apply = || {
-        let api = api.clone();
-        let (params, object) = (&params, &object);
-        async move { api.patch(&at.name, params, &Patch::Apply(object)).await }
+    let cm = super::store::OwnConfigMap {
+        namespace: &at.namespace,
+        name: &at.name,
+        labels: serde_json::Map::new(),
+        data,
+        binary_data: binary,
     };
-    match super::with_retries(&policy, &what, apply).await.0 {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => {
-            let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-            let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": at.namespace}});
-            let create_namespace = || {
-                let namespaces = namespaces.clone();
-                let (params, ns) = (&params, &ns);
-                async move {
-                    namespaces
-                        .patch(&at.namespace, params, &Patch::Apply(ns))
-                        .await
-                }
-            };
-            super::with_retries(&policy, &at.namespace, create_namespace)
-                .await
-                .0
-                .map_err(err)?;
-            super::with_retries(&policy, &what, apply)
-                .await
-                .0
-                .map(|_| ())
-                .map_err(err)
-        }
-        Err(e) => Err(err(e)),
-    }
+    super::store::write(client, &cm).await.map_err(err)
 }
 
 #[cfg(test)]

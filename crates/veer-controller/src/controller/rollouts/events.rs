@@ -246,6 +246,7 @@ fn to_notification(
                 rollout,
                 commit,
                 weight: after.steps.first().copied().unwrap_or(0),
+                phase: Some(to.as_str().to_string()),
             })
         }
         RolloutEvent::PhaseChanged { .. }
@@ -298,6 +299,16 @@ mod tests {
                 "{from} -> {to}: {n:?}"
             );
         }
+        // Slack names the phase traffic moved in: an A/B phase is not "25 % to the new
+        // version".
+        let mut after = before.clone();
+        after.phase = Phase::Matching;
+        let started = RolloutEvent::PhaseChanged {
+            from: Phase::WaitingForHealth,
+            to: Phase::Matching,
+        };
+        let n = to_notification(&id(), &before, &after, &started).expect("started");
+        assert!(n.title().contains("A/B phase"), "{}", n.title());
     }
 
     #[test]

@@ -83,7 +83,8 @@ impl RolloutDriver {
         Ok(())
     }
 
-    /// Store the state (server-side apply, field manager `veer`); `clear_command` removes the
+    /// Store the state through [`sync::store`], the one writer of veer's own ConfigMaps (the
+    /// sync state's too: same retries, the namespace created when missing); `clear_command` removes the
     /// consumed command, written as that text (a JSON patch that first tests the mailbox still
     /// holds it: the CLI writes as another manager, at any time; a newer command stays).
     pub(super) async fn store(
@@ -94,33 +95,29 @@ impl RolloutDriver {
         state: &RolloutState,
         clear_command: Option<&str>,
     ) -> Result<(), RolloutDriverError> {
-        let api: Api<ConfigMap> =
-            Api::namespaced(cluster.client().clone(), &self.options.state_namespace);
         let name = id.config_map();
-        let object = json!({
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": name,
-                "namespace": self.options.state_namespace,
-                "labels": {
-                    ROLLOUT_LABEL: "true",
-                    sync::MANAGED_BY_LABEL: sync::MANAGER,
-                },
-            },
-            "data": {
+        let mut labels = serde_json::Map::new();
+        labels.insert(ROLLOUT_LABEL.into(), json!("true"));
+        let cm = sync::store::OwnConfigMap {
+            namespace: &self.options.state_namespace,
+            name: &name,
+            labels,
+            data: json!({
                 NAMESPACE_KEY: id.namespace,
                 NAME_KEY: id.name,
                 POLICY_KEY: policy.name(),
                 STATE_KEY: state.encode(),
-            },
-        });
-        let params = PatchParams::apply(sync::MANAGER).force();
-        api.patch(&name, &params, &Patch::Apply(&object))
+            }),
+            binary_data: json!({}),
+        };
+        sync::store::write(cluster.client(), &cm)
             .await
             .map_err(|e| RolloutDriverError::Api {
                 what: format!("store the rollout state of {id}"),
-                message: e.to_string(),
+                message: format!(
+                    "{e} ({})",
+                    sync::state::hint(&e, "create and patch configmaps")
+                ),
             })?;
         if let Some(text) = clear_command {
             self::clear_command(cluster.client(), &self.options.state_namespace, id, text).await?;

@@ -39,10 +39,21 @@ impl Event {
                 rollout,
                 commit,
                 weight,
-            } => format!(
-                "Rollout of {rollout} started for {}: {weight}% to the new version",
-                short(commit)
-            ),
+                phase,
+            } => {
+                let how = match phase.as_deref() {
+                    Some("Mirroring") => {
+                        "mirroring the route's requests to the new version (answers discarded)"
+                            .to_string()
+                    }
+                    Some("Matching") => "A/B phase: requests matching the policy's headers or cookie go to the new version".to_string(),
+                    Some("FaultTesting") => {
+                        format!("fault test with {weight}% to the new version")
+                    }
+                    Some(_) | None => format!("{weight}% to the new version"),
+                };
+                format!("Rollout of {rollout} started for {}: {how}", short(commit))
+            }
             Event::StepAdvanced {
                 rollout,
                 step,

@@ -1,0 +1,63 @@
+//! veer's own ConfigMaps (the sync state, one per rollout): the one way they are written.
+//! A server-side apply by veer's field manager, forced (veer owns them), labelled
+//! `app.kubernetes.io/managed-by: veer`; a 409, 429 or 5xx is tried again as every write of
+//! veer's is; a missing namespace is created, then the write is made again.
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::{Map, Value, json};
+
+use super::{MANAGED_BY_LABEL, MANAGER, RetryPolicy, with_retries};
+
+/// One of veer's own ConfigMaps, as it is to be.
+pub struct OwnConfigMap<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    /// Labels besides `app.kubernetes.io/managed-by`.
+    pub labels: Map<String, Value>,
+    pub data: Value,
+    pub binary_data: Value,
+}
+
+/// Write `cm` (see the module header). The error is the API server's last answer.
+pub async fn write(client: &kube::Client, cm: &OwnConfigMap<'_>) -> Result<(), kube::Error> {
+    let mut labels = cm.labels.clone();
+    labels.insert(MANAGED_BY_LABEL.into(), json!(MANAGER));
+    let object = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": cm.name, "namespace": cm.namespace, "labels": labels},
+        "data": cm.data,
+        "binaryData": cm.binary_data,
+    });
+    let params = PatchParams::apply(MANAGER).force();
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), cm.namespace);
+    let policy = RetryPolicy::default();
+    let what = format!("ConfigMap {}/{}", cm.namespace, cm.name);
+    let apply = || {
+        let api = api.clone();
+        let (params, object) = (&params, &object);
+        async move { api.patch(cm.name, params, &Patch::Apply(object)).await }
+    };
+    match with_retries(&policy, &what, apply).await.0 {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => {
+            let namespaces: Api<Namespace> = Api::all(client.clone());
+            let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": cm.namespace}});
+            let create_namespace = || {
+                let namespaces = namespaces.clone();
+                let (params, ns) = (&params, &ns);
+                async move {
+                    namespaces
+                        .patch(cm.namespace, params, &Patch::Apply(ns))
+                        .await
+                }
+            };
+            with_retries(&policy, cm.namespace, create_namespace)
+                .await
+                .0?;
+            with_retries(&policy, &what, apply).await.0.map(|_| ())
+        }
+        Err(e) => Err(e),
+    }
+}
