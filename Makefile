@@ -2,17 +2,18 @@
 CARGO ?= cargo
 VEER  := target/debug/veer
 
-.PHONY: demo test bench lint fmt build deps clean real-apiserver
+.PHONY: demo test bench lint fmt build deps deps-demo deps-test clean real-apiserver
 
-## demo: build veer and play its story on this machine (no cluster): `veer demo`
-demo: deps build
+## demo: install what the demo needs (deps-demo), build veer and play its story on this
+## machine (no cluster): `veer demo`
+demo: deps-demo build
 	$(VEER) demo
 
-## test: install what tests need, then formatting, clippy and every test; the conformance and
+## test: install what tests need (deps-test), then formatting, clippy and every test; the conformance and
 ## RBAC tests also run against a real kube-apiserver (v1.20, built once per machine from
 ## Debian's source package and cached in ~/.cache/veer), started for the run and stopped after.
 ## Set VEER_TEST_KUBECONFIG to use another real server instead.
-test: deps lint
+test: deps-test lint
 	scripts/real-apiserver.sh run $(CARGO) test --workspace
 
 ## real-apiserver: build (or reuse) the real kube-apiserver and etcd the tests use, and start
@@ -22,7 +23,7 @@ real-apiserver:
 
 ## bench: print performance figures (no pass/fail) from every bench in benches/
 BENCHES := $(basename $(notdir $(wildcard benches/*.rs)))
-bench: deps
+bench: deps-test
 	$(CARGO) bench $(addprefix --bench ,$(BENCHES))
 
 ## lint: formatting and clippy (warnings are errors; the pure crates deny unwrap/expect outside
@@ -39,9 +40,17 @@ fmt:
 build:
 	$(CARGO) build
 
-## deps: install system tools (git, git daemon, sshd, OpenSSL headers, Prometheus, Chromium) from Debian's packages; kubectl and helm into target/tools
-deps:
-	@scripts/install-deps.sh
+## deps-demo: install what the build and the demo need from Debian's packages (pkg-config,
+## OpenSSL headers, git, Prometheus)
+deps-demo:
+	@scripts/install-deps.sh demo
+
+## deps-test (or deps): deps-demo's, plus what only tests use (git daemon, sshd, Chromium),
+## and Debian's kubectl and helm into target/tools
+deps-test:
+	@scripts/install-deps.sh test
+
+deps: deps-test
 
 clean:
 	$(CARGO) clean

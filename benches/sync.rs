@@ -37,9 +37,9 @@ use veer::controller::{
     Controller, ControllerOptions, Pass, desired_objects, desired_virtual_services, next_state,
     plan_context, report_without_writes,
 };
-use veer::metrics::Metrics;
 use veer::diff::{self, ObjectAction, Plan};
 use veer::manifest::{self, ManifestSet, ObjectKey, ReadOptions};
+use veer::metrics::Metrics;
 use veer::source::{CommitId, LoadedRevision, PollOutcome, Revision};
 use veer::sync::state::StateLocation;
 use veer::sync::{MANAGER, SyncOptions};

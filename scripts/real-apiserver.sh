@@ -10,7 +10,7 @@
 #   scripts/real-apiserver.sh run CMD run CMD with VEER_TEST_KUBECONFIG set (starts and stops a
 #                                     server around it unless VEER_TEST_KUBECONFIG is set already)
 #
-# The binary is cached outside the clone, keyed by version (VEER_CACHE_DIR, default
+# The binary is cached outside the clone, keyed by version (VEER_APISERVER_CACHE, default
 # ~/.cache/veer), so a machine pays the ~10 minute build once. Needs root (or sudo) for
 # apt-get the first time. Set VEER_TEST_KUBECONFIG to point the tests at another real server
 # instead (a newer version, or a real cluster): `make test` then starts nothing.
@@ -19,7 +19,7 @@ set -euo pipefail
 K8S_DEB_VERSION=1.20.5+really1.20.2-1.1+deb12u1
 K8S_VERSION=v1.20.2
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-CACHE_DIR=${VEER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/veer}
+CACHE_DIR=${VEER_APISERVER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/veer}
 BIN_DIR="$CACHE_DIR/kube-apiserver-$K8S_VERSION"
 BIN="$BIN_DIR/kube-apiserver"
 KCM="$BIN_DIR/kube-controller-manager"

@@ -61,6 +61,18 @@ pub struct Cli {
     #[arg(long, global = true, env = "VEER_STATE_NAMESPACE", value_name = "NS")]
     pub state_namespace: Option<String>,
 
+    /// When to colour the logs (stderr) and what a command prints (stdout: the diff, the
+    /// demo); each stream is judged on its own.
+    #[arg(
+        long,
+        global = true,
+        env = "VEER_COLOR",
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
+    pub color: ColorChoice,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -134,22 +146,30 @@ pub fn write_completions(shell: clap_complete::Shell, out: &mut dyn Write) {
     clap_complete::generate(shell, &mut Cli::command(), "veer", out);
 }
 
-/// When to colour the diff.
+/// When to colour output: logs, the diff, the demo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
-    /// Only when standard output is a terminal.
+    /// Only on a terminal, and not when `NO_COLOR` is set (a file or a pipe gets plain text).
     Auto,
     Always,
     Never,
 }
 
 impl ColorChoice {
+    /// Colour or not, given whether the stream is a terminal (and `NO_COLOR` unset). Pure.
     pub fn enabled(self, is_terminal: bool) -> bool {
         match self {
             ColorChoice::Auto => is_terminal,
             ColorChoice::Always => true,
             ColorChoice::Never => false,
         }
+    }
+
+    /// Colour `stream` or not: `auto` asks whether it is a terminal and honours `NO_COLOR`
+    /// (<https://no-color.org>), so that logs redirected to a file carry no escape codes.
+    pub fn for_stream(self, stream: &impl std::io::IsTerminal) -> bool {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        self.enabled(stream.is_terminal() && !no_color)
     }
 }
 
@@ -208,6 +228,18 @@ impl Cli {
             | Command::Demo(_)
             | Command::Completions(_) => (None, None, None),
         };
+        let prometheus_url = match &self.command {
+            Command::Run(a) => a.prometheus_url.clone(),
+            Command::Sync(a) => a.prometheus_url.clone(),
+            Command::Validate(_)
+            | Command::Diff(_)
+            | Command::Status(_)
+            | Command::Rollout(_)
+            | Command::DevCluster(_)
+            | Command::SyntheticExporter(_)
+            | Command::Demo(_)
+            | Command::Completions(_) => None,
+        };
         let listen = match &self.command {
             Command::Run(a) => a.listen.clone(),
             Command::Validate(_)
@@ -237,8 +269,21 @@ impl Cli {
             log_format: self.log_format,
             log_level: self.log_level.clone(),
             default_namespace: source.default_namespace.clone(),
+            prometheus_url,
+            cache_root: Some(cache_root_from_env()),
         }
     }
+}
+
+/// The user's cache directory for veer, from `XDG_CACHE_HOME`, `HOME` or the temporary
+/// directory (see [`config::default_cache_root`](crate::config::default_cache_root)).
+fn cache_root_from_env() -> PathBuf {
+    let var = |name| std::env::var_os(name).map(PathBuf::from);
+    crate::config::default_cache_root(
+        var("XDG_CACHE_HOME").as_deref(),
+        var("HOME").as_deref(),
+        &std::env::temp_dir(),
+    )
 }
 
 #[cfg(test)]
@@ -269,6 +314,53 @@ mod tests {
         assert_eq!(o.reference.as_deref(), Some("tag:v1"));
         assert_eq!(o.interval.as_deref(), Some("5s"));
         assert_eq!(o.log_format, Some(LogFormat::Json));
+    }
+
+    #[test]
+    fn prometheus_url_flag_for_run_and_sync() {
+        for command in ["run", "sync"] {
+            let o = Cli::parse_from(["veer", command, "--prometheus-url", "http://127.0.0.1:9090"])
+                .overrides();
+            assert_eq!(
+                o.prometheus_url.as_deref(),
+                Some("http://127.0.0.1:9090"),
+                "{command}"
+            );
+            // The environment fallback is clap's: the flag names `VEER_PROMETHEUS_URL`.
+            let cli = Cli::command();
+            let env = cli
+                .find_subcommand(command)
+                .and_then(|c| c.get_arguments().find(|a| a.get_id() == "prometheus_url"))
+                .and_then(|a| a.get_env());
+            assert_eq!(
+                env.and_then(|e| e.to_str()),
+                Some("VEER_PROMETHEUS_URL"),
+                "{command}"
+            );
+        }
+        assert_eq!(
+            Cli::parse_from(["veer", "run"]).overrides().prometheus_url,
+            None
+        );
+        // The cache goes under the user's cache directory, never the working directory.
+        let root = Cli::parse_from(["veer", "diff"]).overrides().cache_root;
+        assert!(root.is_some_and(|r| r.is_absolute() && r.ends_with("veer")));
+    }
+
+    #[test]
+    fn color_is_one_flag_for_every_command() {
+        for args in [
+            &["veer", "diff", "--color", "never"][..],
+            &["veer", "--color", "never", "sync"],
+            &["veer", "run", "--once", "--color=never"],
+            &["veer", "demo", "--color", "never"],
+        ] {
+            assert_eq!(Cli::parse_from(args).color, ColorChoice::Never, "{args:?}");
+        }
+        assert_eq!(Cli::parse_from(["veer", "status"]).color, ColorChoice::Auto);
+        // `auto` follows the stream; the others do not ask.
+        assert!(ColorChoice::Auto.enabled(true) && !ColorChoice::Auto.enabled(false));
+        assert!(ColorChoice::Always.enabled(false) && !ColorChoice::Never.enabled(true));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use veer::cli::{Cli, Command, exit};
+use veer::cli::{Cli, ColorChoice, Command, exit};
 use veer::config::{self, Config, LogFormat};
 
 fn main() -> ExitCode {
@@ -47,16 +47,19 @@ fn run(cli: Cli) -> Result<i32> {
         return cmd::demo::demo_command(&cli, args);
     }
     let config = load_config(&cli)?;
-    init_logging(&config)?;
+    let color = cli.color;
+    init_logging(&config, color)?;
     match cli.command {
         Command::Validate(args) => cmd::validate::validate_command(&config, &args),
         Command::Run(args) => cmd::run::run_command(&config, &args),
-        Command::Diff(args) => cmd::diff::diff_command(&config, &args),
-        Command::Sync(args) => cmd::sync::sync_command(&config, &args),
+        Command::Diff(args) => cmd::diff::diff_command(&config, &args, color),
+        Command::Sync(args) => cmd::sync::sync_command(&config, &args, color),
         Command::Status(args) => cmd::status::status_command(&config, &args),
         Command::Rollout(command) => cmd::rollout::rollout_command(&config, &command),
         Command::DevCluster(args) => cmd::dev_cluster::dev_cluster_command(&args),
-        Command::SyntheticExporter(args) => cmd::synthetic_exporter::synthetic_exporter(&args),
+        Command::SyntheticExporter(args) => {
+            cmd::synthetic_exporter::synthetic_exporter(&config, &args)
+        }
         Command::Demo(_) | Command::Completions(_) => Ok(exit::OK),
     }
 }
@@ -78,11 +81,14 @@ fn load_config(cli: &Cli) -> Result<Config> {
     Ok(config::resolve(file, &cli.overrides())?)
 }
 
-fn init_logging(config: &Config) -> Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
-        .with_context(|| format!("invalid log level `{}`", config.log_level))?;
+/// Logs go to stderr, coloured only as `--color` says of stderr (plain in a file or a pipe).
+fn init_logging(config: &Config, color: ColorChoice) -> Result<()> {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(veer::log_filter::expand(&config.log_level))
+            .with_context(|| format!("invalid log level `{}`", config.log_level))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(color.for_stream(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match config.log_format {
         LogFormat::Human => builder.init(),

@@ -264,3 +264,35 @@ fn rendered_phases_differ_from_git_only_in_owned_fields() {
         assert_eq!(read_split(&live, again[0].live_index).unwrap(), at10);
     }
 }
+
+#[test]
+fn git_and_live_routes_pair_one_way() {
+    use veer::rollout::RouteRef;
+    use veer::rollout::detect::pair_live_route;
+    let live = serde_json::json!({"spec": {"http": [
+        {"name": "veer-ab-0", "route": []},
+        {"name": "canary-route", "route": []},
+        {"route": []},
+        {"name": "primary", "route": []},
+    ]}});
+    let route = |index: usize, name: Option<&str>| RouteRef {
+        index,
+        name: name.map(str::to_string),
+    };
+    // (git's route, the live position it pairs with)
+    let cases = [
+        (route(0, Some("primary")), Some(3)),
+        (route(1, Some("renamed")), Some(2)),
+        (route(0, Some("renamed")), None),
+        (route(1, None), Some(2)),
+        (route(0, None), Some(1)),
+        (route(5, None), None),
+    ];
+    for (git, want) in cases {
+        assert_eq!(pair_live_route(&live, &git), want, "{git:?}");
+    }
+    assert_eq!(
+        pair_live_route(&serde_json::json!({}), &route(0, None)),
+        None
+    );
+}

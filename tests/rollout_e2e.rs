@@ -1786,8 +1786,8 @@ async fn an_injected_delay_within_the_threshold_passes_and_promotes() {
 /// `kubectl-edit`, as kubectl makes it.
 async fn hand_edit(client: &kube::Client, (v1, v2): (u32, u32)) {
     let api = Api::<DynamicObject>::namespaced_with(client.clone(), NS, &vs_resource());
-    let mut vs = serde_json::to_value(api.get("reviews").await.expect("the VirtualService"))
-        .expect("JSON");
+    let mut vs =
+        serde_json::to_value(api.get("reviews").await.expect("the VirtualService")).expect("JSON");
     let routes = vs
         .pointer_mut("/spec/http/0/route")
         .and_then(Value::as_array_mut)
@@ -1822,7 +1822,8 @@ async fn a_hand_edit_mid_step_is_undone_and_reported() {
     .await;
     hand_edit(&s.client, (50, 50)).await;
     // Written back within a pass (the 1 s interval), and told with the editor's name.
-    s.wait_split("the step's split written back", (75, 25)).await;
+    s.wait_split("the step's split written back", (75, 25))
+        .await;
     let n = s
         .wait_notification(&[
             "\"kind\":\"rollout-interfered\"",

@@ -313,3 +313,41 @@ fn push_rejected_twice_gives_up() {
     assert_eq!(hook_calls(&h), "2", "one retry, no more");
     assert_eq!(h.remote.remote_tip("main"), racer);
 }
+
+/// A remote that is someone's working repository, with `main` checked out: the push is
+/// refused, and the error says why (not "check the credentials", not "someone keeps pushing"),
+/// by path, by file:// URL and through `git daemon` (where `git receive-pack` refuses it).
+#[test]
+fn non_bare_remote_is_named_as_the_cause() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = history(tmp.path());
+    let work = &h.remote.work;
+    let daemon = GitDaemon::start_with_push(work.parent().unwrap());
+    let urls = [
+        work.display().to_string(),
+        format!("file://{}", work.display()),
+        format!("git://127.0.0.1:{}/app", daemon.port),
+    ];
+    for (i, url) in urls.iter().enumerate() {
+        let cache = tmp.path().join(format!("cache-{i}"));
+        let src = GitSource::open(main_branch(url), &cache).unwrap();
+        let err = revert(&src, &request(&h.offending)).unwrap_err();
+        assert_eq!(err.metric_label(), "non-bare-remote", "{url}: {err}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("the remote {url} refused the push"))
+                && text.contains("non-bare repository")
+                && text.contains("bare repository (`git clone --bare`)"),
+            "{text}"
+        );
+        assert!(!text.contains("credentials"), "{text}");
+        assert_eq!(h.remote.git(&["rev-parse", "main"]), h.later, "{url}");
+    }
+    // Through a daemon, the remote's own reason is kept.
+    let src = GitSource::open(main_branch(&urls[2]), &tmp.path().join("cache-2")).unwrap();
+    let err = revert(&src, &request(&h.offending)).unwrap_err();
+    assert!(
+        err.to_string().contains("branch is currently checked out"),
+        "{err}"
+    );
+}

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::{ColorChoice, DryRunMode, OutputFormat};
+use super::{DryRunMode, OutputFormat};
 
 /// Where the manifests come from.
 #[derive(Debug, Clone, Default, Args)]
@@ -26,7 +26,8 @@ pub struct SourceArgs {
     #[arg(long, env = "VEER_DEFAULT_NAMESPACE", value_name = "NS")]
     pub default_namespace: Option<String>,
 
-    /// Where veer keeps its clone of the repository (a cache).
+    /// Where veer keeps its clone of the repository (a cache). Default: one directory per
+    /// repository under `$XDG_CACHE_HOME/veer` (`~/.cache/veer`).
     #[arg(long, env = "VEER_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 }
@@ -52,10 +53,6 @@ pub struct DiffArgs {
     /// Output format.
     #[arg(long, short, value_enum, default_value = "human")]
     pub output: OutputFormat,
-
-    /// Colour the diff.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub color: ColorChoice,
 
     /// Plan prunes (`--prune=false`: show them as skipped).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
@@ -84,9 +81,10 @@ pub struct SyncArgs {
     #[arg(long, short, value_enum, default_value = "human")]
     pub output: OutputFormat,
 
-    /// Colour the plan printed by `--dry-run`.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub color: ColorChoice,
+    /// Prometheus for rollout analysis (`http://127.0.0.1:9090`); replaces
+    /// `analysis.prometheus.url` of veer.yaml.
+    #[arg(long, env = "VEER_PROMETHEUS_URL", value_name = "URL")]
+    pub prometheus_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -129,6 +127,11 @@ pub struct RunArgs {
     /// Reconcile once, report, and exit (exit codes as `veer sync`).
     #[arg(long)]
     pub once: bool,
+
+    /// Prometheus for rollout analysis (`http://127.0.0.1:9090`); replaces
+    /// `analysis.prometheus.url` of veer.yaml.
+    #[arg(long, env = "VEER_PROMETHEUS_URL", value_name = "URL")]
+    pub prometheus_url: Option<String>,
 
     /// Serve `/`, `/healthz`, `/readyz`, `/metrics` and `/hooks/git` on IP:PORT
     /// (default `server.listen`, else 127.0.0.1:8080).

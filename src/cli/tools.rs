@@ -5,8 +5,6 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::ColorChoice;
-
 /// `veer demo`.
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
@@ -14,10 +12,6 @@ pub struct DemoArgs {
     /// Ctrl-C.
     #[arg(long)]
     pub keep_running: bool,
-
-    /// Colour the output.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub color: ColorChoice,
 
     /// Work in DIR (created if missing, kept afterwards) instead of a temporary directory
     /// (for tests).

@@ -1,5 +1,5 @@
 //! `veer run`: the reconcile loop with the HTTP server, notifications and leader election, until
-//! stopped (or one pass with `--once`).
+//! stopped (or one pass with `--once`, ending with its result line on stdout).
 
 use std::sync::Arc;
 
@@ -84,6 +84,8 @@ pub(crate) fn run_command(config: &Config, args: &RunArgs) -> Result<i32> {
             let poll = poller.poll_once().await;
             let pass = controller.handle(poll, chrono::Utc::now()).await;
             observers.after_pass(&controller, &pass, started.elapsed(), chrono::Utc::now());
+            // The log has each object; stdout gets the outcome, as `veer sync` ends with it.
+            println!("{}", super::sync::result_line(&pass));
             controller::exit_code(&pass)
         } else {
             let lost = async {

@@ -6,14 +6,22 @@ use tracing::info;
 use veer::cli::exit;
 
 /// `veer synthetic-exporter`: serve Istio-shaped metrics until Ctrl-C.
-pub(crate) fn synthetic_exporter(args: &veer::cli::SyntheticExporterArgs) -> Result<i32> {
+pub(crate) fn synthetic_exporter(
+    config: &veer::config::Config,
+    args: &veer::cli::SyntheticExporterArgs,
+) -> Result<i32> {
     use veer::exporter::{Exporter, ExporterConfig, WatchConfig};
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let watch = if args.namespace.is_some() || args.all_namespaces {
-            let client = kube::Client::try_default()
-                .await
-                .context("cannot reach the Kubernetes API server of the current kubeconfig")?;
+            // The kubeconfig and context of `--kubeconfig`/`--context` (or veer.yaml), as
+            // every other command.
+            let client = veer::cluster::connect(
+                config.cluster.kubeconfig.as_deref(),
+                config.cluster.context.as_deref(),
+            )
+            .await
+            .context("cannot reach the Kubernetes API server of the kubeconfig")?;
             Some(WatchConfig {
                 client,
                 namespace: args.namespace.clone(),

@@ -6,6 +6,8 @@
 
 mod check;
 mod file;
+#[cfg(test)]
+mod first_try_tests;
 mod model;
 mod notifiers;
 mod resolve;
@@ -18,6 +20,6 @@ pub use model::{
     DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_INTERVAL, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_NOT_READY_AFTER_API_OUTAGE, DEFAULT_REQUEST_TIMEOUT, DEFAULT_STATE_NAME,
     DEFAULT_STATE_NAMESPACE, LogFormat, Overrides, RolloutsConfig, ServerConfig, SourceConfig,
-    SyncConfig,
+    SyncConfig, default_cache_root,
 };
 pub use resolve::resolve;

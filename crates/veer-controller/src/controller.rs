@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::cluster::{Cluster, ClusterError, LiveState};
 use crate::diff::{self, DesiredObject, Plan};
@@ -208,10 +208,15 @@ impl Controller {
     /// running rollouts own. [`Controller::reconcile`] does it itself.
     pub async fn load_rollouts(&mut self) -> Result<(), ControllerError> {
         match &mut self.rollouts {
-            Some(driver) => driver
-                .load(&self.cluster)
-                .await
-                .map_err(ControllerError::Rollout),
+            Some(driver) => {
+                let namespace = driver.state_namespace().to_string();
+                let adapters =
+                    rollouts::ClusterPorts::new(&self.cluster, &self.options.sync, &namespace);
+                driver
+                    .load(&adapters.ports())
+                    .await
+                    .map_err(ControllerError::Rollout)
+            }
             None => Ok(()),
         }
     }
@@ -272,14 +277,11 @@ impl Controller {
         let keys: Vec<ObjectKey> = desired.iter().map(|d| d.key.clone()).collect();
         match self.cluster.live(&keys).await {
             Ok(live) => {
+                let namespace = driver.state_namespace().to_string();
+                let adapters =
+                    rollouts::ClusterPorts::new(&self.cluster, &self.options.sync, &namespace);
                 driver
-                    .drive(
-                        &self.cluster,
-                        &self.options.sync,
-                        loaded,
-                        &desired,
-                        &live.objects,
-                    )
+                    .drive(&adapters.ports(), loaded, &desired, &live.objects)
                     .await;
             }
             Err(e) => {
@@ -399,12 +401,8 @@ impl Controller {
         now: DateTime<Utc>,
     ) -> Result<Pass, ControllerError> {
         let commit = loaded.revision.commit.0.clone();
-        if let Some(driver) = &mut self.rollouts
-            && let Err(e) = driver.load(&self.cluster).await
-        {
-            // Without the states, the running rollouts' fields are unknown: do not plan.
-            return Err(ControllerError::Rollout(e));
-        }
+        // Without the states, the running rollouts' fields are unknown: do not plan.
+        self.load_rollouts().await?;
         let planned = self.plan(loaded).await?;
         let options = self.options.sync.clone();
         let options = &options;
@@ -506,8 +504,13 @@ impl Controller {
             let pass = if drifted.is_empty() {
                 Pass::InSync { commit }
             } else {
+                // `veer sync` prints each of them itself (see `SyncOptions::log_objects`).
                 for key in &drifted {
-                    warn!(object = %key, "drift: changed in the cluster; selfHeal is off, so it stays");
+                    if self.options.sync.log_objects {
+                        warn!(object = %key, "drift: changed in the cluster; selfHeal is off, so it stays");
+                    } else {
+                        debug!(object = %key, "drift: changed in the cluster; selfHeal is off, so it stays");
+                    }
                 }
                 Pass::DriftReported {
                     commit,
@@ -527,10 +530,12 @@ impl Controller {
             );
             self.record(next).await?;
             if let Some(driver) = &mut self.rollouts {
+                let namespace = driver.state_namespace().to_string();
+                let adapters =
+                    rollouts::ClusterPorts::new(&self.cluster, &self.options.sync, &namespace);
                 driver
                     .drive(
-                        &self.cluster,
-                        &self.options.sync,
+                        &adapters.ports(),
                         loaded,
                         &planned.desired,
                         &planned.live.objects,

@@ -185,6 +185,57 @@ pub fn act_header(number: usize, title: &str, paint: Paint) -> String {
     paint.bold(&format!("{text}{}", "━".repeat(pad)))
 }
 
+/// Width of the label column of the stage's header (`  API server   http://…`).
+pub const HEADER_LABEL_WIDTH: usize = 13;
+
+/// One line of the stage's header: the label in bold, padded to [`HEADER_LABEL_WIDTH`] by its
+/// plain text (a `{:<13}` on the painted label would count the colour codes as width and
+/// leave none), then the value. At least one space separates them.
+pub fn header_row(label: &str, value: &str, paint: Paint) -> String {
+    let pad = HEADER_LABEL_WIDTH
+        .saturating_sub(label.chars().count())
+        .max(1);
+    format!("  {}{}{value}", paint.bold(label), " ".repeat(pad))
+}
+
+/// Why a measured p99 reads above the delay every slow request got, or `None` when it does
+/// not: Prometheus only has the histogram's buckets (`buckets`, upper bounds in ms, as the
+/// exporter reports them), and `histogram_quantile` interpolates linearly inside the bucket
+/// the 99th percentile falls in, so a 7 s delay in the 5-10 s bucket reads as ~9.5 s.
+pub fn p99_bucket_note(p99_ms: f64, delay_ms: f64, buckets: &[f64]) -> Option<String> {
+    if !(delay_ms > 0.0 && p99_ms > delay_ms) {
+        return None;
+    }
+    // The bucket holding the delay: `le` is inclusive, so the first bound at or above it.
+    let upper = buckets.iter().copied().find(|b| *b >= delay_ms)?;
+    let lower = buckets
+        .iter()
+        .copied()
+        .filter(|b| *b < delay_ms)
+        .fold(0.0, f64::max);
+    // Above the bucket's top the interpolation does not explain it.
+    if p99_ms > upper {
+        return None;
+    }
+    let unit = |ms: f64| {
+        if upper >= 1000.0 {
+            (format!("{}", ms / 1000.0), "s")
+        } else {
+            (format!("{ms}"), "ms")
+        }
+    };
+    let ((low, u), (high, _)) = (unit(lower), unit(upper));
+    let (delay, _) = unit(delay_ms);
+    let measured = if upper >= 1000.0 {
+        format!("{:.1}", p99_ms / 1000.0)
+    } else {
+        format!("{p99_ms:.0}")
+    };
+    Some(format!(
+        "(Prometheus estimates the p99 inside the {low}–{high} {u} histogram bucket, so a {delay} {u} delay reads as ~{measured} {u})"
+    ))
+}
+
 /// A duration as `9.8 s`.
 pub fn seconds(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
@@ -196,6 +247,90 @@ mod tests {
     use serde_json::json;
 
     const PLAIN: Paint = Paint { color: false };
+
+    /// `text` without its ANSI colour codes: what takes room on a terminal.
+    fn visible(text: &str) -> String {
+        let mut out = String::new();
+        let mut chars = text.chars();
+        while let Some(c) = chars.next() {
+            if c == '\x1b' {
+                // CSI: ESC `[` parameters, up to the final letter.
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_header_values_line_up_with_and_without_colour() {
+        let labels = [
+            "API server",
+            "kubeconfig",
+            "exporter",
+            "prometheus",
+            "slack",
+            "git",
+            "veer run",
+            "status page",
+            "demo dir",
+        ];
+        for color in [false, true] {
+            let paint = Paint { color };
+            for label in labels {
+                let line = header_row(label, "VALUE", paint);
+                if color {
+                    assert!(line.contains('\x1b'), "the label is painted: {line:?}");
+                }
+                let plain = visible(&line);
+                let column = plain.find("VALUE").unwrap();
+                assert_eq!(column, 2 + HEADER_LABEL_WIDTH, "color {color}: {plain:?}");
+                assert!(plain.starts_with(&format!("  {label} ")), "{plain:?}");
+            }
+        }
+        // A label as wide as the column still keeps a space before its value.
+        let long = visible(&header_row(
+            "a-very-long-label",
+            "VALUE",
+            Paint { color: true },
+        ));
+        assert_eq!(long, "  a-very-long-label VALUE");
+    }
+
+    #[test]
+    fn a_p99_above_the_delay_is_explained_by_the_exporters_buckets() {
+        use veer_devcluster::exporter::DURATION_BUCKETS_MS;
+        // 10 % of requests delayed 7 s: the 99th percentile is 9/10 into the 5-10 s bucket.
+        assert_eq!(
+            p99_bucket_note(9500.0, 7000.0, &DURATION_BUCKETS_MS).as_deref(),
+            Some(
+                "(Prometheus estimates the p99 inside the 5–10 s histogram bucket, so a 7 s delay reads as ~9.5 s)"
+            )
+        );
+        assert_eq!(
+            p99_bucket_note(2200.0, 1500.0, &DURATION_BUCKETS_MS).as_deref(),
+            Some(
+                "(Prometheus estimates the p99 inside the 1–2.5 s histogram bucket, so a 1.5 s delay reads as ~2.2 s)"
+            )
+        );
+        assert_eq!(
+            p99_bucket_note(480.0, 300.0, &DURATION_BUCKETS_MS).as_deref(),
+            Some(
+                "(Prometheus estimates the p99 inside the 250–500 ms histogram bucket, so a 300 ms delay reads as ~480 ms)"
+            )
+        );
+        // Nothing to explain: at or below the delay, above the bucket, no delay, no bucket.
+        assert_eq!(p99_bucket_note(7000.0, 7000.0, &DURATION_BUCKETS_MS), None);
+        assert_eq!(p99_bucket_note(6800.0, 7000.0, &DURATION_BUCKETS_MS), None);
+        assert_eq!(p99_bucket_note(12000.0, 7000.0, &DURATION_BUCKETS_MS), None);
+        assert_eq!(p99_bucket_note(50.0, 0.0, &DURATION_BUCKETS_MS), None);
+        assert_eq!(p99_bucket_note(9500.0, 7000.0, &[100.0, 1000.0]), None);
+    }
 
     #[test]
     fn bars() {

@@ -416,7 +416,8 @@ mod tests {
             ratings.faults(),
             vec![
                 "test-user-delay: delay 7s for 100% of matching requests".to_string(),
-                "everyone-else: abort with HTTP 500 for 10% of all requests".to_string(),
+                "everyone-else: abort with HTTP 500 for 10% of the requests no earlier route matches"
+                    .to_string(),
             ]
         );
         let routes = &ratings.routes()[&ServiceKey::new("bookinfo", "ratings")];

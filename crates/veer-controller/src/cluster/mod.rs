@@ -50,7 +50,7 @@ pub enum ClusterError {
     #[error("discovery of {api_version} failed: {reason}; check that the API server is reachable")]
     Discovery { api_version: String, reason: String },
     #[error(
-        "the watch of {what} did not list its objects within {after:?}; check the API server and veer's RBAC (list/watch)"
+        "the watch of {what} did not list its objects within {after:?}; check that the API server is up and reachable, then veer's RBAC (list and watch)"
     )]
     WatchNotReady { what: String, after: Duration },
     #[error("{what}: {reason}")]

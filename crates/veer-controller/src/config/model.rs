@@ -2,7 +2,7 @@
 //! analysis, rollouts), their built-in defaults, and the command-line [`Overrides`] that win
 //! over the file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -163,8 +163,33 @@ pub struct Overrides {
     pub force_conflicts: Option<bool>,
     /// `--listen` / `VEER_LISTEN`, unparsed (parsed with the file's value, for one message).
     pub listen: Option<String>,
+    /// `--prometheus-url` / `VEER_PROMETHEUS_URL`: replaces `analysis.prometheus.url` (the
+    /// file's timeout and auth still apply), or configures Prometheus when the file has none.
+    pub prometheus_url: Option<String>,
+    /// Where the default cache directory goes when neither `--cache-dir` nor `cacheDir` says:
+    /// the user's cache directory, which the binary reads from the environment (see
+    /// [`default_cache_root`]). `None`: the system's temporary directory.
+    pub cache_root: Option<PathBuf>,
 }
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
-pub const DEFAULT_CACHE_DIR: &str = ".veer-cache";
+
+/// veer's directory under the user's cache directory, when `cacheDir` is not set.
+pub const DEFAULT_CACHE_DIR: &str = "veer";
+
+/// The directory the default cache goes under: `$XDG_CACHE_HOME/veer` (when absolute, as the
+/// XDG base directory spec asks), else `$HOME/.cache/veer`, else `<temp>/veer` (a container
+/// without a home). Never the working directory: a clone run from must stay clean. Pure: the
+/// caller passes the environment's values.
+pub fn default_cache_root(
+    xdg_cache_home: Option<&Path>,
+    home: Option<&Path>,
+    temp: &Path,
+) -> PathBuf {
+    let absolute = |p: Option<&Path>| p.filter(|p| p.is_absolute()).map(Path::to_path_buf);
+    absolute(xdg_cache_home)
+        .or_else(|| absolute(home).map(|h| h.join(".cache")))
+        .unwrap_or_else(|| temp.to_path_buf())
+        .join(DEFAULT_CACHE_DIR)
+}

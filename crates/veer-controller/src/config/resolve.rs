@@ -83,7 +83,7 @@ pub fn resolve(file: Option<(&str, &str)>, overrides: &Overrides) -> Result<Conf
         None => NotifyConfig::default(),
     };
     let server = resolve_server(file_name, parsed.server.as_ref(), overrides)?;
-    let analysis = resolve_analysis(file_name, parsed.analysis.as_ref())?;
+    let analysis = resolve_analysis(file_name, parsed.analysis.as_ref(), overrides)?;
     let rollouts = match parsed.rollouts {
         Some(r) => RolloutsConfig {
             max_concurrent: r.max_concurrent.unwrap_or(0),
@@ -109,14 +109,15 @@ pub fn resolve(file: Option<(&str, &str)>, overrides: &Overrides) -> Result<Conf
             .or(file_sync.force_conflicts)
             .unwrap_or(defaults.force_conflicts),
     };
+    let cache_dir = overrides
+        .cache_dir
+        .clone()
+        .or(parsed.cache_dir)
+        .unwrap_or_else(|| default_cache_dir(overrides, source.as_ref()));
     Ok(Config {
         source,
         read,
-        cache_dir: overrides
-            .cache_dir
-            .clone()
-            .or(parsed.cache_dir)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE_DIR)),
+        cache_dir,
         log_format: overrides
             .log_format
             .or(log.format)
@@ -135,14 +136,58 @@ pub fn resolve(file: Option<(&str, &str)>, overrides: &Overrides) -> Result<Conf
     })
 }
 
+/// The cache directory when none is configured: one per repository under the user's cache
+/// directory (`~/.cache/veer/git/<name>-<hash of the URL>`), so that two repositories, or two
+/// commands following different ones, never share a clone; nothing in the working directory.
+fn default_cache_dir(overrides: &Overrides, source: Option<&SourceConfig>) -> PathBuf {
+    let root = overrides
+        .cache_root
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(DEFAULT_CACHE_DIR));
+    // `git/` keeps the clones apart from other caches under the root (the test scripts' API
+    // server build lives in ~/.cache/veer too).
+    let clones = root.join("git");
+    match source {
+        Some(s) => clones.join(cache_key(&s.spec.url.text)),
+        None => clones,
+    }
+}
+
+/// `<last path segment>-<12 hex digits of the URL's SHA-256>`: readable in `ls`, and unique
+/// per URL. The segment keeps only file-name-safe characters.
+fn cache_key(url: &str) -> String {
+    use sha2::Digest;
+    let trimmed = url.trim_end_matches('/');
+    let last = trimmed.rsplit(['/', ':', '\\']).next().unwrap_or_default();
+    let last = last.strip_suffix(".git").unwrap_or(last);
+    let name: String = last
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .collect();
+    let name = if name.trim_matches('.').is_empty() {
+        "repo".to_string()
+    } else {
+        name
+    };
+    let digest = sha2::Sha256::digest(url.as_bytes());
+    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("{name}-{hex}")
+}
+
 fn resolve_analysis(
     file_name: &str,
     file: Option<&FileAnalysis>,
+    o: &Overrides,
 ) -> Result<AnalysisConfig, ConfigError> {
-    let Some(p) = file.and_then(|a| a.prometheus.as_ref()) else {
+    let prometheus = file.and_then(|a| a.prometheus.as_ref());
+    let url = o
+        .prometheus_url
+        .clone()
+        .map(|v| from_flag("--prometheus-url", v))
+        .or_else(|| prometheus.map(|p| from_file(file_name, &p.url)));
+    let Some(url) = url else {
         return Ok(AnalysisConfig::default());
     };
-    let url = from_file(file_name, &p.url);
     let parsed = url::Url::parse(&url.value);
     if !parsed
         .as_ref()
@@ -158,11 +203,11 @@ fn resolve_analysis(
         });
     }
     let mut config = crate::analysis::PrometheusConfig::new(&url.value);
-    if let Some(t) = &p.timeout {
+    if let Some(t) = prometheus.and_then(|p| p.timeout.as_ref()) {
         config.timeout =
             parse_positive_duration("analysis.prometheus.timeout", &from_file(file_name, t))?;
     }
-    if let Some(auth) = &p.auth {
+    if let Some(auth) = prometheus.and_then(|p| p.auth.as_ref()) {
         config.auth = auth.clone();
     }
     Ok(AnalysisConfig {

@@ -136,7 +136,11 @@ pub fn pass_events(
                     } => healed.push(o.key.to_string()),
                     ObjectResult::Pruned => pruned += 1,
                     ObjectResult::Failed(f) => failed.push(format!("{}: {}", o.key, f.message)),
-                    ObjectResult::Unchanged
+                    // A rollout's own writes are told as rollout events, never in a pass.
+                    ObjectResult::Updated {
+                        cause: Cause::Rollout,
+                    }
+                    | ObjectResult::Unchanged
                     | ObjectResult::DriftReported
                     | ObjectResult::PruneSkipped { .. } => {}
                 }

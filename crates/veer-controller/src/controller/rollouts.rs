@@ -37,6 +37,7 @@ mod commands;
 mod driver;
 mod events;
 mod health;
+mod ports;
 mod revert;
 mod routes;
 mod status;
@@ -60,6 +61,7 @@ use crate::notify::Notifications;
 use crate::rollout::{OperatorCommand, RolloutState, RouteShift, TargetUpdate};
 
 pub use commands::send_command;
+pub use ports::{ClusterPorts, SystemClock};
 pub use revert::{GitRevert, NoRevert, PushRevertError, RevertPusher};
 pub(crate) use routes::is_virtual_service;
 pub use status::{render_status, render_status_with_live};
@@ -69,17 +71,34 @@ pub use traffic::live_split;
 /// What can go wrong keeping rollout state in the cluster.
 #[derive(Debug, thiserror::Error)]
 pub enum RolloutDriverError {
-    #[error(
-        "cannot {what}: {message}; check that veer may read and write ConfigMaps in the state namespace"
-    )]
-    Api { what: String, message: String },
+    #[error("cannot {what}: {message}; {hint}")]
+    Api {
+        what: String,
+        message: String,
+        /// What to check, by likelihood: an unanswered request points at the server, a 403
+        /// at RBAC.
+        hint: String,
+    },
     #[error(transparent)]
     State(#[from] crate::rollout::RolloutError),
     #[error("cannot set up rollouts: {message}")]
     Setup { message: String },
 }
 
+/// What veer's service account needs for the rollout ConfigMaps.
+const CONFIG_MAPS_NEEDED: &str =
+    "get, list, create, patch and delete on configmaps in the state namespace";
+
 impl RolloutDriverError {
+    /// A failed request to the API server about the rollout ConfigMaps, while doing `what`.
+    pub(crate) fn api(what: String, error: &kube::Error) -> Self {
+        RolloutDriverError::Api {
+            what,
+            message: error.to_string(),
+            hint: crate::sync::state::hint(error, CONFIG_MAPS_NEEDED),
+        }
+    }
+
     pub fn metric_label(&self) -> &'static str {
         match self {
             RolloutDriverError::Api { .. } => "rollout_state_api",
@@ -102,7 +121,7 @@ pub struct RolloutOptions {
 
 /// One rollout as the driver tracks it.
 #[derive(Debug, Clone)]
-struct Tracked {
+pub(crate) struct Tracked {
     state: RolloutState,
     /// The command last read from its ConfigMap (cleared once applied).
     command: Option<Mailbox>,
@@ -112,7 +131,7 @@ struct Tracked {
 /// the driver clears the mailbox only while it still holds that text, so a command the CLI
 /// wrote meanwhile is never erased.
 #[derive(Debug, Clone)]
-struct Mailbox {
+pub(crate) struct Mailbox {
     command: OperatorCommand,
     text: String,
 }
@@ -152,6 +171,8 @@ pub struct RolloutDriver {
     wake: Option<DateTime<Utc>>,
 }
 
+#[cfg(test)]
+mod driver_tests;
 #[cfg(test)]
 mod fixtures;
 

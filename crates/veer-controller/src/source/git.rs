@@ -29,6 +29,24 @@ use tree::{GitView, changed, revision_of};
 /// Namespace of our own refs in the cache repository, apart from anything a user might push.
 const REF_PREFIX: &str = "refs/veer";
 
+/// How `git receive-pack` reports a push to the branch a non-bare repository has checked out
+/// (`receive.denyCurrentBranch`, on by default).
+const CHECKED_OUT_REFUSAL: &str = "branch is currently checked out";
+
+/// How a push ended, short of an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum PushOutcome {
+    /// The remote branch now points at the pushed commit.
+    Pushed,
+    /// The remote refused the update (e.g. someone pushed meanwhile, or a hook said no): a try
+    /// on the new tip may succeed. The reason as the remote (or libgit2) gave it.
+    Rejected(String),
+    /// The remote is a non-bare repository that takes no push to the branch: it has it
+    /// checked out, or it is a local path (libgit2 pushes locally only into bare
+    /// repositories). No retry can help. The reason as given.
+    NonBare(String),
+}
+
 /// libgit2's socket timeouts (it has none by default, so a silent server would hold a fetch
 /// thread forever): connecting, and each read or write.
 const CONNECT_TIMEOUT_MS: i32 = 15_000;
@@ -236,23 +254,36 @@ impl GitSource {
     }
 
     /// Push `local_ref` of the cache repository to `remote_ref` (never forced), with the
-    /// fetch's credentials and host-key check. `Ok(Some(reason))`: the server (or libgit2, for
-    /// a remote tip we do not have) refused the update, e.g. because someone pushed meanwhile.
-    /// libgit2 cannot abort an upload from a callback, so a stalled push ends on its socket
-    /// timeouts (see [`IO_TIMEOUT_MS`]), not on [`GitSource::set_timeout`].
+    /// fetch's credentials and host-key check. A refusal is not an error: the caller decides
+    /// whether another try can help (see [`PushOutcome`]). libgit2 cannot abort an upload from
+    /// a callback, so a stalled push ends on its socket timeouts (see [`IO_TIMEOUT_MS`]), not
+    /// on [`GitSource::set_timeout`].
     pub(super) fn push(
         &self,
         local_ref: &str,
         remote_ref: &str,
-    ) -> Result<Option<String>, SourceError> {
+    ) -> Result<PushOutcome, SourceError> {
         let url = self.url();
         let transfer = Transfer::new(self.timeout);
         let callbacks = self.callbacks(&transfer);
         let refspec = format!("{local_ref}:{remote_ref}");
-        self.repo
+        let pushed = self
+            .repo
             .remote_anonymous(&url)
-            .and_then(|mut remote| Self::push_refspec(&mut remote, &refspec, callbacks))
-            .map_err(|e| transfer.error(&url, &e))
+            .and_then(|mut remote| Self::push_refspec(&mut remote, &refspec, callbacks));
+        match pushed {
+            Ok(None) => Ok(PushOutcome::Pushed),
+            Ok(Some(reason)) if reason.contains(CHECKED_OUT_REFUSAL) => {
+                Ok(PushOutcome::NonBare(reason))
+            }
+            Ok(Some(reason)) => Ok(PushOutcome::Rejected(reason)),
+            // libgit2's local transport (a path or file:// URL) pushes only into bare
+            // repositories, whichever branch is checked out.
+            Err(e) if e.code() == ErrorCode::BareRepo => {
+                Ok(PushOutcome::NonBare(e.message().to_string()))
+            }
+            Err(e) => Err(transfer.error(&url, &e)),
+        }
     }
 
     /// Push `refspec` (never forced) through `remote` with `callbacks` (credentials, host-key

@@ -9,6 +9,7 @@
 use chrono::{DateTime, Utc};
 use git2::{Oid, Signature, Time};
 
+use super::git::PushOutcome;
 use super::spec::GitRef;
 use super::{CommitId, GitSource, SourceError};
 
@@ -140,6 +141,14 @@ pub enum RevertError {
         reason: String,
     },
     #[error(
+        "the remote {url} refused the push of the revert to branch {branch}: it is a non-bare repository ({reason}); point the source at a bare repository (`git clone --bare`), or revert by hand"
+    )]
+    NonBareRemote {
+        url: String,
+        branch: String,
+        reason: String,
+    },
+    #[error(
         "pushing the revert to branch {branch} of {url} failed: {message}; check that the credentials may push to this branch"
     )]
     Push {
@@ -166,6 +175,7 @@ impl RevertError {
             RevertError::Conflict { .. } => "conflict",
             RevertError::Unrevertable { .. } => "unrevertable",
             RevertError::Rejected { .. } => "rejected",
+            RevertError::NonBareRemote { .. } => "non-bare-remote",
             RevertError::Push { .. } => "push",
             RevertError::Cache { .. } => "cache",
             RevertError::Source(e) => e.metric_label(),
@@ -211,21 +221,28 @@ pub fn revert(source: &GitSource, request: &RevertRequest) -> Result<Reverted, R
             other => RevertError::Source(other),
         })?;
         match (pushed, first_rejection.take()) {
-            (None, _) => {
+            (PushOutcome::Pushed, _) => {
                 tracing::info!(
                     %url, %branch, reverted = %request.commit, revert = %commit,
                     "pushed a revert commit"
                 );
                 return Ok(Reverted::Pushed { commit });
             }
-            (Some(reason), None) => {
+            (PushOutcome::NonBare(reason), _) => {
+                return Err(RevertError::NonBareRemote {
+                    url,
+                    branch,
+                    reason,
+                });
+            }
+            (PushOutcome::Rejected(reason), None) => {
                 tracing::warn!(
                     %url, %branch, %reason,
                     "the revert push was rejected; fetching the new tip and trying once more"
                 );
                 first_rejection = Some(reason);
             }
-            (Some(reason), Some(_)) => {
+            (PushOutcome::Rejected(reason), Some(_)) => {
                 return Err(RevertError::Rejected {
                     url,
                     branch,

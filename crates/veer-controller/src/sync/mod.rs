@@ -220,6 +220,7 @@ impl SyncReport {
                 ObjectResult::Updated { cause } => match cause {
                     Cause::GitChange => format!("{}: updated{dry}", o.key),
                     Cause::Drift => format!("{}: updated (drift healed){dry}", o.key),
+                    Cause::Rollout => format!("{}: traffic written (rollout){dry}", o.key),
                 },
                 ObjectResult::Pruned => format!("{}: pruned{dry}", o.key),
                 ObjectResult::PruneSkipped { reason } => {

@@ -93,6 +93,9 @@ pub enum Cause {
     GitChange,
     /// Git did not change, the cluster did: someone edited a field veer manages.
     Drift,
+    /// A rollout moves the route's weights (a step, a promotion, a rollback, or a hand edit
+    /// undone): written by the rollout driver, never by the plan.
+    Rollout,
 }
 
 /// One field that differs. `from` is live, `to` is git; `None` means absent.
@@ -184,7 +187,7 @@ impl Plan {
                     s.update += 1;
                     match cause {
                         Cause::Drift => s.drift += 1,
-                        Cause::GitChange => {}
+                        Cause::GitChange | Cause::Rollout => {}
                     }
                 }
                 ObjectAction::Prune => s.prune += 1,
@@ -201,7 +204,7 @@ impl Plan {
         match &object.action {
             ObjectAction::Create | ObjectAction::Prune => true,
             ObjectAction::Update { cause, .. } => match cause {
-                Cause::GitChange => true,
+                Cause::GitChange | Cause::Rollout => true,
                 Cause::Drift => !self.leave_drift,
             },
             ObjectAction::PruneSkipped { .. } | ObjectAction::Unchanged => false,

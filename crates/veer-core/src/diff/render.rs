@@ -31,6 +31,7 @@ fn title(object: &ObjectPlan) -> Option<String> {
         ObjectAction::Update { cause, .. } => match cause {
             Cause::GitChange => "update".to_string(),
             Cause::Drift => "update (drift: changed in the cluster, not in git)".to_string(),
+            Cause::Rollout => "update (a rollout's traffic)".to_string(),
         },
         ObjectAction::Prune => "prune".to_string(),
         ObjectAction::PruneSkipped { reason } => format!("prune skipped ({reason})"),

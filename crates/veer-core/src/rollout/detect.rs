@@ -191,33 +191,24 @@ pub fn detect(desired: &Value, live: Option<&Value>) -> Result<Vec<RouteShift>, 
         .pointer("/spec/http")
         .and_then(Value::as_array)
         .unwrap_or(&empty);
-    let name_of = |r: &Value| r.get("name").and_then(Value::as_str).map(str::to_string);
-    // Routes veer inserted for an A/B phase are not the user's: pair without them, but keep
-    // each route's real position for writing.
-    let live_routes: Vec<(usize, &Value)> = live
+    let live_routes = live
         .pointer("/spec/http")
         .and_then(Value::as_array)
-        .unwrap_or(&empty)
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| {
-            !name_of(r).is_some_and(|n| n.starts_with(super::render::MATCH_ROUTE_PREFIX))
-        })
-        .collect();
+        .unwrap_or(&empty);
     let mut out = Vec::new();
     for (index, git_route) in git_routes.iter().enumerate() {
-        let name = name_of(git_route);
-        let paired = match &name {
-            Some(n) => live_routes
-                .iter()
-                .position(|(_, r)| name_of(r).as_deref() == Some(n))
-                .or_else(|| {
-                    (index < live_routes.len() && name_of(live_routes[index].1).is_none())
-                        .then_some(index)
-                }),
-            None => (index < live_routes.len()).then_some(index),
+        let name = git_route
+            .get("name")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let route = RouteRef {
+            index,
+            name: name.clone(),
         };
-        let Some((live_index, live_route)) = paired.map(|i| live_routes[i]) else {
+        let Some(live_index) = pair_live_route(live, &route) else {
+            continue;
+        };
+        let Some(live_route) = live_routes.get(live_index) else {
             continue;
         };
         let git_weights = route_weights(git_route, &object)?;
@@ -245,6 +236,36 @@ pub fn detect(desired: &Value, live: Option<&Value>) -> Result<Vec<RouteShift>, 
         });
     }
     Ok(out)
+}
+
+/// The position in live `spec.http` of git's route `route`, as a rollout pairs them: the live
+/// route of the same name; else the one at the same position among the user's routes (veer's
+/// own A/B routes left out), if that one has no name either or git's has none. The one
+/// pairing for detecting a shift, reading the live split and writing a step. Pure.
+pub fn pair_live_route(live: &Value, route: &RouteRef) -> Option<usize> {
+    let name_of = |r: &Value| r.get("name").and_then(Value::as_str).map(str::to_string);
+    let users: Vec<(usize, &Value)> = live
+        .pointer("/spec/http")
+        .and_then(Value::as_array)?
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            !name_of(r).is_some_and(|n| n.starts_with(super::render::MATCH_ROUTE_PREFIX))
+        })
+        .collect();
+    let at = match &route.name {
+        Some(n) => users
+            .iter()
+            .position(|(_, r)| name_of(r).as_deref() == Some(n))
+            .or_else(|| {
+                users
+                    .get(route.index)
+                    .filter(|(_, r)| name_of(r).is_none())
+                    .map(|_| route.index)
+            }),
+        None => (route.index < users.len()).then_some(route.index),
+    }?;
+    users.get(at).map(|(i, _)| *i)
 }
 
 /// Write `split` into the route `route` of `object` (a VirtualService as JSON, usually live):

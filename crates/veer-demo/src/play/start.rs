@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::{MATCHED_SHARE, POLL, REQUESTS_PER_SECOND, Stage, cluster_error, io};
 use crate::prometheus::PrometheusServer;
-use crate::render::Paint;
+use crate::render::{Paint, header_row};
 use crate::repo::DemoRepo;
 use crate::slack::SlackReceiver;
 use crate::veer::{VeerProcess, VeerSetup};
@@ -143,7 +143,7 @@ impl Stage {
         wait_healthy(&mut veer, listen).await?;
         let status_url = format!("http://{listen}/");
 
-        let row = |label: &str, text: String| println!("  {:<13}{text}", paint.bold(label));
+        let row = |label: &str, text: String| println!("{}", header_row(label, &text, paint));
         row(
             "API server",
             format!("{} (embedded, in memory)", cluster.url()),

@@ -16,7 +16,7 @@ use veer_controller::controller::rollouts::read_rollout;
 use veer_controller::ids::RolloutId;
 use veer_controller::manifest::rollout_policy::Revert;
 use veer_controller::rollout::{Phase, RolloutState};
-use veer_devcluster::exporter::ServiceKey;
+use veer_devcluster::exporter::{DURATION_BUCKETS_MS, ServiceKey};
 
 impl Stage {
     /// Follow the rollout `commit` starts on the VirtualService in `vs` until it ends (and,
@@ -261,6 +261,11 @@ impl Stage {
                         "    p99 latency {p99:.0} ms ({:.1} % of requests are delayed {:.0} ms)",
                         expected.delayed, expected.delay_ms
                     );
+                    if let Some(note) =
+                        render::p99_bucket_note(p99, expected.delay_ms, &DURATION_BUCKETS_MS)
+                    {
+                        println!("    {}", self.paint.dim(&note));
+                    }
                 } else {
                     println!("    p99 latency {p99:.0} ms");
                 }

@@ -42,7 +42,9 @@ impl VirtualServiceInfo {
             .unwrap_or_default()
     }
 
-    /// Each HTTP route's fault, described: `route: delay 7s for 100 %`.
+    /// Each HTTP route's fault, described: `route: delay 7s for 100% of matching requests`.
+    /// A route without a `match` takes what no earlier route matched (Istio tries the
+    /// routes in order), so its percentage is of those requests, not of all.
     pub fn faults(&self) -> Vec<String> {
         let routes = self
             .value
@@ -66,8 +68,10 @@ impl VirtualServiceInfo {
                 .map_or_else(|| format!("route {i}"), str::to_string);
             let who = if r.get("match").is_some() {
                 "matching requests"
-            } else {
+            } else if i == 0 {
                 "all requests"
+            } else {
+                "the requests no earlier route matches"
             };
             if let Some(d) = fault.get("delay") {
                 let by = d.get("fixedDelay").and_then(Value::as_str).unwrap_or("?");
@@ -175,6 +179,32 @@ pub fn policy_for(tree: &Tree, file: &str) -> Result<Option<RolloutPolicy>, Stor
 mod tests {
     use super::*;
     use veer_devcluster::exporter::Split;
+
+    #[test]
+    fn a_fault_is_described_as_a_share_of_the_requests_its_route_gets() {
+        let abort =
+            serde_json::json!({"abort": {"percentage": {"value": 10.0}, "httpStatus": 500}});
+        let vs = |http: Value| VirtualServiceInfo {
+            namespace: "bookinfo".into(),
+            name: "ratings".into(),
+            value: serde_json::json!({"spec": {"http": http}}),
+        };
+        // Alone, the route gets every request.
+        let alone = vs(serde_json::json!([{"name": "all", "fault": abort}]));
+        assert_eq!(
+            alone.faults(),
+            vec!["all: abort with HTTP 500 for 10% of all requests"]
+        );
+        // After a matched route, only what that route did not take.
+        let after = vs(serde_json::json!([
+            {"name": "test-user", "match": [{"headers": {"end-user": {"exact": "jason"}}}]},
+            {"name": "rest", "fault": abort},
+        ]));
+        assert_eq!(
+            after.faults(),
+            vec!["rest: abort with HTTP 500 for 10% of the requests no earlier route matches"]
+        );
+    }
 
     #[test]
     fn a_delay_holds_back_what_the_abort_lets_through() {

@@ -7,30 +7,23 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
 use super::store::{COMMAND_KEY, read_rollout};
-use super::{Mailbox, RolloutDriver, RolloutDriverError, RolloutId};
-use crate::cluster::Cluster;
+use super::{Mailbox, RolloutDriverError, RolloutId};
 use crate::rollout::{Command, OperatorCommand};
 
-impl RolloutDriver {
-    /// The command waiting in the rollout's ConfigMap, if any.
-    pub(super) async fn read_command(
-        &self,
-        cluster: &Cluster,
-        id: &RolloutId,
-    ) -> Result<Option<Mailbox>, RolloutDriverError> {
-        let api: Api<ConfigMap> =
-            Api::namespaced(cluster.client().clone(), &self.options.state_namespace);
-        let cm = api
-            .get_opt(&id.config_map())
-            .await
-            .map_err(|e| RolloutDriverError::Api {
-                what: format!("read the rollout state of {id}"),
-                message: e.to_string(),
-            })?;
-        Ok(cm
-            .and_then(|c| c.data)
-            .and_then(|d| d.get(COMMAND_KEY).and_then(|t| Mailbox::read(t))))
-    }
+/// The command waiting in `id`'s rollout ConfigMap, if any.
+pub(super) async fn read_command(
+    client: &kube::Client,
+    state_namespace: &str,
+    id: &RolloutId,
+) -> Result<Option<Mailbox>, RolloutDriverError> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), state_namespace);
+    let cm = api
+        .get_opt(&id.config_map())
+        .await
+        .map_err(|e| RolloutDriverError::api(format!("read the rollout state of {id}"), &e))?;
+    Ok(cm
+        .and_then(|c| c.data)
+        .and_then(|d| d.get(COMMAND_KEY).and_then(|t| Mailbox::read(t))))
 }
 
 /// Write an operator command into a rollout's ConfigMap (merge patch, field manager
@@ -58,9 +51,6 @@ pub async fn send_command(
     };
     api.patch(&id.config_map(), &params, &Patch::Merge(&patch))
         .await
-        .map_err(|e| RolloutDriverError::Api {
-            what: format!("write the command for {id}"),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| RolloutDriverError::api(format!("write the command for {id}"), &e))?;
     Ok(Some(next))
 }

@@ -9,13 +9,13 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tracing::{error, info, warn};
 
+use super::ports::Ports;
 use super::routes::{bound_policy, find_live, ignore_fields, is_virtual_service, targets};
 use super::{
     NoRevert, RevertPusher, RolloutDriver, RolloutDriverError, RolloutId, RolloutOptions, Tracked,
     Work,
 };
 use crate::analysis::MetricsProvider;
-use crate::cluster::Cluster;
 use crate::diff::DesiredObject;
 use crate::fields::FieldPath;
 use crate::gate::WebhookGate;
@@ -25,7 +25,6 @@ use crate::metrics::Metrics;
 use crate::notify::Notifications;
 use crate::rollout::{RolloutState, detect};
 use crate::source::LoadedRevision;
-use crate::sync::SyncOptions;
 
 impl RolloutDriver {
     pub fn new(options: RolloutOptions, metrics: Arc<Metrics>) -> Result<Self, RolloutDriverError> {
@@ -60,6 +59,11 @@ impl RolloutDriver {
     pub fn with_notifications(mut self, notifications: Arc<Notifications>) -> Self {
         self.notifications = Some(notifications);
         self
+    }
+
+    /// Namespace of the rollout ConfigMaps.
+    pub fn state_namespace(&self) -> &str {
+        &self.options.state_namespace
     }
 
     /// The earliest time a rollout wants to act again, if any is running.
@@ -109,15 +113,14 @@ impl RolloutDriver {
     }
 
     /// One pass over every bound VirtualService: start, advance, hold or roll back.
-    pub async fn drive(
+    pub(crate) async fn drive(
         &mut self,
-        cluster: &Cluster,
-        sync_options: &SyncOptions,
+        ports: &Ports<'_>,
         loaded: &LoadedRevision,
         desired: &[DesiredObject],
         live: &BTreeMap<ObjectKey, Value>,
     ) {
-        if let Err(e) = self.load(cluster).await {
+        if let Err(e) = self.load(ports).await {
             error!(error = %e, "cannot read the rollout states; rollouts wait for the next pass");
             return;
         }
@@ -162,7 +165,7 @@ impl RolloutDriver {
             });
         }
         // New rollouts start queued.
-        let now = Utc::now();
+        let now = ports.clock.now();
         for w in &work {
             if self.rollouts.contains_key(&w.id) {
                 continue;
@@ -180,7 +183,7 @@ impl RolloutDriver {
             );
             // People hear "started" when traffic moves (`events::to_notification`).
             info!(rollout = %w.id, policy = %w.policy.name(), from = %state.from_split, target = %state.target_split, steps = ?state.steps, "rollout queued");
-            if let Err(e) = self.store(cluster, &w.id, &w.policy, &state, None).await {
+            if let Err(e) = self.store(ports, &w.id, &w.policy, &state, None).await {
                 error!(rollout = %w.id, error = %e, "cannot store the new rollout; it starts at the next pass");
                 continue;
             }
@@ -193,9 +196,9 @@ impl RolloutDriver {
             );
         }
         for w in &work {
-            if let Err(e) = self.drive_one(cluster, sync_options, w).await {
+            if let Err(e) = self.drive_one(ports, w).await {
                 error!(rollout = %w.id, error = %e, "rollout step failed; retrying at the next pass");
-                self.wake_at(Utc::now() + chrono::TimeDelta::seconds(5));
+                self.wake_at(ports.clock.now() + chrono::TimeDelta::seconds(5));
             }
         }
         // A VirtualService gone from git, or no longer bound to a policy, takes its rollout
@@ -207,7 +210,7 @@ impl RolloutDriver {
             .cloned()
             .collect();
         for id in gone {
-            if let Err(e) = self.forget(cluster, &id).await {
+            if let Err(e) = self.forget(ports, &id).await {
                 warn!(rollout = %id, error = %e, "cannot delete the state of a rollout whose VirtualService left git");
             }
         }

@@ -15,7 +15,7 @@ use crate::rollout::DestinationId;
 /// The health gate's answer: available, or why not, in words for `veer rollout status` and
 /// the log (a list veer could not read is said as such, never taken for "not available").
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Health {
+pub(crate) enum Health {
     Available,
     Unavailable(String),
 }

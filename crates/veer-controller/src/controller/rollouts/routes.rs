@@ -65,26 +65,9 @@ pub(super) fn bound_policy<'p>(
     }
 }
 
-/// Position of `route` in a live VirtualService, paired as `detect` pairs routes: by name,
-/// else by position among the routes veer did not insert.
+/// Position of `route` in a live VirtualService: [`crate::rollout::detect::pair_live_route`].
 pub(super) fn live_route_index(live: &Value, route: &RouteRef) -> Option<usize> {
-    let routes = live.pointer("/spec/http").and_then(Value::as_array)?;
-    let name_of = |r: &Value| r.get("name").and_then(Value::as_str).map(str::to_string);
-    let users: Vec<(usize, &Value)> = routes
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| {
-            !name_of(r).is_some_and(|n| n.starts_with(crate::rollout::render::MATCH_ROUTE_PREFIX))
-        })
-        .collect();
-    if let Some(n) = &route.name
-        && let Some((i, _)) = users
-            .iter()
-            .find(|(_, r)| name_of(r).as_deref() == Some(n.as_str()))
-    {
-        return Some(*i);
-    }
-    users.get(route.index).map(|(i, _)| *i)
+    crate::rollout::detect::pair_live_route(live, route)
 }
 
 /// The route git shifts (if any) and what the state machine should hear as the target. The

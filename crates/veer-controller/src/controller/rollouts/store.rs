@@ -8,8 +8,8 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 use tracing::info;
 
+use super::ports::Ports;
 use super::{Mailbox, RolloutDriver, RolloutDriverError, RolloutId, Tracked};
-use crate::cluster::Cluster;
 use crate::manifest::rollout_policy::RolloutPolicy;
 use crate::rollout::{OperatorCommand, RolloutState};
 use crate::sync;
@@ -26,32 +26,11 @@ pub(super) const ROLLOUT_LABEL: &str = "veer.io/rollout";
 
 impl RolloutDriver {
     /// Read every stored rollout once (one LIST).
-    pub async fn load(&mut self, cluster: &Cluster) -> Result<(), RolloutDriverError> {
+    pub(crate) async fn load(&mut self, ports: &Ports<'_>) -> Result<(), RolloutDriverError> {
         if self.loaded {
             return Ok(());
         }
-        let api: Api<ConfigMap> =
-            Api::namespaced(cluster.client().clone(), &self.options.state_namespace);
-        let list = match api
-            .list(&ListParams::default().labels(&format!("{ROLLOUT_LABEL}=true")))
-            .await
-        {
-            Ok(l) => l,
-            Err(kube::Error::Api(s)) if s.code == 404 => {
-                self.loaded = true;
-                return Ok(());
-            }
-            Err(e) => {
-                return Err(RolloutDriverError::Api {
-                    what: "list the rollout states".into(),
-                    message: e.to_string(),
-                });
-            }
-        };
-        for cm in list.items {
-            let Some((id, tracked)) = tracked_from(&cm)? else {
-                continue;
-            };
+        for (id, tracked) in ports.store.load().await? {
             info!(rollout = %id, phase = %tracked.state.phase, step = tracked.state.step, "rollout state read from the cluster");
             self.rollouts.insert(id, tracked);
         }
@@ -62,68 +41,111 @@ impl RolloutDriver {
     /// Delete a rollout's state and its metric series.
     pub(super) async fn forget(
         &mut self,
-        cluster: &Cluster,
+        ports: &Ports<'_>,
         id: &RolloutId,
     ) -> Result<(), RolloutDriverError> {
-        let api: Api<ConfigMap> =
-            Api::namespaced(cluster.client().clone(), &self.options.state_namespace);
-        match api.delete(&id.config_map(), &Default::default()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => {
-                return Err(RolloutDriverError::Api {
-                    what: format!("delete the rollout state of {id}"),
-                    message: e.to_string(),
-                });
-            }
-        }
+        ports.store.forget(id).await?;
         info!(rollout = %id, "VirtualService left git: rollout state deleted");
         self.metrics.forget_rollout(&id.to_string());
         self.rollouts.remove(id);
         Ok(())
     }
 
-    /// Store the state through [`sync::store`], the one writer of veer's own ConfigMaps (the
-    /// sync state's too: same retries, the namespace created when missing); `clear_command` removes the
-    /// consumed command, written as that text (a JSON patch that first tests the mailbox still
-    /// holds it: the CLI writes as another manager, at any time; a newer command stays).
     pub(super) async fn store(
         &self,
-        cluster: &Cluster,
+        ports: &Ports<'_>,
         id: &RolloutId,
         policy: &RolloutPolicy,
         state: &RolloutState,
         clear_command: Option<&str>,
     ) -> Result<(), RolloutDriverError> {
-        let name = id.config_map();
-        let mut labels = serde_json::Map::new();
-        labels.insert(ROLLOUT_LABEL.into(), json!("true"));
-        let cm = sync::store::OwnConfigMap {
-            namespace: &self.options.state_namespace,
-            name: &name,
-            labels,
-            data: json!({
-                NAMESPACE_KEY: id.namespace,
-                NAME_KEY: id.name,
-                POLICY_KEY: policy.name(),
-                STATE_KEY: state.encode(),
-            }),
-            binary_data: json!({}),
-        };
-        sync::store::write(cluster.client(), &cm)
+        ports
+            .store
+            .store(id, policy.name(), state, clear_command)
             .await
-            .map_err(|e| RolloutDriverError::Api {
-                what: format!("store the rollout state of {id}"),
-                message: format!(
-                    "{e} ({})",
-                    sync::state::hint(&e, "create and patch configmaps")
-                ),
-            })?;
-        if let Some(text) = clear_command {
-            self::clear_command(cluster.client(), &self.options.state_namespace, id, text).await?;
-        }
-        Ok(())
     }
+}
+
+/// Every stored rollout in `state_namespace` (one LIST; none when the namespace is not there).
+pub(super) async fn load_all(
+    client: &kube::Client,
+    state_namespace: &str,
+) -> Result<Vec<(RolloutId, Tracked)>, RolloutDriverError> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), state_namespace);
+    let list = match api
+        .list(&ListParams::default().labels(&format!("{ROLLOUT_LABEL}=true")))
+        .await
+    {
+        Ok(l) => l,
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(RolloutDriverError::api(
+                "list the rollout states".into(),
+                &e,
+            ));
+        }
+    };
+    let mut out = Vec::new();
+    for cm in &list.items {
+        if let Some(found) = tracked_from(cm)? {
+            out.push(found);
+        }
+    }
+    Ok(out)
+}
+
+/// Delete `id`'s rollout ConfigMap (gone already is fine).
+pub(super) async fn delete(
+    client: &kube::Client,
+    state_namespace: &str,
+    id: &RolloutId,
+) -> Result<(), RolloutDriverError> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), state_namespace);
+    match api.delete(&id.config_map(), &Default::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(RolloutDriverError::api(
+            format!("delete the rollout state of {id}"),
+            &e,
+        )),
+    }
+}
+
+/// Store the state through [`sync::store`], the one writer of veer's own ConfigMaps (the
+/// sync state's too: same retries, the namespace created when missing); `clear_command`
+/// removes the consumed command, written as that text (a JSON patch that first tests the
+/// mailbox still holds it: the CLI writes as another manager, at any time; a newer command
+/// stays).
+pub(super) async fn store(
+    client: &kube::Client,
+    state_namespace: &str,
+    id: &RolloutId,
+    policy: &str,
+    state: &RolloutState,
+    clear_command: Option<&str>,
+) -> Result<(), RolloutDriverError> {
+    let name = id.config_map();
+    let mut labels = serde_json::Map::new();
+    labels.insert(ROLLOUT_LABEL.into(), json!("true"));
+    let cm = sync::store::OwnConfigMap {
+        namespace: state_namespace,
+        name: &name,
+        labels,
+        data: json!({
+            NAMESPACE_KEY: id.namespace,
+            NAME_KEY: id.name,
+            POLICY_KEY: policy,
+            STATE_KEY: state.encode(),
+        }),
+        binary_data: json!({}),
+    };
+    sync::store::write(client, &cm)
+        .await
+        .map_err(|e| RolloutDriverError::api(format!("store the rollout state of {id}"), &e))?;
+    if let Some(text) = clear_command {
+        self::clear_command(client, state_namespace, id, text).await?;
+    }
+    Ok(())
 }
 
 /// Remove the command of `id`'s rollout if its mailbox still holds `text` (a JSON patch whose
@@ -138,6 +160,7 @@ pub async fn clear_command(
     let failed = |message: String| RolloutDriverError::Api {
         what: format!("clear the command of {id}"),
         message,
+        hint: "this is a bug in veer; please report it".into(),
     };
     let path = format!("/data/{COMMAND_KEY}");
     let ops: json_patch::Patch = serde_json::from_value(json!([
@@ -160,7 +183,10 @@ pub async fn clear_command(
             info!(rollout = %id, "a newer command arrived while the last one was applied; it is read at the next pass");
             Ok(false)
         }
-        Err(e) => Err(failed(e.to_string())),
+        Err(e) => Err(RolloutDriverError::api(
+            format!("clear the command of {id}"),
+            &e,
+        )),
     }
 }
 
@@ -195,10 +221,7 @@ pub async fn read_rollout(
     let cm = api
         .get_opt(&id.config_map())
         .await
-        .map_err(|e| RolloutDriverError::Api {
-            what: format!("read the rollout state of {id}"),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| RolloutDriverError::api(format!("read the rollout state of {id}"), &e))?;
     let Some(cm) = cm else { return Ok(None) };
     let policy = cm
         .data
@@ -217,10 +240,7 @@ pub async fn list_rollouts(
     let list = api
         .list(&ListParams::default().labels(&format!("{ROLLOUT_LABEL}=true")))
         .await
-        .map_err(|e| RolloutDriverError::Api {
-            what: "list the rollout states".into(),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| RolloutDriverError::api("list the rollout states".into(), &e))?;
     let mut out = Vec::new();
     for cm in &list.items {
         let policy = cm

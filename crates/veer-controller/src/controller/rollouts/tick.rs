@@ -3,23 +3,22 @@
 //! and performing an action that expects an answer (a write, an analysis, webhooks, a git
 //! revert), the answer coming back as an [`Observation`].
 
-use chrono::Utc;
 use tracing::{error, info, warn};
 
 use super::analyse::Versions;
 use super::events::describe;
-use super::health::{Health, available};
+use super::health::Health;
+use super::ports::Ports;
 use super::revert::revert_request;
 use super::routes::live_route_index;
 use super::{RolloutDriver, RolloutDriverError, Work};
-use crate::cluster::Cluster;
 use crate::gate::GateContext;
 use crate::notify;
 use crate::rollout::{
     Action, AnalysisReport, LiveRoute, Observation, RevertReport, RolloutState, WriteReadBack,
     decide, live_route,
 };
-use crate::sync::{self, SyncOptions};
+use crate::sync;
 
 /// Decisions one rollout may take in one pass before yielding (a chain such as write →
 /// read back → settle takes three); the loop wakes again at the rollout's next action.
@@ -28,11 +27,10 @@ const MAX_ROUNDS: usize = 24;
 impl RolloutDriver {
     pub(super) async fn drive_one(
         &mut self,
-        cluster: &Cluster,
-        sync_options: &SyncOptions,
+        ports: &Ports<'_>,
         w: &Work<'_>,
     ) -> Result<(), RolloutDriverError> {
-        let command = self.read_command(cluster, &w.id).await?;
+        let command = ports.store.read_command(&w.id).await?;
         if let Some(t) = self.rollouts.get_mut(&w.id) {
             t.command = command;
         }
@@ -54,7 +52,7 @@ impl RolloutDriver {
         let health = if idle {
             Health::Available
         } else {
-            available(cluster, &w.id.namespace, &canary).await
+            ports.probe.health(&w.id.namespace, &canary).await
         };
         if let Health::Unavailable(why) = &health {
             warn!(rollout = %w.id, phase = %tracked.state.phase, reason = %why, "the new version is not available; the rollout waits");
@@ -68,9 +66,7 @@ impl RolloutDriver {
             if answer == Observation::default()
                 && let Some(action) = state.pending_action().cloned()
             {
-                answer = self
-                    .perform(cluster, sync_options, w, &state, &action)
-                    .await;
+                answer = self.perform(ports, w, &state, &action).await;
             }
             let mut obs = answer;
             answer = Observation::default();
@@ -89,7 +85,7 @@ impl RolloutDriver {
             if round == 0 {
                 obs.live = self.live_route(w, &state);
             }
-            let now = Utc::now();
+            let now = ports.clock.now();
             let decision = decide(&state, &obs, &w.policy.spec, now);
             for event in &decision.events {
                 self.on_event(&w.id, &state, &decision.next, event);
@@ -101,14 +97,8 @@ impl RolloutDriver {
                 .filter(|m| m.command.id <= decision.next.last_command)
                 .map(|m| m.text.clone());
             if decision.next != state || consumed.is_some() {
-                self.store(
-                    cluster,
-                    &w.id,
-                    &w.policy,
-                    &decision.next,
-                    consumed.as_deref(),
-                )
-                .await?;
+                self.store(ports, &w.id, &w.policy, &decision.next, consumed.as_deref())
+                    .await?;
             }
             if let Some(t) = self.rollouts.get_mut(&w.id) {
                 t.state = decision.next.clone();
@@ -144,7 +134,7 @@ impl RolloutDriver {
             }
         }
         // Still busy: come back soon rather than loop forever in one pass.
-        self.wake_at(Utc::now());
+        self.wake_at(ports.clock.now());
         Ok(())
     }
 
@@ -164,8 +154,7 @@ impl RolloutDriver {
     /// Perform an action that expects an answer; the answer as an observation.
     async fn perform(
         &self,
-        cluster: &Cluster,
-        sync_options: &SyncOptions,
+        ports: &Ports<'_>,
         w: &Work<'_>,
         state: &RolloutState,
         action: &Action,
@@ -175,7 +164,7 @@ impl RolloutDriver {
             Action::SetSplit { id, split, overlay } => {
                 info!(rollout = %w.id, phase = %state.phase, step = state.step, split = %split, "shifting traffic");
                 if let Some(read_back) = self
-                    .write_split(cluster, sync_options, w, state, split, overlay.as_ref())
+                    .write_split(ports, w, state, split, overlay.as_ref())
                     .await
                 {
                     obs.write = Some(WriteReadBack { id: *id, read_back });
@@ -183,10 +172,7 @@ impl RolloutDriver {
             }
             Action::Rollback { id, to } => {
                 warn!(rollout = %w.id, to = %to, "rolling back");
-                if let Some(read_back) = self
-                    .write_split(cluster, sync_options, w, state, to, None)
-                    .await
-                {
+                if let Some(read_back) = self.write_split(ports, w, state, to, None).await {
                     obs.write = Some(WriteReadBack { id: *id, read_back });
                 }
             }

@@ -1,27 +1,24 @@
-//! Writing traffic: the VirtualService rendered for a split (and overlay) is applied through
-//! sync, the only writer, then the route is read back from the API server so the state
-//! machine hears what the cluster really routes.
-
-use std::collections::BTreeMap;
+//! Writing traffic: the VirtualService rendered for a split (and overlay) goes to the
+//! traffic writer (the real one applies it through sync, the only writer, then reads the
+//! route back from the API server, [`live_split`], so the state machine hears what the
+//! cluster really routes).
 
 use kube::api::{Api, DynamicObject};
 use tracing::warn;
 
+use super::ports::Ports;
 use super::routes::live_route_index;
 use super::{RolloutDriver, Work};
 use crate::cluster::Cluster;
-use crate::diff::{self, ObjectPlan, Plan};
 use crate::manifest::ObjectKey;
 use crate::rollout::{RolloutState, RouteRef, TrafficSplit, read_split};
-use crate::sync::{self, ObjectResult, SyncOptions};
 
 impl RolloutDriver {
-    /// Apply the rendered VirtualService through sync, then read the route back from the
-    /// API server (not the cache). `None` when it cannot be read back at all.
+    /// Render the VirtualService for `split` (and overlay) and hand it to the traffic writer,
+    /// which applies it and reads the route back. `None` when it cannot be read back.
     pub(super) async fn write_split(
         &self,
-        cluster: &Cluster,
-        sync_options: &SyncOptions,
+        ports: &Ports<'_>,
         w: &Work<'_>,
         state: &RolloutState,
         split: &TrafficSplit,
@@ -35,36 +32,13 @@ impl RolloutDriver {
             overlay,
         ) {
             Ok(rendered) => {
-                let plan = Plan {
-                    objects: vec![ObjectPlan {
-                        key: w.key.clone(),
-                        action: diff::ObjectAction::Update {
-                            cause: diff::Cause::GitChange,
-                            changes: Vec::new(),
-                        },
-                        desired: Some(rendered),
-                        live: None,
-                    }],
-                    ..Plan::default()
-                };
-                // While the rollout runs veer owns these weights: a hand edit does not block it.
-                let options = SyncOptions {
-                    force_conflicts: true,
-                    ..sync_options.clone()
-                };
-                let report = sync::execute(cluster, &plan, &BTreeMap::new(), &options).await;
-                for o in &report.objects {
-                    if let ObjectResult::Failed(f) = &o.result {
-                        warn!(rollout = %w.id, error = %f.message, "traffic write failed");
-                    }
-                }
+                ports
+                    .traffic
+                    .write(&w.id, &w.key, rendered, &state.route)
+                    .await
             }
-            Err(e) => warn!(rollout = %w.id, error = %e, "cannot render the VirtualService"),
-        }
-        match live_split(cluster, &w.key, &state.route).await {
-            Ok(split) => split,
             Err(e) => {
-                warn!(rollout = %w.id, error = %e, "cannot read the VirtualService back");
+                warn!(rollout = %w.id, error = %e, "cannot render the VirtualService");
                 None
             }
         }

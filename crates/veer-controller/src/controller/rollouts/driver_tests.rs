@@ -1,0 +1,325 @@
+//! The driver against fakes of its ports and tokio's paused clock: what it does with a hand
+//! edit mid-step, a probe that cannot list, a command that arrives while a pass works, and a
+//! pass over many objects no rollout is about. The end-to-end suite (`tests/rollout_e2e.rs`)
+//! keeps what needs a real server, Prometheus and exporter.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use serde_json::{Value, json};
+
+use super::fixtures::{key, policy, split, t, vs};
+use super::health::Health;
+use super::ports::{Clock, Ports, Probe, RolloutStore, TrafficWriter};
+use super::{Mailbox, RolloutDriver, RolloutDriverError, RolloutId, RolloutOptions, Tracked};
+use crate::diff::DesiredObject;
+use crate::manifest::{ManifestSet, ObjectKey};
+use crate::metrics::Metrics;
+use crate::rollout::state::Phase;
+use crate::rollout::{
+    Command, DestinationId, HoldReason, OperatorCommand, RolloutState, RouteRef, TrafficSplit,
+    read_split,
+};
+use crate::source::{CommitId, LoadedRevision, Revision};
+
+/// The rollout ConfigMaps in memory; the mailbox is cleared only if it holds the text given,
+/// as the real store's JSON patch `test` does. `then_cli_writes` is written into the mailbox
+/// right after a pass read it (the CLI, while the pass works).
+#[derive(Default)]
+struct Store {
+    states: Mutex<BTreeMap<RolloutId, RolloutState>>,
+    mailbox: Mutex<Option<String>>,
+    then_cli_writes: Mutex<Option<String>>,
+    writes: Mutex<usize>,
+}
+
+impl RolloutStore for Store {
+    fn load(&self) -> BoxFuture<'_, Result<Vec<(RolloutId, Tracked)>, RolloutDriverError>> {
+        let states = self.states.lock().unwrap().clone();
+        Box::pin(async move {
+            Ok(states
+                .into_iter()
+                .map(|(id, state)| {
+                    (
+                        id,
+                        Tracked {
+                            state,
+                            command: None,
+                        },
+                    )
+                })
+                .collect())
+        })
+    }
+
+    fn read_command<'a>(
+        &'a self,
+        _id: &'a RolloutId,
+    ) -> BoxFuture<'a, Result<Option<Mailbox>, RolloutDriverError>> {
+        let read = self.mailbox.lock().unwrap().clone();
+        if let Some(next) = self.then_cli_writes.lock().unwrap().take() {
+            *self.mailbox.lock().unwrap() = Some(next);
+        }
+        Box::pin(async move { Ok(read.as_deref().and_then(Mailbox::read)) })
+    }
+
+    fn store<'a>(
+        &'a self,
+        id: &'a RolloutId,
+        _policy: &'a str,
+        state: &'a RolloutState,
+        clear_command: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), RolloutDriverError>> {
+        *self.writes.lock().unwrap() += 1;
+        self.states
+            .lock()
+            .unwrap()
+            .insert(id.clone(), state.clone());
+        let mut mailbox = self.mailbox.lock().unwrap();
+        if clear_command.is_some() && mailbox.as_deref() == clear_command {
+            *mailbox = None;
+        }
+        Box::pin(async { Ok(()) })
+    }
+
+    fn forget<'a>(&'a self, id: &'a RolloutId) -> BoxFuture<'a, Result<(), RolloutDriverError>> {
+        self.states.lock().unwrap().remove(id);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+struct FixedProbe(Mutex<Health>);
+
+impl Probe for FixedProbe {
+    fn health<'a>(&'a self, _: &'a str, _: &'a [DestinationId]) -> BoxFuture<'a, Health> {
+        let health = self.0.lock().unwrap().clone();
+        Box::pin(async move { health })
+    }
+}
+
+/// A route that takes every write and reads back what was written; it records them.
+#[derive(Default)]
+struct Route {
+    written: Mutex<Vec<TrafficSplit>>,
+}
+
+impl TrafficWriter for Route {
+    fn write<'a>(
+        &'a self,
+        _: &'a RolloutId,
+        _: &'a ObjectKey,
+        rendered: Value,
+        route: &'a RouteRef,
+    ) -> BoxFuture<'a, Option<TrafficSplit>> {
+        let split = read_split(&rendered, route.index).ok();
+        if let Some(s) = &split {
+            self.written.lock().unwrap().push(s.clone());
+        }
+        Box::pin(async move { split })
+    }
+}
+
+/// Wall time that moves with tokio's (paused) clock.
+struct PausedClock {
+    base: DateTime<Utc>,
+    start: tokio::time::Instant,
+}
+
+impl Clock for PausedClock {
+    fn now(&self) -> DateTime<Utc> {
+        let elapsed = chrono::TimeDelta::from_std(self.start.elapsed()).unwrap_or_default();
+        self.base + elapsed
+    }
+}
+
+struct World {
+    store: Store,
+    probe: FixedProbe,
+    route: Route,
+    clock: PausedClock,
+    driver: RolloutDriver,
+    loaded: LoadedRevision,
+}
+
+impl World {
+    fn new() -> World {
+        let options = RolloutOptions {
+            state_namespace: "veer".into(),
+            max_concurrent: 0,
+            policies: vec![policy("p")],
+        };
+        World {
+            store: Store::default(),
+            probe: FixedProbe(Mutex::new(Health::Available)),
+            route: Route::default(),
+            clock: PausedClock {
+                base: t(0),
+                start: tokio::time::Instant::now(),
+            },
+            driver: RolloutDriver::new(options, Arc::new(Metrics::new())).unwrap(),
+            loaded: LoadedRevision {
+                revision: Revision {
+                    commit: CommitId("c0ffee".repeat(6) + "0000"),
+                    summary: "reviews v2".into(),
+                    author: "Dev <dev@example.com>".into(),
+                    time: t(0),
+                },
+                set: ManifestSet::default(),
+                changed_files: Vec::new(),
+                parsed_files: 0,
+            },
+        }
+    }
+
+    fn ports(&self) -> Ports<'_> {
+        Ports {
+            store: &self.store,
+            probe: &self.probe,
+            traffic: &self.route,
+            clock: &self.clock,
+        }
+    }
+
+    /// One pass with git's VirtualService at v2:100 (plus `others`) and `live` as the cache
+    /// has it.
+    async fn pass(&mut self, live: Value, others: &[DesiredObject]) {
+        let mut desired = vec![DesiredObject {
+            key: key(),
+            value: vs(0, 100, Some("p")),
+        }];
+        desired.extend_from_slice(others);
+        let live = BTreeMap::from([(key(), live)]);
+        let ports = Ports {
+            store: &self.store,
+            probe: &self.probe,
+            traffic: &self.route,
+            clock: &self.clock,
+        };
+        self.driver
+            .drive(&ports, &self.loaded, &desired, &live)
+            .await;
+    }
+
+    fn state(&self) -> RolloutState {
+        self.store
+            .states
+            .lock()
+            .unwrap()
+            .values()
+            .next()
+            .cloned()
+            .expect("a rollout state")
+    }
+
+    fn written(&self) -> Vec<TrafficSplit> {
+        self.route.written.lock().unwrap().clone()
+    }
+}
+
+/// The live VirtualService at `(v1, v2)`, last written by `manager`.
+fn live(v1: u32, v2: u32, manager: &str) -> Value {
+    let mut v = vs(v1, v2, Some("p"));
+    v["metadata"]["managedFields"] = json!([{
+        "manager": manager, "operation": "Update", "time": "2026-11-25T10:00:30Z",
+        "fieldsV1": {"f:spec": {"f:http": {}}},
+    }]);
+    v
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hand_edit_mid_step_is_written_back() {
+    let mut w = World::new();
+    w.pass(live(100, 0, "veer"), &[]).await;
+    assert_eq!(w.written(), [split(75, 25)], "the first step is written");
+    assert_eq!(w.state().phase, Phase::Progressing);
+
+    // A second later someone sets 50/50 by hand; the cache shows it at the next pass.
+    tokio::time::advance(std::time::Duration::from_secs(1)).await;
+    w.pass(live(50, 50, "kubectl-edit"), &[]).await;
+    assert_eq!(
+        w.written(),
+        [split(75, 25), split(75, 25)],
+        "the step's split is written back"
+    );
+    let state = w.state();
+    assert_eq!((state.phase, state.step), (Phase::Progressing, 0));
+    assert_eq!(
+        state.traffic_since,
+        Some(w.clock.now()),
+        "the step is measured afresh"
+    );
+
+    // As written: nothing more to undo.
+    tokio::time::advance(std::time::Duration::from_secs(1)).await;
+    w.pass(live(75, 25, "veer"), &[]).await;
+    assert_eq!(w.written().len(), 2);
+    let _ = w.ports();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_probe_that_cannot_list_holds_and_says_why() {
+    let mut w = World::new();
+    let why = "cannot list Deployments in shop: forbidden; check that veer may list deployments (apps) there";
+    *w.probe.0.lock().unwrap() = Health::Unavailable(why.into());
+    w.pass(live(100, 0, "veer"), &[]).await;
+    let state = w.state();
+    assert_eq!(state.phase, Phase::WaitingForHealth);
+    assert_eq!(
+        state.last_hold,
+        Some(HoldReason::Unavailable { why: why.into() })
+    );
+    assert!(w.written().is_empty(), "no traffic moves");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_command_arriving_mid_pass_is_applied_at_the_next_pass() {
+    let mut w = World::new();
+    w.pass(live(100, 0, "veer"), &[]).await;
+    let first = state_command(&w, 1, Command::Pause);
+    let second = state_command(&w, 2, Command::Resume);
+    *w.store.mailbox.lock().unwrap() = Some(first);
+    // While the pass applies `pause`, the CLI writes `resume`.
+    *w.store.then_cli_writes.lock().unwrap() = Some(second.clone());
+    tokio::time::advance(std::time::Duration::from_secs(1)).await;
+    w.pass(live(75, 25, "veer"), &[]).await;
+    assert_eq!(w.state().phase, Phase::Paused);
+    assert_eq!(
+        w.store.mailbox.lock().unwrap().as_deref(),
+        Some(second.as_str()),
+        "the second command is kept"
+    );
+    tokio::time::advance(std::time::Duration::from_secs(1)).await;
+    w.pass(live(75, 25, "veer"), &[]).await;
+    assert_eq!(w.state().phase, Phase::Progressing, "then applied");
+    assert_eq!(*w.store.mailbox.lock().unwrap(), None);
+}
+
+fn state_command(w: &World, offset: u64, command: Command) -> String {
+    let id = w.state().last_command + offset;
+    serde_json::to_string(&OperatorCommand { id, command }).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pass_over_many_unrelated_objects_does_rollout_work_only() {
+    let mut w = World::new();
+    // Live equals git: no rollout. Ten thousand ConfigMaps beside it.
+    let others: Vec<DesiredObject> = (0..10_000)
+        .map(|i| DesiredObject {
+            key: ObjectKey {
+                group: String::new(),
+                version: "v1".into(),
+                kind: "ConfigMap".into(),
+                namespace: Some("shop".into()),
+                name: format!("cm-{i}"),
+            },
+            value: json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": format!("cm-{i}"), "namespace": "shop"}}),
+        })
+        .collect();
+    w.pass(live(0, 100, "veer"), &others).await;
+    assert_eq!(*w.store.writes.lock().unwrap(), 0, "nothing stored");
+    assert!(w.written().is_empty(), "nothing written");
+    assert_eq!(w.driver.states().count(), 0);
+}

@@ -1,0 +1,215 @@
+//! The rollout driver's ports: everything it reads from or writes to the world besides
+//! Prometheus (`MetricsProvider`), webhooks (`WebhookGate`) and git (`RevertPusher`), each a
+//! small trait with one real adapter over the cluster ([`ClusterPorts`]) and fakes in the
+//! driver's tests:
+//! - [`RolloutStore`]: the rollout ConfigMaps and the CLI's command mailbox;
+//! - [`Probe`]: whether the new version is available, or why not;
+//! - [`TrafficWriter`]: the one writer of a rollout's traffic, with its read-back;
+//! - [`Clock`]: the time every decision is made at.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use serde_json::Value;
+use tracing::warn;
+
+use super::health::{Health, available};
+use super::traffic::live_split;
+use super::{Mailbox, RolloutDriverError, RolloutId, Tracked};
+use crate::cluster::Cluster;
+use crate::diff::{self, ObjectPlan, Plan};
+use crate::manifest::ObjectKey;
+use crate::rollout::{DestinationId, RolloutState, RouteRef, TrafficSplit};
+use crate::sync::{self, ObjectResult, SyncOptions};
+
+/// The rollout ConfigMaps and the command mailbox in them.
+pub(crate) trait RolloutStore: Send + Sync {
+    /// Every stored rollout.
+    fn load(&self) -> BoxFuture<'_, Result<Vec<(RolloutId, Tracked)>, RolloutDriverError>>;
+    /// The command waiting for `id`, if any.
+    fn read_command<'a>(
+        &'a self,
+        id: &'a RolloutId,
+    ) -> BoxFuture<'a, Result<Option<Mailbox>, RolloutDriverError>>;
+    /// Store `state`, then clear the mailbox if it still holds `clear_command`.
+    fn store<'a>(
+        &'a self,
+        id: &'a RolloutId,
+        policy: &'a str,
+        state: &'a RolloutState,
+        clear_command: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), RolloutDriverError>>;
+    /// Delete `id`'s state.
+    fn forget<'a>(&'a self, id: &'a RolloutId) -> BoxFuture<'a, Result<(), RolloutDriverError>>;
+}
+
+/// Whether the new destinations' Deployments are available, or why not.
+pub(crate) trait Probe: Send + Sync {
+    fn health<'a>(
+        &'a self,
+        namespace: &'a str,
+        canary: &'a [DestinationId],
+    ) -> BoxFuture<'a, Health>;
+}
+
+/// Writes a rollout's traffic: the VirtualService rendered for a split, then `route` read
+/// back from the API server (`None` when it cannot be read back at all).
+pub(crate) trait TrafficWriter: Send + Sync {
+    fn write<'a>(
+        &'a self,
+        id: &'a RolloutId,
+        key: &'a ObjectKey,
+        rendered: Value,
+        route: &'a RouteRef,
+    ) -> BoxFuture<'a, Option<TrafficSplit>>;
+}
+
+/// The time decisions are made at.
+pub(crate) trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The ports of one driver pass.
+#[derive(Clone, Copy)]
+pub(crate) struct Ports<'a> {
+    pub store: &'a dyn RolloutStore,
+    pub probe: &'a dyn Probe,
+    pub traffic: &'a dyn TrafficWriter,
+    pub clock: &'a dyn Clock,
+}
+
+/// The wall clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// The real adapters: the cluster, through veer's sync (the one writer) for traffic.
+pub struct ClusterPorts<'a> {
+    pub cluster: &'a Cluster,
+    pub sync: &'a SyncOptions,
+    /// Namespace of the rollout ConfigMaps.
+    pub state_namespace: &'a str,
+}
+
+impl<'a> ClusterPorts<'a> {
+    pub fn new(cluster: &'a Cluster, sync: &'a SyncOptions, state_namespace: &'a str) -> Self {
+        ClusterPorts {
+            cluster,
+            sync,
+            state_namespace,
+        }
+    }
+
+    pub(crate) fn ports(&'a self) -> Ports<'a> {
+        Ports {
+            store: self,
+            probe: self,
+            traffic: self,
+            clock: &SystemClock,
+        }
+    }
+}
+
+impl RolloutStore for ClusterPorts<'_> {
+    fn load(&self) -> BoxFuture<'_, Result<Vec<(RolloutId, Tracked)>, RolloutDriverError>> {
+        Box::pin(super::store::load_all(
+            self.cluster.client(),
+            self.state_namespace,
+        ))
+    }
+
+    fn read_command<'a>(
+        &'a self,
+        id: &'a RolloutId,
+    ) -> BoxFuture<'a, Result<Option<Mailbox>, RolloutDriverError>> {
+        Box::pin(super::commands::read_command(
+            self.cluster.client(),
+            self.state_namespace,
+            id,
+        ))
+    }
+
+    fn store<'a>(
+        &'a self,
+        id: &'a RolloutId,
+        policy: &'a str,
+        state: &'a RolloutState,
+        clear_command: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), RolloutDriverError>> {
+        Box::pin(super::store::store(
+            self.cluster.client(),
+            self.state_namespace,
+            id,
+            policy,
+            state,
+            clear_command,
+        ))
+    }
+
+    fn forget<'a>(&'a self, id: &'a RolloutId) -> BoxFuture<'a, Result<(), RolloutDriverError>> {
+        Box::pin(super::store::delete(
+            self.cluster.client(),
+            self.state_namespace,
+            id,
+        ))
+    }
+}
+
+impl Probe for ClusterPorts<'_> {
+    fn health<'a>(
+        &'a self,
+        namespace: &'a str,
+        canary: &'a [DestinationId],
+    ) -> BoxFuture<'a, Health> {
+        Box::pin(available(self.cluster, namespace, canary))
+    }
+}
+
+impl TrafficWriter for ClusterPorts<'_> {
+    fn write<'a>(
+        &'a self,
+        id: &'a RolloutId,
+        key: &'a ObjectKey,
+        rendered: Value,
+        route: &'a RouteRef,
+    ) -> BoxFuture<'a, Option<TrafficSplit>> {
+        Box::pin(async move {
+            // A write of its own cause: the rollout's, not a git change.
+            let plan = Plan {
+                objects: vec![ObjectPlan {
+                    key: key.clone(),
+                    action: diff::ObjectAction::Update {
+                        cause: diff::Cause::Rollout,
+                        changes: Vec::new(),
+                    },
+                    desired: Some(rendered),
+                    live: None,
+                }],
+                ..Plan::default()
+            };
+            // While the rollout runs veer owns these weights: a hand edit does not block it.
+            let options = SyncOptions {
+                force_conflicts: true,
+                ..self.sync.clone()
+            };
+            let report = sync::execute(self.cluster, &plan, &BTreeMap::new(), &options).await;
+            for o in &report.objects {
+                if let ObjectResult::Failed(f) = &o.result {
+                    warn!(rollout = %id, error = %f.message, "traffic write failed");
+                }
+            }
+            match live_split(self.cluster, key, route).await {
+                Ok(split) => split,
+                Err(e) => {
+                    warn!(rollout = %id, error = %e, "cannot read the VirtualService back");
+                    None
+                }
+            }
+        })
+    }
+}
