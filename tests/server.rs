@@ -786,6 +786,9 @@ fn busy_board(now: DateTime<Utc>) -> StatusBoard {
             check(3, Judgement::Pass, "success-rate = 99.6 (wants >= 99)"),
         ],
         failure: None,
+        interfered: Some(
+            "the route serves reviews/v1:50, reviews/v2:50 where the step set reviews/v1:80, reviews/v2:20 (edited by kubectl-edit); written again at 09:58:12 UTC".into(),
+        ),
     });
     board.put_rollout(RolloutStatus {
         name: "VirtualService shop/ratings spec.http[0] (primary)".into(),
@@ -812,6 +815,7 @@ fn busy_board(now: DateTime<Utc>) -> StatusBoard {
             check(32, Judgement::Fail, "error-rate = 9.1 (wants <= 1)"),
         ],
         failure: Some("2 failed checks (threshold 2)".into()),
+        interfered: None,
     });
     board
 }

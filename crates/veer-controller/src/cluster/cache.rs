@@ -344,7 +344,7 @@ fn start(
         writer,
         watcher(api, watcher::Config::default()).default_backoff(),
     );
-    debug!(watch = %what, "starting watch");
+    info!(watch = %what, "starting watch");
     let (refuse, refused) = signal::channel(None);
     let contact = contact.clone();
     let client = client.clone();

@@ -77,6 +77,9 @@ fn record_rollouts(board: &StatusBoard, controller: &Controller, now: DateTime<U
         for (id, state) in driver.states() {
             board.record_rollout(&id.to_string(), state, now);
         }
+        for (id, text) in driver.interferences() {
+            board.record_interference(&id.to_string(), text.clone());
+        }
     }
 }
 

@@ -167,6 +167,8 @@ pub struct RolloutDriver {
     notifications: Option<Arc<Notifications>>,
     metrics: Arc<Metrics>,
     rollouts: BTreeMap<RolloutId, Tracked>,
+    /// The last hand edit undone per rollout, for the status page.
+    interfered: BTreeMap<RolloutId, String>,
     loaded: bool,
     wake: Option<DateTime<Utc>>,
 }

@@ -257,6 +257,7 @@ impl StatusBoard {
                 }],
                 checks: Vec::new(),
                 failure: None,
+                interfered: None,
             });
         if entry.revision != state.revision && !entry.revision.is_empty() {
             // A new commit restarted the rollout: a new chart.
@@ -284,6 +285,13 @@ impl StatusBoard {
     /// tests).
     pub fn put_rollout(&self, status: RolloutStatus) {
         self.write().rollouts.insert(status.name.clone(), status);
+    }
+
+    /// The last hand edit of a rollout's route that veer undid.
+    pub fn record_interference(&self, name: &str, text: String) {
+        if let Some(entry) = self.write().rollouts.get_mut(name) {
+            entry.interfered = Some(text);
+        }
     }
 
     /// A rollout no longer in git.

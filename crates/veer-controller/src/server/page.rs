@@ -301,6 +301,9 @@ fn rollout(out: &mut String, r: &RolloutStatus, now: Option<DateTime<Utc>>) {
     if let Some(f) = &r.failure {
         let _ = writeln!(out, "<p class=\"notice bad\">{}</p>", escape(f));
     }
+    if let Some(i) = &r.interfered {
+        let _ = writeln!(out, "<p class=\"notice warn interfered\">{}</p>", escape(i));
+    }
     out.push_str(
         "<table class=\"split\">\n<tr><th>Destination</th><th>Weight now</th><th>Target</th></tr>\n",
     );
@@ -448,6 +451,7 @@ mod tests {
                     detail: evil.into(),
                 }],
                 failure: Some(evil.into()),
+                interfered: None,
             }],
             last_diff: Some(format!("+{evil}\n-{evil}\n{evil}\n")),
             readiness: Readiness::default(),

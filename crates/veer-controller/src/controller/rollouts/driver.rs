@@ -39,6 +39,7 @@ impl RolloutDriver {
             notifications: None,
             metrics,
             rollouts: BTreeMap::new(),
+            interfered: BTreeMap::new(),
             loaded: false,
             wake: None,
         })
@@ -69,6 +70,11 @@ impl RolloutDriver {
     /// The earliest time a rollout wants to act again, if any is running.
     pub fn next_wake(&self) -> Option<DateTime<Utc>> {
         self.wake
+    }
+
+    /// The last hand edit of each rollout's route that veer undid, as text for people.
+    pub fn interferences(&self) -> impl Iterator<Item = (&RolloutId, &String)> {
+        self.interfered.iter()
     }
 
     /// The state of each rollout the driver knows.

@@ -250,6 +250,11 @@ async fn a_hand_edit_mid_step_is_written_back() {
         Some(w.clock.now()),
         "the step is measured afresh"
     );
+    let told: Vec<&String> = w.driver.interferences().map(|(_, text)| text).collect();
+    assert!(
+        told.len() == 1 && told[0].contains("kubectl-edit") && told[0].contains("v1:50"),
+        "the page is told: {told:?}"
+    );
 
     // As written: nothing more to undo.
     tokio::time::advance(std::time::Duration::from_secs(1)).await;

@@ -48,6 +48,7 @@ impl RolloutDriver {
         info!(rollout = %id, "VirtualService left git: rollout state deleted");
         self.metrics.forget_rollout(&id.to_string());
         self.rollouts.remove(id);
+        self.interfered.remove(id);
         Ok(())
     }
 

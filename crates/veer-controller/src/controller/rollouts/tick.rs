@@ -89,6 +89,10 @@ impl RolloutDriver {
             let decision = decide(&state, &obs, &w.policy.spec, now);
             for event in &decision.events {
                 self.on_event(&w.id, &state, &decision.next, event);
+                if let crate::rollout::Event::Interfered { .. } = event {
+                    let text = format!("{} at {}", describe(event), now.format("%H:%M:%S UTC"));
+                    self.interfered.insert(w.id.clone(), text);
+                }
             }
             self.record_metrics(&w.id, &state, &decision.next, &w.policy);
             let consumed = tracked

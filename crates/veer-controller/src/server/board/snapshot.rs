@@ -116,6 +116,9 @@ pub struct RolloutStatus {
     pub checks: Vec<CheckMark>,
     /// Why it is rolling back or failed.
     pub failure: Option<String>,
+    /// The last hand edit of its route that veer undid: when, by whom, the live split and
+    /// the step's.
+    pub interfered: Option<String>,
 }
 
 impl RolloutStatus {

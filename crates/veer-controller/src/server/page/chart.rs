@@ -189,6 +189,7 @@ mod tests {
             ],
             checks: vec![mark(50, Judgement::Fail), mark(105, Judgement::Pass)],
             failure: None,
+            interfered: None,
         };
         let mut svg = String::new();
         chart(&mut svg, &r, Some(at(120)));
