@@ -235,6 +235,11 @@ async fn a_hand_edit_mid_step_is_written_back() {
     assert_eq!(w.written(), [split(75, 25)], "the first step is written");
     assert_eq!(w.state().phase, Phase::Progressing);
 
+    // A watch cache not yet told of that write still shows veer's older split: no hand edit.
+    tokio::time::advance(std::time::Duration::from_secs(1)).await;
+    w.pass(live(100, 0, "veer"), &[]).await;
+    assert_eq!(w.written(), [split(75, 25)], "nothing to undo");
+
     // A second later someone sets 50/50 by hand; the cache shows it at the next pass.
     tokio::time::advance(std::time::Duration::from_secs(1)).await;
     w.pass(live(50, 50, "kubectl-edit"), &[]).await;

@@ -142,12 +142,14 @@ impl RolloutDriver {
         Ok(())
     }
 
-    /// The rolled-out route as the watch cache has it, and who last edited it.
+    /// The rolled-out route as the watch cache has it, when someone other than veer wrote it
+    /// last. A route veer wrote last is not looked at: the cache may not have seen veer's
+    /// newest write yet, and an older split of veer's own is no hand edit.
     fn live_route(&self, w: &Work<'_>, state: &RolloutState) -> Option<LiveRoute> {
         let object = w.live?;
         let index = live_route_index(object, &state.route)?;
         match live_route(object, index, sync::MANAGER) {
-            Ok(route) => Some(route),
+            Ok(route) => route.editor.is_some().then_some(route),
             Err(e) => {
                 warn!(rollout = %w.id, error = %e, "cannot read the live route's weights");
                 None
