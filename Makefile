@@ -26,8 +26,9 @@ BENCHES := $(basename $(notdir $(wildcard benches/*.rs)))
 bench: deps-test
 	$(CARGO) bench $(addprefix --bench ,$(BENCHES))
 
-## lint: formatting and clippy (warnings are errors; the pure crates deny unwrap/expect outside
-## tests), then the architecture rules: no module cycle, no I/O crate under veer-core, no
+## lint: formatting and clippy (warnings are errors; every crate denies unwrap/expect outside
+## tests), then the architecture rules: no module cycle, no I/O crate under the pure crates,
+## the product library apart from the dev tooling, no Result<_, String> in a signature, no
 ## source file past 600 lines (tests/architecture.rs)
 lint:
 	$(CARGO) fmt --all --check
