@@ -653,13 +653,9 @@ async fn run(n: usize) {
     )
     .expect("a rollout driver");
     let mut ticking = controller(client.clone()).await.with_rollouts(driver);
+    // Its first pass loads the revision in force (the cluster matches it already).
     let pass = ticking
-        .handle(
-            PollOutcome::Unchanged {
-                commit: first.revision.commit.clone(),
-            },
-            Utc::now(),
-        )
+        .handle(PollOutcome::Updated(first.clone()), Utc::now())
         .await;
     assert!(matches!(pass, Pass::InSync { .. }), "{pass:?}");
     let mut times = Vec::new();
