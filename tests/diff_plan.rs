@@ -3,7 +3,6 @@
 //! (`UPDATE_GOLDEN=1` rewrites them).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -639,27 +638,10 @@ fn desired_hash_is_stable_across_key_order() {
 // ---------------------------------------------------------------------------------------------
 // Golden renderings
 
+/// Compare `actual` with `tests/fixtures/diff/<name>` (`UPDATE_GOLDEN=1` rewrites it).
 fn golden(name: &str, actual: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/diff")
-        .join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
-        std::fs::write(&path, actual).expect("write golden");
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; run with UPDATE_GOLDEN=1 to create it",
-            path.display()
-        )
-    });
-    assert_eq!(
-        actual,
-        expected,
-        "{} differs; if the change is intended, rerun with UPDATE_GOLDEN=1 and review it",
-        path.display()
-    );
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/diff");
+    veer_testkit::golden(&dir.join(name), actual);
 }
 
 /// One plan with every action: create, git change with a removal, drift, prune, prune

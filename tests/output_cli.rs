@@ -10,7 +10,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Output, Stdio};
 
 use support::backend::TestCluster;
@@ -149,28 +149,10 @@ fn mask_time(line: &str) -> String {
     line.to_string()
 }
 
-/// Compare `actual` with `tests/fixtures/output/<name>`, or rewrite it with `UPDATE_GOLDEN=1`.
+/// Compare `actual` with `tests/fixtures/output/<name>` (`UPDATE_GOLDEN=1` rewrites it).
 fn golden(name: &str, actual: &str) {
-    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests/fixtures/output", name]
-        .iter()
-        .collect();
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
-        std::fs::write(&path, actual).expect("write the golden file");
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; run `UPDATE_GOLDEN=1 cargo test --test output_cli` and read the result",
-            path.display()
-        )
-    });
-    assert_eq!(
-        actual,
-        expected,
-        "{} differs; if the change is intended, rerun with UPDATE_GOLDEN=1 and review it",
-        path.display()
-    );
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/output");
+    veer_testkit::golden(&dir.join(name), actual);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -60,6 +60,35 @@ pub fn service(name: &str) -> ObjectKey {
     key("Service", "shop", name)
 }
 
+/// Compare `actual` with the golden file at `path`, or (re)write it when `UPDATE_GOLDEN` is
+/// set. Panics with the path and what to do when they differ or the file is missing.
+pub fn golden(path: &std::path::Path, actual: &str) {
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        if let Some(dir) = path.parent()
+            && let Err(e) = std::fs::create_dir_all(dir)
+        {
+            panic!("{}: {e}", dir.display());
+        }
+        if let Err(e) = std::fs::write(path, actual) {
+            panic!("{}: {e}", path.display());
+        }
+        return;
+    }
+    let expected = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => panic!(
+            "{}: {e}; run with UPDATE_GOLDEN=1 to create it, and review it",
+            path.display()
+        ),
+    };
+    assert_eq!(
+        actual,
+        expected,
+        "{} differs; if the change is intended, rerun with UPDATE_GOLDEN=1 and review it",
+        path.display()
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
