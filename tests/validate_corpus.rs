@@ -93,3 +93,81 @@ fn invalid_corpus_matches_goldens() {
     }
     assert!(failures.is_empty(), "{failures}");
 }
+
+/// Every code the corpus produces is in the catalog with the severity it was reported at
+/// (unless `validation.severity` changed it, which the corpus never does), and the README's
+/// validation table lists every catalog code beside its istioctl code.
+#[test]
+fn catalog_covers_the_corpus_and_the_readme() {
+    let mut failures = String::new();
+    for f in fixtures("invalid").iter().chain(fixtures("valid").iter()) {
+        for d in validate_file(f).diagnostics {
+            match validate::catalog::find(d.code) {
+                None => failures.push_str(&format!(
+                    "{}: code {} is not in validate::catalog\n",
+                    f.display(),
+                    d.code
+                )),
+                Some(check) if check.istio != d.istio => failures.push_str(&format!(
+                    "{}: {} reported with istioctl code {:?}, catalog says {:?}\n",
+                    f.display(),
+                    d.code,
+                    d.istio,
+                    check.istio
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    let readme =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    for check in validate::catalog::all() {
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{}` |", check.code)));
+        match row {
+            None => failures.push_str(&format!(
+                "README's validation table has no row `| `{}` | …`\n",
+                check.code
+            )),
+            Some(row) => {
+                if let Some(ist) = check.istio
+                    && !row.contains(ist)
+                {
+                    failures.push_str(&format!(
+                        "README's row for {} does not name {ist}\n",
+                        check.code
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures}");
+}
+
+/// Prints how many checks exist per kind and per istioctl analyzer code (`cargo test --test
+/// validate_corpus -- --nocapture check_counts`).
+#[test]
+fn check_counts() {
+    let mut by_kind = std::collections::BTreeMap::<&str, usize>::new();
+    let mut by_istio = std::collections::BTreeMap::<&str, Vec<&str>>::new();
+    let all = validate::catalog::all();
+    for c in &all {
+        *by_kind.entry(c.kind).or_default() += 1;
+        if let Some(ist) = c.istio {
+            by_istio.entry(ist).or_default().push(c.code);
+        }
+    }
+    println!("{} checks", all.len());
+    for (kind, n) in &by_kind {
+        println!("  {kind:<16} {n}");
+    }
+    println!(
+        "istioctl analyze codes with a counterpart: {}",
+        by_istio.len()
+    );
+    for (ist, codes) in &by_istio {
+        println!("  {ist}  {}", codes.join(", "));
+    }
+    assert!(!all.is_empty());
+}

@@ -47,6 +47,10 @@ pub struct Diagnostic {
     pub severity: Severity,
     /// Stable identifier of the check, e.g. `vs-weight-sum`; documented in README.
     pub code: &'static str,
+    /// The `istioctl analyze` message this finding corresponds to (e.g. `IST0101`), so users
+    /// of istioctl recognise it; `None` for checks istioctl has no code for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub istio: Option<&'static str>,
     /// Path of the file, relative to the repository (or validated directory) root.
     pub file: String,
     pub line: u32,
@@ -70,6 +74,7 @@ impl Diagnostic {
         Self {
             severity: Severity::Error,
             code,
+            istio: None,
             file: file.into(),
             line: at.line,
             column: at.column,
@@ -96,6 +101,12 @@ impl Diagnostic {
         self
     }
 
+    /// Name the `istioctl analyze` code this finding mirrors.
+    pub fn istio(mut self, code: &'static str) -> Self {
+        self.istio = Some(code);
+        self
+    }
+
     pub fn fix(mut self, fix: impl Into<String>) -> Self {
         self.fix = Some(fix.into());
         self
@@ -108,11 +119,11 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}[{}] {}:{}:{}: ",
-            self.severity, self.code, self.file, self.line, self.column
-        )?;
+        write!(f, "{}[{}", self.severity, self.code)?;
+        if let Some(istio) = self.istio {
+            write!(f, " {istio}")?;
+        }
+        write!(f, "] {}:{}:{}: ", self.file, self.line, self.column)?;
         if let Some(object) = &self.object {
             write!(f, "{object}: ")?;
         }
@@ -167,6 +178,11 @@ mod tests {
             d.to_string(),
             "error[vs-weight-sum] a/vs.yaml:12:9: VirtualService default/reviews: sum is 90\n  fix: make them add up to 100"
         );
-        assert!(render_human(&[d]).ends_with("1 error, 0 warnings\n"));
+        assert!(render_human(&[d.clone()]).ends_with("1 error, 0 warnings\n"));
+        assert!(
+            d.istio("IST0101")
+                .to_string()
+                .starts_with("error[vs-weight-sum IST0101] a/vs.yaml:12:9: ")
+        );
     }
 }

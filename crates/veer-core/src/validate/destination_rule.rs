@@ -2,6 +2,9 @@
 //! connection pools with usable limits and outlier detection with sane percentages and
 //! durations, wherever a traffic policy appears (top level, per port, per subset).
 
+/// The checks of this module, for the catalog (`validate::catalog`).
+pub const CHECKS: &[super::catalog::Check] = &[];
+
 use std::collections::HashMap;
 
 use super::Index;

@@ -7,6 +7,9 @@
 //! servers (selector, ports, hosts), `tls` the servers' TLS settings, `conflicts` servers of
 //! different Gateways that bind the same port and host.
 
+/// The checks of this module, for the catalog (`validate::catalog`).
+pub const CHECKS: &[super::catalog::Check] = &[];
+
 mod conflicts;
 mod servers;
 mod tls;

@@ -6,6 +6,9 @@
 //! `IsDNS1123Subdomain`, `IsDNS1035Label`, `IsQualifiedName`, `IsValidLabelValue`) and
 //! `pkg/api/validation/path` (`IsValidPathSegmentName`).
 
+/// The checks of this module, for the catalog (`validate::catalog`).
+pub const CHECKS: &[super::catalog::Check] = &[];
+
 use crate::manifest::kinds::NameRule;
 
 /// Longest DNS-1123 or RFC 1035 label, label value, and name part of a qualified name.

@@ -3,6 +3,9 @@
 //! total size of annotations, also in the label maps of the workloads veer knows (selectors,
 //! pod templates). The server rejects every one of these, so every finding is an error.
 
+/// The checks of this module, for the catalog (`validate::catalog`).
+pub const CHECKS: &[super::catalog::Check] = &[];
+
 use serde_json::{Map, Value};
 
 use super::Index;

@@ -3,6 +3,8 @@
 //!
 //! A revision with any error is rejected whole; warnings never block.
 
+pub mod analyze;
+pub mod catalog;
 pub mod destination_rule;
 pub mod gateway;
 pub mod k8s_names;
@@ -24,6 +26,10 @@ use crate::manifest::istio::{
     DestinationRule, Gateway, IstioObject, ServiceEntry, Sidecar, VirtualService,
 };
 use crate::manifest::{Manifest, ManifestSet, ObjectKey, TypedObject};
+
+/// Checks made while reading files (YAML, encoding, size, symlinks, required fields), before
+/// any kind's checks; the codes come from `manifest`.
+pub const READING_CHECKS: &[catalog::Check] = &[];
 
 /// The outcome of validating a revision.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -12,6 +12,9 @@
 //! comparison with the old version, `phases` the mirror / A/B / fault phases, `webhooks`
 //! the webhooks and the git revert.
 
+/// The checks of this module, for the catalog (`validate::catalog`).
+pub const CHECKS: &[super::catalog::Check] = &[];
+
 mod baseline;
 mod bindings;
 mod metrics;

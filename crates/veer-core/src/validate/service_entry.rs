@@ -1,6 +1,9 @@
 //! ServiceEntry checks: hosts, ports, addresses, and the consistency of resolution, location,
 //! endpoints and workloadSelector.
 
+/// The checks of this module, for the catalog (`validate::catalog`).
+pub const CHECKS: &[super::catalog::Check] = &[];
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 

@@ -1,6 +1,9 @@
 //! Sidecar checks: egress host forms, ingress and egress listener ports, and one namespace
 //! default (selector-less Sidecar) per namespace.
 
+/// The checks of this module, for the catalog (`validate::catalog`).
+pub const CHECKS: &[super::catalog::Check] = &[];
+
 use std::collections::{BTreeMap, HashMap};
 
 use super::Index;

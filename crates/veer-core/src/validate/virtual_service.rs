@@ -7,6 +7,9 @@
 //! clash in the revision, `faults` fault-injection and mirror settings, `http` regexes,
 //! durations and retries.
 
+/// The checks of this module, for the catalog (`validate::catalog`).
+pub const CHECKS: &[super::catalog::Check] = &[];
+
 mod faults;
 mod http;
 mod references;
