@@ -10,10 +10,10 @@
 //! VirtualService of the current phase; while a rollout runs, `ignore_fields` tells the
 //! planner which fields it owns so the ordinary sync never fights it.
 //!
-//! One rollout per VirtualService: the first route git shifts; other routes a commit shifts
-//! apply at once (validation warns of it, `rp-one-route-per-rollout`, and so does the log).
-//! Moving several routes as one rollout would need a split per route in the stored state,
-//! the render and the read-back.
+//! One rollout per VirtualService: the first route git shifts is the rollout's own; other
+//! routes the same commit shifts are its companions and move with it
+//! (`rollout::companions`). The read-back and the hand-edit check look at the rollout's own
+//! route.
 //!
 //! This file holds the driver's types (its identity, errors, options and state); the work
 //! is in one submodule per concern:
@@ -58,7 +58,7 @@ use crate::manifest::ObjectKey;
 use crate::manifest::rollout_policy::RolloutPolicy;
 use crate::metrics::Metrics;
 use crate::notify::Notifications;
-use crate::rollout::{OperatorCommand, RolloutState, RouteShift, TargetUpdate};
+use crate::rollout::{CompanionRoute, OperatorCommand, RolloutState, RouteShift, TargetUpdate};
 
 pub use commands::send_command;
 pub use ports::{ClusterPorts, SystemClock};
@@ -154,6 +154,8 @@ struct Work<'a> {
     policy: RolloutPolicy,
     target: Option<TargetUpdate>,
     shift: Option<RouteShift>,
+    /// Other routes git shifts in the same VirtualService: they move with `shift`'s.
+    companions: Vec<CompanionRoute>,
     /// The VirtualService as the watch cache has it, to notice a hand edit of the route.
     live: Option<&'a Value>,
 }

@@ -9,6 +9,7 @@
 //! a replayed or late answer is recognised and ignored, and a restarted controller re-runs
 //! [`RolloutState::pending_action`] instead of guessing.
 
+pub mod companions;
 pub mod detect;
 pub mod live;
 pub mod machine;
@@ -25,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::manifest::istio::virtual_service::StringMatch;
 
 pub use crate::manifest::rollout_policy::{RolloutPolicy, RolloutPolicySpec, WebhookKind};
+pub use companions::CompanionRoute;
 pub use detect::{RouteRef, RouteShift, detect, owned_fields, read_split, write_split};
 pub use live::{live_route, route_editor};
 pub use machine::{Decision, decide};

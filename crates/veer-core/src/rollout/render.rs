@@ -34,6 +34,31 @@ fn destination(d: &DestinationId) -> Value {
     v
 }
 
+/// What to write for `state`'s rollout at `split` (and overlay): git's VirtualService with the
+/// rollout's route at `split` and its companion routes moved in step
+/// ([`super::companions`]).
+pub fn render_step(
+    desired: &Value,
+    state: &super::RolloutState,
+    split: &TrafficSplit,
+    overlay: Option<&Overlay>,
+) -> Result<Value, RolloutError> {
+    let moved = super::companions::write_companions(
+        desired,
+        &state.start_split,
+        &state.target_split,
+        split,
+        &state.companions,
+    )?;
+    render(
+        &moved,
+        state.route.index,
+        split,
+        &state.target_split,
+        overlay,
+    )
+}
+
 /// `desired` (git's VirtualService) with route `index` carrying `split` and `overlay`.
 pub fn render(
     desired: &Value,

@@ -382,6 +382,10 @@ pub struct RolloutState {
     /// The git revision whose weights are being rolled out.
     pub revision: String,
     pub route: RouteRef,
+    /// Other routes of the VirtualService the same commit shifts: they move with `route`
+    /// (`rollout::companions`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub companions: Vec<super::CompanionRoute>,
     pub phase: Phase,
     pub stage: Stage,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -447,6 +451,7 @@ impl RolloutState {
             version: STATE_VERSION,
             revision: revision.into(),
             route,
+            companions: Vec::new(),
             phase: Phase::Queued,
             stage: Stage::Start,
             resume: None,

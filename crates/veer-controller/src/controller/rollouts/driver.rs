@@ -23,7 +23,7 @@ use crate::manifest::ObjectKey;
 use crate::manifest::rollout_policy::{self as rpolicy, RolloutPolicy};
 use crate::metrics::Metrics;
 use crate::notify::Notifications;
-use crate::rollout::{RolloutState, detect};
+use crate::rollout::{CompanionRoute, RolloutState};
 use crate::source::LoadedRevision;
 
 impl RolloutDriver {
@@ -142,21 +142,18 @@ impl RolloutDriver {
             let id = RolloutId::of(&d.key);
             bound.insert(id.clone());
             let live_vs = find_live(live, &d.key);
-            if let Ok(shifts) = detect(&d.value, live_vs)
-                && let [first, rest @ ..] = shifts.as_slice()
-                && !rest.is_empty()
-            {
-                let at_once: Vec<String> = rest.iter().map(|s| s.route.to_string()).collect();
-                warn!(rollout = %id, rolled_out = %first.route, at_once = ?at_once, "several routes of the VirtualService change weights: one is rolled out, the others apply at once; give each such route a VirtualService of its own");
-            }
             let state = self.rollouts.get(&id).map(|t| &t.state);
-            let (shift, target) = match targets(&d.value, live_vs, state, &commit) {
+            let (shifts, target) = match targets(&d.value, live_vs, state, &commit) {
                 Ok(t) => t,
                 Err(e) => {
                     warn!(rollout = %id, error = %e, "cannot read the route's weights; no rollout");
                     continue;
                 }
             };
+            let mut shifts = shifts.into_iter();
+            let shift = shifts.next();
+            let companions: Vec<CompanionRoute> =
+                shifts.map(|s| CompanionRoute::from(&s)).collect();
             if state.is_none() && shift.is_none() {
                 continue;
             }
@@ -167,6 +164,7 @@ impl RolloutDriver {
                 policy: policy.clone(),
                 target,
                 shift,
+                companions,
                 live: live_vs,
             });
         }
@@ -179,7 +177,7 @@ impl RolloutDriver {
             let (Some(shift), Some(target)) = (&w.shift, &w.target) else {
                 continue;
             };
-            let state = RolloutState::new(
+            let mut state = RolloutState::new(
                 target.revision.clone(),
                 shift.route.clone(),
                 &shift.start,
@@ -187,6 +185,15 @@ impl RolloutDriver {
                 &w.policy.spec,
                 now,
             );
+            state.companions = w.companions.clone();
+            if !state.companions.is_empty() {
+                let routes: Vec<String> = state
+                    .companions
+                    .iter()
+                    .map(|c| c.route.to_string())
+                    .collect();
+                info!(rollout = %w.id, route = %state.route, with = ?routes, "several routes change weights: they move together, step by step");
+            }
             // People hear "started" when traffic moves (`events::to_notification`).
             info!(rollout = %w.id, policy = %w.policy.name(), from = %state.from_split, target = %state.target_split, steps = ?state.steps, "rollout queued");
             if let Err(e) = self.store(ports, &w.id, &w.policy, &state, None).await {

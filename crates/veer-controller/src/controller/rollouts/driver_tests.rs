@@ -103,6 +103,8 @@ impl Probe for FixedProbe {
 #[derive(Default)]
 struct Route {
     written: Mutex<Vec<TrafficSplit>>,
+    /// Every object written, whole.
+    objects: Mutex<Vec<Value>>,
 }
 
 impl TrafficWriter for Route {
@@ -114,6 +116,7 @@ impl TrafficWriter for Route {
         route: &'a RouteRef,
     ) -> BoxFuture<'a, Option<TrafficSplit>> {
         let split = read_split(&rendered, route.index).ok();
+        self.objects.lock().unwrap().push(rendered);
         if let Some(s) = &split {
             self.written.lock().unwrap().push(s.clone());
         }
@@ -185,9 +188,14 @@ impl World {
     /// One pass with git's VirtualService at v2:100 (plus `others`) and `live` as the cache
     /// has it.
     async fn pass(&mut self, live: Value, others: &[DesiredObject]) {
+        self.pass_with(vs(0, 100, Some("p")), live, others).await;
+    }
+
+    /// One pass with `git` as git's VirtualService.
+    async fn pass_with(&mut self, git: Value, live: Value, others: &[DesiredObject]) {
         let mut desired = vec![DesiredObject {
             key: key(),
-            value: vs(0, 100, Some("p")),
+            value: git,
         }];
         desired.extend_from_slice(others);
         let live = BTreeMap::from([(key(), live)]);
@@ -332,4 +340,47 @@ async fn a_pass_over_many_unrelated_objects_does_rollout_work_only() {
     assert_eq!(*w.store.writes.lock().unwrap(), 0, "nothing stored");
     assert!(w.written().is_empty(), "nothing written");
     assert_eq!(w.driver.states().count(), 0);
+}
+
+/// `vs` with an A/B route ahead of the default one, both at `(v1, v2)`.
+fn two_routes(v1: u32, v2: u32) -> Value {
+    let mut v = vs(v1, v2, Some("p"));
+    let primary = v["spec"]["http"][0].clone();
+    let mut ab = primary.clone();
+    ab["name"] = json!("testers");
+    ab["match"] = json!([{"headers": {"x-tester": {"exact": "yes"}}}]);
+    v["spec"]["http"] = json!([ab, primary]);
+    v
+}
+
+fn route_split(object: &Value, index: usize) -> TrafficSplit {
+    read_split(object, index).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_routes_a_commit_shifts_move_together_and_roll_back_together() {
+    let mut w = World::new();
+    w.pass_with(two_routes(0, 100), two_routes(100, 0), &[])
+        .await;
+    let state = w.state();
+    assert_eq!(state.route.name.as_deref(), Some("testers"));
+    assert_eq!(state.companions.len(), 1, "the default route moves with it");
+    let first = w.route.objects.lock().unwrap()[0].clone();
+    assert_eq!(route_split(&first, 0), split(75, 25));
+    assert_eq!(route_split(&first, 1), split(75, 25), "the same step");
+
+    // Abort: both routes go back to where they started.
+    *w.store.mailbox.lock().unwrap() = Some(state_command(&w, 1, Command::Abort));
+    for _ in 0..3 {
+        tokio::time::advance(std::time::Duration::from_secs(1)).await;
+        let mut live = two_routes(75, 25);
+        live["metadata"]["managedFields"] = json!([{"manager": "veer", "operation": "Apply",
+            "fieldsV1": {"f:spec": {"f:http": {}}}}]);
+        w.pass_with(two_routes(0, 100), live, &[]).await;
+    }
+    let objects = w.route.objects.lock().unwrap().clone();
+    let last = objects.last().unwrap();
+    assert_eq!(route_split(last, 0), split(100, 0), "rolled back");
+    assert_eq!(route_split(last, 1), split(100, 0), "rolled back together");
+    assert!(w.state().phase.is_terminal() || w.state().phase == Phase::RollingBack);
 }

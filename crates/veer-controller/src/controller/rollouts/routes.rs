@@ -70,7 +70,8 @@ pub(super) fn live_route_index(live: &Value, route: &RouteRef) -> Option<usize> 
     crate::rollout::detect::pair_live_route(live, route)
 }
 
-/// The route git shifts (if any) and what the state machine should hear as the target. The
+/// The routes git shifts (the first is the rollout's own, the others its companions) and
+/// what the state machine should hear as the target. The
 /// target keeps the state's revision while git's split is the one being rolled out, so an
 /// unrelated commit does not restart a rollout; a different split carries `commit`. Pure.
 pub(super) fn targets(
@@ -78,29 +79,29 @@ pub(super) fn targets(
     live: Option<&Value>,
     state: Option<&RolloutState>,
     commit: &str,
-) -> Result<(Option<RouteShift>, Option<TargetUpdate>), crate::rollout::RolloutError> {
-    let shift = detect(desired, live)?.into_iter().next();
+) -> Result<(Vec<RouteShift>, Option<TargetUpdate>), crate::rollout::RolloutError> {
+    let shifts = detect(desired, live)?;
     let Some(live) = live else {
-        return Ok((None, None));
+        return Ok((shifts, None));
     };
-    let (git_split, live_split) = match (&shift, state) {
+    let (git_split, live_split) = match (shifts.first(), state) {
         (Some(s), _) => (s.target.clone(), s.start.clone()),
         (None, Some(st)) => {
             let Some(index) = live_route_index(live, &st.route) else {
-                return Ok((None, None));
+                return Ok((shifts, None));
             };
             let live_split = read_split(live, index)?;
             let git_split = read_split(desired, st.route.index).unwrap_or(live_split.clone());
             (git_split, live_split)
         }
-        (None, None) => return Ok((None, None)),
+        (None, None) => return Ok((shifts, None)),
     };
     let revision = match state {
         Some(st) if st.target_split.same_traffic(&git_split) => st.revision.clone(),
         Some(_) | None => commit.to_string(),
     };
     Ok((
-        shift,
+        shifts,
         Some(TargetUpdate {
             revision,
             target: git_split,
@@ -127,9 +128,10 @@ pub(super) fn ignore_fields(
         if bound_policy(&d.value, policies).is_none() {
             continue;
         }
-        let shift = detect(&d.value, find_live(live, &d.key))
-            .ok()
-            .and_then(|s| s.into_iter().next());
+        let shifts = detect(&d.value, find_live(live, &d.key)).unwrap_or_default();
+        let mut shifts = shifts.into_iter();
+        let shift = shifts.next();
+        let companions: Vec<FieldPath> = shifts.flat_map(|s| s.owned_fields()).collect();
         let owned = match (state, shift) {
             (Some(s), shift) if !s.phase.is_terminal() => {
                 let shift = shift.unwrap_or_else(|| RouteShift {
@@ -141,7 +143,17 @@ pub(super) fn ignore_fields(
                     same_destinations: false,
                     destinations: 0,
                 });
-                owned_fields(&shift, s.current_overlay.as_ref())
+                let mut owned = owned_fields(&shift, s.current_overlay.as_ref());
+                // A companion git no longer shifts is still in flight: own its whole list.
+                owned.extend(s.companions.iter().map(|c| {
+                    FieldPath(vec![
+                        crate::fields::PathElement::field("spec"),
+                        crate::fields::PathElement::field("http"),
+                        crate::fields::PathElement::Index(c.route.index),
+                        crate::fields::PathElement::field("route"),
+                    ])
+                }));
+                owned
             }
             (Some(s), Some(shift))
                 if s.phase == Phase::Succeeded && s.target_split.same_traffic(&shift.target) =>
@@ -151,6 +163,12 @@ pub(super) fn ignore_fields(
             (_, Some(shift)) => owned_fields(&shift, None),
             (_, None) => continue,
         };
+        let mut owned = owned;
+        for path in companions {
+            if !owned.contains(&path) {
+                owned.push(path);
+            }
+        }
         out.insert(d.key.clone(), owned);
     }
     out
@@ -227,7 +245,7 @@ mod tests {
         for case in cases {
             let (shift, target) =
                 targets(&case.git, case.live.as_ref(), case.state, "c2").expect(case.name);
-            assert_eq!(shift.is_some(), case.shift, "{}", case.name);
+            assert_eq!(!shift.is_empty(), case.shift, "{}", case.name);
             let target = target.map(|t| (t.revision, t.target, t.live));
             let want = case
                 .target

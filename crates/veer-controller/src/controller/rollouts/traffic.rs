@@ -24,13 +24,7 @@ impl RolloutDriver {
         split: &TrafficSplit,
         overlay: Option<&crate::rollout::Overlay>,
     ) -> Option<TrafficSplit> {
-        match crate::rollout::render::render(
-            w.desired,
-            state.route.index,
-            split,
-            &state.target_split,
-            overlay,
-        ) {
+        match crate::rollout::render::render_step(w.desired, state, split, overlay) {
             Ok(rendered) => {
                 ports
                     .traffic
