@@ -252,8 +252,21 @@ impl Cli {
             | Command::Demo(_)
             | Command::Completions(_) => None,
         };
+        let strict = match &self.command {
+            Command::Validate(a) => a.strict,
+            Command::Run(_)
+            | Command::Diff(_)
+            | Command::Sync(_)
+            | Command::Status(_)
+            | Command::Rollout(_)
+            | Command::DevCluster(_)
+            | Command::SyntheticExporter(_)
+            | Command::Demo(_)
+            | Command::Completions(_) => None,
+        };
         Overrides {
             listen,
+            strict,
             kubeconfig: self.kubeconfig.clone(),
             context: self.context.clone(),
             state_namespace: self.state_namespace.clone(),

@@ -75,6 +75,44 @@ fn invalid_directory_exits_1_with_file_line_and_fix() {
     assert_eq!(json["diagnostics"][0]["code"], "unknown-field");
 }
 
+/// The summary counts every object and every file read, those with errors too; a file whose
+/// only object has typos counted 0 objects in 0 files.
+#[test]
+fn summary_counts_objects_with_errors_and_every_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("vs.yaml"), BAD_VS).unwrap();
+    let out = veer(&["validate", "vs.yaml"], tmp.path());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("\n1 object in 1 file: 1 error, "),
+        "{stdout}"
+    );
+
+    // A List of two, a file that is not YAML, an empty file and a Service.
+    std::fs::write(
+        tmp.path().join("list.yaml"),
+        format!(
+            "apiVersion: v1\nkind: List\nitems:\n- {}\n- {}\n",
+            service("a").trim_end().replace('\n', "\n  "),
+            service("b").trim_end().replace('\n', "\n  ")
+        ),
+    )
+    .unwrap();
+    std::fs::write(tmp.path().join("broken.yaml"), "a: [1\n").unwrap();
+    std::fs::write(tmp.path().join("empty.yaml"), "# nothing yet\n").unwrap();
+    std::fs::write(tmp.path().join("svc.yaml"), service("reviews")).unwrap();
+    let out = veer(&["validate", "."], tmp.path());
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("\n4 objects in 5 files: "), "{stdout}");
+    let out = veer(&["validate", ".", "--output", "json"], tmp.path());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(
+        (json["objects"].as_u64(), json["files"].as_u64()),
+        (Some(4), Some(5))
+    );
+}
+
 #[test]
 fn config_errors_name_the_key_and_exit_3() {
     let tmp = tempfile::tempdir().unwrap();
@@ -174,4 +212,50 @@ fn repo_flag_and_run_once_against_a_git_daemon() {
         "{stderr}"
     );
     assert!(stderr.contains("unknown-field"), "{stderr}");
+}
+
+/// `--strict` and `validation:` in veer.yaml: a file with only warnings passes, fails under
+/// `--strict` (or `validation.strict`), and one check can be raised, kept or turned off.
+#[test]
+fn strict_and_severities_decide_the_exit_code() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let warned =
+        std::fs::read_to_string(root.join("tests/fixtures/valid/dr-subset-without-labels.yaml"))
+            .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("dr.yaml"), &warned).unwrap();
+    let run = |args: &[&str], config: &str| {
+        std::fs::write(tmp.path().join("veer.yaml"), config).unwrap();
+        let out = veer(args, tmp.path());
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+
+    let (code, stdout, _) = run(&["validate", "dr.yaml"], "");
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("warning[dr-subset-labels]"), "{stdout}");
+    let (code, stdout, _) = run(&["validate", "dr.yaml", "--strict"], "");
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("error[dr-subset-labels]"), "{stdout}");
+
+    let strict = "validation:\n  strict: true\n";
+    assert_eq!(run(&["validate", "dr.yaml"], strict).0, Some(1));
+    assert_eq!(
+        run(&["validate", "dr.yaml", "--strict=false"], strict).0,
+        Some(0)
+    );
+    let raised = "validation:\n  severity:\n    dr-subset-labels: error\n";
+    assert_eq!(run(&["validate", "dr.yaml"], raised).0, Some(1));
+    let off = "validation:\n  severity:\n    dr-subset-labels: off\n";
+    let (code, stdout, _) = run(&["validate", "dr.yaml"], off);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(!stdout.contains("dr-subset-labels"), "{stdout}");
+
+    let typo = "validation:\n  severity:\n    dr-subset-lables: off\n";
+    let (code, _, stderr) = run(&["validate", "dr.yaml"], typo);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stderr.contains("veer.yaml:3: `validation.severity.dr-subset-lables`")
+            && stderr.contains("did you mean `dr-subset-labels`?"),
+        "{stderr}"
+    );
 }

@@ -43,6 +43,16 @@ pub struct ValidateArgs {
     /// Output format.
     #[arg(long, short, value_enum, default_value = "human")]
     pub output: OutputFormat,
+
+    /// Treat every warning as an error (exit 1), except checks `validation.severity` sets;
+    /// replaces `validation.strict` of veer.yaml.
+    #[arg(long, env = "VEER_STRICT", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub strict: Option<bool>,
+
+    /// Also look destination hosts up among the live cluster's Services and ServiceEntries
+    /// (the configured kubeconfig and context, as `veer diff` uses). Without it, offline.
+    #[arg(long)]
+    pub cluster: bool,
 }
 
 #[derive(Debug, Args)]

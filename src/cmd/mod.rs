@@ -69,7 +69,9 @@ async fn start_controller(
         prune: config.sync.prune,
         sync,
     };
-    Ok(Controller::start(cluster, state_location(config), options).await?)
+    Ok(Controller::start(cluster, state_location(config), options)
+        .await?
+        .with_severities(config.validation.clone()))
 }
 
 fn sync_options(config: &Config, mode: WriteMode) -> SyncOptions {
@@ -102,7 +104,7 @@ fn local_policies(config: &Config) -> Result<Vec<veer::rollout::RolloutPolicy>> 
         return Ok(Vec::new());
     };
     let set = read_path(dir, config)?;
-    let report = veer::validate::validate(&set);
+    let report = config.validation.apply(veer::validate::validate(&set));
     if !report.is_ok() {
         for d in &report.diagnostics {
             warn!("{d}");

@@ -14,7 +14,7 @@ use veer::source::{GitSource, LoadedRevision};
 use veer::sync::SyncOptions;
 use veer::validate::{self, Report};
 
-use super::{local_policies, require_source, rollout_driver, start_controller};
+use super::{connect, local_policies, require_source, rollout_driver, start_controller};
 
 /// Fetch the followed ref and read its manifests (on a blocking thread).
 async fn fetch_revision(config: &Config, source: &SourceConfig) -> Result<Arc<LoadedRevision>> {
@@ -60,7 +60,19 @@ pub(super) async fn plan_revision(
     let source = require_source(config)?;
     let loaded = fetch_revision(config, source).await?;
     let policies = local_policies(config)?;
-    let report = validate::validate_with_policies(&loaded.set, &policies);
+    // The cluster's Services and ServiceEntries, as the controller validates with them (none
+    // when they cannot be listed; a cluster that cannot be reached fails below, as before).
+    let services = match connect(config).await {
+        Ok(cluster) => cluster.services_for_validation().await,
+        Err(_) => None,
+    };
+    let context = validate::ValidationContext {
+        policies: &policies,
+        cluster: services.as_ref(),
+    };
+    let report = config
+        .validation
+        .apply(validate::validate_with(&loaded.set, &context));
     if !report.is_ok() {
         return Ok(Err(print_rejection(&loaded, &report, output)));
     }

@@ -13,6 +13,7 @@ mod notifiers;
 mod resolve;
 #[cfg(test)]
 mod tests;
+mod validation;
 
 pub use check::ConfigError;
 pub use model::{

@@ -17,6 +17,7 @@ pub mod observers;
 mod planning;
 mod record;
 pub mod rollouts;
+mod validation;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -31,7 +32,7 @@ use crate::manifest::{ObjectIdentity, ObjectKey};
 use crate::source::{LoadedRevision, PollOutcome};
 use crate::sync::state::{self, StateError, StateLocation, SyncState};
 use crate::sync::{self, ObjectResult, SyncOptions, SyncReport, WriteMode};
-use crate::validate::{self, Report};
+use crate::validate::{Report, Severities};
 
 /// What can stop a pass.
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +82,8 @@ pub fn exit_code(pass: &Pass) -> i32 {
 }
 
 pub use planning::{
-    desired_objects, desired_virtual_services, plan_context, report_without_writes,
+    desired_objects, desired_rollouts, desired_virtual_services, plan_context,
+    report_without_writes,
 };
 pub use record::{error_state, next_state, rejected_state};
 
@@ -151,6 +153,8 @@ pub struct Planned {
     pub plan: Plan,
     pub desired: Vec<DesiredObject>,
     pub live: LiveState,
+    /// The rollout work the plan was made with, for the driver.
+    pub rollouts: Option<rollouts::PlannedRollouts>,
 }
 
 /// The loop's state and its I/O: the cluster, the recorded state, the last valid revision.
@@ -167,6 +171,8 @@ pub struct Controller {
     refused: Option<(crate::source::Revision, Report)>,
     /// Progressive rollouts; `None`: weights apply at once like any field.
     rollouts: Option<rollouts::RolloutDriver>,
+    /// `validation:` of veer.yaml: the severity of each check in every revision's report.
+    severities: Severities,
     /// The diff of the last pass that wrote (as `veer diff` prints it, without colour), for
     /// the status page.
     last_diff: Option<String>,
@@ -194,6 +200,7 @@ impl Controller {
             validated: None,
             refused: None,
             rollouts: None,
+            severities: Severities::default(),
             last_diff: None,
         })
     }
@@ -273,7 +280,11 @@ impl Controller {
         let (Some(loaded), Some(driver)) = (&self.current, &mut self.rollouts) else {
             return;
         };
-        let desired = desired_virtual_services(loaded, &self.options.source_url);
+        // Only the VirtualServices with a rollout: new rollouts start at a pass, not a tick.
+        let desired = match driver.tracked() {
+            Some(tracked) => desired_rollouts(loaded, &self.options.source_url, &tracked),
+            None => desired_virtual_services(loaded, &self.options.source_url),
+        };
         let keys: Vec<ObjectKey> = desired.iter().map(|d| d.key.clone()).collect();
         match self.cluster.live(&keys).await {
             Ok(live) => {
@@ -312,10 +323,8 @@ impl Controller {
             self.options.prune,
             semantics,
         );
-        if let Some(driver) = &self.rollouts {
-            let policies = driver.policies(loaded);
-            ctx.ignore = driver.ignore(&desired, &live.objects, &policies);
-        }
+        let rollouts = (self.rollouts.as_ref()).map(|d| d.plan(loaded, &desired, &live.objects));
+        ctx.ignore = rollouts.as_ref().map(|r| r.ignore()).unwrap_or_default();
         ctx.unreadable = live.forbidden.keys().cloned().collect();
         ctx.self_heal = self.options.sync.self_heal;
         let plan = diff::plan(&desired, &live.objects, &ctx);
@@ -323,6 +332,7 @@ impl Controller {
             plan,
             desired,
             live,
+            rollouts,
         })
     }
 
@@ -331,11 +341,7 @@ impl Controller {
         match poll {
             PollOutcome::Updated(loaded) => {
                 self.refused = None;
-                let local = self
-                    .rollouts
-                    .as_ref()
-                    .map_or(&[][..], |d| d.local_policies());
-                let report = validate::validate_with_policies(&loaded.set, local);
+                let report = self.validate(&loaded).await;
                 self.validated = Some((loaded.clone(), report.clone()));
                 if report.is_ok() {
                     self.current = Some(loaded);
@@ -533,14 +539,8 @@ impl Controller {
                 let namespace = driver.state_namespace().to_string();
                 let adapters =
                     rollouts::ClusterPorts::new(&self.cluster, &self.options.sync, &namespace);
-                driver
-                    .drive(
-                        &adapters.ports(),
-                        loaded,
-                        &planned.desired,
-                        &planned.live.objects,
-                    )
-                    .await;
+                let ports = adapters.ports();
+                driver.drive_planned(&ports, loaded, &planned).await;
             }
         }
         Ok(pass)

@@ -1,7 +1,8 @@
 //! veer's decisions, as pure functions over plain data: [`validate`] (is a revision
 //! acceptable), [`diff`] (`plan(desired, live)`), [`rollout`] (`decide(state, observation,
-//! policy, now)`) and the pure half of [`analysis`] (queries, answers, verdicts). No I/O: the
-//! controller in the `veer` crate feeds these and carries out what they return.
+//! policy, now)`), the pure half of [`analysis`] (queries, answers, verdicts) and [`notice`]
+//! (what people are told, as text). No I/O: the controller in the `veer` crate feeds these
+//! and carries out what they return.
 #![forbid(unsafe_code)]
 // A new variant (a rollout phase, an action, a cause) must make every decision over it
 // fail to build until someone decides what it means there (tests may match loosely).
@@ -9,9 +10,10 @@
 
 // The vocabulary, under the paths this crate's modules use (`crate::manifest::…`).
 pub use veer_fields::{fields, schema};
-pub use veer_model::{diagnostic, duration, figures, hosts, manifest, secret};
+pub use veer_model::{diagnostic, duration, figures, hosts, ids, manifest, secret};
 
 pub mod analysis;
 pub mod diff;
+pub mod notice;
 pub mod rollout;
 pub mod validate;

@@ -178,7 +178,7 @@ mod tests {
             d.to_string(),
             "error[vs-weight-sum] a/vs.yaml:12:9: VirtualService default/reviews: sum is 90\n  fix: make them add up to 100"
         );
-        assert!(render_human(&[d.clone()]).ends_with("1 error, 0 warnings\n"));
+        assert!(render_human(std::slice::from_ref(&d)).ends_with("1 error, 0 warnings\n"));
         assert!(
             d.istio("IST0101")
                 .to_string()

@@ -2,6 +2,7 @@
 //! spans kept on the values whose errors name a line. Secrets are read as [`FileSecret`] so an
 //! inline one is refused without being echoed.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -35,6 +36,18 @@ pub(super) struct FileConfig {
     pub(super) analysis: Option<FileAnalysis>,
     #[serde(default)]
     pub(super) rollouts: Option<FileRollouts>,
+    #[serde(default)]
+    pub(super) validation: Option<FileValidation>,
+}
+
+/// `validation:`: `strict` and per-check `severity` (code → error, warning or off).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct FileValidation {
+    #[serde(default)]
+    pub(super) strict: Option<bool>,
+    #[serde(default)]
+    pub(super) severity: BTreeMap<String, serde_saphyr::Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -46,6 +46,9 @@ pub struct Config {
     /// Where rollout analysis asks its questions.
     pub analysis: AnalysisConfig,
     pub rollouts: RolloutsConfig,
+    /// `validation:` and `--strict`: the severity of each check, applied wherever a revision
+    /// is validated.
+    pub validation: crate::validate::Severities,
 }
 
 /// `analysis:`: the Prometheus rollouts query. `None`: no analysis backend (checks are
@@ -163,6 +166,9 @@ pub struct Overrides {
     pub force_conflicts: Option<bool>,
     /// `--listen` / `VEER_LISTEN`, unparsed (parsed with the file's value, for one message).
     pub listen: Option<String>,
+    /// `veer validate --strict` / `VEER_STRICT`: every warning is an error; replaces
+    /// `validation.strict`.
+    pub strict: Option<bool>,
     /// `--prometheus-url` / `VEER_PROMETHEUS_URL`: replaces `analysis.prometheus.url` (the
     /// file's timeout and auth still apply), or configures Prometheus when the file has none.
     pub prometheus_url: Option<String>,

@@ -91,6 +91,8 @@ pub fn resolve(file: Option<(&str, &str)>, overrides: &Overrides) -> Result<Conf
         },
         None => RolloutsConfig::default(),
     };
+    let validation =
+        super::validation::resolve_validation(file_name, parsed.validation.as_ref(), overrides)?;
     let log = parsed.log.unwrap_or_default();
     let cluster = resolve_cluster(file_name, parsed.cluster.unwrap_or_default(), overrides)?;
     let file_sync = parsed.sync.unwrap_or_default();
@@ -133,6 +135,7 @@ pub fn resolve(file: Option<(&str, &str)>, overrides: &Overrides) -> Result<Conf
         server,
         analysis,
         rollouts,
+        validation,
     })
 }
 

@@ -19,6 +19,19 @@ pub fn desired_virtual_services(loaded: &LoadedRevision, source_url: &str) -> Ve
     desired_where(loaded, source_url, super::rollouts::is_virtual_service)
 }
 
+/// The VirtualServices of `loaded` that have a rollout in `tracked`: what a rollout tick
+/// drives. A scan of the keys alone; only those objects are copied.
+pub fn desired_rollouts(
+    loaded: &LoadedRevision,
+    source_url: &str,
+    tracked: &std::collections::BTreeSet<super::rollouts::RolloutId>,
+) -> Vec<DesiredObject> {
+    desired_where(loaded, source_url, |key| {
+        super::rollouts::is_virtual_service(key)
+            && tracked.contains(&super::rollouts::RolloutId::of(key))
+    })
+}
+
 fn desired_where(
     loaded: &LoadedRevision,
     source_url: &str,

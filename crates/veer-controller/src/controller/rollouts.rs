@@ -1,14 +1,16 @@
 //! The rollout driver: the I/O edge around the pure rollout core (`crate::rollout`).
 //!
-//! Owns, for every VirtualService bound to a rollout policy: finding the route git shifts
-//! (`detect`), keeping its rollout state in the cluster (one ConfigMap per rollout, so a
-//! restarted veer resumes), gathering each [`Observation`](crate::rollout::Observation)
-//! (Deployment availability of the new subsets, Prometheus checks, webhook results, operator
-//! commands, the split read back after each write), calling
-//! [`decide`](crate::rollout::decide), storing the next state *before* acting, and performing
-//! the action. Traffic is written through the sync module (the only writer) as the rendered
-//! VirtualService of the current phase; while a rollout runs, `ignore_fields` tells the
-//! planner which fields it owns so the ordinary sync never fights it.
+//! Owns, for every VirtualService bound to a rollout policy: keeping its rollout state in
+//! the cluster (one ConfigMap per rollout, so a restarted veer resumes), gathering each
+//! [`Observation`](crate::rollout::Observation) (Deployment availability of the new subsets,
+//! Prometheus checks, webhook results, operator commands, the split read back after each
+//! write), calling [`decide`](crate::rollout::decide), storing the next state *before*
+//! acting, and performing the action. What a pass does about rollouts (bindings, the routes
+//! git shifts, targets, the fields running rollouts own) is computed once, purely, as a
+//! [`RolloutWork`](crate::rollout::work::RolloutWork): the planner leaves out the fields it
+//! owns so the ordinary sync never fights a rollout, and the driver drives the rest. Traffic
+//! is written through the sync module (the only writer) as the rendered VirtualService of
+//! the current phase.
 //!
 //! One rollout per VirtualService: the first route git shifts is the rollout's own; other
 //! routes the same commit shifts are its companions and move with it
@@ -17,20 +19,19 @@
 //!
 //! This file holds the driver's types (its identity, errors, options and state); the work
 //! is in one submodule per concern:
-//! - `driver`: setting the driver up, and one pass over every bound VirtualService;
+//! - `driver`: setting the driver up, and one pass over the rollout work;
 //! - `tick`: one rollout's observe → decide → act loop, and performing its actions;
-//! - `routes`: binding, the route git shifts, the target, the fields rollouts own (pure);
+//! - `ports`: what the driver reads from and writes to the world, as small traits;
 //! - `traffic`: writing a split through sync and reading it back;
 //! - `health`: whether the new version's Deployments are available;
 //! - `analyse`: the Prometheus checks of an analysis and their baseline comparison;
 //! - `revert`: pushing a revert commit of a rolled-back revision (`revert: git`);
 //! - `events`: the logs, notifications and metric series of each decision;
 //! - `store`: the rollout ConfigMaps (load, store, forget, read and list for the CLI);
-//! - `commands`: operator commands (pause, resume, promote, abort, retry) in the ConfigMap;
-//! - `status`: `veer rollout status` as text.
+//! - `commands`: operator commands (pause, resume, promote, abort, retry) in the ConfigMap.
 //!
-//! The pure parts (`routes::targets`, `routes::ignore_fields`, `events::to_notification`,
-//! `analyse::comparison`, `status::render_status`) are table-tested next to them.
+//! The pure parts left here (`events::to_notification`, `analyse::comparison`,
+//! `status::render_status`) are table-tested next to them.
 
 mod analyse;
 mod commands;
@@ -39,8 +40,6 @@ mod events;
 mod health;
 mod ports;
 mod revert;
-mod routes;
-mod status;
 mod store;
 mod tick;
 mod traffic;
@@ -49,22 +48,19 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 
 use crate::analysis::MetricsProvider;
-use crate::gate::WebhookGate;
-use crate::ids::RolloutId;
-use crate::manifest::ObjectKey;
+pub(crate) use crate::ids::RolloutId;
 use crate::manifest::rollout_policy::RolloutPolicy;
 use crate::metrics::Metrics;
 use crate::notify::Notifications;
-use crate::rollout::{CompanionRoute, OperatorCommand, RolloutState, RouteShift, TargetUpdate};
+use crate::rollout::{OperatorCommand, RolloutState};
 
+pub use crate::rollout::status::{render_status, render_status_with_live};
+pub(crate) use crate::rollout::targets::is_virtual_service;
 pub use commands::send_command;
 pub use ports::{ClusterPorts, SystemClock};
 pub use revert::{GitRevert, NoRevert, PushRevertError, RevertPusher};
-pub(crate) use routes::is_virtual_service;
-pub use status::{render_status, render_status_with_live};
 pub use store::{clear_command, list_rollouts, read_rollout};
 pub use traffic::live_split;
 
@@ -146,25 +142,30 @@ impl Mailbox {
     }
 }
 
-/// What the driver needs to know about one bound VirtualService in this pass.
-struct Work<'a> {
-    id: RolloutId,
-    key: ObjectKey,
-    desired: &'a Value,
-    policy: RolloutPolicy,
-    target: Option<TargetUpdate>,
-    shift: Option<RouteShift>,
-    /// Other routes git shifts in the same VirtualService: they move with `shift`'s.
-    companions: Vec<CompanionRoute>,
-    /// The VirtualService as the watch cache has it, to notice a hand edit of the route.
-    live: Option<&'a Value>,
+/// What the driver does about one bound VirtualService in a pass.
+type Work = crate::rollout::work::VirtualServiceWork;
+
+/// The rollout work of one pass ([`RolloutDriver::plan`]), made once for the planner and the
+/// driver.
+pub struct PlannedRollouts {
+    work: crate::rollout::work::RolloutWork,
+    /// Whether the stored rollout states were read when it was made: only then may it be
+    /// driven as it is.
+    states_read: bool,
+}
+
+impl PlannedRollouts {
+    /// The fields running rollouts own, for `PlanContext::ignore`.
+    pub fn ignore(&self) -> BTreeMap<crate::manifest::ObjectKey, Vec<crate::fields::FieldPath>> {
+        self.work.owned.clone()
+    }
 }
 
 /// Drives every rollout; held by the controller.
 pub struct RolloutDriver {
     options: RolloutOptions,
     provider: Option<Arc<dyn MetricsProvider>>,
-    gate: WebhookGate,
+    gate: Arc<dyn ports::Gate>,
     revert: Arc<dyn RevertPusher>,
     notifications: Option<Arc<Notifications>>,
     metrics: Arc<Metrics>,

@@ -1,7 +1,8 @@
 //! Notifications: telling people what veer did, through Slack and generic JSON webhooks,
 //! without ever slowing a reconcile.
 //!
-//! - [`event`]: the closed [`Event`] enum, severities, dedup keys, plain-text rendering (pure).
+//! - [`event`]: the closed [`Event`] enum, severities, dedup keys, plain-text rendering (pure,
+//!   in `veer-core` as `notice`, where the decisions that raise events can build them).
 //! - [`slack`]: Block Kit messages (pure) and the Slack notifier (incoming webhook, or bot
 //!   token with one thread per rollout).
 //! - [`webhook`]: the JSON payload (pure), HMAC-SHA256 signing, and the webhook notifier.
@@ -18,7 +19,7 @@
 //! Dedup state lives in memory: after a restart an event may be sent once more.
 
 pub mod delivery;
-pub mod event;
+pub use veer_core::notice as event;
 pub mod slack;
 pub mod webhook;
 

@@ -403,6 +403,7 @@ impl GitSource {
         let mut set = ManifestSet {
             manifests: Vec::new(),
             diagnostics,
+            ..ManifestSet::default()
         };
         let mut ids = BTreeMap::new();
         let mut live = HashSet::new();

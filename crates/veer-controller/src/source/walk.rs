@@ -422,6 +422,7 @@ pub fn read_local(dir: &Path, options: &ReadOptions) -> Result<ManifestSet, Sour
     let mut set = ManifestSet {
         manifests: Vec::new(),
         diagnostics,
+        ..ManifestSet::default()
     };
     for file in files {
         let full = view.full(&file.real);

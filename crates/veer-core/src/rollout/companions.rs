@@ -169,8 +169,14 @@ mod tests {
             {"route": [{"destination": {"host": "reviews", "subset": "v2"}}]},
         ]}});
         let ab = companion(s(100, 0), s(0, 100));
-        let at_target =
-            write_companions(&git, &s(100, 0), &s(0, 100), &s(0, 100), &[ab.clone()]).unwrap();
+        let at_target = write_companions(
+            &git,
+            &s(100, 0),
+            &s(0, 100),
+            &s(0, 100),
+            std::slice::from_ref(&ab),
+        )
+        .unwrap();
         assert_eq!(at_target, git);
         let at_step = write_companions(&git, &s(100, 0), &s(0, 100), &s(90, 10), &[ab]).unwrap();
         assert_eq!(read_split(&at_step, 0).unwrap(), s(90, 10));

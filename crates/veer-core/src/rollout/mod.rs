@@ -1,7 +1,10 @@
 //! Progressive rollouts, the pure core: the `RolloutPolicy` kind (read with the manifests: [`crate::manifest::rollout_policy`]), traffic splits
-//! and how they move ([`split`]), which routes a commit shifts ([`detect`]), the rollout state
-//! as stored in the cluster ([`state`]), the state machine ([`machine::decide`]) and the queue
-//! behind `maxConcurrentRollouts` ([`queue`]).
+//! and how they move ([`split`]), which routes a commit shifts ([`detect`]), which
+//! VirtualServices are bound and what a commit asks of them ([`targets`]), the rollout work
+//! of a pass, shared by the planner and the driver ([`work`]), the rollout state as stored in
+//! the cluster ([`state`]), the state machine ([`machine::decide`]), the queue behind
+//! `maxConcurrentRollouts` ([`queue`]), and what people are told: `veer rollout status`
+//! ([`status`]) and notifications ([`notice`]).
 //!
 //! No kube, no HTTP, no git, no I/O, no clock: the controller (the only writer of live state)
 //! gathers an [`Observation`], calls [`decide`], stores the next state, then performs the
@@ -13,10 +16,17 @@ pub mod companions;
 pub mod detect;
 pub mod live;
 pub mod machine;
+pub mod notice;
 pub mod queue;
 pub mod render;
 pub mod split;
 pub mod state;
+pub mod status;
+pub mod targets;
+pub mod work;
+
+#[cfg(test)]
+mod fixtures;
 
 use std::collections::BTreeMap;
 

@@ -1,22 +1,82 @@
-//! DestinationRule checks: a valid host, unique subset names, subsets that select something,
-//! connection pools with usable limits and outlier detection with sane percentages and
-//! durations, wherever a traffic policy appears (top level, per port, per subset).
+//! DestinationRule checks: a valid host, subset names Istio accepts and unique, subsets that
+//! select something, connection pools with usable limits and outlier detection with sane
+//! percentages and durations, wherever a traffic policy appears (top level, per port, per
+//! subset). Load balancer settings (warmup, consistent hash) are in [`load_balancer`]; the
+//! deprecated fields istioctl reports are `validate::analyze`'s.
+//!
+//! Each check is an error only where Istio refuses the rule (its CRD schema and CEL rules, or
+//! its webhook's `ValidateDestinationRule`); what Istio accepts is at most a warning.
 
-/// The checks of this module, for the catalog (`validate::catalog`).
-pub const CHECKS: &[super::catalog::Check] = &[];
+mod load_balancer;
 
 use std::collections::HashMap;
 
 use super::Index;
+use super::catalog::Check;
+use super::k8s_names::name_problem;
 use super::virtual_service::duration_at_least_1ms;
 use crate::diagnostic::Diagnostic;
 use crate::hosts;
 use crate::manifest::Manifest;
 use crate::manifest::istio::DestinationRule;
 use crate::manifest::istio::destination_rule::{
-    ConnectionPoolSettings, OutlierDetection, TrafficPolicy,
+    ConnectionPoolSettings, LoadBalancerSettings, OutlierDetection, TrafficPolicy,
 };
 use crate::manifest::istio::display_path;
+use crate::manifest::kinds::NameRule;
+
+pub use load_balancer::check_load_balancers;
+
+const KIND: &str = "DestinationRule";
+
+/// The checks of this module, for the catalog (`validate::catalog`).
+pub const CHECKS: &[Check] = &[
+    Check::error(
+        "dr-host",
+        KIND,
+        "CRD: spec.host is required; webhook ValidateDestinationRule: agent.ValidateWildcardDomain(host)",
+    ),
+    Check::error(
+        "dr-duplicate-subset",
+        KIND,
+        "webhook ValidateDestinationRule: \"duplicate subset names\"",
+    ),
+    Check::error(
+        "dr-subset-name",
+        KIND,
+        "webhook validateSubsetName: a subset name is a DNS-1123 label (labels.IsDNS1123Label)",
+    ),
+    Check::warning(
+        "dr-subset-labels",
+        KIND,
+        "none: Istio accepts a subset without labels (egress gateway tasks use one to carry a traffic policy); veer warns that it selects every endpoint",
+    ),
+    Check::error(
+        "dr-connection-pool",
+        KIND,
+        "webhook validateConnectionPool: limits and maxRetries not negative; CRD CEL duration(self) >= duration('1ms'); a limit of 0 (Istio's `unset`) is a warning",
+    ),
+    Check::error(
+        "dr-outlier-detection",
+        KIND,
+        "webhook validateOutlierDetection: ValidatePercent(maxEjectionPercent, minHealthPercent), consecutiveLocalOriginFailures needs splitExternalLocalOriginErrors; CRD CEL interval and baseEjectionTime >= 1ms",
+    ),
+    Check::error(
+        "dr-warmup",
+        KIND,
+        "CRD: loadBalancer.warmup.minimumPercent 0-100, warmup.aggression minimum 0, CEL warmup.duration and warmupDurationSecs >= 1ms; webhook validateWarmup (Istio 1.29+): aggression > 0",
+    ),
+    Check::error(
+        "dr-load-balancer",
+        KIND,
+        "webhook validateLoadBalancer: only one of consistentHash.minimumRingSize or ringHash/maglev; maglev tableSize set, prime and below 5000011",
+    ),
+    Check::warning(
+        "dr-deprecated-warmup-duration-secs",
+        KIND,
+        "CRD description of loadBalancer.warmupDurationSecs: `Deprecated: use warmup instead` (istioctl does not report it)",
+    ),
+];
 
 pub fn check(index: &Index<'_>, out: &mut Vec<Diagnostic>) {
     for (m, dr) in &index.destination_rules {
@@ -27,6 +87,7 @@ pub fn check(index: &Index<'_>, out: &mut Vec<Diagnostic>) {
         check_subset_labels(m, dr, out);
         check_connection_pools(m, dr, out);
         check_outlier_detection(m, dr, out);
+        check_load_balancers(m, dr, out);
         // A rule converted from a legacy DestinationPolicy is not in the user's files under
         // that name; say what they wrote.
         if let Some(original) = &m.converted_from {
@@ -42,6 +103,7 @@ struct PolicyParts<'a> {
     pointer: String,
     connection_pool: Option<&'a ConnectionPoolSettings>,
     outlier_detection: Option<&'a OutlierDetection>,
+    load_balancer: Option<&'a LoadBalancerSettings>,
 }
 
 fn policies(dr: &DestinationRule) -> Vec<PolicyParts<'_>> {
@@ -51,12 +113,14 @@ fn policies(dr: &DestinationRule) -> Vec<PolicyParts<'_>> {
                 pointer: format!("{pointer}/portLevelSettings/{k}"),
                 connection_pool: port.connection_pool.as_ref(),
                 outlier_detection: port.outlier_detection.as_ref(),
+                load_balancer: port.load_balancer.as_ref(),
             });
         }
         out.push(PolicyParts {
             pointer,
             connection_pool: policy.connection_pool.as_ref(),
             outlier_detection: policy.outlier_detection.as_ref(),
+            load_balancer: policy.load_balancer.as_ref(),
         });
     }
     let mut out = Vec::new();
@@ -88,11 +152,25 @@ pub fn check_host(m: &Manifest, dr: &DestinationRule, out: &mut Vec<Diagnostic>)
     }
 }
 
-/// Subset names are unique within the rule.
+/// Subset names are DNS-1123 labels (Istio refuses others) and unique within the rule.
 pub fn check_subset_names(m: &Manifest, dr: &DestinationRule, out: &mut Vec<Diagnostic>) {
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (j, subset) in dr.subsets.iter().enumerate() {
         let pointer = format!("/spec/subsets/{j}/name");
+        if let Some(why) = name_problem(&subset.name, NameRule::Label) {
+            out.push(
+                m.error(
+                    "dr-subset-name",
+                    &pointer,
+                    format!(
+                        "{}: `{}` {why}; Istio takes subset names that are DNS-1123 labels (lowercase letters, digits and `-`, at most 63)",
+                        display_path(&pointer),
+                        subset.name
+                    ),
+                )
+                .fix("rename the subset, e.g. `v1` or `canary`, and the VirtualService routes that name it"),
+            );
+        }
         match seen.get(subset.name.as_str()) {
             Some(first) => {
                 let first_at = m.locate(&format!("/spec/subsets/{first}/name"));
@@ -117,14 +195,15 @@ pub fn check_subset_names(m: &Manifest, dr: &DestinationRule, out: &mut Vec<Diag
     }
 }
 
-/// A subset selects endpoints by labels; without labels it is the whole service, which is
-/// never what a subset is written for.
+/// A subset selects endpoints by labels; without labels it is the whole service. Istio
+/// accepts that (an egress gateway's rule uses a label-less subset to carry a traffic
+/// policy), so it is only a warning: a version subset without labels is a mistake.
 pub fn check_subset_labels(m: &Manifest, dr: &DestinationRule, out: &mut Vec<Diagnostic>) {
     for (j, subset) in dr.subsets.iter().enumerate() {
         if subset.labels.is_empty() {
             let pointer = format!("/spec/subsets/{j}");
             out.push(
-                m.error(
+                m.warning(
                     "dr-subset-labels",
                     &pointer,
                     format!(
@@ -135,7 +214,7 @@ pub fn check_subset_labels(m: &Manifest, dr: &DestinationRule, out: &mut Vec<Dia
                     ),
                 )
                 .fix(format!(
-                    "add the pod labels that pick this subset, e.g. `labels: {{version: {}}}`",
+                    "add the pod labels that pick this subset, e.g. `labels: {{version: {}}}`; leave it as is when the subset is meant to cover every endpoint (an egress gateway's, say)",
                     subset.name
                 )),
             );
@@ -262,7 +341,8 @@ pub fn check_connection_pool(
 }
 
 /// Ejection and health percentages are 0–100, intervals and ejection times valid durations,
-/// and error counts not negative.
+/// and local-origin failures are only counted apart when they are split from the others.
+/// (The deprecated `consecutiveErrors` is only a warning, in `validate::analyze`.)
 pub fn check_outlier_detection(m: &Manifest, dr: &DestinationRule, out: &mut Vec<Diagnostic>) {
     for parts in policies(dr) {
         let Some(od) = parts.outlier_detection else {
@@ -290,17 +370,20 @@ pub fn check_outlier_detection(m: &Manifest, dr: &DestinationRule, out: &mut Vec
                 );
             }
         }
-        if let Some(v) = od.consecutive_errors
-            && v < 0
+        if od.consecutive_local_origin_failures.is_some_and(|n| n > 0)
+            && od.split_external_local_origin_errors != Some(true)
         {
-            let pointer = format!("{base}/consecutiveErrors");
+            let pointer = format!("{base}/consecutiveLocalOriginFailures");
             out.push(
                 m.error(
                     "dr-outlier-detection",
                     &pointer,
-                    format!("{} is {v}; an error count cannot be negative", display_path(&pointer)),
+                    format!(
+                        "{} is set, but splitExternalLocalOriginErrors is not true, so local-origin failures are not counted apart",
+                        display_path(&pointer)
+                    ),
                 )
-                .fix("set a count of 0 or more (and prefer `consecutive5xxErrors`, which replaces this deprecated field)"),
+                .fix("add `splitExternalLocalOriginErrors: true`, or remove consecutiveLocalOriginFailures"),
             );
         }
         for (field, value) in [
@@ -325,174 +408,4 @@ pub fn check_outlier_detection(m: &Manifest, dr: &DestinationRule, out: &mut Vec
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::manifest::{ReadOptions, parse_file};
-
-    type Check = fn(&Manifest, &DestinationRule, &mut Vec<Diagnostic>);
-
-    const DR: &str = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: reviews\nspec:\n";
-
-    fn run(check: Check, body: &str) -> Vec<Diagnostic> {
-        let f = parse_file(
-            "t.yaml",
-            format!("{DR}{body}").as_bytes(),
-            &ReadOptions::default(),
-        );
-        assert!(
-            f.diagnostics.is_empty(),
-            "fixture does not read: {:?}",
-            f.diagnostics
-        );
-        let index = Index::new(&f.manifests);
-        let mut out = Vec::new();
-        for (m, dr) in &index.destination_rules {
-            check(m, &dr.spec, &mut out);
-        }
-        out
-    }
-
-    fn table(check: Check, cases: &[(&str, &[(&str, u32)])]) {
-        for (body, expected) in cases {
-            let got: Vec<_> = run(check, body).iter().map(|d| (d.code, d.line)).collect();
-            assert_eq!(&got, expected, "for spec:\n{body}");
-        }
-    }
-
-    #[test]
-    fn host() {
-        table(
-            check_host,
-            &[
-                ("  host: reviews\n", &[]),
-                ("  host: \"*.example.com\"\n", &[]),
-                ("  host: re..views\n", &[("dr-host", 6)]),
-                ("  subsets: []\n", &[("dr-host", 5)]),
-            ],
-        );
-    }
-
-    #[test]
-    fn subset_names_are_unique() {
-        table(
-            check_subset_names,
-            &[
-                (
-                    "  host: r\n  subsets:\n  - {name: v1, labels: {v: \"1\"}}\n  - {name: v2, labels: {v: \"2\"}}\n",
-                    &[],
-                ),
-                (
-                    "  host: r\n  subsets:\n  - name: v1\n    labels: {v: \"1\"}\n  - name: v1\n    labels: {v: \"2\"}\n",
-                    &[("dr-duplicate-subset", 10)],
-                ),
-            ],
-        );
-        let d = run(
-            check_subset_names,
-            "  host: r\n  subsets:\n  - name: v1\n    labels: {v: \"1\"}\n  - name: v1\n    labels: {v: \"2\"}\n",
-        );
-        assert!(
-            d[0].message
-                .contains("already defined at line 8 (spec.subsets[0])"),
-            "{}",
-            d[0]
-        );
-    }
-
-    #[test]
-    fn subsets_need_labels() {
-        table(
-            check_subset_labels,
-            &[
-                (
-                    "  host: r\n  subsets:\n  - {name: v1, labels: {version: v1}}\n",
-                    &[],
-                ),
-                (
-                    "  host: r\n  subsets:\n  - name: v1\n",
-                    &[("dr-subset-labels", 8)],
-                ),
-                (
-                    "  host: r\n  subsets:\n  - name: v1\n    labels: {}\n",
-                    &[("dr-subset-labels", 8)],
-                ),
-            ],
-        );
-    }
-
-    #[test]
-    fn connection_pools() {
-        table(
-            check_connection_pools,
-            &[
-                (
-                    "  host: r\n  trafficPolicy:\n    connectionPool:\n      tcp: {maxConnections: 100, connectTimeout: 30ms}\n      http: {http1MaxPendingRequests: 10, maxRequestsPerConnection: 1, maxRetries: 0}\n",
-                    &[],
-                ),
-                (
-                    "  host: r\n  trafficPolicy:\n    connectionPool:\n      tcp:\n        maxConnections: -1\n",
-                    &[("dr-connection-pool", 10)],
-                ),
-                (
-                    "  host: r\n  trafficPolicy:\n    connectionPool:\n      http:\n        http2MaxRequests: 0\n        maxRetries: -2\n",
-                    &[("dr-connection-pool", 11), ("dr-connection-pool", 10)],
-                ),
-                // Per-port and per-subset policies are checked too.
-                (
-                    "  host: r\n  subsets:\n  - name: v1\n    labels: {version: v1}\n    trafficPolicy:\n      portLevelSettings:\n      - port: {number: 80}\n        connectionPool:\n          tcp:\n            connectTimeout: soon\n",
-                    &[("dr-connection-pool", 15)],
-                ),
-            ],
-        );
-        let d = run(
-            check_connection_pools,
-            "  host: r\n  trafficPolicy:\n    connectionPool:\n      http:\n        http2MaxRequests: 0\n",
-        );
-        assert!(
-            !d[0].is_error(),
-            "zero is Istio's `unset`, so a warning: {}",
-            d[0]
-        );
-    }
-
-    #[test]
-    fn outlier_detection() {
-        table(
-            check_outlier_detection,
-            &[
-                (
-                    "  host: r\n  trafficPolicy:\n    outlierDetection: {consecutive5xxErrors: 7, interval: 5m, baseEjectionTime: 15m, maxEjectionPercent: 100, minHealthPercent: 0}\n",
-                    &[],
-                ),
-                (
-                    "  host: r\n  trafficPolicy:\n    outlierDetection:\n      maxEjectionPercent: 101\n      minHealthPercent: -1\n",
-                    &[("dr-outlier-detection", 9), ("dr-outlier-detection", 10)],
-                ),
-                (
-                    "  host: r\n  trafficPolicy:\n    outlierDetection:\n      interval: \"10\"\n      baseEjectionTime: 30x\n",
-                    &[("dr-outlier-detection", 9), ("dr-outlier-detection", 10)],
-                ),
-                (
-                    "  host: r\n  trafficPolicy:\n    outlierDetection:\n      consecutiveErrors: -3\n",
-                    &[("dr-outlier-detection", 9)],
-                ),
-            ],
-        );
-    }
-
-    #[test]
-    fn findings_on_a_converted_policy_name_the_original() {
-        let text = "apiVersion: config.istio.io/v1alpha2\nkind: DestinationPolicy\nmetadata:\n  name: reviews-cb\nspec:\n  destination: {name: reviews}\n  circuitBreaker:\n    simpleCb:\n      httpMaxEjectionPercent: 120\n";
-        let f = parse_file("dp.yaml", text.as_bytes(), &ReadOptions::default());
-        let index = Index::new(&f.manifests);
-        let mut out = Vec::new();
-        check(&index, &mut out);
-        assert_eq!((out[0].code, out[0].line), ("dr-outlier-detection", 9));
-        assert_eq!(
-            out[0].object.as_deref(),
-            Some(
-                "DestinationRule default/reviews-cb (converted from DestinationPolicy default/reviews-cb)"
-            )
-        );
-    }
-}
+mod tests;

@@ -1,14 +1,105 @@
 //! Gateway checks: servers, ports and protocols, host forms, TLS consistency, and servers of
 //! different Gateways that claim the same port and host on the same gateway workload.
 //!
+//! Each check mirrors a rule of Istio's (its webhook's `ValidateGateway`, or an `istioctl
+//! analyze` analyzer) and is an error only where Istio refuses the object or istioctl reports
+//! an Error; `CHECKS` names the rule of each.
+//!
 //! Also home of the port-protocol and port-number rules that ServiceEntry and Sidecar share.
 //!
 //! This file runs the checks and holds the port rules; `servers` checks each Gateway and its
 //! servers (selector, ports, hosts), `tls` the servers' TLS settings, `conflicts` servers of
 //! different Gateways that bind the same port and host.
 
+use super::catalog::Check;
+
+const KIND: &str = "Gateway";
+
 /// The checks of this module, for the catalog (`validate::catalog`).
-pub const CHECKS: &[super::catalog::Check] = &[];
+pub const CHECKS: &[Check] = &[
+    Check::warning(
+        "gw-empty-selector",
+        KIND,
+        "none: Istio accepts an empty selector, which selects every gateway workload; veer warns",
+    ),
+    Check::error(
+        "gw-no-servers",
+        KIND,
+        "ValidateGateway: \"gateway must have at least one server\"",
+    ),
+    Check::error(
+        "gw-duplicate-port-name",
+        KIND,
+        "ValidateGateway: \"port names in servers must be unique\"",
+    ),
+    Check::error(
+        "gw-port-number",
+        KIND,
+        "validateServerPort: agent.ValidatePort (1-65535; 0 with a unix:// bind)",
+    ),
+    Check::error(
+        "gw-protocol",
+        KIND,
+        "validateServerPort: \"invalid protocol\" (protocol.Parse)",
+    ),
+    Check::warning(
+        "gw-protocol-not-served",
+        KIND,
+        "none: protocol.Parse knows UDP, REDIS, MYSQL and HTTP_PROXY, which the Gateway reference \
+         does not list for servers; veer warns",
+    ),
+    Check::error(
+        "gw-no-hosts",
+        KIND,
+        "CRD (hosts required) and validateServer: \"server config must contain at least one host\"",
+    ),
+    Check::error(
+        "gw-invalid-host",
+        KIND,
+        "validateServer: agent.ValidateNamespaceSlashWildcardHostname (namespace `*`, `.` or a \
+         DNS label; host an FQDN or `*`, no partial wildcard, or an IP address)",
+    ),
+    Check::error(
+        "gw-tls-required",
+        KIND,
+        "validateServer: \"server must have TLS settings for HTTPS/TLS protocols\"",
+    ),
+    Check::error(
+        "gw-tls-not-allowed",
+        KIND,
+        "validateServer: \"server cannot have TLS settings for non HTTPS/TLS ports\" and \"... for \
+         plain text HTTP ports\" (HTTP allows passthrough without certificate files)",
+    ),
+    Check::warning(
+        "gw-passthrough-protocol",
+        KIND,
+        "none: Istio accepts PASSTHROUGH on an HTTP port and AUTO_PASSTHROUGH off a TLS port; veer \
+         warns that TLS cannot pass through there",
+    ),
+    Check::warning(
+        "gw-https-redirect",
+        KIND,
+        "ValidateGateway: warning \"tls.httpsRedirect should only be used with http servers\"",
+    ),
+    Check::error(
+        "gw-tls-credential",
+        KIND,
+        "validateTLSOptions: SIMPLE/MUTUAL TLS without credentialName \"requires a server \
+         certificate\" and \"requires a private key\"",
+    ),
+    Check::error(
+        "gw-tls-ca",
+        KIND,
+        "validateTLSOptions: MUTUAL TLS without credentialName \"requires a client CA bundle\"",
+    ),
+    Check::error(
+        "gw-conflict",
+        KIND,
+        "istioctl analyze gateway.ConflictingGatewayAnalyzer (ConflictingGateways): same selector, \
+         port and overlapping hosts on different Gateways",
+    )
+    .istio("IST0145"),
+];
 
 mod conflicts;
 mod servers;

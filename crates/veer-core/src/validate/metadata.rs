@@ -4,11 +4,28 @@
 //! pod templates). The server rejects every one of these, so every finding is an error.
 
 /// The checks of this module, for the catalog (`validate::catalog`).
-pub const CHECKS: &[super::catalog::Check] = &[];
+pub const CHECKS: &[Check] = &[
+    Check::error(
+        "invalid-name",
+        "any",
+        "Kubernetes API server: metadata.name per kind (IsDNS1123Subdomain, IsDNS1123Label, IsDNS1035Label, IsValidPathSegmentName), metadata.namespace IsDNS1123Label",
+    ),
+    Check::error(
+        "invalid-label",
+        "any",
+        "Kubernetes API server: ValidateLabels (IsQualifiedName keys, IsValidLabelValue values), also in workload selectors and pod templates",
+    ),
+    Check::error(
+        "invalid-annotation",
+        "any",
+        "Kubernetes API server: ValidateAnnotations (IsQualifiedName keys, 256 KiB in all)",
+    ),
+];
 
 use serde_json::{Map, Value};
 
 use super::Index;
+use super::catalog::Check;
 use super::k8s_names::{
     LABEL_MAX, describe, label_value_problem, name_problem, qualified_name_problem, suggest,
 };

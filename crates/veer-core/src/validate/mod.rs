@@ -12,6 +12,7 @@ pub mod metadata;
 pub mod namespaced_host;
 pub mod rollout_policy;
 pub mod service_entry;
+pub mod severity;
 pub mod sidecar;
 pub mod virtual_service;
 
@@ -20,16 +21,107 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+pub use analyze::{ClusterServices, KnownService, ValidationContext};
+
 use crate::diagnostic::{self, Diagnostic};
 use crate::hosts;
 use crate::manifest::istio::{
     DestinationRule, Gateway, IstioObject, ServiceEntry, Sidecar, VirtualService,
 };
 use crate::manifest::{Manifest, ManifestSet, ObjectKey, TypedObject};
+use catalog::Check;
+
+pub use severity::{Level, Severities, SeverityError};
 
 /// Checks made while reading files (YAML, encoding, size, symlinks, required fields), before
-/// any kind's checks; the codes come from `manifest`.
-pub const READING_CHECKS: &[catalog::Check] = &[];
+/// any kind's checks; the codes come from `manifest` and the sources (symlinks,
+/// `.veerignore`), and `duplicate-object` from [`check_duplicates`]. A file or object they
+/// refuse is not read at all, so their severity cannot be lowered ([`severity`]).
+pub const READING_CHECKS: &[Check] = &[
+    Check::error(
+        "yaml-syntax",
+        "any",
+        "kubectl: the file parses as YAML 1.1 as kubectl reads it; duplicate keys are refused",
+    ),
+    Check::error("not-utf8", "any", "kubectl: manifests are UTF-8"),
+    Check::error(
+        "file-too-large",
+        "any",
+        "veer: manifests.maxFileBytes (1 MiB), refused before the file is read",
+    ),
+    Check::error(
+        "missing-field",
+        "any",
+        "Kubernetes API server: apiVersion, kind and metadata.name are required",
+    ),
+    Check::error(
+        "not-an-object",
+        "any",
+        "Kubernetes: each YAML document is an object (a mapping)",
+    ),
+    Check::error(
+        "unknown-api-version",
+        "any",
+        "Istio's CRDs serve networking.istio.io v1alpha3, v1beta1 and v1; veer.io serves v1alpha1",
+    ),
+    Check::error("unknown-kind", "any", "veer.io defines only RolloutPolicy"),
+    Check::error(
+        "kind-case",
+        "any",
+        "Kubernetes API server: kinds match exactly, case included",
+    ),
+    Check::error(
+        "generate-name",
+        "any",
+        "Kubernetes server-side apply: the object needs metadata.name (generateName is for create)",
+    ),
+    Check::error(
+        "unknown-field",
+        "any",
+        "Istio's CRD structural schemas: a field the schema does not have (kubectl --validate=strict refuses it)",
+    ),
+    Check::error(
+        "invalid-field",
+        "any",
+        "Istio's CRD schemas: field types, enums and required fields",
+    ),
+    Check::error(
+        "duplicate-object",
+        "any",
+        "Kubernetes API server: one object per group, kind, namespace and name",
+    ),
+    Check::warning(
+        "legacy-destination-policy",
+        "any",
+        "Istio no longer serves config.istio.io/v1alpha2 DestinationPolicy: veer converts it to a DestinationRule (an error where it cannot do so faithfully)",
+    ),
+    Check::error(
+        "symlink-outside-repo",
+        "any",
+        "veer: a symlink may not lead outside the repository",
+    ),
+    Check::error(
+        "symlink-to-directory",
+        "any",
+        "veer: symlinks to directories are not followed",
+    ),
+    Check::error(
+        "symlink-not-file",
+        "any",
+        "veer: a symlink must lead to a regular file",
+    ),
+    Check::error(
+        "symlink-broken",
+        "any",
+        "veer: a symlink's target must exist",
+    ),
+    Check::error("symlink-loop", "any", "veer: symlinks may not loop"),
+    Check::error(
+        "veerignore-invalid",
+        "any",
+        "veer: `.veerignore` is gitignore syntax",
+    ),
+];
 
 /// The outcome of validating a revision.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -167,6 +259,19 @@ pub fn validate_with_policies(
     set: &ManifestSet,
     policies: &[crate::manifest::rollout_policy::RolloutPolicy],
 ) -> Report {
+    validate_with(
+        set,
+        &ValidationContext {
+            policies,
+            cluster: None,
+        },
+    )
+}
+
+/// [`validate`], with what is known besides the revision: rollout policies from outside it
+/// and, when a cluster was consulted, its Services and ServiceEntries.
+pub fn validate_with(set: &ManifestSet, ctx: &ValidationContext<'_>) -> Report {
+    let policies = ctx.policies;
     let mut out = set.diagnostics.clone();
     let index = Index::new(&set.manifests);
     check_duplicates(&index, &mut out);
@@ -177,6 +282,7 @@ pub fn validate_with_policies(
     service_entry::check(&index, &mut out);
     sidecar::check(&index, &mut out);
     rollout_policy::check(&index, policies, &mut out);
+    analyze::check(&index, ctx, &mut out);
     Report::new(out)
 }
 

@@ -1,5 +1,6 @@
 //! The `namespace/host` form Gateway server hosts and Sidecar egress hosts are written in: the
-//! rule for the namespace part, and why a host in that form is refused.
+//! rule for the namespace part, and why a host in that form is refused (Istio's
+//! `ValidateNamespaceSlashWildcardHostname`).
 
 use crate::hosts::HostError;
 
@@ -14,6 +15,11 @@ pub enum NamespacedHostError {
         "`{ns}` in `{whole}` is not a namespace name (lowercase letters, digits and inner hyphens)"
     )]
     NotANamespace { whole: String, ns: String },
+    /// A Gateway host without a dot: Istio refuses short names there.
+    #[error(
+        "`{host}` is a short name; Gateway hosts are fully qualified (`{host}.example.com`) or `*`"
+    )]
+    ShortName { host: String },
     /// The host part, after any `namespace/`.
     #[error(transparent)]
     Host(#[from] HostError),
@@ -66,5 +72,13 @@ mod tests {
             Err("`a..b` has an empty label (two dots, or a dot at an end)".to_string())
         );
         assert_eq!(message(check_gateway_host("shop/*.example.com")), Ok(()));
+        assert_eq!(
+            message(check_gateway_host("./reviews")),
+            Err(
+                "`reviews` is a short name; Gateway hosts are fully qualified \
+                 (`reviews.example.com`) or `*`"
+                    .to_string()
+            )
+        );
     }
 }

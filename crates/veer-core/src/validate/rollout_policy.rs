@@ -12,8 +12,121 @@
 //! comparison with the old version, `phases` the mirror / A/B / fault phases, `webhooks`
 //! the webhooks and the git revert.
 
-/// The checks of this module, for the catalog (`validate::catalog`).
-pub const CHECKS: &[super::catalog::Check] = &[];
+/// The checks of this module, for the catalog (`validate::catalog`). RolloutPolicy is veer's
+/// own kind: no Istio rule applies, so `mirrors` says what veer's rollout would do with it.
+pub const CHECKS: &[Check] = &[
+    Check::error(
+        "rp-duration",
+        KIND,
+        "veer: interval and progressDeadline are positive durations",
+    ),
+    Check::error(
+        "rp-threshold",
+        KIND,
+        "veer: threshold 0 would roll back before the first check",
+    ),
+    Check::error(
+        "rp-selector",
+        KIND,
+        "veer: a selector without matchLabels selects no VirtualService",
+    ),
+    Check::error(
+        "rp-progress-deadline",
+        KIND,
+        "veer: a step must get its first check before progressDeadline",
+    ),
+    Check::error(
+        "rp-steps",
+        KIND,
+        "veer: stepWeight or stepWeights, not both",
+    ),
+    Check::error("rp-step-weight", KIND, "veer: stepWeight is 1-99"),
+    Check::error(
+        "rp-max-weight",
+        KIND,
+        "veer: stepWeight needs maxWeight, 1-100 and at least stepWeight; stepWeights needs none",
+    ),
+    Check::error(
+        "rp-step-weights",
+        KIND,
+        "veer: stepWeights rise strictly, each 1-99",
+    ),
+    Check::error("rp-metric-name", KIND, "veer: every metric is named, once"),
+    Check::error(
+        "rp-metric-source",
+        KIND,
+        "veer: a metric is a builtin or a PromQL query, not both",
+    ),
+    Check::error(
+        "rp-threshold-range",
+        KIND,
+        "veer: thresholdRange has min or max, and min <= max",
+    ),
+    Check::error(
+        "rp-template",
+        KIND,
+        "veer: a PromQL template is not empty and uses known variables",
+    ),
+    Check::warning(
+        "rp-no-metrics",
+        KIND,
+        "veer: without metrics or webhooks, steps advance on time alone",
+    ),
+    Check::warning(
+        "rp-fault-unmeasured",
+        KIND,
+        "veer: Istio injects faults in the callers' sidecars, which destination-reported metrics never see",
+    ),
+    Check::error(
+        "rp-iterations",
+        KIND,
+        "veer: a mirror, match or fault phase needs at least 1 iteration",
+    ),
+    Check::error("rp-mirror", KIND, "veer: mirror weight is 1-100"),
+    Check::error(
+        "rp-match",
+        KIND,
+        "veer: an A/B match has headers or a `name=value` cookie, one matcher each",
+    ),
+    Check::error(
+        "rp-fault",
+        KIND,
+        "veer: a fault phase injects a delay or an abort (an HTTP status), and a percentage",
+    ),
+    Check::error(
+        "rp-webhook-name",
+        KIND,
+        "veer: every webhook is named, once",
+    ),
+    Check::error("rp-webhook-url", KIND, "veer: a webhook URL is http(s)"),
+    Check::error(
+        "rp-revert-author",
+        KIND,
+        "veer: the git revert's author is `Name <email>`",
+    ),
+    Check::error(
+        "rp-baseline",
+        KIND,
+        "veer: the comparison with the old version can decide within lookback and progressDeadline",
+    ),
+    Check::error(
+        "rp-unknown-policy",
+        KIND,
+        "veer: the `veer.io/rollout-policy` annotation names a known policy",
+    ),
+    Check::error(
+        "rp-ambiguous-selector",
+        KIND,
+        "veer: at most one policy's selector matches a VirtualService",
+    ),
+    Check::warning(
+        "rp-one-route-per-rollout",
+        KIND,
+        "veer: one route per VirtualService is rolled out at a time; others with changed weights apply at once",
+    ),
+];
+
+const KIND: &str = "RolloutPolicy";
 
 mod baseline;
 mod bindings;
@@ -31,6 +144,7 @@ use steps::{check_deadline, check_steps};
 use webhooks::{check_revert, check_webhooks};
 
 use super::Index;
+use super::catalog::Check;
 use crate::diagnostic::Diagnostic;
 use crate::duration;
 use crate::manifest::Manifest;

@@ -1,21 +1,154 @@
 //! ServiceEntry checks: hosts, ports, addresses, and the consistency of resolution, location,
 //! endpoints and workloadSelector.
+//!
+//! Each check is an error only where Istio refuses the entry (its CRD schema and CEL rules, or
+//! its webhook's `ValidateServiceEntry`); what Istio accepts is at most a warning. The
+//! workloadSelector check, which Sidecars share, is in [`selector`].
 
-/// The checks of this module, for the catalog (`validate::catalog`).
-pub const CHECKS: &[super::catalog::Check] = &[];
+mod addresses;
+mod selector;
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 
 use super::Index;
+use super::catalog::Check;
 use super::gateway::{SERVICE_PROTOCOLS, known_protocol, valid_port_number};
+use super::k8s_names::name_problem;
 use crate::diagnostic::Diagnostic;
 use crate::hosts;
 use crate::manifest::Manifest;
 use crate::manifest::istio::ServiceEntry;
 use crate::manifest::istio::display_path;
 use crate::manifest::istio::service_entry::{Location, Resolution};
+use crate::manifest::kinds::NameRule;
 use crate::manifest::yaml::pointer_join;
+
+pub use addresses::{AddressError, check_ip_or_cidr};
+pub(crate) use selector::{SelectorCodes, check_workload_selector};
+
+use addresses::check_static_address;
+
+const KIND: &str = "ServiceEntry";
+
+/// The checks of this module, for the catalog (`validate::catalog`).
+pub const CHECKS: &[Check] = &[
+    Check::error(
+        "se-no-hosts",
+        KIND,
+        "CRD: spec.hosts is required, minItems 1",
+    ),
+    Check::error(
+        "se-wildcard-host",
+        KIND,
+        "CRD CEL on hosts: self != \"*\" (\"hostname cannot be wildcard\")",
+    ),
+    Check::error(
+        "se-invalid-host",
+        KIND,
+        "webhook ValidateServiceEntry: agent.ValidateWildcardDomain(host)",
+    ),
+    Check::error(
+        "se-port-number",
+        KIND,
+        "CRD CEL on ports[].number and endpoints[].ports: 0 < self && self <= 65535",
+    ),
+    Check::error(
+        "se-target-port",
+        KIND,
+        "CRD CEL on ports[].targetPort: 0 < self && self <= 65535",
+    ),
+    Check::error(
+        "se-port-name",
+        KIND,
+        "webhook ValidatePortName: a port name is a DNS-1123 label (labels.IsDNS1123Label)",
+    ),
+    Check::error(
+        "se-duplicate-port-number",
+        KIND,
+        "CRD CEL on ports: \"port number cannot be duplicated\"",
+    ),
+    Check::error(
+        "se-duplicate-port-name",
+        KIND,
+        "CRD: ports is a list map keyed by name; webhook: \"service entry port name already defined\"",
+    ),
+    Check::error(
+        "se-protocol",
+        KIND,
+        "webhook ValidateProtocol: protocol.Parse is not Unsupported; empty is allowed (protocol sniffing)",
+    ),
+    Check::error(
+        "se-address",
+        KIND,
+        "webhook ValidateServiceEntry: agent.ValidateIPSubnet(address)",
+    ),
+    Check::error(
+        "se-cidr-resolution",
+        KIND,
+        "CRD CEL: \"CIDR addresses are allowed only for NONE/STATIC resolution types\"",
+    ),
+    Check::error(
+        "se-multiple-hosts-tcp",
+        KIND,
+        "webhook ValidateServiceEntry: \"multiple hosts provided with non-HTTP, non-TLS ports\" unless resolution is NONE",
+    ),
+    Check::warning(
+        "se-static-no-endpoints",
+        KIND,
+        "none: Istio accepts resolution STATIC without endpoints; veer warns that nothing can receive the traffic",
+    ),
+    Check::error(
+        "se-static-address",
+        KIND,
+        "webhook validateWorkloadEntry (STATIC): an IP address or a unix:// socket; CRD CEL UDS rules",
+    ),
+    Check::error(
+        "se-dns-wildcard",
+        KIND,
+        "webhook ValidateServiceEntry: \"hosts must be FQDN if no endpoints are provided for resolution mode DNS\"",
+    ),
+    Check::error(
+        "se-dns-round-robin-endpoints",
+        KIND,
+        "CRD CEL: \"DNS_ROUND_ROBIN mode cannot have multiple endpoints\"",
+    ),
+    Check::error(
+        "se-none-endpoints",
+        KIND,
+        "CRD CEL: \"NONE mode cannot set endpoints\"",
+    ),
+    Check::error(
+        "se-endpoints-and-selector",
+        KIND,
+        "CRD CEL: \"only one of WorkloadSelector or Endpoints can be set\"",
+    ),
+    Check::error(
+        "se-endpoint-port",
+        KIND,
+        "webhook ValidateServiceEntry: \"endpoint port is not defined by the service entry\"",
+    ),
+    Check::error(
+        "se-selector-wildcard",
+        KIND,
+        "CRD CEL on workloadSelector.labels: !self.contains(\"*\"); webhook ValidateAlphaWorkloadSelector: no `*`, no empty key",
+    ),
+    Check::warning(
+        "se-empty-selector",
+        KIND,
+        "webhook ValidateAlphaWorkloadSelector warning: \"workload selector specified without labels\"",
+    ),
+    Check::warning(
+        "se-external-no-ports",
+        KIND,
+        "none: Istio accepts it; veer warns that a MESH_EXTERNAL entry without ports gets no listener",
+    ),
+];
+
+/// The workloadSelector codes of a ServiceEntry.
+const SELECTOR_CODES: SelectorCodes = SelectorCodes {
+    wildcard: "se-selector-wildcard",
+    empty: "se-empty-selector",
+};
 
 pub fn check(index: &Index<'_>, out: &mut Vec<Diagnostic>) {
     for (m, se) in &index.service_entries {
@@ -24,7 +157,11 @@ pub fn check(index: &Index<'_>, out: &mut Vec<Diagnostic>) {
         check_ports(m, se, out);
         check_addresses(m, se, out);
         check_resolution(m, se, out);
+        check_multiple_hosts(m, se, out);
         check_endpoints_or_selector(m, se, out);
+        if let Some(selector) = &se.workload_selector {
+            check_workload_selector(m, "/spec/workloadSelector", selector, SELECTOR_CODES, out);
+        }
         check_endpoint_ports(m, se, out);
         check_external_ports(m, se, out);
     }
@@ -118,7 +255,37 @@ fn check_ports(m: &Manifest, se: &ServiceEntry, out: &mut Vec<Diagnostic>) {
         } else {
             names.insert(&port.name, i);
         }
+        if let Some(target) = port.target_port
+            && !valid_port_number(target)
+        {
+            let p = format!("{at}/targetPort");
+            out.push(
+                m.error(
+                    "se-target-port",
+                    &p,
+                    format!("{}: {target} is not a port number (1-65535)", display_path(&p)),
+                )
+                .fix("use the port the endpoints listen on, between 1 and 65535, or remove targetPort to use the port number"),
+            );
+        }
+        if let Some(why) = name_problem(&port.name, NameRule::Label) {
+            let p = format!("{at}/name");
+            out.push(
+                m.error(
+                    "se-port-name",
+                    &p,
+                    format!(
+                        "{}: `{}` {why}; Istio takes port names that are DNS-1123 labels (lowercase letters, digits and `-`, at most 63)",
+                        display_path(&p),
+                        port.name
+                    ),
+                )
+                .fix("name the port in lowercase, e.g. `https` or `tcp-5432`"),
+            );
+        }
+        // An empty protocol is Istio's "detect it" (protocol sniffing), not an unknown one.
         if let Some(protocol) = &port.protocol
+            && !protocol.is_empty()
             && known_protocol(protocol, SERVICE_PROTOCOLS).is_none()
         {
             let p = format!("{at}/protocol");
@@ -137,64 +304,34 @@ fn check_ports(m: &Manifest, se: &ServiceEntry, out: &mut Vec<Diagnostic>) {
     }
 }
 
-/// `addresses` are virtual IPs or CIDR ranges, never names.
+/// `addresses` are virtual IPs or CIDR ranges, never names; a range only with resolution
+/// NONE or STATIC (a DNS-resolved service has no range of addresses to route).
 fn check_addresses(m: &Manifest, se: &ServiceEntry, out: &mut Vec<Diagnostic>) {
+    let resolution = se.resolution();
     for (i, address) in se.addresses.iter().enumerate() {
+        let p = pointer_join("/spec/addresses", i);
         if let Err(why) = check_ip_or_cidr(address) {
-            let p = pointer_join("/spec/addresses", i);
             out.push(
                 m.error("se-address", &p, format!("{}: {why}", display_path(&p)))
                     .fix("write an IP address or a CIDR such as `10.0.0.0/24`; put host names in spec.hosts"),
             );
+        } else if address.contains('/')
+            && !matches!(resolution, Resolution::None | Resolution::Static)
+        {
+            out.push(
+                m.error(
+                    "se-cidr-resolution",
+                    &p,
+                    format!(
+                        "{}: `{address}` is a CIDR range, which resolution {} cannot have; ranges are for NONE and STATIC",
+                        display_path(&p),
+                        resolution.as_str()
+                    ),
+                )
+                .fix("use single IP addresses, or resolution NONE (or STATIC with endpoints)"),
+            );
         }
     }
-}
-
-/// Why a ServiceEntry address or STATIC endpoint address is refused; the message quotes it
-/// and says what may be written there.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AddressError {
-    #[error("`{text}` is not an IP address or CIDR")]
-    NotAnIpOrCidr { text: String },
-    #[error("`{text}` has prefix length `{prefix}`; it must be 0-{max}")]
-    PrefixLength {
-        text: String,
-        prefix: String,
-        max: u8,
-    },
-    /// A `unix://` endpoint whose path is neither absolute nor abstract.
-    #[error(
-        "`{address}` must name an absolute socket path (`unix:///...`) or an abstract socket (`unix://@...`)"
-    )]
-    SocketPath { address: String },
-    /// A host name where STATIC resolution needs an address.
-    #[error("`{address}` is not an IP address, and resolution STATIC does not resolve names")]
-    NotAnIp { address: String },
-}
-
-/// An IP address, or a CIDR range `ip/prefix`.
-pub fn check_ip_or_cidr(text: &str) -> Result<(), AddressError> {
-    let (ip, prefix) = match text.split_once('/') {
-        Some((ip, prefix)) => (ip, Some(prefix)),
-        None => (text, None),
-    };
-    let ip: IpAddr = ip.parse().map_err(|_| AddressError::NotAnIpOrCidr {
-        text: text.to_string(),
-    })?;
-    if let Some(prefix) = prefix {
-        let max = if ip.is_ipv4() { 32 } else { 128 };
-        match prefix.parse::<u8>() {
-            Ok(n) if n <= max => {}
-            _ => {
-                return Err(AddressError::PrefixLength {
-                    text: text.to_string(),
-                    prefix: prefix.to_string(),
-                    max,
-                });
-            }
-        }
-    }
-    Ok(())
 }
 
 fn check_resolution(m: &Manifest, se: &ServiceEntry, out: &mut Vec<Diagnostic>) {
@@ -202,9 +339,10 @@ fn check_resolution(m: &Manifest, se: &ServiceEntry, out: &mut Vec<Diagnostic>) 
     let at = "/spec/resolution";
     match resolution {
         Resolution::Static => {
+            // Istio accepts it (endpoints may come later); nothing receives the traffic.
             if se.endpoints.is_empty() && se.workload_selector.is_none() {
                 out.push(
-                    m.error(
+                    m.warning(
                         "se-static-no-endpoints",
                         at,
                         "resolution STATIC needs endpoints or a workloadSelector to take addresses from",
@@ -226,6 +364,19 @@ fn check_resolution(m: &Manifest, se: &ServiceEntry, out: &mut Vec<Diagnostic>) 
             }
         }
         Resolution::Dns | Resolution::DnsRoundRobin => {
+            if resolution == Resolution::DnsRoundRobin && se.endpoints.len() > 1 {
+                out.push(
+                    m.error(
+                        "se-dns-round-robin-endpoints",
+                        "/spec/endpoints",
+                        format!(
+                            "resolution DNS_ROUND_ROBIN uses one endpoint, and spec.endpoints has {}",
+                            se.endpoints.len()
+                        ),
+                    )
+                    .fix("keep one endpoint, or use resolution DNS to balance over several"),
+                );
+            }
             // With endpoints, the proxy resolves the endpoint addresses instead of the hosts.
             if se.endpoints.is_empty() {
                 for (i, host) in se.hosts.iter().enumerate() {
@@ -263,22 +414,45 @@ fn check_resolution(m: &Manifest, se: &ServiceEntry, out: &mut Vec<Diagnostic>) 
     }
 }
 
-/// A STATIC endpoint is an IP address or a Unix socket.
-fn check_static_address(address: &str) -> Result<(), AddressError> {
-    if let Some(path) = address.strip_prefix("unix://") {
-        if !(path.starts_with('/') || path.starts_with('@')) || path.ends_with('/') {
-            return Err(AddressError::SocketPath {
-                address: address.to_string(),
-            });
-        }
-        return Ok(());
+/// Several hosts share one entry's ports; plain TCP carries no host name (HTTP has the
+/// authority, TLS the SNI) to tell them apart, so Istio refuses it unless resolution is NONE,
+/// where hosts are not used to route.
+fn check_multiple_hosts(m: &Manifest, se: &ServiceEntry, out: &mut Vec<Diagnostic>) {
+    if se.resolution() == Resolution::None || se.hosts.len() < 2 {
+        return;
     }
-    address
-        .parse::<IpAddr>()
-        .map(|_| ())
-        .map_err(|_| AddressError::NotAnIp {
-            address: address.to_string(),
+    let named = |protocol: &str| {
+        known_protocol(protocol, SERVICE_PROTOCOLS).is_some_and(|p| {
+            matches!(
+                p,
+                "HTTP" | "HTTP2" | "HTTP_PROXY" | "GRPC" | "GRPC-WEB" | "HTTPS" | "TLS"
+            )
         })
+    };
+    if let Some(i) = se
+        .ports
+        .iter()
+        .position(|p| !named(p.protocol.as_deref().unwrap_or("")))
+    {
+        let p = pointer_join("/spec/ports", i);
+        let protocol = match se.ports[i].protocol.as_deref() {
+            None | Some("") => "no protocol".to_string(),
+            Some(other) => format!("protocol {other}"),
+        };
+        out.push(
+            m.error(
+                "se-multiple-hosts-tcp",
+                &p,
+                format!(
+                    "{} has {protocol}, and spec.hosts has {} hosts with resolution {}: nothing in a TCP connection says which host it is for",
+                    display_path(&p),
+                    se.hosts.len(),
+                    se.resolution().as_str()
+                ),
+            )
+            .fix("give each host its own ServiceEntry, declare the port as HTTP, HTTPS or TLS, or use resolution NONE"),
+        );
+    }
 }
 
 fn check_endpoints_or_selector(m: &Manifest, se: &ServiceEntry, out: &mut Vec<Diagnostic>) {
@@ -355,227 +529,4 @@ fn check_external_ports(m: &Manifest, se: &ServiceEntry, out: &mut Vec<Diagnosti
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::validate::gateway::tests::{Found, run};
-
-    /// A ServiceEntry whose spec body (indented by two) starts on line 6.
-    fn se(spec: &str) -> String {
-        format!(
-            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: ext\nspec:\n{spec}"
-        )
-    }
-
-    fn each(
-        f: fn(&Manifest, &ServiceEntry, &mut Vec<Diagnostic>),
-    ) -> impl Fn(&Index<'_>, &mut Vec<Diagnostic>) {
-        move |index, out| {
-            for (m, se) in &index.service_entries {
-                f(m, &se.spec, out);
-            }
-        }
-    }
-
-    fn table(f: fn(&Manifest, &ServiceEntry, &mut Vec<Diagnostic>), cases: &[(&str, Found)]) {
-        for (spec, want) in cases {
-            assert_eq!(&run(&se(spec), each(f)), want, "{spec}");
-        }
-    }
-
-    #[test]
-    fn hosts_table() {
-        table(
-            check_hosts,
-            &[
-                (
-                    "  hosts: [api.github.com, '*.example.com', reviews]\n",
-                    vec![],
-                ),
-                ("  hosts: []\n", vec![("se-no-hosts", 6)]),
-                ("  ports: []\n", vec![("se-no-hosts", 5)]),
-                ("  hosts: ['*']\n", vec![("se-wildcard-host", 6)]),
-                (
-                    "  hosts:\n  - ok.com\n  - bad_host.com\n",
-                    vec![("se-invalid-host", 8)],
-                ),
-            ],
-        );
-    }
-
-    #[test]
-    fn ports_table() {
-        table(
-            check_ports,
-            &[
-                (
-                    "  hosts: [a.com]\n  ports:\n  - {number: 443, name: https, protocol: TLS}\n  - {number: 80, name: http, protocol: http}\n  - {number: 3306, name: db}\n",
-                    vec![],
-                ),
-                (
-                    "  hosts: [a.com]\n  ports:\n  - {number: 0, name: https, protocol: TLS}\n",
-                    vec![("se-port-number", 8)],
-                ),
-                (
-                    "  hosts: [a.com]\n  ports:\n  - {number: 65536, name: https, protocol: TLS}\n",
-                    vec![("se-port-number", 8)],
-                ),
-                (
-                    "  hosts: [a.com]\n  ports:\n  - {number: 443, name: https, protocol: TLS}\n  - {number: 8443, name: https, protocol: TLS}\n",
-                    vec![("se-duplicate-port-name", 9)],
-                ),
-                (
-                    "  hosts: [a.com]\n  ports:\n  - {number: 443, name: https, protocol: TLS}\n  - {number: 443, name: tls, protocol: TLS}\n",
-                    vec![("se-duplicate-port-number", 9)],
-                ),
-                (
-                    "  hosts: [a.com]\n  ports:\n  - {number: 443, name: https, protocol: QUIC}\n",
-                    vec![("se-protocol", 8)],
-                ),
-            ],
-        );
-    }
-
-    #[test]
-    fn addresses_table() {
-        for ok in [
-            "10.0.0.1",
-            "10.0.0.0/24",
-            "0.0.0.0/0",
-            "2001:db8::1",
-            "2001:db8::/32",
-        ] {
-            assert_eq!(check_ip_or_cidr(ok), Ok(()), "{ok}");
-        }
-        for bad in [
-            "",
-            "api.example.com",
-            "10.0.0.0/33",
-            "10.0.0.0/",
-            "2001:db8::/129",
-            "10.0.0.256",
-        ] {
-            assert!(check_ip_or_cidr(bad).is_err(), "{bad}");
-        }
-        table(
-            check_addresses,
-            &[
-                (
-                    "  hosts: [a.com]\n  addresses: [240.0.0.1, 10.1.0.0/16]\n",
-                    vec![],
-                ),
-                (
-                    "  hosts: [a.com]\n  addresses:\n  - 240.0.0.1\n  - a.com\n",
-                    vec![("se-address", 9)],
-                ),
-            ],
-        );
-    }
-
-    #[test]
-    fn resolution_table() {
-        table(
-            check_resolution,
-            &[
-                ("  hosts: ['*.example.com']\n", vec![]),
-                ("  hosts: [a.com]\n  resolution: DNS\n", vec![]),
-                (
-                    "  hosts: [a.com]\n  resolution: STATIC\n  endpoints: [{address: 10.0.0.1}, {address: 'unix:///var/run/s.sock'}, {address: '2001:db8::1'}]\n",
-                    vec![],
-                ),
-                (
-                    "  hosts: [a.com]\n  resolution: STATIC\n  workloadSelector: {labels: {app: vm}}\n",
-                    vec![],
-                ),
-                (
-                    "  hosts: [a.com]\n  resolution: STATIC\n",
-                    vec![("se-static-no-endpoints", 7)],
-                ),
-                (
-                    "  hosts: [a.com]\n  resolution: STATIC\n  endpoints:\n  - address: 10.0.0.1\n  - address: db.example.com\n",
-                    vec![("se-static-address", 10)],
-                ),
-                (
-                    "  hosts: [a.com]\n  resolution: STATIC\n  endpoints:\n  - address: unix://relative.sock\n",
-                    vec![("se-static-address", 9)],
-                ),
-                (
-                    "  hosts: [a.com, '*.example.com']\n  resolution: DNS\n",
-                    vec![("se-dns-wildcard", 6)],
-                ),
-                (
-                    "  hosts:\n  - '*.example.com'\n  resolution: DNS_ROUND_ROBIN\n",
-                    vec![("se-dns-wildcard", 7)],
-                ),
-                (
-                    "  hosts: ['*.example.com']\n  resolution: DNS\n  endpoints: [{address: proxy.example.com}]\n",
-                    vec![],
-                ),
-                (
-                    "  hosts: [a.com]\n  endpoints: [{address: 10.0.0.1}]\n",
-                    vec![("se-none-endpoints", 7)],
-                ),
-                (
-                    "  hosts: ['*.example.com']\n  resolution: DYNAMIC_DNS\n",
-                    vec![],
-                ),
-            ],
-        );
-    }
-
-    #[test]
-    fn endpoints_or_selector_table() {
-        table(
-            check_endpoints_or_selector,
-            &[
-                (
-                    "  hosts: [a.com]\n  resolution: STATIC\n  endpoints: [{address: 10.0.0.1}]\n",
-                    vec![],
-                ),
-                (
-                    "  hosts: [a.com]\n  resolution: STATIC\n  endpoints: [{address: 10.0.0.1}]\n  workloadSelector:\n    labels: {app: vm}\n",
-                    vec![("se-endpoints-and-selector", 9)],
-                ),
-            ],
-        );
-    }
-
-    #[test]
-    fn endpoint_ports_table() {
-        table(
-            check_endpoint_ports,
-            &[
-                (
-                    "  hosts: [a.com]\n  ports: [{number: 80, name: http}]\n  resolution: STATIC\n  endpoints: [{address: 10.0.0.1, ports: {http: 8080}}]\n",
-                    vec![],
-                ),
-                (
-                    "  hosts: [a.com]\n  ports: [{number: 80, name: http}]\n  resolution: STATIC\n  endpoints:\n  - address: 10.0.0.1\n    ports:\n      web: 8080\n",
-                    vec![("se-endpoint-port", 12)],
-                ),
-                (
-                    "  hosts: [a.com]\n  ports: [{number: 80, name: http}]\n  resolution: STATIC\n  endpoints:\n  - address: 10.0.0.1\n    ports:\n      http: 0\n",
-                    vec![("se-port-number", 12)],
-                ),
-            ],
-        );
-    }
-
-    #[test]
-    fn external_ports_table() {
-        table(
-            check_external_ports,
-            &[
-                (
-                    "  hosts: [a.com]\n  ports: [{number: 443, name: tls}]\n",
-                    vec![],
-                ),
-                ("  hosts: [a.com]\n  location: MESH_INTERNAL\n", vec![]),
-                ("  hosts: [a.com]\n", vec![("se-external-no-ports", 5)]),
-                (
-                    "  hosts: [a.com]\n  location: MESH_EXTERNAL\n",
-                    vec![("se-external-no-ports", 7)],
-                ),
-            ],
-        );
-    }
-}
+mod tests;

@@ -1,31 +1,129 @@
-//! Sidecar checks: egress host forms, ingress and egress listener ports, and one namespace
-//! default (selector-less Sidecar) per namespace.
+//! Sidecar checks: a configuration that says something, a workloadSelector Istio accepts,
+//! egress host forms, connection pools (the deprecated `egressProxy` is `validate::analyze`'s);
+//! listener ports and endpoints are in
+//! [`listeners`], which Sidecars apply to a workload (one default per namespace, no two on the
+//! same pods) in [`selectors`].
+//!
+//! Each check is an error only where Istio refuses the Sidecar (its CRD schema, its webhook's
+//! `ValidateSidecar`) or where istioctl analyze reports an Error (IST0110, IST0111); what
+//! Istio accepts is at most a warning.
 
-/// The checks of this module, for the catalog (`validate::catalog`).
-pub const CHECKS: &[super::catalog::Check] = &[];
-
-use std::collections::{BTreeMap, HashMap};
+mod listeners;
+mod selectors;
 
 use super::Index;
+use super::catalog::Check;
 use super::destination_rule::check_connection_pool;
-use super::gateway::{SERVICE_PROTOCOLS, known_protocol, valid_port_number};
 use super::namespaced_host::{NamespacedHostError, check_namespace};
+use super::service_entry::{SelectorCodes, check_workload_selector};
 use crate::diagnostic::Diagnostic;
 use crate::hosts;
 use crate::manifest::Manifest;
 use crate::manifest::istio::display_path;
-use crate::manifest::istio::sidecar::{Sidecar, SidecarPort};
+use crate::manifest::istio::sidecar::Sidecar;
 use crate::manifest::yaml::pointer_join;
+
+const KIND: &str = "Sidecar";
+
+/// The checks of this module, for the catalog (`validate::catalog`).
+pub const CHECKS: &[Check] = &[
+    Check::error(
+        "sidecar-empty",
+        KIND,
+        "webhook ValidateSidecar: \"sidecar: empty configuration provided\" (no ingress, egress, outboundTrafficPolicy or inboundConnectionPool)",
+    ),
+    Check::error(
+        "sidecar-selector-wildcard",
+        KIND,
+        "CRD CEL on workloadSelector.labels: !self.contains(\"*\"); webhook ValidateAlphaWorkloadSelector: no `*`, no empty key",
+    ),
+    Check::warning(
+        "sidecar-empty-selector",
+        KIND,
+        "webhook ValidateSidecar warning: \"workload selector specified without labels, will be applied to all services in namespace\"",
+    ),
+    Check::error(
+        "sidecar-egress-host",
+        KIND,
+        "CRD: egress[].hosts required; webhook agent.ValidateNamespaceSlashWildcardHostname: namespace/dnsName, no short names, no partial wildcards",
+    ),
+    Check::error(
+        "sidecar-ingress-port",
+        KIND,
+        "webhook ValidateSidecar: port required, validateSidecarIngressPortAndBind (ValidatePort, ValidateProtocol, ValidatePortName, bind an IP), targetPort refused; no protocol is allowed (sniffing)",
+    ),
+    Check::error(
+        "sidecar-duplicate-ingress-port",
+        KIND,
+        "webhook ValidateSidecar: \"ports on IP bound listeners must be unique\"",
+    ),
+    Check::error(
+        "sidecar-egress-port",
+        KIND,
+        "webhook validateSidecarEgressPortBindAndCaptureMode (ValidatePort or a unix:// bind, ValidateProtocol, ValidatePortName), unique ports and sockets, one port-less listener, last",
+    ),
+    Check::error(
+        "sidecar-default-endpoint",
+        KIND,
+        "webhook ValidateSidecar: defaultEndpoint is 127.0.0.1:PORT, 0.0.0.0:PORT, [::1]:PORT, [::]:PORT or unix://PATH",
+    ),
+    Check::error(
+        "sidecar-connection-pool",
+        KIND,
+        "webhook validateConnectionPool (as DestinationRule's); CRD CEL durations >= 1ms; a limit of 0 (Istio's `unset`) is a warning",
+    ),
+    Check::error(
+        "sidecar-multiple-default",
+        KIND,
+        "istioctl sidecar.DefaultSelectorAnalyzer: MultipleSidecarsWithoutWorkloadSelectors (Error)",
+    )
+    .istio("IST0111"),
+    Check::error(
+        "sidecar-selector-conflict",
+        KIND,
+        "istioctl sidecar.SelectorAnalyzer: ConflictingSidecarWorkloadSelectors (Error), over the pod templates of the revision's workloads",
+    )
+    .istio("IST0110"),
+];
+
+/// The workloadSelector codes of a Sidecar.
+const SELECTOR_CODES: SelectorCodes = SelectorCodes {
+    wildcard: "sidecar-selector-wildcard",
+    empty: "sidecar-empty-selector",
+};
 
 pub fn check(index: &Index<'_>, out: &mut Vec<Diagnostic>) {
     for (m, sidecar) in &index.sidecars {
-        check_selector(m, &sidecar.spec, out);
-        check_egress_hosts(m, &sidecar.spec, out);
-        check_ingress_ports(m, &sidecar.spec, out);
-        check_egress_ports(m, &sidecar.spec, out);
-        check_connection_pools(m, &sidecar.spec, out);
+        let sidecar = &sidecar.spec;
+        check_empty(m, sidecar, out);
+        if let Some(selector) = &sidecar.workload_selector {
+            check_workload_selector(m, "/spec/workloadSelector", selector, SELECTOR_CODES, out);
+        }
+        check_egress_hosts(m, sidecar, out);
+        listeners::check_ingress(m, sidecar, out);
+        listeners::check_egress(m, sidecar, out);
+        check_connection_pools(m, sidecar, out);
     }
-    check_namespace_defaults(index, out);
+    selectors::check_namespace_defaults(index, out);
+    selectors::check_conflicts(index, out);
+}
+
+/// Istio refuses a Sidecar that configures nothing.
+fn check_empty(m: &Manifest, sidecar: &Sidecar, out: &mut Vec<Diagnostic>) {
+    if sidecar.ingress.is_empty()
+        && sidecar.egress.is_empty()
+        && sidecar.outbound_traffic_policy.is_none()
+        && sidecar.inbound_connection_pool.is_none()
+    {
+        out.push(
+            m.error(
+                "sidecar-empty",
+                "/spec",
+                "the Sidecar configures nothing: no ingress, egress, outboundTrafficPolicy or inboundConnectionPool",
+            )
+            .fix("add what it should change, e.g. `egress: [{hosts: [\"./*\", \"istio-system/*\"]}]`, or remove the Sidecar"),
+        );
+    }
 }
 
 /// The inbound pools have DestinationRule's shape and the same limits.
@@ -47,24 +145,6 @@ fn check_connection_pools(m: &Manifest, sidecar: &Sidecar, out: &mut Vec<Diagnos
     }
 }
 
-/// Istio refuses a workloadSelector that selects nothing in particular.
-fn check_selector(m: &Manifest, sidecar: &Sidecar, out: &mut Vec<Diagnostic>) {
-    if sidecar
-        .workload_selector
-        .as_ref()
-        .is_some_and(|s| s.labels.is_empty())
-    {
-        out.push(
-            m.error(
-                "sidecar-empty-selector",
-                "/spec/workloadSelector",
-                "spec.workloadSelector has no labels",
-            )
-            .fix("add labels that select the workload, or remove workloadSelector to make this the namespace default"),
-        );
-    }
-}
-
 fn check_egress_hosts(m: &Manifest, sidecar: &Sidecar, out: &mut Vec<Diagnostic>) {
     for (i, egress) in sidecar.egress.iter().enumerate() {
         let at = pointer_join("/spec/egress", i);
@@ -82,11 +162,15 @@ fn check_egress_hosts(m: &Manifest, sidecar: &Sidecar, out: &mut Vec<Diagnostic>
             );
         }
         for (j, host) in egress.hosts.iter().enumerate() {
-            if let Err(why) = check_egress_host(host) {
+            let why = match check_egress_host(host) {
+                Err(e) => Some(e.to_string()),
+                Ok(()) => egress_host_form(host),
+            };
+            if let Some(why) = why {
                 let p = format!("{at}/hosts/{j}");
                 out.push(
                     m.error("sidecar-egress-host", &p, format!("{}: {why}", display_path(&p)))
-                        .fix("write `namespace/host`: e.g. `./*` (this namespace), `istio-system/*`, `*/api.example.com`"),
+                        .fix("write `namespace/host` with a full DNS name: e.g. `./*` (this namespace), `istio-system/*`, `*/api.example.com`, `./reviews.shop.svc.cluster.local`"),
                 );
             }
         }
@@ -107,309 +191,25 @@ pub fn check_egress_host(host: &str) -> Result<(), NamespacedHostError> {
     Ok(hosts::check_host(name)?)
 }
 
-fn check_ingress_ports(m: &Manifest, sidecar: &Sidecar, out: &mut Vec<Diagnostic>) {
-    let mut seen: HashMap<u32, usize> = HashMap::new();
-    for (i, ingress) in sidecar.ingress.iter().enumerate() {
-        let at = pointer_join("/spec/ingress", i);
-        let Some(port) = &ingress.port else {
-            out.push(
-                m.error(
-                    "sidecar-ingress-port",
-                    &at,
-                    format!("{}: an ingress listener needs a port", display_path(&at)),
-                )
-                .fix("add `port: {number: 9080, protocol: HTTP, name: http}`"),
-            );
-            continue;
-        };
-        let port_at = format!("{at}/port");
-        if let Err((field, why, fix)) = check_port(port, true) {
-            let p = format!("{port_at}/{field}");
-            out.push(
-                m.error(
-                    "sidecar-ingress-port",
-                    &p,
-                    format!("{}: {why}", display_path(&p)),
-                )
-                .fix(fix),
-            );
-        }
-        if let Some(number) = port.number {
-            if let Some(first) = seen.get(&number) {
-                let p = format!("{port_at}/number");
-                out.push(
-                    m.error(
-                        "sidecar-duplicate-ingress-port",
-                        &p,
-                        format!(
-                            "{}: port {number} already has a listener in spec.ingress[{first}]",
-                            display_path(&p)
-                        ),
-                    )
-                    .fix("declare each inbound port once"),
-                );
-            } else {
-                seen.insert(number, i);
-            }
-        }
-    }
-}
-
-/// The egress port is optional (all ports when unset), but must be valid when given.
-fn check_egress_ports(m: &Manifest, sidecar: &Sidecar, out: &mut Vec<Diagnostic>) {
-    for (i, egress) in sidecar.egress.iter().enumerate() {
-        let Some(port) = &egress.port else {
-            continue;
-        };
-        if let Err((field, why, fix)) = check_port(port, false) {
-            let p = format!("/spec/egress/{i}/port/{field}");
-            out.push(
-                m.error(
-                    "sidecar-egress-port",
-                    &p,
-                    format!("{}: {why}", display_path(&p)),
-                )
-                .fix(fix),
-            );
-        }
-    }
-}
-
-/// The first problem of a listener port: (field, what is wrong, fix). Ingress ports need a
-/// number and a protocol; egress ports only need them to be valid when written.
-fn check_port(port: &SidecarPort, ingress: bool) -> Result<(), (&'static str, String, String)> {
-    match port.number {
-        Some(n) if !valid_port_number(n) => {
-            return Err((
-                "number",
-                format!("{n} is not a port number (1-65535)"),
-                "use a port between 1 and 65535".to_string(),
-            ));
-        }
-        None if ingress => {
-            return Err((
-                "number",
-                "the port has no number".to_string(),
-                "add `number:` with the port the application listens on".to_string(),
-            ));
-        }
-        Some(_) | None => {}
-    }
-    match &port.protocol {
-        Some(p) if known_protocol(p, SERVICE_PROTOCOLS).is_none() => Err((
-            "protocol",
-            format!("`{p}` is not a protocol Istio knows"),
-            format!("use one of {}", SERVICE_PROTOCOLS.join(", ")),
-        )),
-        None if ingress => Err((
-            "protocol",
-            "the port has no protocol".to_string(),
-            format!("add `protocol:`, one of {}", SERVICE_PROTOCOLS.join(", ")),
-        )),
-        Some(_) | None => Ok(()),
-    }
-}
-
-/// A namespace has at most one default Sidecar (one without workloadSelector); with two,
-/// which one applies is undefined.
-fn check_namespace_defaults(index: &Index<'_>, out: &mut Vec<Diagnostic>) {
-    let mut defaults: BTreeMap<&str, &Manifest> = BTreeMap::new();
-    for (m, sidecar) in &index.sidecars {
-        if sidecar.spec.workload_selector.is_some() {
-            continue;
-        }
-        match defaults.get(m.namespace()) {
-            Some(first) => out.push(
-                m.error(
-                    "sidecar-multiple-default",
-                    "/metadata/name",
-                    format!(
-                        "namespace `{}` already has a default Sidecar (one without workloadSelector), `{}` at {}:{}; with two, which one applies is undefined",
-                        m.namespace(),
-                        first.key.name,
-                        first.file,
-                        first.line
-                    ),
-                )
-                .fix("merge the two Sidecars, or add spec.workloadSelector to this one so it applies to specific workloads"),
-            ),
-            None => {
-                defaults.insert(m.namespace(), m);
-            }
-        }
+/// What Istio's webhook refuses in the host part beyond a valid name: a short name
+/// (`./reviews`: the egress listener matches full names only) and a partial wildcard
+/// (`./*reviews.com`).
+fn egress_host_form(host: &str) -> Option<String> {
+    let (_, name) = host.split_once('/')?;
+    if name == "*" {
+        None
+    } else if name.strip_prefix("*.").unwrap_or(name).contains('*') {
+        Some(format!(
+            "`{name}` is a partial wildcard; a wildcard is `*` alone or a `*.` prefix"
+        ))
+    } else if !name.contains('.') {
+        Some(format!(
+            "`{name}` is a short name; egress hosts are full DNS names (`{name}.<namespace>.svc.cluster.local`) or `*`"
+        ))
+    } else {
+        None
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::validate::gateway::tests::{Found, run};
-
-    /// A Sidecar in namespace `shop` whose spec body (indented by two) starts on line 7.
-    fn sidecar(name: &str, spec: &str) -> String {
-        format!(
-            "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata:\n  name: {name}\n  namespace: shop\nspec:\n{spec}"
-        )
-    }
-
-    fn table(f: fn(&Manifest, &Sidecar, &mut Vec<Diagnostic>), cases: &[(&str, Found)]) {
-        for (spec, want) in cases {
-            let found = run(&sidecar("s", spec), |index, out| {
-                for (m, s) in &index.sidecars {
-                    f(m, &s.spec, out);
-                }
-            });
-            assert_eq!(&found, want, "{spec}");
-        }
-    }
-
-    #[test]
-    fn selector_table() {
-        table(
-            check_selector,
-            &[
-                ("  workloadSelector: {labels: {app: ratings}}\n", vec![]),
-                ("  egress: [{hosts: ['./*']}]\n", vec![]),
-                (
-                    "  workloadSelector: {}\n",
-                    vec![("sidecar-empty-selector", 7)],
-                ),
-            ],
-        );
-    }
-
-    #[test]
-    fn egress_hosts_table() {
-        for ok in [
-            "./*",
-            "*/*",
-            "~/*",
-            "istio-system/*",
-            "*/api.example.com",
-            "shop/*.example.com",
-            "./reviews",
-        ] {
-            assert_eq!(check_egress_host(ok), Ok(()), "{ok}");
-        }
-        for bad in [
-            "*",
-            "api.example.com",
-            "/a.com",
-            "Shop/*",
-            "./",
-            "./a..b",
-            "-x/*",
-        ] {
-            assert!(check_egress_host(bad).is_err(), "{bad}");
-        }
-        table(
-            check_egress_hosts,
-            &[
-                ("  egress:\n  - hosts: ['./*', 'istio-system/*']\n", vec![]),
-                (
-                    "  egress:\n  - hosts:\n    - ./*\n    - reviews.shop.svc.cluster.local\n",
-                    vec![("sidecar-egress-host", 10)],
-                ),
-                (
-                    "  egress:\n  - hosts: []\n",
-                    vec![("sidecar-egress-host", 8)],
-                ),
-            ],
-        );
-    }
-
-    #[test]
-    fn ingress_ports_table() {
-        table(
-            check_ingress_ports,
-            &[
-                (
-                    "  ingress:\n  - port: {number: 9080, protocol: HTTP, name: http}\n    defaultEndpoint: 127.0.0.1:8080\n",
-                    vec![],
-                ),
-                (
-                    "  ingress:\n  - defaultEndpoint: 127.0.0.1:8080\n",
-                    vec![("sidecar-ingress-port", 8)],
-                ),
-                (
-                    "  ingress:\n  - port: {protocol: HTTP}\n",
-                    vec![("sidecar-ingress-port", 8)],
-                ),
-                (
-                    "  ingress:\n  - port: {number: 0, protocol: HTTP}\n",
-                    vec![("sidecar-ingress-port", 8)],
-                ),
-                (
-                    "  ingress:\n  - port: {number: 9080}\n",
-                    vec![("sidecar-ingress-port", 8)],
-                ),
-                (
-                    "  ingress:\n  - port: {number: 9080, protocol: SPDY}\n",
-                    vec![("sidecar-ingress-port", 8)],
-                ),
-                (
-                    "  ingress:\n  - port: {number: 9080, protocol: HTTP}\n  - port:\n      number: 9080\n      protocol: TCP\n",
-                    vec![("sidecar-duplicate-ingress-port", 10)],
-                ),
-            ],
-        );
-    }
-
-    #[test]
-    fn egress_ports_table() {
-        table(
-            check_egress_ports,
-            &[
-                ("  egress:\n  - hosts: ['./*']\n", vec![]),
-                (
-                    "  egress:\n  - port: {number: 3306, protocol: MYSQL}\n    hosts: ['./*']\n",
-                    vec![],
-                ),
-                (
-                    "  egress:\n  - port: {number: 3306, protocol: SQL}\n    hosts: ['./*']\n",
-                    vec![("sidecar-egress-port", 8)],
-                ),
-            ],
-        );
-    }
-
-    #[test]
-    fn namespace_defaults_table() {
-        let default = |name: &str| sidecar(name, "  egress: [{hosts: ['./*']}]\n");
-        let selected = |name: &str| {
-            sidecar(
-                name,
-                "  workloadSelector: {labels: {app: a}}\n  egress: [{hosts: ['./*']}]\n",
-            )
-        };
-        let other_ns = default("c").replace("namespace: shop", "namespace: other");
-        let cases = [
-            (format!("{}---\n{}", default("a"), selected("b")), vec![]),
-            (format!("{}---\n{other_ns}", default("a")), vec![]),
-            // The second document starts at line 9; its name is on line 12.
-            (
-                format!("{}---\n{}", default("a"), default("b")),
-                vec![("sidecar-multiple-default", 12)],
-            ),
-        ];
-        for (yaml, want) in cases {
-            assert_eq!(run(&yaml, check_namespace_defaults), want, "{yaml}");
-        }
-    }
-
-    #[test]
-    fn typed_model_rejects_unknown_capture_mode_at_its_line() {
-        let yaml = sidecar(
-            "s",
-            "  egress:\n  - hosts: ['./*']\n    captureMode: IPTABLE\n",
-        );
-        let parsed = crate::manifest::parse_file(
-            "t.yaml",
-            yaml.as_bytes(),
-            &crate::manifest::ReadOptions::default(),
-        );
-        let d = &parsed.diagnostics[0];
-        assert_eq!((d.code, d.line), ("invalid-field", 9), "{d}");
-        assert!(d.message.contains("IPTABLES"), "{d}");
-    }
-}
+mod tests;

@@ -1,12 +1,16 @@
 //! The manifest model: files of a revision become objects identified by
 //! (group, version, kind, namespace, name), each remembering its file and line.
 //!
-//! Istio traffic kinds are parsed into typed structs (unknown fields are errors); every other
-//! kind passes through as a generic object. Reading problems become [`Diagnostic`]s, never
-//! panics. No git, no kube, no network here: files come in as bytes.
+//! Files are read as kubectl reads them: YAML as go-yaml reads it ([`yaml`]), `kind: List`
+//! documents expanded into their items ([`list`]). Istio traffic kinds are parsed into typed
+//! structs (unknown fields are errors, all of them reported); every other kind passes through
+//! as a generic object. Reading problems become [`Diagnostic`]s, never panics: every document
+//! of a file is read whatever the others hold. No git, no kube, no network here: files come in
+//! as bytes.
 
 pub mod istio;
 pub mod kinds;
+mod list;
 pub mod policy;
 pub mod rollout_policy;
 pub mod yaml;
@@ -178,6 +182,9 @@ pub struct ParsedFile {
     /// Shared, so a revision built from cached files copies pointers, not objects.
     pub manifests: Vec<Arc<Manifest>>,
     pub diagnostics: Vec<Diagnostic>,
+    /// Documents (and `kind: List` items) that are objects, usable or not: `manifests` leaves
+    /// out those too broken to use, this counts them.
+    pub objects: usize,
 }
 
 /// Options for reading files.
@@ -259,7 +266,10 @@ pub fn parse_file(path: &str, content: &[u8], options: &ReadOptions) -> ParsedFi
             return out;
         }
     };
-    for doc in documents {
+    for doc in documents.into_iter().flat_map(list::expand) {
+        if doc.value.is_object() {
+            out.objects += 1;
+        }
         match read_object(path, doc, options) {
             Ok((manifest, warnings)) => {
                 out.diagnostics.extend(warnings);
@@ -447,117 +457,20 @@ impl ParseCache {
 pub struct ManifestSet {
     pub manifests: Vec<Arc<Manifest>>,
     pub diagnostics: Vec<Diagnostic>,
+    /// Files read (each [`ManifestSet::extend`]), whatever they held.
+    pub files: usize,
+    /// Objects read, usable or not (the sum of [`ParsedFile::objects`]).
+    pub objects: usize,
 }
 
 impl ManifestSet {
     pub fn extend(&mut self, file: &ParsedFile) {
         self.manifests.extend(file.manifests.iter().cloned());
         self.diagnostics.extend(file.diagnostics.iter().cloned());
+        self.files += 1;
+        self.objects += file.objects;
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(text: &str) -> ParsedFile {
-        parse_file("x.yaml", text.as_bytes(), &ReadOptions::default())
-    }
-
-    #[test]
-    fn objects_get_identity_and_default_namespace() {
-        let f = parse(
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: reviews-v1\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n",
-        );
-        assert!(f.diagnostics.is_empty(), "{:?}", f.diagnostics);
-        assert_eq!(f.manifests.len(), 2);
-        assert_eq!(
-            f.manifests[0].key.to_string(),
-            "Deployment default/reviews-v1"
-        );
-        assert_eq!(f.manifests[0].key.api_version(), "apps/v1");
-        assert_eq!(f.manifests[1].key.namespace, None);
-        assert_eq!(f.manifests[1].line, 6);
-    }
-
-    #[test]
-    fn missing_identity_fields_are_reported_with_lines() {
-        let f = parse("kind: Service\nmetadata:\n  labels: {}\n");
-        let codes: Vec<_> = f.diagnostics.iter().map(|d| (d.code, d.line)).collect();
-        assert_eq!(codes, vec![("missing-field", 1), ("missing-field", 2)]);
-    }
-
-    #[test]
-    fn kinds_in_the_wrong_case_are_refused_at_the_kind_line() {
-        let table: &[(&str, &str)] = &[
-            ("networking.istio.io/v1", "virtualservice"),
-            ("networking.istio.io/v1", "Virtualservice"),
-            ("apps/v1", "deployment"),
-            ("v1", "configMap"),
-        ];
-        for (api_version, kind) in table {
-            let f = parse(&format!(
-                "apiVersion: {api_version}\nmetadata:\n  name: x\nkind: {kind}\n"
-            ));
-            assert!(f.manifests.is_empty(), "{kind}");
-            let d = &f.diagnostics[0];
-            assert_eq!((d.code, d.line, d.column), ("kind-case", 4, 1), "{kind}");
-            let right =
-                kinds::right_case(api_version.rsplit_once('/').map_or("", |(g, _)| g), kind)
-                    .unwrap();
-            assert!(d.message.contains(&format!("`{right}`")), "{}", d.message);
-            assert_eq!(
-                d.fix.as_deref(),
-                Some(format!("write `kind: {right}`").as_str())
-            );
-        }
-        // Right case, and kinds veer does not know, pass.
-        let f = parse("apiVersion: example.com/v1\nkind: widget\nmetadata:\n  name: x\n");
-        assert!(f.diagnostics.is_empty(), "{:?}", f.diagnostics);
-    }
-
-    #[test]
-    fn generate_name_is_refused_with_a_fix() {
-        let f = parse("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  generateName: cfg-\n");
-        assert!(f.manifests.is_empty());
-        let d = &f.diagnostics[0];
-        assert_eq!((d.code, d.line), ("generate-name", 4));
-        assert_eq!(
-            d.fix.as_deref(),
-            Some("replace `generateName: cfg-` by a fixed `name:`, e.g. `name: cfg-1`")
-        );
-    }
-
-    #[test]
-    fn hostile_bytes_are_refused_cleanly() {
-        let f = parse_file("b.yaml", b"a: 1\nb: \xff\xfe\n", &ReadOptions::default());
-        assert_eq!(f.diagnostics[0].code, "not-utf8");
-        assert_eq!(f.diagnostics[0].line, 2);
-        let big = vec![b'#'; 2 * 1024 * 1024];
-        let f = parse_file("big.yaml", &big, &ReadOptions::default());
-        assert_eq!(f.diagnostics[0].code, "file-too-large");
-    }
-
-    #[test]
-    fn too_large_only_above_the_limit() {
-        let opts = ReadOptions {
-            max_file_bytes: 10,
-            ..ReadOptions::default()
-        };
-        assert!(too_large("a.yaml", 10, &opts).is_none());
-        assert_eq!(
-            too_large("a.yaml", 11, &opts).map(|d| d.code),
-            Some("file-too-large")
-        );
-    }
-
-    #[test]
-    fn cache_parses_each_blob_once() {
-        let mut cache = ParseCache::default();
-        let opts = ReadOptions::default();
-        let (_, hit) = cache.get_or_parse("a.yaml", "id1", || b"a: 1\n".to_vec(), &opts);
-        assert!(!hit);
-        let (_, hit) = cache.get_or_parse("a.yaml", "id1", || unreachable!(), &opts);
-        assert!(hit);
-    }
-}
+mod tests;

@@ -15,6 +15,10 @@
 //! twice) long before their cost grows. Measured in a release build on the worst files found, a
 //! refused file costs at most a few hundred milliseconds of CPU, like an alias bomb.
 
+mod flow_colons;
+#[cfg(test)]
+mod kubectl_tests;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -22,6 +26,8 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 use serde_saphyr::Spanned;
 use serde_saphyr::budget::BudgetBreach;
+
+use flow_colons::ColumnMap;
 
 /// Deepest nesting accepted in a manifest; real Kubernetes objects stay well under 30.
 pub const MAX_DEPTH: usize = 64;
@@ -76,6 +82,20 @@ impl Positions {
     pub(crate) fn insert(&mut self, pointer: String, loc: Location) {
         self.by_pointer.entry(pointer).or_insert(loc);
     }
+
+    /// The positions under `prefix`, with `prefix` taken off their pointers: the positions of
+    /// a node as a document of its own (an item of a `kind: List`).
+    pub(crate) fn subtree(&self, prefix: &str) -> Positions {
+        let below = format!("{prefix}/");
+        let by_pointer = self
+            .by_pointer
+            .range(prefix.to_string()..)
+            .take_while(|(p, _)| p.starts_with(prefix))
+            .filter(|(p, _)| p.as_str() == prefix || p.starts_with(&below))
+            .map(|(p, loc)| (p[prefix.len()..].to_string(), *loc))
+            .collect();
+        Positions { by_pointer }
+    }
 }
 
 /// Escape one path segment for a JSON pointer.
@@ -106,6 +126,11 @@ pub struct YamlError {
 }
 
 /// Parse every document of `text`. Empty and null documents are skipped.
+///
+/// Scalars are read the way kubectl reads them (go-yaml through sigs.k8s.io/yaml): YAML 1.1
+/// booleans and octal numbers (`0755` is 493), a `:` ending a plain scalar in a flow collection
+/// kept in the scalar (`[001:db8::]` is a list of one string), and numbers as kubectl sends them
+/// to the API server (a float with no fraction, `1e3` or `5.0`, is an integer).
 pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
     let options = serde_saphyr::options! {
         budget: serde_saphyr::budget! {
@@ -119,23 +144,28 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
             alias_anchor_ratio_multiplier: MAX_USES_PER_ANCHOR,
             flow_nesting_limit: MAX_DEPTH,
         },
+        legacy_octal_numbers: true,
     };
-    let nodes: Vec<Spanned<Node>> = serde_saphyr::from_multiple_with_options(text, options)
+    let (text, columns) = flow_colons::rewrite(text);
+    let nodes: Vec<Spanned<Node>> = serde_saphyr::from_multiple_with_options(&text, options)
         .map_err(|e| YamlError {
             message: describe_error(&e),
             location: e
                 .location()
-                .map(|l| Location::new(l.line() as u32, l.column() as u32))
+                .map(|l| {
+                    let line = l.line() as u32;
+                    Location::new(line, columns.original(line, l.column() as u32))
+                })
                 .unwrap_or_default(),
         })?;
     Ok(nodes
         .into_iter()
         .filter(|n| !matches!(n.value, Node::Null))
         .map(|root| {
-            let start = loc_of(&root);
+            let start = loc_of(&root, &columns);
             let mut positions = Positions::default();
             positions.insert(String::new(), start);
-            let value = flatten(root.value, "", &mut positions);
+            let value = flatten(root.value, "", &mut positions, &columns);
             Document {
                 value,
                 positions,
@@ -202,8 +232,10 @@ fn describe_breach(breach: &BudgetBreach) -> String {
     }
 }
 
-fn loc_of<T>(s: &Spanned<T>) -> Location {
-    Location::new(s.referenced.line() as u32, s.referenced.column() as u32)
+/// Where a node starts in the file (the rewritten text's columns mapped back).
+fn loc_of<T>(s: &Spanned<T>, columns: &ColumnMap) -> Location {
+    let line = s.referenced.line() as u32;
+    Location::new(line, columns.original(line, s.referenced.column() as u32))
 }
 
 /// A YAML node with the spans of its children kept.
@@ -217,7 +249,7 @@ enum Node {
     Map(Vec<(Spanned<String>, Spanned<Node>)>),
 }
 
-fn flatten(node: Node, pointer: &str, positions: &mut Positions) -> Value {
+fn flatten(node: Node, pointer: &str, positions: &mut Positions, columns: &ColumnMap) -> Value {
     match node {
         Node::Null => Value::Null,
         Node::Bool(b) => Value::Bool(b),
@@ -229,8 +261,8 @@ fn flatten(node: Node, pointer: &str, positions: &mut Positions) -> Value {
                 .enumerate()
                 .map(|(i, item)| {
                     let p = pointer_join(pointer, i);
-                    positions.insert(p.clone(), loc_of(&item));
-                    flatten(item.value, &p, positions)
+                    positions.insert(p.clone(), loc_of(&item, columns));
+                    flatten(item.value, &p, positions, columns)
                 })
                 .collect(),
         ),
@@ -238,8 +270,8 @@ fn flatten(node: Node, pointer: &str, positions: &mut Positions) -> Value {
             let mut map = Map::new();
             for (key, value) in entries {
                 let p = pointer_join(pointer, &key.value);
-                positions.insert(p.clone(), loc_of(&key));
-                let v = flatten(value.value, &p, positions);
+                positions.insert(p.clone(), loc_of(&key, columns));
+                let v = flatten(value.value, &p, positions, columns);
                 map.insert(key.value, v);
             }
             Value::Object(map)
@@ -284,7 +316,11 @@ impl<'de> Visitor<'de> for NodeVisitor {
         Ok(Node::Number(v.into()))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
-        Ok(Node::Number(v.into()))
+        // Past i64, kubectl's JSON decoding (int64 or else float64) makes it a float.
+        Ok(Node::Number(match i64::try_from(v) {
+            Ok(i) => i.into(),
+            Err(_) => Number::from_f64(v as f64).unwrap_or_else(|| v.into()),
+        }))
     }
     fn visit_i128<E: de::Error>(self, v: i128) -> Result<Node, E> {
         i64::try_from(v)
@@ -293,10 +329,17 @@ impl<'de> Visitor<'de> for NodeVisitor {
     }
     fn visit_u128<E: de::Error>(self, v: u128) -> Result<Node, E> {
         u64::try_from(v)
-            .map(|n| Node::Number(n.into()))
             .map_err(|_| E::custom(format!("integer {v} is out of range")))
+            .and_then(|n| self.visit_u64(n))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
+        // kubectl writes a float64 with no fraction without a decimal point (`1e3` → `1000`)
+        // and the API server's JSON decoding reads that back as an int64, so `weight: 50.0`
+        // reaches Istio as 50. Read it the same way. (Past i64 it stays a float there too.)
+        const I64_RANGE: f64 = -(i64::MIN as f64);
+        if v.fract() == 0.0 && (-I64_RANGE..I64_RANGE).contains(&v) {
+            return Ok(Node::Number((v as i64).into()));
+        }
         Number::from_f64(v)
             .map(Node::Number)
             .ok_or_else(|| E::custom("NaN and infinity are not valid in a manifest"))

@@ -1,6 +1,6 @@
 //! The driver's setup and its pass: building a [`RolloutDriver`], the policies in force, the
-//! fields running rollouts own, and one pass over every bound VirtualService (which rollouts
-//! start, which are driven, which leave with their VirtualService).
+//! rollout work of a pass (computed once, for the planner and the driver), and one pass over
+//! it (which rollouts start, which are driven, which leave with their VirtualService).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,20 +10,20 @@ use serde_json::Value;
 use tracing::{error, info, warn};
 
 use super::ports::Ports;
-use super::routes::{bound_policy, find_live, ignore_fields, is_virtual_service, targets};
 use super::{
-    NoRevert, RevertPusher, RolloutDriver, RolloutDriverError, RolloutId, RolloutOptions, Tracked,
-    Work,
+    NoRevert, PlannedRollouts, RevertPusher, RolloutDriver, RolloutDriverError, RolloutId,
+    RolloutOptions, Tracked,
 };
 use crate::analysis::MetricsProvider;
+use crate::controller::Planned;
 use crate::diff::DesiredObject;
-use crate::fields::FieldPath;
 use crate::gate::WebhookGate;
 use crate::manifest::ObjectKey;
 use crate::manifest::rollout_policy::{self as rpolicy, RolloutPolicy};
 use crate::metrics::Metrics;
 use crate::notify::Notifications;
-use crate::rollout::{CompanionRoute, RolloutState};
+use crate::rollout::RolloutState;
+use crate::rollout::work::{RolloutWork, Skipped, plan_work};
 use crate::source::LoadedRevision;
 
 impl RolloutDriver {
@@ -34,7 +34,7 @@ impl RolloutDriver {
         Ok(RolloutDriver {
             options,
             provider: None,
-            gate,
+            gate: Arc::new(gate),
             revert: Arc::new(NoRevert),
             notifications: None,
             metrics,
@@ -82,6 +82,13 @@ impl RolloutDriver {
         self.rollouts.iter().map(|(k, t)| (k, &t.state))
     }
 
+    /// The rollouts a tick is about, once the stored states have been read (`None` before:
+    /// a tick must then look at every VirtualService, or it would forget the states it has
+    /// not read yet).
+    pub fn tracked(&self) -> Option<std::collections::BTreeSet<RolloutId>> {
+        self.loaded.then(|| self.rollouts.keys().cloned().collect())
+    }
+
     /// The policies of the policies directory (`RolloutOptions::policies`).
     pub fn local_policies(&self) -> &[RolloutPolicy] {
         &self.options.policies
@@ -103,22 +110,51 @@ impl RolloutDriver {
         rpolicy::effective(&mine)
     }
 
-    /// The fields running rollouts own, for the planner. See `routes::ignore_fields`.
-    pub fn ignore(
+    /// The rollout work of a pass over `desired` (git's objects) and `live` (the watch
+    /// cache), computed once for both sides of the pass: what the planner leaves out
+    /// ([`PlannedRollouts::ignore`]) and what the driver does with it (`drive_planned`).
+    pub fn plan(
         &self,
+        loaded: &LoadedRevision,
         desired: &[DesiredObject],
         live: &BTreeMap<ObjectKey, Value>,
-        policies: &[RolloutPolicy],
-    ) -> BTreeMap<ObjectKey, Vec<FieldPath>> {
+    ) -> PlannedRollouts {
         let states: BTreeMap<RolloutId, &RolloutState> = self
             .rollouts
             .iter()
             .map(|(k, t)| (k.clone(), &t.state))
             .collect();
-        ignore_fields(desired, live, &states, policies)
+        PlannedRollouts {
+            work: plan_work(
+                desired,
+                live,
+                &states,
+                &self.policies(loaded),
+                &loaded.revision.commit.0,
+            ),
+            states_read: self.loaded,
+        }
     }
 
-    /// One pass over every bound VirtualService: start, advance, hold or roll back.
+    /// One pass over the rollout work `planned` was made with; planned before the stored
+    /// states were read, it is planned again with them (it would restart running rollouts).
+    pub(crate) async fn drive_planned(
+        &mut self,
+        ports: &Ports<'_>,
+        loaded: &LoadedRevision,
+        planned: &Planned,
+    ) {
+        match &planned.rollouts {
+            Some(r) if r.states_read => self.drive_work(ports, &r.work).await,
+            Some(_) | None => {
+                let live = &planned.live.objects;
+                self.drive(ports, loaded, &planned.desired, live).await;
+            }
+        }
+    }
+
+    /// One pass over every bound VirtualService of `desired`: read the stored states (once),
+    /// then [`RolloutDriver::drive_work`] (a rollout tick, which plans nothing else).
     pub(crate) async fn drive(
         &mut self,
         ports: &Ports<'_>,
@@ -130,47 +166,31 @@ impl RolloutDriver {
             error!(error = %e, "cannot read the rollout states; rollouts wait for the next pass");
             return;
         }
+        let planned = self.plan(loaded, desired, live);
+        self.drive_work(ports, &planned.work).await;
+    }
+
+    /// One pass over the rollout `work` (planned with the stored states read): start,
+    /// advance, hold or roll back each rollout, and forget those whose VirtualService left git
+    /// or its policy.
+    async fn drive_work(&mut self, ports: &Ports<'_>, work: &RolloutWork) {
         self.wake = None;
-        let policies = self.policies(loaded);
-        let commit = loaded.revision.commit.0.clone();
-        let mut work = Vec::new();
-        let mut bound = std::collections::BTreeSet::new();
-        for d in desired.iter().filter(|d| is_virtual_service(&d.key)) {
-            let Some(policy) = bound_policy(&d.value, &policies) else {
-                continue;
-            };
-            let id = RolloutId::of(&d.key);
-            bound.insert(id.clone());
-            let live_vs = find_live(live, &d.key);
-            let state = self.rollouts.get(&id).map(|t| &t.state);
-            let (shifts, target) = match targets(&d.value, live_vs, state, &commit) {
-                Ok(t) => t,
-                Err(e) => {
-                    warn!(rollout = %id, error = %e, "cannot read the route's weights; no rollout");
-                    continue;
+        for (id, why) in &work.skipped {
+            match why {
+                Skipped::UnknownPolicy(name) => {
+                    warn!(rollout = %id, policy = %name, "VirtualService names an unknown rollout policy; its weights apply at once")
                 }
-            };
-            let mut shifts = shifts.into_iter();
-            let shift = shifts.next();
-            let companions: Vec<CompanionRoute> =
-                shifts.map(|s| CompanionRoute::from(&s)).collect();
-            if state.is_none() && shift.is_none() {
-                continue;
+                Skipped::AmbiguousPolicies(names) => {
+                    warn!(rollout = %id, policies = ?names, "several rollout policies select one VirtualService; its weights apply at once")
+                }
+                Skipped::UnreadableWeights(e) => {
+                    warn!(rollout = %id, error = %e, "cannot read the route's weights; no rollout")
+                }
             }
-            work.push(Work {
-                id,
-                key: d.key.clone(),
-                desired: &d.value,
-                policy: policy.clone(),
-                target,
-                shift,
-                companions,
-                live: live_vs,
-            });
         }
         // New rollouts start queued.
         let now = ports.clock.now();
-        for w in &work {
+        for w in &work.rollouts {
             if self.rollouts.contains_key(&w.id) {
                 continue;
             }
@@ -194,7 +214,7 @@ impl RolloutDriver {
                     .collect();
                 info!(rollout = %w.id, route = %state.route, with = ?routes, "several routes change weights: they move together, step by step");
             }
-            // People hear "started" when traffic moves (`events::to_notification`).
+            // People hear "started" when traffic moves (`rollout::notice`).
             info!(rollout = %w.id, policy = %w.policy.name(), from = %state.from_split, target = %state.target_split, steps = ?state.steps, "rollout queued");
             if let Err(e) = self.store(ports, &w.id, &w.policy, &state, None).await {
                 error!(rollout = %w.id, error = %e, "cannot store the new rollout; it starts at the next pass");
@@ -208,7 +228,7 @@ impl RolloutDriver {
                 },
             );
         }
-        for w in &work {
+        for w in &work.rollouts {
             if let Err(e) = self.drive_one(ports, w).await {
                 error!(rollout = %w.id, error = %e, "rollout step failed; retrying at the next pass");
                 self.wake_at(ports.clock.now() + chrono::TimeDelta::seconds(5));
@@ -219,7 +239,7 @@ impl RolloutDriver {
         let gone: Vec<RolloutId> = self
             .rollouts
             .keys()
-            .filter(|id| !bound.contains(*id))
+            .filter(|id| !work.bound.contains(*id))
             .cloned()
             .collect();
         for id in gone {

@@ -1,6 +1,6 @@
 //! The driver against fakes of its ports and tokio's paused clock: what it does with a hand
-//! edit mid-step, a probe that cannot list, a command that arrives while a pass works, and a
-//! pass over many objects no rollout is about. The end-to-end suite (`tests/rollout_e2e.rs`)
+//! edit mid-step, a probe that cannot list, a command that arrives while a pass works, a
+//! gate that does not pass, and a pass over many objects no rollout is about. The end-to-end suite (`tests/rollout_e2e.rs`)
 //! keeps what needs a real server, Prometheus and exporter.
 
 use std::collections::BTreeMap;
@@ -12,15 +12,17 @@ use serde_json::{Value, json};
 
 use super::fixtures::{key, policy, split, t, vs};
 use super::health::Health;
-use super::ports::{Clock, Ports, Probe, RolloutStore, TrafficWriter};
+use super::ports::{Clock, Gate, Ports, Probe, RolloutStore, TrafficWriter};
 use super::{Mailbox, RolloutDriver, RolloutDriverError, RolloutId, RolloutOptions, Tracked};
 use crate::diff::DesiredObject;
+use crate::gate::GateContext;
+use crate::manifest::rollout_policy::{RolloutPolicy, Webhook};
 use crate::manifest::{ManifestSet, ObjectKey};
 use crate::metrics::Metrics;
 use crate::rollout::state::Phase;
 use crate::rollout::{
     Command, DestinationId, HoldReason, OperatorCommand, RolloutState, RouteRef, TrafficSplit,
-    read_split,
+    WebhookKind, WebhookReport, WebhookResult, read_split,
 };
 use crate::source::{CommitId, LoadedRevision, Revision};
 
@@ -124,6 +126,39 @@ impl TrafficWriter for Route {
     }
 }
 
+/// Webhooks that answer `passed` (all of them), recording the kind of each call.
+struct FixedGate {
+    passed: Mutex<bool>,
+    calls: Mutex<Vec<WebhookKind>>,
+}
+
+impl Gate for FixedGate {
+    fn run<'a>(
+        &'a self,
+        id: u64,
+        kind: WebhookKind,
+        webhooks: &'a [Webhook],
+        _: &'a GateContext<'a>,
+    ) -> BoxFuture<'a, WebhookReport> {
+        self.calls.lock().unwrap().push(kind);
+        let passed = *self.passed.lock().unwrap();
+        let results = webhooks
+            .iter()
+            .filter(|w| w.kind == kind)
+            .map(|w| WebhookResult {
+                name: w.name.clone(),
+                passed,
+                message: if passed {
+                    String::new()
+                } else {
+                    "answered HTTP 403".into()
+                },
+            })
+            .collect();
+        Box::pin(async move { WebhookReport { id, results } })
+    }
+}
+
 /// Wall time that moves with tokio's (paused) clock.
 struct PausedClock {
     base: DateTime<Utc>,
@@ -148,10 +183,15 @@ struct World {
 
 impl World {
     fn new() -> World {
+        World::with_policy(policy("p"))
+    }
+
+    /// A world whose policy `p` is `policy`.
+    fn with_policy(policy: RolloutPolicy) -> World {
         let options = RolloutOptions {
             state_namespace: "veer".into(),
             max_concurrent: 0,
-            policies: vec![policy("p")],
+            policies: vec![policy],
         };
         World {
             store: Store::default(),
@@ -383,4 +423,51 @@ async fn two_routes_a_commit_shifts_move_together_and_roll_back_together() {
     assert_eq!(route_split(last, 0), split(100, 0), "rolled back");
     assert_eq!(route_split(last, 1), split(100, 0), "rolled back together");
     assert!(w.state().phase.is_terminal() || w.state().phase == Phase::RollingBack);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_gate_that_does_not_pass_holds_the_rollout() {
+    let mut approval = policy("p");
+    approval.spec.webhooks = vec![Webhook {
+        name: "approval".into(),
+        kind: WebhookKind::ConfirmPromotion,
+        url: "http://approvals.invalid/".into(),
+        timeout: None,
+        metadata: BTreeMap::new(),
+    }];
+    let mut w = World::with_policy(approval);
+    let gate = Arc::new(FixedGate {
+        passed: Mutex::new(false),
+        calls: Mutex::new(Vec::new()),
+    });
+    w.driver.gate = gate.clone();
+    // The last step is done: the rollout waits for the promotion webhook.
+    let mut awaiting = super::fixtures::state("c1", Phase::AwaitingPromotion, (100, 0), (0, 100));
+    awaiting.current_split = split(25, 75);
+    w.store
+        .states
+        .lock()
+        .unwrap()
+        .insert(super::fixtures::id(), awaiting);
+
+    w.pass(live(25, 75, "veer"), &[]).await;
+    let state = w.state();
+    assert_eq!(*gate.calls.lock().unwrap(), [WebhookKind::ConfirmPromotion]);
+    assert_eq!(state.phase, Phase::AwaitingPromotion, "held, not promoted");
+    assert_eq!(
+        state.last_hold,
+        Some(HoldReason::AwaitingConfirmation {
+            webhook: "approval".into()
+        })
+    );
+    assert!(w.written().is_empty(), "no traffic moves");
+
+    // Approved: asked again at a later pass, the rollout promotes.
+    *gate.passed.lock().unwrap() = true;
+    for _ in 0..3 {
+        tokio::time::advance(std::time::Duration::from_secs(61)).await;
+        w.pass(live(25, 75, "veer"), &[]).await;
+    }
+    assert!(gate.calls.lock().unwrap().len() >= 2);
+    assert_eq!(w.written().first(), Some(&split(0, 100)), "promoted");
 }

@@ -7,10 +7,10 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, DynamicObject, ListParams};
 use serde_json::Value;
 
-use super::routes::string_map;
 use crate::cluster::Cluster;
 use crate::manifest::ObjectKey;
 use crate::rollout::DestinationId;
+use crate::rollout::targets::string_map;
 
 /// The health gate's answer: available, or why not, in words for `veer rollout status` and
 /// the log (a list veer could not read is said as such, never taken for "not available").

@@ -1,11 +1,14 @@
-//! The rollout driver's ports: everything it reads from or writes to the world besides
-//! Prometheus (`MetricsProvider`), webhooks (`WebhookGate`) and git (`RevertPusher`), each a
-//! small trait with one real adapter over the cluster ([`ClusterPorts`]) and fakes in the
-//! driver's tests:
+//! The rollout driver's ports: everything it reads from or writes to the world, each a small
+//! trait with one real adapter and fakes in the driver's tests. Those of one pass, over the
+//! cluster ([`ClusterPorts`]), gathered in [`Ports`]:
 //! - [`RolloutStore`]: the rollout ConfigMaps and the CLI's command mailbox;
 //! - [`Probe`]: whether the new version is available, or why not;
 //! - [`TrafficWriter`]: the one writer of a rollout's traffic, with its read-back;
 //! - [`Clock`]: the time every decision is made at.
+//!
+//! Those the driver holds for its lifetime (each pools its connections): [`Gate`] (the
+//! rollout webhooks, [`WebhookGate`]), the metrics provider (Prometheus,
+//! `crate::analysis::MetricsProvider`) and the revert pusher (git, `super::RevertPusher`).
 
 use std::collections::BTreeMap;
 
@@ -19,8 +22,12 @@ use super::traffic::live_split;
 use super::{Mailbox, RolloutDriverError, RolloutId, Tracked};
 use crate::cluster::Cluster;
 use crate::diff::{self, ObjectPlan, Plan};
+use crate::gate::{GateContext, WebhookGate};
 use crate::manifest::ObjectKey;
-use crate::rollout::{DestinationId, RolloutState, RouteRef, TrafficSplit};
+use crate::manifest::rollout_policy::Webhook;
+use crate::rollout::{
+    DestinationId, RolloutState, RouteRef, TrafficSplit, WebhookKind, WebhookReport,
+};
 use crate::sync::{self, ObjectResult, SyncOptions};
 
 /// The rollout ConfigMaps and the command mailbox in them.
@@ -68,6 +75,31 @@ pub(crate) trait TrafficWriter: Send + Sync {
 /// The time decisions are made at.
 pub(crate) trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
+}
+
+/// Calls the webhooks of `kind` among a policy's `webhooks` about one rollout, and reports
+/// each answer under `id` (what a webhook that did not pass means is the state machine's
+/// business).
+pub(crate) trait Gate: Send + Sync {
+    fn run<'a>(
+        &'a self,
+        id: u64,
+        kind: WebhookKind,
+        webhooks: &'a [Webhook],
+        context: &'a GateContext<'a>,
+    ) -> BoxFuture<'a, WebhookReport>;
+}
+
+impl Gate for WebhookGate {
+    fn run<'a>(
+        &'a self,
+        id: u64,
+        kind: WebhookKind,
+        webhooks: &'a [Webhook],
+        context: &'a GateContext<'a>,
+    ) -> BoxFuture<'a, WebhookReport> {
+        Box::pin(WebhookGate::run(self, id, kind, webhooks, context))
+    }
 }
 
 /// The ports of one driver pass.

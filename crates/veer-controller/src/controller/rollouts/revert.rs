@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 
 use super::RolloutId;
@@ -77,12 +77,13 @@ impl RevertPusher for GitRevert {
     }
 }
 
-/// What to revert and why, from the rollout's state and policy. Pure.
+/// What to revert and why, from the rollout's state and policy, at `now`. Pure.
 pub(super) fn revert_request(
     id: &RolloutId,
     policy: &RolloutPolicy,
     state: &RolloutState,
     revision: &str,
+    now: DateTime<Utc>,
 ) -> Result<RevertRequest, RevertError> {
     let author = match &policy.spec.revert_author {
         Some(text) => RevertAuthor::parse(text)?,
@@ -113,6 +114,36 @@ pub(super) fn revert_request(
             .map_or_else(|| "rolled back".to_string(), ToString::to_string),
         failed_check,
         author,
-        now: Utc::now(),
+        now,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::{compared, id, policy, state, t};
+    use super::*;
+    use crate::analysis::BaselineVerdict;
+    use crate::rollout::{FailureReason, Phase};
+
+    #[test]
+    fn a_revert_names_the_check_that_failed_with_its_baseline() {
+        let mut failed = state("c1", Phase::Failed, (100, 0), (0, 100));
+        failed.failure = Some(FailureReason::FailedChecks {
+            failed: 2,
+            threshold: 2,
+        });
+        failed.record(compared(3, BaselineVerdict::Fail { p_value: 0.0065 }));
+        let revert = revert_request(&id(), &policy("p"), &failed, "c1", t(9)).expect("a request");
+        assert_eq!(revert.now, t(9));
+        assert_eq!(revert.reason, "2 failed checks (threshold 2)");
+        let check = revert.failed_check.expect("the failed check");
+        assert_eq!(
+            (check.metric.as_str(), check.value.as_str()),
+            ("p99-latency", "248.50")
+        );
+        assert_eq!(
+            check.threshold,
+            "<= 500; baseline fail p=0.0065 < 0.05 (median 249 vs 24.9, +900%, 6/9 samples)"
+        );
+    }
 }

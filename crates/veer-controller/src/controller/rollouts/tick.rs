@@ -6,14 +6,13 @@
 use tracing::{error, info, warn};
 
 use super::analyse::Versions;
-use super::events::describe;
 use super::health::Health;
 use super::ports::Ports;
 use super::revert::revert_request;
-use super::routes::live_route_index;
 use super::{RolloutDriver, RolloutDriverError, Work};
 use crate::gate::GateContext;
 use crate::notify;
+use crate::rollout::notice::describe;
 use crate::rollout::{
     Action, AnalysisReport, LiveRoute, Observation, RevertReport, RolloutState, WriteReadBack,
     decide, live_route,
@@ -28,7 +27,7 @@ impl RolloutDriver {
     pub(super) async fn drive_one(
         &mut self,
         ports: &Ports<'_>,
-        w: &Work<'_>,
+        w: &Work,
     ) -> Result<(), RolloutDriverError> {
         let command = ports.store.read_command(&w.id).await?;
         if let Some(t) = self.rollouts.get_mut(&w.id) {
@@ -145,9 +144,9 @@ impl RolloutDriver {
     /// The rolled-out route as the watch cache has it, when someone other than veer wrote it
     /// last. A route veer wrote last is not looked at: the cache may not have seen veer's
     /// newest write yet, and an older split of veer's own is no hand edit.
-    fn live_route(&self, w: &Work<'_>, state: &RolloutState) -> Option<LiveRoute> {
-        let object = w.live?;
-        let index = live_route_index(object, &state.route)?;
+    fn live_route(&self, w: &Work, state: &RolloutState) -> Option<LiveRoute> {
+        let object = w.live.as_ref()?;
+        let index = crate::rollout::detect::pair_live_route(object, &state.route)?;
         match live_route(object, index, sync::MANAGER) {
             Ok(route) => route.editor.is_some().then_some(route),
             Err(e) => {
@@ -161,7 +160,7 @@ impl RolloutDriver {
     async fn perform(
         &self,
         ports: &Ports<'_>,
-        w: &Work<'_>,
+        w: &Work,
         state: &RolloutState,
         action: &Action,
     ) -> Observation {
@@ -210,13 +209,14 @@ impl RolloutDriver {
                 obs.webhooks = Some(report);
             }
             Action::RevertInGit { id, revision } => {
-                let outcome = match revert_request(&w.id, &w.policy, state, revision) {
-                    Ok(request) => {
-                        info!(rollout = %w.id, %revision, "pushing a revert commit");
-                        self.revert.revert(request).await.map_err(|e| e.to_string())
-                    }
-                    Err(e) => Err(e.to_string()),
-                };
+                let outcome =
+                    match revert_request(&w.id, &w.policy, state, revision, ports.clock.now()) {
+                        Ok(request) => {
+                            info!(rollout = %w.id, %revision, "pushing a revert commit");
+                            self.revert.revert(request).await.map_err(|e| e.to_string())
+                        }
+                        Err(e) => Err(e.to_string()),
+                    };
                 if let Err(message) = &outcome {
                     error!(rollout = %w.id, error = %message, "no revert pushed");
                 }

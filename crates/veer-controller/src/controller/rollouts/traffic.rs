@@ -7,10 +7,10 @@ use kube::api::{Api, DynamicObject};
 use tracing::warn;
 
 use super::ports::Ports;
-use super::routes::live_route_index;
 use super::{RolloutDriver, Work};
 use crate::cluster::Cluster;
 use crate::manifest::ObjectKey;
+use crate::rollout::detect::pair_live_route;
 use crate::rollout::{RolloutState, RouteRef, TrafficSplit, read_split};
 
 impl RolloutDriver {
@@ -19,12 +19,12 @@ impl RolloutDriver {
     pub(super) async fn write_split(
         &self,
         ports: &Ports<'_>,
-        w: &Work<'_>,
+        w: &Work,
         state: &RolloutState,
         split: &TrafficSplit,
         overlay: Option<&crate::rollout::Overlay>,
     ) -> Option<TrafficSplit> {
-        match crate::rollout::render::render_step(w.desired, state, split, overlay) {
+        match crate::rollout::render::render_step(&w.desired, state, split, overlay) {
             Ok(rendered) => {
                 ports
                     .traffic
@@ -66,7 +66,7 @@ pub async fn live_split(
         }
     };
     Ok(object.and_then(|object| {
-        let index = live_route_index(&object, route)?;
+        let index = pair_live_route(&object, route)?;
         read_split(&object, index).ok()
     }))
 }

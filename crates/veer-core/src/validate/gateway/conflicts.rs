@@ -1,59 +1,59 @@
-//! Conflicts between Gateways: servers on the same gateway workload, port and host, of which
-//! the gateway can serve only one.
+//! Conflicts between Gateways, as istioctl's ConflictingGatewayAnalyzer (IST0145) finds them:
+//! servers of different Gateways on the same gateway workload (selector) and port whose hosts
+//! overlap, of which the gateway can serve only one.
 
 use std::collections::{BTreeMap, HashMap};
 
 use crate::diagnostic::Diagnostic;
+use crate::hosts;
 use crate::manifest::Manifest;
 use crate::manifest::istio::display_path;
 use crate::validate::Index;
 
-/// Two servers on the same gateway workload (same selector), port and host: the gateway
-/// cannot tell which one a connection is for, and one of them silently loses.
+/// One host of one server: the Gateway, the server and host indexes, and the host.
+type Bound<'a> = (&'a Manifest, usize, usize, &'a str);
+
+/// A host of a server overlaps a host bound on the same selector and port by another Gateway.
+/// Hosts are compared as written, with wildcards (istioctl's `host.Name.Matches`); servers of
+/// one Gateway never conflict with each other, as in istioctl. Each later host is reported,
+/// naming the first host it overlaps.
 pub(super) fn check_conflicts(index: &Index<'_>, out: &mut Vec<Diagnostic>) {
-    type Claim<'a> = (&'a Manifest, usize, usize);
-    let mut claims: HashMap<(BTreeMap<String, String>, u32, String), Claim<'_>> = HashMap::new();
+    let mut bound: HashMap<(BTreeMap<String, String>, u32), Vec<Bound<'_>>> = HashMap::new();
     for (m, gw) in &index.gateways {
         let selector = gw.spec.selector.clone().unwrap_or_default();
         for (i, server) in gw.spec.servers.iter().enumerate() {
+            let claims = bound
+                .entry((selector.clone(), server.port.number))
+                .or_default();
+            let mut mine = Vec::new();
             for (j, host) in server.hosts.iter().enumerate() {
-                let key = (selector.clone(), server.port.number, bound_host(host));
-                match claims.get(&key) {
-                    // The same host twice in one server is harmless.
-                    Some((first, fi, _)) if std::ptr::eq(*first, *m) && *fi == i => {}
-                    Some((first, fi, fj)) => {
-                        let p = format!("/spec/servers/{i}/hosts/{j}");
-                        out.push(
-                            m.error(
-                                "gw-conflict",
-                                &p,
-                                format!(
-                                    "{}: host `{host}` on port {} is already bound by {} spec.servers[{fi}] ({}:{}), on the same gateway workload",
-                                    display_path(&p),
-                                    server.port.number,
-                                    first.key,
-                                    first.file,
-                                    first.locate(&format!("/spec/servers/{fi}/hosts/{fj}")).line
-                                ),
-                            )
-                            .fix("serve each host and port from one server only: merge the two servers, or change the host or port of one"),
-                        );
-                    }
-                    None => {
-                        claims.insert(key, (m, i, j));
-                    }
+                let first = claims.iter().find(|(other, _, _, other_host)| {
+                    !other.key.same_object(&m.key) && hosts::overlaps(other_host, host)
+                });
+                if let Some((first, fi, fj, first_host)) = first {
+                    let p = format!("/spec/servers/{i}/hosts/{j}");
+                    out.push(
+                        m.error(
+                            "gw-conflict",
+                            &p,
+                            format!(
+                                "{}: host `{host}` on port {} overlaps `{first_host}`, already bound by {} spec.servers[{fi}] ({}:{}) on the same gateway workload",
+                                display_path(&p),
+                                server.port.number,
+                                first.key,
+                                first.file,
+                                first.locate(&format!("/spec/servers/{fi}/hosts/{fj}")).line
+                            ),
+                        )
+                        .fix("serve each host and port from one Gateway only: merge the two servers, or change the host or port of one")
+                        .istio("IST0145"),
+                    );
                 }
+                mine.push((*m, i, j, host.as_str()));
             }
+            claims.extend(mine);
         }
     }
-}
-
-/// The host a server binds on the listener: the namespace part only filters which
-/// VirtualServices attach, so it is dropped; names compare case-insensitively.
-/// Gateway hosts are matched as written (Istio does not expand short names there).
-fn bound_host(host: &str) -> String {
-    let name = host.split_once('/').map_or(host, |(_, h)| h);
-    name.to_ascii_lowercase()
 }
 
 #[cfg(test)]
@@ -92,15 +92,33 @@ mod tests {
             ),
             // Second document starts at line 11; its first host is on line 19.
             (
-                two(ig, server(80, "a.com"), ig, server(80, "A.com")),
+                two(ig, server(80, "a.com"), ig, server(80, "a.com")),
+                vec![("gw-conflict", 19)],
+            ),
+            // Wildcards overlap (host.Name.Matches).
+            (
+                two(ig, server(80, "'*.a.com'"), ig, server(80, "b.a.com")),
                 vec![("gw-conflict", 19)],
             ),
             (
-                two(ig, server(80, "a.com"), ig, server(80, "shop/a.com")),
+                two(ig, server(80, "'*'"), ig, server(80, "b.com")),
                 vec![("gw-conflict", 19)],
             ),
-            // The same host twice in one server is not a conflict.
+            // istioctl compares hosts as written: `shop/a.com` is not `a.com` to it.
+            (
+                two(ig, server(80, "a.com"), ig, server(80, "shop/a.com")),
+                vec![],
+            ),
+            // Servers of one Gateway do not conflict with each other (istioctl).
             (gateway("a", ig, &server(80, "a.com, a.com")), vec![]),
+            (
+                gateway(
+                    "a",
+                    ig,
+                    &format!("{}{}", server(80, "a.com"), server(80, "a.com")),
+                ),
+                vec![],
+            ),
         ];
         for (yaml, want) in cases {
             assert_eq!(run(&yaml, check_conflicts), want, "{yaml}");

@@ -1,9 +1,10 @@
 //! Gateway and server checks: the selector, that there are servers, port names unique
-//! across servers, port numbers and protocols, and the server hosts' forms.
+//! across servers, port numbers and protocols, and the server hosts' forms, as Istio's
+//! `ValidateGateway` and `validateServer` check them.
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{GATEWAY_PROTOCOLS, known_protocol, valid_port_number};
+use super::{GATEWAY_PROTOCOLS, SERVICE_PROTOCOLS, known_protocol, valid_port_number};
 use crate::diagnostic::Diagnostic;
 use crate::hosts;
 use crate::manifest::Manifest;
@@ -62,9 +63,20 @@ pub(super) fn check_port_names(m: &Manifest, gw: &Gateway, out: &mut Vec<Diagnos
     }
 }
 
+/// The prefix of a `bind` on a Unix domain socket, where the port number is 0.
+const UNIX_BIND_PREFIX: &str = "unix://";
+
+/// Istio's `validateServerPort`: a port from 1 to 65535 (0 when bound to a Unix socket), and a
+/// protocol `protocol.Parse` knows (an error); a protocol Istio knows but documents for
+/// services rather than Gateway servers (`UDP`, `REDIS`, ...) is a warning.
 pub(super) fn check_port(m: &Manifest, at: &str, server: &Server, out: &mut Vec<Diagnostic>) {
     let port = &server.port;
-    if !valid_port_number(port.number) {
+    let unix = server
+        .bind
+        .as_deref()
+        .is_some_and(|b| b.starts_with(UNIX_BIND_PREFIX));
+    let port_ok = valid_port_number(port.number) || (unix && port.number == 0);
+    if !port_ok {
         let p = format!("{at}/port/number");
         out.push(
             m.error(
@@ -79,20 +91,33 @@ pub(super) fn check_port(m: &Manifest, at: &str, server: &Server, out: &mut Vec<
             .fix("use a port between 1 and 65535, e.g. 80 or 443"),
         );
     }
-    if known_protocol(&port.protocol, GATEWAY_PROTOCOLS).is_none() {
-        let p = format!("{at}/port/protocol");
-        out.push(
+    let p = format!("{at}/port/protocol");
+    match known_protocol(&port.protocol, SERVICE_PROTOCOLS) {
+        None => out.push(
             m.error(
                 "gw-protocol",
                 &p,
                 format!(
-                    "{}: `{}` is not a protocol a Gateway server accepts",
+                    "{}: `{}` is not a protocol Istio knows",
                     display_path(&p),
                     port.protocol
                 ),
             )
             .fix(format!("use one of {}", GATEWAY_PROTOCOLS.join(", "))),
-        );
+        ),
+        Some(known) if known_protocol(known, GATEWAY_PROTOCOLS).is_none() => out.push(
+            m.warning(
+                "gw-protocol-not-served",
+                &p,
+                format!(
+                    "{}: Istio accepts {known}, but documents only {} for Gateway servers; the gateway may not serve it as such",
+                    display_path(&p),
+                    GATEWAY_PROTOCOLS.join(", ")
+                ),
+            )
+            .fix("use TCP for plain TCP traffic, or one of the Gateway protocols"),
+        ),
+        Some(_) => {}
     }
 }
 
@@ -124,8 +149,10 @@ pub(super) fn check_server_hosts(
     }
 }
 
-/// A Gateway server host: `host` or `namespace/host`, where namespace is `*`, `.` or a
-/// namespace name, and host is a DNS name with an optional leading `*.` (or `*`).
+/// A Gateway server host, as Istio's `ValidateNamespaceSlashWildcardHostname` reads it for a
+/// Gateway: `host` or `namespace/host`, where namespace is `*`, `.` or a namespace name, and
+/// host is `*` or a fully qualified name (no short names), with an optional leading `*.`
+/// (no partial wildcards such as `*x`), or an IP address.
 pub fn check_gateway_host(host: &str) -> Result<(), NamespacedHostError> {
     let name = match host.split_once('/') {
         Some((ns, name)) => {
@@ -136,7 +163,22 @@ pub fn check_gateway_host(host: &str) -> Result<(), NamespacedHostError> {
         }
         None => host,
     };
-    Ok(hosts::check_host(name)?)
+    check_host_part(name)
+}
+
+/// The host part (`validateSidecarOrGatewayHostnamePart` with `isGateway`).
+fn check_host_part(name: &str) -> Result<(), NamespacedHostError> {
+    if hosts::is_ip_address(name) {
+        return Ok(());
+    }
+    hosts::check_wildcard_domain(name)?;
+    hosts::check_partial_wildcard(name)?;
+    if name != "*" && !name.contains('.') {
+        return Err(NamespacedHostError::ShortName {
+            host: name.to_string(),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -213,9 +255,14 @@ mod tests {
                 "{number: 70000, name: http, protocol: HTTP}",
                 vec![("gw-port-number", 8)],
             ),
+            // protocol.Parse knows UDP: Istio accepts it, veer warns.
             (
                 "{number: 80, name: http, protocol: UDP}",
-                vec![("gw-protocol", 8)],
+                vec![("gw-protocol-not-served", 8)],
+            ),
+            (
+                "{number: 80, name: r, protocol: redis}",
+                vec![("gw-protocol-not-served", 8)],
             ),
             (
                 "{number: 80, name: http, protocol: HTTP/1.1}",
@@ -230,10 +277,17 @@ mod tests {
                 "{port}"
             );
         }
+        // validateServerPort: port 0 is fine on a Unix domain socket.
+        let unix = "  - port: {number: 0, name: uds, protocol: HTTP}\n    bind: unix:///var/run/gw.sock\n    hosts: [a.com]\n";
+        assert_eq!(
+            run(&gateway("gw", "{a: b}", unix), each_server(check_port)),
+            vec![]
+        );
     }
 
     #[test]
     fn hosts_table() {
+        // ValidateNamespaceSlashWildcardHostname(host, isGateway=true).
         let ok = [
             "a.com",
             "*",
@@ -242,6 +296,10 @@ mod tests {
             "*/a.com",
             "shop/a.com",
             "shop/*",
+            "a.com.",
+            // Gateways allow an IP address as the host.
+            "10.0.0.1",
+            "./2001:db8::1",
         ];
         for host in ok {
             assert_eq!(check_gateway_host(host), Ok(()), "{host}");
@@ -255,6 +313,12 @@ mod tests {
             "~/a.com",
             "a.*.com",
             "x/y/z",
+            // No short names, no partial wildcards, no all-digit top-level domain.
+            "reviews",
+            "shop/reviews",
+            "*x.example.com",
+            "*-api.example.com",
+            "a.123",
         ];
         for host in bad {
             assert!(check_gateway_host(host).is_err(), "{host}");

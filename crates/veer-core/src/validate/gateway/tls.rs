@@ -1,35 +1,71 @@
-//! Server TLS checks: that TLS protocols have `tls` settings, that `httpsRedirect` sits on an
-//! HTTP server, that terminating modes have certificates (and MUTUAL a CA), and that
-//! passthrough modes are on a TLS port.
+//! Server TLS checks, as Istio's `validateServer` and `validateTLSOptions` make them: TLS
+//! protocols have `tls` settings, other protocols have none (plain HTTP only passthrough, for
+//! `httpsRedirect`), terminating modes have certificates (and MUTUAL a CA); `httpsRedirect`
+//! off an HTTP server and passthrough modes on ports that cannot pass TLS through are
+//! warnings, as Istio accepts them.
 
-use super::{GATEWAY_PROTOCOLS, known_protocol};
+use super::{SERVICE_PROTOCOLS, known_protocol};
 use crate::diagnostic::Diagnostic;
 use crate::manifest::Manifest;
 use crate::manifest::istio::display_path;
 use crate::manifest::istio::gateway::{Server, ServerTlsMode, ServerTlsSettings};
 
+/// Istio's `protocol.IsTLS`.
+fn is_tls(protocol: &str) -> bool {
+    matches!(protocol, "HTTPS" | "TLS")
+}
+
+/// Istio's `protocol.IsHTTP`.
+fn is_http(protocol: &str) -> bool {
+    matches!(
+        protocol,
+        "HTTP" | "HTTP2" | "HTTP_PROXY" | "GRPC" | "GRPC-WEB"
+    )
+}
+
+/// Istio's `gateway.IsPassThroughServer`. An unset mode is PASSTHROUGH, the proto's default.
+fn is_passthrough(mode: Option<ServerTlsMode>) -> bool {
+    match mode {
+        None | Some(ServerTlsMode::Passthrough | ServerTlsMode::AutoPassthrough) => true,
+        Some(
+            ServerTlsMode::Simple
+            | ServerTlsMode::Mutual
+            | ServerTlsMode::OptionalMutual
+            | ServerTlsMode::IstioMutual,
+        ) => false,
+    }
+}
+
+fn has_file_certificates(tls: &ServerTlsSettings) -> bool {
+    [
+        &tls.ca_certificates,
+        &tls.private_key,
+        &tls.server_certificate,
+    ]
+    .iter()
+    .any(|v| v.as_deref().is_some_and(|s| !s.is_empty()))
+}
+
 pub(super) fn check_tls(m: &Manifest, at: &str, server: &Server, out: &mut Vec<Diagnostic>) {
-    let protocol = known_protocol(&server.port.protocol, GATEWAY_PROTOCOLS);
-    let tls_protocol = matches!(protocol, Some("HTTPS" | "TLS"));
+    // Istio checks the TLS settings against the port only when it knows the protocol.
+    let protocol = known_protocol(&server.port.protocol, SERVICE_PROTOCOLS);
     let tls_at = format!("{at}/tls");
     let Some(tls) = &server.tls else {
-        if tls_protocol {
+        if let Some(p) = protocol
+            && is_tls(p)
+        {
             out.push(
                 m.error(
                     "gw-tls-required",
                     &format!("{at}/port/protocol"),
-                    format!(
-                        "{}: protocol {} needs `tls` settings",
-                        display_path(at),
-                        protocol.unwrap_or_default()
-                    ),
+                    format!("{}: protocol {p} needs `tls` settings", display_path(at)),
                 )
                 .fix("add `tls: {mode: SIMPLE, credentialName: <secret>}`, or `tls: {mode: PASSTHROUGH}` to forward TLS as is"),
             );
         }
         return;
     };
-    if tls.https_redirect == Some(true) && protocol != Some("HTTP") {
+    if tls.https_redirect == Some(true) && !protocol.is_some_and(is_http) {
         let p = format!("{tls_at}/httpsRedirect");
         out.push(
             m.warning(
@@ -46,31 +82,82 @@ pub(super) fn check_tls(m: &Manifest, at: &str, server: &Server, out: &mut Vec<D
             ),
         );
     }
-    let Some(mode) = tls.mode else {
-        return;
-    };
-    let mode_at = format!("{tls_at}/mode");
-    // The port protocol a passthrough mode needs, when this one is not it.
-    let needs = match mode {
-        ServerTlsMode::Simple | ServerTlsMode::Mutual | ServerTlsMode::OptionalMutual => {
+    if let Some(p) = protocol {
+        check_tls_on_port(m, at, p, tls, out);
+    }
+    match tls.mode {
+        Some(
+            mode @ (ServerTlsMode::Simple | ServerTlsMode::Mutual | ServerTlsMode::OptionalMutual),
+        ) => {
             check_tls_credentials(m, &tls_at, tls, mode, out);
-            None
         }
-        // Istio's own examples forward TLS with PASSTHROUGH on HTTPS ports as well as TLS.
-        ServerTlsMode::Passthrough => (!tls_protocol).then_some("TLS or HTTPS"),
-        ServerTlsMode::AutoPassthrough => (protocol != Some("TLS")).then_some("TLS"),
-        ServerTlsMode::IstioMutual => None,
+        Some(
+            ServerTlsMode::Passthrough
+            | ServerTlsMode::AutoPassthrough
+            | ServerTlsMode::IstioMutual,
+        )
+        | None => {}
+    }
+}
+
+/// TLS settings against the port protocol (Istio's `validateServer`): none on a port that is
+/// neither HTTPS/TLS nor HTTP (an error); on an HTTP port only passthrough without certificate
+/// files, which is how `httpsRedirect` is written (anything else an error); an explicit
+/// passthrough mode on a port that cannot pass TLS through is a warning, as Istio accepts it.
+fn check_tls_on_port(
+    m: &Manifest,
+    at: &str,
+    protocol: &str,
+    tls: &ServerTlsSettings,
+    out: &mut Vec<Diagnostic>,
+) {
+    let tls_at = format!("{at}/tls");
+    let mode_at = format!("{tls_at}/mode");
+    let refused = if is_tls(protocol) {
+        None
+    } else if !is_http(protocol) {
+        Some(format!(
+            "{}: a {protocol} server cannot have `tls` settings; only HTTPS and TLS servers can (and HTTP servers, for httpsRedirect)",
+            display_path(at)
+        ))
+    } else if !is_passthrough(tls.mode) || has_file_certificates(tls) {
+        Some(format!(
+            "{}: a plain-text {protocol} server cannot terminate TLS or carry certificates; its `tls` may only hold httpsRedirect",
+            display_path(at)
+        ))
+    } else {
+        None
     };
-    if let Some(needs) = needs {
+    if let Some(message) = refused {
+        out.push(m.error("gw-tls-not-allowed", &tls_at, message).fix(format!(
+            "set {} to HTTPS (or TLS) to terminate or pass TLS through, or remove `tls`",
+            display_path(&format!("{at}/port/protocol"))
+        )));
+        return;
+    }
+    // The port takes these settings; warn where a passthrough mode cannot work on it.
+    let needs = match tls.mode {
+        Some(ServerTlsMode::Passthrough) if is_http(protocol) => Some("TLS or HTTPS"),
+        Some(ServerTlsMode::AutoPassthrough) if protocol != "TLS" => Some("TLS"),
+        Some(
+            ServerTlsMode::Passthrough
+            | ServerTlsMode::AutoPassthrough
+            | ServerTlsMode::Simple
+            | ServerTlsMode::Mutual
+            | ServerTlsMode::OptionalMutual
+            | ServerTlsMode::IstioMutual,
+        )
+        | None => None,
+    };
+    if let (Some(needs), Some(mode)) = (needs, tls.mode) {
         out.push(
-            m.error(
+            m.warning(
                 "gw-passthrough-protocol",
                 &mode_at,
                 format!(
-                    "{}: {} needs a {needs} port, but the port protocol is {}",
+                    "{}: {} needs a {needs} port to pass TLS through, but the port protocol is {protocol}",
                     display_path(&mode_at),
                     mode.as_str(),
-                    server.port.protocol
                 ),
             )
             .fix(format!(
@@ -199,14 +286,10 @@ mod tests {
             ("TLS", Some("{mode: PASSTHROUGH}"), vec![]),
             ("HTTPS", Some("{mode: PASSTHROUGH}"), vec![]),
             ("TLS", Some("{mode: AUTO_PASSTHROUGH}"), vec![]),
+            // Istio accepts AUTO_PASSTHROUGH on HTTPS and PASSTHROUGH on HTTP: warnings.
             (
                 "HTTPS",
                 Some("{mode: AUTO_PASSTHROUGH}"),
-                vec![("gw-passthrough-protocol", 10)],
-            ),
-            (
-                "TCP",
-                Some("{mode: PASSTHROUGH}"),
                 vec![("gw-passthrough-protocol", 10)],
             ),
             (
@@ -214,6 +297,26 @@ mod tests {
                 Some("{mode: PASSTHROUGH}"),
                 vec![("gw-passthrough-protocol", 10)],
             ),
+            // validateServer: "server cannot have TLS settings for non HTTPS/TLS ports".
+            (
+                "TCP",
+                Some("{mode: PASSTHROUGH}"),
+                vec![("gw-tls-not-allowed", 10)],
+            ),
+            // ... "for plain text HTTP ports", unless passthrough without certificate files.
+            (
+                "HTTP",
+                Some("{mode: SIMPLE, credentialName: c}"),
+                vec![("gw-tls-not-allowed", 10)],
+            ),
+            (
+                "HTTP2",
+                Some("{httpsRedirect: true, serverCertificate: /c.pem}"),
+                vec![("gw-tls-not-allowed", 10)],
+            ),
+            ("GRPC", Some("{httpsRedirect: true}"), vec![]),
+            // An unknown protocol is gw-protocol's; TLS is not checked against it.
+            ("QUIC", Some("{mode: SIMPLE, credentialName: c}"), vec![]),
             ("HTTPS", Some("{mode: ISTIO_MUTUAL}"), vec![]),
             (
                 "HTTPS",
@@ -223,7 +326,7 @@ mod tests {
             (
                 "TCP",
                 Some("{httpsRedirect: true}"),
-                vec![("gw-https-redirect", 10)],
+                vec![("gw-tls-not-allowed", 10), ("gw-https-redirect", 10)],
             ),
         ];
         for (protocol, tls, want) in cases {

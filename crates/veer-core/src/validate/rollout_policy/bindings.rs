@@ -68,4 +68,3 @@ pub fn check_references(index: &Index<'_>, known: &[RolloutPolicy], out: &mut Ve
         }
     }
 }
-

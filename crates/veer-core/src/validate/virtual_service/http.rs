@@ -1,5 +1,5 @@
-//! HTTP route settings: match regexes (RE2), timeouts and delays (at least 1ms) and retry
-//! attempts.
+//! HTTP route settings: match regexes (RE2, as Istio's `validateStringRegexp`), timeouts and
+//! delays (at least 1ms) and retry attempts.
 
 use crate::diagnostic::Diagnostic;
 use crate::duration::{self, DurationError};
@@ -8,14 +8,37 @@ use crate::manifest::istio::display_path;
 use crate::manifest::istio::virtual_service::{StringMatch, VirtualService};
 use crate::manifest::yaml::pointer_join;
 
-/// Every regex in a match compiles as RE2 syntax (the `regex` crate's dialect).
+/// Istio's limit on a regex's length (`validateStringRegexp`), which stands in for Envoy's
+/// limit on the compiled program's size.
+const MAX_REGEX_LEN: usize = 1024;
+
+/// A regex of a VirtualService, where it is, and whether Istio checks it: it checks every
+/// match regex but those of `withoutHeaders`.
+struct Found<'a> {
+    pointer: String,
+    regex: &'a str,
+    istio_checks: bool,
+}
+
+/// Every regex in a match, CORS origin or URI rewrite is one Istio accepts: RE2 syntax (the
+/// `regex` crate's dialect), not empty, at most 1024 characters. Istio refuses the others
+/// (an error), except in `withoutHeaders`, which it does not check (a warning).
 pub fn check_regexes(m: &Manifest, vs: &VirtualService, out: &mut Vec<Diagnostic>) {
-    fn add<'a>(found: &mut Vec<(String, &'a str)>, pointer: String, sm: &'a StringMatch) {
+    fn add<'a>(
+        found: &mut Vec<Found<'a>>,
+        pointer: String,
+        sm: &'a StringMatch,
+        istio_checks: bool,
+    ) {
         if let Some(re) = &sm.regex {
-            found.push((pointer_join(&pointer, "regex"), re));
+            found.push(Found {
+                pointer: pointer_join(&pointer, "regex"),
+                regex: re,
+                istio_checks,
+            });
         }
     }
-    let mut found: Vec<(String, &str)> = Vec::new();
+    let mut found: Vec<Found<'_>> = Vec::new();
     for (i, http) in vs.http.iter().enumerate() {
         for (j, mr) in http.matches.iter().enumerate() {
             let base = format!("/spec/http/{i}/match/{j}");
@@ -26,19 +49,20 @@ pub fn check_regexes(m: &Manifest, vs: &VirtualService, out: &mut Vec<Diagnostic
                 ("authority", &mr.authority),
             ] {
                 if let Some(sm) = sm {
-                    add(&mut found, pointer_join(&base, field), sm);
+                    add(&mut found, pointer_join(&base, field), sm, true);
                 }
             }
-            for (field, map) in [
-                ("headers", &mr.headers),
-                ("queryParams", &mr.query_params),
-                ("withoutHeaders", &mr.without_headers),
+            for (field, map, istio_checks) in [
+                ("headers", &mr.headers, true),
+                ("queryParams", &mr.query_params, true),
+                ("withoutHeaders", &mr.without_headers, false),
             ] {
                 for (name, sm) in map {
                     add(
                         &mut found,
                         pointer_join(&pointer_join(&base, field), name),
                         sm,
+                        istio_checks,
                     );
                 }
             }
@@ -49,6 +73,7 @@ pub fn check_regexes(m: &Manifest, vs: &VirtualService, out: &mut Vec<Diagnostic
                     &mut found,
                     format!("/spec/http/{i}/corsPolicy/allowOrigins/{j}"),
                     sm,
+                    true,
                 );
             }
         }
@@ -58,29 +83,55 @@ pub fn check_regexes(m: &Manifest, vs: &VirtualService, out: &mut Vec<Diagnostic
             .and_then(|r| r.uri_regex_rewrite.as_ref())
             .and_then(|r| r.regex.as_deref())
         {
-            found.push((format!("/spec/http/{i}/rewrite/uriRegexRewrite/match"), re));
+            found.push(Found {
+                pointer: format!("/spec/http/{i}/rewrite/uriRegexRewrite/match"),
+                regex: re,
+                istio_checks: true,
+            });
         }
     }
-    for (pointer, re) in found {
-        if let Err(err) = regex::Regex::new(re) {
-            // The crate's message draws the pattern and a caret; its last line says why.
-            let why = err.to_string();
-            let why = why
-                .lines()
-                .last()
-                .unwrap_or("invalid regex")
-                .trim()
-                .to_string();
-            out.push(
-                m.error(
-                    "vs-regex",
-                    &pointer,
-                    format!("{} `{re}` is not a valid RE2 regex: {why}", display_path(&pointer)),
-                )
-                .fix("correct the regex (RE2 syntax: no lookaround or backreferences), or use `exact`/`prefix`"),
-            );
-        }
+    for f in found {
+        let Some(why) = regex_problem(f.regex) else {
+            continue;
+        };
+        let at = display_path(&f.pointer);
+        let fix = "correct the regex (RE2 syntax: no lookaround or backreferences), or use `exact`/`prefix`";
+        out.push(if f.istio_checks {
+            m.error("vs-regex", &f.pointer, format!("{at} {why}"))
+                .fix(fix)
+                .istio("IST0122")
+        } else {
+            m.warning(
+                "vs-without-headers-regex",
+                &f.pointer,
+                format!("{at} {why}; Istio does not check withoutHeaders, but the proxies refuse a route whose regex does not compile"),
+            )
+            .fix(fix)
+        });
     }
+}
+
+/// Why Istio's `validateStringRegexp` (and `validateStringMatchRegexp`) refuses `re`.
+fn regex_problem(re: &str) -> Option<String> {
+    if re.is_empty() {
+        return Some("is empty; a regex match needs a pattern".to_string());
+    }
+    if re.len() > MAX_REGEX_LEN {
+        return Some(format!(
+            "is {} characters long; Istio refuses regexes over {MAX_REGEX_LEN} characters",
+            re.len()
+        ));
+    }
+    let err = regex::Regex::new(re).err()?;
+    // The crate's message draws the pattern and a caret; its last line says why.
+    let why = err.to_string();
+    let why = why
+        .lines()
+        .last()
+        .unwrap_or("invalid regex")
+        .trim()
+        .to_string();
+    Some(format!("`{re}` is not a valid RE2 regex: {why}"))
 }
 
 /// Timeouts and delays are durations of at least 1ms, as the CRD requires.
@@ -207,12 +258,32 @@ mod tests {
                     "  http:\n  - match:\n    - queryParams:\n        q:\n          regex: \"a{2,1}\"\n",
                     &[("vs-regex", 10)],
                 ),
+                // Istio does not check withoutHeaders regexes: a warning.
                 (
                     "  http:\n  - match:\n    - withoutHeaders:\n        h:\n          regex: \"\\\\\"\n",
-                    &[("vs-regex", 10)],
+                    &[("vs-without-headers-regex", 10)],
+                ),
+                // validateStringMatchRegexp: not empty; validateStringRegexp: at most 1024.
+                (
+                    "  http:\n  - match:\n    - uri:\n        regex: \"\"\n",
+                    &[("vs-regex", 9)],
                 ),
             ],
         );
+    }
+
+    /// validateStringRegexp: at most 1024 characters, whatever the pattern.
+    #[test]
+    fn long_regexes_are_refused() {
+        use crate::validate::virtual_service::fixtures::run;
+        let body = |n: usize| {
+            format!(
+                "  http:\n  - match:\n    - uri:\n        regex: \"{}\"\n",
+                "a".repeat(n)
+            )
+        };
+        assert!(run(check_regexes, &body(1024)).is_empty());
+        assert_eq!(run(check_regexes, &body(1025)), vec![("vs-regex", 9)]);
     }
 
     #[test]

@@ -1,60 +1,31 @@
-//! Route hosts (names or wildcards; destinations name one service) and route weights
-//! (0–100, adding up to 100 when a route splits traffic).
+//! Routes: a VirtualService has some (Istio refuses one with no http, tcp or tls route), and
+//! route weights, which Istio reads as relative shares: only a negative weight, or a total of 0
+//! across several destinations, is refused; a split that does not add up to 100 is a warning.
 
-use super::{MESH_GATEWAY, destinations};
 use crate::diagnostic::Diagnostic;
-use crate::hosts;
 use crate::manifest::Manifest;
 use crate::manifest::istio::display_path;
 use crate::manifest::istio::virtual_service::VirtualService;
-use crate::manifest::yaml::pointer_join;
 
-/// `spec.hosts` are names or wildcards (`*` alone not on the mesh gateway); destination hosts
-/// are names without wildcards.
-pub fn check_hosts(m: &Manifest, vs: &VirtualService, out: &mut Vec<Diagnostic>) {
-    let on_mesh = vs.gateways.is_empty() || vs.gateways.iter().any(|g| g == MESH_GATEWAY);
-    for (i, host) in vs.hosts.iter().enumerate() {
-        let pointer = format!("/spec/hosts/{i}");
-        if let Err(why) = hosts::check_host(host) {
-            out.push(
-                m.error("vs-host", &pointer, format!("{}: {why}", display_path(&pointer)))
-                    .fix("write a service name (`reviews`), a DNS name (`api.example.com`) or a wildcard (`*.example.com`)"),
-            );
-        } else if host == "*" && on_mesh {
-            out.push(
-                m.error(
-                    "vs-host",
-                    &pointer,
-                    format!(
-                        "{}: `*` is not allowed for a VirtualService bound to the `mesh` gateway",
-                        display_path(&pointer)
-                    ),
-                )
-                .fix("name the services this VirtualService is for, or bind it only to ingress gateways"),
-            );
-        }
-    }
-    for (pointer, d) in destinations(vs) {
-        let pointer = pointer_join(&pointer, "host");
-        let bad = if d.host.contains('*') {
-            Err(format!(
-                "`{}` is a wildcard; a destination is one service",
-                d.host
-            ))
-        } else {
-            hosts::check_host(&d.host).map_err(|e| e.to_string())
-        };
-        if let Err(why) = bad {
-            out.push(
-                m.error("vs-host", &pointer, format!("{}: {why}", display_path(&pointer)))
-                    .fix("name the destination service, e.g. `reviews` or `reviews.shop.svc.cluster.local`"),
-            );
-        }
+/// Istio's `ValidateVirtualService`: "http, tcp or tls must be provided in virtual service",
+/// for every VirtualService, delegates (without hosts) included.
+pub fn check_routes(m: &Manifest, vs: &VirtualService, out: &mut Vec<Diagnostic>) {
+    if vs.http.is_empty() && vs.tcp.is_empty() && vs.tls.is_empty() {
+        out.push(
+            m.error(
+                "vs-no-routes",
+                "/spec",
+                "the VirtualService has no http, tcp or tls routes, so it routes nothing; Istio refuses it",
+            )
+            .fix("add routes under spec.http (or spec.tcp, spec.tls), or remove the VirtualService"),
+        );
     }
 }
 
-/// Weights are 0–100 and, when a route has more than one destination, add up to 100. A single
-/// destination takes all traffic whatever its weight, as in Istio.
+/// Weights are not negative (Istio's `validateWeight`); several destinations do not all weigh
+/// 0 (`validateHTTPRouteDestinations`: "total destination weight = 0"); and, as a warning,
+/// several destinations add up to 100. A single destination takes all traffic whatever its
+/// weight, as in Istio.
 pub fn check_weights(m: &Manifest, vs: &VirtualService, out: &mut Vec<Diagnostic>) {
     let mut routes: Vec<(String, Vec<Option<i32>>)> = Vec::new();
     for (i, r) in vs.http.iter().enumerate() {
@@ -76,32 +47,46 @@ pub fn check_weights(m: &Manifest, vs: &VirtualService, out: &mut Vec<Diagnostic
         ));
     }
     for (route, weights) in routes {
-        let mut in_range = true;
+        let mut negative = false;
         for (j, w) in weights.iter().enumerate() {
             if let Some(w) = *w
-                && !(0..=100).contains(&w)
+                && w < 0
             {
-                in_range = false;
+                negative = true;
                 let pointer = format!("{route}/{j}/weight");
                 out.push(
                     m.error(
                         "vs-weight",
                         &pointer,
                         format!(
-                            "{} is {w}; a weight is a percentage from 0 to 100",
+                            "{} is {w}; a weight cannot be negative",
                             display_path(&pointer)
                         ),
                     )
-                    .fix("set the weight between 0 and 100"),
+                    .fix("set the weight to 0 (no traffic) or more"),
                 );
             }
         }
-        if weights.len() < 2 || !in_range {
+        if weights.len() < 2 || negative {
             continue;
         }
+        // An unset weight is 0, as in Istio's proto.
         let sum: i64 = weights.iter().map(|w| i64::from(w.unwrap_or(0))).sum();
-        if sum != 100 {
-            let parts: Vec<String> = weights.iter().map(|w| w.unwrap_or(0).to_string()).collect();
+        let parts: Vec<String> = weights.iter().map(|w| w.unwrap_or(0).to_string()).collect();
+        if sum == 0 {
+            out.push(
+                m.error(
+                    "vs-weight-zero",
+                    &route,
+                    format!(
+                        "every destination of {} weighs 0 ({}); Istio refuses a total weight of 0 when there are several destinations",
+                        display_path(&route),
+                        parts.join(" + ")
+                    ),
+                )
+                .fix("give the destination that should take the traffic a weight, e.g. 100"),
+            );
+        } else if sum != 100 {
             let last = weights.len() - 1;
             let wanted = i64::from(weights[last].unwrap_or(0)) + 100 - sum;
             let fix = if (0..=100).contains(&wanted) {
@@ -113,11 +98,11 @@ pub fn check_weights(m: &Manifest, vs: &VirtualService, out: &mut Vec<Diagnostic
                 "change the weights so they add up to 100".to_string()
             };
             out.push(
-                m.error(
+                m.warning(
                     "vs-weight-sum",
                     &route,
                     format!(
-                        "the weights of {} add up to {sum} ({}); with more than one destination they must add up to 100",
+                        "the weights of {} add up to {sum} ({}), not 100; Istio reads them as relative shares, so the split is not the percentages written",
                         display_path(&route),
                         parts.join(" + ")
                     ),
@@ -133,6 +118,7 @@ mod tests {
     use super::*;
     use crate::validate::virtual_service::fixtures::{VS, run_index, table};
 
+    /// Istio's `validateWeight` and `validateHTTPRouteDestinations`/`validateRouteDestinations`.
     #[test]
     fn weights() {
         table(
@@ -144,13 +130,27 @@ mod tests {
                     &[],
                 ),
                 ("  http:\n  - route:\n    - destination: {host: r}\n", &[]),
+                // A single destination: any weight, 0 and over 100 included.
                 (
                     "  tcp:\n  - route:\n    - destination: {host: r}\n      weight: 40\n",
                     &[],
                 ),
-                // Two destinations adding to 90: reported at `route`.
+                (
+                    "  http:\n  - route:\n    - destination: {host: r}\n      weight: 0\n",
+                    &[],
+                ),
+                (
+                    "  http:\n  - route:\n    - destination: {host: r}\n      weight: 150\n",
+                    &[],
+                ),
+                // Two destinations adding to 90: a warning at `route`.
                 (
                     "  http:\n  - route:\n    - destination: {host: r, subset: v1}\n      weight: 80\n    - destination: {host: r, subset: v2}\n      weight: 10\n",
+                    &[("vs-weight-sum", 7)],
+                ),
+                // Weights over 100 are relative shares to Istio: a warning only.
+                (
+                    "  http:\n  - route:\n    - destination: {host: a}\n      weight: 150\n    - destination: {host: b}\n      weight: 50\n",
                     &[("vs-weight-sum", 7)],
                 ),
                 // A missing weight counts as 0 when there are several destinations.
@@ -158,10 +158,19 @@ mod tests {
                     "  tls:\n  - match: [{sniHosts: [a.com]}]\n    route:\n    - destination: {host: a}\n      weight: 50\n    - destination: {host: b}\n",
                     &[("vs-weight-sum", 8)],
                 ),
-                // Out of range: reported at the weight, no sum error piled on.
+                // Several destinations and a total of 0 (all unset here): Istio refuses it.
+                (
+                    "  http:\n  - route:\n    - destination: {host: a}\n    - destination: {host: b}\n",
+                    &[("vs-weight-zero", 7)],
+                ),
+                (
+                    "  tcp:\n  - route:\n    - destination: {host: a}\n      weight: 0\n    - destination: {host: b}\n      weight: 0\n",
+                    &[("vs-weight-zero", 7)],
+                ),
+                // Negative: reported at the weight, no sum diagnostic piled on.
                 (
                     "  tcp:\n  - route:\n    - destination: {host: a}\n      weight: 150\n    - destination: {host: b}\n      weight: -50\n",
-                    &[("vs-weight", 9), ("vs-weight", 11)],
+                    &[("vs-weight", 11)],
                 ),
             ],
         );
@@ -179,6 +188,7 @@ mod tests {
                 }
             },
         );
+        assert!(!d[0].is_error());
         assert!(d[0].message.contains("add up to 90 (80 + 10)"), "{}", d[0]);
         assert_eq!(
             d[0].fix.as_deref(),
@@ -188,23 +198,21 @@ mod tests {
         );
     }
 
+    /// Istio's `ValidateVirtualService`: "http, tcp or tls must be provided in virtual
+    /// service", delegates included.
     #[test]
-    fn hosts() {
+    fn routes_are_required() {
         table(
-            check_hosts,
+            check_routes,
             &[
+                ("  hosts: [r]\n", &[("vs-no-routes", 5)]),
+                // A delegate VirtualService (no hosts) needs routes too.
+                ("  exportTo: [\".\"]\n", &[("vs-no-routes", 5)]),
                 (
-                    "  hosts: [reviews, \"*.example.com\"]\n  gateways: [gw]\n",
+                    "  hosts: [r]\n  tcp:\n  - route:\n    - destination: {host: r}\n",
                     &[],
                 ),
-                ("  hosts: [reviews, re_views]\n", &[("vs-host", 6)]),
-                // `*` alone is refused on the mesh (also implicitly), allowed on a gateway.
-                ("  hosts: [\"*\"]\n", &[("vs-host", 6)]),
-                ("  hosts: [\"*\"]\n  gateways: [gw]\n", &[]),
-                (
-                    "  hosts: [r]\n  http:\n  - route:\n    - destination: {host: \"*.x.com\"}\n",
-                    &[("vs-host", 9)],
-                ),
+                ("  hosts: [r]\n  http:\n  - redirect: {uri: /v2}\n", &[]),
             ],
         );
     }

@@ -3,9 +3,11 @@
 //! DestinationPolicy, which is converted to a DestinationRule.
 //!
 //! Unknown fields are errors (`deny_unknown_fields`), so a typo like `wieght` is reported at
-//! its line instead of being dropped. Field names follow Istio's CRDs.
+//! its line instead of being dropped; every one of them is reported ([`decode`]). Field names
+//! follow Istio's CRDs.
 
 pub mod common;
+pub mod decode;
 pub mod destination_policy;
 pub mod destination_rule;
 pub mod gateway;
@@ -17,7 +19,6 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::Manifest;
-use super::yaml::pointer_join;
 use crate::diagnostic::Diagnostic;
 
 pub use common::IstioObject;
@@ -46,7 +47,8 @@ pub enum TypedObject {
 }
 
 /// Parse the typed form of `manifest` if it is an Istio kind veer knows; convert legacy kinds.
-/// Returns the manifest and warnings, or the errors that make it unusable.
+/// Returns the manifest and what was found about it (warnings, and errors that leave it usable:
+/// unknown fields), or the errors that make it unusable.
 pub(crate) fn type_manifest(
     mut manifest: Manifest,
 ) -> Result<(Manifest, Vec<Diagnostic>), Vec<Diagnostic>> {
@@ -62,84 +64,55 @@ pub(crate) fn type_manifest(
     if manifest.key.group != NETWORKING_GROUP {
         return Ok((manifest, warnings));
     }
-    let typed = match manifest.key.kind.as_str() {
-        "VirtualService" => TypedObject::VirtualService(Box::new(parse_typed(&manifest)?)),
-        "DestinationRule" => TypedObject::DestinationRule(Box::new(parse_typed(&manifest)?)),
-        "Gateway" => TypedObject::Gateway(Box::new(parse_typed(&manifest)?)),
-        "ServiceEntry" => TypedObject::ServiceEntry(Box::new(parse_typed(&manifest)?)),
-        "Sidecar" => TypedObject::Sidecar(Box::new(parse_typed(&manifest)?)),
-        _ => TypedObject::Generic,
+    let (typed, diagnostics) = match manifest.key.kind.as_str() {
+        "VirtualService" => typed_as(&manifest, TypedObject::VirtualService),
+        "DestinationRule" => typed_as(&manifest, TypedObject::DestinationRule),
+        "Gateway" => typed_as(&manifest, TypedObject::Gateway),
+        "ServiceEntry" => typed_as(&manifest, TypedObject::ServiceEntry),
+        "Sidecar" => typed_as(&manifest, TypedObject::Sidecar),
+        _ => (Some(TypedObject::Generic), Vec::new()),
     };
-    if !matches!(typed, TypedObject::Generic)
-        && !NETWORKING_VERSIONS.contains(&manifest.key.version.as_str())
-    {
-        return Err(vec![
-            manifest
-                .error(
-                    "unknown-api-version",
-                    "/apiVersion",
-                    format!(
-                        "{}/{} is not a version of {} that Istio serves",
-                        manifest.key.group, manifest.key.version, manifest.key.kind
-                    ),
-                )
-                .fix("use networking.istio.io/v1 (or v1beta1, v1alpha3)"),
-        ]);
-    }
+    let wrong_version = !matches!(typed, Some(TypedObject::Generic))
+        && !NETWORKING_VERSIONS.contains(&manifest.key.version.as_str());
+    let Some(typed) = typed.filter(|_| !wrong_version) else {
+        let mut errors = diagnostics;
+        if wrong_version {
+            errors.push(
+                manifest
+                    .error(
+                        "unknown-api-version",
+                        "/apiVersion",
+                        format!(
+                            "{}/{} is not a version of {} that Istio serves",
+                            manifest.key.group, manifest.key.version, manifest.key.kind
+                        ),
+                    )
+                    .fix("use networking.istio.io/v1 (or v1beta1, v1alpha3)"),
+            );
+        }
+        return Err(errors);
+    };
     manifest.typed = typed;
+    warnings.extend(diagnostics);
     Ok((manifest, warnings))
 }
 
-/// Deserialize the whole object into its typed form; on failure, point at the offending
-/// field's line.
-pub(crate) fn parse_typed<T: DeserializeOwned>(manifest: &Manifest) -> Result<T, Vec<Diagnostic>> {
-    serde_path_to_error::deserialize::<_, T>(&manifest.value).map_err(|err| {
-        let mut pointer = String::new();
-        for segment in err.path().iter() {
-            match segment {
-                serde_path_to_error::Segment::Seq { index } => {
-                    pointer = pointer_join(&pointer, index)
-                }
-                serde_path_to_error::Segment::Map { key } => pointer = pointer_join(&pointer, key),
-                serde_path_to_error::Segment::Enum { .. }
-                | serde_path_to_error::Segment::Unknown => {}
-            }
-        }
-        let inner = err.inner().to_string();
-        let (code, fix) = match unknown_field(&inner) {
-            Some(field) => {
-                // serde_path_to_error usually ends the path with the unknown key already.
-                let named = pointer_join("", field);
-                if !pointer.ends_with(&named) {
-                    pointer = pointer_join(&pointer, field);
-                }
-                (
-                    "unknown-field",
-                    format!("remove or correct `{field}`; the allowed fields are listed above"),
-                )
-            }
-            None => (
-                "invalid-field",
-                "give the field a value of the type Istio expects".to_string(),
-            ),
-        };
-        let at = if pointer.is_empty() {
-            "(object)".to_string()
-        } else {
-            display_path(&pointer)
-        };
-        vec![
-            manifest
-                .error(code, &pointer, format!("{at}: {inner}"))
-                .fix(fix),
-        ]
-    })
+/// The typed form of an Istio kind, and its field problems (see [`decode::decode_all`]).
+fn typed_as<S: DeserializeOwned + Default>(
+    manifest: &Manifest,
+    wrap: fn(Box<IstioObject<S>>) -> TypedObject,
+) -> (Option<TypedObject>, Vec<Diagnostic>) {
+    let (typed, diagnostics) = decode::decode_all::<IstioObject<S>>(manifest);
+    (typed.map(|t| wrap(Box::new(t))), diagnostics)
 }
 
-/// `unknown field `wieght`, expected one of ...` → `wieght`.
-fn unknown_field(message: &str) -> Option<&str> {
-    let rest = message.strip_prefix("unknown field `")?;
-    rest.split('`').next()
+/// Deserialize the whole object into its typed form; on failure, every field problem found,
+/// each at its line.
+pub(crate) fn parse_typed<T: DeserializeOwned>(manifest: &Manifest) -> Result<T, Vec<Diagnostic>> {
+    match decode::decode_all::<T>(manifest) {
+        (Some(typed), diagnostics) if diagnostics.is_empty() => Ok(typed),
+        (_, diagnostics) => Err(diagnostics),
+    }
 }
 
 /// `/spec/http/0/route` → `spec.http[0].route`, the way users read field paths.

@@ -1,9 +1,10 @@
 //! `veer rollout status` as text, pure and golden-tested: phase, step, a bar of the new
-//! version's weight, the split, why it holds or failed, and the last checks.
+//! version's weight, the split (and its companions' and the live one), why it holds or
+//! failed, and the last checks.
 
-use super::RolloutId;
-use crate::rollout::state::CheckOutcome;
-use crate::rollout::{Phase, RolloutState};
+use super::state::CheckOutcome;
+use super::{HoldReason, Phase, RolloutState, TrafficSplit};
+use crate::ids::RolloutId;
 
 /// How many check records `veer rollout status` shows.
 const STATUS_CHECKS: usize = 4;
@@ -21,7 +22,7 @@ pub fn render_status_with_live(
     id: &RolloutId,
     state: &RolloutState,
     policy: &str,
-    live: Option<&crate::rollout::TrafficSplit>,
+    live: Option<&TrafficSplit>,
 ) -> String {
     let weight = state.canary_weight();
     let target = state.target_split.weight_of(&state.canary());
@@ -49,7 +50,7 @@ pub fn render_status_with_live(
     let canary: Vec<String> = state.canary().iter().map(ToString::to_string).collect();
     out.push_str(&format!(
         "  weight   [{}] {weight:>3}%  ({} toward {target}%)\n",
-        crate::rollout::weight_bar(weight, 20, '#', '-'),
+        super::weight_bar(weight, 20, '#', '-'),
         if canary.is_empty() {
             "-".to_string()
         } else {
@@ -57,6 +58,15 @@ pub fn render_status_with_live(
         },
     ));
     out.push_str(&format!("  split    {}\n", state.current_split));
+    for c in &state.companions {
+        let split = super::companions::companion_split(
+            &state.start_split,
+            &state.target_split,
+            &state.current_split,
+            c,
+        );
+        out.push_str(&format!("  with     {}  {split}\n", c.route));
+    }
     if let Some(live) = live.filter(|l| !l.same_traffic(&state.current_split)) {
         out.push_str(&format!(
             "  live     {live}  (not the step's split: edited by hand? veer writes the step's split back at its next pass)\n"
@@ -106,8 +116,8 @@ pub fn render_status_with_live(
     out
 }
 
-fn describe_hold(h: &crate::rollout::HoldReason) -> String {
-    use crate::rollout::HoldReason;
+/// Why a rollout holds, for people.
+fn describe_hold(h: &HoldReason) -> String {
     match h {
         HoldReason::NoData { metric } => format!("no data for {metric}"),
         HoldReason::TooFewRequests { metric, count, min } => {
@@ -134,7 +144,7 @@ mod tests {
     use super::super::fixtures::{compared, id, record, split, state};
     use super::*;
     use crate::analysis::BaselineVerdict;
-    use crate::rollout::{FailureReason, HoldReason};
+    use crate::rollout::FailureReason;
 
     #[test]
     fn status_rendering_matches_its_golden_file() {
@@ -150,6 +160,14 @@ mod tests {
         progressing.record(record(1, "success-rate", Some(98.5), CheckOutcome::Failed));
         progressing.record(record(2, "success-rate", Some(99.9), CheckOutcome::Passed));
         progressing.record(record(3, "success-rate", None, CheckOutcome::Held));
+        progressing.companions = vec![crate::rollout::CompanionRoute {
+            route: crate::rollout::RouteRef {
+                index: 1,
+                name: Some("default".into()),
+            },
+            start: split(100, 0),
+            target: split(0, 100),
+        }];
         let mut failed = state("fedcba9876543210", Phase::Failed, (100, 0), (0, 100));
         failed.failure = Some(FailureReason::FailedChecks {
             failed: 2,

@@ -1,35 +1,32 @@
-//! Which VirtualServices have rollouts and what they shift, pure: the policy a VirtualService
-//! is bound to, the route git shifts and the target the state machine hears, where a stored
-//! route sits in the live object, and the fields running rollouts own (for the planner).
+//! Which VirtualServices have rollouts and what a commit asks of them, pure: the policy a
+//! VirtualService in git is bound to ([`binding`]), the routes git shifts and the target the
+//! state machine hears ([`targets`]), and the fields a rollout owns, which the planner leaves
+//! alone so the ordinary sync never fights it ([`owned_by_rollout`]).
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use tracing::warn;
 
-use super::RolloutId;
-use crate::diff::DesiredObject;
-use crate::fields::FieldPath;
+use super::detect::{RouteShift, detect, owned_fields, pair_live_route, read_split};
+use super::{Phase, RolloutError, RolloutState, TargetUpdate};
+use crate::fields::{FieldPath, PathElement};
 use crate::manifest::ObjectKey;
 use crate::manifest::rollout_policy::{self as rpolicy, Binding, RolloutPolicy};
-use crate::rollout::{
-    Phase, RolloutState, RouteRef, RouteShift, TargetUpdate, detect, owned_fields, read_split,
-};
 
-pub(crate) fn is_virtual_service(key: &ObjectKey) -> bool {
+/// Is `key` an Istio VirtualService, the only kind rollouts move?
+pub fn is_virtual_service(key: &ObjectKey) -> bool {
     key.group == "networking.istio.io" && key.kind == "VirtualService"
 }
 
-pub(super) fn find_live<'a>(
-    live: &'a BTreeMap<ObjectKey, Value>,
-    key: &ObjectKey,
-) -> Option<&'a Value> {
+/// The object of `live` that is `key`, whatever API version either side names.
+pub fn find_live<'a>(live: &'a BTreeMap<ObjectKey, Value>, key: &ObjectKey) -> Option<&'a Value> {
     live.iter()
         .find(|(k, _)| k.same_object(key))
         .map(|(_, v)| v)
 }
 
-pub(super) fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
+/// A JSON object's string values as a map (labels, annotations); other values are left out.
+pub fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
     value
         .and_then(Value::as_object)
         .map(|m| {
@@ -40,46 +37,28 @@ pub(super) fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// The policy a VirtualService (as in git) is bound to; unknown or ambiguous bindings are
-/// logged and leave it unbound (validation reports them).
-pub(super) fn bound_policy<'p>(
-    desired: &Value,
-    policies: &'p [RolloutPolicy],
-) -> Option<&'p RolloutPolicy> {
+/// How the VirtualService `desired` (as in git) is bound to one of `policies`: by its
+/// annotation, else by exactly one policy's selector. An unknown or ambiguous binding leaves
+/// it unbound (its weights apply at once): validation reports it, the driver logs it.
+pub fn binding<'p>(desired: &Value, policies: &'p [RolloutPolicy]) -> Binding<'p> {
     let annotation = desired
         .pointer("/metadata/annotations")
         .and_then(|a| a.get(rpolicy::POLICY_ANNOTATION))
         .and_then(Value::as_str);
     let labels = string_map(desired.pointer("/metadata/labels"));
-    match rpolicy::bind(annotation, &labels, policies) {
-        Binding::Annotation(p) | Binding::Selector(p) => Some(p),
-        Binding::Unbound => None,
-        Binding::UnknownPolicy(name) => {
-            warn!(policy = %name, "VirtualService names an unknown rollout policy; its weights apply at once");
-            None
-        }
-        Binding::Ambiguous(names) => {
-            warn!(policies = ?names, "several rollout policies select one VirtualService; its weights apply at once");
-            None
-        }
-    }
-}
-
-/// Position of `route` in a live VirtualService: [`crate::rollout::detect::pair_live_route`].
-pub(super) fn live_route_index(live: &Value, route: &RouteRef) -> Option<usize> {
-    crate::rollout::detect::pair_live_route(live, route)
+    rpolicy::bind(annotation, &labels, policies)
 }
 
 /// The routes git shifts (the first is the rollout's own, the others its companions) and
-/// what the state machine should hear as the target. The
-/// target keeps the state's revision while git's split is the one being rolled out, so an
-/// unrelated commit does not restart a rollout; a different split carries `commit`. Pure.
-pub(super) fn targets(
+/// what the state machine should hear as the target. The target keeps the state's revision
+/// while git's split is the one being rolled out, so an unrelated commit does not restart a
+/// rollout; a different split carries `commit`.
+pub fn targets(
     desired: &Value,
     live: Option<&Value>,
     state: Option<&RolloutState>,
     commit: &str,
-) -> Result<(Vec<RouteShift>, Option<TargetUpdate>), crate::rollout::RolloutError> {
+) -> Result<(Vec<RouteShift>, Option<TargetUpdate>), RolloutError> {
     let shifts = detect(desired, live)?;
     let Some(live) = live else {
         return Ok((shifts, None));
@@ -87,7 +66,7 @@ pub(super) fn targets(
     let (git_split, live_split) = match (shifts.first(), state) {
         (Some(s), _) => (s.target.clone(), s.start.clone()),
         (None, Some(st)) => {
-            let Some(index) = live_route_index(live, &st.route) else {
+            let Some(index) = pair_live_route(live, &st.route) else {
                 return Ok((shifts, None));
             };
             let live_split = read_split(live, index)?;
@@ -110,75 +89,95 @@ pub(super) fn targets(
     ))
 }
 
-/// The fields rollouts own, per VirtualService, for `PlanContext.ignore`: a route git shifts
-/// belongs to its rollout unless that rollout succeeded toward this very split (then live
-/// differing is drift, healed as usual); a running rollout owns its route even when live
-/// happens to equal git. Pure.
-pub(super) fn ignore_fields(
-    desired: &[DesiredObject],
-    live: &BTreeMap<ObjectKey, Value>,
-    states: &BTreeMap<RolloutId, &RolloutState>,
-    policies: &[RolloutPolicy],
-) -> BTreeMap<ObjectKey, Vec<FieldPath>> {
-    let mut out = BTreeMap::new();
-    for d in desired.iter().filter(|d| is_virtual_service(&d.key)) {
-        let id = RolloutId::of(&d.key);
-        let state = states.get(&id).copied();
-        // Unbinding a VirtualService ends veer's ownership: its weights apply at once.
-        if bound_policy(&d.value, policies).is_none() {
-            continue;
+/// The fields the rollout of a VirtualService bound to a policy owns, for the planner's
+/// ignore list; `shifts` are the routes git shifts (the first the rollout's own, the others
+/// its companions), `state` its stored rollout. `None`: it owns nothing, git's weights apply
+/// like any field.
+///
+/// A route git shifts belongs to its rollout unless that rollout succeeded toward this very
+/// split (then live differing is drift, healed as usual); a running rollout owns its route
+/// even when live happens to equal git, and its companions too.
+pub fn owned_by_rollout(
+    shifts: &[RouteShift],
+    state: Option<&RolloutState>,
+) -> Option<Vec<FieldPath>> {
+    let shift = shifts.first();
+    let companions = shifts.iter().skip(1).flat_map(RouteShift::owned_fields);
+    let mut owned = match (state, shift) {
+        (Some(s), shift) if !s.phase.is_terminal() => {
+            let shift = shift.cloned().unwrap_or_else(|| RouteShift {
+                route: s.route.clone(),
+                live_index: s.route.index,
+                start: s.current_split.clone(),
+                target: s.target_split.clone(),
+                // Unknown here: own the whole list.
+                same_destinations: false,
+                destinations: 0,
+            });
+            let mut owned = owned_fields(&shift, s.current_overlay.as_ref());
+            // A companion git no longer shifts is still in flight: own its whole list.
+            owned.extend(s.companions.iter().map(|c| {
+                FieldPath(vec![
+                    PathElement::field("spec"),
+                    PathElement::field("http"),
+                    PathElement::Index(c.route.index),
+                    PathElement::field("route"),
+                ])
+            }));
+            owned
         }
-        let shifts = detect(&d.value, find_live(live, &d.key)).unwrap_or_default();
-        let mut shifts = shifts.into_iter();
-        let shift = shifts.next();
-        let companions: Vec<FieldPath> = shifts.flat_map(|s| s.owned_fields()).collect();
-        let owned = match (state, shift) {
-            (Some(s), shift) if !s.phase.is_terminal() => {
-                let shift = shift.unwrap_or_else(|| RouteShift {
-                    route: s.route.clone(),
-                    live_index: s.route.index,
-                    start: s.current_split.clone(),
-                    target: s.target_split.clone(),
-                    // Unknown here: own the whole list.
-                    same_destinations: false,
-                    destinations: 0,
-                });
-                let mut owned = owned_fields(&shift, s.current_overlay.as_ref());
-                // A companion git no longer shifts is still in flight: own its whole list.
-                owned.extend(s.companions.iter().map(|c| {
-                    FieldPath(vec![
-                        crate::fields::PathElement::field("spec"),
-                        crate::fields::PathElement::field("http"),
-                        crate::fields::PathElement::Index(c.route.index),
-                        crate::fields::PathElement::field("route"),
-                    ])
-                }));
-                owned
-            }
-            (Some(s), Some(shift))
-                if s.phase == Phase::Succeeded && s.target_split.same_traffic(&shift.target) =>
-            {
-                continue;
-            }
-            (_, Some(shift)) => owned_fields(&shift, None),
-            (_, None) => continue,
-        };
-        let mut owned = owned;
-        for path in companions {
-            if !owned.contains(&path) {
-                owned.push(path);
-            }
+        (Some(s), Some(shift))
+            if s.phase == Phase::Succeeded && s.target_split.same_traffic(&shift.target) =>
+        {
+            return None;
         }
-        out.insert(d.key.clone(), owned);
+        (_, Some(shift)) => owned_fields(shift, None),
+        (_, None) => return None,
+    };
+    for path in companions {
+        if !owned.contains(&path) {
+            owned.push(path);
+        }
     }
-    out
+    Some(owned)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::{id, key, policy, split, state, vs};
+    use super::super::fixtures::{policy, split, state, vs};
     use super::*;
     use crate::rollout::{DestinationId, Overlay, TrafficSplit};
+
+    #[test]
+    fn bindings() {
+        let policies = vec![policy("p"), policy("q")];
+        let bound = |v: &Value| match binding(v, &policies) {
+            Binding::Annotation(p) | Binding::Selector(p) => Some(p.name().to_string()),
+            Binding::Unbound | Binding::UnknownPolicy(_) | Binding::Ambiguous(_) => None,
+        };
+        assert_eq!(bound(&vs(100, 0, Some("q"))).as_deref(), Some("q"));
+        assert_eq!(bound(&vs(100, 0, None)), None);
+        assert_eq!(
+            binding(&vs(100, 0, Some("nope")), &policies),
+            Binding::UnknownPolicy("nope".into())
+        );
+        let mut selecting = policies.clone();
+        for p in &mut selecting {
+            p.spec.selector = Some(rpolicy::Selector {
+                match_labels: BTreeMap::from([("app".into(), "reviews".into())]),
+            });
+        }
+        let mut labelled = vs(100, 0, None);
+        labelled["metadata"]["labels"] = serde_json::json!({"app": "reviews", "n": 1});
+        assert_eq!(
+            binding(&labelled, &selecting),
+            Binding::Ambiguous(vec!["p".into(), "q".into()])
+        );
+        assert!(matches!(
+            binding(&labelled, &selecting[..1]),
+            Binding::Selector(p) if p.name() == "p"
+        ));
+    }
 
     #[test]
     fn targets_table() {
@@ -263,8 +262,7 @@ mod tests {
     }
 
     #[test]
-    fn ignore_fields_table() {
-        let policies = vec![policy("p")];
+    fn owned_fields_table() {
         let weights = vec![
             ".spec.http[0].route[0].weight".to_string(),
             ".spec.http[0].route[1].weight".to_string(),
@@ -283,21 +281,14 @@ mod tests {
         }
         let cases = [
             Case {
-                name: "unbound: weights apply at once",
-                git: vs(0, 100, None),
-                live: vs(100, 0, None),
-                state: None,
-                owned: vec![],
-            },
-            Case {
-                name: "bound, weights change, no rollout yet: owned from the first pass",
+                name: "weights change, no rollout yet: owned from the first pass",
                 git: vs(0, 100, Some("p")),
                 live: vs(100, 0, None),
                 state: None,
                 owned: weights.clone(),
             },
             Case {
-                name: "bound, nothing shifts",
+                name: "nothing shifts",
                 git: vs(100, 0, Some("p")),
                 live: vs(100, 0, None),
                 state: None,
@@ -339,15 +330,8 @@ mod tests {
             },
         ];
         for case in cases {
-            let desired = vec![DesiredObject {
-                key: key(),
-                value: case.git.clone(),
-            }];
-            let live = BTreeMap::from([(key(), case.live.clone())]);
-            let states: BTreeMap<RolloutId, &RolloutState> =
-                case.state.iter().map(|s| (id(), s)).collect();
-            let got: Vec<String> = ignore_fields(&desired, &live, &states, &policies)
-                .get(&key())
+            let shifts = detect(&case.git, Some(&case.live)).expect(case.name);
+            let got: Vec<String> = owned_by_rollout(&shifts, case.state.as_ref())
                 .map(|p| p.iter().map(ToString::to_string).collect())
                 .unwrap_or_default();
             assert_eq!(got, case.owned, "{}", case.name);

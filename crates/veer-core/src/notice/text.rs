@@ -199,7 +199,7 @@ fn plural(n: usize) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::event::{FailingMetric, Problem, Severity};
+    use crate::notice::{FailingMetric, Problem, Severity};
 
     pub(crate) fn info(commit: &str) -> CommitInfo {
         CommitInfo {

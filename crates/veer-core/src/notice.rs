@@ -1,5 +1,7 @@
 //! What veer tells people about: the [`Event`]s, their [`Severity`], their [`DedupKey`] and a
-//! plain-text rendering shared by every notifier. Plain data, pure.
+//! plain-text rendering shared by every notifier. Plain data, pure: the decisions that raise
+//! an event (e.g. [`crate::rollout::notice`]) build it here, the controller's notifiers send
+//! it.
 //!
 //! [`Event::title`], [`Event::details`] and [`Event::plain_text`] live in `text`, with
 //! [`commit_url`].
