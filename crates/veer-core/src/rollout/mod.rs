@@ -17,6 +17,7 @@ pub mod detect;
 pub mod live;
 pub mod machine;
 pub mod notice;
+pub mod queries;
 pub mod queue;
 pub mod render;
 pub mod split;

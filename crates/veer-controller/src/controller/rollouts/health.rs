@@ -1,6 +1,7 @@
 //! The health gate's observation: whether every Deployment of the new destinations is
 //! available, the Deployments being found through the DestinationRule subsets' pod labels.
 
+use crate::rollout::queries::short_host;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -111,10 +112,6 @@ async fn destination_rules(cluster: &Cluster, namespace: &str) -> Result<Vec<Val
             "cannot list DestinationRules in {namespace} (to find the new subsets' pods): {e}; check that veer may list destinationrules (networking.istio.io) there"
         ))),
     }
-}
-
-pub(super) fn short_host(host: &str) -> &str {
-    host.split('.').next().unwrap_or(host)
 }
 
 /// The pod labels of destination `d`. Pure.

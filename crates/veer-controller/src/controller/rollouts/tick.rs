@@ -189,7 +189,9 @@ impl RolloutDriver {
                 ..
             } => {
                 let versions = Versions { canary, baseline };
-                let checks = self.analyse(&w.id, &w.policy, state, versions, names).await;
+                let checks = self
+                    .analyse(&w.id, &w.policy, state, versions, names, ports.clock.now())
+                    .await;
                 obs.analysis = Some(AnalysisReport { id: *id, checks });
             }
             Action::RunWebhooks { id, kind } => {
