@@ -13,7 +13,7 @@ use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::json;
 
-use support::backend::{Backend, TestCluster};
+use support::backend::TestCluster;
 use support::repo::Repo;
 
 /// Routes to the cluster's Service `ratings` and ServiceEntry host `api.example.com`.
@@ -129,7 +129,9 @@ async fn destination_hosts_are_looked_up_in_the_cluster(cluster: &TestCluster) {
 
     // With the cluster: the missing host is a warning (exit 0) naming where veer looked;
     // the hosts only the cluster has are found.
-    let text = repo.expect(cluster, &["validate", &dir, "--cluster"], 0).await;
+    let text = repo
+        .expect(cluster, &["validate", &dir, "--cluster"], 0)
+        .await;
     assert!(
         text.contains("ServiceEntr") && text.contains("cluster: "),
         "[{backend}] no line saying what was listed:\n{text}"

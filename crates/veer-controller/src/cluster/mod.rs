@@ -7,11 +7,14 @@
 //! steady-state plan makes no LIST and an idle poll no API call at all. A watch that drops
 //! is re-established by the watcher with backoff; every error is logged. Writing is
 //! [`crate::sync`]'s job; this module only lets it wait until the cache has seen its writes.
+//! Validation's view of the cluster's Services and ServiceEntries is listed, not watched,
+//! once per new revision (`services`).
 
 mod cache;
 pub mod contact;
 mod discovery;
 pub mod schema;
+mod services;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -26,6 +29,7 @@ use crate::manifest::ObjectKey;
 pub use cache::{Observed, WatchKey};
 pub use contact::{Contact, SharedContact};
 pub use discovery::Resolved;
+pub use services::{LIST_TIMEOUT, ListedServices, SERVICES_PERMISSION};
 
 /// How long a new watch may take to list its objects before a reconcile gives up.
 pub const WATCH_READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -207,6 +211,8 @@ pub struct Cluster {
     discovery: discovery::Discovery,
     cache: cache::Cache,
     schemas: schema::Schemas,
+    /// The Services could not be listed for validation once already (logged at info then).
+    services_unlisted: std::sync::atomic::AtomicBool,
 }
 
 impl Cluster {
@@ -215,6 +221,7 @@ impl Cluster {
             discovery: discovery::Discovery::default(),
             cache: cache::Cache::default(),
             schemas: schema::Schemas::default(),
+            services_unlisted: std::sync::atomic::AtomicBool::default(),
             client,
         }
     }

@@ -4,9 +4,9 @@
 //! Each analyzer decides as istioctl's does (`pkg/config/analysis/analyzers/...` in
 //! istio/istio), with istioctl's severity: an error only where istioctl reports an Error,
 //! everything else (Warning, Info) a warning; except a destination host not found, which
-//! Istio's webhook accepts and so is a warning (see `destinations`). This file holds the catalog rows and the plain
-//! data validation may be given besides the revision ([`ValidationContext`]); the analyzers
-//! live in the submodules:
+//! Istio's webhook accepts and so is a warning (see `destinations`). This file holds the
+//! catalog rows and the plain data validation may be given besides the revision
+//! ([`ValidationContext`]); the analyzers live in the submodules:
 //!
 //! - `registry`: the Services and ServiceEntries a destination may name, as istioctl indexes
 //!   them (by `exportTo` scope and fully qualified host);
