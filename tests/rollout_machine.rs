@@ -762,6 +762,7 @@ fn operator_commands_apply_once_and_only_where_they_mean_something() {
         revision: "rev1".into(),
         target: split(&[("v2", 100)]),
         live: split(&[("v1", 100)]),
+        companions: Vec::new(),
     });
     let stays = decide(&failed, &same, &p, t0());
     assert_eq!((stays.action, stays.next), (Action::Done, failed.clone()));
@@ -778,6 +779,7 @@ fn a_new_commit_restarts_from_live_toward_the_new_target() {
         revision: "rev2".into(),
         target: split(&[("v3", 100)]),
         live: split(&[("v1", 80), ("v2", 20)]),
+        companions: Vec::new(),
     });
     let d = decide(&s, &o, &p, t0());
     assert_eq!(d.next.revision, "rev2");
@@ -831,6 +833,7 @@ fn a_new_commit_restarts_from_live_toward_the_new_target() {
         revision: "rev3".into(),
         target: split(&[("v1", 80), ("v2", 20)]),
         live: split(&[("v1", 80), ("v2", 20)]),
+        companions: Vec::new(),
     });
     let d = decide(&s, &o, &p, t0());
     assert_eq!(d.next.phase, Phase::Promoting);
@@ -1146,6 +1149,7 @@ fn new_commit_by_phase() {
                 revision: "rev2".into(),
                 target: split(&[("v3", 100)]),
                 live: live.clone(),
+                companions: Vec::new(),
             }),
             ..Observation::default()
         };
@@ -1198,4 +1202,38 @@ fn long_phases_are_not_cut_by_the_deadline_while_they_pass() {
         })
     );
     assert!(w.live.same_traffic(&from));
+}
+
+#[test]
+fn a_new_commit_carries_the_routes_that_move_with_the_rollout() {
+    use veer::rollout::{CompanionRoute, RouteRef};
+    let p = basic_policy();
+    let companion = |target: &[(&str, u32)]| CompanionRoute {
+        route: RouteRef {
+            index: 1,
+            name: Some("default".into()),
+        },
+        start: split(&[("v1", 100)]),
+        target: split(target),
+    };
+    let mut o = obs();
+    o.target = Some(TargetUpdate {
+        revision: "rev2".into(),
+        target: split(&[("v3", 100)]),
+        live: split(&[("v1", 80), ("v2", 20)]),
+        companions: vec![companion(&[("v3", 100)])],
+    });
+    // Mid-rollout: the companion heads for git's new split, from where it started.
+    let mut s = progressing(1);
+    s.current_split = split(&[("v1", 80), ("v2", 20)]);
+    s.companions = vec![companion(&[("v2", 100)])];
+    let d = decide(&s, &o, &p, t0());
+    assert_eq!(d.next.companions, [companion(&[("v3", 100)])]);
+    // After a failure the fresh rollout takes git's companions as they are now.
+    let mut failed = s.clone();
+    failed.phase = Phase::Failed;
+    failed.companions = Vec::new();
+    let d = decide(&failed, &o, &p, t0());
+    assert_eq!(d.next.revision, "rev2");
+    assert_eq!(d.next.companions, [companion(&[("v3", 100)])]);
 }

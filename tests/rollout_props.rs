@@ -170,7 +170,7 @@ proptest! {
         }
         let before = state.clone();
         let live_then = w.live.clone();
-        w.target = Some(TargetUpdate { revision: "rev2".into(), target: next_target.clone(), live: live_then.clone() });
+        w.target = Some(TargetUpdate { revision: "rev2".into(), target: next_target.clone(), live: live_then.clone(), companions: Vec::new() });
         let obs = w.observation();
         let decision = decide(&state, &obs, &p, w.now);
         state = decision.next.clone();

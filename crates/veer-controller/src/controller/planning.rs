@@ -3,6 +3,7 @@
 //! when nothing is written. Pure.
 
 use crate::diff::{Cause, DesiredObject, ObjectAction, Plan, PlanContext};
+use crate::manifest::ObjectIdentity;
 use crate::source::LoadedRevision;
 use crate::sync::state::SyncState;
 use crate::sync::{self, ObjectResult, SyncReport, WriteMode};
@@ -26,13 +27,21 @@ pub fn desired_rollouts(
     source_url: &str,
     tracked: &std::collections::BTreeSet<super::rollouts::RolloutId>,
 ) -> Vec<DesiredObject> {
+    if tracked.is_empty() {
+        return Vec::new();
+    }
+    // Compared by name first, so the scan allocates nothing for VirtualServices without one.
+    let names: std::collections::HashSet<&str> =
+        tracked.iter().map(|id| id.name.as_str()).collect();
     desired_where(loaded, source_url, |key| {
         super::rollouts::is_virtual_service(key)
+            && names.contains(key.name.as_str())
             && tracked.contains(&super::rollouts::RolloutId::of(key))
     })
 }
 
-fn desired_where(
+/// The objects of `loaded` whose key `keep` accepts, as [`desired_objects`] makes them.
+pub(super) fn desired_where(
     loaded: &LoadedRevision,
     source_url: &str,
     keep: impl Fn(&crate::manifest::ObjectKey) -> bool,
@@ -57,16 +66,41 @@ pub fn plan_context(
     prune: bool,
     semantics: crate::fields::ListSemantics,
 ) -> PlanContext {
+    plan_context_where(state, manager, prune, semantics, |_| true)
+}
+
+/// [`plan_context`] with the recorded objects `keep` accepts (those a pass plans): the
+/// inventory outside them is neither pruned nor looked at.
+pub(super) fn plan_context_where(
+    state: &SyncState,
+    manager: &str,
+    prune: bool,
+    semantics: crate::fields::ListSemantics,
+    keep: impl Fn(ObjectIdentity<'_>) -> bool,
+) -> PlanContext {
     let mut ctx = PlanContext::new(manager);
     ctx.prune = prune;
     ctx.semantics = semantics;
     for record in &state.objects {
+        if !keep(record_identity(record)) {
+            continue;
+        }
         if let Some(hash) = &record.hash {
             ctx.inventory.insert(record.key());
             ctx.applied_hashes.insert(record.key(), hash.clone());
         }
     }
     ctx
+}
+
+/// The identity of a recorded object, without copying it.
+pub(super) fn record_identity(r: &crate::sync::state::ObjectRecord) -> ObjectIdentity<'_> {
+    ObjectIdentity {
+        group: &r.group,
+        kind: &r.kind,
+        namespace: r.namespace.as_deref(),
+        name: &r.name,
+    }
 }
 
 /// What a plan comes to when nothing is written: unchanged, prune skipped, drift reported.

@@ -253,6 +253,10 @@ pub struct TargetUpdate {
     pub target: TrafficSplit,
     /// The route's live split now: a new commit restarts from here.
     pub live: TrafficSplit,
+    /// The other routes git shifts in the same VirtualService (`companions`): a rollout
+    /// started afresh by a new commit takes them as they are now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub companions: Vec<CompanionRoute>,
 }
 
 /// What the I/O edge saw since the last decision. Answers for other ids are ignored.

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::detect::{RouteShift, detect, owned_fields, pair_live_route, read_split};
-use super::{Phase, RolloutError, RolloutState, TargetUpdate};
+use super::{CompanionRoute, Phase, RolloutError, RolloutState, TargetUpdate};
 use crate::fields::{FieldPath, PathElement};
 use crate::manifest::ObjectKey;
 use crate::manifest::rollout_policy::{self as rpolicy, Binding, RolloutPolicy};
@@ -79,12 +79,14 @@ pub fn targets(
         Some(st) if st.target_split.same_traffic(&git_split) => st.revision.clone(),
         Some(_) | None => commit.to_string(),
     };
+    let companions = shifts.iter().skip(1).map(CompanionRoute::from).collect();
     Ok((
         shifts,
         Some(TargetUpdate {
             revision,
             target: git_split,
             live: live_split,
+            companions,
         }),
     ))
 }

@@ -4,7 +4,7 @@
 use super::Machine;
 use crate::rollout::split::TrafficSplit;
 use crate::rollout::state::{self, Event, FailureReason, Phase, Resume, RolloutState, Stage};
-use crate::rollout::{Command, Observation};
+use crate::rollout::{Command, CompanionRoute, Observation};
 
 impl Machine<'_> {
     pub(super) fn command(&mut self, obs: &Observation) {
@@ -136,6 +136,7 @@ impl Machine<'_> {
                 fresh.seq = self.s.seq;
                 fresh.last_command = self.s.last_command;
                 fresh.history = std::mem::take(&mut self.s.history);
+                fresh.companions = t.companions.clone();
                 self.events.push(Event::Restarted {
                     revision: fresh.revision.clone(),
                     from: fresh.from_split.clone(),
@@ -159,6 +160,7 @@ impl Machine<'_> {
             | Phase::Promoting => {
                 self.s.revision = t.revision.clone();
                 self.restart_attempt(&t.live, &t.target);
+                self.retarget_companions(&t.companions);
                 let next = if nothing_to_shift {
                     Phase::Promoting
                 } else {
@@ -179,6 +181,17 @@ impl Machine<'_> {
                     | Phase::RollingBack
                     | Phase::Failed => self.enter(next),
                 }
+            }
+        }
+    }
+
+    /// A new commit mid-rollout: each companion git still shifts heads for git's split now,
+    /// from where it started; a route git newly shifts joins from its live split.
+    fn retarget_companions(&mut self, now: &[CompanionRoute]) {
+        for c in now {
+            match self.s.companions.iter_mut().find(|k| k.route == c.route) {
+                Some(known) => known.target = c.target.clone(),
+                None => self.s.companions.push(c.clone()),
             }
         }
     }
