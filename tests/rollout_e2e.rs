@@ -289,6 +289,46 @@ impl Scenario {
         s
     }
 
+    /// Everything [`Scenario::start`] sets up, but veer runs as the `veer run` binary (its
+    /// stderr in `veer.log` of the scenario's directory), as a user runs it.
+    async fn start_binary(policy: &str) -> (Scenario, std::process::Child) {
+        let mut s = Self::start_with(policy, &[], 0).await;
+        s.kill_veer().await;
+        let dir = s._tmp.path();
+        let kubeconfig = dir.join("kubeconfig");
+        s.cluster
+            .write_kubeconfig(&kubeconfig)
+            .expect("write a kubeconfig");
+        let config = dir.join("veer.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "source:\n  url: {}\n  ref: main\n  interval: 1s\ncluster:\n  stateNamespace: {STATE_NS}\nanalysis:\n  prometheus:\n    url: {}\n    timeout: 2s\n",
+                s.remote.bare.display(),
+                s.prometheus.url()
+            ),
+        )
+        .expect("write veer.yaml");
+        let log = std::fs::File::create(dir.join("veer.log")).expect("a log file");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_veer"))
+            .current_dir(dir)
+            .env("XDG_CACHE_HOME", dir.join("xdg"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["--color", "never", "run"])
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("veer run starts");
+        (s, child)
+    }
+
+    fn binary_log(&self) -> String {
+        std::fs::read_to_string(self._tmp.path().join("veer.log")).unwrap_or_default()
+    }
+
     async fn start_veer(&mut self) {
         let spec = SourceSpec::new(
             self.remote.bare.to_str().unwrap(),
@@ -337,6 +377,7 @@ impl Scenario {
             RolloutOptions {
                 state_namespace: STATE_NS.into(),
                 max_concurrent: self.max_concurrent,
+                concurrency: RolloutOptions::DEFAULT_CONCURRENCY,
                 policies: Vec::new(),
             },
             self.metrics.clone(),
@@ -1934,5 +1975,52 @@ async fn two_routes_roll_back_together() {
         seen.iter().all(|(t, p)| t == p),
         "the routes moved apart: {seen:?}"
     );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_undoes_a_kubectl_edit_mid_step_and_says_who_made_it() {
+    let (s, mut veer) = Scenario::start_binary(&policy("60s")).await;
+    // Nobody calls yet: the rollout holds at its first step (no data), its split in force.
+    s.exporter.set_rate(&ServiceKey::new(NS, "reviews"), 0.0);
+    s.push_split(0, 100, "reviews v2");
+    s.wait_split("first step", (75, 25)).await;
+    let kubeconfig = s._tmp.path().join("kubeconfig");
+    let out = support::devcluster::kubectl_ok(
+        &kubeconfig,
+        &[
+            "-n",
+            NS,
+            "patch",
+            "virtualservices.networking.istio.io",
+            "reviews",
+            "--type=json",
+            "-p",
+            r#"[{"op":"replace","path":"/spec/http/0/route/0/weight","value":50},{"op":"replace","path":"/spec/http/0/route/1/weight","value":50}]"#,
+        ],
+        None,
+    )
+    .await;
+    assert!(out.contains("patched"), "{out}");
+    // Written back within a pass or two (1 s interval), and the log names the editor.
+    s.wait_split("the step's split written back", (75, 25))
+        .await;
+    let start = Instant::now();
+    loop {
+        let log = s.binary_log();
+        if log.contains("the route was edited mid-step") && log.contains("kubectl-patch") {
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "no interference logged with the editor's name:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (code, out) = s.veer_cli(&["rollout", "status", "shop/reviews"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Progressing"), "{out}");
+    let _ = veer.kill();
+    let _ = veer.wait();
     s.stop().await;
 }
