@@ -21,10 +21,12 @@ test: deps-test lint
 real-apiserver:
 	scripts/real-apiserver.sh start
 
-## bench: print performance figures (no pass/fail) from every bench in benches/
+## bench: print performance figures (no pass/fail) from every bench in benches/, then how
+## many validation checks exist per kind and per istioctl analyze code
 BENCHES := $(basename $(notdir $(wildcard benches/*.rs)))
 bench: deps-test
 	$(CARGO) bench $(addprefix --bench ,$(BENCHES))
+	$(CARGO) test --test validate_corpus check_counts -- --nocapture --quiet
 
 ## lint: formatting and clippy (warnings are errors; every crate denies unwrap/expect outside
 ## tests), then the architecture rules: no module cycle, no I/O crate under the pure crates,

@@ -16,6 +16,8 @@
 //! `VEER_BENCH_SIZES=200,500 cargo test --bench sync` runs other sizes (for a quick debug
 //! check of the bench itself).
 
+#[path = "support/figures.rs"]
+mod figures;
 #[path = "support/manifests.rs"]
 mod manifests;
 
@@ -27,7 +29,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use kube::api::Api;
+use kube::api::{Api, Patch, PatchParams};
 use kube::client::ClientBuilder;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tower::{Layer, Service};
@@ -298,17 +300,13 @@ impl Drop for Server {
 // ---------------------------------------------------------------------------------------
 // Revisions, controllers, plans.
 
-/// A loaded revision of `n` generated manifests; `changed` is bumped to generation 1.
-fn revision(n: usize, number: u64, changed: Option<usize>) -> Arc<LoadedRevision> {
-    let options = ReadOptions::default();
-    let mut set = ManifestSet::default();
-    for i in 0..n {
-        let generation = usize::from(changed == Some(i));
-        let text = manifest_text(i, generation);
-        let path = format!("d{:03}/m{i}.yaml", i / 100);
-        set.extend(&manifest::parse_file(&path, text.as_bytes(), &options));
-    }
-    assert_eq!(set.manifests.len(), n, "every generated manifest parses");
+/// Where generated manifest `i` lives.
+fn path_of(i: usize) -> String {
+    format!("d{:03}/m{i}.yaml", i / 100)
+}
+
+fn loaded(number: u64, set: ManifestSet, changed_files: Vec<String>) -> Arc<LoadedRevision> {
+    let parsed_files = changed_files.len();
     Arc::new(LoadedRevision {
         revision: Revision {
             commit: CommitId(format!("{number:040x}")),
@@ -317,9 +315,60 @@ fn revision(n: usize, number: u64, changed: Option<usize>) -> Arc<LoadedRevision
             time: Utc::now(),
         },
         set,
-        changed_files: Vec::new(),
-        parsed_files: n,
+        changed_files,
+        parsed_files,
     })
+}
+
+/// A loaded revision of `n` generated manifests, all at generation 0.
+fn revision(n: usize, number: u64) -> Arc<LoadedRevision> {
+    let options = ReadOptions::default();
+    let mut set = ManifestSet::default();
+    for i in 0..n {
+        let text = manifest_text(i, 0);
+        set.extend(&manifest::parse_file(
+            &path_of(i),
+            text.as_bytes(),
+            &options,
+        ));
+    }
+    assert_eq!(set.manifests.len(), n, "every generated manifest parses");
+    loaded(number, set, (0..n).map(path_of).collect())
+}
+
+/// `base` with manifest `changed` bumped to generation 1, as the git source loads the next
+/// commit: that file parsed again, every other manifest the parse cache's same one.
+fn revise(base: &LoadedRevision, number: u64, changed: usize) -> Arc<LoadedRevision> {
+    let text = manifest_text(changed, 1);
+    let parsed = manifest::parse_file(&path_of(changed), text.as_bytes(), &ReadOptions::default());
+    let mut set = ManifestSet::default();
+    set.manifests = base.set.manifests.clone();
+    set.manifests[changed] = parsed.manifests[0].clone();
+    loaded(number, set, vec![path_of(changed)])
+}
+
+/// A short duration to the microsecond (an idle pass is well under a millisecond).
+fn micros(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// How much the controller's last pass planned, for people: `planned 1 object(s)`,
+/// `planned 10000 object(s) (full: first)`.
+fn planning(c: &Controller) -> (usize, String) {
+    match c.last_planning() {
+        Some(p) => {
+            let full = p.full.map(|r| format!(" (full: {})", r.as_str()));
+            (
+                p.objects,
+                format!(
+                    "planned {} object(s){}",
+                    p.objects,
+                    full.unwrap_or_default()
+                ),
+            )
+        }
+        None => (usize::MAX, "planned nothing yet".into()),
+    }
 }
 
 async fn controller(client: kube::Client) -> Controller {
@@ -504,6 +553,9 @@ async fn kubectl_diff(
 
 async fn run(n: usize) {
     let repeats = repeats(n);
+    // Each figure with its ratio to the last run's (`target/bench-figures/sync.json`).
+    let mut fig = figures::Figures::load("sync");
+    let key = |what: &str| format!("{n} objects/{what}");
     let tmp = tempfile::tempdir().expect("a temporary directory");
     let server = Server::start(tmp.path());
     let counts = Counts::default();
@@ -527,7 +579,7 @@ async fn run(n: usize) {
         names.len()
     );
 
-    let first = revision(n, 1, None);
+    let first = revision(n, 1);
     let rss_start = peak_rss_kib();
 
     // Initial sync: validate, plan (discovery, watches, LISTs), apply every object, wait for
@@ -550,9 +602,27 @@ async fn run(n: usize) {
     };
     let rss_synced = peak_rss_kib();
     println!(
-        "  initial sync (all created):         {:>10}   created {created}; {initial_requests}{}",
+        "  initial sync (all created):         {:>10}{}   created {created}; {}; {initial_requests}{}",
         ms(initial),
+        fig.ms(&key("initial sync"), initial),
+        planning(&c).1,
         flag(created == n)
+    );
+
+    // The next pass reads back what the first wrote (every object, once).
+    let unchanged = || PollOutcome::Unchanged {
+        commit: first.revision.commit.clone(),
+    };
+    let before = counts.snapshot();
+    let t = Instant::now();
+    let pass = c.handle(unchanged(), Utc::now()).await;
+    let read_back = t.elapsed();
+    println!(
+        "  pass after it (reads back writes):  {:>10}   {}; {}{}",
+        ms(read_back),
+        planning(&c).1,
+        counts.since(&before),
+        flag(matches!(pass, Pass::InSync { .. }))
     );
 
     // Steady state: the same revision planned again from the watch cache.
@@ -570,8 +640,9 @@ async fn run(n: usize) {
     }
     let steady = median(times);
     println!(
-        "  steady-state plan (watch cache):    {:>10}   median of {repeats}; {summary}; {} in {repeats} plans, LIST {}{}",
+        "  steady-state plan (watch cache):    {:>10}{}   median of {repeats}; {summary}; {} in {repeats} plans, LIST {}{}",
         ms(steady),
+        fig.ms(&key("steady-state plan"), steady),
         requests,
         requests.get("LIST"),
         flag(changes == 0 && requests.total() == 0)
@@ -617,27 +688,27 @@ async fn run(n: usize) {
         flag(state_unchanged)
     );
 
-    // Idle poll: nothing changed in git or the cluster (a whole pass: plan, nothing to
-    // write, state unchanged).
+    // Idle poll: nothing changed in git or the cluster (a whole pass: nothing to plan,
+    // nothing to write, state unchanged).
     let mut times = Vec::new();
     let mut requests = Requests(BTreeMap::new());
     let mut in_sync = true;
+    let mut most_planned = 0;
     for _ in 0..repeats {
         let before = counts.snapshot();
         let t = Instant::now();
-        let unchanged = PollOutcome::Unchanged {
-            commit: first.revision.commit.clone(),
-        };
-        let pass = c.handle(unchanged, Utc::now()).await;
+        let pass = c.handle(unchanged(), Utc::now()).await;
         times.push(t.elapsed());
         requests.add(&counts.since(&before));
         in_sync &= matches!(pass, Pass::InSync { .. });
+        most_planned = most_planned.max(planning(&c).0);
     }
     println!(
-        "  idle poll (whole pass, no change):  {:>10}   median of {repeats}; {} in {repeats} polls{}",
-        ms(median(times)),
+        "  idle poll (whole pass, no change):  {:>10}{}   median of {repeats}; planned {most_planned} object(s); {} in {repeats} polls{}",
+        micros(median(times.clone())),
+        fig.ms(&key("idle pass"), median(times)),
         requests,
-        flag(in_sync && requests.total() == 0)
+        flag(in_sync && requests.total() == 0 && most_planned == 0)
     );
 
     // A rollout wake: rollout work only (the VirtualServices with a rollout, from the watch
@@ -648,6 +719,7 @@ async fn run(n: usize) {
         RolloutOptions {
             state_namespace: "veer".into(),
             max_concurrent: 0,
+            concurrency: RolloutOptions::DEFAULT_CONCURRENCY,
             policies: Vec::new(),
         },
         Arc::new(Metrics::new()),
@@ -670,15 +742,17 @@ async fn run(n: usize) {
     }
     let tick = median(times);
     println!(
-        "  rollout tick (rollout work only):   {:>10}   median of {repeats}; {} in {repeats} ticks; {} VirtualServices in the revision, a tick reads those with a rollout only",
+        "  rollout tick (rollout work only):   {:>10}{}   median of {repeats}; {} in {repeats} ticks; {} VirtualServices in the revision, a tick reads those with a rollout only",
         ms(tick),
+        fig.ms(&key("rollout tick"), tick),
         requests,
         desired_virtual_services(&first, SOURCE_URL).len()
     );
     drop(ticking);
 
-    // One object changed in git (a Deployment's image): plan, then the whole pass.
-    let second = revision(n, 2, Some(2));
+    // One object changed in git (a Deployment's image): a plan of everything (the
+    // reference), then the whole pass, which plans what changed.
+    let second = revise(&first, 2, 2);
     let mut times = Vec::new();
     for _ in 0..repeats {
         let t = Instant::now();
@@ -686,9 +760,11 @@ async fn run(n: usize) {
         times.push(t.elapsed());
         (changes, summary) = actions(&planned.plan);
     }
+    let full_plan = median(times);
     println!(
-        "  plan after one object changed:      {:>10}   median of {repeats}; {summary}{}",
-        ms(median(times)),
+        "  full plan after one object changed: {:>10}{}   median of {repeats}; {summary}{}",
+        ms(full_plan),
+        fig.ms(&key("full plan after one change"), full_plan),
         flag(changes == 1)
     );
     let before = counts.snapshot();
@@ -701,11 +777,91 @@ async fn run(n: usize) {
         Pass::Synced { report, .. } => report.summary().updated,
         _ => 0,
     };
+    let (one_planned, one_text) = planning(&c);
     println!(
-        "  pass applying that change:          {:>10}   updated {updated}; {}{}",
+        "  pass applying that change:          {:>10}{}   updated {updated}; {one_text}; {:.1} % of the full plan's time (validation of the new revision included); {}{}",
         ms(one_pass),
+        fig.ms(&key("one-change pass"), one_pass),
+        100.0 * one_pass.as_secs_f64() / full_plan.as_secs_f64().max(1e-9),
         counts.since(&before),
-        flag(updated == 1)
+        flag(updated == 1 && one_planned == 1)
+    );
+    // Of which: validating the new revision (every object, as each new revision is).
+    let t = Instant::now();
+    let report = veer::validate::validate(&second.set);
+    println!(
+        "    of which validation of the new revision (every object): {} ({} errors)",
+        ms(t.elapsed()),
+        report.errors
+    );
+    let t = Instant::now();
+    let listed = c.cluster().services_for_validation().await;
+    println!(
+        "    of which listing the cluster's Services and ServiceEntries for it: {}{}",
+        ms(t.elapsed()),
+        if listed.is_some() {
+            ""
+        } else {
+            " (not listed)"
+        }
+    );
+    // Its write is read back once; then idle again.
+    let t = Instant::now();
+    c.handle(
+        PollOutcome::Unchanged {
+            commit: second.revision.commit.clone(),
+        },
+        Utc::now(),
+    )
+    .await;
+    let after = t.elapsed();
+    println!(
+        "  the pass after (reads it back):     {:>10}   {}",
+        ms(after),
+        planning(&c).1
+    );
+    // A hand edit of that Deployment (as `kubectl edit` makes one): the watch brings it in,
+    // and the pass that sees it plans that object alone and heals it.
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), &namespace(2));
+    let by_hand = serde_json::json!({"spec": {"template": {"spec": {"containers": [
+        {"name": "app", "image": "example/app:by-hand"}
+    ]}}}});
+    let edit = PatchParams {
+        field_manager: Some("kubectl-edit".into()),
+        ..PatchParams::default()
+    };
+    deployments
+        .patch("app-2", &edit, &Patch::Merge(&by_hand))
+        .await
+        .expect("a hand edit");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (heal, healed) = loop {
+        let t = Instant::now();
+        let pass = c
+            .handle(
+                PollOutcome::Unchanged {
+                    commit: second.revision.commit.clone(),
+                },
+                Utc::now(),
+            )
+            .await;
+        let took = t.elapsed();
+        match pass {
+            Pass::Synced { report, .. } => break (took, report.summary().updated),
+            Pass::InSync { .. } if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            other => break (took, usize::from(matches!(other, Pass::NoRevision))),
+        }
+    };
+    let (heal_planned, heal_text) = planning(&c);
+    println!(
+        "  pass healing a hand edit of it:     {:>10}{}   updated {healed}; {heal_text}; {:.1} % of the full plan's time{}",
+        ms(heal),
+        fig.ms(&key("hand-edit pass"), heal),
+        100.0 * heal.as_secs_f64() / full_plan.as_secs_f64().max(1e-9),
+        flag(healed == 1 && heal_planned == 1)
     );
     let rss_end = peak_rss_kib();
     drop(c);
@@ -719,18 +875,21 @@ async fn run(n: usize) {
     let cold = t.elapsed();
     let (changes, _) = actions(&planned.plan);
     println!(
-        "  cold plan (fresh client, one shot): {:>10}   {changes} change(s); {}",
+        "  cold plan (fresh client, one shot): {:>10}{}   {changes} change(s); {}",
         ms(cold),
+        fig.ms(&key("cold plan"), cold),
         cold_counts.since(&BTreeMap::new())
     );
     drop(planned);
     drop(fresh);
     println!(
-        "  peak RSS of veer (whole run):       {:>7} MiB   before sync {} MiB, after initial sync {} MiB",
+        "  peak RSS of veer (whole run):       {:>7} MiB{}   before sync {} MiB, after initial sync {} MiB",
         rss_end / 1024,
+        fig.ratio(&key("peak RSS MiB"), (rss_end / 1024) as f64),
         rss_start / 1024,
         rss_synced / 1024,
     );
+    fig.save();
 
     // kubectl diff over the same objects (as veer applies them: label and source annotation
     // included) against the same server; the cluster now matches `second`.

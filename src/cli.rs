@@ -204,8 +204,12 @@ impl Cli {
             | Command::Demo(_)
             | Command::Completions(_) => &none,
         };
-        let (interval, schedule) = match &self.command {
-            Command::Run(a) => (a.interval.clone(), a.schedule.clone()),
+        let (interval, schedule, resync_interval) = match &self.command {
+            Command::Run(a) => (
+                a.interval.clone(),
+                a.schedule.clone(),
+                a.resync_interval.clone(),
+            ),
             Command::Validate(_)
             | Command::Diff(_)
             | Command::Sync(_)
@@ -214,7 +218,7 @@ impl Cli {
             | Command::DevCluster(_)
             | Command::SyntheticExporter(_)
             | Command::Demo(_)
-            | Command::Completions(_) => (None, None),
+            | Command::Completions(_) => (None, None, None),
         };
         let (prune, self_heal, force_conflicts) = match &self.command {
             Command::Run(a) => (a.prune, a.self_heal, a.force_conflicts),
@@ -278,6 +282,7 @@ impl Cli {
             path: source.path.clone(),
             interval,
             schedule,
+            resync_interval,
             cache_dir: source.cache_dir.clone(),
             log_format: self.log_format,
             log_level: self.log_level.clone(),
@@ -319,6 +324,8 @@ mod tests {
             "tag:v1",
             "--interval",
             "5s",
+            "--resync-interval",
+            "15m",
             "--log-format",
             "json",
         ]);
@@ -326,6 +333,7 @@ mod tests {
         assert_eq!(o.repo.as_deref(), Some("/r"));
         assert_eq!(o.reference.as_deref(), Some("tag:v1"));
         assert_eq!(o.interval.as_deref(), Some("5s"));
+        assert_eq!(o.resync_interval.as_deref(), Some("15m"));
         assert_eq!(o.log_format, Some(LogFormat::Json));
     }
 

@@ -56,6 +56,7 @@ fn exported() -> (BTreeSet<String>, BTreeSet<String>) {
     m.record_notification_failed("slack");
     m.record_notification_dropped("slack");
     m.record_notification_duplicate();
+    m.record_prometheus_query("grouped");
     let text = m.encode();
     let mut samples = BTreeSet::new();
     let mut families = BTreeSet::new();

@@ -134,6 +134,11 @@ pub struct RunArgs {
     #[arg(long, env = "VEER_SCHEDULE", value_name = "CRON")]
     pub schedule: Option<String>,
 
+    /// Plan every object at least every DURATION (`10m`); between, a pass plans only what
+    /// changed in git or in the cluster. Replaces `sync.resyncInterval` of veer.yaml.
+    #[arg(long, env = "VEER_RESYNC_INTERVAL", value_name = "DURATION")]
+    pub resync_interval: Option<String>,
+
     /// Reconcile once, report, and exit (exit codes as `veer sync`).
     #[arg(long)]
     pub once: bool,

@@ -71,7 +71,8 @@ async fn start_controller(
     };
     Ok(Controller::start(cluster, state_location(config), options)
         .await?
-        .with_severities(config.validation.clone()))
+        .with_severities(config.validation.clone())
+        .with_resync_interval(config.sync.resync_interval))
 }
 
 fn sync_options(config: &Config, mode: WriteMode) -> SyncOptions {
@@ -130,6 +131,7 @@ fn rollout_driver(
         RolloutOptions {
             state_namespace: config.cluster.state_namespace.clone(),
             max_concurrent: config.rollouts.max_concurrent,
+            concurrency: RolloutOptions::DEFAULT_CONCURRENCY,
             policies,
         },
         metrics,

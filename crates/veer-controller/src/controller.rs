@@ -9,9 +9,11 @@
 //! revision is planned from ([`planning`]: [`desired_objects`], [`plan_context`]), what a pass
 //! records ([`record`]: [`next_state`], [`rejected_state`], [`error_state`]) and
 //! [`exit_code`]; [`Controller`] is the thin I/O around them. Progressive rollouts are driven by [`rollouts::RolloutDriver`]
-//! after each pass; while one runs, the fields it owns are left out of the plan.
+//! after each pass; while one runs, the fields it owns are left out of the plan. A pass plans
+//! only what changed since the last one, and every object at each resync ([`incremental`]).
 
 pub mod gate;
+mod incremental;
 pub mod intent;
 pub mod observers;
 mod planning;
@@ -81,6 +83,7 @@ pub fn exit_code(pass: &Pass) -> i32 {
     }
 }
 
+pub use incremental::{DEFAULT_RESYNC_INTERVAL, FullReason, Planning};
 pub use planning::{
     desired_objects, desired_rollouts, desired_virtual_services, plan_context,
     report_without_writes,
@@ -176,6 +179,8 @@ pub struct Controller {
     /// The diff of the last pass that wrote (as `veer diff` prints it, without colour), for
     /// the status page.
     last_diff: Option<String>,
+    /// What the last pass planned, for the next to plan only what changed since.
+    incremental: incremental::Incremental,
 }
 
 impl Controller {
@@ -202,6 +207,7 @@ impl Controller {
             rollouts: None,
             severities: Severities::default(),
             last_diff: None,
+            incremental: incremental::Incremental::default(),
         })
     }
 
@@ -277,63 +283,16 @@ impl Controller {
     /// written, so a tick costs what the rollouts cost, not what the repository does; drift
     /// and new commits wait for the next poll.
     pub async fn rollout_tick(&mut self) {
-        let (Some(loaded), Some(driver)) = (&self.current, &mut self.rollouts) else {
-            return;
-        };
-        // Only the VirtualServices with a rollout: new rollouts start at a pass, not a tick.
-        let desired = match driver.tracked() {
-            Some(tracked) => desired_rollouts(loaded, &self.options.source_url, &tracked),
-            None => desired_virtual_services(loaded, &self.options.source_url),
-        };
-        let keys: Vec<ObjectKey> = desired.iter().map(|d| d.key.clone()).collect();
-        match self.cluster.live(&keys).await {
-            Ok(live) => {
-                let namespace = driver.state_namespace().to_string();
-                let adapters =
-                    rollouts::ClusterPorts::new(&self.cluster, &self.options.sync, &namespace);
-                driver
-                    .drive(&adapters.ports(), loaded, &desired, &live.objects)
-                    .await;
-            }
-            Err(e) => {
-                warn!(error = %e, "cannot read the VirtualServices for a rollout tick; trying again in 5 s");
-                driver.retry_at(Utc::now() + chrono::TimeDelta::seconds(5));
-            }
+        if let Some(loaded) = self.current.clone() {
+            self.tick_rollouts(&loaded, false).await;
         }
     }
 
-    /// Plan `loaded` against the live cluster (from the watch cache once it is up).
+    /// Plan every object of `loaded` against the live cluster (from the watch cache once it
+    /// is up). A pass plans only what changed (module [`incremental`]).
     pub async fn plan(&self, loaded: &LoadedRevision) -> Result<Planned, ControllerError> {
-        let desired = desired_objects(loaded, &self.options.source_url);
-        let mut keys: Vec<ObjectKey> = desired.iter().map(|d| d.key.clone()).collect();
-        let inventory = self.state.inventory();
-        let wanted: HashSet<ObjectIdentity<'_>> =
-            desired.iter().map(|d| d.key.identity()).collect();
-        let extra: Vec<ObjectKey> = inventory
-            .iter()
-            .filter(|k| !wanted.contains(&k.identity()))
-            .cloned()
-            .collect();
-        keys.extend(extra);
-        let live = self.cluster.live(&keys).await?;
-        let semantics = self.cluster.list_semantics().await;
-        let mut ctx = plan_context(
-            &self.state,
-            &self.options.sync.manager,
-            self.options.prune,
-            semantics,
-        );
-        let rollouts = (self.rollouts.as_ref()).map(|d| d.plan(loaded, &desired, &live.objects));
-        ctx.ignore = rollouts.as_ref().map(|r| r.ignore()).unwrap_or_default();
-        ctx.unreadable = live.forbidden.keys().cloned().collect();
-        ctx.self_heal = self.options.sync.self_heal;
-        let plan = diff::plan(&desired, &live.objects, &ctx);
-        Ok(Planned {
-            plan,
-            desired,
-            live,
-            rollouts,
-        })
+        self.plan_scope(loaded, &incremental::Scope::everything())
+            .await
     }
 
     /// One pass over what a poll produced.
@@ -390,6 +349,7 @@ impl Controller {
             Ok(pass) => pass,
             Err(e) => {
                 error!(error = %e, "reconcile failed; retrying at the next tick");
+                self.forget_baseline();
                 let message = e.to_string();
                 let next = error_state(&self.state, &message, now);
                 if let Err(write) = self.record(next).await {
@@ -409,7 +369,12 @@ impl Controller {
         let commit = loaded.revision.commit.0.clone();
         // Without the states, the running rollouts' fields are unknown: do not plan.
         self.load_rollouts().await?;
-        let planned = self.plan(loaded).await?;
+        let scope = self.scope(loaded, now);
+        if scope.is_nothing() {
+            return Ok(self.pass_without_plan(loaded, scope).await);
+        }
+        let planned = self.plan_scope(loaded, &scope).await?;
+        self.note_planning(&scope, &planned);
         let options = self.options.sync.clone();
         let options = &options;
         let dry = options.mode == WriteMode::ServerDryRun;
@@ -526,22 +491,21 @@ impl Controller {
             (pass, report)
         };
         if !dry {
-            let next = next_state(
+            let next = record::next_state_carrying(
                 &self.state,
                 loaded,
                 &planned.desired,
                 &report,
                 &planned.live.unknown,
+                &|id| scope.carries(id),
                 now,
             );
-            self.record(next).await?;
-            if let Some(driver) = &mut self.rollouts {
-                let namespace = driver.state_namespace().to_string();
-                let adapters =
-                    rollouts::ClusterPorts::new(&self.cluster, &self.options.sync, &namespace);
-                let ports = adapters.ports();
-                driver.drive_planned(&ports, loaded, &planned).await;
+            if let Some(next) = next {
+                self.record(next).await?;
             }
+            // The rollouts, then what the next pass builds on.
+            self.drive_and_settle(loaded, scope, &planned, &report, now)
+                .await;
         }
         Ok(pass)
     }

@@ -107,6 +107,15 @@ struct ThresholdLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct QueryKindLabels {
+    /// `instant` (one rollout's), `grouped` (several rollouts'), `range` (a comparison).
+    kind: &'static str,
+}
+
+/// The kinds of Prometheus queries the rollout driver sends (label `kind`).
+pub const PROMETHEUS_QUERY_KINDS: [&str; 3] = ["instant", "grouped", "range"];
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct NotifierLabels {
     notifier: String,
 }
@@ -133,6 +142,7 @@ pub struct Metrics {
     metric_value: Family<MetricLabels, FloatGauge>,
     metric_threshold: Family<ThresholdLabels, FloatGauge>,
     baseline_p_value: Family<MetricLabels, FloatGauge>,
+    prometheus_queries: Family<QueryKindLabels, Counter>,
     notifications_sent: Family<NotifierLabels, Counter>,
     notifications_failed: Family<NotifierLabels, Counter>,
     notifications_dropped: Family<NotifierLabels, Counter>,
@@ -172,6 +182,7 @@ impl Metrics {
             metric_value: Family::default(),
             metric_threshold: Family::default(),
             baseline_p_value: Family::default(),
+            prometheus_queries: Family::default(),
             notifications_sent: Family::default(),
             notifications_failed: Family::default(),
             notifications_dropped: Family::default(),
@@ -234,6 +245,11 @@ impl Metrics {
             m.baseline_p_value.clone(),
         );
         registry.register(
+            "veer_prometheus_queries",
+            "Prometheus queries the rollout analysis sent, by kind (instant: one rollout's; grouped: several rollouts' at once; range: a baseline comparison)",
+            m.prometheus_queries.clone(),
+        );
+        registry.register(
             "veer_notifications_sent",
             "Notifications delivered, by notifier",
             m.notifications_sent.clone(),
@@ -257,6 +273,11 @@ impl Metrics {
         // first scrape instead of from the first occurrence.
         for outcome in PassOutcome::ALL {
             let _ = m.sync_results.get_or_create(&OutcomeLabels { outcome });
+        }
+        for kind in PROMETHEUS_QUERY_KINDS {
+            let _ = m
+                .prometheus_queries
+                .get_or_create(&QueryKindLabels { kind });
         }
         Metrics { registry, ..m }
     }
@@ -308,6 +329,7 @@ mod tests {
             ("veer_analysis_metric_value", "gauge"),
             ("veer_analysis_metric_threshold", "gauge"),
             ("veer_analysis_baseline_p_value", "gauge"),
+            ("veer_prometheus_queries_total", "counter"),
             ("veer_notifications_sent_total", "counter"),
             ("veer_notifications_failed_total", "counter"),
             ("veer_notifications_dropped_total", "counter"),

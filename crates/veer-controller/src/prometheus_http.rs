@@ -7,10 +7,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 
-use crate::analysis::prometheus::{interpret, interpret_range};
+use crate::analysis::prometheus::{interpret, interpret_range, interpret_series};
 use crate::analysis::{
     AnalysisError, MetricsProvider, PrometheusAuth, PrometheusConfig, QueryOutcome, RangeOutcome,
-    SampleRange,
+    SampleRange, SeriesOutcome,
 };
 use crate::secret::SecretSource;
 
@@ -22,6 +22,9 @@ pub struct Prometheus {
     range_url: reqwest::Url,
     timeout: Duration,
     auth: PrometheusAuth,
+    /// Evaluate instant queries at this time instead of Prometheus' now
+    /// ([`Prometheus::evaluated_at`]).
+    at: Option<DateTime<Utc>>,
 }
 
 impl Prometheus {
@@ -64,22 +67,47 @@ impl Prometheus {
             range_url,
             timeout: config.timeout,
             auth: config.auth,
+            at: None,
         })
     }
 
-    async fn run(&self, promql: &str) -> QueryOutcome {
+    /// The same client evaluating every instant query at `at` (Prometheus' `time`), so two
+    /// queries asked a moment apart see the same samples: for comparing queries, not for
+    /// analysis, which always asks about now.
+    pub fn evaluated_at(&self, at: DateTime<Utc>) -> Prometheus {
+        Prometheus {
+            at: Some(at),
+            ..self.clone()
+        }
+    }
+
+    /// POSTs an instant query; the status and body, or why there is none.
+    async fn instant(&self, promql: &str) -> Result<(u16, Vec<u8>), PostError> {
         let timeout = crate::analysis::template::promql_duration(self.timeout).unwrap_or_default();
-        let form = [("query", promql), ("timeout", timeout.as_str())];
-        match self.post(&self.query_url, &form).await {
+        let time = self.at.map(seconds);
+        let mut form = vec![("query", promql), ("timeout", timeout.as_str())];
+        if let Some(t) = &time {
+            form.push(("time", t.as_str()));
+        }
+        self.post(&self.query_url, &form).await
+    }
+
+    async fn run(&self, promql: &str) -> QueryOutcome {
+        match self.instant(promql).await {
             Ok((status, body)) => interpret(status, &body),
             Err(e) => QueryOutcome::Unreachable(e.to_string()),
         }
     }
 
+    async fn run_series(&self, promql: &str) -> SeriesOutcome {
+        match self.instant(promql).await {
+            Ok((status, body)) => interpret_series(status, &body),
+            Err(e) => SeriesOutcome::Unreachable(e.to_string()),
+        }
+    }
+
     async fn run_range(&self, promql: &str, range: &SampleRange) -> RangeOutcome {
         let timeout = crate::analysis::template::promql_duration(self.timeout).unwrap_or_default();
-        // Unix seconds with milliseconds, as the API accepts; the step in seconds.
-        let seconds = |t: DateTime<Utc>| format!("{:.3}", t.timestamp_millis() as f64 / 1000.0);
         let (start, end) = (seconds(range.start), seconds(range.end));
         let step = format!("{:.3}", range.step.as_secs_f64());
         let form = [
@@ -132,6 +160,19 @@ impl MetricsProvider for Prometheus {
     ) -> BoxFuture<'a, RangeOutcome> {
         Box::pin(self.run_range(promql, range))
     }
+
+    fn answers_series(&self) -> bool {
+        true
+    }
+
+    fn query_series<'a>(&'a self, promql: &'a str) -> BoxFuture<'a, SeriesOutcome> {
+        Box::pin(self.run_series(promql))
+    }
+}
+
+/// Unix seconds with milliseconds, as the API accepts.
+fn seconds(t: DateTime<Utc>) -> String {
+    format!("{:.3}", t.timestamp_millis() as f64 / 1000.0)
 }
 
 /// Why a query got no answer from Prometheus (the reason of an `Unreachable` outcome).

@@ -1,21 +1,24 @@
-//! The watch cache: one kube-runtime reflector per watched kind (and namespace, for
-//! namespaced kinds), started on demand and kept for the life of the process. A watch the
-//! server refuses (403 on its list or watch) is reported at once and dropped: waiting for it
-//! to list would only wait out the timeout.
+//! The watch cache: one kube-runtime watcher per watched kind (and namespace, for
+//! namespaced kinds), started on demand and kept for the life of the process, each filling a
+//! [`store`] with what veer reads of its objects (module `projection`). A watch the server
+//! refuses (403 on its list or watch) is reported at once and dropped: waiting for it to list
+//! would only wait out the timeout.
 //!
 //! The watches are also how veer knows whether the API answers ([`SharedContact`]): every
 //! event is an answer, every error without one a failure. Watches speak only when something
 //! changes, so after a failure a small prober asks the server for its version every few
 //! seconds until it answers; while the API answers it sends nothing.
+//!
+//! Every event a watch applies is also written to the change [`Journal`], so a reconcile
+//! can plan only what changed.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
 use futures::StreamExt;
-use kube::api::{Api, DynamicObject};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::api::{Api, ResourceExt};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
 use tokio::sync::watch as signal;
@@ -24,6 +27,9 @@ use tracing::{debug, info, warn};
 
 use super::contact::{SharedContact, WeakContact};
 use super::discovery::{Discovery, Resolved};
+use super::journal::Journal;
+use super::projection::{self, LiveObject};
+use super::store::{self, Store};
 use crate::manifest::ObjectKey;
 
 /// How often the prober asks a failing API server whether it answers again.
@@ -78,7 +84,7 @@ pub struct Observed {
 }
 
 struct Watch {
-    store: Store<DynamicObject>,
+    store: Store,
     resource: Resolved,
     task: JoinHandle<()>,
     /// The server's message once it refused the watch for good (403).
@@ -170,6 +176,8 @@ pub(super) struct Cache {
     watches: Mutex<BTreeMap<WatchKey, Watch>>,
     /// Whether the API answers, as the watches see it.
     contact: SharedContact,
+    /// What the watches saw change.
+    journal: Arc<Journal>,
 }
 
 impl Drop for Cache {
@@ -195,6 +203,11 @@ impl Cache {
         self.contact.clone()
     }
 
+    /// What the watches saw change.
+    pub(super) fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
     /// Start the watch when it is not running, then wait until it has listed, or the server
     /// refuses it (403), whichever comes first.
     pub(super) async fn ensure(
@@ -209,7 +222,7 @@ impl Cache {
             match watches.get(key) {
                 Some(w) => (w.store.clone(), w.refused.clone()),
                 None => {
-                    let watch = start(client, key, resolved, &self.contact);
+                    let watch = start(client, key, resolved, &self.contact, &self.journal);
                     let handles = (watch.store.clone(), watch.refused.clone());
                     watches.insert(key.clone(), watch);
                     handles
@@ -226,40 +239,30 @@ impl Cache {
                 // The task ended without a refusal: it cannot list any more either.
                 Err(_) => Err(EnsureError::NotReady),
             },
-            r = tokio::time::timeout(within, store.wait_until_ready()) => match r {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(_)) | Err(_) => Err(EnsureError::NotReady),
+            r = tokio::time::timeout(within, store.ready()) => match r {
+                Ok(true) => Ok(()),
+                Ok(false) | Err(_) => Err(EnsureError::NotReady),
             },
         };
         if outcome.is_err() {
-            // Drop the watch so the next reconcile starts afresh.
+            // Drop the watch so the next reconcile starts afresh; what it held is unknown now.
             if let Some(w) = self.watches().remove(key) {
                 w.task.abort();
+                self.journal.watch(&Arc::new(key.clone()));
             }
         }
         outcome
     }
 
-    /// The object, as the API server returned it, with `apiVersion` and `kind` set.
+    /// The object as the API server returned it less what veer never reads (module
+    /// `projection`), with `apiVersion` and `kind` set.
     pub(super) fn get(&self, key: &ObjectKey, resolved: &Resolved) -> Option<Value> {
         let (store, resource) = self.store_for(key, resolved)?;
-        let object = store.get(&object_ref(key, &resource))?;
-        let mut value = serde_json::to_value(&*object).ok()?;
-        if let Value::Object(map) = &mut value {
-            map.insert(
-                "apiVersion".into(),
-                Value::String(resource.resource.api_version.clone()),
-            );
-            map.insert("kind".into(), Value::String(resource.resource.kind.clone()));
-        }
-        Some(value)
+        let stored = store.get(namespace_of(key, &resource), &key.name)?;
+        projection::read(&stored.object, &resource.resource)
     }
 
-    fn store_for(
-        &self,
-        key: &ObjectKey,
-        resolved: &Resolved,
-    ) -> Option<(Store<DynamicObject>, Resolved)> {
+    fn store_for(&self, key: &ObjectKey, resolved: &Resolved) -> Option<(Store, Resolved)> {
         let watches = self.watches();
         let watch = watches.get(&WatchKey::of(key, resolved))?;
         Some((watch.store.clone(), watch.resource.clone()))
@@ -274,12 +277,12 @@ impl Cache {
             // Not watched: nothing will plan from it.
             return true;
         };
-        let current = store.get(&object_ref(&write.key, &resource));
+        let current = store.get(namespace_of(&write.key, &resource), &write.key.name);
         match (&write.resource_version, current) {
             (None, None) => true,
             (None, Some(_)) => false,
             (Some(_), None) => false,
-            (Some(wanted), Some(object)) => match object.metadata.resource_version.as_deref() {
+            (Some(wanted), Some(object)) => match object.resource_version.as_deref() {
                 Some(have) => at_least(have, wanted),
                 None => false,
             },
@@ -319,11 +322,12 @@ fn at_least(have: &str, wanted: &str) -> bool {
     }
 }
 
-fn object_ref(key: &ObjectKey, resolved: &Resolved) -> ObjectRef<DynamicObject> {
-    let r = ObjectRef::new_with(&key.name, resolved.resource.clone());
+/// The namespace `key`'s object lives in as its watch's store knows it: none for a
+/// cluster-scoped kind, whatever git wrote.
+fn namespace_of<'k>(key: &'k ObjectKey, resolved: &Resolved) -> Option<&'k str> {
     match (&key.namespace, resolved.namespaced) {
-        (Some(ns), true) => r.within(ns),
-        (Some(_), false) | (None, _) => r,
+        (Some(ns), true) => Some(ns),
+        (Some(_), false) | (None, _) => None,
     }
 }
 
@@ -332,28 +336,45 @@ fn start(
     key: &WatchKey,
     resolved: &Resolved,
     contact: &SharedContact,
+    journal: &Arc<Journal>,
 ) -> Watch {
-    let writer = reflector::store::Writer::new(resolved.resource.clone());
-    let store = writer.as_reader();
-    let api: Api<DynamicObject> = match &key.namespace {
+    let (mut writer, store) = store::channel();
+    let api: Api<LiveObject> = match &key.namespace {
         Some(ns) => Api::namespaced_with(client.clone(), ns, &resolved.resource),
         None => Api::all_with(client.clone(), &resolved.resource),
     };
     let what = key.to_string();
-    let stream = reflector::reflector(
-        writer,
-        watcher(api, watcher::Config::default()).default_backoff(),
-    );
+    let stream = watcher(api, watcher::Config::default()).default_backoff();
     info!(watch = %what, "starting watch");
     let (refuse, refused) = signal::channel(None);
     let contact = contact.clone();
     let client = client.clone();
+    let journal = journal.clone();
+    let watched = Arc::new(key.clone());
     let task = tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         let mut failing = false;
+        // The first list is read by whoever started the watch; a later one (after an error
+        // or a 410) may have changed anything the watch holds.
+        let mut listed = false;
         while let Some(event) = stream.next().await {
             match event {
                 Ok(event) => {
+                    writer.apply(&event);
+                    // The store has applied the event already: a reader that sees it in the
+                    // journal finds it in the store.
+                    match &event {
+                        watcher::Event::Apply(o) | watcher::Event::Delete(o) => {
+                            journal.object(&watched, &o.name_any());
+                        }
+                        watcher::Event::InitDone => {
+                            if listed {
+                                journal.watch(&watched);
+                            }
+                            listed = true;
+                        }
+                        watcher::Event::Init | watcher::Event::InitApply(_) => {}
+                    }
                     contact.succeeded(Utc::now());
                     if failing {
                         info!(watch = %what, "watch re-established");

@@ -3,9 +3,11 @@
 //!
 //! Owns everything that reads from the cluster. Only the kinds (and, for namespaced kinds, the
 //! namespaces) the repository and the inventory use are watched, each by a kube-runtime
-//! reflector started the first time it is needed. After that a reconcile reads memory: a
+//! watcher started the first time it is needed, which keeps only what veer reads of each
+//! object, as compact text (`projection`, `store`). After that a reconcile reads memory: a
 //! steady-state plan makes no LIST and an idle poll no API call at all. A watch that drops
-//! is re-established by the watcher with backoff; every error is logged. Writing is
+//! is re-established by the watcher with backoff; every error is logged. Every event is
+//! also written to a change journal (`journal`), so a pass plans only what changed. Writing is
 //! [`crate::sync`]'s job; this module only lets it wait until the cache has seen its writes.
 //! Validation's view of the cluster's Services and ServiceEntries is listed, not watched,
 //! once per new revision (`services`).
@@ -13,8 +15,11 @@
 mod cache;
 pub mod contact;
 mod discovery;
+mod journal;
+mod projection;
 pub mod schema;
 mod services;
+mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -29,6 +34,7 @@ use crate::manifest::ObjectKey;
 pub use cache::{Observed, WatchKey};
 pub use contact::{Contact, SharedContact};
 pub use discovery::Resolved;
+pub use journal::Changes;
 pub use services::{LIST_TIMEOUT, ListedServices, SERVICES_PERMISSION};
 
 /// How long a new watch may take to list its objects before a reconcile gives up.
@@ -193,8 +199,10 @@ pub async fn connect(
     })
 }
 
-/// The live objects veer looked at, as the API server returns them (`apiVersion` and `kind`
-/// filled in), keyed as git names them.
+/// The live objects veer looked at, as the API server returns them less what veer never
+/// reads (`status`, server bookkeeping, the parts of other managers' `managedFields` no plan
+/// can use: see module `projection`), with `apiVersion` and `kind` filled in, keyed as git
+/// names them. Each is read from the cache's text for this call: they are the caller's.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LiveState {
     pub objects: BTreeMap<ObjectKey, Value>,

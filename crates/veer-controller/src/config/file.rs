@@ -115,6 +115,8 @@ pub(super) struct FileSync {
     pub(super) self_heal: Option<bool>,
     #[serde(default)]
     pub(super) force_conflicts: Option<bool>,
+    #[serde(default)]
+    pub(super) resync_interval: Option<serde_saphyr::Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

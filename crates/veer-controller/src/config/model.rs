@@ -131,6 +131,9 @@ pub struct SyncConfig {
     pub self_heal: bool,
     /// Take ownership of fields other managers own (server-side apply `force`).
     pub force_conflicts: bool,
+    /// `resyncInterval`: plan every object at least this often; between, a pass plans only
+    /// what changed in git or in the cluster.
+    pub resync_interval: Duration,
 }
 
 impl Default for SyncConfig {
@@ -139,9 +142,15 @@ impl Default for SyncConfig {
             prune: true,
             self_heal: true,
             force_conflicts: false,
+            resync_interval: DEFAULT_RESYNC_INTERVAL,
         }
     }
 }
+
+/// `sync.resyncInterval` when neither veer.yaml nor `--resync-interval` says (a controller
+/// built without one uses the same, `controller::DEFAULT_RESYNC_INTERVAL`; not imported from
+/// there: the controller depends on the server, which depends on the configuration).
+pub const DEFAULT_RESYNC_INTERVAL: Duration = Duration::from_secs(600);
 
 pub const DEFAULT_STATE_NAMESPACE: &str = "veer";
 pub const DEFAULT_STATE_NAME: &str = "veer-state";
@@ -164,6 +173,8 @@ pub struct Overrides {
     pub prune: Option<bool>,
     pub self_heal: Option<bool>,
     pub force_conflicts: Option<bool>,
+    /// `--resync-interval` / `VEER_RESYNC_INTERVAL`, unparsed.
+    pub resync_interval: Option<String>,
     /// `--listen` / `VEER_LISTEN`, unparsed (parsed with the file's value, for one message).
     pub listen: Option<String>,
     /// `veer validate --strict` / `VEER_STRICT`: every warning is an error; replaces

@@ -97,6 +97,13 @@ pub fn resolve(file: Option<(&str, &str)>, overrides: &Overrides) -> Result<Conf
     let cluster = resolve_cluster(file_name, parsed.cluster.unwrap_or_default(), overrides)?;
     let file_sync = parsed.sync.unwrap_or_default();
     let defaults = SyncConfig::default();
+    let resync = (overrides.resync_interval.clone())
+        .map(|v| from_flag("--resync-interval", v))
+        .or_else(|| (file_sync.resync_interval.as_ref()).map(|v| from_file(file_name, v)));
+    let resync_interval = match resync {
+        Some(v) => parse_positive_duration("sync.resyncInterval", &v)?,
+        None => defaults.resync_interval,
+    };
     let sync = SyncConfig {
         prune: overrides
             .prune
@@ -110,6 +117,7 @@ pub fn resolve(file: Option<(&str, &str)>, overrides: &Overrides) -> Result<Conf
             .force_conflicts
             .or(file_sync.force_conflicts)
             .unwrap_or(defaults.force_conflicts),
+        resync_interval,
     };
     let cache_dir = overrides
         .cache_dir

@@ -175,6 +175,38 @@ fn cluster_and_sync_table() {
 }
 
 #[test]
+fn resync_interval_from_file_or_flag() {
+    assert_eq!(
+        file("").unwrap().sync.resync_interval,
+        Duration::from_secs(600)
+    );
+    let c = file("sync:\n  resyncInterval: 30m\n").unwrap();
+    assert_eq!(c.sync.resync_interval, Duration::from_secs(1800));
+    let flag = Overrides {
+        resync_interval: Some("90s".into()),
+        ..Overrides::default()
+    };
+    let c = resolve(Some(("veer.yaml", "sync:\n  resyncInterval: 30m\n")), &flag).unwrap();
+    assert_eq!(c.sync.resync_interval, Duration::from_secs(90));
+    let err = file("sync:\n  resyncInterval: 0s\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("veer.yaml:2: `sync.resyncInterval`: must be longer than zero"),
+        "{err}"
+    );
+    let bad = Overrides {
+        resync_interval: Some("soon".into()),
+        ..Overrides::default()
+    };
+    let err = resolve(None, &bad).unwrap_err().to_string();
+    assert!(
+        err.starts_with("--resync-interval: `sync.resyncInterval`"),
+        "{err}"
+    );
+}
+
+#[test]
 fn notify_section_is_read() {
     let c = file(concat!(
         "notify:\n",

@@ -8,6 +8,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::intent;
+use super::planning::record_identity;
 use crate::diff::{self, DesiredObject};
 use crate::manifest::{ObjectIdentity, ObjectKey};
 use crate::source::LoadedRevision;
@@ -15,6 +16,17 @@ use crate::sync::state::{
     self, ErrorRecord, ObjectRecord, RejectedRecord, RevisionOutcome, RevisionRecord, SyncState,
 };
 use crate::sync::{self, ObjectResult, SyncReport};
+
+/// A record's key as `ObjectKey` orders it (group, version, kind, namespace, name), borrowed.
+fn key_order(r: &ObjectRecord) -> (&str, &str, &str, Option<&str>, &str) {
+    (
+        &r.group,
+        &r.version,
+        &r.kind,
+        r.namespace.as_deref(),
+        &r.name,
+    )
+}
 
 fn timestamp(now: DateTime<Utc>) -> String {
     now.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -40,6 +52,23 @@ pub fn next_state(
     unknown: &BTreeSet<ObjectKey>,
     now: DateTime<Utc>,
 ) -> SyncState {
+    next_state_carrying(prev, loaded, desired, report, unknown, &|_| false, now)
+        .unwrap_or_else(|| prev.clone())
+}
+
+/// [`next_state`] after a pass that planned only some objects (`controller::incremental`):
+/// the records of the objects it did not plan (`carried`) stay as they are, as if the pass
+/// had found them unchanged. `desired` and `report` cover the planned objects. `None`: the
+/// content is `prev`'s (nothing to write, and no copy of every record made). Pure.
+pub(super) fn next_state_carrying(
+    prev: &SyncState,
+    loaded: &LoadedRevision,
+    desired: &[DesiredObject],
+    report: &SyncReport,
+    unknown: &BTreeSet<ObjectKey>,
+    carried: &dyn Fn(ObjectIdentity<'_>) -> bool,
+    now: DateTime<Utc>,
+) -> Option<SyncState> {
     // Lookups by identity (API version aside), hashed: a pass over 10,000 objects must not
     // search lists per object.
     let hashes: HashMap<ObjectIdentity<'_>, String> = desired
@@ -47,11 +76,9 @@ pub fn next_state(
         .map(|d| (d.key.identity(), diff::desired_hash(&d.value)))
         .collect();
     let hash_of = |key: &ObjectKey| hashes.get(&key.identity()).cloned();
-    let prev_keys: Vec<ObjectKey> = prev.objects.iter().map(ObjectRecord::key).collect();
-    let previous_of: HashMap<ObjectIdentity<'_>, &ObjectRecord> = prev_keys
-        .iter()
-        .zip(&prev.objects)
-        .map(|(k, r)| (k.identity(), r))
+    // Borrowed, not copied: a pass that plans a few objects still passes every record here.
+    let previous_of: HashMap<ObjectIdentity<'_>, &ObjectRecord> = (prev.objects.iter())
+        .map(|r| (record_identity(r), r))
         .collect();
     let mut records: Vec<ObjectRecord> = Vec::new();
     let mut seen: HashSet<ObjectIdentity<'_>> = HashSet::new();
@@ -108,15 +135,27 @@ pub fn next_state(
         records.push(record);
     }
     // Records the plan did not cover: gone from git and from the cluster, unless veer could
-    // not look (kind not served), in which case nothing is known and the record stays.
+    // not look (kind not served), in which case nothing is known and the record stays; or
+    // the pass did not plan them, and their last outcome stands.
     let unknown: HashSet<ObjectIdentity<'_>> = unknown.iter().map(ObjectKey::identity).collect();
-    for (key, p) in prev_keys.iter().zip(&prev.objects) {
-        let id = key.identity();
-        if !seen.contains(&id) && unknown.contains(&id) {
-            records.push(p.clone());
-        }
-    }
-    records.sort_by_key(ObjectRecord::key);
+    let stays = |p: &ObjectRecord| {
+        let id = record_identity(p);
+        !seen.contains(&id) && (unknown.contains(&id) || carried(id))
+    };
+    // The records as they were: every new one equal to its previous one, and every previous
+    // one either replaced that way or staying.
+    let same_records = records
+        .iter()
+        .all(|r| (previous_of.get(&record_identity(r))).is_some_and(|p| *p == r))
+        && records.len() + prev.objects.iter().filter(|p| stays(p)).count() == prev.objects.len();
+    let objects = if same_records {
+        None
+    } else {
+        records.extend(prev.objects.iter().filter(|p| stays(p)).cloned());
+        // In key order, compared in place (a key per comparison would copy five strings).
+        records.sort_by(|a, b| key_order(a).cmp(&key_order(b)));
+        Some(records)
+    };
 
     let failed = report.has_failures();
     let drift: Vec<String> = report
@@ -149,7 +188,7 @@ pub fn next_state(
         } else {
             None
         },
-        objects: records,
+        objects: Vec::new(),
         drift,
         updated_at: prev.updated_at.clone(),
     };
@@ -168,10 +207,30 @@ pub fn next_state(
     {
         n.at = p.at.clone();
     }
+    match objects {
+        Some(objects) => next.objects = objects,
+        None if next.same_content(&header(prev)) => return None,
+        None => next.objects = prev.objects.clone(),
+    }
     if !next.same_content(prev) {
         next.updated_at = Some(timestamp(now));
     }
-    next
+    Some(next)
+}
+
+/// `state` without its records (a few fields, cheap to copy).
+fn header(state: &SyncState) -> SyncState {
+    SyncState {
+        format: state.format,
+        revision: state.revision.clone(),
+        outcome: state.outcome,
+        applied_at: state.applied_at.clone(),
+        rejected: state.rejected.clone(),
+        last_error: state.last_error.clone(),
+        objects: Vec::new(),
+        drift: state.drift.clone(),
+        updated_at: state.updated_at.clone(),
+    }
 }
 
 /// The state after `loaded` failed validation: recorded as rejected (once per commit);
@@ -444,5 +503,56 @@ mod tests {
         let once = error_state(&prev, "unreachable", at(25, 1));
         assert_eq!(error_state(&once, "unreachable", at(25, 2)), once);
         assert_ne!(error_state(&once, "forbidden", at(25, 2)), once);
+    }
+
+    #[test]
+    fn a_pass_over_some_objects_keeps_the_others_records() {
+        // `a` and `old` applied; the pass planned `a` alone (unchanged, then updated).
+        let prev = applied_state();
+        let rev = loaded("a");
+        let only_a = |id: ObjectIdentity<'_>| id.name != "a";
+        let unchanged = report(vec![("a", ObjectResult::Unchanged)]);
+        let none = BTreeSet::new();
+        let same = next_state_carrying(
+            &prev,
+            &rev,
+            &desired(&[("a", 1)]),
+            &unchanged,
+            &none,
+            &only_a,
+            at(25, 10),
+        );
+        assert_eq!(same, None, "nothing to write, nothing copied");
+        let updated = report(vec![(
+            "a",
+            ObjectResult::Updated {
+                cause: Cause::GitChange,
+            },
+        )]);
+        let next = next_state_carrying(
+            &prev,
+            &rev,
+            &desired(&[("a", 2)]),
+            &updated,
+            &none,
+            &only_a,
+            at(25, 10),
+        )
+        .expect("a change");
+        assert_eq!(next.inventory(), [key("a"), key("old")]);
+        assert_eq!(next.objects[0].hash, hash("a", 2));
+        assert_eq!(next.objects[1], prev.objects[1]);
+        // Planned and gone from git and the cluster: forgotten, as a full pass would.
+        let gone = next_state_carrying(
+            &prev,
+            &rev,
+            &desired(&[("a", 1)]),
+            &unchanged,
+            &none,
+            &|_| false,
+            at(25, 10),
+        )
+        .expect("a change");
+        assert_eq!(gone.inventory(), [key("a")]);
     }
 }

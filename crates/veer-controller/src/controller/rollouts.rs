@@ -17,10 +17,21 @@
 //! (`rollout::companions`). The read-back and the hand-edit check look at the rollout's own
 //! route.
 //!
+//! Rollouts are driven concurrently, each on its own schedule (`schedule`): a pass drives the
+//! rollouts that are due (a full pass after a git poll: all of them), each rollout's observe →
+//! decide → act as its own future, at most `RolloutOptions::concurrency` working at once; a
+//! rollout waiting for Prometheus, a webhook or a write holds up no other. State still goes
+//! through the one [`ports::RolloutStore`] and traffic through the one
+//! [`ports::TrafficWriter`] (sync). The analyses of the rollouts driven together are measured
+//! together (`batcher`): built-in queries several rollouts ask over one window are sent once,
+//! grouped by the labels that tell them apart (`analysis::batch`).
+//!
 //! This file holds the driver's types (its identity, errors, options and state); the work
 //! is in one submodule per concern:
 //! - `driver`: setting the driver up, and one pass over the rollout work;
+//! - `schedule`: which rollouts a pass drives, driving them concurrently, and when to wake;
 //! - `tick`: one rollout's observe → decide → act loop, and performing its actions;
+//! - `batcher`: gathering the analyses of a pass's rollouts into few Prometheus queries;
 //! - `ports`: what the driver reads from and writes to the world, as small traits;
 //! - `traffic`: writing a split through sync and reading it back;
 //! - `health`: whether the new version's Deployments are available;
@@ -34,12 +45,14 @@
 //! `status::render_status`) are table-tested next to them.
 
 mod analyse;
+mod batcher;
 mod commands;
 mod driver;
 mod events;
 mod health;
 mod ports;
 mod revert;
+mod schedule;
 mod store;
 mod tick;
 mod traffic;
@@ -58,6 +71,7 @@ use crate::rollout::{OperatorCommand, RolloutState};
 
 pub use crate::rollout::status::{render_status, render_status_with_live};
 pub(crate) use crate::rollout::targets::is_virtual_service;
+pub use analyse::QueriesSent;
 pub use commands::send_command;
 pub use ports::{ClusterPorts, SystemClock};
 pub use revert::{GitRevert, NoRevert, PushRevertError, RevertPusher};
@@ -111,8 +125,22 @@ pub struct RolloutOptions {
     pub state_namespace: String,
     /// `maxConcurrentRollouts`; 0: no limit.
     pub max_concurrent: usize,
+    /// Rollouts a pass drives at once (reading, deciding, writing); 0:
+    /// [`RolloutOptions::DEFAULT_CONCURRENCY`]. One waiting for its analysis does not count.
+    pub concurrency: usize,
     /// Policies from a local directory, after the repository's and before the shipped ones.
     pub policies: Vec<RolloutPolicy>,
+}
+
+impl RolloutOptions {
+    pub const DEFAULT_CONCURRENCY: usize = 32;
+
+    fn concurrency(&self) -> usize {
+        match self.concurrency {
+            0 => Self::DEFAULT_CONCURRENCY,
+            n => n,
+        }
+    }
 }
 
 /// One rollout as the driver tracks it.
@@ -173,7 +201,13 @@ pub struct RolloutDriver {
     /// The last hand edit undone per rollout, for the status page.
     interfered: BTreeMap<RolloutId, String>,
     loaded: bool,
-    wake: Option<DateTime<Utc>>,
+    /// When each rollout driven so far wants to act next (`None`: finished; a rollout not
+    /// here has not been driven yet, and is due).
+    due: BTreeMap<RolloutId, Option<DateTime<Utc>>>,
+    /// A tick that could not run comes back then ([`RolloutDriver::retry_at`]).
+    retry: Option<DateTime<Utc>>,
+    /// Prometheus queries sent, by kind.
+    queries: Arc<analyse::QueryCounts>,
 }
 
 #[cfg(test)]

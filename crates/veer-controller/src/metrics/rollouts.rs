@@ -81,6 +81,14 @@ impl Metrics {
             .insert(metric.to_string());
     }
 
+    /// One Prometheus query sent by the analysis; `kind` is one of
+    /// [`super::PROMETHEUS_QUERY_KINDS`].
+    pub fn record_prometheus_query(&self, kind: &'static str) {
+        self.prometheus_queries
+            .get_or_create(&super::QueryKindLabels { kind })
+            .inc();
+    }
+
     /// One analysis check of `metric` (the policy's metric name).
     pub fn record_check(&self, metric: &str, verdict: Judgement) {
         self.analysis_checks

@@ -189,13 +189,28 @@ impl SyncState {
         self.objects.iter().find(|o| o.key().same_object(key))
     }
 
-    /// The same content, timestamps aside: is a write needed?
+    /// The same content, timestamps aside: is a write needed? Field by field, without
+    /// copies (every pass asks, and a state holds a record per object).
     pub fn same_content(&self, other: &SyncState) -> bool {
-        let strip = |s: &SyncState| SyncState {
-            updated_at: None,
-            ..s.clone()
-        };
-        strip(self) == strip(other)
+        let SyncState {
+            format,
+            revision,
+            outcome,
+            applied_at,
+            rejected,
+            last_error,
+            objects,
+            drift,
+            updated_at: _,
+        } = self;
+        *format == other.format
+            && *revision == other.revision
+            && *outcome == other.outcome
+            && *applied_at == other.applied_at
+            && *rejected == other.rejected
+            && *last_error == other.last_error
+            && *drift == other.drift
+            && *objects == other.objects
     }
 }
 

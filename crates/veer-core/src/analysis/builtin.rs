@@ -2,40 +2,211 @@
 //! success rate and p99 latency of the new subset and the request count behind `minRequests`,
 //! as the destination's sidecar reports them; and the same two for the whole service as its
 //! callers' sidecars report them (where a VirtualService's injected faults show).
+//!
+//! Each is built from its selector (fixed matchers and the rollout's variables), so the same
+//! query exists in two forms: one rollout's (`template`), and many rollouts' at once, grouped
+//! by exactly the labels their variables fill (`grouped_template`, used by `analysis::batch`).
 
-use super::template::QueryTemplate;
+use super::template::{QueryTemplate, Vars};
 use crate::manifest::rollout_policy::BuiltinMetric;
 
+/// A label matcher of a built-in selector: a fixed value, or one of the analysed rollout's
+/// variables. The variables are what tell rollouts apart, so a grouped query
+/// (`analysis::grouped`) groups by exactly those labels and no others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Matcher {
+    Fixed(&'static str),
+    Var(Var),
+}
+
+/// A rollout's variable a built-in selector filters on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Var {
+    Namespace,
+    Service,
+    Version,
+}
+
+impl Var {
+    fn placeholder(self) -> &'static str {
+        match self {
+            Var::Namespace => "namespace",
+            Var::Service => "service",
+            Var::Version => "version",
+        }
+    }
+
+    /// Its value in `vars`.
+    pub fn of(self, vars: &Vars) -> &str {
+        match self {
+            Var::Namespace => &vars.namespace,
+            Var::Service => &vars.service,
+            Var::Version => &vars.version,
+        }
+    }
+}
+
+type Selector = &'static [(&'static str, Matcher)];
+
 /// Label matchers selecting the analysed subset's requests, as the destination reports them.
-const SELECTOR: &str = concat!(
-    r#"reporter="destination","#,
-    r#"destination_workload_namespace="{{ namespace }}","#,
-    r#"destination_service_name="{{ service }}","#,
-    r#"destination_version="{{ version }}""#
-);
+const SELECTOR: Selector = &[
+    ("reporter", Matcher::Fixed("destination")),
+    (
+        "destination_workload_namespace",
+        Matcher::Var(Var::Namespace),
+    ),
+    ("destination_service_name", Matcher::Var(Var::Service)),
+    ("destination_version", Matcher::Var(Var::Version)),
+];
 
 /// Label matchers selecting the service's requests as its callers' sidecars report them. Not
 /// by version: a request a fault aborted never reached a workload, so Istio reports its
 /// destination version (and workload) as `unknown`.
-const CALLER_SELECTOR: &str = concat!(
-    r#"reporter="source","#,
-    r#"destination_service_namespace="{{ namespace }}","#,
-    r#"destination_service_name="{{ service }}""#
-);
+const CALLER_SELECTOR: Selector = &[
+    ("reporter", Matcher::Fixed("source")),
+    (
+        "destination_service_namespace",
+        Matcher::Var(Var::Namespace),
+    ),
+    ("destination_service_name", Matcher::Var(Var::Service)),
+];
 
-fn success_rate(selector: &str) -> QueryTemplate {
-    // 5xx share subtracted from 1, with `or on() vector(0)` so a subset answering only 5xx
-    // (no non-5xx series at all) measures 0 % instead of "no data". No traffic gives
-    // 0/0 = NaN or an empty result, both read as no data.
-    QueryTemplate::new(format!(
-        "100 * (1 - ((sum(rate(istio_requests_total{{{selector},response_code=~\"5..\"}}[{{{{ interval }}}}])) or on() vector(0)) / sum(rate(istio_requests_total{{{selector}}}[{{{{ interval }}}}]))))"
-    ))
+/// A built-in query: one of the built-in metrics, or the request count behind `minRequests`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Builtin {
+    Metric(BuiltinMetric),
+    RequestCount,
 }
 
-fn p99(selector: &str) -> QueryTemplate {
-    QueryTemplate::new(format!(
-        "histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{{{selector}}}[{{{{ interval }}}}])))"
-    ))
+/// What a built-in query computes.
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    SuccessRate,
+    P99,
+    Count,
+}
+
+impl Builtin {
+    fn parts(self) -> (Shape, Selector) {
+        match self {
+            Builtin::Metric(BuiltinMetric::RequestSuccessRate) => (Shape::SuccessRate, SELECTOR),
+            Builtin::Metric(BuiltinMetric::RequestDuration) => (Shape::P99, SELECTOR),
+            Builtin::Metric(BuiltinMetric::CallerRequestSuccessRate) => {
+                (Shape::SuccessRate, CALLER_SELECTOR)
+            }
+            Builtin::Metric(BuiltinMetric::CallerRequestDuration) => (Shape::P99, CALLER_SELECTOR),
+            Builtin::RequestCount => (Shape::Count, SELECTOR),
+        }
+    }
+
+    /// A name for ordering and logs: the metric's, or `request-count`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Builtin::Metric(m) => m.as_str(),
+            Builtin::RequestCount => "request-count",
+        }
+    }
+
+    /// One rollout's query, with `{{ variable }}` placeholders.
+    pub fn template(self) -> QueryTemplate {
+        let (shape, selector) = self.parts();
+        let text = selector
+            .iter()
+            .map(|(label, m)| match m {
+                Matcher::Fixed(v) => format!("{label}=\"{v}\""),
+                Matcher::Var(v) => format!("{label}=\"{{{{ {} }}}}\"", v.placeholder()),
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        QueryTemplate::new(shape.query(&text, None))
+    }
+
+    /// The labels that tell rollouts apart, in the selector's order, and which variable each
+    /// carries.
+    pub fn group_labels(self) -> Vec<(&'static str, Var)> {
+        self.parts()
+            .1
+            .iter()
+            .filter_map(|(label, m)| match m {
+                Matcher::Var(v) => Some((*label, *v)),
+                Matcher::Fixed(_) => None,
+            })
+            .collect()
+    }
+
+    /// The query of every rollout whose variables take the values `values` gives for each
+    /// label (a regex alternation of literal values, each escaped), one series per group of
+    /// [`Builtin::group_labels`], with `{{ interval }}` the only placeholder left.
+    pub fn grouped_template(self, values: impl Fn(Var) -> Vec<String>) -> QueryTemplate {
+        let (shape, selector) = self.parts();
+        let text = selector
+            .iter()
+            .map(|(label, m)| match m {
+                Matcher::Fixed(v) => format!("{label}=\"{v}\""),
+                Matcher::Var(v) => {
+                    let alternatives: Vec<String> =
+                        values(*v).iter().map(|x| regex_literal(x)).collect();
+                    format!("{label}=~\"{}\"", alternatives.join("|"))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        let by = self
+            .group_labels()
+            .iter()
+            .map(|(label, _)| *label)
+            .collect::<Vec<_>>()
+            .join(", ");
+        QueryTemplate::new(shape.query(&text, Some(&by)))
+    }
+}
+
+/// A label value as a literal inside a PromQL regex in a double-quoted string. Template values
+/// are letters, digits, `.`, `_` and `-` (`template::safe`); of those only `.` means anything
+/// to a regex, and its escaping backslash is itself escaped for the string.
+fn regex_literal(value: &str) -> String {
+    value.replace('.', "\\\\.")
+}
+
+impl Shape {
+    /// The query over `selector`: one number, or with `by` one per group of those labels.
+    /// Each grouped group computes exactly what that group's own query does (the same series,
+    /// summed in the same order).
+    fn query(self, selector: &str, by: Option<&str>) -> String {
+        let sum = |inner: String| match by {
+            None => format!("sum({inner})"),
+            Some(labels) => format!("sum by ({labels}) ({inner})"),
+        };
+        let requests = format!("istio_requests_total{{{selector}}}");
+        let window = "[{{ interval }}]";
+        match self {
+            // 5xx share subtracted from 1, with a zero where there is no 5xx series at all so
+            // a subset answering only 5xx measures 0 % instead of "no data" (`vector(0)`; per
+            // group, zero times the group's total). No traffic gives 0/0 = NaN or an empty
+            // result, both read as no data.
+            Shape::SuccessRate => {
+                let errors = sum(format!(
+                    "rate(istio_requests_total{{{selector},response_code=~\"5..\"}}{window})"
+                ));
+                let all = sum(format!("rate({requests}{window})"));
+                let none = match by {
+                    None => "on() vector(0)".to_string(),
+                    Some(labels) => format!("on({labels}) (0 * {all})"),
+                };
+                format!("100 * (1 - (({errors} or {none}) / {all}))")
+            }
+            Shape::P99 => {
+                let le = match by {
+                    None => "le".to_string(),
+                    Some(labels) => format!("le, {labels}"),
+                };
+                format!(
+                    "histogram_quantile(0.99, sum by ({le}) (rate(istio_request_duration_milliseconds_bucket{{{selector}}}{window})))"
+                )
+            }
+            Shape::Count => sum(format!("increase({requests}{window})")),
+        }
+    }
 }
 
 /// The query of a built-in metric (the policy's [`BuiltinMetric`], one type for both).
@@ -45,20 +216,13 @@ pub trait BuiltinQuery {
 
 impl BuiltinQuery for BuiltinMetric {
     fn template(self) -> QueryTemplate {
-        match self {
-            BuiltinMetric::RequestSuccessRate => success_rate(SELECTOR),
-            BuiltinMetric::RequestDuration => p99(SELECTOR),
-            BuiltinMetric::CallerRequestSuccessRate => success_rate(CALLER_SELECTOR),
-            BuiltinMetric::CallerRequestDuration => p99(CALLER_SELECTOR),
-        }
+        Builtin::Metric(self).template()
     }
 }
 
 /// Requests the subset received over the interval, compared with `minRequests`.
 pub fn request_count() -> QueryTemplate {
-    QueryTemplate::new(format!(
-        "sum(increase(istio_requests_total{{{SELECTOR}}}[{{{{ interval }}}}]))"
-    ))
+    Builtin::RequestCount.template()
 }
 
 #[cfg(test)]

@@ -6,12 +6,16 @@
 //! - [`verdict`]: outcomes, threshold ranges, [`judge`] and the recorded [`Check`] (pure).
 //! - [`baseline`]: Mann-Whitney U comparison with the old version (pure).
 //! - [`judgement`]: the three-way class (pass, fail, inconclusive) of those verdicts.
+//! - [`batch`]: many rollouts' instant queries as few queries (deduplicated, built-ins
+//!   grouped), each rollout's answer picked out again.
 //!
 //! [`analyse`] ties them together for one analysis interval: each metric's instant query
 //! judged against its threshold, then, for a metric compared with the old version, both
 //! versions' samples over the comparison window (range queries) and [`verdict::combine`].
+//! [`judge_measured`] is its second half, for instant answers measured beforehand (a batch).
 
 pub mod baseline;
+pub mod batch;
 pub mod builtin;
 pub mod judgement;
 pub mod prometheus;
@@ -22,9 +26,11 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::manifest::rollout_policy::{BuiltinMetric, Direction};
 pub use baseline::{BaselineComparison, BaselineVerdict, compare_to_baseline};
-pub use builtin::BuiltinQuery;
+pub use builtin::{Builtin, BuiltinQuery};
 pub use judgement::Judgement;
-pub use prometheus::{MetricsProvider, PrometheusAuth, PrometheusConfig, SampleRange};
+pub use prometheus::{
+    LabelledSample, MetricsProvider, PrometheusAuth, PrometheusConfig, SampleRange, SeriesOutcome,
+};
 pub use template::{QueryTemplate, TemplateError, Vars};
 pub use verdict::{
     AnalysisVerdict, Check, MetricsErrorKind, QueryOutcome, RangeOutcome, ThresholdRange, combine,
@@ -72,6 +78,26 @@ impl MetricQuery {
             MetricQuery::Query(t) => t.clone(),
         }
     }
+
+    /// The built-in query it is, if one (only those can be grouped).
+    pub fn builtin(&self) -> Option<Builtin> {
+        match self {
+            MetricQuery::Builtin(b) => Some(Builtin::Metric(*b)),
+            MetricQuery::Query(_) => None,
+        }
+    }
+}
+
+impl Metric {
+    /// Its instant query over `vars`.
+    pub fn instant(&self, vars: &Vars) -> batch::Instant {
+        batch::Instant::new(&self.query.template(), self.query.builtin(), vars)
+    }
+}
+
+/// The request count's instant query over `vars` (`minRequests`).
+pub fn request_count(vars: &Vars) -> batch::Instant {
+    batch::Instant::new(&builtin::request_count(), Some(Builtin::RequestCount), vars)
 }
 
 /// One metric of a policy, as analysis needs it.
@@ -107,37 +133,63 @@ pub async fn analyse(
     min_requests: u64,
 ) -> Vec<Check> {
     let count = if min_requests > 0 {
-        Some(run(provider, &builtin::request_count(), vars).await.1)
+        Some(ask(provider, &request_count(vars)).await)
     } else {
         None
     };
     let mut checks = Vec::with_capacity(metrics.len());
     for metric in metrics {
-        let template = metric.query.template();
-        let (query, outcome) = run(provider, &template, vars).await;
-        let mut check = Check {
-            metric: metric.name.clone(),
-            value: outcome.value(),
-            threshold: metric.threshold,
-            requests: count.as_ref().map(|c| c.value().unwrap_or(0.0)),
-            verdict: judge(&outcome, &metric.threshold, count.as_ref(), min_requests),
-            baseline: None,
-            query,
-        };
-        // Only a pass can change: a fail stays a fail, and without a measurement there is
-        // nothing to compare (and no need to load Prometheus with range queries).
-        if let (AnalysisVerdict::Pass, Some(comparison)) = (&check.verdict, &metric.baseline) {
-            match compare(provider, &template, &check.query, comparison).await {
-                Ok(c) => {
-                    check.verdict = combine(check.verdict, &c);
-                    check.baseline = Some(c);
-                }
-                Err(cannot_measure) => check.verdict = cannot_measure,
-            }
-        }
-        checks.push(check);
+        let instant = metric.instant(vars);
+        let outcome = ask(provider, &instant).await;
+        checks.push(
+            judge_measured(
+                provider,
+                metric,
+                instant.text(),
+                outcome,
+                count.as_ref(),
+                min_requests,
+            )
+            .await,
+        );
     }
     checks
+}
+
+/// One metric's [`Check`] from its instant answers, measured beforehand (by [`analyse`], or
+/// picked out of a batch): `query` is the rollout's own query (recorded, and sampled for the
+/// comparison), `outcome` its answer, `count` the request count's. Judged against the
+/// threshold, then, when it passes, compared with the old version (range queries).
+pub async fn judge_measured(
+    provider: &dyn MetricsProvider,
+    metric: &Metric,
+    query: &str,
+    outcome: QueryOutcome,
+    count: Option<&QueryOutcome>,
+    min_requests: u64,
+) -> Check {
+    let mut check = Check {
+        metric: metric.name.clone(),
+        value: outcome.value(),
+        threshold: metric.threshold,
+        requests: count.map(|c| c.value().unwrap_or(0.0)),
+        verdict: judge(&outcome, &metric.threshold, count, min_requests),
+        baseline: None,
+        query: query.to_string(),
+    };
+    // Only a pass can change: a fail stays a fail, and without a measurement there is
+    // nothing to compare (and no need to load Prometheus with range queries).
+    if let (AnalysisVerdict::Pass, Some(comparison)) = (&check.verdict, &metric.baseline) {
+        let template = metric.query.template();
+        match compare(provider, &template, &check.query, comparison).await {
+            Ok(c) => {
+                check.verdict = combine(check.verdict, &c);
+                check.baseline = Some(c);
+            }
+            Err(cannot_measure) => check.verdict = cannot_measure,
+        }
+    }
+    check
 }
 
 /// Samples both versions over the comparison window and compares them. A range query that
@@ -185,21 +237,11 @@ async fn compare(
     ))
 }
 
-/// Renders and runs one query; a template that does not render is a query error.
-async fn run(
-    provider: &dyn MetricsProvider,
-    template: &QueryTemplate,
-    vars: &Vars,
-) -> (String, QueryOutcome) {
-    match template.render(vars) {
-        Ok(query) => {
-            let outcome = provider.query(&query).await;
-            (query, outcome)
-        }
-        Err(e) => (
-            template.as_str().to_string(),
-            QueryOutcome::QueryError(e.to_string()),
-        ),
+/// Runs one instant query; a template that does not render is a query error, never sent.
+async fn ask(provider: &dyn MetricsProvider, instant: &batch::Instant) -> QueryOutcome {
+    match &instant.query {
+        Ok(query) => provider.query(query).await,
+        Err(n) => QueryOutcome::QueryError(n.reason.clone()),
     }
 }
 

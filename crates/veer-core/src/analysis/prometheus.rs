@@ -25,6 +25,38 @@ pub trait MetricsProvider: Send + Sync {
         promql: &'a str,
         range: &'a SampleRange,
     ) -> BoxFuture<'a, RangeOutcome>;
+    /// Whether [`MetricsProvider::query_series`] answers. A provider that does not is asked
+    /// one rollout's query at a time, never a grouped one.
+    fn answers_series(&self) -> bool {
+        false
+    }
+    /// An instant query answering several series, each with its labels (a grouped query,
+    /// `analysis::batch`).
+    fn query_series<'a>(&'a self, promql: &'a str) -> BoxFuture<'a, SeriesOutcome> {
+        let _ = promql;
+        Box::pin(async {
+            SeriesOutcome::QueryError("this metrics provider answers single numbers only".into())
+        })
+    }
+}
+
+/// What an instant query of several series returned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SeriesOutcome {
+    /// Every series (maybe none), in the order Prometheus sent them.
+    Samples(Vec<LabelledSample>),
+    /// Prometheus rejected the query.
+    QueryError(String),
+    /// Prometheus could not be asked.
+    Unreachable(String),
+}
+
+/// One series of a [`SeriesOutcome`]: its labels, and its value read as one rollout's own
+/// query would read it (NaN is no data).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelledSample {
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub value: QueryOutcome,
 }
 
 /// Where a range query samples: `start`, `start + step`, … up to `end`.
@@ -133,6 +165,8 @@ struct ApiData {
 
 #[derive(Deserialize)]
 struct Sample {
+    #[serde(default)]
+    metric: std::collections::BTreeMap<String, String>,
     value: (f64, String),
 }
 
@@ -194,6 +228,35 @@ pub fn interpret_range(status: u16, body: &[u8]) -> RangeOutcome {
         Envelope::Data(data) => read_matrix(data),
         Envelope::QueryError(m) => RangeOutcome::QueryError(m),
         Envelope::Unreachable(m) => RangeOutcome::Unreachable(m),
+    }
+}
+
+/// Turns an HTTP status and body from `/api/v1/query` into every series with its labels.
+/// Pure.
+pub fn interpret_series(status: u16, body: &[u8]) -> SeriesOutcome {
+    let data = match envelope(status, body) {
+        Envelope::Data(data) => data,
+        Envelope::QueryError(m) => return SeriesOutcome::QueryError(m),
+        Envelope::Unreachable(m) => return SeriesOutcome::Unreachable(m),
+    };
+    if data.result_type != "vector" {
+        // A grouped query (`sum by`) always answers a vector.
+        return SeriesOutcome::QueryError(format!(
+            "the query returns a {}, not a vector of series",
+            data.result_type
+        ));
+    }
+    match serde_json::from_value::<Vec<Sample>>(data.result) {
+        Ok(samples) => SeriesOutcome::Samples(
+            samples
+                .into_iter()
+                .map(|s| LabelledSample {
+                    value: number_outcome(&s.value.1),
+                    labels: s.metric,
+                })
+                .collect(),
+        ),
+        Err(e) => SeriesOutcome::Unreachable(format!("unreadable vector result: {e}")),
     }
 }
 
@@ -310,6 +373,38 @@ mod tests {
         assert!(matches!(
             interpret(200, &ok("string", r#"[1,"x"]"#)),
             QueryOutcome::QueryError(_)
+        ));
+    }
+
+    #[test]
+    fn interprets_series_with_their_labels() {
+        let two = ok(
+            "vector",
+            r#"[{"metric":{"destination_version":"v2"},"value":[1,"99.5"]},{"metric":{"destination_version":"v3"},"value":[1,"NaN"]}]"#,
+        );
+        let SeriesOutcome::Samples(samples) = interpret_series(200, &two) else {
+            panic!("samples")
+        };
+        assert_eq!(samples.len(), 2);
+        assert_eq!(samples[0].labels["destination_version"], "v2");
+        assert_eq!(samples[0].value, QueryOutcome::Value(99.5));
+        assert_eq!(samples[1].value, QueryOutcome::NoData, "NaN is no data");
+        assert_eq!(
+            interpret_series(200, &ok("vector", "[]")),
+            SeriesOutcome::Samples(Vec::new())
+        );
+        assert!(matches!(
+            interpret_series(200, &ok("scalar", r#"[1,"3"]"#)),
+            SeriesOutcome::QueryError(m) if m.contains("scalar")
+        ));
+        let bad = br#"{"status":"error","errorType":"bad_data","error":"parse error"}"#;
+        assert!(matches!(
+            interpret_series(400, bad),
+            SeriesOutcome::QueryError(m) if m.contains("bad_data")
+        ));
+        assert!(matches!(
+            interpret_series(502, b"<html>"),
+            SeriesOutcome::Unreachable(_)
         ));
     }
 

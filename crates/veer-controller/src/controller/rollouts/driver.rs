@@ -1,6 +1,7 @@
 //! The driver's setup and its pass: building a [`RolloutDriver`], the policies in force, the
 //! rollout work of a pass (computed once, for the planner and the driver), and one pass over
-//! it (which rollouts start, which are driven, which leave with their VirtualService).
+//! it (which rollouts start, which are driven (`schedule`), which leave with their
+//! VirtualService).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,7 +10,11 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tracing::{error, info, warn};
 
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+
 use super::ports::Ports;
+use super::schedule::Which;
 use super::{
     NoRevert, PlannedRollouts, RevertPusher, RolloutDriver, RolloutDriverError, RolloutId,
     RolloutOptions, Tracked,
@@ -41,7 +46,9 @@ impl RolloutDriver {
             rollouts: BTreeMap::new(),
             interfered: BTreeMap::new(),
             loaded: false,
-            wake: None,
+            due: BTreeMap::new(),
+            retry: None,
+            queries: Arc::default(),
         })
     }
 
@@ -67,9 +74,17 @@ impl RolloutDriver {
         &self.options.state_namespace
     }
 
-    /// The earliest time a rollout wants to act again, if any is running.
+    /// When the next tick should run, if a rollout is running: the earliest time a rollout
+    /// wants to act, or a little later when others fall due just after it, so they are driven
+    /// together (`schedule::coalesce`: each at most `schedule::COALESCE` late).
     pub fn next_wake(&self) -> Option<DateTime<Utc>> {
-        self.wake
+        self.retry
+            .or_else(|| super::schedule::coalesce(self.due.values().flatten().copied()))
+    }
+
+    /// The Prometheus queries sent so far, by kind (the bench reads them per interval).
+    pub fn prometheus_queries(&self) -> super::QueriesSent {
+        self.queries.snapshot()
     }
 
     /// The last hand edit of each rollout's route that veer undid, as text for people.
@@ -136,8 +151,9 @@ impl RolloutDriver {
         }
     }
 
-    /// One pass over the rollout work `planned` was made with; planned before the stored
-    /// states were read, it is planned again with them (it would restart running rollouts).
+    /// One pass over the rollout work `planned` was made with (every rollout, due or not:
+    /// commands, new commits and hand edits are looked at); planned before the stored states
+    /// were read, it is planned again with them (it would restart running rollouts).
     pub(crate) async fn drive_planned(
         &mut self,
         ports: &Ports<'_>,
@@ -145,16 +161,17 @@ impl RolloutDriver {
         planned: &Planned,
     ) {
         match &planned.rollouts {
-            Some(r) if r.states_read => self.drive_work(ports, &r.work).await,
+            Some(r) if r.states_read => self.drive_work(ports, &r.work, Which::All).await,
             Some(_) | None => {
                 let live = &planned.live.objects;
-                self.drive(ports, loaded, &planned.desired, live).await;
+                self.drive_all(ports, loaded, &planned.desired, live).await;
             }
         }
     }
 
-    /// One pass over every bound VirtualService of `desired`: read the stored states (once),
-    /// then [`RolloutDriver::drive_work`] (a rollout tick, which plans nothing else).
+    /// A rollout tick over the bound VirtualServices of `desired`: read the stored states
+    /// (once), then drive the rollouts that are due; the others wait for their time or the
+    /// next pass.
     pub(crate) async fn drive(
         &mut self,
         ports: &Ports<'_>,
@@ -162,19 +179,43 @@ impl RolloutDriver {
         desired: &[DesiredObject],
         live: &BTreeMap<ObjectKey, Value>,
     ) {
+        self.drive_with(ports, loaded, desired, live, Which::Due)
+            .await;
+    }
+
+    /// One pass over every bound VirtualService of `desired`, every rollout driven.
+    pub(crate) async fn drive_all(
+        &mut self,
+        ports: &Ports<'_>,
+        loaded: &LoadedRevision,
+        desired: &[DesiredObject],
+        live: &BTreeMap<ObjectKey, Value>,
+    ) {
+        self.drive_with(ports, loaded, desired, live, Which::All)
+            .await;
+    }
+
+    async fn drive_with(
+        &mut self,
+        ports: &Ports<'_>,
+        loaded: &LoadedRevision,
+        desired: &[DesiredObject],
+        live: &BTreeMap<ObjectKey, Value>,
+        which: Which,
+    ) {
         if let Err(e) = self.load(ports).await {
             error!(error = %e, "cannot read the rollout states; rollouts wait for the next pass");
             return;
         }
         let planned = self.plan(loaded, desired, live);
-        self.drive_work(ports, &planned.work).await;
+        self.drive_work(ports, &planned.work, which).await;
     }
 
-    /// One pass over the rollout `work` (planned with the stored states read): start,
-    /// advance, hold or roll back each rollout, and forget those whose VirtualService left git
-    /// or its policy.
-    async fn drive_work(&mut self, ports: &Ports<'_>, work: &RolloutWork) {
-        self.wake = None;
+    /// One pass over the rollout `work` (planned with the stored states read): start new
+    /// rollouts, drive `which` of them (start, advance, hold or roll back each), and forget
+    /// those whose VirtualService left git or its policy.
+    async fn drive_work(&mut self, ports: &Ports<'_>, work: &RolloutWork, which: Which) {
+        self.retry = None;
         for (id, why) in &work.skipped {
             match why {
                 Skipped::UnknownPolicy(name) => {
@@ -188,8 +229,56 @@ impl RolloutDriver {
                 }
             }
         }
-        // New rollouts start queued.
+        self.start_new(ports, work).await;
+        self.run_pass(ports, work, which).await;
+        // A wake only for rollouts this work drives: one it does not (its VirtualService not
+        // in the revision) would wake the loop for nothing, again and again. Back in the work,
+        // it is due at once.
+        let driven: std::collections::BTreeSet<&RolloutId> =
+            work.rollouts.iter().map(|w| &w.id).collect();
+        self.due.retain(|id, _| driven.contains(id));
+        // A VirtualService gone from git, or no longer bound to a policy, takes its rollout
+        // with it (its weights are git's again).
+        let gone: Vec<RolloutId> = self
+            .rollouts
+            .keys()
+            .filter(|id| !work.bound.contains(*id))
+            .cloned()
+            .collect();
+        // Several at once; async blocks pushed one by one (a stream of closures returning
+        // futures makes the controller's future not `Send` for rustc).
+        let limit = self.options.concurrency();
+        let mut forgotten = Vec::new();
+        let mut deleting = FuturesUnordered::new();
+        let mut gone = gone.into_iter();
+        loop {
+            while deleting.len() < limit {
+                let Some(id) = gone.next() else { break };
+                deleting.push(async move {
+                    let result = ports.store.forget(&id).await;
+                    (id, result)
+                });
+            }
+            match deleting.next().await {
+                Some(done) => forgotten.push(done),
+                None => break,
+            }
+        }
+        for (id, result) in forgotten {
+            match result {
+                Ok(()) => self.forgotten(&id),
+                Err(e) => {
+                    warn!(rollout = %id, error = %e, "cannot delete the state of a rollout whose VirtualService left git")
+                }
+            }
+        }
+    }
+
+    /// Rollouts of `work` the driver does not know yet start queued: their states are stored
+    /// (several at once), and those stored are tracked.
+    async fn start_new(&mut self, ports: &Ports<'_>, work: &RolloutWork) {
         let now = ports.clock.now();
+        let mut new = Vec::new();
         for w in &work.rollouts {
             if self.rollouts.contains_key(&w.id) {
                 continue;
@@ -216,55 +305,49 @@ impl RolloutDriver {
             }
             // People hear "started" when traffic moves (`rollout::notice`).
             info!(rollout = %w.id, policy = %w.policy.name(), from = %state.from_split, target = %state.target_split, steps = ?state.steps, "rollout queued");
-            if let Err(e) = self.store(ports, &w.id, &w.policy, &state, None).await {
-                error!(rollout = %w.id, error = %e, "cannot store the new rollout; it starts at the next pass");
-                continue;
-            }
-            self.rollouts.insert(
-                w.id.clone(),
-                Tracked {
-                    state,
-                    command: None,
-                },
-            );
+            new.push((w, state));
         }
-        for w in &work.rollouts {
-            if let Err(e) = self.drive_one(ports, w).await {
-                error!(rollout = %w.id, error = %e, "rollout step failed; retrying at the next pass");
-                self.wake_at(ports.clock.now() + chrono::TimeDelta::seconds(5));
+        let limit = self.options.concurrency();
+        let mut stored = Vec::new();
+        let mut storing = FuturesUnordered::new();
+        let mut new = new.into_iter();
+        loop {
+            while storing.len() < limit {
+                let Some((w, state)) = new.next() else { break };
+                storing.push(async move {
+                    let result = ports
+                        .store
+                        .store(&w.id, w.policy.name(), &state, None)
+                        .await;
+                    (w, state, result)
+                });
             }
-        }
-        // A VirtualService gone from git, or no longer bound to a policy, takes its rollout
-        // with it (its weights are git's again).
-        let gone: Vec<RolloutId> = self
-            .rollouts
-            .keys()
-            .filter(|id| !work.bound.contains(*id))
-            .cloned()
-            .collect();
-        for id in gone {
-            if let Err(e) = self.forget(ports, &id).await {
-                warn!(rollout = %id, error = %e, "cannot delete the state of a rollout whose VirtualService left git");
+            match storing.next().await {
+                Some(done) => stored.push(done),
+                None => break,
             }
         }
-    }
-
-    pub(super) fn wake_at(&mut self, at: DateTime<Utc>) {
-        self.wake = Some(self.wake.map_or(at, |w| w.min(at)));
+        for (w, state, result) in stored {
+            match result {
+                Ok(()) => {
+                    self.rollouts.insert(
+                        w.id.clone(),
+                        Tracked {
+                            state,
+                            command: None,
+                        },
+                    );
+                }
+                Err(e) => {
+                    error!(rollout = %w.id, error = %e, "cannot store the new rollout; it starts at the next pass")
+                }
+            }
+        }
     }
 
     /// Come back at `at` instead of any earlier wake (a tick that could not run backs off
     /// rather than spinning on a wake already past).
     pub fn retry_at(&mut self, at: DateTime<Utc>) {
-        self.wake = Some(at);
-    }
-
-    pub(super) fn admitted(&self, id: &RolloutId) -> bool {
-        let list: Vec<(RolloutId, &RolloutState)> = self
-            .rollouts
-            .iter()
-            .map(|(k, t)| (k.clone(), &t.state))
-            .collect();
-        crate::rollout::queue::admit(&list, self.options.max_concurrent).contains(id)
+        self.retry = Some(at);
     }
 }

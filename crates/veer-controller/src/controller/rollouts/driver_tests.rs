@@ -1,7 +1,8 @@
 //! The driver against fakes of its ports and tokio's paused clock: what it does with a hand
 //! edit mid-step, a probe that cannot list, a command that arrives while a pass works, a
-//! gate that does not pass, and a pass over many objects no rollout is about. The end-to-end suite (`tests/rollout_e2e.rs`)
-//! keeps what needs a real server, Prometheus and exporter.
+//! gate that does not pass, and a pass over many objects no rollout is about; rollouts driven
+//! concurrently with their analyses batched (`concurrency_tests`). The end-to-end suite
+//! (`tests/rollout_e2e.rs`) keeps what needs a real server, Prometheus and exporter.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -107,6 +108,10 @@ struct Route {
     written: Mutex<Vec<TrafficSplit>>,
     /// Every object written, whole.
     objects: Mutex<Vec<Value>>,
+    /// When each VirtualService (by name) was written, and the split.
+    log: Mutex<Vec<(tokio::time::Instant, String, TrafficSplit)>>,
+    /// A VirtualService whose writes take 35 s.
+    slow: Mutex<Option<&'static str>>,
 }
 
 impl TrafficWriter for Route {
@@ -118,11 +123,25 @@ impl TrafficWriter for Route {
         route: &'a RouteRef,
     ) -> BoxFuture<'a, Option<TrafficSplit>> {
         let split = read_split(&rendered, route.index).ok();
+        let name = rendered["metadata"]["name"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let slow = *self.slow.lock().unwrap() == Some(name.as_str());
         self.objects.lock().unwrap().push(rendered);
-        if let Some(s) = &split {
-            self.written.lock().unwrap().push(s.clone());
-        }
-        Box::pin(async move { split })
+        Box::pin(async move {
+            if slow {
+                tokio::time::sleep(std::time::Duration::from_secs(35)).await;
+            }
+            if let Some(s) = &split {
+                self.written.lock().unwrap().push(s.clone());
+                self.log
+                    .lock()
+                    .unwrap()
+                    .push((tokio::time::Instant::now(), name, s.clone()));
+            }
+            split
+        })
     }
 }
 
@@ -191,6 +210,7 @@ impl World {
         let options = RolloutOptions {
             state_namespace: "veer".into(),
             max_concurrent: 0,
+            concurrency: 0,
             policies: vec![policy],
         };
         World {
@@ -246,7 +266,7 @@ impl World {
             clock: &self.clock,
         };
         self.driver
-            .drive(&ports, &self.loaded, &desired, &live)
+            .drive_all(&ports, &self.loaded, &desired, &live)
             .await;
     }
 
@@ -471,3 +491,6 @@ async fn a_gate_that_does_not_pass_holds_the_rollout() {
     assert!(gate.calls.lock().unwrap().len() >= 2);
     assert_eq!(w.written().first(), Some(&split(0, 100)), "promoted");
 }
+
+#[path = "concurrency_tests.rs"]
+mod concurrency;

@@ -5,7 +5,8 @@
 
 use tracing::{info, warn};
 
-use super::{RolloutDriver, RolloutId};
+use super::RolloutId;
+use super::tick::Env;
 use crate::manifest::rollout_policy::RolloutPolicy;
 use crate::metrics::Bound;
 use crate::notify;
@@ -13,9 +14,9 @@ use crate::rollout::RolloutState;
 use crate::rollout::notice::notice;
 use crate::rollout::state::Event as RolloutEvent;
 
-impl RolloutDriver {
+impl Env<'_> {
     pub(super) fn notify(&self, event: notify::Event) {
-        if let Some(n) = &self.notifications {
+        if let Some(n) = self.notifications {
             n.send(event);
         }
     }

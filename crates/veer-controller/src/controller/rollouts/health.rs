@@ -1,5 +1,7 @@
 //! The health gate's observation: whether every Deployment of the new destinations is
 //! available, the Deployments being found through the DestinationRule subsets' pod labels.
+//! A namespace is read once ([`read_namespace`]) for all its rollouts of a pass
+//! (`ports::ClusterPorts`), and each rollout judged from it ([`available`], pure).
 
 use crate::rollout::queries::short_host;
 use std::collections::BTreeMap;
@@ -21,34 +23,40 @@ pub(crate) enum Health {
     Unavailable(String),
 }
 
+/// What the health gate reads of one namespace: its Deployments and DestinationRules, or the
+/// gate's answer when they cannot be read.
+pub(super) type Namespace = Result<(Vec<Deployment>, Vec<Value>), Health>;
+
+/// The Deployments and DestinationRules of `namespace` (two LISTs).
+pub(super) async fn read_namespace(cluster: &Cluster, namespace: &str) -> Namespace {
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client().clone(), namespace);
+    let deployments = match deployments.list(&ListParams::default()).await {
+        Ok(list) => list.items,
+        Err(e) => {
+            return Err(Health::Unavailable(format!(
+                "cannot list Deployments in {namespace}: {e}; check that veer may list deployments (apps) there"
+            )));
+        }
+    };
+    let rules = destination_rules(cluster, namespace).await?;
+    Ok((deployments, rules))
+}
+
 /// Is every Deployment of the new destinations available? Subsets are matched through the
 /// DestinationRule of their host (subset labels ⊆ pod template labels); a destination without
-/// a subset is matched by `app: <host>`. No matching Deployment counts as unavailable.
-pub(super) async fn available(
-    cluster: &Cluster,
-    namespace: &str,
-    canary: &[DestinationId],
-) -> Health {
+/// a subset is matched by `app: <host>`. No matching Deployment counts as unavailable. Pure,
+/// over what [`read_namespace`] read of `namespace`.
+pub(super) fn available(read: &Namespace, namespace: &str, canary: &[DestinationId]) -> Health {
     if canary.is_empty() {
         return Health::Available;
     }
-    let deployments: Api<Deployment> = Api::namespaced(cluster.client().clone(), namespace);
-    let deployments = match deployments.list(&ListParams::default()).await {
-        Ok(list) => list,
-        Err(e) => {
-            return Health::Unavailable(format!(
-                "cannot list Deployments in {namespace}: {e}; check that veer may list deployments (apps) there"
-            ));
-        }
-    };
-    let rules = match destination_rules(cluster, namespace).await {
-        Ok(rules) => rules,
-        Err(health) => return health,
+    let (deployments, rules) = match read {
+        Ok(read) => read,
+        Err(health) => return health.clone(),
     };
     for d in canary {
-        let selector = subset_labels(&rules, d);
+        let selector = subset_labels(rules, d);
         let matching: Vec<&Deployment> = deployments
-            .items
             .iter()
             .filter(|dep| {
                 let labels = dep

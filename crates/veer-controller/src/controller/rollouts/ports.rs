@@ -10,14 +10,16 @@
 //! rollout webhooks, [`WebhookGate`]), the metrics provider (Prometheus,
 //! `crate::analysis::MetricsProvider`) and the revert pusher (git, `super::RevertPusher`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde_json::Value;
 use tracing::warn;
 
-use super::health::{Health, available};
+use super::health::{Health, Namespace, available, read_namespace};
 use super::traffic::live_split;
 use super::{Mailbox, RolloutDriverError, RolloutId, Tracked};
 use crate::cluster::Cluster;
@@ -126,7 +128,17 @@ pub struct ClusterPorts<'a> {
     pub sync: &'a SyncOptions,
     /// Namespace of the rollout ConfigMaps.
     pub state_namespace: &'a str,
+    /// What the health gate read of each namespace, and when: the rollouts of one namespace
+    /// driven together share one read (two LISTs) instead of two LISTs each.
+    namespaces: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Read>>>>>,
 }
+
+/// A namespace as read for the health gate, and when.
+type Read = (tokio::time::Instant, Arc<Namespace>);
+
+/// How long a namespace's read answers the health gate: the rollouts of one wake, not a
+/// rollout driven again later in a long pass.
+const READ_FOR: Duration = Duration::from_secs(1);
 
 impl<'a> ClusterPorts<'a> {
     pub fn new(cluster: &'a Cluster, sync: &'a SyncOptions, state_namespace: &'a str) -> Self {
@@ -134,7 +146,29 @@ impl<'a> ClusterPorts<'a> {
             cluster,
             sync,
             state_namespace,
+            namespaces: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// `namespace` as read for the health gate within the last [`READ_FOR`], or read now (one
+    /// reader per namespace at a time; the others wait for its read).
+    async fn namespace(&self, namespace: &str) -> Arc<Namespace> {
+        let entry = {
+            let mut all = match self.namespaces.lock() {
+                Ok(all) => all,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            all.entry(namespace.to_string()).or_default().clone()
+        };
+        let mut read = entry.lock().await;
+        if let Some((at, lists)) = read.as_ref()
+            && at.elapsed() <= READ_FOR
+        {
+            return lists.clone();
+        }
+        let lists = Arc::new(read_namespace(self.cluster, namespace).await);
+        *read = Some((tokio::time::Instant::now(), lists.clone()));
+        lists
     }
 
     pub(crate) fn ports(&'a self) -> Ports<'a> {
@@ -198,7 +232,13 @@ impl Probe for ClusterPorts<'_> {
         namespace: &'a str,
         canary: &'a [DestinationId],
     ) -> BoxFuture<'a, Health> {
-        Box::pin(available(self.cluster, namespace, canary))
+        Box::pin(async move {
+            if canary.is_empty() {
+                return Health::Available;
+            }
+            let read = self.namespace(namespace).await;
+            available(&read, namespace, canary)
+        })
     }
 }
 

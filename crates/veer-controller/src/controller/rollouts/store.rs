@@ -10,7 +10,6 @@ use tracing::info;
 
 use super::ports::Ports;
 use super::{Mailbox, RolloutDriver, RolloutDriverError, RolloutId, Tracked};
-use crate::manifest::rollout_policy::RolloutPolicy;
 use crate::rollout::{OperatorCommand, RolloutState};
 use crate::sync;
 
@@ -38,32 +37,13 @@ impl RolloutDriver {
         Ok(())
     }
 
-    /// Delete a rollout's state and its metric series.
-    pub(super) async fn forget(
-        &mut self,
-        ports: &Ports<'_>,
-        id: &RolloutId,
-    ) -> Result<(), RolloutDriverError> {
-        ports.store.forget(id).await?;
+    /// A rollout whose state was deleted: its metric series and what the driver knew go.
+    pub(super) fn forgotten(&mut self, id: &RolloutId) {
         info!(rollout = %id, "VirtualService left git: rollout state deleted");
         self.metrics.forget_rollout(&id.to_string());
         self.rollouts.remove(id);
         self.interfered.remove(id);
-        Ok(())
-    }
-
-    pub(super) async fn store(
-        &self,
-        ports: &Ports<'_>,
-        id: &RolloutId,
-        policy: &RolloutPolicy,
-        state: &RolloutState,
-        clear_command: Option<&str>,
-    ) -> Result<(), RolloutDriverError> {
-        ports
-            .store
-            .store(id, policy.name(), state, clear_command)
-            .await
+        self.due.remove(id);
     }
 }
 

@@ -1,17 +1,26 @@
-//! One rollout's tick: observe (command, availability, the answer of the last action) →
+//! One rollout's drive: observe (command, availability, the answer of the last action) →
 //! [`decide`] → store the next state → act, for up to [`MAX_ROUNDS`] decisions in a pass;
 //! and performing an action that expects an answer (a write, an analysis, webhooks, a git
 //! revert), the answer coming back as an [`Observation`].
+//!
+//! A drive is a future of its own ([`drive_one`]), run beside the other rollouts' by
+//! `schedule`: it reads and writes only through the pass's [`Env`] and hands back what it
+//! leaves ([`Driven`]), so no rollout waits for another's reads, writes or analysis.
 
+use chrono::{DateTime, Utc};
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tracing::{error, info, warn};
 
 use super::analyse::Versions;
+use super::batcher::{Batcher, Pending};
 use super::health::Health;
-use super::ports::Ports;
+use super::ports::{Gate, Ports};
 use super::revert::revert_request;
-use super::{RolloutDriver, RolloutDriverError, Work};
+use super::{RevertPusher, RolloutDriverError, Tracked, Work};
+use crate::analysis::MetricsProvider;
 use crate::gate::GateContext;
-use crate::notify;
+use crate::metrics::Metrics;
+use crate::notify::{self, Notifications};
 use crate::rollout::notice::describe;
 use crate::rollout::{
     Action, AnalysisReport, LiveRoute, Observation, RevertReport, RolloutState, WriteReadBack,
@@ -23,209 +32,289 @@ use crate::sync;
 /// read back → settle takes three); the loop wakes again at the rollout's next action.
 const MAX_ROUNDS: usize = 24;
 
-impl RolloutDriver {
-    pub(super) async fn drive_one(
-        &mut self,
-        ports: &Ports<'_>,
-        w: &Work,
-    ) -> Result<(), RolloutDriverError> {
-        let command = ports.store.read_command(&w.id).await?;
-        if let Some(t) = self.rollouts.get_mut(&w.id) {
-            t.command = command;
+/// What a rollout's drive works with: the pass's ports and the driver's parts, shared by
+/// every rollout of the pass.
+pub(super) struct Env<'a> {
+    pub(super) ports: Ports<'a>,
+    pub(super) gate: &'a dyn Gate,
+    pub(super) revert: &'a dyn RevertPusher,
+    pub(super) notifications: Option<&'a Notifications>,
+    pub(super) metrics: &'a Metrics,
+    /// Prometheus (counted), if configured.
+    pub(super) provider: Option<&'a dyn MetricsProvider>,
+    pub(super) analysis: &'a Batcher<'a>,
+    /// One permit per rollout working at once (`RolloutOptions::concurrency`).
+    pub(super) slots: &'a Semaphore,
+}
+
+/// A rollout's place among those working at once; given up while it waits for its analysis.
+pub(super) struct Slot<'s>(Option<SemaphorePermit<'s>>);
+
+impl<'s> Slot<'s> {
+    pub(super) async fn take(slots: &'s Semaphore) -> Self {
+        // The semaphore is never closed; were it, the rollout would work unbounded.
+        Slot(slots.acquire().await.ok())
+    }
+
+    pub(super) fn release(&mut self) {
+        self.0 = None;
+    }
+
+    pub(super) async fn acquire(&mut self, slots: &'s Semaphore) {
+        if self.0.is_none() {
+            self.0 = slots.acquire().await.ok();
         }
-        // Once per pass: the gate is re-read at the next pass, an interval later at most. A
-        // finished rollout with nothing new to do is not looked at.
-        let Some(tracked) = self.rollouts.get(&w.id) else {
-            return Ok(());
-        };
-        let idle = tracked.state.phase.is_terminal()
-            && tracked.command.is_none()
-            && w.target
-                .as_ref()
-                .is_none_or(|t| t.revision == tracked.state.revision);
-        let canary = match &w.target {
-            // A new target may start a new rollout in this very decision: gate its canary.
-            Some(t) if t.revision != tracked.state.revision => t.live.gaining_toward(&t.target),
-            Some(_) | None => tracked.state.canary(),
-        };
-        let health = if idle {
-            Health::Available
-        } else {
-            ports.probe.health(&w.id.namespace, &canary).await
-        };
-        if let Health::Unavailable(why) = &health {
-            warn!(rollout = %w.id, phase = %tracked.state.phase, reason = %why, "the new version is not available; the rollout waits");
+    }
+}
+
+/// What one rollout's drive leaves: its state (as last stored) and command, when it wants to
+/// act next (`None`: finished), and a hand edit it undid, told as text for the status page.
+pub(super) struct Driven {
+    pub(super) tracked: Tracked,
+    pub(super) wake: Option<DateTime<Utc>>,
+    pub(super) interfered: Option<String>,
+}
+
+/// How a rollout is driven in a pass.
+#[derive(Clone, Copy)]
+pub(super) struct Drive {
+    /// Whether `maxConcurrentRollouts` lets it start now.
+    pub(super) admitted: bool,
+    /// Whether to compare the route with the watch cache's (the pass's first drive of it:
+    /// the cache the work was planned with knows nothing of later writes).
+    pub(super) compare_live: bool,
+}
+
+/// One rollout's observe → decide → act rounds. A failed read or store is logged, and the
+/// rollout comes back in 5 s.
+pub(super) async fn drive_one<'e>(
+    env: &'e Env<'e>,
+    w: &Work,
+    tracked: Tracked,
+    how: Drive,
+    pending: Pending<'e>,
+) -> Driven {
+    let mut slot = Slot::take(env.slots).await;
+    let mut out = Driven {
+        tracked,
+        wake: None,
+        interfered: None,
+    };
+    let mut pending = Some(pending);
+    if let Err(e) = rounds(env, w, &mut out, how, &mut pending, &mut slot).await {
+        error!(rollout = %w.id, error = %e, "rollout step failed; retrying at the next pass");
+        out.wake = Some(env.ports.clock.now() + chrono::TimeDelta::seconds(5));
+    }
+    out
+}
+
+async fn rounds<'e>(
+    env: &'e Env<'e>,
+    w: &Work,
+    out: &mut Driven,
+    how: Drive,
+    pending: &mut Option<Pending<'e>>,
+    slot: &mut Slot<'e>,
+) -> Result<(), RolloutDriverError> {
+    out.tracked.command = env.ports.store.read_command(&w.id).await?;
+    // Once per drive: the gate is read again at the next one, an interval later at most. A
+    // finished rollout with nothing new to do is not looked at.
+    let tracked = &out.tracked;
+    let idle = tracked.state.phase.is_terminal()
+        && tracked.command.is_none()
+        && w.target
+            .as_ref()
+            .is_none_or(|t| t.revision == tracked.state.revision);
+    let canary = match &w.target {
+        // A new target may start a new rollout in this very decision: gate its canary.
+        Some(t) if t.revision != tracked.state.revision => t.live.gaining_toward(&t.target),
+        Some(_) | None => tracked.state.canary(),
+    };
+    let health = if idle {
+        Health::Available
+    } else {
+        env.ports.probe.health(&w.id.namespace, &canary).await
+    };
+    if let Health::Unavailable(why) = &health {
+        warn!(rollout = %w.id, phase = %tracked.state.phase, reason = %why, "the new version is not available; the rollout waits");
+    }
+    let mut answer = Observation::default();
+    for round in 0..MAX_ROUNDS {
+        let state = out.tracked.state.clone();
+        if answer == Observation::default()
+            && let Some(action) = state.pending_action().cloned()
+        {
+            if !matches!(action, Action::Analyse { .. }) {
+                *pending = None;
+            }
+            answer = perform(env, w, &state, &action, pending.take(), slot).await;
         }
-        let mut answer = Observation::default();
-        for round in 0..MAX_ROUNDS {
-            let Some(tracked) = self.rollouts.get(&w.id) else {
+        let mut obs = answer;
+        answer = Observation::default();
+        obs.target = w.target.clone();
+        obs.command = out.tracked.command.as_ref().map(|m| m.command);
+        obs.admitted = how.admitted;
+        match &health {
+            Health::Available => obs.available = Some(true),
+            Health::Unavailable(why) => {
+                obs.available = Some(false);
+                obs.unavailable = Some(why.clone());
+            }
+        }
+        // The cache's route is compared once a pass, before veer writes in it: later
+        // rounds would compare veer's own fresh write with a cache not yet told of it.
+        if round == 0 && how.compare_live {
+            obs.live = cached_route(w, &state);
+        }
+        let now = env.ports.clock.now();
+        let decision = decide(&state, &obs, &w.policy.spec, now);
+        // Anything but an analysis: the batch need not wait for this rollout.
+        if !matches!(decision.action, Action::Analyse { .. }) {
+            *pending = None;
+        }
+        for event in &decision.events {
+            env.on_event(&w.id, &state, &decision.next, event);
+            if let crate::rollout::Event::Interfered { .. } = event {
+                out.interfered = Some(format!(
+                    "{} at {}",
+                    describe(event),
+                    now.format("%H:%M:%S UTC")
+                ));
+            }
+        }
+        env.record_metrics(&w.id, &state, &decision.next, &w.policy);
+        let consumed = out
+            .tracked
+            .command
+            .as_ref()
+            .filter(|m| m.command.id <= decision.next.last_command)
+            .map(|m| m.text.clone());
+        if decision.next != state || consumed.is_some() {
+            env.ports
+                .store
+                .store(&w.id, w.policy.name(), &decision.next, consumed.as_deref())
+                .await?;
+        }
+        out.tracked.state = decision.next.clone();
+        if consumed.is_some() {
+            out.tracked.command = None;
+        }
+        match decision.action {
+            Action::Wait { until } => {
+                out.wake = Some(until);
                 return Ok(());
+            }
+            Action::Done => {
+                if decision.next.phase.is_terminal() {
+                    env.metrics
+                        .set_rollout_phase(&w.id.to_string(), decision.next.phase.as_str());
+                }
+                out.wake = None;
+                return Ok(());
+            }
+            Action::Alert { event } => {
+                error!(rollout = %w.id, event = ?event, "rollout needs attention");
+                env.notify(notify::Event::SyncFailed {
+                    commit: decision.next.revision.clone(),
+                    message: format!("rollout {}: {}", w.id, describe(&event)),
+                    objects: vec![w.key.to_string()],
+                });
+            }
+            Action::SetSplit { .. }
+            | Action::RunWebhooks { .. }
+            | Action::Analyse { .. }
+            | Action::Rollback { .. }
+            | Action::RevertInGit { .. } => {}
+        }
+    }
+    // Still busy: come back soon rather than loop forever in one pass.
+    out.wake = Some(env.ports.clock.now());
+    Ok(())
+}
+
+/// The rolled-out route as the watch cache has it, when someone other than veer wrote it
+/// last. A route veer wrote last is not looked at: the cache may not have seen veer's
+/// newest write yet, and an older split of veer's own is no hand edit.
+fn cached_route(w: &Work, state: &RolloutState) -> Option<LiveRoute> {
+    let object = w.live.as_ref()?;
+    let index = crate::rollout::detect::pair_live_route(object, &state.route)?;
+    match live_route(object, index, sync::MANAGER) {
+        Ok(route) => route.editor.is_some().then_some(route),
+        Err(e) => {
+            warn!(rollout = %w.id, error = %e, "cannot read the live route's weights");
+            None
+        }
+    }
+}
+
+/// Perform an action that expects an answer; the answer as an observation.
+async fn perform<'e>(
+    env: &'e Env<'e>,
+    w: &Work,
+    state: &RolloutState,
+    action: &Action,
+    pending: Option<Pending<'e>>,
+    slot: &mut Slot<'e>,
+) -> Observation {
+    let mut obs = Observation::default();
+    match action {
+        Action::SetSplit { id, split, overlay } => {
+            info!(rollout = %w.id, phase = %state.phase, step = state.step, split = %split, "shifting traffic");
+            if let Some(read_back) = env.write_split(w, state, split, overlay.as_ref()).await {
+                obs.write = Some(WriteReadBack { id: *id, read_back });
+            }
+        }
+        Action::Rollback { id, to } => {
+            warn!(rollout = %w.id, to = %to, "rolling back");
+            if let Some(read_back) = env.write_split(w, state, to, None).await {
+                obs.write = Some(WriteReadBack { id: *id, read_back });
+            }
+        }
+        Action::Analyse {
+            id,
+            canary,
+            baseline,
+            metrics: names,
+            ..
+        } => {
+            let versions = Versions { canary, baseline };
+            let now = env.ports.clock.now();
+            let checks = env
+                .analyse(&w.id, &w.policy, state, versions, names, now, pending, slot)
+                .await;
+            obs.analysis = Some(AnalysisReport { id: *id, checks });
+        }
+        Action::RunWebhooks { id, kind } => {
+            let context = GateContext {
+                name: &w.id.name,
+                namespace: &w.id.namespace,
+                phase: state.phase,
+                checks: None,
             };
-            let state = tracked.state.clone();
-            if answer == Observation::default()
-                && let Some(action) = state.pending_action().cloned()
-            {
-                answer = self.perform(ports, w, &state, &action).await;
+            let report = env
+                .gate
+                .run(*id, *kind, &w.policy.spec.webhooks, &context)
+                .await;
+            for r in report.results.iter().filter(|r| !r.passed) {
+                warn!(rollout = %w.id, webhook = %r.name, kind = kind.as_str(), reason = %r.message, "webhook did not pass");
             }
-            let mut obs = answer;
-            answer = Observation::default();
-            obs.target = w.target.clone();
-            obs.command = tracked.command.as_ref().map(|m| m.command);
-            obs.admitted = self.admitted(&w.id);
-            match &health {
-                Health::Available => obs.available = Some(true),
-                Health::Unavailable(why) => {
-                    obs.available = Some(false);
-                    obs.unavailable = Some(why.clone());
-                }
-            }
-            // The cache's route is compared once a pass, before veer writes in it: later
-            // rounds would compare veer's own fresh write with a cache not yet told of it.
-            if round == 0 {
-                obs.live = self.live_route(w, &state);
-            }
-            let now = ports.clock.now();
-            let decision = decide(&state, &obs, &w.policy.spec, now);
-            for event in &decision.events {
-                self.on_event(&w.id, &state, &decision.next, event);
-                if let crate::rollout::Event::Interfered { .. } = event {
-                    let text = format!("{} at {}", describe(event), now.format("%H:%M:%S UTC"));
-                    self.interfered.insert(w.id.clone(), text);
-                }
-            }
-            self.record_metrics(&w.id, &state, &decision.next, &w.policy);
-            let consumed = tracked
-                .command
-                .as_ref()
-                .filter(|m| m.command.id <= decision.next.last_command)
-                .map(|m| m.text.clone());
-            if decision.next != state || consumed.is_some() {
-                self.store(ports, &w.id, &w.policy, &decision.next, consumed.as_deref())
-                    .await?;
-            }
-            if let Some(t) = self.rollouts.get_mut(&w.id) {
-                t.state = decision.next.clone();
-                if consumed.is_some() {
-                    t.command = None;
-                }
-            }
-            match decision.action {
-                Action::Wait { until } => {
-                    self.wake_at(until);
-                    return Ok(());
-                }
-                Action::Done => {
-                    if decision.next.phase.is_terminal() {
-                        self.metrics
-                            .set_rollout_phase(&w.id.to_string(), decision.next.phase.as_str());
+            obs.webhooks = Some(report);
+        }
+        Action::RevertInGit { id, revision } => {
+            let outcome =
+                match revert_request(&w.id, &w.policy, state, revision, env.ports.clock.now()) {
+                    Ok(request) => {
+                        info!(rollout = %w.id, %revision, "pushing a revert commit");
+                        env.revert.revert(request).await.map_err(|e| e.to_string())
                     }
-                    return Ok(());
-                }
-                Action::Alert { event } => {
-                    error!(rollout = %w.id, event = ?event, "rollout needs attention");
-                    self.notify(notify::Event::SyncFailed {
-                        commit: decision.next.revision.clone(),
-                        message: format!("rollout {}: {}", w.id, describe(&event)),
-                        objects: vec![w.key.to_string()],
-                    });
-                }
-                Action::SetSplit { .. }
-                | Action::RunWebhooks { .. }
-                | Action::Analyse { .. }
-                | Action::Rollback { .. }
-                | Action::RevertInGit { .. } => {}
-            }
-        }
-        // Still busy: come back soon rather than loop forever in one pass.
-        self.wake_at(ports.clock.now());
-        Ok(())
-    }
-
-    /// The rolled-out route as the watch cache has it, when someone other than veer wrote it
-    /// last. A route veer wrote last is not looked at: the cache may not have seen veer's
-    /// newest write yet, and an older split of veer's own is no hand edit.
-    fn live_route(&self, w: &Work, state: &RolloutState) -> Option<LiveRoute> {
-        let object = w.live.as_ref()?;
-        let index = crate::rollout::detect::pair_live_route(object, &state.route)?;
-        match live_route(object, index, sync::MANAGER) {
-            Ok(route) => route.editor.is_some().then_some(route),
-            Err(e) => {
-                warn!(rollout = %w.id, error = %e, "cannot read the live route's weights");
-                None
-            }
-        }
-    }
-
-    /// Perform an action that expects an answer; the answer as an observation.
-    async fn perform(
-        &self,
-        ports: &Ports<'_>,
-        w: &Work,
-        state: &RolloutState,
-        action: &Action,
-    ) -> Observation {
-        let mut obs = Observation::default();
-        match action {
-            Action::SetSplit { id, split, overlay } => {
-                info!(rollout = %w.id, phase = %state.phase, step = state.step, split = %split, "shifting traffic");
-                if let Some(read_back) = self
-                    .write_split(ports, w, state, split, overlay.as_ref())
-                    .await
-                {
-                    obs.write = Some(WriteReadBack { id: *id, read_back });
-                }
-            }
-            Action::Rollback { id, to } => {
-                warn!(rollout = %w.id, to = %to, "rolling back");
-                if let Some(read_back) = self.write_split(ports, w, state, to, None).await {
-                    obs.write = Some(WriteReadBack { id: *id, read_back });
-                }
-            }
-            Action::Analyse {
-                id,
-                canary,
-                baseline,
-                metrics: names,
-                ..
-            } => {
-                let versions = Versions { canary, baseline };
-                let checks = self
-                    .analyse(&w.id, &w.policy, state, versions, names, ports.clock.now())
-                    .await;
-                obs.analysis = Some(AnalysisReport { id: *id, checks });
-            }
-            Action::RunWebhooks { id, kind } => {
-                let context = GateContext {
-                    name: &w.id.name,
-                    namespace: &w.id.namespace,
-                    phase: state.phase,
-                    checks: None,
+                    Err(e) => Err(e.to_string()),
                 };
-                let report = self
-                    .gate
-                    .run(*id, *kind, &w.policy.spec.webhooks, &context)
-                    .await;
-                for r in report.results.iter().filter(|r| !r.passed) {
-                    warn!(rollout = %w.id, webhook = %r.name, kind = kind.as_str(), reason = %r.message, "webhook did not pass");
-                }
-                obs.webhooks = Some(report);
+            if let Err(message) = &outcome {
+                error!(rollout = %w.id, error = %message, "no revert pushed");
             }
-            Action::RevertInGit { id, revision } => {
-                let outcome =
-                    match revert_request(&w.id, &w.policy, state, revision, ports.clock.now()) {
-                        Ok(request) => {
-                            info!(rollout = %w.id, %revision, "pushing a revert commit");
-                            self.revert.revert(request).await.map_err(|e| e.to_string())
-                        }
-                        Err(e) => Err(e.to_string()),
-                    };
-                if let Err(message) = &outcome {
-                    error!(rollout = %w.id, error = %message, "no revert pushed");
-                }
-                obs.revert = Some(RevertReport { id: *id, outcome });
-            }
-            Action::Wait { .. } | Action::Alert { .. } | Action::Done => {}
+            obs.revert = Some(RevertReport { id: *id, outcome });
         }
-        obs
+        Action::Wait { .. } | Action::Alert { .. } | Action::Done => {}
     }
+    obs
 }

@@ -6,19 +6,18 @@
 use kube::api::{Api, DynamicObject};
 use tracing::warn;
 
-use super::ports::Ports;
-use super::{RolloutDriver, Work};
+use super::Work;
+use super::tick::Env;
 use crate::cluster::Cluster;
 use crate::manifest::ObjectKey;
 use crate::rollout::detect::pair_live_route;
 use crate::rollout::{RolloutState, RouteRef, TrafficSplit, read_split};
 
-impl RolloutDriver {
+impl Env<'_> {
     /// Render the VirtualService for `split` (and overlay) and hand it to the traffic writer,
     /// which applies it and reads the route back. `None` when it cannot be read back.
     pub(super) async fn write_split(
         &self,
-        ports: &Ports<'_>,
         w: &Work,
         state: &RolloutState,
         split: &TrafficSplit,
@@ -26,7 +25,7 @@ impl RolloutDriver {
     ) -> Option<TrafficSplit> {
         match crate::rollout::render::render_step(&w.desired, state, split, overlay) {
             Ok(rendered) => {
-                ports
+                self.ports
                     .traffic
                     .write(&w.id, &w.key, rendered, &state.route)
                     .await
