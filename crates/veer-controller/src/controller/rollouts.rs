@@ -213,7 +213,7 @@ pub struct RolloutDriver {
 #[cfg(test)]
 mod driver_tests;
 #[cfg(test)]
-mod fixtures;
+use crate::rollout::fixtures;
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,6 @@
-//! Test fixtures shared by the rollout core's unit tests: a VirtualService `shop/reviews`
-//! with subsets v1 and v2, a policy, rollout states and check records.
+//! Test fixtures shared by the rollout core's and the rollout driver's unit tests: a
+//! VirtualService `shop/reviews` with subsets v1 and v2, a policy, rollout states and check
+//! records.
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value, json};
@@ -11,13 +12,13 @@ use crate::manifest::rollout_policy::{self as rpolicy, RolloutPolicy, RolloutPol
 use crate::rollout::state::{CheckOutcome, CheckRecord};
 use crate::rollout::{AnalysisVerdict, DestinationId, Phase, RolloutState, RouteRef, TrafficSplit};
 
-pub(crate) fn t(second: u32) -> DateTime<Utc> {
+pub fn t(second: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, second)
         .single()
         .unwrap_or_default()
 }
 
-pub(crate) fn policy(name: &str) -> RolloutPolicy {
+pub fn policy(name: &str) -> RolloutPolicy {
     RolloutPolicy {
         api_version: "veer.io/v1alpha1".into(),
         kind: "RolloutPolicy".into(),
@@ -30,7 +31,7 @@ pub(crate) fn policy(name: &str) -> RolloutPolicy {
     }
 }
 
-pub(crate) fn vs(v1: u32, v2: u32, policy: Option<&str>) -> Value {
+pub fn vs(v1: u32, v2: u32, policy: Option<&str>) -> Value {
     let mut v = json!({
         "apiVersion": "networking.istio.io/v1",
         "kind": "VirtualService",
@@ -46,7 +47,7 @@ pub(crate) fn vs(v1: u32, v2: u32, policy: Option<&str>) -> Value {
     v
 }
 
-pub(crate) fn key() -> ObjectKey {
+pub fn key() -> ObjectKey {
     ObjectKey {
         group: "networking.istio.io".into(),
         version: "v1".into(),
@@ -56,11 +57,11 @@ pub(crate) fn key() -> ObjectKey {
     }
 }
 
-pub(crate) fn id() -> RolloutId {
+pub fn id() -> RolloutId {
     RolloutId::of(&key())
 }
 
-pub(crate) fn split(v1: u32, v2: u32) -> TrafficSplit {
+pub fn split(v1: u32, v2: u32) -> TrafficSplit {
     [
         (DestinationId::new("reviews", Some("v1")), v1),
         (DestinationId::new("reviews", Some("v2")), v2),
@@ -69,12 +70,7 @@ pub(crate) fn split(v1: u32, v2: u32) -> TrafficSplit {
     .collect()
 }
 
-pub(crate) fn state(
-    revision: &str,
-    phase: Phase,
-    from: (u32, u32),
-    to: (u32, u32),
-) -> RolloutState {
+pub fn state(revision: &str, phase: Phase, from: (u32, u32), to: (u32, u32)) -> RolloutState {
     let mut s = RolloutState::new(
         revision,
         RouteRef {
@@ -90,12 +86,7 @@ pub(crate) fn state(
     s
 }
 
-pub(crate) fn record(
-    second: u32,
-    check: &str,
-    value: Option<f64>,
-    outcome: CheckOutcome,
-) -> CheckRecord {
+pub fn record(second: u32, check: &str, value: Option<f64>, outcome: CheckOutcome) -> CheckRecord {
     CheckRecord {
         at: t(second),
         phase: Phase::Progressing,
@@ -121,7 +112,7 @@ pub(crate) fn record(
 
 /// A p99 check inside `<= 500` whose comparison with the old version (24.85 ms) came out
 /// `verdict`: 248.5 ms when worse or inconclusive, equal when it passed.
-pub(crate) fn compared(second: u32, verdict: BaselineVerdict) -> CheckRecord {
+pub fn compared(second: u32, verdict: BaselineVerdict) -> CheckRecord {
     let (outcome, value, canary_samples) = match verdict {
         BaselineVerdict::Pass { .. } => (CheckOutcome::Passed, 24.85, 6),
         BaselineVerdict::WithinAllowance { .. } => (CheckOutcome::Passed, 26.0, 6),

@@ -26,8 +26,9 @@ pub mod status;
 pub mod targets;
 pub mod work;
 
-#[cfg(test)]
-mod fixtures;
+// Shared with the controller's rollout tests (its dev-dependency turns the feature on).
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 
 use std::collections::BTreeMap;
 
