@@ -18,12 +18,13 @@
 //! the idle pass) with everything still allocated, so heaptrack's peak is that point's and
 //! its leak report is what is held there.
 
+#[path = "support/processes.rs"]
+mod processes;
 #[path = "support/manifests.rs"]
 mod manifests;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -138,53 +139,11 @@ fn line(what: &str, held: usize, peak_above: Option<usize>, n: usize) {
     );
 }
 
-// ---------------------------------------------------------------------------------------
-// The API server in its own process.
-
-/// `veer dev-cluster` as a child process; killed when dropped.
-struct Server {
-    child: Child,
-    kubeconfig: PathBuf,
-}
-
-impl Server {
-    fn start(dir: &Path) -> Server {
-        let kubeconfig = dir.join("kubeconfig");
-        let log = std::fs::File::create(dir.join("dev-cluster.log")).expect("a log file");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_veer"))
-            .args(["dev-cluster", "--port", "0", "--kubeconfig"])
-            .arg(&kubeconfig)
-            .env_remove("VEER_DEV_CLUSTER_STATE")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("the log file"))
-            .stderr(log)
-            .spawn()
-            .expect("veer dev-cluster starts");
-        let mut server = Server { child, kubeconfig };
-        // Port 0: the kubeconfig is written, atomically, once the server listens.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !server.kubeconfig.is_file() {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("veer dev-cluster exited ({status})");
-            }
-            assert!(Instant::now() < deadline, "no kubeconfig within 20 s");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
-    }
-
-    async fn client(&self) -> kube::Client {
-        veer::cluster::connect(Some(&self.kubeconfig), None)
-            .await
-            .expect("a client for the dev cluster")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A client for the dev cluster's kubeconfig.
+async fn dev_client(kubeconfig: &Path) -> kube::Client {
+    veer::cluster::connect(Some(kubeconfig), None)
+        .await
+        .expect("a client for the dev cluster")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -249,8 +208,8 @@ async fn idle_pass(c: &mut Controller, loaded: &LoadedRevision) {
 
 async fn run(n: usize) {
     let tmp = tempfile::tempdir().expect("a temporary directory");
-    let server = Server::start(tmp.path());
-    let client = server.client().await;
+    let (_server, kubeconfig) = processes::dev_cluster(tmp.path());
+    let client = dev_client(&kubeconfig).await;
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
     let mut names: Vec<String> = (0..n).map(namespace).collect();
     names.sort();
@@ -421,7 +380,7 @@ async fn run(n: usize) {
     line("sync state (a copy)", state_held, None, n);
 
     // The watch cache alone: a fresh Cluster lists every watched kind once.
-    let fresh = Cluster::new(server.client().await);
+    let fresh = Cluster::new(dev_client(&kubeconfig).await);
     let keys: Vec<ObjectKey> = first.set.manifests.iter().map(|m| m.key.clone()).collect();
     let base = heap();
     take_peak();

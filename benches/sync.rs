@@ -18,12 +18,14 @@
 
 #[path = "support/figures.rs"]
 mod figures;
+#[path = "support/processes.rs"]
+mod processes;
 #[path = "support/manifests.rs"]
 mod manifests;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -233,68 +235,6 @@ async fn counting_client(kubeconfig: &Path, counts: &Counts) -> kube::Client {
         .expect("a client builder")
         .with_layer(&CountLayer(counts.clone()))
         .build()
-}
-
-// ---------------------------------------------------------------------------------------
-// The API server in its own process.
-
-/// `veer dev-cluster` as a child process; killed when dropped.
-struct Server {
-    child: Child,
-    kubeconfig: PathBuf,
-}
-
-impl Server {
-    fn start(dir: &Path) -> Server {
-        let kubeconfig = dir.join("kubeconfig");
-        let log = std::fs::File::create(dir.join("dev-cluster.log")).expect("a log file");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_veer"))
-            .args(["dev-cluster", "--port", "0", "--kubeconfig"])
-            .arg(&kubeconfig)
-            .env_remove("VEER_DEV_CLUSTER_STATE")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("the log file"))
-            .stderr(log)
-            .spawn()
-            .expect("veer dev-cluster starts");
-        let mut server = Server { child, kubeconfig };
-        // Port 0: the server picks a free loopback port and writes it into the kubeconfig,
-        // atomically, once it listens.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !server.kubeconfig.is_file() {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!(
-                    "veer dev-cluster exited ({status}); see {}",
-                    dir.join("dev-cluster.log").display()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "veer dev-cluster wrote no kubeconfig within 20 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
-    }
-
-    /// Peak RSS of the server process (for context: it is not veer's).
-    fn peak_rss_kib(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmHWM:"))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-            })
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -557,9 +497,9 @@ async fn run(n: usize) {
     let mut fig = figures::Figures::load("sync");
     let key = |what: &str| format!("{n} objects/{what}");
     let tmp = tempfile::tempdir().expect("a temporary directory");
-    let server = Server::start(tmp.path());
+    let (server, kubeconfig) = processes::dev_cluster(tmp.path());
     let counts = Counts::default();
-    let client = counting_client(&server.kubeconfig, &counts).await;
+    let client = counting_client(&kubeconfig, &counts).await;
 
     // The namespaces exist before veer starts (created by someone else).
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
@@ -868,7 +808,7 @@ async fn run(n: usize) {
 
     // Cold plan: a fresh client and cache, as one `veer diff` invocation does.
     let cold_counts = Counts::default();
-    let cold_client = counting_client(&server.kubeconfig, &cold_counts).await;
+    let cold_client = counting_client(&kubeconfig, &cold_counts).await;
     let t = Instant::now();
     let fresh = controller(cold_client).await;
     let planned = fresh.plan(&second).await.expect("cold plan");
@@ -907,7 +847,7 @@ async fn run(n: usize) {
     std::fs::create_dir_all(&home).expect("mkdir");
     let within = kubectl_timeout(n);
     let (kubectl_time, outcome, log) =
-        kubectl_diff(&server.kubeconfig, &files, &home, within).await;
+        kubectl_diff(&kubeconfig, &files, &home, within).await;
     let throttling = format!(
         "{} requests, {} of them held back by kubectl's own rate limiter, {:.1} s in all",
         log.requests,
@@ -952,7 +892,7 @@ async fn run(n: usize) {
     }
     println!(
         "  (API server process, not counted above: peak RSS {} MiB)",
-        server.peak_rss_kib() / 1024
+        server.usage().1
     );
 }
 
