@@ -18,10 +18,10 @@
 //! the idle pass) with everything still allocated, so heaptrack's peak is that point's and
 //! its leak report is what is held there.
 
-#[path = "support/processes.rs"]
-mod processes;
 #[path = "support/manifests.rs"]
 mod manifests;
+#[path = "support/processes.rs"]
+mod processes;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;

@@ -18,10 +18,10 @@
 
 #[path = "support/figures.rs"]
 mod figures;
-#[path = "support/processes.rs"]
-mod processes;
 #[path = "support/manifests.rs"]
 mod manifests;
+#[path = "support/processes.rs"]
+mod processes;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -846,8 +846,7 @@ async fn run(n: usize) {
     let home = tmp.path().join("kubectl-home");
     std::fs::create_dir_all(&home).expect("mkdir");
     let within = kubectl_timeout(n);
-    let (kubectl_time, outcome, log) =
-        kubectl_diff(&kubeconfig, &files, &home, within).await;
+    let (kubectl_time, outcome, log) = kubectl_diff(&kubeconfig, &files, &home, within).await;
     let throttling = format!(
         "{} requests, {} of them held back by kubectl's own rate limiter, {:.1} s in all",
         log.requests,
