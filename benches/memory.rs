@@ -429,16 +429,6 @@ async fn run(n: usize) {
     );
 }
 
-fn sizes() -> Vec<usize> {
-    match std::env::var("VEER_BENCH_SIZES") {
-        Ok(list) => list
-            .split(',')
-            .map(|s| s.trim().parse().expect("VEER_BENCH_SIZES: numbers"))
-            .collect(),
-        Err(_) => vec![1_000, 10_000],
-    }
-}
-
 fn main() {
     if let Ok(size) = std::env::var(SIZE_ENV) {
         let n: usize = size.parse().expect("a size");
@@ -450,7 +440,7 @@ fn main() {
         return;
     }
     println!("veer memory: where the bytes go (live heap by part; RSS as the kernel counts it)");
-    for n in sizes() {
+    for n in processes::sizes("VEER_BENCH_SIZES", &[1_000, 10_000]) {
         let status = std::process::Command::new(std::env::current_exe().expect("this bench"))
             .env(SIZE_ENV, n.to_string())
             .status()

@@ -490,20 +490,6 @@ async fn run(n: usize) {
     fig.save();
 }
 
-fn sizes() -> Vec<usize> {
-    match std::env::var("VEER_BENCH_ROLLOUTS") {
-        Ok(list) => list
-            .split(',')
-            .map(|s| {
-                s.trim()
-                    .parse()
-                    .expect("VEER_BENCH_ROLLOUTS: comma-separated numbers")
-            })
-            .collect(),
-        Err(_) => vec![100, 1_000],
-    }
-}
-
 fn main() {
     if let Ok(size) = std::env::var(SIZE_ENV) {
         let n: usize = size.parse().expect("a size");
@@ -517,7 +503,7 @@ fn main() {
     println!(
         "veer concurrent rollouts benchmark (figures, not pass/fail; API server, exporter and Prometheus in their own processes)"
     );
-    for n in sizes() {
+    for n in processes::sizes("VEER_BENCH_ROLLOUTS", &[100, 1_000]) {
         // A fresh process per size, so each peak RSS is that size's alone.
         let status = std::process::Command::new(std::env::current_exe().expect("this bench"))
             .env(SIZE_ENV, n.to_string())

@@ -895,20 +895,6 @@ async fn run(n: usize) {
     );
 }
 
-fn sizes() -> Vec<usize> {
-    match std::env::var("VEER_BENCH_SIZES") {
-        Ok(list) => list
-            .split(',')
-            .map(|s| {
-                s.trim()
-                    .parse()
-                    .expect("VEER_BENCH_SIZES: comma-separated numbers")
-            })
-            .collect(),
-        Err(_) => vec![1_000, 10_000],
-    }
-}
-
 fn main() {
     if let Ok(size) = std::env::var(SIZE_ENV) {
         let n: usize = size.parse().expect("a size");
@@ -923,7 +909,7 @@ fn main() {
         "veer live state / diff / sync benchmark (figures, not pass/fail; API server in its own process)"
     );
     kubectl();
-    for n in sizes() {
+    for n in processes::sizes("VEER_BENCH_SIZES", &[1_000, 10_000]) {
         // A fresh process per size, so each peak RSS is that size's alone.
         let status = std::process::Command::new(std::env::current_exe().expect("this bench"))
             .env(SIZE_ENV, n.to_string())

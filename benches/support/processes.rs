@@ -76,6 +76,22 @@ impl Drop for Process {
     }
 }
 
+/// The sizes a bench runs: the environment variable `var` as comma-separated numbers, else
+/// `defaults`.
+pub fn sizes(var: &str, defaults: &[usize]) -> Vec<usize> {
+    match std::env::var(var) {
+        Ok(list) => list
+            .split(',')
+            .map(|s| {
+                s.trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{var}: comma-separated numbers, not {list:?}"))
+            })
+            .collect(),
+        Err(_) => defaults.to_vec(),
+    }
+}
+
 pub fn veer_binary() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_veer"))
 }
