@@ -22,6 +22,8 @@
 mod manifests;
 #[path = "support/processes.rs"]
 mod processes;
+#[path = "support/controller.rs"]
+mod support_controller;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
@@ -32,12 +34,11 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use kube::api::Api;
 use veer::cluster::Cluster;
-use veer::controller::{Controller, ControllerOptions, Pass, desired_objects, plan_context};
+use veer::controller::{Controller, Pass, desired_objects, plan_context};
 use veer::diff;
 use veer::manifest::{self, ManifestSet, ObjectKey, ReadOptions};
 use veer::source::{CommitId, LoadedRevision, PollOutcome, Revision};
-use veer::sync::state::StateLocation;
-use veer::sync::{MANAGER, SyncOptions};
+use veer::sync::MANAGER;
 
 use manifests::{manifest_text, namespace};
 
@@ -174,21 +175,6 @@ fn revision(n: usize) -> Arc<LoadedRevision> {
     })
 }
 
-async fn controller(client: kube::Client) -> Controller {
-    let location = StateLocation {
-        namespace: "veer".into(),
-        name: "veer-state".into(),
-    };
-    let options = ControllerOptions {
-        source_url: SOURCE_URL.into(),
-        prune: true,
-        sync: SyncOptions::default(),
-    };
-    Controller::start(Cluster::new(client), location, options)
-        .await
-        .expect("the controller reads its state")
-}
-
 /// Under heaptrack: end the process here, everything still allocated, so that heaptrack's
 /// peak is this point's and its "leaked" allocations are what is held here.
 fn stop_at(point: &str) {
@@ -276,7 +262,7 @@ async fn run(n: usize) {
     // The initial sync: validate, plan, apply all, record.
     let base = heap();
     take_peak();
-    let mut c = controller(client.clone()).await;
+    let mut c = support_controller::controller(client.clone(), SOURCE_URL).await;
     let pass = c
         .handle(PollOutcome::Updated(first.clone()), Utc::now())
         .await;

@@ -22,6 +22,8 @@ mod figures;
 mod manifests;
 #[path = "support/processes.rs"]
 mod processes;
+#[path = "support/controller.rs"]
+mod support_controller;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -35,18 +37,16 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::client::ClientBuilder;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tower::{Layer, Service};
-use veer::cluster::Cluster;
 use veer::controller::rollouts::{RolloutDriver, RolloutOptions};
 use veer::controller::{
-    Controller, ControllerOptions, Pass, desired_objects, desired_virtual_services, next_state,
-    plan_context, report_without_writes,
+    Controller, Pass, desired_objects, desired_virtual_services, next_state, plan_context,
+    report_without_writes,
 };
 use veer::diff::{self, ObjectAction, Plan};
 use veer::manifest::{self, ManifestSet, ObjectKey, ReadOptions};
 use veer::metrics::Metrics;
 use veer::source::{CommitId, LoadedRevision, PollOutcome, Revision};
-use veer::sync::state::StateLocation;
-use veer::sync::{MANAGER, SyncOptions};
+use veer::sync::MANAGER;
 
 use manifests::{manifest_text, ms, namespace, peak_rss_kib};
 
@@ -311,21 +311,6 @@ fn planning(c: &Controller) -> (usize, String) {
     }
 }
 
-async fn controller(client: kube::Client) -> Controller {
-    let location = StateLocation {
-        namespace: "veer".into(),
-        name: "veer-state".into(),
-    };
-    let options = ControllerOptions {
-        source_url: SOURCE_URL.into(),
-        prune: true,
-        sync: SyncOptions::default(),
-    };
-    Controller::start(Cluster::new(client), location, options)
-        .await
-        .expect("the controller reads its state")
-}
-
 /// Objects in `plan` by action, e.g. `unchanged 999, update 1`.
 fn actions(plan: &Plan) -> (usize, String) {
     let mut by: BTreeMap<&str, usize> = BTreeMap::new();
@@ -524,7 +509,7 @@ async fn run(n: usize) {
 
     // Initial sync: validate, plan (discovery, watches, LISTs), apply every object, wait for
     // the watch cache to see the writes, record the state.
-    let mut c = controller(client.clone()).await;
+    let mut c = support_controller::controller(client.clone(), SOURCE_URL).await;
     let before = counts.snapshot();
     let t = Instant::now();
     let pass = c
@@ -665,7 +650,9 @@ async fn run(n: usize) {
         Arc::new(Metrics::new()),
     )
     .expect("a rollout driver");
-    let mut ticking = controller(client.clone()).await.with_rollouts(driver);
+    let mut ticking = support_controller::controller(client.clone(), SOURCE_URL)
+        .await
+        .with_rollouts(driver);
     // Its first pass loads the revision in force (the cluster matches it already).
     let pass = ticking
         .handle(PollOutcome::Updated(first.clone()), Utc::now())
@@ -810,7 +797,7 @@ async fn run(n: usize) {
     let cold_counts = Counts::default();
     let cold_client = counting_client(&kubeconfig, &cold_counts).await;
     let t = Instant::now();
-    let fresh = controller(cold_client).await;
+    let fresh = support_controller::controller(cold_client, SOURCE_URL).await;
     let planned = fresh.plan(&second).await.expect("cold plan");
     let cold = t.elapsed();
     let (changes, _) = actions(&planned.plan);
