@@ -137,6 +137,12 @@ async fn run_serves_readiness_metrics_page_hooks_and_notifies() {
         metrics.contains("veer_sync_results_total{outcome=\"synced\"} 1"),
         "{metrics}"
     );
+    // Each poll's fetch is timed (it was declared and never observed before issue 14's bench).
+    let fetches = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("veer_git_fetch_duration_seconds_count "))
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    assert!(fetches.is_some_and(|n| n >= 1), "{metrics}");
     let head = s.remote.git(&["rev-parse", "HEAD"]);
     let (_, page) = get(&format!("{base}/")).await.unwrap();
     assert!(page.contains(&head[..12]), "the page names the revision");

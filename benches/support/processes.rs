@@ -49,6 +49,10 @@ impl Process {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// CPU seconds and peak RSS (MiB) of the process so far, for context.
     pub fn usage(&self) -> (f64, u64) {
         let pid = self.child.id();

@@ -53,12 +53,17 @@ pub(crate) fn run_command(config: &Config, args: &RunArgs) -> Result<i32> {
         };
 
         let git = GitSource::open(source_config.spec.clone(), &config.cache_dir)?;
+        let fetches = metrics.clone();
         let mut poller = Poller::with_options(
             git,
             source_config.schedule.clone(),
             source_config.timeout,
             config.read.clone(),
-        );
+        )
+        .on_fetch(Arc::new(move |took, failed| match failed {
+            None => fetches.observe_git_fetch(took),
+            Some(reason) => fetches.record_git_fetch_error(took, reason),
+        }));
         let mut controller = start_controller(
             config,
             source_config,

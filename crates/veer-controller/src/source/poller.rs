@@ -52,8 +52,19 @@ struct State {
     options: ReadOptions,
 }
 
+/// Told how long each fetch took and, when it failed, its error's `metric_label()`: the
+/// `veer_git_fetch_*` metrics. A callback, so the source knows nothing of the metrics.
+pub type FetchObserver = Arc<dyn Fn(Duration, Option<&'static str>) + Send + Sync>;
+
+/// One fetch, timed apart from the load that may follow it.
+struct FetchTimed {
+    took: Duration,
+    failed: Option<&'static str>,
+}
+
 pub struct Poller {
     state: Arc<Mutex<State>>,
+    on_fetch: Option<FetchObserver>,
     url: String,
     schedule: Schedule,
     timeout: Duration,
@@ -79,12 +90,19 @@ impl Poller {
                 cache: ParseCache::default(),
                 options,
             })),
+            on_fetch: None,
             url,
             schedule,
             timeout,
             last_good: None,
             last_error: None,
         }
+    }
+
+    /// Tell `observer` about every fetch (how long it took, whether it failed).
+    pub fn on_fetch(mut self, observer: FetchObserver) -> Self {
+        self.on_fetch = Some(observer);
+        self
     }
 
     /// The revision in force: the last one loaded successfully.
@@ -109,19 +127,38 @@ impl Poller {
         let loaded = self.last_good.as_ref().map(|r| r.revision.commit.clone());
         let url = self.url.clone();
         let timeout = self.timeout;
+        let started = std::time::Instant::now();
         let task =
             tokio::task::spawn_blocking(move || poll_blocking(&state, &url, loaded, timeout));
-        let result = match tokio::time::timeout(self.timeout, task).await {
-            Err(_) => Err(SourceError::Timeout {
-                url: self.url.clone(),
-                after: self.timeout,
-            }),
-            Ok(Err(join)) => Err(SourceError::Task {
-                url: self.url.clone(),
-                message: join.to_string(),
-            }),
+        let (fetch, result) = match tokio::time::timeout(self.timeout, task).await {
+            Err(_) => (
+                None,
+                Err(SourceError::Timeout {
+                    url: self.url.clone(),
+                    after: self.timeout,
+                }),
+            ),
+            Ok(Err(join)) => (
+                None,
+                Err(SourceError::Task {
+                    url: self.url.clone(),
+                    message: join.to_string(),
+                }),
+            ),
             Ok(Ok(r)) => r,
         };
+        if let Some(observe) = &self.on_fetch {
+            // A poll that never came back is counted as a failed fetch of its whole time.
+            let fetch = fetch.or_else(|| {
+                result.as_ref().err().map(|e| FetchTimed {
+                    took: started.elapsed(),
+                    failed: Some(e.metric_label()),
+                })
+            });
+            if let Some(f) = fetch {
+                observe(f.took, f.failed);
+            }
+        }
         self.record(result)
     }
 
@@ -165,16 +202,19 @@ fn poll_blocking(
     url: &str,
     loaded: Option<CommitId>,
     timeout: Duration,
-) -> Result<Polled, SourceError> {
+) -> (Option<FetchTimed>, Result<Polled, SourceError>) {
     let mut guard = match state.try_lock() {
         Ok(g) => g,
         // A panic in an earlier poll leaves nothing half-written that matters here.
         Err(TryLockError::Poisoned(p)) => p.into_inner(),
         // An earlier poll that timed out is still running on its thread.
         Err(TryLockError::WouldBlock) => {
-            return Err(SourceError::Busy {
-                url: url.to_string(),
-            });
+            return (
+                None,
+                Err(SourceError::Busy {
+                    url: url.to_string(),
+                }),
+            );
         }
     };
     let State {
@@ -183,13 +223,23 @@ fn poll_blocking(
         options,
     } = &mut *guard;
     source.set_timeout(Some(timeout));
-    let fetched = source.fetch()?;
-    match decide(&fetched, loaded.as_ref()) {
+    let started = std::time::Instant::now();
+    let fetched = source.fetch();
+    let timed = FetchTimed {
+        took: started.elapsed(),
+        failed: fetched.as_ref().err().map(SourceError::metric_label),
+    };
+    let fetched = match fetched {
+        Ok(f) => f,
+        Err(e) => return (Some(timed), Err(e)),
+    };
+    let polled = match decide(&fetched, loaded.as_ref()) {
         PollAction::Keep(commit) => Ok(Polled::Same(commit)),
         PollAction::Load(commit) => source
             .load(&commit, options, cache)
             .map(|r| Polled::Loaded(Box::new(r))),
-    }
+    };
+    (Some(timed), polled)
 }
 
 #[cfg(test)]
