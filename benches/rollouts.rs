@@ -13,10 +13,12 @@
 //! has every VirtualService at v1:100 (synced, no rollout); the second moves every one to
 //! v2:100 in one commit. The bench times the pass that starts every rollout, then drives the
 //! controller as `veer run` does between polls (a rollout tick at each wake the driver asks
-//! for, on tokio's real clock) for [`INTERVALS`] intervals, and prints the tick CPU (process
-//! CPU time around each tick), the Prometheus queries per interval (the driver's counters),
-//! how late each step was judged after it was due, and the process's RSS and CPU. No git poll
-//! runs during the ticks (a poll's pass would drive every rollout once more).
+//! for, on tokio's real clock) for [`INTERVALS`] intervals from the first check due (checks
+//! fall due on the interval's grid: the first one to two intervals after a rollout starts),
+//! and prints the tick CPU (process CPU time around each tick), the Prometheus queries per
+//! interval (the driver's counters), how late each step was judged after it was due, and the
+//! process's RSS and CPU. No git poll runs during the ticks (a poll's pass would drive every
+//! rollout once more).
 //!
 //! `VEER_BENCH_ROLLOUTS=10 cargo test --bench rollouts` runs other sizes (a debug smoke run
 //! of the bench itself; its figures are stored apart from release ones).
@@ -342,12 +344,18 @@ async fn run(n: usize) {
     let q0 = queries(&c);
     let cpu = cpu_time();
     let t = Instant::now();
-    // The ticks run until half an interval after the last of INTERVALS judgements of the
-    // rollouts started first.
-    let window_end = t + INTERVAL * INTERVALS + INTERVAL / 2;
     c.handle(PollOutcome::Updated(second.clone()), Utc::now())
         .await;
     let start_wall = t.elapsed();
+    // The ticks run until half an interval after the last of INTERVALS judgements of the
+    // rollouts started first (their first check falls due on the interval's grid, one to
+    // two intervals after their first split).
+    let first_due = before_tick(&c).values().filter_map(|b| b.due).min();
+    let first_due = first_due.map_or(t + INTERVAL, |due| {
+        Instant::now() + (due - Utc::now()).to_std().unwrap_or_default()
+    });
+    let window_end =
+        (t + INTERVAL * INTERVALS).max(first_due + INTERVAL * (INTERVALS - 1)) + INTERVAL / 2;
     let start_cpu = cpu_time() - cpu;
     // A pass that outlasts an interval judges the rollouts it started first itself.
     let mut judged = Judged::default();

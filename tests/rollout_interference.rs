@@ -177,7 +177,8 @@ fn an_edit_is_written_back_named_and_the_step_measured_afresh() {
     );
     assert_eq!(d.next.step, 1, "the step does not move");
 
-    // Read back: the settle starts over from now, a full interval before the next check.
+    // Read back: the settle starts over from now, a full interval at least before the next
+    // check (due on the interval's grid: the first whole minute after it, `rollout::cadence`).
     let now = t0() + TimeDelta::seconds(5);
     let mut o = obs_with(None);
     o.write = Some(WriteReadBack {
@@ -188,7 +189,7 @@ fn an_edit_is_written_back_named_and_the_step_measured_afresh() {
     assert_eq!(
         d2.next.stage,
         Stage::Settling {
-            until: now + TimeDelta::minutes(1)
+            until: t0() + TimeDelta::minutes(2)
         }
     );
     assert!(

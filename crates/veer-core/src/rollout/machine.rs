@@ -39,6 +39,7 @@ mod phases;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use super::cadence::next_due;
 use super::split::TrafficSplit;
 use super::state::{Event, FailureReason, Phase, RolloutState, Stage};
 use super::{Action, AnalysisReport, Observation, WebhookReport};
@@ -137,6 +138,7 @@ impl Machine<'_> {
         self.s.step_started_at = self.now;
         self.s.iterations = 0;
         self.s.last_hold = None;
+        self.s.cadence = None;
     }
 
     /// Issue an action that expects an answer, and move to the stage that awaits it.
@@ -210,9 +212,21 @@ impl Machine<'_> {
         }
     }
 
+    /// Settling or awaiting a gate: once `until` is due the next check is issued, and the
+    /// one after it keeps this one's cadence (`cadence`).
+    fn settled(&mut self, until: DateTime<Utc>) -> Option<Action> {
+        let waiting = self.when_due(until, Stage::Start);
+        if waiting.is_none() {
+            self.s.cadence = Some(until);
+        }
+        waiting
+    }
+
+    /// Traffic in place (or a check judged): the next check is due on the interval's grid
+    /// (`cadence::next_due`).
     fn settle(&mut self) {
         self.s.stage = Stage::Settling {
-            until: self.later(),
+            until: next_due(self.s.cadence, self.now, self.interval),
         };
     }
 }

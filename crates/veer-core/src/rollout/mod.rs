@@ -12,6 +12,7 @@
 //! a replayed or late answer is recognised and ignored, and a restarted controller re-runs
 //! [`RolloutState::pending_action`] instead of guessing.
 
+pub mod cadence;
 pub mod companions;
 pub mod detect;
 pub mod live;

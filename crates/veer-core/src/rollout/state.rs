@@ -431,6 +431,11 @@ pub struct RolloutState {
     /// a hand edit was undone): a step is judged on samples taken after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_since: Option<DateTime<Utc>>,
+    /// When the last check was due, while the next one may keep its cadence (one interval
+    /// later, `cadence::next_due`); cleared when the cadence starts over (a new phase, a hand
+    /// edit undone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cadence: Option<DateTime<Utc>>,
     #[serde(default)]
     pub history: Vec<CheckRecord>,
 }
@@ -474,6 +479,7 @@ impl RolloutState {
             phase_started_at: now,
             step_started_at: now,
             traffic_since: None,
+            cadence: None,
             history: Vec::new(),
         }
     }

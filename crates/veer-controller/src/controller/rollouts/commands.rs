@@ -1,33 +1,67 @@
 //! Operator commands (`veer rollout pause|resume|promote|abort|retry`): the CLI writes one
-//! into the rollout's ConfigMap, the driver reads it at its next pass and clears it once
-//! applied.
+//! into the rollout's ConfigMap, and labels the ConfigMap [`COMMAND_LABEL`]`=pending` in the
+//! same write; the driver reads the mailboxes once per pass (one LIST, [`read_commands`]) and
+//! clears a command once applied (`store::clear_command`, which drops the label too).
+//!
+//! A tick lists only the ConfigMaps labelled pending (usually none: an empty answer, however
+//! many rollouts run); a full pass (after a git poll) lists every rollout ConfigMap, so a
+//! command written without the label (by an older CLI) is still read.
+
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 
-use super::store::{COMMAND_KEY, read_rollout};
+use super::store::{COMMAND_KEY, NAME_KEY, NAMESPACE_KEY, ROLLOUT_LABEL, read_rollout};
 use super::{Mailbox, RolloutDriverError, RolloutId};
 use crate::rollout::{Command, OperatorCommand};
 
-/// The command waiting in `id`'s rollout ConfigMap, if any.
-pub(super) async fn read_command(
+/// Label the CLI puts on a rollout ConfigMap whose mailbox it wrote; `pending` until the
+/// driver clears the command.
+pub(super) const COMMAND_LABEL: &str = "veer.io/command";
+pub(super) const PENDING: &str = "pending";
+
+/// The commands waiting in the rollout ConfigMaps of `state_namespace`, by rollout: those
+/// labelled pending, or with `every`, those of every rollout ConfigMap. One LIST.
+pub(super) async fn read_commands(
     client: &kube::Client,
     state_namespace: &str,
-    id: &RolloutId,
-) -> Result<Option<Mailbox>, RolloutDriverError> {
+    every: bool,
+) -> Result<BTreeMap<RolloutId, Mailbox>, RolloutDriverError> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), state_namespace);
-    let cm = api
-        .get_opt(&id.config_map())
-        .await
-        .map_err(|e| RolloutDriverError::api(format!("read the rollout state of {id}"), &e))?;
-    Ok(cm
-        .and_then(|c| c.data)
-        .and_then(|d| d.get(COMMAND_KEY).and_then(|t| Mailbox::read(t))))
+    let selector = if every {
+        format!("{ROLLOUT_LABEL}=true")
+    } else {
+        format!("{ROLLOUT_LABEL}=true,{COMMAND_LABEL}={PENDING}")
+    };
+    let list = match api.list(&ListParams::default().labels(&selector)).await {
+        Ok(l) => l,
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(BTreeMap::new()),
+        Err(e) => {
+            return Err(RolloutDriverError::api(
+                "read the rollout commands".into(),
+                &e,
+            ));
+        }
+    };
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|cm| {
+            let data = cm.data?;
+            let mailbox = Mailbox::read(data.get(COMMAND_KEY)?)?;
+            let id = RolloutId {
+                namespace: data.get(NAMESPACE_KEY)?.clone(),
+                name: data.get(NAME_KEY)?.clone(),
+            };
+            Some((id, mailbox))
+        })
+        .collect())
 }
 
 /// Write an operator command into a rollout's ConfigMap (merge patch, field manager
-/// `veer-cli`); the controller applies it once and clears it. The id is above every id the
+/// `veer-cli`), labelled pending; the controller applies it once and clears it. The id is above every id the
 /// rollout has seen, so it is never mistaken for an old one.
 pub async fn send_command(
     client: &kube::Client,
@@ -44,7 +78,10 @@ pub async fn send_command(
     };
     let text = serde_json::to_string(&next).unwrap_or_default();
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), state_namespace);
-    let patch = json!({"data": {COMMAND_KEY: text}});
+    let patch = json!({
+        "metadata": {"labels": {COMMAND_LABEL: PENDING}},
+        "data": {COMMAND_KEY: text},
+    });
     let params = PatchParams {
         field_manager: Some("veer-cli".into()),
         ..PatchParams::default()

@@ -81,10 +81,7 @@ fn objects(names: &[&str]) -> (Vec<DesiredObject>, BTreeMap<ObjectKey, Value>) {
         let (_, mut cached) = named(name, 100, 0);
         cached["metadata"]["managedFields"] = json!([{"manager": "veer", "operation": "Apply",
             "fieldsV1": {"f:spec": {"f:http": {}}}}]);
-        desired.push(DesiredObject {
-            key: key.clone(),
-            value: git,
-        });
+        desired.push(DesiredObject::new(key.clone(), git));
         live.insert(key, cached);
     }
     (desired, live)
@@ -282,6 +279,64 @@ async fn rollouts_due_together_share_one_grouped_query_per_metric() {
     assert!(
         metrics.contains("veer_prometheus_queries_total{kind=\"grouped\"} 3"),
         "{metrics}"
+    );
+}
+
+/// Rollouts started apart (three passes over 7 s, as a slow pass writes its first steps)
+/// are judged together from the second interval on: their checks fall due on the interval's
+/// grid (`rollout::cadence`), none is judged before it is due nor later than 1 s after, and
+/// no interval sends more than one query per metric (success rate, p99, request count).
+#[tokio::test(start_paused = true)]
+async fn rollouts_started_apart_are_judged_together_on_the_grid() {
+    let names = ["reviews", "ratings", "details"];
+    let mut w = World::with_policy(judged());
+    w.driver.provider = Some(Arc::new(Healthy {
+        slow: None,
+        series: true,
+        services: names.iter().map(|n| n.to_string()).collect(),
+    }));
+    let start = tokio::time::Instant::now();
+    drive(&mut w, &names[..1], true).await;
+    tokio::time::advance(Duration::from_secs(3)).await;
+    drive(&mut w, &names[..2], true).await;
+    tokio::time::advance(Duration::from_secs(4)).await;
+    drive(&mut w, &names, true).await;
+    let mut sent = Vec::new();
+    while let Some(wake) = w.driver.next_wake() {
+        let dues: Vec<_> = w.driver.due.values().flatten().copied().collect();
+        if let Ok(d) = (wake - w.clock.now()).to_std() {
+            tokio::time::advance(d).await;
+        }
+        let now = w.clock.now();
+        let judged: Vec<_> = dues.iter().filter(|d| **d <= now).collect();
+        assert!(
+            judged
+                .iter()
+                .all(|d| now - **d <= chrono::TimeDelta::seconds(1)),
+            "driven at {now}, due at {judged:?}"
+        );
+        let before = w.driver.prometheus_queries().total();
+        drive(&mut w, &names, false).await;
+        let at = (tokio::time::Instant::now() - start).as_secs();
+        sent.push((at, w.driver.prometheus_queries().total() - before));
+    }
+    assert_eq!(
+        writes(&w, "reviews", start),
+        [(0, 25), (10, 50), (20, 75), (30, 100)]
+    );
+    // A longer first settle, to the grid; then the cadence.
+    assert_eq!(
+        writes(&w, "ratings", start),
+        [(3, 25), (20, 50), (30, 75), (40, 100)]
+    );
+    assert_eq!(
+        writes(&w, "details", start),
+        [(7, 25), (20, 50), (30, 75), (40, 100)]
+    );
+    assert_eq!(
+        sent,
+        [(10, 3), (20, 3), (30, 3), (40, 3)],
+        "queries per tick"
     );
 }
 

@@ -57,15 +57,22 @@ impl RolloutStore for Store {
         })
     }
 
-    fn read_command<'a>(
-        &'a self,
-        _id: &'a RolloutId,
-    ) -> BoxFuture<'a, Result<Option<Mailbox>, RolloutDriverError>> {
+    /// The one mailbox, as every stored rollout's.
+    fn read_commands(
+        &self,
+        _every: bool,
+    ) -> BoxFuture<'_, Result<BTreeMap<RolloutId, Mailbox>, RolloutDriverError>> {
         let read = self.mailbox.lock().unwrap().clone();
         if let Some(next) = self.then_cli_writes.lock().unwrap().take() {
             *self.mailbox.lock().unwrap() = Some(next);
         }
-        Box::pin(async move { Ok(read.as_deref().and_then(Mailbox::read)) })
+        let ids: Vec<RolloutId> = self.states.lock().unwrap().keys().cloned().collect();
+        Box::pin(async move {
+            Ok(ids
+                .into_iter()
+                .filter_map(|id| Some((id, read.as_deref().and_then(Mailbox::read)?)))
+                .collect())
+        })
     }
 
     fn store<'a>(
@@ -253,10 +260,7 @@ impl World {
 
     /// One pass with `git` as git's VirtualService.
     async fn pass_with(&mut self, git: Value, live: Value, others: &[DesiredObject]) {
-        let mut desired = vec![DesiredObject {
-            key: key(),
-            value: git,
-        }];
+        let mut desired = vec![DesiredObject::new(key(), git)];
         desired.extend_from_slice(others);
         let live = BTreeMap::from([(key(), live)]);
         let ports = Ports {
@@ -384,16 +388,18 @@ async fn a_pass_over_many_unrelated_objects_does_rollout_work_only() {
     let mut w = World::new();
     // Live equals git: no rollout. Ten thousand ConfigMaps beside it.
     let others: Vec<DesiredObject> = (0..10_000)
-        .map(|i| DesiredObject {
-            key: ObjectKey {
-                group: String::new(),
-                version: "v1".into(),
-                kind: "ConfigMap".into(),
-                namespace: Some("shop".into()),
-                name: format!("cm-{i}"),
-            },
-            value: json!({"apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": format!("cm-{i}"), "namespace": "shop"}}),
+        .map(|i| {
+            DesiredObject::new(
+                ObjectKey {
+                    group: String::new(),
+                    version: "v1".into(),
+                    kind: "ConfigMap".into(),
+                    namespace: Some("shop".into()),
+                    name: format!("cm-{i}"),
+                },
+                json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": format!("cm-{i}"), "namespace": "shop"}}),
+            )
         })
         .collect();
     w.pass(live(0, 100, "veer"), &others).await;

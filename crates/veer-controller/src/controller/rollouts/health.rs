@@ -59,13 +59,16 @@ pub(super) fn available(read: &Namespace, namespace: &str, canary: &[Destination
         let matching: Vec<&Deployment> = deployments
             .iter()
             .filter(|dep| {
+                // Borrowed, not cloned: a namespace's Deployments are matched for each of its
+                // rollouts.
                 let labels = dep
                     .spec
                     .as_ref()
                     .and_then(|s| s.template.metadata.as_ref())
-                    .and_then(|m| m.labels.clone())
-                    .unwrap_or_default();
-                selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+                    .and_then(|m| m.labels.as_ref());
+                selector
+                    .iter()
+                    .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
             })
             .collect();
         if matching.is_empty() {

@@ -1,7 +1,7 @@
 //! The rollout driver's ports: everything it reads from or writes to the world, each a small
 //! trait with one real adapter and fakes in the driver's tests. Those of one pass, over the
 //! cluster ([`ClusterPorts`]), gathered in [`Ports`]:
-//! - [`RolloutStore`]: the rollout ConfigMaps and the CLI's command mailbox;
+//! - [`RolloutStore`]: the rollout ConfigMaps and the CLI's command mailboxes;
 //! - [`Probe`]: whether the new version is available, or why not;
 //! - [`TrafficWriter`]: the one writer of a rollout's traffic, with its read-back;
 //! - [`Clock`]: the time every decision is made at.
@@ -36,11 +36,12 @@ use crate::sync::{self, ObjectResult, SyncOptions};
 pub(crate) trait RolloutStore: Send + Sync {
     /// Every stored rollout.
     fn load(&self) -> BoxFuture<'_, Result<Vec<(RolloutId, Tracked)>, RolloutDriverError>>;
-    /// The command waiting for `id`, if any.
-    fn read_command<'a>(
-        &'a self,
-        id: &'a RolloutId,
-    ) -> BoxFuture<'a, Result<Option<Mailbox>, RolloutDriverError>>;
+    /// The commands waiting, by rollout: those the CLI labelled pending, or with `every`,
+    /// whatever any rollout's mailbox holds (one read for the whole pass).
+    fn read_commands(
+        &self,
+        every: bool,
+    ) -> BoxFuture<'_, Result<BTreeMap<RolloutId, Mailbox>, RolloutDriverError>>;
     /// Store `state`, then clear the mailbox if it still holds `clear_command`.
     fn store<'a>(
         &'a self,
@@ -136,9 +137,11 @@ pub struct ClusterPorts<'a> {
 /// A namespace as read for the health gate, and when.
 type Read = (tokio::time::Instant, Arc<Namespace>);
 
-/// How long a namespace's read answers the health gate: the rollouts of one wake, not a
-/// rollout driven again later in a long pass.
-const READ_FOR: Duration = Duration::from_secs(1);
+/// How long a namespace's read answers the health gate: the rollouts of one wake (a
+/// thousand rollouts due together take a few seconds to write their steps, and a namespace
+/// read again meanwhile would hold up the analyses of all of its rollouts), not a rollout
+/// driven again an interval later in a long pass.
+const READ_FOR: Duration = Duration::from_secs(5);
 
 impl<'a> ClusterPorts<'a> {
     pub fn new(cluster: &'a Cluster, sync: &'a SyncOptions, state_namespace: &'a str) -> Self {
@@ -189,14 +192,14 @@ impl RolloutStore for ClusterPorts<'_> {
         ))
     }
 
-    fn read_command<'a>(
-        &'a self,
-        id: &'a RolloutId,
-    ) -> BoxFuture<'a, Result<Option<Mailbox>, RolloutDriverError>> {
-        Box::pin(super::commands::read_command(
+    fn read_commands(
+        &self,
+        every: bool,
+    ) -> BoxFuture<'_, Result<BTreeMap<RolloutId, Mailbox>, RolloutDriverError>> {
+        Box::pin(super::commands::read_commands(
             self.cluster.client(),
             self.state_namespace,
-            id,
+            every,
         ))
     }
 
@@ -259,7 +262,7 @@ impl TrafficWriter for ClusterPorts<'_> {
                         cause: diff::Cause::Rollout,
                         changes: Vec::new(),
                     },
-                    desired: Some(rendered),
+                    desired: Some(rendered.into()),
                     live: None,
                 }],
                 ..Plan::default()

@@ -15,6 +15,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio::sync::Semaphore;
+use tracing::error;
 
 use super::analyse::Counted;
 use super::batcher::Batcher;
@@ -81,6 +82,16 @@ impl RolloutDriver {
             slots: &slots,
         };
         let env = &env;
+        // Every mailbox the pass looks at, in one read (not one per rollout); a rollout's first
+        // drive of the pass takes its command, later ones keep what that one left.
+        let mut commands = match ports.store.read_commands(which == Which::All).await {
+            Ok(c) => c,
+            Err(e) => {
+                error!(error = %e, "cannot read the rollout commands; rollouts wait 5 s");
+                self.retry = Some(ports.clock.now() + TimeDelta::seconds(5));
+                return;
+            }
+        };
         let tracked: Vec<&Work> = work
             .rollouts
             .iter()
@@ -112,13 +123,16 @@ impl RolloutDriver {
             if !ready.is_empty() {
                 let admitted = self.admitted_now();
                 for w in ready.drain(..) {
-                    let Some(state) = self.rollouts.get(&w.id).cloned() else {
+                    let Some(mut state) = self.rollouts.get(&w.id).cloned() else {
                         continue;
                     };
                     let how = Drive {
                         admitted: admitted.contains(&w.id),
                         compare_live: driven.insert(&w.id),
                     };
+                    if how.compare_live {
+                        state.command = commands.remove(&w.id);
+                    }
                     if let (Some(Some(at)), Some(i)) = (self.due.get(&w.id), index.get(&w.id)) {
                         idle.remove(&(*at, *i));
                     }

@@ -6,8 +6,9 @@
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
-use tracing::info;
+use tracing::{debug, info};
 
+use super::commands::COMMAND_LABEL;
 use super::ports::Ports;
 use super::{Mailbox, RolloutDriver, RolloutDriverError, RolloutId, Tracked};
 use crate::rollout::{OperatorCommand, RolloutState};
@@ -158,7 +159,10 @@ pub async fn clear_command(
         )
         .await
     {
-        Ok(_) => Ok(true),
+        Ok(cleared) => {
+            unlabel(&api, id, &cleared).await;
+            Ok(true)
+        }
         // The test failed (Kubernetes answers 422 Invalid).
         Err(kube::Error::Api(s)) if s.code == 422 => {
             info!(rollout = %id, "a newer command arrived while the last one was applied; it is read at the next pass");
@@ -168,6 +172,38 @@ pub async fn clear_command(
             format!("clear the command of {id}"),
             &e,
         )),
+    }
+}
+
+/// Drop the pending label from `cleared` (the ConfigMap as the clearing left it), only while
+/// nothing was written since (a JSON patch testing its resourceVersion): a command the CLI
+/// wrote meanwhile keeps its label. Best effort: a label left behind only makes the ticks'
+/// LIST return a ConfigMap with an empty mailbox.
+async fn unlabel(api: &Api<ConfigMap>, id: &RolloutId, cleared: &ConfigMap) {
+    let labelled = cleared
+        .metadata
+        .labels
+        .as_ref()
+        .is_some_and(|l| l.contains_key(COMMAND_LABEL));
+    let Some(version) = cleared.metadata.resource_version.as_deref() else {
+        return;
+    };
+    if !labelled {
+        return;
+    }
+    let label = format!("/metadata/labels/{}", COMMAND_LABEL.replace('/', "~1"));
+    let Ok(ops) = serde_json::from_value::<json_patch::Patch>(json!([
+        {"op": "test", "path": "/metadata/resourceVersion", "value": version},
+        {"op": "remove", "path": label},
+    ])) else {
+        return;
+    };
+    let patch = Patch::<()>::Json(ops);
+    if let Err(e) = api
+        .patch(&id.config_map(), &PatchParams::default(), &patch)
+        .await
+    {
+        debug!(rollout = %id, error = %e, "the command label stays (written again meanwhile?)");
     }
 }
 

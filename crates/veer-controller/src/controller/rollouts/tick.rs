@@ -51,9 +51,9 @@ pub(super) struct Env<'a> {
 pub(super) struct Slot<'s>(Option<SemaphorePermit<'s>>);
 
 impl<'s> Slot<'s> {
-    pub(super) async fn take(slots: &'s Semaphore) -> Self {
-        // The semaphore is never closed; were it, the rollout would work unbounded.
-        Slot(slots.acquire().await.ok())
+    /// No place yet: taken before the rollout's first read or write ([`Slot::acquire`]).
+    pub(super) fn none() -> Self {
+        Slot(None)
     }
 
     pub(super) fn release(&mut self) {
@@ -62,6 +62,7 @@ impl<'s> Slot<'s> {
 
     pub(super) async fn acquire(&mut self, slots: &'s Semaphore) {
         if self.0.is_none() {
+            // The semaphore is never closed; were it, the rollout would work unbounded.
             self.0 = slots.acquire().await.ok();
         }
     }
@@ -94,7 +95,9 @@ pub(super) async fn drive_one<'e>(
     how: Drive,
     pending: Pending<'e>,
 ) -> Driven {
-    let mut slot = Slot::take(env.slots).await;
+    // Deciding is not working either: a slot is taken only around reads and writes, so the
+    // rollouts due together come to their analyses at once, whatever the others write.
+    let mut slot = Slot::none();
     let mut out = Driven {
         tracked,
         wake: None,
@@ -116,7 +119,6 @@ async fn rounds<'e>(
     pending: &mut Option<Pending<'e>>,
     slot: &mut Slot<'e>,
 ) -> Result<(), RolloutDriverError> {
-    out.tracked.command = env.ports.store.read_command(&w.id).await?;
     // Once per drive: the gate is read again at the next one, an interval later at most. A
     // finished rollout with nothing new to do is not looked at.
     let tracked = &out.tracked;
@@ -133,7 +135,10 @@ async fn rounds<'e>(
     let health = if idle {
         Health::Available
     } else {
-        env.ports.probe.health(&w.id.namespace, &canary).await
+        slot.acquire(env.slots).await;
+        let health = env.ports.probe.health(&w.id.namespace, &canary).await;
+        slot.release();
+        health
     };
     if let Health::Unavailable(why) = &health {
         warn!(rollout = %w.id, phase = %tracked.state.phase, reason = %why, "the new version is not available; the rollout waits");
@@ -146,6 +151,7 @@ async fn rounds<'e>(
         {
             if !matches!(action, Action::Analyse { .. }) {
                 *pending = None;
+                slot.acquire(env.slots).await;
             }
             answer = perform(env, w, &state, &action, pending.take(), slot).await;
         }
@@ -189,7 +195,13 @@ async fn rounds<'e>(
             .as_ref()
             .filter(|m| m.command.id <= decision.next.last_command)
             .map(|m| m.text.clone());
-        if decision.next != state || consumed.is_some() {
+        // Stored before acting, so a restarted veer redoes the action it finds pending. An
+        // analysis only reads: it is not stored first (one write less per rollout and step,
+        // and the batch need not wait for a thousand writes); after a restart the settled
+        // check is simply due again.
+        let reads_only = matches!(decision.action, Action::Analyse { .. });
+        if (decision.next != state && !reads_only) || consumed.is_some() {
+            slot.acquire(env.slots).await;
             env.ports
                 .store
                 .store(&w.id, w.policy.name(), &decision.next, consumed.as_deref())

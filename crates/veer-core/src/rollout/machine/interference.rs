@@ -24,6 +24,8 @@ impl Machine<'_> {
         // answer already on its way is not judged), then the settle and the checks.
         self.s.stage = Stage::Start;
         self.s.last_hold = None;
+        // Its settle is a full interval again: what came before was someone else's split.
+        self.s.cadence = None;
     }
 
     /// Is the current step's split written, read back and in force (so that any other live

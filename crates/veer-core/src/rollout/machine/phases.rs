@@ -70,7 +70,7 @@ impl Machine<'_> {
                 }
                 None
             }
-            Stage::Settling { until } => self.when_due(until, Stage::Start),
+            Stage::Settling { until } => self.settled(until),
             Stage::Writing | Stage::Analysing | Stage::Reverting | Stage::Backoff { .. } => {
                 self.s.stage = Stage::Start;
                 None
@@ -167,6 +167,7 @@ impl Machine<'_> {
                 if self.now < until {
                     return Some(self.wait(until));
                 }
+                self.s.cadence = Some(until);
                 if obs.available == Some(false) {
                     self.hold(HoldReason::Unavailable {
                         why: obs.unavailable.clone().unwrap_or_default(),
@@ -236,7 +237,7 @@ impl Machine<'_> {
                 }
                 None
             }
-            Stage::Settling { until } => self.when_due(until, Stage::Start),
+            Stage::Settling { until } => self.settled(until),
             Stage::Writing | Stage::Analysing | Stage::Reverting | Stage::Backoff { .. } => {
                 self.s.stage = Stage::Start;
                 None
