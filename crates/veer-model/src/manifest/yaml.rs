@@ -18,8 +18,8 @@
 mod flow_colons;
 #[cfg(test)]
 mod kubectl_tests;
+mod positions;
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -50,53 +50,8 @@ pub const MAX_USES_PER_ANCHOR: usize = 10;
 pub const MAX_DOCUMENTS: usize = 1_024;
 
 pub use crate::diagnostic::Location;
-
-/// JSON pointer (RFC 6901, `/spec/http/0/route`) → where that node starts in the file.
-///
-/// Map entries point at their key, sequence items at the item.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Positions {
-    by_pointer: BTreeMap<String, Location>,
-}
-
-impl Positions {
-    /// The location of `pointer`, or of its nearest ancestor that has one.
-    pub fn locate(&self, pointer: &str) -> Location {
-        let mut p = pointer;
-        loop {
-            if let Some(loc) = self.by_pointer.get(p) {
-                return *loc;
-            }
-            match p.rfind('/') {
-                Some(i) => p = &p[..i],
-                None => return self.by_pointer.get("").copied().unwrap_or_default(),
-            }
-        }
-    }
-
-    /// The exact location of `pointer`, if the file had that node.
-    pub fn get(&self, pointer: &str) -> Option<Location> {
-        self.by_pointer.get(pointer).copied()
-    }
-
-    pub(crate) fn insert(&mut self, pointer: String, loc: Location) {
-        self.by_pointer.entry(pointer).or_insert(loc);
-    }
-
-    /// The positions under `prefix`, with `prefix` taken off their pointers: the positions of
-    /// a node as a document of its own (an item of a `kind: List`).
-    pub(crate) fn subtree(&self, prefix: &str) -> Positions {
-        let below = format!("{prefix}/");
-        let by_pointer = self
-            .by_pointer
-            .range(prefix.to_string()..)
-            .take_while(|(p, _)| p.starts_with(prefix))
-            .filter(|(p, _)| p.as_str() == prefix || p.starts_with(&below))
-            .map(|(p, loc)| (p[prefix.len()..].to_string(), *loc))
-            .collect();
-        Positions { by_pointer }
-    }
-}
+pub use positions::Positions;
+pub(crate) use positions::PositionsBuilder;
 
 /// Escape one path segment for a JSON pointer.
 pub fn pointer_segment(segment: &str) -> String {
@@ -132,6 +87,18 @@ pub struct YamlError {
 /// kept in the scalar (`[001:db8::]` is a list of one string), and numbers as kubectl sends them
 /// to the API server (a float with no fraction, `1e3` or `5.0`, is an integer).
 pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
+    Ok(read_documents(text)?
+        .into_iter()
+        .map(|(value, positions, start)| Document {
+            value,
+            positions: positions.build(),
+            start,
+        })
+        .collect())
+}
+
+/// Every document of `text` with its positions as collected (not yet compact).
+fn read_documents(text: &str) -> Result<Vec<(Value, PositionsBuilder, Location)>, YamlError> {
     let options = serde_saphyr::options! {
         budget: serde_saphyr::budget! {
             max_depth: MAX_DEPTH,
@@ -163,14 +130,10 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
         .filter(|n| !matches!(n.value, Node::Null))
         .map(|root| {
             let start = loc_of(&root, &columns);
-            let mut positions = Positions::default();
+            let mut positions = PositionsBuilder::default();
             positions.insert(String::new(), start);
             let value = flatten(root.value, "", &mut positions, &columns);
-            Document {
-                value,
-                positions,
-                start,
-            }
+            (value, positions, start)
         })
         .collect())
 }
@@ -249,12 +212,22 @@ enum Node {
     Map(Vec<(Spanned<String>, Spanned<Node>)>),
 }
 
-fn flatten(node: Node, pointer: &str, positions: &mut Positions, columns: &ColumnMap) -> Value {
+/// The node as a `Value`, its positions (and its children's) recorded under `pointer`.
+///
+/// Maps and strings are sized to what they hold: a revision keeps every object's value for
+/// as long as it is in force, and a map grown entry by entry keeps room for more (up to
+/// twice what it holds, at over 100 bytes an entry).
+fn flatten(
+    node: Node,
+    pointer: &str,
+    positions: &mut PositionsBuilder,
+    columns: &ColumnMap,
+) -> Value {
     match node {
         Node::Null => Value::Null,
         Node::Bool(b) => Value::Bool(b),
         Node::Number(n) => Value::Number(n),
-        Node::String(s) => Value::String(s),
+        Node::String(s) => Value::String(sized(s)),
         Node::Seq(items) => Value::Array(
             items
                 .into_iter()
@@ -267,16 +240,22 @@ fn flatten(node: Node, pointer: &str, positions: &mut Positions, columns: &Colum
                 .collect(),
         ),
         Node::Map(entries) => {
-            let mut map = Map::new();
+            let mut map = Map::with_capacity(entries.len());
             for (key, value) in entries {
                 let p = pointer_join(pointer, &key.value);
                 positions.insert(p.clone(), loc_of(&key, columns));
                 let v = flatten(value.value, &p, positions, columns);
-                map.insert(key.value, v);
+                map.insert(sized(key.value), v);
             }
             Value::Object(map)
         }
     }
+}
+
+/// `s` without spare capacity (the parser may hand over a string it grew).
+fn sized(mut s: String) -> String {
+    s.shrink_to_fit();
+    s
 }
 
 impl<'de> Deserialize<'de> for Node {

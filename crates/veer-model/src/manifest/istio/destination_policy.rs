@@ -20,7 +20,7 @@ use super::destination_rule::{
 use super::{IstioObject, NETWORKING_GROUP, parse_typed};
 use crate::diagnostic::Diagnostic;
 use crate::hosts;
-use crate::manifest::yaml::{Positions, pointer_join};
+use crate::manifest::yaml::{Positions, PositionsBuilder, pointer_join};
 use crate::manifest::{Manifest, ObjectKey};
 
 /// `spec` of a legacy DestinationPolicy.
@@ -186,12 +186,12 @@ pub(crate) fn convert(manifest: Manifest) -> Result<(Manifest, Diagnostic), Vec<
             rule.subsets.push(Subset {
                 name: subset.clone(),
                 labels: destination.labels.clone(),
-                traffic_policy: Some(policy),
+                traffic_policy: Some(Box::new(policy)),
             });
             "/spec/subsets/0/trafficPolicy"
         }
         None => {
-            rule.traffic_policy = Some(policy);
+            rule.traffic_policy = Some(Box::new(policy));
             "/spec/trafficPolicy"
         }
     };
@@ -244,7 +244,7 @@ pub(crate) fn convert(manifest: Manifest) -> Result<(Manifest, Diagnostic), Vec<
         value,
         positions,
         typed: manifest.typed.clone(),
-        converted_from: Some(manifest.key.clone()),
+        converted_from: Some(Box::new(manifest.key.clone())),
     };
     Ok((converted, warning))
 }
@@ -287,7 +287,7 @@ fn map_positions(
     has_subset: bool,
 ) -> Positions {
     let old = &original.positions;
-    let mut out = Positions::default();
+    let mut out = PositionsBuilder::default();
     let mut map = |new: String, legacy: &str| out.insert(new, old.locate(legacy));
     map(String::new(), "");
     map("/apiVersion".into(), "/apiVersion");
@@ -353,7 +353,7 @@ fn map_positions(
         format!("{policy}/outlierDetection/maxEjectionPercent"),
         &pointer_join(cb, "httpMaxEjectionPercent"),
     );
-    out
+    out.build()
 }
 
 /// Call `map(pointer, pointer)` for `value` and every node under it.

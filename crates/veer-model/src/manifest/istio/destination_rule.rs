@@ -15,8 +15,10 @@ pub struct DestinationRule {
     /// Required by the CRD; an empty host is reported by validation (`dr-host`).
     #[serde(default)]
     pub host: String,
+    /// Boxed here and in [`Subset`]: a `TrafficPolicy` is about 1.2 KB inline, most rules
+    /// and subsets have none, and a revision keeps every rule it holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub traffic_policy: Option<TrafficPolicy>,
+    pub traffic_policy: Option<Box<TrafficPolicy>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subsets: Vec<Subset>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -39,7 +41,7 @@ pub struct Subset {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub traffic_policy: Option<TrafficPolicy>,
+    pub traffic_policy: Option<Box<TrafficPolicy>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
