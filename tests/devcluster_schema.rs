@@ -109,10 +109,7 @@ async fn plan_against(cluster: &Cluster, desired: &[Value]) -> Vec<ObjectAction>
     }
     let objects: Vec<DesiredObject> = desired
         .iter()
-        .map(|v| DesiredObject {
-            key: key_of(v),
-            value: v.clone(),
-        })
+        .map(|v| DesiredObject::new(key_of(v), v.clone()))
         .collect();
     let live: BTreeMap<ObjectKey, Value> = live.objects;
     plan(&objects, &live, &ctx)

@@ -35,10 +35,7 @@ fn key_of(value: &Value) -> ObjectKey {
 fn desired(values: &[Value]) -> Vec<DesiredObject> {
     values
         .iter()
-        .map(|v| DesiredObject {
-            key: key_of(v),
-            value: v.clone(),
-        })
+        .map(|v| DesiredObject::new(key_of(v), v.clone()))
         .collect()
 }
 

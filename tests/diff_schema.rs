@@ -36,10 +36,7 @@ fn plan_one(desired: &Value, live: &Value, semantics: ListSemantics) -> ObjectAc
     ctx.applied_hashes
         .insert(key_of(desired), desired_hash(desired));
     let live: BTreeMap<ObjectKey, Value> = [(key_of(live), live.clone())].into();
-    let d = [DesiredObject {
-        key: key_of(desired),
-        value: desired.clone(),
-    }];
+    let d = [DesiredObject::new(key_of(desired), desired.clone())];
     let p = plan(&d, &live, &ctx);
     p.objects[0].action.clone()
 }

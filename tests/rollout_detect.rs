@@ -177,10 +177,7 @@ fn the_diff_ignores_what_a_running_rollout_owns() {
         ctx.inventory.insert(key());
         ctx.applied_hashes.insert(key(), desired_hash(&before));
         ctx.ignore.insert(key(), shift.owned_fields());
-        let desired = [DesiredObject {
-            key: key(),
-            value: git.clone(),
-        }];
+        let desired = [DesiredObject::new(key(), git.clone())];
         let live_map: BTreeMap<ObjectKey, Value> = [(key(), shifted.clone())].into();
         let p = diff::plan(&desired, &live_map, &ctx);
         assert_eq!(
@@ -240,10 +237,7 @@ fn rendered_phases_differ_from_git_only_in_owned_fields() {
         ctx.applied_hashes.insert(key(), desired_hash(&git));
         ctx.ignore
             .insert(key(), owned_fields(&shift, overlay.as_ref()));
-        let desired = [DesiredObject {
-            key: key(),
-            value: git.clone(),
-        }];
+        let desired = [DesiredObject::new(key(), git.clone())];
         let live_map: BTreeMap<ObjectKey, Value> = [(key(), live.clone())].into();
         let p = diff::plan(&desired, &live_map, &ctx);
         assert_eq!(

@@ -20,7 +20,6 @@ use chrono::Utc;
 use futures::StreamExt;
 use kube::api::{Api, ResourceExt};
 use kube::runtime::{WatchStreamExt, watcher};
-use serde_json::Value;
 use tokio::sync::watch as signal;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
@@ -28,7 +27,7 @@ use tracing::{debug, info, warn};
 use super::contact::{SharedContact, WeakContact};
 use super::discovery::{Discovery, Resolved};
 use super::journal::Journal;
-use super::projection::{self, LiveObject};
+use super::projection::LiveObject;
 use super::store::{self, Store};
 use crate::manifest::ObjectKey;
 
@@ -254,12 +253,12 @@ impl Cache {
         outcome
     }
 
-    /// The object as the API server returned it less what veer never reads (module
-    /// `projection`), with `apiVersion` and `kind` set.
-    pub(super) fn get(&self, key: &ObjectKey, resolved: &Resolved) -> Option<Value> {
-        let (store, resource) = self.store_for(key, resolved)?;
-        let stored = store.get(namespace_of(key, &resource), &key.name)?;
-        projection::read(&stored.object, &resource.resource)
+    /// A watch's store and the resource it reads its objects as, for reading many objects
+    /// of it without asking for the watch each time.
+    pub(super) fn watch(&self, watch: &WatchKey) -> Option<(Store, Resolved)> {
+        let watches = self.watches();
+        let w = watches.get(watch)?;
+        Some((w.store.clone(), w.resource.clone()))
     }
 
     fn store_for(&self, key: &ObjectKey, resolved: &Resolved) -> Option<(Store, Resolved)> {
@@ -324,7 +323,7 @@ fn at_least(have: &str, wanted: &str) -> bool {
 
 /// The namespace `key`'s object lives in as its watch's store knows it: none for a
 /// cluster-scoped kind, whatever git wrote.
-fn namespace_of<'k>(key: &'k ObjectKey, resolved: &Resolved) -> Option<&'k str> {
+pub(super) fn namespace_of<'k>(key: &'k ObjectKey, resolved: &Resolved) -> Option<&'k str> {
     match (&key.namespace, resolved.namespaced) {
         (Some(ns), true) => Some(ns),
         (Some(_), false) | (None, _) => None,

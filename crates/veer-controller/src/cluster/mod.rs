@@ -16,6 +16,7 @@ mod cache;
 pub mod contact;
 mod discovery;
 mod journal;
+mod live;
 mod projection;
 pub mod schema;
 mod services;
@@ -35,6 +36,7 @@ pub use cache::{Observed, WatchKey};
 pub use contact::{Contact, SharedContact};
 pub use discovery::Resolved;
 pub use journal::Changes;
+pub use live::{LiveTexts, LiveView};
 pub use services::{LIST_TIMEOUT, ListedServices, SERVICES_PERMISSION};
 
 /// How long a new watch may take to list its objects before a reconcile gives up.
@@ -261,63 +263,10 @@ impl Cluster {
         self.discovery.forget(key);
     }
 
-    /// The live objects among `keys`, from the watch cache. Watches the kinds and namespaces
-    /// not watched yet (and waits until they have listed); after that, no API call. A kind
-    /// veer may not list there (403) puts its keys in [`LiveState::forbidden`] at once; the
-    /// watch is tried again next time (RBAC may have been granted meanwhile).
+    /// The live objects among `keys`, from the watch cache, each read into a value
+    /// ([`Cluster::live_view`] reads them as texts, for a plan to read one at a time).
     pub async fn live(&self, keys: &[ObjectKey]) -> Result<LiveState, ClusterError> {
-        let mut state = LiveState::default();
-        let mut resolved = Vec::with_capacity(keys.len());
-        for key in keys {
-            match self.resolve(key).await {
-                Ok(r) => resolved.push((key, r)),
-                Err(ClusterError::UnknownKind { .. }) => {
-                    state.unknown.insert(key.clone());
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        let wanted: BTreeSet<WatchKey> = resolved.iter().map(|(k, r)| WatchKey::of(k, r)).collect();
-        for watch in &wanted {
-            let resource = resolved
-                .iter()
-                .find(|(k, r)| WatchKey::of(k, r) == *watch)
-                .map(|(_, r)| r.clone());
-            let Some(resource) = resource else {
-                continue;
-            };
-            match self
-                .cache
-                .ensure(&self.client, watch, &resource, WATCH_READY_TIMEOUT)
-                .await
-            {
-                Ok(()) => {}
-                Err(cache::EnsureError::Refused { reason }) => {
-                    let refusal = ListRefusal::of(&resource, watch.namespace.as_deref(), &reason);
-                    for (key, r) in &resolved {
-                        if WatchKey::of(key, r) == *watch {
-                            state.forbidden.insert((*key).clone(), refusal.clone());
-                        }
-                    }
-                }
-                Err(cache::EnsureError::NotReady) => {
-                    return Err(ClusterError::WatchNotReady {
-                        what: watch.to_string(),
-                        after: WATCH_READY_TIMEOUT,
-                    });
-                }
-            }
-        }
-        for (key, r) in resolved {
-            if state.forbidden.contains_key(key) {
-                continue;
-            }
-            if let Some(object) = self.cache.get(key, &r) {
-                state.objects.insert(key.clone(), object);
-            }
-        }
-        self.schemas.observed_kinds(!state.unknown.is_empty()).await;
-        Ok(state)
+        Ok(self.live_view(keys).await?.into_state())
     }
 
     /// Wait (reading memory only) until the cache has seen each write: the object at

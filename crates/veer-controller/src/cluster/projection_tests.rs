@@ -120,10 +120,7 @@ fn desired_deployments() -> Vec<Value> {
 fn plans(desired: &Value, live: &Value) -> diff::Plan {
     let mut ctx = PlanContext::new("veer");
     ctx.inventory.insert(key(live));
-    let desired = [DesiredObject {
-        key: key(desired),
-        value: desired.clone(),
-    }];
+    let desired = [DesiredObject::new(key(desired), desired.clone())];
     diff::plan(&desired, &BTreeMap::from([(key(live), live.clone())]), &ctx)
 }
 

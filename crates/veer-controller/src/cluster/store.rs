@@ -124,6 +124,13 @@ impl Store {
         read(&self.objects).get(&key(namespace, name)).cloned()
     }
 
+    /// The text of the object `name` in `namespace`, shared with the store (not copied).
+    pub(super) fn text(&self, namespace: Option<&str>, name: &str) -> Option<Arc<str>> {
+        read(&self.objects)
+            .get(&key(namespace, name))
+            .map(|s| s.object.clone())
+    }
+
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         read(&self.objects).len()

@@ -43,7 +43,8 @@ pub enum GateVerdict {
 
 /// The writes of `plan` (drift only while self-heal is on), split into the foundation
 /// (Namespaces and CRDs the revision creates: the rest cannot be dry-run before they exist)
-/// and the rest. Pure.
+/// and the rest. Pure. The parts share the plan's views of each object (`Arc`s, and a
+/// create's pointer to its manifest): they copy keys and actions, not objects.
 pub fn split(plan: &Plan) -> (Plan, Plan) {
     let (foundation, rest) = plan
         .objects

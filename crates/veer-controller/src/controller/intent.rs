@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::diff::{self, DesiredObject, ObjectAction, Plan};
+use crate::diff::{DesiredObject, ObjectAction, Plan};
 use crate::manifest::ObjectIdentity;
 use crate::sync::state::{ObjectRecord, SyncState};
 
@@ -43,11 +43,7 @@ pub fn with_intent(prev: &SyncState, plan: &Plan, desired: &[DesiredObject]) -> 
             continue;
         }
         if let Some(d) = desired_by_id.get(&id) {
-            pending.push(ObjectRecord::new(
-                &d.key,
-                Some(diff::desired_hash(&d.value)),
-                PENDING,
-            ));
+            pending.push(ObjectRecord::new(&d.key, Some(d.hash()), PENDING));
         }
     }
     if pending.is_empty() {

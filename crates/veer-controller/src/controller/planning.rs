@@ -2,6 +2,9 @@
 //! configuration left out), the planner's view of the recorded state, and what a plan comes to
 //! when nothing is written. Pure.
 
+use std::collections::HashSet;
+
+use crate::cluster::{LiveState, LiveView};
 use crate::diff::{Cause, DesiredObject, ObjectAction, Plan, PlanContext};
 use crate::manifest::ObjectIdentity;
 use crate::source::LoadedRevision;
@@ -52,11 +55,33 @@ pub(super) fn desired_where(
         .iter()
         .filter(|m| keep(&m.key) && !crate::manifest::policy::is_veer_config(m))
         .map(|m| {
-            let mut d = DesiredObject::from(m.as_ref());
+            let mut d = DesiredObject::of_manifest(m);
             sync::decorate(&mut d, &format!("{source_url}#{}", m.file));
             d
         })
         .collect()
+}
+
+/// What the rest of a pass reads of the live objects a plan was made from, read into values:
+/// those it may prune (sync deletes each by its uid; the dry-run gate names the file a
+/// refused delete came from), and, for a rollout driver that has not read its states yet
+/// (it then plans its work again, from these), the VirtualServices. The plan itself read
+/// each object from the watch cache's text once and dropped it: keeping every object whole
+/// for the pass would hold them all at once.
+pub fn live_after_plan(
+    view: LiveView,
+    desired: &HashSet<ObjectIdentity<'_>>,
+    rollouts: Option<&super::rollouts::RolloutDriver>,
+) -> LiveState {
+    let virtual_services = rollouts.is_some_and(|d| d.tracked().is_none());
+    LiveState {
+        objects: view.texts.read_where(|key| {
+            !desired.contains(&key.identity())
+                || (virtual_services && super::rollouts::is_virtual_service(key))
+        }),
+        unknown: view.unknown,
+        forbidden: view.forbidden,
+    }
 }
 
 /// The planner's view of the recorded state, with the list rules of the server it plans for.

@@ -9,7 +9,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::intent;
 use super::planning::record_identity;
-use crate::diff::{self, DesiredObject};
+use crate::diff::DesiredObject;
 use crate::manifest::{ObjectIdentity, ObjectKey};
 use crate::source::LoadedRevision;
 use crate::sync::state::{
@@ -73,7 +73,7 @@ pub(super) fn next_state_carrying(
     // search lists per object.
     let hashes: HashMap<ObjectIdentity<'_>, String> = desired
         .iter()
-        .map(|d| (d.key.identity(), diff::desired_hash(&d.value)))
+        .map(|d| (d.key.identity(), d.hash()))
         .collect();
     let hash_of = |key: &ObjectKey| hashes.get(&key.identity()).cloned();
     // Borrowed, not copied: a pass that plans a few objects still passes every record here.

@@ -30,10 +30,7 @@ pub(crate) fn loaded(commit: &str) -> LoadedRevision {
 pub(crate) fn desired(names: &[(&str, i64)]) -> Vec<DesiredObject> {
     names
         .iter()
-        .map(|(n, v)| DesiredObject {
-            key: key(n),
-            value: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": n}, "data": {"v": v.to_string()}}),
-        })
+        .map(|(n, v)| DesiredObject::new(key(n), json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": n}, "data": {"v": v.to_string()}})))
         .collect()
 }
 
@@ -63,7 +60,7 @@ pub(crate) fn failed(code: u16) -> ObjectResult {
 }
 
 pub(crate) fn hash(n: &str, v: i64) -> Option<String> {
-    Some(diff::desired_hash(&desired(&[(n, v)])[0].value))
+    Some(diff::desired_hash(&desired(&[(n, v)])[0].value()))
 }
 
 /// A state where `a` (v1) and `old` (v1) were applied.

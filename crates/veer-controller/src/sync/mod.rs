@@ -26,7 +26,9 @@ use serde_json::Value;
 use tracing::{debug, info, warn};
 
 use crate::cluster::{Cluster, ClusterError, Observed};
-use crate::diff::{Cause, DesiredObject, ObjectAction, ObjectPlan, Plan, PruneSkipReason};
+use crate::diff::{
+    Cause, DesiredObject, MetadataField, ObjectAction, ObjectPlan, Plan, PruneSkipReason,
+};
 use crate::manifest::ObjectKey;
 
 use failure::cluster_failure;
@@ -43,31 +45,11 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// Annotation naming where in git an object comes from: `<repository URL>#<file>`.
 pub const SOURCE_ANNOTATION: &str = "veer.io/source";
 
-/// Add veer's label and source annotation to an object from git.
+/// Add veer's label and source annotation to an object from git (when it is read: the
+/// object stays shared with the revision).
 pub fn decorate(object: &mut DesiredObject, source: &str) {
-    let Value::Object(root) = &mut object.value else {
-        return;
-    };
-    let meta = root
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(serde_json::Map::new()));
-    let Value::Object(meta) = meta else {
-        return;
-    };
-    for (field, name, value) in [
-        ("labels", MANAGED_BY_LABEL, MANAGER),
-        ("annotations", SOURCE_ANNOTATION, source),
-    ] {
-        let entry = meta
-            .entry(field)
-            .or_insert_with(|| Value::Object(serde_json::Map::new()));
-        if !entry.is_object() {
-            *entry = Value::Object(serde_json::Map::new());
-        }
-        if let Value::Object(map) = entry {
-            map.insert(name.to_string(), Value::String(value.to_string()));
-        }
-    }
+    object.add_metadata(MetadataField::Labels, MANAGED_BY_LABEL, MANAGER);
+    object.add_metadata(MetadataField::Annotations, SOURCE_ANNOTATION, source);
 }
 
 /// Whether writes are real.
@@ -411,7 +393,7 @@ async fn apply(
     object: &ObjectPlan,
     options: &SyncOptions,
 ) -> Result<String, Failure> {
-    let Some(desired) = &object.desired else {
+    let Some(desired) = object.desired.as_ref().map(|d| d.value()) else {
         return Err(Failure {
             kind: FailureKind::Rejected,
             code: None,
@@ -455,6 +437,7 @@ async fn apply(
         let params = &params;
         let (result, attempts) = with_retries(&options.retry, &key.to_string(), || {
             let api = api.clone();
+            let desired: &Value = &desired;
             async move { api.patch(&key.name, params, &Patch::Apply(desired)).await }
         })
         .await;

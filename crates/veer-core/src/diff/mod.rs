@@ -4,46 +4,39 @@
 //! `managedFields` included) without noise, telling a git change from drift, deciding what to
 //! prune, and the order to apply in. Pure: no kube, no HTTP, no git, no I/O. Rendering for
 //! people and machines is in [`render`]; the order in [`order`]; why a prune is skipped
-//! (a Namespace is never pruned while anything that stays lives in it) in [`prune`].
+//! (a Namespace is never pruned while anything that stays lives in it) in [`prune`]; what a
+//! plan is made from in `input` ([`DesiredObject`], shared with the revision; [`LiveLookup`],
+//! one live object at a time, so a plan holds one object of each side, not all of them); how
+//! two sides compare in `compare`.
 //!
 //! "No noise" comes from comparing only what git sets: live is projected onto the desired
 //! object's field set (with Kubernetes' list semantics), so server-populated fields and
 //! server defaults git did not set never show. A field git dropped shows as a removal only
 //! when server-side apply would remove it: `veer` owned it and no other manager does.
 
+mod compare;
+mod input;
 pub mod order;
 mod prune;
 pub mod render;
 
+pub use input::{DesiredObject, LiveLookup, MetadataField};
 pub use prune::PruneSkipReason;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::fields::{self, FieldPath, FieldSet, ListSemantics, PathElement};
-use crate::manifest::{Manifest, ObjectIdentity, ObjectKey};
+use crate::fields::{self, FieldPath, FieldSet, ListSemantics};
+use crate::manifest::{ObjectIdentity, ObjectKey};
+use compare::{assign, diff_values, differs, display_form, lookup};
 
 /// Annotation on a live object that keeps veer from deleting it.
 pub const PRUNE_ANNOTATION: &str = "veer.io/prune";
-
-/// One object as git wants it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DesiredObject {
-    pub key: ObjectKey,
-    pub value: Value,
-}
-
-impl From<&Manifest> for DesiredObject {
-    fn from(m: &Manifest) -> Self {
-        DesiredObject {
-            key: m.key.clone(),
-            value: m.value.clone(),
-        }
-    }
-}
 
 /// What the planner knows besides git and the cluster.
 #[derive(Debug, Clone)]
@@ -147,12 +140,54 @@ pub struct ObjectPlan {
     /// The object as git wants it, as applied (rollout-owned fields taken from live). `None`
     /// for prunes and unchanged objects.
     #[serde(skip)]
-    pub desired: Option<Value>,
+    pub desired: Option<DesiredView>,
     /// Live restricted to what is compared: the desired fields and the removed ones (whole
     /// object minus server-populated fields for prunes). `None` for creates and unchanged
-    /// objects.
+    /// objects. Shared: a plan's parts (e.g. the dry-run gate's) point at the same view.
     #[serde(skip)]
-    pub live: Option<Value>,
+    pub live: Option<Arc<Value>>,
+}
+
+/// The desired side of an [`ObjectPlan`], as it is applied and shown.
+#[derive(Debug, Clone)]
+pub enum DesiredView {
+    /// Made by the plan (an update), or by whoever wrote the plan (a rollout's write).
+    Made(Arc<Value>),
+    /// A create: git's object, whole. Made into its view each time it is read (to apply it,
+    /// to show it), so that a plan of many creates (a first sync) holds a pointer to each
+    /// manifest rather than a copy of each object.
+    Git {
+        object: Box<DesiredObject>,
+        semantics: Arc<ListSemantics>,
+    },
+}
+
+impl DesiredView {
+    /// The object as it is applied and shown: map keys sorted, the object led by
+    /// `apiVersion`, `kind` and `metadata`.
+    pub fn value(&self) -> Cow<'_, Value> {
+        match self {
+            DesiredView::Made(v) => Cow::Borrowed(v),
+            DesiredView::Git { object, semantics } => {
+                let value = object.value();
+                let set = FieldSet::of(&value, semantics);
+                Cow::Owned(display_form(&fields::project(&value, &set, semantics)))
+            }
+        }
+    }
+}
+
+impl From<Value> for DesiredView {
+    fn from(value: Value) -> Self {
+        DesiredView::Made(Arc::new(value))
+    }
+}
+
+/// Two views are equal when they show (and apply) the same object.
+impl PartialEq for DesiredView {
+    fn eq(&self, other: &Self) -> bool {
+        self.value() == other.value()
+    }
 }
 
 /// Every object's plan: applies in apply order, then prunes in reverse order.
@@ -240,29 +275,40 @@ impl Plan {
 /// A stable hash of an object as written in git: SHA-256 of its canonical JSON (map keys
 /// sorted), hex.
 pub fn desired_hash(value: &Value) -> String {
-    let text = fields::canonical(value).to_string();
-    let digest = Sha256::digest(text.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hash_canonical(&fields::canonical(value))
 }
 
-/// Compare git with the cluster. `live` holds the live objects veer looked at (at least
-/// every desired and inventory key that exists), as the API server returns them.
-pub fn plan(
+/// [`desired_hash`] of a value already in canonical form.
+fn hash_canonical(canonical: &Value) -> String {
+    use std::fmt::Write;
+    let digest = Sha256::digest(canonical.to_string().as_bytes());
+    let mut hex = String::with_capacity(2 * digest.len());
+    for b in digest {
+        // Writing to a String cannot fail.
+        let _ = write!(hex, "{b:02x}");
+    }
+    hex
+}
+
+/// Compare git with the cluster. `live` finds the live objects veer looked at (at least
+/// every desired and inventory key that exists), as the API server returns them; each is
+/// asked for once, compared, and dropped.
+pub fn plan<L: LiveLookup + ?Sized>(
     desired: &[DesiredObject],
-    live: &BTreeMap<ObjectKey, Value>,
+    live: &L,
     context: &PlanContext,
 ) -> Plan {
-    let live_by_id: HashMap<ObjectIdentity<'_>, &Value> =
-        live.iter().map(|(k, v)| (k.identity(), v)).collect();
     let desired_ids: BTreeSet<ObjectIdentity<'_>> =
         desired.iter().map(|d| d.key.identity()).collect();
     let unreadable: BTreeSet<ObjectIdentity<'_>> =
         context.unreadable.iter().map(ObjectKey::identity).collect();
+    // One copy per plan, shared by the views of its creates.
+    let semantics = Arc::new(context.semantics.clone());
 
     let mut applies: Vec<ObjectPlan> = desired
         .iter()
         .filter(|d| !unreadable.contains(&d.key.identity()))
-        .map(|d| plan_object(d, live_by_id.get(&d.key.identity()).copied(), context))
+        .map(|d| plan_object(d, live.live(&d.key).as_deref(), context, &semantics))
         .collect();
     applies.sort_by(|a, b| order::apply_cmp(&a.key, &b.key));
 
@@ -271,8 +317,8 @@ pub fn plan(
         .iter()
         .filter(|k| !desired_ids.contains(&k.identity()))
         .filter_map(|k| {
-            let live = live_by_id.get(&k.identity())?;
-            Some(prune::plan_prune(k, live, context))
+            let live = live.live(k)?;
+            Some(prune::plan_prune(k, &live, context))
         })
         .collect();
     // What stays keeps its namespace: git's objects (readable or not), the inventory objects
@@ -297,47 +343,65 @@ pub fn plan(
     }
 }
 
-fn plan_object(desired: &DesiredObject, live: Option<&Value>, context: &PlanContext) -> ObjectPlan {
+fn plan_object(
+    desired: &DesiredObject,
+    live: Option<&Value>,
+    context: &PlanContext,
+    shared_semantics: &Arc<ListSemantics>,
+) -> ObjectPlan {
     let semantics = &context.semantics;
+    let Some(live) = live else {
+        return ObjectPlan {
+            key: desired.key.clone(),
+            action: ObjectAction::Create,
+            desired: Some(DesiredView::Git {
+                object: Box::new(desired.clone()),
+                semantics: shared_semantics.clone(),
+            }),
+            live: None,
+        };
+    };
     let ignored = context
         .ignore
         .iter()
         .find(|(k, _)| k.same_object(&desired.key))
         .map(|(_, paths)| paths.as_slice())
         .unwrap_or(&[]);
-    let mut wanted = desired.value.clone();
-    if let Some(live) = live {
+    let git = desired.value();
+    let wanted: Cow<'_, Value> = if ignored.is_empty() {
+        Cow::Borrowed(&*git)
+    } else {
         // What a running rollout owns is whatever live says it is.
+        let mut wanted = git.as_ref().clone();
         for path in ignored {
             if let Some(v) = lookup(live, &path.0) {
-                let v = v.clone();
-                assign(&mut wanted, &path.0, v);
+                assign(&mut wanted, &path.0, v.clone());
             }
         }
-    }
-    let desired_set = FieldSet::of(&wanted, semantics);
-    let desired_view = display_form(&fields::project(&wanted, &desired_set, semantics));
-    let Some(live) = live else {
-        return ObjectPlan {
-            key: desired.key.clone(),
-            action: ObjectAction::Create,
-            desired: Some(desired_view),
-            live: None,
-        };
+        Cow::Owned(wanted)
     };
+    let desired_set = FieldSet::of(&wanted, semantics);
+    let desired_side = fields::project(&wanted, &desired_set, semantics);
 
     // What server-side apply would remove: veer applied it, git no longer sets it, and no
     // other manager owns it (or anything below it).
     let mut others = FieldSet::new();
     let mut mine = FieldSet::new();
     for entry in fields::managed_fields(live) {
-        if entry.manager == context.manager && entry.operation == fields::Operation::Apply {
-            mine = mine.union(&entry.fields);
+        let side =
+            if entry.manager == context.manager && entry.operation == fields::Operation::Apply {
+                &mut mine
+            } else {
+                &mut others
+            };
+        // Usually one entry a side: taken as it is, not copied into a union.
+        *side = if side.is_empty() {
+            entry.fields
         } else {
-            others = others.union(&entry.fields);
-        }
+            side.union(&entry.fields)
+        };
     }
-    let kept = desired_set.union(&others);
+    let kept = with(&desired_set, &others);
     let mut removed = FieldSet::new();
     for path in mine.difference(&kept).paths() {
         let rollout_owned = ignored
@@ -347,23 +411,13 @@ fn plan_object(desired: &DesiredObject, live: Option<&Value>, context: &PlanCont
             removed.insert(&path.0);
         }
     }
-    let mut live_view = fields::project(live, &desired_set.union(&removed), semantics);
+    let mut live_side = fields::project(live, &with(&desired_set, &removed), semantics);
     // The server serves an object at any of its versions; which one we read is not a change.
-    if let (Value::Object(view), Some(v)) = (&mut live_view, wanted.get("apiVersion")) {
+    if let (Value::Object(view), Some(v)) = (&mut live_side, wanted.get("apiVersion")) {
         view.insert("apiVersion".to_string(), v.clone());
     }
-    let live_view = display_form(&live_view);
-
-    let mut changes = Vec::new();
-    diff_values(
-        Some(&live_view),
-        Some(&desired_view),
-        &mut String::new(),
-        &mut changes,
-    );
-    if changes.is_empty() {
-        // Nothing renders or applies an unchanged object's views; keeping them would hold
-        // two copies of every object for the life of the plan.
+    if !differs(Some(&live_side), Some(&desired_side)) {
+        // Nothing renders or applies an unchanged object's views: they are not made.
         return ObjectPlan {
             key: desired.key.clone(),
             action: ObjectAction::Unchanged,
@@ -371,6 +425,15 @@ fn plan_object(desired: &DesiredObject, live: Option<&Value>, context: &PlanCont
             live: None,
         };
     }
+    let desired_view = display_form(&desired_side);
+    let live_view = display_form(&live_side);
+    let mut changes = Vec::new();
+    diff_values(
+        Some(&live_view),
+        Some(&desired_view),
+        &mut String::new(),
+        &mut changes,
+    );
     let action = {
         // Exact key first (the usual case); a scan only when git changed the API version.
         let recorded = context
@@ -384,7 +447,7 @@ fn plan_object(desired: &DesiredObject, live: Option<&Value>, context: &PlanCont
                     .map(|(_, h)| h)
             })
             .map(String::as_str);
-        let cause = if recorded == Some(desired_hash(&desired.value).as_str()) {
+        let cause = if recorded == Some(desired.hash().as_str()) {
             Cause::Drift
         } else {
             Cause::GitChange
@@ -394,154 +457,18 @@ fn plan_object(desired: &DesiredObject, live: Option<&Value>, context: &PlanCont
     ObjectPlan {
         key: desired.key.clone(),
         action,
-        desired: Some(desired_view),
-        live: Some(live_view),
+        desired: Some(DesiredView::Made(Arc::new(desired_view))),
+        live: Some(Arc::new(live_view)),
     }
 }
 
-/// The form both sides are shown and compared in: map keys sorted (as kubectl shows them),
-/// except that an object starts with `apiVersion`, `kind`, then `metadata` led by `name` and
-/// `namespace`, so it reads like a manifest.
-fn display_form(value: &Value) -> Value {
-    fn lead(value: Value, first: &[&str]) -> Value {
-        let Value::Object(mut map) = value else {
-            return value;
-        };
-        let mut out = serde_json::Map::new();
-        for k in first {
-            if let Some(v) = map.remove(*k) {
-                out.insert((*k).to_string(), v);
-            }
-        }
-        out.extend(map);
-        Value::Object(out)
-    }
-    let mut top = lead(
-        fields::canonical(value),
-        &["apiVersion", "kind", "metadata"],
-    );
-    if let Some(meta) = top.get_mut("metadata") {
-        *meta = lead(std::mem::take(meta), &["name", "namespace"]);
-    }
-    top
-}
-
-/// The value at `path` in `value`; keyed and set elements are found by content.
-fn lookup<'v>(value: &'v Value, path: &[PathElement]) -> Option<&'v Value> {
-    let mut at = value;
-    for element in path {
-        at = step(at, element)?;
-    }
-    Some(at)
-}
-
-fn step<'v>(value: &'v Value, element: &PathElement) -> Option<&'v Value> {
-    match (value, element) {
-        (Value::Object(map), PathElement::Field(name)) => map.get(name),
-        (Value::Array(items), PathElement::Index(i)) => items.get(*i),
-        (Value::Array(items), PathElement::Key(keys)) => items
-            .iter()
-            .find(|item| keys.iter().all(|(k, v)| key_matches(item, k, v))),
-        (Value::Array(items), PathElement::Value(v)) => {
-            items.iter().find(|item| fields::same_value(item, v))
-        }
-        _ => None,
-    }
-}
-
-fn key_matches(item: &Value, key: &str, value: &Value) -> bool {
-    item.get(key).is_some_and(|v| fields::same_value(v, value))
-}
-
-/// Set the value at `path`, when every step but the last exists.
-fn assign(value: &mut Value, path: &[PathElement], new: Value) {
-    let Some((last, parents)) = path.split_last() else {
-        return;
-    };
-    let mut at = value;
-    for element in parents {
-        let next = match (at, element) {
-            (Value::Object(map), PathElement::Field(name)) => map.get_mut(name),
-            (Value::Array(items), PathElement::Index(i)) => items.get_mut(*i),
-            (Value::Array(items), PathElement::Key(keys)) => items
-                .iter_mut()
-                .find(|item| keys.iter().all(|(k, v)| key_matches(item, k, v))),
-            (Value::Array(items), PathElement::Value(v)) => {
-                items.iter_mut().find(|item| fields::same_value(item, v))
-            }
-            _ => None,
-        };
-        let Some(next) = next else {
-            return;
-        };
-        at = next;
-    }
-    match (at, last) {
-        (Value::Object(map), PathElement::Field(name)) => {
-            map.insert(name.clone(), new);
-        }
-        (Value::Array(items), PathElement::Index(i)) => {
-            if let Some(slot) = items.get_mut(*i) {
-                *slot = new;
-            }
-        }
-        _ => {}
-    }
-}
-
-/// A field name as it reads in a path: bare when it is an identifier, quoted otherwise
-/// (`metadata.annotations["veer.io/prune"]`).
-fn push_name(path: &mut String, name: &str) {
-    let plain = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if plain {
-        if !path.is_empty() {
-            path.push('.');
-        }
-        path.push_str(name);
+/// `set` with `more`'s fields: `set` itself when there are none (the usual case: no other
+/// manager, nothing removed), without a copy.
+fn with<'s>(set: &'s FieldSet, more: &FieldSet) -> Cow<'s, FieldSet> {
+    if more.is_empty() {
+        Cow::Borrowed(set)
     } else {
-        path.push_str(&format!("[{}]", Value::String(name.to_string())));
-    }
-}
-
-/// Field-by-field differences of two projected objects. Lists compare by position: both
-/// sides are projections in the same order, so positions line up.
-fn diff_values(from: Option<&Value>, to: Option<&Value>, path: &mut String, out: &mut Vec<Change>) {
-    match (from, to) {
-        (Some(Value::Object(a)), Some(Value::Object(b))) => {
-            let mut names: Vec<&String> = a.keys().collect();
-            names.extend(b.keys().filter(|k| !a.contains_key(*k)));
-            for name in names {
-                let len = path.len();
-                push_name(path, name);
-                diff_values(a.get(name), b.get(name), path, out);
-                path.truncate(len);
-            }
-        }
-        (Some(Value::Array(a)), Some(Value::Array(b))) => {
-            for i in 0..a.len().max(b.len()) {
-                let len = path.len();
-                path.push_str(&format!("[{i}]"));
-                diff_values(a.get(i), b.get(i), path, out);
-                path.truncate(len);
-            }
-        }
-        (a, b) => {
-            // By value: a server serves git's `25.0` back as `25`.
-            let same = match (a, b) {
-                (Some(a), Some(b)) => fields::same_value(a, b),
-                (a, b) => a == b,
-            };
-            if !same {
-                out.push(Change {
-                    path: path.clone(),
-                    from: a.cloned(),
-                    to: b.cloned(),
-                });
-            }
-        }
+        Cow::Owned(set.union(more))
     }
 }
 

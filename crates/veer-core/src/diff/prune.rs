@@ -5,11 +5,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
-use super::{ObjectAction, ObjectPlan, PRUNE_ANNOTATION, PlanContext, display_form};
+use super::compare::display_form;
+use super::{ObjectAction, ObjectPlan, PRUNE_ANNOTATION, PlanContext};
 use crate::fields::{self, FieldSet, ManagedFieldsEntry};
 use crate::manifest::ObjectKey;
 
@@ -108,11 +110,11 @@ pub(super) fn plan_prune(key: &ObjectKey, live: &Value, context: &PlanContext) -
         key: key.clone(),
         action,
         desired: None,
-        live: Some(display_form(&fields::project(
+        live: Some(Arc::new(display_form(&fields::project(
             live,
             &set,
             &context.semantics,
-        ))),
+        )))),
     }
 }
 

@@ -89,8 +89,11 @@ pub fn human(plan: &Plan, color: bool) -> Result<String, DiffError> {
             | ObjectAction::Update { .. }
             | ObjectAction::Prune
             | ObjectAction::Unchanged => (
-                yaml(&object.key, object.live.as_ref())?,
-                yaml(&object.key, object.desired.as_ref())?,
+                yaml(&object.key, object.live.as_deref())?,
+                yaml(
+                    &object.key,
+                    object.desired.as_ref().map(|d| d.value()).as_deref(),
+                )?,
             ),
         };
         let diff = TextDiff::from_lines(&live, &git);

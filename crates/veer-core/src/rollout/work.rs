@@ -8,9 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::detect::RouteShift;
-use super::targets::{binding, find_live, is_virtual_service, owned_by_rollout, targets};
+use super::targets::{binding, is_virtual_service, owned_by_rollout, targets};
 use super::{CompanionRoute, RolloutError, RolloutState, TargetUpdate};
-use crate::diff::DesiredObject;
+use crate::diff::{DesiredObject, LiveLookup};
 use crate::fields::FieldPath;
 use crate::ids::RolloutId;
 use crate::manifest::ObjectKey;
@@ -63,10 +63,10 @@ pub struct VirtualServiceWork {
 
 /// The rollout work of `desired` (git's objects; only VirtualServices matter) against `live`
 /// (the watch cache), the stored rollout `states`, the `policies` in force and the commit in
-/// force.
-pub fn plan_work(
+/// force. Only the bound VirtualServices' live objects are looked up.
+pub fn plan_work<L: LiveLookup + ?Sized>(
     desired: &[DesiredObject],
-    live: &BTreeMap<ObjectKey, Value>,
+    live: &L,
     states: &BTreeMap<RolloutId, &RolloutState>,
     policies: &[RolloutPolicy],
     commit: &str,
@@ -74,7 +74,9 @@ pub fn plan_work(
     let mut work = RolloutWork::default();
     for d in desired.iter().filter(|d| is_virtual_service(&d.key)) {
         let id = RolloutId::of(&d.key);
-        let policy = match binding(&d.value, policies) {
+        // As veer applies it (its label can be what a policy selects).
+        let value = d.value();
+        let policy = match binding(&value, policies) {
             Binding::Annotation(p) | Binding::Selector(p) => p,
             // Unbinding a VirtualService ends veer's ownership: its weights apply at once.
             Binding::Unbound => continue,
@@ -88,9 +90,10 @@ pub fn plan_work(
             }
         };
         work.bound.insert(id.clone());
-        let live_vs = find_live(live, &d.key);
+        let live_vs = live.live(&d.key);
+        let live_vs = live_vs.as_deref();
         let state = states.get(&id).copied();
-        let (shifts, target) = match targets(&d.value, live_vs, state, commit) {
+        let (shifts, target) = match targets(&value, live_vs, state, commit) {
             Ok(t) => t,
             Err(e) => {
                 // Nothing is known to shift; a running rollout still owns its route.
@@ -113,7 +116,7 @@ pub fn plan_work(
             id,
             key: d.key.clone(),
             policy: policy.clone(),
-            desired: d.value.clone(),
+            desired: value.into_owned(),
             live: live_vs.cloned(),
             shift,
             companions: shifts.map(|s| CompanionRoute::from(&s)).collect(),
@@ -130,10 +133,7 @@ mod tests {
     use crate::rollout::Phase;
 
     fn plan(git: Value, live: Value, state: Option<&RolloutState>) -> RolloutWork {
-        let desired = vec![DesiredObject {
-            key: key(),
-            value: git,
-        }];
+        let desired = vec![DesiredObject::new(key(), git)];
         let live = BTreeMap::from([(key(), live)]);
         let states: BTreeMap<RolloutId, &RolloutState> =
             state.map(|s| (id(), s)).into_iter().collect();

@@ -132,7 +132,7 @@ impl RolloutDriver {
         &self,
         loaded: &LoadedRevision,
         desired: &[DesiredObject],
-        live: &BTreeMap<ObjectKey, Value>,
+        live: &(impl crate::diff::LiveLookup + ?Sized),
     ) -> PlannedRollouts {
         let states: BTreeMap<RolloutId, &RolloutState> = self
             .rollouts
