@@ -14,7 +14,7 @@
 //! Debian's `kubectl diff --server-side` over the same objects against the same server.
 //!
 //! `VEER_BENCH_SIZES=200,500 cargo test --bench sync` runs other sizes (for a quick debug
-//! check of the bench itself).
+//! check of the bench itself); `VEER_BENCH_KUBECTL=0` leaves kubectl out.
 
 #[path = "support/figures.rs"]
 mod figures;
@@ -59,6 +59,14 @@ fn repeats(n: usize) -> usize {
     if n > 2_000 { 3 } else { 5 }
 }
 
+/// `VEER_BENCH_KUBECTL=0` leaves kubectl out (it takes minutes; the veer figures do not
+/// depend on it).
+const KUBECTL_ENV: &str = "VEER_BENCH_KUBECTL";
+
+fn kubectl_wanted() -> bool {
+    std::env::var(KUBECTL_ENV).map_or(true, |v| v != "0")
+}
+
 /// How long kubectl may take. Debian's kubectl 1.20 throttles itself (client-go's default
 /// client-side rate limit), so 10,000 objects would take far longer than the bench may: it is
 /// stopped and the figure is given as a lower bound, with its rate so far.
@@ -87,12 +95,17 @@ const VERBS: [&str; 9] = [
 ];
 
 #[derive(Clone, Default)]
-struct Counts(Arc<Mutex<BTreeMap<&'static str, u64>>>);
+struct Counts {
+    verbs: Arc<Mutex<BTreeMap<&'static str, u64>>>,
+    /// When the API server last answered a write of an object (a PATCH that is not a dry
+    /// run, veer's own ConfigMaps aside): the "applied" of commit to applied.
+    last_write: Arc<Mutex<Option<Instant>>>,
+}
 
 impl Counts {
     fn record(&self, verb: &'static str) {
         *self
-            .0
+            .verbs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(verb)
@@ -100,7 +113,17 @@ impl Counts {
     }
 
     fn snapshot(&self) -> BTreeMap<&'static str, u64> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.verbs.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn wrote(&self) {
+        *self.last_write.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    /// When the last object write was answered, if after `start`.
+    fn written_since(&self, start: Instant) -> Option<Duration> {
+        let last = *self.last_write.lock().unwrap_or_else(|p| p.into_inner());
+        last.and_then(|at| at.checked_duration_since(start))
     }
 
     /// Requests made since `before`.
@@ -210,10 +233,12 @@ struct CountService<S> {
 impl<S, B> Service<http::Request<B>> for CountService<S>
 where
     S: Service<http::Request<B>>,
+    S::Future: Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = S::Future;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -221,7 +246,19 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         self.counts.record(verb(request.method(), request.uri()));
-        self.inner.call(request)
+        let uri = request.uri();
+        let object_write = request.method() == http::Method::PATCH
+            && !uri.query().unwrap_or("").contains("dryRun")
+            && !uri.path().contains("/configmaps/");
+        let answer = self.inner.call(request);
+        let counts = self.counts.clone();
+        Box::pin(async move {
+            let answered = answer.await;
+            if object_write {
+                counts.wrote();
+            }
+            answered
+        })
     }
 }
 
@@ -705,32 +742,53 @@ async fn run(n: usize) {
         _ => 0,
     };
     let (one_planned, one_text) = planning(&c);
+    let applied = counts.written_since(t);
+    let pass_requests = counts.since(&before);
     println!(
         "  pass applying that change:          {:>10}{}   updated {updated}; {one_text}; {:.1} % of the full plan's time (validation of the new revision included); {}{}",
         ms(one_pass),
         fig.ms(&key("one-change pass"), one_pass),
         100.0 * one_pass.as_secs_f64() / full_plan.as_secs_f64().max(1e-9),
-        counts.since(&before),
+        pass_requests,
         flag(updated == 1 && one_planned == 1)
     );
-    // Of which: validating the new revision (every object, as each new revision is).
+    println!(
+        "  commit to applied (that change):    {:>10}{}   {:.1} % of the full plan's time; from the pass being handed the loaded revision to the API server's answer to the object's write (validation, plan, dry run, apply; the state write after it not included){}",
+        applied.map_or_else(|| "none".to_string(), ms),
+        applied.map_or_else(String::new, |d| fig.ms(&key("commit to applied"), d)),
+        100.0 * applied.unwrap_or_default().as_secs_f64() / full_plan.as_secs_f64().max(1e-9),
+        flag(applied.is_some())
+    );
+    // Of which: validating the new revision against the first (as the pass does), and whole
+    // (as every new revision was validated before).
+    let (last, _) = veer::validate::Validated::new(&first.set, &Default::default());
+    let t = Instant::now();
+    let (next, report) = last.next(&second.set, &Default::default());
+    println!(
+        "    of which validation against the last revision: {} ({} errors; the last validation reused: {})",
+        ms(t.elapsed()),
+        report.errors,
+        next.reused()
+    );
+    drop(next);
     let t = Instant::now();
     let report = veer::validate::validate(&second.set);
     println!(
-        "    of which validation of the new revision (every object): {} ({} errors)",
+        "    (a whole validation of the new revision, for comparison: {}, {} errors)",
         ms(t.elapsed()),
         report.errors
     );
     let t = Instant::now();
     let listed = c.cluster().services_for_validation().await;
     println!(
-        "    of which listing the cluster's Services and ServiceEntries for it: {}{}",
+        "    (listing the cluster's Services and ServiceEntries, once per resync interval, not in this pass: {}{}; the pass made LIST {})",
         ms(t.elapsed()),
         if listed.is_some() {
             ""
         } else {
             " (not listed)"
-        }
+        },
+        pass_requests.get("LIST")
     );
     // Its write is read back once; then idle again.
     let t = Instant::now();
@@ -817,6 +875,10 @@ async fn run(n: usize) {
         rss_synced / 1024,
     );
     fig.save();
+    if !kubectl_wanted() {
+        println!("  kubectl diff --server-side:         skipped ({KUBECTL_ENV}=0)");
+        return;
+    }
 
     // kubectl diff over the same objects (as veer applies them: label and source annotation
     // included) against the same server; the cluster now matches `second`.
@@ -826,7 +888,7 @@ async fn run(n: usize) {
         std::fs::create_dir_all(&dir).expect("mkdir");
         std::fs::write(
             dir.join(format!("m{i}.json")),
-            serde_json::to_vec(&d.value).expect("json"),
+            serde_json::to_vec(&*d.value()).expect("json"),
         )
         .expect("write");
     }
@@ -895,7 +957,9 @@ fn main() {
     println!(
         "veer live state / diff / sync benchmark (figures, not pass/fail; API server in its own process)"
     );
-    kubectl();
+    if kubectl_wanted() {
+        kubectl();
+    }
     for n in processes::sizes("VEER_BENCH_SIZES", &[1_000, 10_000]) {
         // A fresh process per size, so each peak RSS is that size's alone.
         let status = std::process::Command::new(std::env::current_exe().expect("this bench"))

@@ -109,8 +109,10 @@ pub(super) struct Baseline {
 #[derive(Debug)]
 pub(super) struct Incremental {
     baseline: Option<Baseline>,
-    resync: Duration,
+    pub(super) resync: Duration,
     last: Option<Planning>,
+    /// What validation of the next revision builds on (module `validation`).
+    pub(super) validation: super::validation::Memo,
 }
 
 impl Default for Incremental {
@@ -119,6 +121,7 @@ impl Default for Incremental {
             baseline: None,
             resync: DEFAULT_RESYNC_INTERVAL,
             last: None,
+            validation: super::validation::Memo::default(),
         }
     }
 }
@@ -265,7 +268,7 @@ impl Controller {
                 })
                 .map(crate::sync::state::ObjectRecord::key),
         );
-        let live = self.cluster.live(&keys).await?;
+        let view = self.cluster.live_view(&keys).await?;
         let semantics = self.cluster.list_semantics().await;
         let mut ctx = super::planning::plan_context_where(
             &self.state,
@@ -274,11 +277,12 @@ impl Controller {
             semantics,
             |id| scope.selects(id),
         );
-        let rollouts = (self.rollouts.as_ref()).map(|d| d.plan(loaded, &desired, &live.objects));
+        let rollouts = (self.rollouts.as_ref()).map(|d| d.plan(loaded, &desired, &view.texts));
         ctx.ignore = rollouts.as_ref().map(|r| r.ignore()).unwrap_or_default();
-        ctx.unreadable = live.forbidden.keys().cloned().collect();
+        ctx.unreadable = view.forbidden.keys().cloned().collect();
         ctx.self_heal = self.options.sync.self_heal;
-        let plan = diff::plan(&desired, &live.objects, &ctx);
+        let plan = diff::plan(&desired, &view.texts, &ctx);
+        let live = super::planning::live_after_plan(view, &wanted, self.rollouts.as_ref());
         Ok(Planned {
             plan,
             desired,

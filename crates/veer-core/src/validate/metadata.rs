@@ -110,13 +110,19 @@ fn nested_maps(group: &str, kind: &str) -> &'static [(&'static str, MapKind)] {
 
 pub fn check(index: &Index<'_>, out: &mut Vec<Diagnostic>) {
     for m in index.all {
-        check_name(m, out);
-        check_namespace(m, out);
-        check_map(m, "/metadata/labels", MapKind::Labels, out);
-        check_map(m, "/metadata/annotations", MapKind::Annotations, out);
-        for (pointer, kind) in nested_maps(&m.key.group, &m.key.kind) {
-            check_map(m, pointer, *kind, out);
-        }
+        check_object(m, out);
+    }
+}
+
+/// The checks of one object: a function of the object alone (incremental validation reuses
+/// them for objects that did not change).
+pub fn check_object(m: &Manifest, out: &mut Vec<Diagnostic>) {
+    check_name(m, out);
+    check_namespace(m, out);
+    check_map(m, "/metadata/labels", MapKind::Labels, out);
+    check_map(m, "/metadata/annotations", MapKind::Annotations, out);
+    for (pointer, kind) in nested_maps(&m.key.group, &m.key.kind) {
+        check_map(m, pointer, *kind, out);
     }
 }
 

@@ -7,6 +7,7 @@ pub mod analyze;
 pub mod catalog;
 pub mod destination_rule;
 pub mod gateway;
+mod incremental;
 pub mod k8s_names;
 pub mod metadata;
 pub mod namespaced_host;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 pub use analyze::{ClusterServices, KnownService, ValidationContext};
+pub use incremental::Validated;
 
 use crate::diagnostic::{self, Diagnostic};
 use crate::hosts;
@@ -271,18 +273,29 @@ pub fn validate_with_policies(
 /// [`validate`], with what is known besides the revision: rollout policies from outside it
 /// and, when a cluster was consulted, its Services and ServiceEntries.
 pub fn validate_with(set: &ManifestSet, ctx: &ValidationContext<'_>) -> Report {
-    let policies = ctx.policies;
+    report_of(set, run_checks(&Index::new(&set.manifests), ctx))
+}
+
+/// What every check finds in the revision `index` holds (reading problems aside), in the
+/// order the checks run.
+fn run_checks(index: &Index<'_>, ctx: &ValidationContext<'_>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    check_duplicates(index, &mut out);
+    metadata::check(index, &mut out);
+    virtual_service::check(index, &mut out);
+    destination_rule::check(index, &mut out);
+    gateway::check(index, &mut out);
+    service_entry::check(index, &mut out);
+    sidecar::check(index, &mut out);
+    rollout_policy::check(index, ctx.policies, &mut out);
+    analyze::check(index, ctx, &mut out);
+    out
+}
+
+/// The report of a revision: its reading problems, then what the checks found.
+fn report_of(set: &ManifestSet, checks: impl IntoIterator<Item = Diagnostic>) -> Report {
     let mut out = set.diagnostics.clone();
-    let index = Index::new(&set.manifests);
-    check_duplicates(&index, &mut out);
-    metadata::check(&index, &mut out);
-    virtual_service::check(&index, &mut out);
-    destination_rule::check(&index, &mut out);
-    gateway::check(&index, &mut out);
-    service_entry::check(&index, &mut out);
-    sidecar::check(&index, &mut out);
-    rollout_policy::check(&index, policies, &mut out);
-    analyze::check(&index, ctx, &mut out);
+    out.extend(checks);
     Report::new(out)
 }
 

@@ -62,8 +62,24 @@ pub(in crate::controller) fn decide(
         return Ok(Vec::new());
     }
     let mut picked: Vec<ObjectKey> = Vec::new();
-    let wanted: HashSet<ObjectIdentity<'_>> = manifests.iter().map(|m| m.key.identity()).collect();
-    if !same_revision {
+    // The same objects at the same places (the parse cache keeps a revision's order): the
+    // changed ones are told apart place by place, without indexing every object.
+    let aligned = b.manifests.len() == manifests.len()
+        && (b.manifests.iter().zip(manifests))
+            .all(|(o, m)| Arc::ptr_eq(o, m) || o.key.identity() == m.key.identity());
+    if aligned && !same_revision {
+        for (o, m) in b.manifests.iter().zip(manifests) {
+            if same_manifest(o, m) {
+                continue;
+            }
+            if is_veer_config(m) {
+                return Err(FullReason::Policies);
+            }
+            picked.push(m.key.clone());
+        }
+    } else if !same_revision {
+        let wanted: HashSet<ObjectIdentity<'_>> =
+            manifests.iter().map(|m| m.key.identity()).collect();
         let before: HashMap<ObjectIdentity<'_>, &Arc<Manifest>> =
             b.manifests.iter().map(|m| (m.key.identity(), m)).collect();
         for m in manifests {
@@ -124,12 +140,21 @@ pub(in crate::controller) fn decide(
         return Err(FullReason::CustomResourceDefinition);
     }
     // Namespaces that may be pruned: one is kept while anything staying lives in it, which
-    // only a plan of everything in it can tell.
-    let prunable: HashSet<&str> = inventory()
-        .filter(|r| r.group.is_empty() && r.kind == "Namespace")
-        .filter(|r| !wanted.contains(&record_identity(r)))
-        .map(|r| r.name.as_str())
-        .collect();
+    // only a plan of everything in it can tell. (Git's Namespaces alone are indexed: few.)
+    let is_namespace_record =
+        |r: &&crate::sync::state::ObjectRecord| r.group.is_empty() && r.kind == "Namespace";
+    let mut prunable: HashSet<&str> = HashSet::new();
+    if inventory().any(|r| is_namespace_record(&r)) {
+        let wanted: HashSet<ObjectIdentity<'_>> = (manifests.iter())
+            .filter(|m| is_namespace(&m.key))
+            .map(|m| m.key.identity())
+            .collect();
+        prunable = inventory()
+            .filter(is_namespace_record)
+            .filter(|r| !wanted.contains(&record_identity(r)))
+            .map(|r| r.name.as_str())
+            .collect();
+    }
     let near_prunable = |k: &ObjectKey| {
         (is_namespace(k) && prunable.contains(k.name.as_str()))
             || k.namespace.as_deref().is_some_and(|n| prunable.contains(n))
