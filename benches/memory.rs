@@ -288,6 +288,37 @@ async fn run(n: usize) {
         n,
     );
 
+    // An idle pass: nothing changed, nothing to plan.
+    let base = heap();
+    take_peak();
+    idle_pass(&mut c, &first).await;
+    line(
+        "an idle pass",
+        heap().saturating_sub(base),
+        Some(take_peak() - base),
+        n,
+    );
+
+    // Between passes: what veer holds, and the RSS as veer leaves it (the controller gives
+    // freed memory back after a pass that loaded or planned many objects); then what one
+    // more `malloc_trim` would return (glibc returns freed memory to the system only at the
+    // top of each arena or when asked).
+    let (steady_rss, _) = rss();
+    let t = Instant::now();
+    // SAFETY: malloc_trim only returns free memory to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    let trim_time = t.elapsed();
+    println!(
+        "  steady (between passes): heap {}, RSS {}; {} after one more malloc_trim ({:.1} ms)",
+        mib(heap()),
+        mib(steady_rss),
+        mib(rss().0),
+        trim_time.as_secs_f64() * 1e3
+    );
+    stop_at("steady");
+
     // A steady-state plan (nothing to do), part by part, each held while measured.
     let base = heap();
     take_peak();
@@ -330,33 +361,6 @@ async fn run(n: usize) {
     );
     drop((plan, live, keys, desired));
     let _ = base;
-
-    // An idle pass: nothing changed, nothing to plan.
-    let base = heap();
-    take_peak();
-    idle_pass(&mut c, &first).await;
-    line(
-        "an idle pass",
-        heap().saturating_sub(base),
-        Some(take_peak() - base),
-        n,
-    );
-
-    // What the allocator keeps: the heap in use is far below the RSS after a pass; glibc
-    // returns freed memory to the system only at the top of each arena or when asked.
-    let (before_trim, _) = rss();
-    // SAFETY: malloc_trim only returns free memory to the system.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-    println!(
-        "  steady (between passes): heap {}, RSS {}; {} after malloc_trim",
-        mib(heap()),
-        mib(before_trim),
-        mib(rss().0)
-    );
-
-    stop_at("steady");
 
     // The sync state veer keeps (and writes): one record per object.
     let base = heap();
@@ -402,15 +406,20 @@ async fn run(n: usize) {
         mib(controller_total)
     );
     drop(first);
+    let (rss_before, _) = rss();
+    let t = Instant::now();
     // SAFETY: malloc_trim only returns free memory to the system.
     unsafe {
         libc::malloc_trim(0);
     }
+    let trim_time = t.elapsed();
     let (rss_end, hwm) = rss();
     println!(
-        "  at the end: heap {}, RSS {} after malloc_trim; peak RSS of the run {}",
+        "  at the end: heap {}, RSS {} after malloc_trim ({} before it; the trim took {:.1} ms); peak RSS of the run {}",
         mib(heap()),
         mib(rss_end),
+        mib(rss_before),
+        trim_time.as_secs_f64() * 1e3,
         mib(hwm)
     );
 }

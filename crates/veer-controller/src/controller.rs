@@ -15,6 +15,7 @@
 pub mod gate;
 mod incremental;
 pub mod intent;
+pub mod memory;
 pub mod observers;
 mod planning;
 mod record;
@@ -177,7 +178,7 @@ pub struct Controller {
     /// `validation:` of veer.yaml: the severity of each check in every revision's report.
     severities: Severities,
     /// The diff of the last pass that wrote (as `veer diff` prints it, without colour), for
-    /// the status page.
+    /// the status page, cut as the page shows it.
     last_diff: Option<String>,
     /// What the last pass planned, for the next to plan only what changed since.
     incremental: incremental::Incremental,
@@ -295,12 +296,26 @@ impl Controller {
             .await
     }
 
-    /// One pass over what a poll produced.
+    /// One pass over what a poll produced; what a pass that loaded a revision or planned
+    /// many objects freed goes back to the system (module [`memory`]).
     pub async fn handle(&mut self, poll: PollOutcome, now: DateTime<Utc>) -> Pass {
+        let parsed = match &poll {
+            PollOutcome::Updated(loaded) => loaded.parsed_files,
+            PollOutcome::Unchanged { .. } | PollOutcome::Failed { .. } => 0,
+        };
+        let pass = self.handle_poll(poll, now).await;
+        let planned = self.last_planning().map_or(0, |p| p.objects);
+        if parsed.max(planned) >= memory::TRIM_AFTER_OBJECTS {
+            memory::trim();
+        }
+        pass
+    }
+
+    async fn handle_poll(&mut self, poll: PollOutcome, now: DateTime<Utc>) -> Pass {
         match poll {
             PollOutcome::Updated(loaded) => {
                 self.refused = None;
-                let report = self.validate(&loaded).await;
+                let report = self.validate(&loaded, now).await;
                 self.validated = Some((loaded.clone(), report.clone()));
                 if report.is_ok() {
                     self.current = Some(loaded);
@@ -406,7 +421,7 @@ impl Controller {
                 }
             }
             if let Ok(text) = diff::render::human(&planned.plan, false) {
-                self.last_diff = Some(text);
+                self.last_diff = Some(crate::server::board::shown_diff(text));
             }
             // Whatever this pass creates is in the inventory before it exists.
             let intent = intent::with_intent(&self.state, &planned.plan, &planned.desired);

@@ -33,6 +33,37 @@ pub const MAX_SAMPLES: usize = 200;
 /// Characters of the last diff kept for the page.
 pub const MAX_DIFF_CHARS: usize = 64 * 1024;
 
+/// A diff as the page shows it: whole up to [`MAX_DIFF_CHARS`], else cut after the last
+/// object (or line) that fits, saying how many objects are left out. Whoever keeps a diff for
+/// the page keeps this: the diff of an initial sync of 10,000 objects is 8 MiB.
+pub fn shown_diff(text: String) -> String {
+    if text.len() <= MAX_DIFF_CHARS {
+        return text;
+    }
+    let mut fits = MAX_DIFF_CHARS;
+    while !text.is_char_boundary(fits) {
+        fits -= 1;
+    }
+    // An object's diff starts with its `# ` title line (`diff::render::human`).
+    let head = &text[..fits];
+    let cut = match head.rfind("\n# ") {
+        Some(i) => i + 1,
+        None => head.rfind('\n').map_or(fits, |i| i + 1),
+    };
+    let rest = &text[cut..];
+    let more = rest.matches("\n# ").count() + usize::from(rest.starts_with("# "));
+    let mut shown = String::with_capacity(cut + 80);
+    shown.push_str(&text[..cut]);
+    if !shown.ends_with('\n') {
+        shown.push('\n');
+    }
+    shown.push_str(&format!(
+        "… and {more} more object{} (cut; `veer diff` shows all of it)\n",
+        if more == 1 { "" } else { "s" }
+    ));
+    shown
+}
+
 #[derive(Debug, Default)]
 struct Board {
     snapshot: StatusSnapshot,
@@ -193,18 +224,10 @@ impl StatusBoard {
     /// The last diff worth showing (`diff::render::human` without colour); `None` keeps the
     /// previous one, so an idle pass does not wipe what the last change was.
     pub fn set_last_diff(&self, diff: Option<String>) {
-        let Some(mut text) = diff.filter(|d| !d.trim().is_empty()) else {
+        let Some(text) = diff.filter(|d| !d.trim().is_empty()) else {
             return;
         };
-        if text.len() > MAX_DIFF_CHARS {
-            let mut cut = MAX_DIFF_CHARS;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            text.truncate(cut);
-            text.push_str("\n… (cut; `veer diff` shows all of it)\n");
-        }
-        self.write().snapshot.last_diff = Some(text);
+        self.write().snapshot.last_diff = Some(shown_diff(text));
     }
 
     /// A rollout's state after a pass: phase, split, checks, and a weight sample when the new
@@ -518,5 +541,24 @@ mod tests {
         let diff = board.snapshot(at(25, 0)).last_diff.unwrap_or_default();
         assert!(diff.len() < MAX_DIFF_CHARS + 100);
         assert!(diff.ends_with("shows all of it)\n"));
+    }
+
+    #[test]
+    fn a_long_diff_is_cut_after_the_last_object_that_fits() {
+        let object = |i: usize| format!("# Service s/{i}: create\n+{}\n", "x".repeat(100));
+        let whole: String = (0..2_000).map(object).collect();
+        let shown = shown_diff(whole.clone());
+        assert!(shown.len() <= MAX_DIFF_CHARS + 100, "{}", shown.len());
+        let kept = shown.matches("# Service").count();
+        assert!(kept > 0 && whole.starts_with(&shown[..shown.len() - 80]));
+        assert!(
+            shown.ends_with(&format!(
+                "\n… and {} more objects (cut; `veer diff` shows all of it)\n",
+                2_000 - kept
+            )),
+            "{}",
+            &shown[shown.len() - 100..]
+        );
+        assert_eq!(shown_diff("# small\n".into()), "# small\n");
     }
 }
