@@ -16,7 +16,8 @@
 //! The targets: idle RSS with a small repository under 20 MiB; at 10,000 objects an
 //! idle poll under 10 ms of CPU, steady RSS under 100 MiB, peak under 150 MiB and commit to
 //! applied under 1 s after the fetch. `VEER_BENCH_DAEMON_SIZES=40 cargo test --bench daemon`
-//! runs other sizes in a debug build (its figures are stored apart from release ones).
+//! runs other sizes in a debug build (its figures are stored apart from release ones);
+//! `VEER_BENCH_KEEP=1` keeps each size's directory (veer's log is `veer-run.log`).
 
 #[path = "support/figures.rs"]
 mod figures;
@@ -227,7 +228,14 @@ async fn run(n: usize, fig: &mut Figures) {
         fig.ratio(&key("steady RSS MiB"), steady)
     );
 
-    // One change, announced by a push webhook.
+    // One change, announced by a push webhook, right after a poll: the webhook's poll, not
+    // the next scheduled one (2 s away), is the one that finds the commit.
+    let polled = fetches(&scrape(&http, &listen).await.expect("/metrics answers"));
+    wait_until("a scheduled poll", Duration::from_secs(10), || async {
+        let now = fetches(&scrape(&http, &listen).await?);
+        (now > polled).then_some(())
+    })
+    .await;
     let changed_ns = namespace(CHANGED);
     std::fs::write(work.join(object_path(CHANGED)), manifest_text(CHANGED, 7))
         .expect("edit the VirtualService");
@@ -258,6 +266,8 @@ async fn run(n: usize, fig: &mut Figures) {
     };
     let vs: Api<DynamicObject> = Api::namespaced_with(client, &changed_ns, &resource);
     let fetch_sum = |text: &str| metric(text, "veer_git_fetch_duration_seconds_sum");
+    // The poll that found the commit: the next one must not have started (see above).
+    let first_fetches = fetches(&scrape(&http, &listen).await.expect("/metrics answers"));
     let before = scrape(&http, &listen).await.expect("/metrics answers");
     let (cpu0, _, _) = veer_usage(pid);
     let body = serde_json::json!({
@@ -309,6 +319,12 @@ async fn run(n: usize, fig: &mut Figures) {
         (fetch_sum(&after).unwrap_or(0.0) - fetch_sum(&before).unwrap_or(0.0)).max(0.0),
     );
     let after_fetch = applied.saturating_sub(fetch);
+    let polls = fetches(&after).unwrap_or(0.0) - first_fetches.unwrap_or(0.0);
+    if polls > 1.0 {
+        println!(
+            "  <-- UNEXPECTED: {polls} polls ran while the change was applied (a scheduled one raced the webhook's)"
+        );
+    }
     println!(
         "one change (webhook to applied): {}{}; the fetch {}; after the fetch {}{}; CPU {:.0} ms{}",
         manifests::ms(applied),
@@ -327,6 +343,12 @@ async fn run(n: usize, fig: &mut Figures) {
         fig.ratio(&key("peak RSS MiB"), peak),
     );
     drop(veer);
+    if std::env::var_os("VEER_BENCH_KEEP").is_some() {
+        println!(
+            "kept: {} (veer-run.log is veer's log)",
+            tmp.keep().display()
+        );
+    }
 }
 
 fn main() {

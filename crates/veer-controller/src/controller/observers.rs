@@ -37,7 +37,16 @@ impl Observers {
         now: DateTime<Utc>,
     ) {
         if let Some(board) = &self.board {
-            board.record_pass(pass, controller.state(), now);
+            // A pass that planned nothing left every object's record as it was.
+            let idle = matches!(pass, Pass::InSync { .. } | Pass::DriftReported { .. })
+                && controller
+                    .last_planning()
+                    .is_some_and(|p| p.objects == 0 && p.full.is_none())
+                && board.has_objects();
+            match idle {
+                true => board.record_outcome(pass, controller.state(), now),
+                false => board.record_pass(pass, controller.state(), now),
+            }
             if matches!(pass, Pass::Synced { .. }) {
                 board.set_last_diff(controller.last_diff().map(str::to_string));
             }

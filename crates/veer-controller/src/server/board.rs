@@ -142,6 +142,14 @@ impl StatusBoard {
     /// After a pass: its outcome, the revision in force and every object's standing from the
     /// recorded state. A pass that reconciled a revision also marks the revision loaded.
     pub fn record_pass(&self, pass: &Pass, state: &SyncState, now: DateTime<Utc>) {
+        self.record_outcome(pass, state, now);
+        self.record_objects(state);
+    }
+
+    /// A pass's outcome and the revision in force, leaving the objects' standing as it was:
+    /// for a pass that planned nothing, whose state's objects cannot have changed (rebuilding
+    /// the list costs as much as the repository).
+    pub fn record_outcome(&self, pass: &Pass, state: &SyncState, now: DateTime<Utc>) {
         let outcome = pass.outcome();
         let message = match pass {
             Pass::Rejected {
@@ -169,12 +177,43 @@ impl StatusBoard {
             Pass::Rejected { .. } => state.revision.is_some(),
             Pass::NoRevision | Pass::Failed { .. } => false,
         };
+        let mut board = self.write();
+        let s = &mut board.snapshot;
+        s.last_pass = Some(PassStatus {
+            outcome,
+            at: now,
+            message,
+        });
+        s.revision = state.revision.as_ref().map(|r| RevisionStatus {
+            commit: r.commit.clone(),
+            summary: r.summary.clone(),
+            author: r.author.clone(),
+        });
+        s.rejected = state.rejected.as_ref().map(|r| RejectedStatus {
+            commit: r.commit.clone(),
+            errors: r.errors,
+        });
+        if reconciled {
+            s.readiness.revision_loaded = true;
+        }
+    }
+
+    /// Whether a pass has recorded the objects' standing yet.
+    pub fn has_objects(&self) -> bool {
+        !self.read().snapshot.objects.is_empty()
+    }
+
+    /// Every object's standing from the recorded state.
+    pub fn record_objects(&self, state: &SyncState) {
+        let drift: std::collections::HashSet<&str> =
+            state.drift.iter().map(String::as_str).collect();
         let mut objects: Vec<ObjectStatus> = state
             .objects
             .iter()
             .map(|r| {
                 let key = r.key();
-                let drifted = state.drift.iter().any(|d| *d == key.to_string());
+                let key = key.to_string();
+                let drifted = drift.contains(key.as_str());
                 let (health, reason) = if r.result == "failed" {
                     let reason = match (r.code, &r.message) {
                         (Some(code), Some(m)) => format!("{code}: {m}"),
@@ -192,33 +231,14 @@ impl StatusBoard {
                     (ObjectHealth::InSync, r.result.clone())
                 };
                 ObjectStatus {
-                    key: key.to_string(),
+                    key,
                     health,
                     reason,
                 }
             })
             .collect();
         objects.sort_by(|a, b| b.health.cmp(&a.health).then_with(|| a.key.cmp(&b.key)));
-        let mut board = self.write();
-        let s = &mut board.snapshot;
-        s.last_pass = Some(PassStatus {
-            outcome,
-            at: now,
-            message,
-        });
-        s.revision = state.revision.as_ref().map(|r| RevisionStatus {
-            commit: r.commit.clone(),
-            summary: r.summary.clone(),
-            author: r.author.clone(),
-        });
-        s.rejected = state.rejected.as_ref().map(|r| RejectedStatus {
-            commit: r.commit.clone(),
-            errors: r.errors,
-        });
-        s.objects = objects;
-        if reconciled {
-            s.readiness.revision_loaded = true;
-        }
+        self.write().snapshot.objects = objects;
     }
 
     /// The last diff worth showing (`diff::render::human` without colour); `None` keeps the
@@ -424,6 +444,12 @@ mod tests {
         assert!(s.readiness.revision_loaded);
         assert_eq!(s.last_pass.map(|p| p.outcome), Some(PassOutcome::InSync));
         assert_eq!(s.now, Some(at(25, 2)));
+        // A pass that planned nothing records its outcome and keeps the objects' standing.
+        assert!(board.has_objects());
+        board.record_outcome(&pass, &SyncState::default(), at(25, 3));
+        let s = board.snapshot(at(25, 3));
+        assert_eq!(s.objects.len(), 3);
+        assert_eq!(s.last_pass.map(|p| p.at), Some(at(25, 3)));
     }
 
     #[test]
