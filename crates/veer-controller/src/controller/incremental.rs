@@ -392,10 +392,11 @@ impl Controller {
     /// drives them, or those due, as a tick does); nothing else is planned and no sync state
     /// is written. Rollouts whose state changed are planned at the next pass.
     pub(super) async fn tick_rollouts(&mut self, loaded: &LoadedRevision, every: bool) {
-        let before = self.rollout_states();
         let Some(driver) = &mut self.rollouts else {
             return;
         };
+        // What changed before this tick is a pass's business (`drive_and_settle`).
+        driver.take_changed();
         // Only the VirtualServices with a rollout: new rollouts start at a pass, not a tick.
         let desired = match driver.tracked() {
             Some(tracked) => desired_rollouts(loaded, &self.options.source_url, &tracked),
@@ -421,12 +422,11 @@ impl Controller {
                 driver.retry_at(Utc::now() + chrono::TimeDelta::seconds(5));
             }
         }
-        if let (Some(before), Some(after), Some(b)) = (
-            before,
-            self.rollout_states(),
-            self.incremental.baseline.as_mut(),
-        ) {
-            b.rollouts_again.extend(changed_rollouts(&before, &after));
+        // The driver's own list of the states it read, changed or forgot: no copy of every
+        // state (histories of up to a hundred checks) to compare.
+        let changed = driver.take_changed();
+        if let Some(b) = self.incremental.baseline.as_mut() {
+            b.rollouts_again.extend(changed);
         }
     }
 }

@@ -208,6 +208,10 @@ pub struct RolloutDriver {
     retry: Option<DateTime<Utc>>,
     /// Prometheus queries sent, by kind.
     queries: Arc<analyse::QueryCounts>,
+    /// Rollouts whose state was read, started, changed or forgotten since the last
+    /// [`RolloutDriver::take_changed`]: a tick tells the next pass which VirtualServices to
+    /// plan again from this, not by cloning and comparing every state.
+    changed: std::collections::BTreeSet<RolloutId>,
 }
 
 #[cfg(test)]

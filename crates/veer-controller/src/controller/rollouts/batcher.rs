@@ -4,10 +4,12 @@
 //! as soon as the queries it needs are answered.
 //!
 //! When to send: once no rollout of the pass is still before its first decision (every one
-//! that will analyse now has asked), or when none has come to one for [`GAP`] (one stuck in
-//! a slow read does not hold the others up for longer), or [`MAX_GATHER`] after the first
+//! that will analyse now has asked: the wake's rollouts share one batch, one query per
+//! metric), else, as a safety net only, when none has come to one for [`GAP`] (one stuck in
+//! a slow read does not hold the others up for longer) or [`MAX_GATHER`] after the first
 //! ask. A rollout that has decided something else (a write, a wait) is not waited for, so a
-//! slow write holds up no analysis.
+//! slow write holds up no analysis; and the reads before a first decision do not queue
+//! behind writes (`tick::Env::reads`), so a wake's rollouts all ask before any is answered.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -21,10 +23,12 @@ use tracing::debug;
 use crate::analysis::batch::{self, Instant as InstantQuery};
 use crate::analysis::{MetricsProvider, QueryOutcome};
 
-/// How long the batch waits for the next rollout to come to a decision.
-pub(super) const GAP: Duration = Duration::from_millis(100);
+/// How long the batch waits for the next rollout to come to a decision: long enough for a
+/// namespace's health read on a busy API server (a thousand rollouts' asks in a few such
+/// reads), short enough that a stuck read costs the others less than their step's second.
+pub(super) const GAP: Duration = Duration::from_millis(400);
 /// How long the batch waits at most after its first rollout asked.
-pub(super) const MAX_GATHER: Duration = Duration::from_millis(500);
+pub(super) const MAX_GATHER: Duration = Duration::from_secs(2);
 
 /// One rollout's ask: its instant queries and where their answers go.
 struct Ask {

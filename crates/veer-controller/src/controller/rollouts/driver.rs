@@ -49,6 +49,7 @@ impl RolloutDriver {
             due: BTreeMap::new(),
             retry: None,
             queries: Arc::default(),
+            changed: std::collections::BTreeSet::new(),
         })
     }
 
@@ -90,6 +91,11 @@ impl RolloutDriver {
     /// The last hand edit of each rollout's route that veer undid, as text for people.
     pub fn interferences(&self) -> impl Iterator<Item = (&RolloutId, &String)> {
         self.interfered.iter()
+    }
+
+    /// The rollouts whose state was read, started, changed or forgotten since the last call.
+    pub fn take_changed(&mut self) -> std::collections::BTreeSet<RolloutId> {
+        std::mem::take(&mut self.changed)
     }
 
     /// The state of each rollout the driver knows.
@@ -330,6 +336,7 @@ impl RolloutDriver {
         for (w, state, result) in stored {
             match result {
                 Ok(()) => {
+                    self.changed.insert(w.id.clone());
                     self.rollouts.insert(
                         w.id.clone(),
                         Tracked {

@@ -71,6 +71,7 @@ impl RolloutDriver {
         let provider = counted.as_ref().map(|c| c as &dyn MetricsProvider);
         let batcher = Batcher::new(provider, concurrency);
         let slots = Semaphore::new(concurrency);
+        let reads = Semaphore::new(concurrency);
         let env = Env {
             ports: *ports,
             gate: &*self.gate,
@@ -80,6 +81,7 @@ impl RolloutDriver {
             provider,
             analysis: &batcher,
             slots: &slots,
+            reads: &reads,
         };
         let env = &env;
         // Every mailbox the pass looks at, in one read (not one per rollout); a rollout's first
@@ -161,7 +163,11 @@ impl RolloutDriver {
                     if let (Some(at), Some(i)) = (out.wake, index.get(&w.id)) {
                         idle.insert((at, *i));
                     }
-                    self.rollouts.insert(w.id.clone(), out.tracked);
+                    let before = self.rollouts.insert(w.id.clone(), out.tracked);
+                    let now = self.rollouts.get(&w.id).map(|t| &t.state);
+                    if before.as_ref().map(|t| &t.state) != now {
+                        self.changed.insert(w.id.clone());
+                    }
                     self.due.insert(w.id.clone(), out.wake);
                     if let Some(text) = out.interfered {
                         self.interfered.insert(w.id.clone(), text);

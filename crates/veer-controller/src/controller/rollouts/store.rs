@@ -32,6 +32,7 @@ impl RolloutDriver {
         }
         for (id, tracked) in ports.store.load().await? {
             info!(rollout = %id, phase = %tracked.state.phase, step = tracked.state.step, "rollout state read from the cluster");
+            self.changed.insert(id.clone());
             self.rollouts.insert(id, tracked);
         }
         self.loaded = true;
@@ -42,7 +43,9 @@ impl RolloutDriver {
     pub(super) fn forgotten(&mut self, id: &RolloutId) {
         info!(rollout = %id, "VirtualService left git: rollout state deleted");
         self.metrics.forget_rollout(&id.to_string());
-        self.rollouts.remove(id);
+        if self.rollouts.remove(id).is_some() {
+            self.changed.insert(id.clone());
+        }
         self.interfered.remove(id);
         self.due.remove(id);
     }

@@ -45,6 +45,10 @@ pub(super) struct Env<'a> {
     pub(super) analysis: &'a Batcher<'a>,
     /// One permit per rollout working at once (`RolloutOptions::concurrency`).
     pub(super) slots: &'a Semaphore,
+    /// As many permits, for the reads before a rollout's first decision (the health gate):
+    /// apart from `slots`, so a rollout on its way to the analysis never queues behind the
+    /// writes of those judged before it, and the wake's batch closes as soon as it can.
+    pub(super) reads: &'a Semaphore,
 }
 
 /// A rollout's place among those working at once; given up while it waits for its analysis.
@@ -135,10 +139,9 @@ async fn rounds<'e>(
     let health = if idle {
         Health::Available
     } else {
-        slot.acquire(env.slots).await;
-        let health = env.ports.probe.health(&w.id.namespace, &canary).await;
-        slot.release();
-        health
+        let mut read = Slot::none();
+        read.acquire(env.reads).await;
+        env.ports.probe.health(&w.id.namespace, &canary).await
     };
     if let Health::Unavailable(why) = &health {
         warn!(rollout = %w.id, phase = %tracked.state.phase, reason = %why, "the new version is not available; the rollout waits");
