@@ -17,7 +17,13 @@ use veer::validate;
 #[path = "support/manifests.rs"]
 mod manifests;
 
-use manifests::{manifest_text, ms, peak_rss_kib};
+use manifests::{manifest_text, ms, namespace, peak_rss_kib};
+
+/// Where object `i` lives: the layout of `benches/daemon.rs` (one directory per namespace), so
+/// the load measured here is the one the binary does.
+fn object_path(i: usize) -> String {
+    format!("mesh/{}/object-{i}.yaml", namespace(i))
+}
 
 fn git(dir: &Path, args: &[&str]) {
     let status = Command::new("git")
@@ -34,22 +40,26 @@ fn run(n: usize) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let work = tmp.path().join("repo");
     std::fs::create_dir_all(&work).expect("mkdir");
+    git(
+        tmp.path(),
+        &["init", "-q", "--bare", "-b", "main", "mesh.git"],
+    );
     git(&work, &["init", "-q", "-b", "main"]);
     git(&work, &["config", "user.name", "bench"]);
     git(&work, &["config", "user.email", "bench@example.com"]);
     for i in 0..n {
-        let dir = work.join(format!("d{:03}", i / 100));
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        std::fs::write(dir.join(format!("m{i}.yaml")), manifest_text(i, 0)).expect("write");
+        let path = work.join(object_path(i));
+        std::fs::create_dir_all(path.parent().expect("a directory")).expect("mkdir");
+        std::fs::write(path, manifest_text(i, 0)).expect("write");
     }
     git(&work, &["add", "-A"]);
     git(&work, &["commit", "-q", "-m", "generated"]);
+    // As `veer run` follows a repository: a pushed bare one (its objects packed, trees
+    // deltified) by `file://` URL.
+    let url = format!("file://{}", tmp.path().join("mesh.git").display());
+    git(&work, &["push", "-q", &url, "main"]);
 
-    let spec = SourceSpec::new(
-        work.to_str().expect("utf-8 path"),
-        GitRef::Branch("main".into()),
-    )
-    .expect("spec");
+    let spec = SourceSpec::new(&url, GitRef::Branch("main".into())).expect("spec");
     let mut source = GitSource::open(spec, &tmp.path().join("cache")).expect("open");
     let options = ReadOptions::default();
     let mut cache = ParseCache::default();
@@ -78,9 +88,10 @@ fn run(n: usize) {
     assert!(matches!(idle, FetchOutcome::Unchanged { .. }));
 
     // One file changes.
-    let changed = work.join("d000/m2.yaml");
-    std::fs::write(&changed, manifest_text(2, 1)).expect("write");
+    let changed = work.join(object_path(1));
+    std::fs::write(&changed, manifest_text(1, 1)).expect("write");
     git(&work, &["commit", "-q", "-am", "one change"]);
+    git(&work, &["push", "-q", &url, "main"]);
     let t = Instant::now();
     let fetched = source.fetch().expect("fetch");
     let fetch_time = t.elapsed();

@@ -4,8 +4,10 @@
 //!
 //! [`transport`] answers the network's questions (credentials, SSH host keys) and names its
 //! failures; [`tree`] reads one commit (its tree through the walk's rules, its metadata, the
-//! files that changed).
+//! files that changed); [`memo`] walks a commit's tree reusing what the last load found in
+//! the directories that did not change.
 
+mod memo;
 mod transport;
 mod tree;
 
@@ -20,9 +22,10 @@ use git2::{
 };
 
 use super::spec::{Auth, GitRef, SourceSpec, UrlKind};
-use super::walk::{self, Found, Kind, TreeView};
+use super::walk::{Kind, TreeView};
 use super::{CommitId, FetchOutcome, LoadedRevision, SourceError};
 use crate::manifest::{ManifestSet, ParseCache, ReadOptions};
+use memo::{FoundBlob, WalkMemo};
 use transport::{Transfer, check_host_key, credentials, ssh_host_port};
 use tree::{GitView, changed, revision_of};
 
@@ -91,6 +94,8 @@ pub struct GitSource {
     fetched: Option<CommitId>,
     /// The last loaded commit and its manifest files (path → content id), for change lists.
     loaded: Option<(CommitId, BTreeMap<String, String>)>,
+    /// The last load's walk, reused by the next load for the directories that did not change.
+    walked: Option<WalkMemo>,
     timeout: Option<Duration>,
 }
 
@@ -134,6 +139,7 @@ impl GitSource {
             repo,
             fetched: None,
             loaded: None,
+            walked: None,
             timeout: None,
         })
     }
@@ -150,6 +156,13 @@ impl GitSource {
     /// The commit last loaded.
     pub fn last_loaded(&self) -> Option<&CommitId> {
         self.loaded.as_ref().map(|(c, _)| c)
+    }
+
+    /// Forget the last load's walk, so the next load reads every directory of its tree (tests
+    /// compare the two).
+    #[doc(hidden)]
+    pub fn forget_walk(&mut self) {
+        self.walked = None;
     }
 
     /// Abort transfers that run longer than this (checked while data flows; the caller's own
@@ -399,10 +412,12 @@ impl GitSource {
                 path: base,
             });
         }
-        let (files, diagnostics) = walk::collect(&view, &base)?;
+        // Taken out first: a load that fails leaves none, so the next one walks everything.
+        let (walk_memo, rules_diagnostics) = WalkMemo::walk(&view, &base, self.walked.take())?;
+        let walked = walk_memo.walked(rules_diagnostics);
         let mut set = ManifestSet {
             manifests: Vec::new(),
-            diagnostics,
+            diagnostics: walked.diagnostics,
             ..ManifestSet::default()
         };
         let mut ids = BTreeMap::new();
@@ -412,27 +427,24 @@ impl GitSource {
             .repo
             .odb()
             .map_err(|e| read_err("object database", e))?;
-        for Found { path, real } in files {
-            let entry = view.entry(&real).ok_or_else(|| SourceError::Read {
-                location: format!("{real} at commit {commit} of {url}"),
-                message: "listed but not found".to_string(),
-            })?;
-            let id = entry.id();
+        for FoundBlob { found, blob: id } in walked.files {
+            let (path, real) = (&found.path, &found.real);
+            let id = *id;
             let content_id = id.to_string();
             ids.insert(path.clone(), content_id.clone());
             // A cached blob passed the size check when it was parsed: skip the header read.
-            if !cache.contains(&path, &content_id) {
+            if !cache.contains(path, &content_id) {
                 let (size, _) = odb
                     .read_header(id)
                     .map_err(|e| read_err(&format!("blob of {real}"), e))?;
-                if let Some(d) = crate::manifest::too_large(&path, size as u64, options) {
+                if let Some(d) = crate::manifest::too_large(path, size as u64, options) {
                     set.diagnostics.push(d);
                     continue;
                 }
             }
             let repo = &self.repo;
             let (parsed, hit) = cache.get_or_parse(
-                &path,
+                path,
                 &content_id,
                 || {
                     repo.find_blob(id)
@@ -444,12 +456,13 @@ impl GitSource {
             if !hit {
                 parsed_files += 1;
             }
-            live.insert((path, content_id));
+            live.insert((path.clone(), content_id));
             set.extend(&parsed);
         }
         cache.retain(&live);
         let changed_files = changed(self.loaded.as_ref().map(|(_, m)| m), &ids);
         self.loaded = Some((commit.clone(), ids));
+        self.walked = Some(walk_memo);
         Ok(LoadedRevision {
             revision,
             set,

@@ -53,7 +53,7 @@ pub(super) struct GitView<'r> {
     pub(super) root: Tree<'r>,
 }
 
-fn kind_of_mode(mode: i32) -> Kind {
+pub(super) fn kind_of_mode(mode: i32) -> Kind {
     match mode & 0o170000 {
         0o040000 => Kind::Dir,
         0o120000 => Kind::Link,
