@@ -167,6 +167,8 @@ pub struct Controller {
     location: StateLocation,
     options: ControllerOptions,
     state: SyncState,
+    /// The state's stored form as last written, in pieces (a write re-encodes what changed).
+    encoded: state::Encoded,
     /// The revision in force: the newest that passed validation.
     current: Option<Arc<LoadedRevision>>,
     /// The newest revision loaded and its validation, so a revision is validated once.
@@ -191,9 +193,10 @@ impl Controller {
         location: StateLocation,
         options: ControllerOptions,
     ) -> Result<Self, ControllerError> {
-        let state = state::read(cluster.client(), &location)
+        let mut state = state::read(cluster.client(), &location)
             .await?
             .unwrap_or_default();
+        state.sort_records();
         if let Some(r) = &state.revision {
             info!(commit = %r.commit, objects = state.inventory().len(), "state read from the cluster");
         }
@@ -202,6 +205,7 @@ impl Controller {
             location,
             options,
             state,
+            encoded: state::Encoded::default(),
             current: None,
             validated: None,
             refused: None,
@@ -285,7 +289,10 @@ impl Controller {
     /// and new commits wait for the next poll.
     pub async fn rollout_tick(&mut self) {
         if let Some(loaded) = self.current.clone() {
-            self.tick_rollouts(&loaded, false).await;
+            // A tick that drove many rollouts freed as much as a large pass does.
+            if self.tick_rollouts(&loaded, false).await >= memory::TRIM_AFTER_ROLLOUTS {
+                memory::trim();
+            }
         }
     }
 
@@ -325,7 +332,7 @@ impl Controller {
                         warn!(%commit, "{d}");
                     }
                     error!(%commit, errors = report.errors, "revision rejected: nothing from it is applied; the last good revision stays in force");
-                    let next = rejected_state(&self.state, &loaded, report.errors, now);
+                    let next = record::rejected_change(&self.state, &loaded, report.errors, now);
                     if let Err(e) = self.record(next).await {
                         return Pass::Failed {
                             message: e.to_string(),
@@ -366,7 +373,7 @@ impl Controller {
                 error!(error = %e, "reconcile failed; retrying at the next tick");
                 self.forget_baseline();
                 let message = e.to_string();
-                let next = error_state(&self.state, &message, now);
+                let next = record::error_change(&self.state, &message, now);
                 if let Err(write) = self.record(next).await {
                     warn!(error = %write, "cannot record the error");
                 }
@@ -408,7 +415,7 @@ impl Controller {
                     error!(commit = %short, errors = report.errors, "revision refused by the API server's dry run: nothing from it is written; veer asks again at the next pass");
                     let errors = report.errors;
                     self.refused = Some((loaded.revision.clone(), report));
-                    self.record(rejected_state(&self.state, loaded, errors, now))
+                    self.record(record::rejected_change(&self.state, loaded, errors, now))
                         .await?;
                     return Ok(Pass::Rejected {
                         commit,
@@ -424,7 +431,7 @@ impl Controller {
                 self.last_diff = Some(crate::server::board::shown_diff(text));
             }
             // Whatever this pass creates is in the inventory before it exists.
-            let intent = intent::with_intent(&self.state, &planned.plan, &planned.desired);
+            let intent = intent::intent_change(&self.state, &planned.plan, &planned.desired);
             self.record(intent).await?;
         }
         // Objects veer may not read are failures of this pass, even when nothing is written.
@@ -506,7 +513,7 @@ impl Controller {
             (pass, report)
         };
         if !dry {
-            let next = record::next_state_carrying(
+            let next = record::next_change(
                 &self.state,
                 loaded,
                 &planned.desired,
@@ -515,9 +522,7 @@ impl Controller {
                 &|id| scope.carries(id),
                 now,
             );
-            if let Some(next) = next {
-                self.record(next).await?;
-            }
+            self.record(next).await?;
             // The rollouts, then what the next pass builds on.
             self.drive_and_settle(loaded, scope, &planned, &report, now)
                 .await;
@@ -547,7 +552,7 @@ impl Controller {
             if verdict != gate::GateVerdict::Clear {
                 return Ok((verdict, None));
             }
-            let intent = intent::with_intent(&self.state, &foundation, &planned.desired);
+            let intent = intent::intent_change(&self.state, &foundation, &planned.desired);
             self.record(intent).await?;
             let report = sync::execute(&self.cluster, &foundation, live, &options).await;
             let verdict = gate::verdict(&report, loaded, live);
@@ -563,14 +568,25 @@ impl Controller {
         Ok((gate::verdict(&checked, loaded, live), applied))
     }
 
-    /// Write the state when its content changed.
-    async fn record(&mut self, next: SyncState) -> Result<(), StateError> {
-        if next.same_content(&self.state) {
+    /// Write the state when its content changes (`Some`): the change is made in place and
+    /// undone when the write fails (what is held is what is stored).
+    async fn record(&mut self, change: Option<state::StateChange>) -> Result<(), StateError> {
+        let Some(change) = change else {
             return Ok(());
+        };
+        let (undo, changed) = self.state.apply(change);
+        let written = state::write(
+            self.cluster.client(),
+            &self.location,
+            &self.state,
+            &mut self.encoded,
+            Some(&changed),
+        )
+        .await;
+        if written.is_err() {
+            self.state.apply(undo);
         }
-        state::write(self.cluster.client(), &self.location, &next).await?;
-        self.state = next;
-        Ok(())
+        written
     }
 }
 

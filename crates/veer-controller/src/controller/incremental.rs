@@ -327,7 +327,7 @@ impl Controller {
         if busy {
             // Every rollout, as a pass drives them (commands and hand edits are looked at),
             // without planning the rest.
-            self.tick_rollouts(loaded, true).await;
+            let _ = self.tick_rollouts(loaded, true).await;
         }
         Pass::InSync {
             commit: loaded.revision.commit.0.clone(),
@@ -390,10 +390,11 @@ impl Controller {
     /// Rollout work over `loaded` without a plan: the VirtualServices with a rollout, read
     /// from the watch cache, and the driver's pass over them (`every` rollout, as a pass
     /// drives them, or those due, as a tick does); nothing else is planned and no sync state
-    /// is written. Rollouts whose state changed are planned at the next pass.
-    pub(super) async fn tick_rollouts(&mut self, loaded: &LoadedRevision, every: bool) {
+    /// is written. Rollouts whose state changed are planned at the next pass. Returns how
+    /// many rollouts' states the driver read, changed or forgot.
+    pub(super) async fn tick_rollouts(&mut self, loaded: &LoadedRevision, every: bool) -> usize {
         let Some(driver) = &mut self.rollouts else {
-            return;
+            return 0;
         };
         // What changed before this tick is a pass's business (`drive_and_settle`).
         driver.take_changed();
@@ -425,8 +426,10 @@ impl Controller {
         // The driver's own list of the states it read, changed or forgot: no copy of every
         // state (histories of up to a hundred checks) to compare.
         let changed = driver.take_changed();
+        let count = changed.len();
         if let Some(b) = self.incremental.baseline.as_mut() {
             b.rollouts_again.extend(changed);
         }
+        count
     }
 }

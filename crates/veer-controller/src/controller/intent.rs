@@ -10,11 +10,11 @@
 //! and one that was never created is forgotten by the next pass, which finds it neither in git
 //! nor in the cluster. Pure.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use crate::diff::{DesiredObject, ObjectAction, Plan};
 use crate::manifest::ObjectIdentity;
-use crate::sync::state::{ObjectRecord, SyncState};
+use crate::sync::state::{ObjectRecord, StateChange, SyncState};
 
 /// The `result` of an object recorded before its first write.
 pub const PENDING: &str = "pending";
@@ -22,55 +22,57 @@ pub const PENDING: &str = "pending";
 /// `prev` with every object that `plan` is about to apply and the inventory does not hold
 /// yet recorded as [`PENDING`]; `prev` itself when there is none (so nothing is written).
 pub fn with_intent(prev: &SyncState, plan: &Plan, desired: &[DesiredObject]) -> SyncState {
-    let held: HashSet<ObjectIdentity<'_>> = prev
-        .objects
-        .iter()
-        .filter(|r| r.in_inventory())
-        .map(identity)
-        .collect();
-    let desired_by_id: HashMap<ObjectIdentity<'_>, &DesiredObject> =
-        desired.iter().map(|d| (d.key.identity(), d)).collect();
-    let mut pending: Vec<ObjectRecord> = Vec::new();
-    for object in &plan.objects {
-        let applies = match &object.action {
+    let mut next = prev.clone();
+    if let Some(change) = intent_change(prev, plan, desired) {
+        next.apply(change);
+    }
+    next
+}
+
+/// What [`with_intent`] changes: the pending records; `None`: nothing. Looks at every
+/// record once, without hashing or copying it. Pure.
+pub fn intent_change(
+    prev: &SyncState,
+    plan: &Plan,
+    desired: &[DesiredObject],
+) -> Option<StateChange> {
+    let mut applies: Vec<ObjectIdentity<'_>> = (plan.objects.iter())
+        .filter(|object| match &object.action {
             ObjectAction::Create | ObjectAction::Update { .. } => plan.writes(object),
             ObjectAction::Prune | ObjectAction::PruneSkipped { .. } | ObjectAction::Unchanged => {
                 false
             }
-        };
-        let id = object.key.identity();
-        if !applies || held.contains(&id) {
-            continue;
-        }
-        if let Some(d) = desired_by_id.get(&id) {
-            pending.push(ObjectRecord::new(&d.key, Some(d.hash()), PENDING));
-        }
-    }
-    if pending.is_empty() {
-        return prev.clone();
-    }
-    let replaced: HashSet<ObjectIdentity<'_>> = pending.iter().map(identity).collect();
-    let mut objects: Vec<ObjectRecord> = prev
-        .objects
-        .iter()
-        .filter(|r| !replaced.contains(&identity(r)))
-        .cloned()
+        })
+        .map(|object| object.key.identity())
         .collect();
-    objects.extend(pending.iter().cloned());
-    objects.sort_by_key(ObjectRecord::key);
-    SyncState {
-        objects,
-        ..prev.clone()
+    if applies.is_empty() {
+        return None;
     }
-}
-
-fn identity(r: &ObjectRecord) -> ObjectIdentity<'_> {
-    ObjectIdentity {
-        group: &r.group,
-        kind: &r.kind,
-        namespace: r.namespace.as_deref(),
-        name: &r.name,
+    applies.sort_unstable();
+    applies.dedup();
+    let mut held = vec![false; applies.len()];
+    for r in prev.objects.iter().filter(|r| r.in_inventory()) {
+        if let Ok(i) = applies.binary_search(&r.identity())
+            && let Some(h) = held.get_mut(i)
+        {
+            *h = true;
+        }
     }
+    let desired_by_id: HashMap<ObjectIdentity<'_>, &DesiredObject> =
+        desired.iter().map(|d| (d.key.identity(), d)).collect();
+    let pending: Vec<ObjectRecord> = (applies.iter().zip(held))
+        .filter(|(_, held)| !held)
+        .filter_map(|(id, _)| desired_by_id.get(id))
+        .map(|d| ObjectRecord::new(&d.key, Some(d.hash()), PENDING))
+        .collect();
+    if pending.is_empty() {
+        return None;
+    }
+    Some(StateChange {
+        header: StateChange::header_of(prev),
+        put: pending,
+        remove: Vec::new(),
+    })
 }
 
 #[cfg(test)]

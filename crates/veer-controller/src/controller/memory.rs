@@ -15,6 +15,10 @@
 /// free chunks of every arena).
 pub const TRIM_AFTER_OBJECTS: usize = 1_000;
 
+/// Rollout ticks whose rollouts' states changed this many times or more are followed by a
+/// trim too: each judged rollout reads, writes and stores its state (a few KiB each).
+pub const TRIM_AFTER_ROLLOUTS: usize = 100;
+
 /// Return the allocator's free memory to the system, as far as it can (`malloc_trim(0)`).
 pub fn trim() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

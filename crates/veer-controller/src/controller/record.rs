@@ -3,7 +3,7 @@
 //! failed pass. Timestamps move only when the content changes, so an idle pass writes nothing.
 //! Pure.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -13,20 +13,10 @@ use crate::diff::DesiredObject;
 use crate::manifest::{ObjectIdentity, ObjectKey};
 use crate::source::LoadedRevision;
 use crate::sync::state::{
-    self, ErrorRecord, ObjectRecord, RejectedRecord, RevisionOutcome, RevisionRecord, SyncState,
+    self, ErrorRecord, ObjectRecord, RejectedRecord, RevisionOutcome, RevisionRecord, StateChange,
+    SyncState,
 };
 use crate::sync::{self, ObjectResult, SyncReport};
-
-/// A record's key as `ObjectKey` orders it (group, version, kind, namespace, name), borrowed.
-fn key_order(r: &ObjectRecord) -> (&str, &str, &str, Option<&str>, &str) {
-    (
-        &r.group,
-        &r.version,
-        &r.kind,
-        r.namespace.as_deref(),
-        &r.name,
-    )
-}
 
 fn timestamp(now: DateTime<Utc>) -> String {
     now.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -56,10 +46,8 @@ pub fn next_state(
         .unwrap_or_else(|| prev.clone())
 }
 
-/// [`next_state`] after a pass that planned only some objects (`controller::incremental`):
-/// the records of the objects it did not plan (`carried`) stay as they are, as if the pass
-/// had found them unchanged. `desired` and `report` cover the planned objects. `None`: the
-/// content is `prev`'s (nothing to write, and no copy of every record made). Pure.
+/// [`next_change`] applied to a copy of `prev` (for [`next_state`] and tests; a pass
+/// applies the change in place). `None`: the content is `prev`'s. Pure.
 pub(super) fn next_state_carrying(
     prev: &SyncState,
     loaded: &LoadedRevision,
@@ -69,22 +57,58 @@ pub(super) fn next_state_carrying(
     carried: &dyn Fn(ObjectIdentity<'_>) -> bool,
     now: DateTime<Utc>,
 ) -> Option<SyncState> {
-    // Lookups by identity (API version aside), hashed: a pass over 10,000 objects must not
-    // search lists per object.
+    let change = next_change(prev, loaded, desired, report, unknown, carried, now)?;
+    Some(applied(prev, Some(change)))
+}
+
+/// What reconciling `loaded` changes in `prev` ([`next_state`]), after a pass that may have
+/// planned only some objects (`controller::incremental`): the records of the objects it did
+/// not plan (`carried`) stay as they are, as if the pass had found them unchanged. `desired`
+/// and `report` cover the planned objects. `None`: the content is `prev`'s (nothing to
+/// write). Looks at every record once, without hashing or copying it. Pure.
+pub(super) fn next_change(
+    prev: &SyncState,
+    loaded: &LoadedRevision,
+    desired: &[DesiredObject],
+    report: &SyncReport,
+    unknown: &BTreeSet<ObjectKey>,
+    carried: &dyn Fn(ObjectIdentity<'_>) -> bool,
+    now: DateTime<Utc>,
+) -> Option<StateChange> {
     let hashes: HashMap<ObjectIdentity<'_>, String> = desired
         .iter()
         .map(|d| (d.key.identity(), d.hash()))
         .collect();
     let hash_of = |key: &ObjectKey| hashes.get(&key.identity()).cloned();
-    // Borrowed, not copied: a pass that plans a few objects still passes every record here.
-    let previous_of: HashMap<ObjectIdentity<'_>, &ObjectRecord> = (prev.objects.iter())
-        .map(|r| (record_identity(r), r))
+    // The reported objects by identity, sorted: one pass over the records finds each one's
+    // previous record, and the records the plan did not cover.
+    let mut seen: Vec<(ObjectIdentity<'_>, usize)> = (report.objects.iter().enumerate())
+        .map(|(i, o)| (o.key.identity(), i))
         .collect();
+    seen.sort_unstable();
+    let mut unknown: Vec<ObjectIdentity<'_>> = unknown.iter().map(ObjectKey::identity).collect();
+    unknown.sort_unstable();
+    let mut previous: Vec<Option<&ObjectRecord>> = vec![None; report.objects.len()];
+    // Records the plan did not cover: gone from git and from the cluster, unless veer could
+    // not look (kind not served), in which case nothing is known and the record stays; or
+    // the pass did not plan them, and their last outcome stands.
+    let mut remove: Vec<ObjectKey> = Vec::new();
+    for p in &prev.objects {
+        let id = record_identity(p);
+        let from = seen.partition_point(|(s, _)| *s < id);
+        let mut reported = false;
+        for (_, i) in seen[from..].iter().take_while(|(s, _)| *s == id) {
+            reported = true;
+            if let Some(slot) = previous.get_mut(*i) {
+                slot.get_or_insert(p);
+            }
+        }
+        if !reported && unknown.binary_search(&id).is_err() && !carried(id) {
+            remove.push(p.key());
+        }
+    }
     let mut records: Vec<ObjectRecord> = Vec::new();
-    let mut seen: HashSet<ObjectIdentity<'_>> = HashSet::new();
-    for outcome in &report.objects {
-        seen.insert(outcome.key.identity());
-        let previous = previous_of.get(&outcome.key.identity()).copied();
+    for (outcome, previous) in report.objects.iter().zip(previous) {
         let prev_hash = previous.and_then(|r| r.hash.clone());
         let record = match &outcome.result {
             ObjectResult::Created | ObjectResult::Updated { .. } => {
@@ -99,7 +123,7 @@ pub(super) fn next_state_carrying(
                         && p.code.is_none()
                         && p.result != intent::PENDING =>
                 {
-                    p.clone()
+                    continue;
                 }
                 Some(_) | None => {
                     ObjectRecord::new(&outcome.key, hash_of(&outcome.key), outcome.result.name())
@@ -115,7 +139,12 @@ pub(super) fn next_state_carrying(
                 },
                 None => ObjectRecord::new(&outcome.key, None, outcome.result.name()),
             },
-            ObjectResult::Pruned => continue,
+            ObjectResult::Pruned => {
+                if let Some(p) = previous {
+                    remove.push(p.key());
+                }
+                continue;
+            }
             ObjectResult::Failed(f) => {
                 // A first write that was refused did not happen: out of the inventory again. One
                 // that got no answer may have: it stays, so it is pruned if it exists.
@@ -132,30 +161,11 @@ pub(super) fn next_state_carrying(
                 }
             }
         };
-        records.push(record);
+        // A record as it was is no change.
+        if previous.is_none_or(|p| *p != record) {
+            records.push(record);
+        }
     }
-    // Records the plan did not cover: gone from git and from the cluster, unless veer could
-    // not look (kind not served), in which case nothing is known and the record stays; or
-    // the pass did not plan them, and their last outcome stands.
-    let unknown: HashSet<ObjectIdentity<'_>> = unknown.iter().map(ObjectKey::identity).collect();
-    let stays = |p: &ObjectRecord| {
-        let id = record_identity(p);
-        !seen.contains(&id) && (unknown.contains(&id) || carried(id))
-    };
-    // The records as they were: every new one equal to its previous one, and every previous
-    // one either replaced that way or staying.
-    let same_records = records
-        .iter()
-        .all(|r| (previous_of.get(&record_identity(r))).is_some_and(|p| *p == r))
-        && records.len() + prev.objects.iter().filter(|p| stays(p)).count() == prev.objects.len();
-    let objects = if same_records {
-        None
-    } else {
-        records.extend(prev.objects.iter().filter(|p| stays(p)).cloned());
-        // In key order, compared in place (a key per comparison would copy five strings).
-        records.sort_by(|a, b| key_order(a).cmp(&key_order(b)));
-        Some(records)
-    };
 
     let failed = report.has_failures();
     let drift: Vec<String> = report
@@ -207,30 +217,15 @@ pub(super) fn next_state_carrying(
     {
         n.at = p.at.clone();
     }
-    match objects {
-        Some(objects) => next.objects = objects,
-        None if next.same_content(&header(prev)) => return None,
-        None => next.objects = prev.objects.clone(),
+    if records.is_empty() && remove.is_empty() && next.same_content(&StateChange::header_of(prev)) {
+        return None;
     }
-    if !next.same_content(prev) {
-        next.updated_at = Some(timestamp(now));
-    }
-    Some(next)
-}
-
-/// `state` without its records (a few fields, cheap to copy).
-fn header(state: &SyncState) -> SyncState {
-    SyncState {
-        format: state.format,
-        revision: state.revision.clone(),
-        outcome: state.outcome,
-        applied_at: state.applied_at.clone(),
-        rejected: state.rejected.clone(),
-        last_error: state.last_error.clone(),
-        objects: Vec::new(),
-        drift: state.drift.clone(),
-        updated_at: state.updated_at.clone(),
-    }
+    next.updated_at = Some(timestamp(now));
+    Some(StateChange {
+        header: next,
+        put: records,
+        remove,
+    })
 }
 
 /// The state after `loaded` failed validation: recorded as rejected (once per commit);
@@ -241,11 +236,21 @@ pub fn rejected_state(
     errors: usize,
     now: DateTime<Utc>,
 ) -> SyncState {
+    applied(prev, rejected_change(prev, loaded, errors, now))
+}
+
+/// What [`rejected_state`] changes; `None`: nothing. Pure.
+pub(super) fn rejected_change(
+    prev: &SyncState,
+    loaded: &LoadedRevision,
+    errors: usize,
+    now: DateTime<Utc>,
+) -> Option<StateChange> {
     let commit = loaded.revision.commit.0.clone();
     if prev.rejected.as_ref().is_some_and(|r| r.commit == commit) {
-        return prev.clone();
+        return None;
     }
-    SyncState {
+    Some(header_change(SyncState {
         rejected: Some(RejectedRecord {
             commit,
             summary: loaded.revision.summary.clone(),
@@ -253,28 +258,54 @@ pub fn rejected_state(
             at: timestamp(now),
         }),
         updated_at: Some(timestamp(now)),
-        ..prev.clone()
-    }
+        ..StateChange::header_of(prev)
+    }))
 }
 
 /// The state after a pass failed with `message` (kept once: the same error again changes
 /// nothing). Pure.
 pub fn error_state(prev: &SyncState, message: &str, now: DateTime<Utc>) -> SyncState {
+    applied(prev, error_change(prev, message, now))
+}
+
+/// What [`error_state`] changes; `None`: nothing. Pure.
+pub(super) fn error_change(
+    prev: &SyncState,
+    message: &str,
+    now: DateTime<Utc>,
+) -> Option<StateChange> {
     if prev
         .last_error
         .as_ref()
         .is_some_and(|e| e.message == message)
     {
-        return prev.clone();
+        return None;
     }
-    SyncState {
+    Some(header_change(SyncState {
         last_error: Some(ErrorRecord {
             message: message.to_string(),
             at: timestamp(now),
         }),
         updated_at: Some(timestamp(now)),
-        ..prev.clone()
+        ..StateChange::header_of(prev)
+    }))
+}
+
+fn header_change(header: SyncState) -> StateChange {
+    StateChange {
+        header,
+        put: Vec::new(),
+        remove: Vec::new(),
     }
+}
+
+/// `prev` with `change` applied, copied. Pure.
+fn applied(prev: &SyncState, change: Option<StateChange>) -> SyncState {
+    let mut next = prev.clone();
+    if let Some(change) = change {
+        next.apply(change);
+    }
+    next
 }
 
 #[cfg(test)]

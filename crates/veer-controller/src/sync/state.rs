@@ -8,19 +8,26 @@
 //! gzip-compressed in `binaryData["state.json.gz"]` instead (about 60 bytes per object, so
 //! ~16,000 objects fit in the 1 MiB ConfigMap limit; beyond that writing fails, naming the
 //! limit). Written with server-side apply (field manager `veer`) after each sync that changed
-//! something; read once at start.
+//! something, from cached pieces so that a small change costs little to encode (module `encoding`);
+//! the records change in place ([`StateChange`]); read once at start.
 
-use std::io::{Read, Write};
+mod change;
+mod encoding;
+#[cfg(test)]
+mod roundtrip;
+
+use std::io::Read;
 
 use base64::Engine as _;
-use flate2::Compression;
 use flate2::read::GzDecoder;
-use flate2::write::GzEncoder;
 use kube::api::Api;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::manifest::ObjectKey;
+
+pub use change::StateChange;
+pub use encoding::{Encoded, OrderKey};
 
 /// The current format.
 pub const STATE_FORMAT: u32 = 1;
@@ -121,6 +128,16 @@ impl ObjectRecord {
             result: result.to_string(),
             code: None,
             message: None,
+        }
+    }
+
+    /// Its identity (API version aside), borrowed.
+    pub fn identity(&self) -> crate::manifest::ObjectIdentity<'_> {
+        crate::manifest::ObjectIdentity {
+            group: &self.group,
+            kind: &self.kind,
+            namespace: self.namespace.as_deref(),
+            name: &self.name,
         }
     }
 
@@ -282,40 +299,9 @@ pub fn hint(error: &kube::Error, needed: &str) -> String {
     }
 }
 
-/// The ConfigMap's `data` and `binaryData` for a state. Pure.
+/// The ConfigMap's `data` and `binaryData` for a state, encoded whole. Pure.
 pub fn encode(state: &SyncState) -> Result<(Value, Value), StateError> {
-    let text = serde_json::to_string(state).map_err(|e| StateError::Write {
-        namespace: String::new(),
-        name: String::new(),
-        reason: e.to_string(),
-        hint: BUG.into(),
-    })?;
-    if text.len() <= COMPRESS_ABOVE {
-        return Ok((
-            json!({"format": STATE_FORMAT.to_string(), JSON_KEY: text}),
-            json!({}),
-        ));
-    }
-    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-    let zipped = encoder
-        .write_all(text.as_bytes())
-        .and_then(|()| encoder.finish())
-        .map_err(|e| StateError::Write {
-            namespace: String::new(),
-            name: String::new(),
-            reason: e.to_string(),
-            hint: BUG.into(),
-        })?;
-    let encoded = base64::engine::general_purpose::STANDARD.encode(&zipped);
-    if encoded.len() > MAX_STATE_BYTES {
-        return Err(StateError::TooLarge {
-            bytes: encoded.len(),
-        });
-    }
-    Ok((
-        json!({"format": STATE_FORMAT.to_string()}),
-        json!({GZIP_KEY: encoded}),
-    ))
+    Encoded::default().encode(state, None)
 }
 
 /// A state from a ConfigMap's `data` and `binaryData`. Errors carry no names; [`read`]
@@ -402,11 +388,29 @@ pub async fn read(
 }
 
 /// Write the state (server-side apply, forced: veer owns its own ConfigMap). Creates the
-/// namespace when it does not exist.
+/// namespace when it does not exist. `cache` holds the encoded pieces of the state last
+/// written with it, and `changed` the keys of the records changed since, sorted (`None`:
+/// unknown); after a failure the cache is emptied (the stored state is not this one).
 pub async fn write(
     client: &kube::Client,
     at: &StateLocation,
     state: &SyncState,
+    cache: &mut Encoded,
+    changed: Option<&[OrderKey]>,
+) -> Result<(), StateError> {
+    let written = write_encoded(client, at, state, cache, changed).await;
+    if written.is_err() {
+        *cache = Encoded::default();
+    }
+    written
+}
+
+async fn write_encoded(
+    client: &kube::Client,
+    at: &StateLocation,
+    state: &SyncState,
+    cache: &mut Encoded,
+    changed: Option<&[OrderKey]>,
 ) -> Result<(), StateError> {
     let err = |e: kube::Error| StateError::Write {
         namespace: at.namespace.clone(),
@@ -414,7 +418,7 @@ pub async fn write(
         reason: e.to_string(),
         hint: hint(&e, WRITE_NEEDS),
     };
-    let (data, binary) = encode(state).map_err(|e| match e {
+    let (data, binary) = cache.encode(state, changed).map_err(|e| match e {
         StateError::Write { reason, hint, .. } => StateError::Write {
             namespace: at.namespace.clone(),
             name: at.name.clone(),

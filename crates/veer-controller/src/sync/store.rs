@@ -1,7 +1,8 @@
 //! veer's own ConfigMaps (the sync state, one per rollout): the one way they are written.
 //! A server-side apply by veer's field manager, forced (veer owns them), labelled
 //! `app.kubernetes.io/managed-by: veer`; a 409, 429 or 5xx is tried again as every write of
-//! veer's is; a missing namespace is created, then the write is made again.
+//! veer's is; a missing namespace is created, then the write is made again. The server's
+//! answer is read, not parsed.
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, Patch, PatchParams};
@@ -34,10 +35,13 @@ pub async fn write(client: &kube::Client, cm: &OwnConfigMap<'_>) -> Result<(), k
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), cm.namespace);
     let policy = RetryPolicy::default();
     let what = format!("ConfigMap {}/{}", cm.namespace, cm.name);
+    // The answer (the whole ConfigMap, up to a MiB for the sync state) is not parsed: only
+    // whether the write was taken matters.
     let apply = || {
-        let api = api.clone();
-        let (params, object) = (&params, &object);
-        async move { api.patch(cm.name, params, &Patch::Apply(object)).await }
+        let request = kube::core::Request::new(api.resource_url())
+            .patch(cm.name, &params, &Patch::Apply(&object))
+            .map_err(kube::Error::BuildRequest);
+        async move { client.request_text(request?).await.map(drop) }
     };
     match with_retries(&policy, &what, apply).await.0 {
         Ok(_) => Ok(()),
@@ -56,7 +60,7 @@ pub async fn write(client: &kube::Client, cm: &OwnConfigMap<'_>) -> Result<(), k
             with_retries(&policy, cm.namespace, create_namespace)
                 .await
                 .0?;
-            with_retries(&policy, &what, apply).await.0.map(|_| ())
+            with_retries(&policy, &what, apply).await.0
         }
         Err(e) => Err(e),
     }

@@ -1,0 +1,289 @@
+//! The state's stored form (format 1, unchanged: [`super::decode`] and older veers read it),
+//! built from cached pieces so that a write after a small change re-encodes only what changed.
+//!
+//! The records are cut into chunks at records whose identity hashes to a multiple of
+//! [`CHUNK_EVERY`] (content-defined cuts: a record added or removed moves no other cut), and
+//! each chunk's JSON text is kept with its CRC-32 and, once the state is large enough to be
+//! compressed, its raw deflate stream ended by a sync flush (byte-aligned, not final, no
+//! history shared with the next chunk). The gzip member is then the gzip header, the chunks'
+//! deflate streams one after another between the header's and the tail's, an empty final
+//! block, and the CRC of the whole (combined from the chunks') with its length: a single
+//! ordinary gzip member, as `pigz` writes them. A chunk is encoded again only when a record
+//! it covers changed (the caller names the keys) or its cuts moved; the bytes are then those
+//! a fresh encode of the same state gives.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use base64::Engine as _;
+use flate2::Compression;
+use flate2::Crc;
+use flate2::write::DeflateEncoder;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::{
+    BUG, COMPRESS_ABOVE, GZIP_KEY, JSON_KEY, MAX_STATE_BYTES, ObjectRecord, STATE_FORMAT,
+    StateError, SyncState,
+};
+
+/// Records per chunk, on average (about 20 KiB of JSON: deflate looks back 32 KiB, so
+/// chunks compress nearly as well as the whole).
+pub const CHUNK_EVERY: u64 = 128;
+
+/// A record's key in the order records are kept (group, version, kind, namespace, name).
+pub type OrderKey = (String, String, String, Option<String>, String);
+
+type Borrowed<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, &'a str);
+
+pub(super) fn order(r: &ObjectRecord) -> Borrowed<'_> {
+    (
+        &r.group,
+        &r.version,
+        &r.kind,
+        r.namespace.as_deref(),
+        &r.name,
+    )
+}
+
+pub(super) fn owned(r: &ObjectRecord) -> OrderKey {
+    (
+        r.group.clone(),
+        r.version.clone(),
+        r.kind.clone(),
+        r.namespace.clone(),
+        r.name.clone(),
+    )
+}
+
+fn borrow(k: &OrderKey) -> Borrowed<'_> {
+    (&k.0, &k.1, &k.2, k.3.as_deref(), &k.4)
+}
+
+/// Does a chunk end at `r`? FNV-1a over its identity (API version aside, so a new version
+/// of an object keeps its chunk): stable across runs and builds.
+fn cuts_after(r: &ObjectRecord) -> bool {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let parts = [
+        r.group.as_str(),
+        r.kind.as_str(),
+        r.namespace.as_deref().unwrap_or(""),
+        r.name.as_str(),
+    ];
+    for part in parts {
+        for b in part.bytes().chain([0xff]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h.is_multiple_of(CHUNK_EVERY)
+}
+
+/// One chunk: `count` records after `after` (the previous chunk's last; `None`: the first
+/// chunk) up to `end`, as JSON (a comma before each record but the state's first).
+#[derive(Debug)]
+struct Chunk {
+    after: Option<OrderKey>,
+    end: OrderKey,
+    count: usize,
+    text: String,
+    crc: Crc,
+    /// The raw deflate stream, sync-flushed; made when the state is compressed.
+    deflate: Option<Vec<u8>>,
+}
+
+/// The cached chunks of the state last encoded, in order.
+#[derive(Debug, Default)]
+pub struct Encoded {
+    chunks: Vec<Chunk>,
+}
+
+/// Is a key of `changed` (sorted) in (`after`, `end`]?
+fn touches(changed: &[OrderKey], after: Option<&OrderKey>, end: &OrderKey) -> bool {
+    let lower = after.map(borrow);
+    let first = changed.partition_point(|k| Some(borrow(k)) <= lower);
+    changed.get(first).is_some_and(|k| borrow(k) <= borrow(end))
+}
+
+fn bug(reason: String) -> StateError {
+    StateError::Write {
+        namespace: String::new(),
+        name: String::new(),
+        reason,
+        hint: BUG.into(),
+    }
+}
+
+fn crc_of(text: &str) -> Crc {
+    let mut crc = Crc::new();
+    crc.update(text.as_bytes());
+    crc
+}
+
+fn deflate(text: &str) -> Result<Vec<u8>, StateError> {
+    let mut encoder = DeflateEncoder::new(Vec::new(), Compression::default());
+    encoder
+        .write_all(text.as_bytes())
+        .and_then(|()| encoder.flush())
+        .map_err(|e| bug(e.to_string()))?;
+    // Not finished: a finish would add a final block. What dropping the encoder writes goes
+    // to the empty vector left behind.
+    Ok(std::mem::take(encoder.get_mut()))
+}
+
+/// The JSON before the records (ending in `"objects":[`) and after them.
+fn head_and_tail(state: &SyncState) -> Result<(String, String), StateError> {
+    let header = SyncState {
+        format: state.format,
+        revision: state.revision.clone(),
+        outcome: state.outcome,
+        applied_at: state.applied_at.clone(),
+        rejected: state.rejected.clone(),
+        last_error: state.last_error.clone(),
+        objects: Vec::new(),
+        drift: Vec::new(),
+        updated_at: None,
+    };
+    let text = serde_json::to_string(&header).map_err(|e| bug(e.to_string()))?;
+    let head = (text.strip_suffix("]}").map(str::to_string))
+        .ok_or_else(|| bug(format!("unexpected state header {text}")))?;
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Tail<'a> {
+        #[serde(skip_serializing_if = "<[String]>::is_empty")]
+        drift: &'a [String],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        updated_at: &'a Option<String>,
+    }
+    let tail = serde_json::to_string(&Tail {
+        drift: &state.drift,
+        updated_at: &state.updated_at,
+    })
+    .map_err(|e| bug(e.to_string()))?;
+    let tail = match tail.strip_prefix('{') {
+        Some("}") => "]}".to_string(),
+        Some(rest) => format!("],{rest}"),
+        None => return Err(bug(format!("unexpected state tail {tail}"))),
+    };
+    Ok((head, tail))
+}
+
+/// The gzip member of `parts`' deflate streams (see the module header).
+fn gzip(parts: &[(&[u8], &Crc)]) -> Vec<u8> {
+    let size: usize = parts.iter().map(|(d, _)| d.len()).sum();
+    let mut out = Vec::with_capacity(size + 23);
+    // Magic, deflate, no flags, no time, no extra flags, unknown OS (as flate2 writes it).
+    out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+    let mut crc = Crc::new();
+    for (bytes, part) in parts {
+        out.extend_from_slice(bytes);
+        crc.combine(part);
+    }
+    // An empty final stored block (each part ended byte-aligned).
+    out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
+    out.extend_from_slice(&crc.sum().to_le_bytes());
+    out.extend_from_slice(&crc.amount().to_le_bytes());
+    out
+}
+
+impl Encoded {
+    /// The ConfigMap's `data` and `binaryData` for `state`. `changed`: the keys of every
+    /// record added, removed or changed since the state this cache last encoded, sorted;
+    /// `None`: anything may have (everything is encoded again).
+    pub fn encode(
+        &mut self,
+        state: &SyncState,
+        changed: Option<&[OrderKey]>,
+    ) -> Result<(Value, Value), StateError> {
+        self.encode_above(state, changed, COMPRESS_ABOVE)
+    }
+
+    /// [`Encoded::encode`], compressed above `compress_above` bytes of JSON (tests compress
+    /// small states).
+    pub(super) fn encode_above(
+        &mut self,
+        state: &SyncState,
+        changed: Option<&[OrderKey]>,
+        compress_above: usize,
+    ) -> Result<(Value, Value), StateError> {
+        // The chunks by the key they start after: a chunk no changed key falls in is taken
+        // as it is and its records skipped, unread (a write costs what changed).
+        let mut old: BTreeMap<Option<OrderKey>, Chunk> = std::mem::take(&mut self.chunks)
+            .into_iter()
+            .map(|c| (c.after.clone(), c))
+            .collect();
+        let records = &state.objects;
+        let mut start = 0;
+        while start < records.len() {
+            let after = self.chunks.last().map(|c| c.end.clone());
+            if let (Some(keys), Some(c)) = (changed, old.remove(&after)) {
+                let last = (start + c.count).checked_sub(1);
+                let same = last.and_then(|l| records.get(l)).is_some_and(|r| {
+                    order(r) == borrow(&c.end)
+                        && (cuts_after(r) || start + c.count == records.len())
+                });
+                if same && !touches(keys, after.as_ref(), &c.end) {
+                    start += c.count;
+                    self.chunks.push(c);
+                    continue;
+                }
+            }
+            let mut end = start;
+            while end + 1 < records.len() && !records.get(end).is_some_and(cuts_after) {
+                end += 1;
+            }
+            let mut text = String::new();
+            for (i, record) in records.iter().enumerate().take(end + 1).skip(start) {
+                if i > 0 {
+                    text.push(',');
+                }
+                let json = serde_json::to_string(record).map_err(|e| bug(e.to_string()))?;
+                text.push_str(&json);
+            }
+            let last = records
+                .get(end)
+                .ok_or_else(|| bug("a chunk past the records".into()))?;
+            self.chunks.push(Chunk {
+                after,
+                end: owned(last),
+                count: end + 1 - start,
+                crc: crc_of(&text),
+                text,
+                deflate: None,
+            });
+            start = end + 1;
+        }
+        let (head, tail) = head_and_tail(state)?;
+        let length =
+            head.len() + tail.len() + self.chunks.iter().map(|c| c.text.len()).sum::<usize>();
+        let format = STATE_FORMAT.to_string();
+        if length <= compress_above {
+            let mut text = String::with_capacity(length);
+            text.push_str(&head);
+            for c in &self.chunks {
+                text.push_str(&c.text);
+            }
+            text.push_str(&tail);
+            return Ok((json!({"format": format, JSON_KEY: text}), json!({})));
+        }
+        for c in &mut self.chunks {
+            if c.deflate.is_none() {
+                c.deflate = Some(deflate(&c.text)?);
+            }
+        }
+        let (head_zip, tail_zip) = (deflate(&head)?, deflate(&tail)?);
+        let (head_crc, tail_crc) = (crc_of(&head), crc_of(&tail));
+        let mut parts: Vec<(&[u8], &Crc)> = vec![(&head_zip, &head_crc)];
+        for c in &self.chunks {
+            parts.push((c.deflate.as_deref().unwrap_or_default(), &c.crc));
+        }
+        parts.push((&tail_zip, &tail_crc));
+        let encoded = base64::engine::general_purpose::STANDARD.encode(gzip(&parts));
+        if encoded.len() > MAX_STATE_BYTES {
+            return Err(StateError::TooLarge {
+                bytes: encoded.len(),
+            });
+        }
+        Ok((json!({"format": format}), json!({GZIP_KEY: encoded})))
+    }
+}
