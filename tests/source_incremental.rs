@@ -8,6 +8,8 @@ mod support;
 
 use std::path::Path;
 
+use proptest::prelude::Rng as _;
+use proptest::test_runner::{RngAlgorithm, TestRng};
 use support::{Remote, service};
 use veer::manifest::{ParseCache, ReadOptions};
 use veer::source::{GitRef, GitSource, LoadedRevision, SourceSpec};
@@ -24,18 +26,17 @@ const IGNORES: &[&str] = &[
     "[\n",
 ];
 
-/// xorshift64: a fixed sequence per seed, no dependency.
-struct Rng(u64);
+/// proptest's generator from a fixed seed: a fixed sequence per seed.
+struct Rng(TestRng);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
+    fn seeded(seed: u64) -> Rng {
+        let mut bytes = [0u8; 32];
+        bytes[..8].copy_from_slice(&seed.to_le_bytes());
+        Rng(TestRng::from_seed(RngAlgorithm::ChaCha, &bytes))
     }
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        (self.0.next_u64() % n as u64) as usize
     }
     fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
         items[self.below(items.len())]
@@ -196,13 +197,20 @@ fn incremental_equals_full(seed: u64, sub_path: Option<&str>) {
         max_file_bytes: 300,
         ..ReadOptions::default()
     };
-    let mut rng = Rng(seed);
+    let mut rng = Rng::seeded(seed);
     for step in 0..60 {
         for _ in 0..=rng.below(3) {
             mutate(&remote, &mut rng);
         }
-        if sub_path.is_some() && !remote.work.join("base").is_dir() {
-            remote.write("base/f0.yaml", &service("keep"));
+        if sub_path.is_some() {
+            // The sub-path must stay a directory git tracks: not a symlink, never empty.
+            let base = remote.work.join("base");
+            if base.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+                std::fs::remove_file(&base).unwrap();
+            }
+            if !base.join("anchor.yaml").is_file() {
+                remote.write("base/anchor.yaml", &service("keep"));
+            }
         }
         remote.commit_and_push(&format!("step {step}"));
         let a = load(&mut incremental, &mut cache_a, &options);
