@@ -36,7 +36,7 @@ use kube::discovery::ApiResource;
 
 use figures::Figures;
 use manifests::{NAMESPACES, manifest_text, namespace};
-use processes::{Process, dev_cluster, sizes, status_kib, veer_binary};
+use processes::{Process, cpu_seconds, dev_cluster, sizes, status_kib, veer_binary};
 
 const HOOK_SECRET: &str = "bench-hook-secret";
 /// How long idle polls are watched.
@@ -118,16 +118,7 @@ fn veer_usage(pid: u32) -> (f64, f64, f64) {
     let status = format!("/proc/{pid}/status");
     let rss = status_kib(&status, "VmRSS:") as f64 / 1024.0;
     let peak = status_kib(&status, "VmHWM:") as f64 / 1024.0;
-    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let f: Vec<&str> = s.rsplit_once(')')?.1.split_whitespace().collect();
-            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-        })
-        .unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    (ticks as f64 / hz, rss, peak)
+    (cpu_seconds(pid), rss, peak)
 }
 
 async fn wait_until<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
