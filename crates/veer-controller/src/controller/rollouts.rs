@@ -5,7 +5,8 @@
 //! [`Observation`](crate::rollout::Observation) (Deployment availability of the new subsets,
 //! Prometheus checks, webhook results, operator commands, the split read back after each
 //! write), calling [`decide`](crate::rollout::decide), storing the next state *before*
-//! acting, and performing the action. What a pass does about rollouts (bindings, the routes
+//! acting (but an analysis, and a step ahead on a passing check, whose resumption after a
+//! restart is the check done again: `tick::step_ahead`), and performing the action. What a pass does about rollouts (bindings, the routes
 //! git shifts, targets, the fields running rollouts own) is computed once, purely, as a
 //! [`RolloutWork`](crate::rollout::work::RolloutWork): the planner leaves out the fields it
 //! owns so the ordinary sync never fights a rollout, and the driver drives the rest. Traffic
@@ -33,7 +34,7 @@
 //! - `tick`: one rollout's observe → decide → act loop, and performing its actions;
 //! - `batcher`: gathering the analyses of a pass's rollouts into few Prometheus queries;
 //! - `ports`: what the driver reads from and writes to the world, as small traits;
-//! - `traffic`: writing a split through sync and reading it back;
+//! - `traffic`: writing a split through sync and reading it back (from the apply's answer);
 //! - `health`: whether the new version's Deployments are available;
 //! - `analyse`: the Prometheus checks of an analysis and their baseline comparison;
 //! - `revert`: pushing a revert commit of a rolled-back revision (`revert: git`);

@@ -255,6 +255,21 @@ pub async fn execute(
     live: &BTreeMap<ObjectKey, Value>,
     options: &SyncOptions,
 ) -> SyncReport {
+    execute_keeping(cluster, plan, live, options, false).await.0
+}
+
+/// [`execute`], also handing back (with `keep`) the API server's answer to each apply, as
+/// text: the object as stored, so a caller that must read it back (a rollout's split) need
+/// not ask again, and reads only what it needs of it. A server dry run's answer is what would
+/// have been stored.
+pub async fn execute_keeping(
+    cluster: &Cluster,
+    plan: &Plan,
+    live: &BTreeMap<ObjectKey, Value>,
+    options: &SyncOptions,
+    keep: bool,
+) -> (SyncReport, Vec<(ObjectKey, String)>) {
+    let mut kept = Vec::new();
     let mut objects = Vec::with_capacity(plan.objects.len());
     let mut written = Vec::new();
     let mut pruned: Vec<ObjectKey> = Vec::new();
@@ -270,10 +285,14 @@ pub async fn execute(
             } if plan.leave_drift => ObjectResult::DriftReported,
             ObjectAction::Create | ObjectAction::Update { .. } => {
                 match apply(cluster, object, options).await {
-                    Ok(rv) => {
+                    Ok(answer) => {
+                        let rv = resource_version(&answer);
+                        if keep {
+                            kept.push((object.key.clone(), answer));
+                        }
                         written.push(Observed {
                             key: object.key.clone(),
-                            resource_version: Some(rv),
+                            resource_version: Some(rv.unwrap_or_default()),
                         });
                         match &object.action {
                             ObjectAction::Update { cause, .. } => {
@@ -339,11 +358,29 @@ pub async fn execute(
             "the watch cache has not seen every write yet; the next reconcile may re-plan them"
         );
     }
-    SyncReport {
+    let report = SyncReport {
         mode: options.mode,
         objects,
         unobserved,
+    };
+    (report, kept)
+}
+
+/// The resourceVersion in an apply's answer; the rest of the object is skipped, not built
+/// (a pass applies thousands).
+fn resource_version(answer: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        metadata: Metadata,
     }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Metadata {
+        resource_version: Option<String>,
+    }
+    serde_json::from_str::<Answer>(answer)
+        .ok()
+        .and_then(|a| a.metadata.resource_version)
 }
 
 /// One object's result in the log: at info or warn when [`SyncOptions::log_objects`], else
@@ -387,7 +424,8 @@ async fn api_for(cluster: &Cluster, key: &ObjectKey) -> Result<Api<DynamicObject
     })
 }
 
-/// Server-side apply of the plan's desired object; the new resourceVersion.
+/// Server-side apply of the plan's desired object; the API server's answer (the object as
+/// stored), as text.
 async fn apply(
     cluster: &Cluster,
     object: &ObjectPlan,
@@ -436,13 +474,16 @@ async fn apply(
         };
         let params = &params;
         let (result, attempts) = with_retries(&options.retry, &key.to_string(), || {
-            let api = api.clone();
             let desired: &Value = &desired;
-            async move { api.patch(&key.name, params, &Patch::Apply(desired)).await }
+            let request = kube::core::Request::new(api.resource_url())
+                .patch(&key.name, params, &Patch::Apply(desired))
+                .map_err(kube::Error::BuildRequest);
+            let client = cluster.client();
+            async move { client.request_text(request?).await }
         })
         .await;
         return match result {
-            Ok(applied) => Ok(applied.metadata.resource_version.unwrap_or_default()),
+            Ok(answer) => Ok(answer),
             Err(e) => {
                 if let kube::Error::Api(status) = &e
                     && status.code == 404

@@ -12,12 +12,12 @@ use serde_json::{Value, json};
 
 use super::super::fixtures::{policy, vs};
 use super::super::ports::{Clock, Ports};
-use super::{DesiredObject, ObjectKey, RolloutPolicy, TrafficSplit, World};
+use super::{DesiredObject, Metrics, ObjectKey, RolloutDriver, RolloutPolicy, TrafficSplit, World};
 use crate::analysis::{
     LabelledSample, MetricsProvider, QueryOutcome, RangeOutcome, SampleRange, SeriesOutcome,
 };
 use crate::manifest::rollout_policy::{BuiltinMetric, MetricCheck, ThresholdRange};
-use crate::rollout::state::Phase;
+use crate::rollout::state::{Phase, Stage};
 
 /// A policy stepping every 10 s through 25/50/75 %, judged by the built-in success rate and
 /// p99 (and `minRequests`, so the request count is asked too).
@@ -355,6 +355,71 @@ async fn a_tick_drives_only_the_rollouts_due() {
     drive(&mut w, &["reviews"], false).await;
     assert_eq!(*w.store.writes.lock().unwrap(), reads);
     assert_eq!(w.driver.prometheus_queries().total(), 0);
+}
+
+/// A step ahead on a passing check is stored once, after its split is read back
+/// (`tick::step_ahead`); a veer restarted between that write and that store finds the step
+/// before, settled with its check due: it judges it again and writes the same split again,
+/// then carries on. No step is skipped or taken backwards.
+#[tokio::test(start_paused = true)]
+async fn a_restart_between_a_steps_write_and_its_store_judges_the_step_again() {
+    let mut w = World::with_policy(judged());
+    let healthy = || {
+        Arc::new(Healthy {
+            slow: None,
+            series: false,
+            services: Vec::new(),
+        })
+    };
+    w.driver.provider = Some(healthy());
+    let start = tokio::time::Instant::now();
+    drive(&mut w, &["reviews"], true).await;
+    let settled = w.state();
+    assert_eq!((settled.phase, settled.step), (Phase::Progressing, 0));
+    assert!(matches!(settled.stage, Stage::Settling { .. }));
+
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let stores = *w.store.writes.lock().unwrap();
+    drive(&mut w, &["reviews"], false).await;
+    assert_eq!(writes(&w, "reviews", start), [(0, 25), (10, 50)]);
+    assert_eq!(
+        *w.store.writes.lock().unwrap() - stores,
+        1,
+        "one store for the step: after its read-back"
+    );
+    let stepped = w.state();
+    assert_eq!(stepped.step, 1);
+    assert!(matches!(stepped.stage, Stage::Settling { .. }));
+
+    // veer dies after writing 50 % and before storing it: the store still holds step 0.
+    let id = w
+        .store
+        .states
+        .lock()
+        .unwrap()
+        .keys()
+        .next()
+        .cloned()
+        .unwrap();
+    w.store.states.lock().unwrap().insert(id, settled);
+    let options = w.driver.options.clone();
+    w.driver = RolloutDriver::new(options, Arc::new(Metrics::new())).unwrap();
+    w.driver.provider = Some(healthy());
+    for _ in 0..10 {
+        drive(&mut w, &["reviews"], false).await;
+        let Some(wake) = w.driver.next_wake() else {
+            break;
+        };
+        if let Ok(d) = (wake - w.clock.now()).to_std() {
+            tokio::time::advance(d).await;
+        }
+    }
+    assert_eq!(
+        writes(&w, "reviews", start),
+        [(0, 25), (10, 50), (10, 50), (20, 75), (30, 100)],
+        "step 0 judged again, its step ahead written again, then on"
+    );
+    assert_eq!(w.state().phase, Phase::Succeeded);
 }
 
 /// Figures for 1,000 rollouts of one policy started by one commit (a debug build, fakes for

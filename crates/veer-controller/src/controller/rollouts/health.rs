@@ -1,13 +1,15 @@
 //! The health gate's observation: whether every Deployment of the new destinations is
 //! available, the Deployments being found through the DestinationRule subsets' pod labels.
 //! A namespace is read once ([`read_namespace`]) for all its rollouts of a pass
-//! (`ports::ClusterPorts`), and each rollout judged from it ([`available`], pure).
+//! (`ports::ClusterPorts`), only the fields the gate looks at and indexed as it is read
+//! ([`Workloads`]), and each rollout judged from it ([`available`], pure).
 
 use crate::rollout::queries::short_host;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, DynamicObject, ListParams};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::cluster::Cluster;
@@ -25,13 +27,188 @@ pub(crate) enum Health {
 
 /// What the health gate reads of one namespace: its Deployments and DestinationRules, or the
 /// gate's answer when they cannot be read.
-pub(super) type Namespace = Result<(Vec<Deployment>, Vec<Value>), Health>;
+pub(super) type Namespace = Result<Workloads, Health>;
+
+/// A namespace's Deployments and DestinationRule subsets as the gate needs them: read once
+/// for the rollouts of a wake (a thousand of them may share ten namespaces), so each is
+/// looked up, not scanned for.
+#[derive(Debug, Default)]
+pub(super) struct Workloads {
+    deployments: Vec<Workload>,
+    /// Deployments (indices) by each pod label `(key, value)` of theirs.
+    by_label: HashMap<(String, String), Vec<usize>>,
+    /// Pod labels by `(short host, subset)`: the first DestinationRule (in the list's order)
+    /// of that host that names the subset.
+    subsets: HashMap<(String, String), BTreeMap<String, String>>,
+}
+
+#[derive(Debug)]
+struct Workload {
+    name: String,
+    available: bool,
+}
+
+impl Workloads {
+    fn new(deployments: Vec<DeploymentItem>, rules: Vec<RuleItem>) -> Workloads {
+        let mut w = Workloads::default();
+        for (i, d) in deployments.into_iter().enumerate() {
+            let labels = string_map(
+                d.spec
+                    .as_ref()
+                    .and_then(|s| s.template.metadata.as_ref())
+                    .and_then(|m| m.labels.as_ref()),
+            );
+            for pair in labels {
+                w.by_label.entry(pair).or_default().push(i);
+            }
+            let available = d.status.is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Available" && c.status == "True")
+            });
+            w.deployments.push(Workload {
+                name: d.metadata.name,
+                available,
+            });
+        }
+        for rule in rules {
+            let host = rule.spec.get("host").and_then(Value::as_str).unwrap_or("");
+            let host = short_host(host);
+            let subsets = rule.spec.get("subsets").and_then(Value::as_array);
+            for subset in subsets.map(Vec::as_slice).unwrap_or(&[]) {
+                let Some(name) = subset.get("name").and_then(Value::as_str) else {
+                    continue;
+                };
+                w.subsets
+                    .entry((host.to_string(), name.to_string()))
+                    .or_insert_with(|| string_map(subset.get("labels")));
+            }
+        }
+        w
+    }
+
+    /// The Deployments whose pod labels include every one of `selector`'s, in the list's
+    /// order.
+    fn matching(&self, selector: &BTreeMap<String, String>) -> Vec<&Workload> {
+        let mut candidates: Option<Vec<usize>> = None;
+        for (k, v) in selector {
+            // Borrowed keys cannot look up a tuple of Strings; a selector has a label or two.
+            let with = self
+                .by_label
+                .get(&(k.clone(), v.clone()))
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            candidates = Some(match candidates {
+                None => with.to_vec(),
+                Some(c) => c.into_iter().filter(|i| with.contains(i)).collect(),
+            });
+        }
+        let all = || (0..self.deployments.len()).collect();
+        candidates
+            .unwrap_or_else(all)
+            .into_iter()
+            .filter_map(|i| self.deployments.get(i))
+            .collect()
+    }
+
+    /// The pod labels of destination `d`.
+    fn subset_labels(&self, d: &DestinationId) -> BTreeMap<String, String> {
+        let host = short_host(&d.host);
+        let Some(subset) = &d.subset else {
+            return BTreeMap::from([("app".to_string(), host.to_string())]);
+        };
+        if let Some(labels) = self.subsets.get(&(host.to_string(), subset.clone())) {
+            return labels.clone();
+        }
+        // No DestinationRule says: Istio's convention is `version: <subset>`.
+        BTreeMap::from([
+            ("app".to_string(), host.to_string()),
+            ("version".to_string(), subset.clone()),
+        ])
+    }
+}
+
+/// A Deployment as listed: only the fields the gate reads are built (a list of hundreds of
+/// Deployments, with their managed fields, is read each wake).
+#[derive(Deserialize)]
+struct DeploymentItem {
+    #[serde(default)]
+    metadata: ItemMeta,
+    spec: Option<DeploymentSpec>,
+    status: Option<DeploymentStatus>,
+}
+
+#[derive(Deserialize, Default)]
+struct ItemMeta {
+    #[serde(default)]
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct DeploymentSpec {
+    #[serde(default)]
+    template: PodTemplate,
+}
+
+#[derive(Deserialize, Default)]
+struct PodTemplate {
+    metadata: Option<PodMeta>,
+}
+
+#[derive(Deserialize)]
+struct PodMeta {
+    labels: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct DeploymentStatus {
+    #[serde(default)]
+    conditions: Vec<Condition>,
+}
+
+#[derive(Deserialize)]
+struct Condition {
+    #[serde(rename = "type")]
+    type_: String,
+    status: String,
+}
+
+/// A DestinationRule as listed: its spec (host and subsets) only.
+#[derive(Deserialize)]
+struct RuleItem {
+    #[serde(default)]
+    spec: Value,
+}
+
+#[derive(Deserialize)]
+struct List<T> {
+    /// Missing or `null`: read as an empty list.
+    items: Option<Vec<T>>,
+}
+
+/// LIST the objects at `url` (an `Api`'s resource URL), each read as a `T` (the rest of it
+/// skipped).
+async fn list<T: serde::de::DeserializeOwned>(
+    client: &kube::Client,
+    url: &str,
+) -> Result<Vec<T>, String> {
+    let request = kube::core::Request::new(url)
+        .list(&ListParams::default())
+        .map_err(|e| e.to_string())?;
+    let text = client
+        .request_text(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let list: List<T> = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    Ok(list.items.unwrap_or_default())
+}
 
 /// The Deployments and DestinationRules of `namespace` (two LISTs).
 pub(super) async fn read_namespace(cluster: &Cluster, namespace: &str) -> Namespace {
-    let deployments: Api<Deployment> = Api::namespaced(cluster.client().clone(), namespace);
-    let deployments = match deployments.list(&ListParams::default()).await {
-        Ok(list) => list.items,
+    let client = cluster.client();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let deployments = match list(client, deployments.resource_url()).await {
+        Ok(items) => items,
         Err(e) => {
             return Err(Health::Unavailable(format!(
                 "cannot list Deployments in {namespace}: {e}; check that veer may list deployments (apps) there"
@@ -39,7 +216,7 @@ pub(super) async fn read_namespace(cluster: &Cluster, namespace: &str) -> Namesp
         }
     };
     let rules = destination_rules(cluster, namespace).await?;
-    Ok((deployments, rules))
+    Ok(Workloads::new(deployments, rules))
 }
 
 /// Is every Deployment of the new destinations available? Subsets are matched through the
@@ -50,27 +227,13 @@ pub(super) fn available(read: &Namespace, namespace: &str, canary: &[Destination
     if canary.is_empty() {
         return Health::Available;
     }
-    let (deployments, rules) = match read {
+    let workloads = match read {
         Ok(read) => read,
         Err(health) => return health.clone(),
     };
     for d in canary {
-        let selector = subset_labels(rules, d);
-        let matching: Vec<&Deployment> = deployments
-            .iter()
-            .filter(|dep| {
-                // Borrowed, not cloned: a namespace's Deployments are matched for each of its
-                // rollouts.
-                let labels = dep
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.template.metadata.as_ref())
-                    .and_then(|m| m.labels.as_ref());
-                selector
-                    .iter()
-                    .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
-            })
-            .collect();
+        let selector = workloads.subset_labels(d);
+        let matching = workloads.matching(&selector);
         if matching.is_empty() {
             let labels: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
             return Health::Unavailable(format!(
@@ -78,29 +241,19 @@ pub(super) fn available(read: &Namespace, namespace: &str, canary: &[Destination
                 labels.join(",")
             ));
         }
-        if let Some(dep) = matching.iter().find(|dep| !deployment_available(dep)) {
+        if let Some(dep) = matching.iter().find(|dep| !dep.available) {
             return Health::Unavailable(format!(
                 "Deployment {namespace}/{} of {d} is not available yet",
-                dep.metadata.name.as_deref().unwrap_or("")
+                dep.name
             ));
         }
     }
     Health::Available
 }
 
-fn deployment_available(dep: &Deployment) -> bool {
-    dep.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| {
-            c.iter()
-                .any(|c| c.type_ == "Available" && c.status == "True")
-        })
-}
-
 /// The DestinationRules of `namespace` (none when the kind is not served), or the gate's
 /// answer when they cannot be read.
-async fn destination_rules(cluster: &Cluster, namespace: &str) -> Result<Vec<Value>, Health> {
+async fn destination_rules(cluster: &Cluster, namespace: &str) -> Result<Vec<RuleItem>, Health> {
     let key = ObjectKey {
         group: "networking.istio.io".into(),
         version: "v1".into(),
@@ -113,48 +266,11 @@ async fn destination_rules(cluster: &Cluster, namespace: &str) -> Result<Vec<Val
     };
     let api =
         Api::<DynamicObject>::namespaced_with(cluster.client().clone(), namespace, &r.resource);
-    match api.list(&ListParams::default()).await {
-        Ok(l) => Ok(l
-            .items
-            .into_iter()
-            .filter_map(|o| serde_json::to_value(o).ok())
-            .collect()),
-        Err(e) => Err(Health::Unavailable(format!(
+    list(cluster.client(), api.resource_url()).await.map_err(|e| {
+        Health::Unavailable(format!(
             "cannot list DestinationRules in {namespace} (to find the new subsets' pods): {e}; check that veer may list destinationrules (networking.istio.io) there"
-        ))),
-    }
-}
-
-/// The pod labels of destination `d`. Pure.
-fn subset_labels(rules: &[Value], d: &DestinationId) -> BTreeMap<String, String> {
-    let Some(subset) = &d.subset else {
-        return BTreeMap::from([("app".to_string(), short_host(&d.host).to_string())]);
-    };
-    for rule in rules {
-        let host = rule
-            .pointer("/spec/host")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        if short_host(host) != short_host(&d.host) {
-            continue;
-        }
-        let subsets = rule
-            .pointer("/spec/subsets")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        if let Some(s) = subsets
-            .iter()
-            .find(|s| s.get("name").and_then(Value::as_str) == Some(subset))
-        {
-            return string_map(s.get("labels"));
-        }
-    }
-    // No DestinationRule says: Istio's convention is `version: <subset>`.
-    BTreeMap::from([
-        ("app".to_string(), short_host(&d.host).to_string()),
-        ("version".to_string(), subset.clone()),
-    ])
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -163,21 +279,46 @@ mod tests {
 
     use super::*;
 
+    fn rule(spec: Value) -> RuleItem {
+        RuleItem { spec }
+    }
+
+    fn deployment(name: &str, labels: Value, available: bool) -> DeploymentItem {
+        let status = if available { "True" } else { "False" };
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "managedFields": [{"manager": "x"}]},
+            "spec": {"replicas": 1, "template": {"metadata": {"labels": labels}}},
+            "status": {"conditions": [{"type": "Available", "status": status}]},
+        }))
+        .unwrap()
+    }
+
     #[test]
     fn subset_labels_come_from_the_destination_rule() {
-        let rules = vec![
-            json!({"spec": {"host": "ratings", "subsets": [{"name": "v2", "labels": {"version": "wrong"}}]}}),
-            json!({"spec": {"host": "reviews.shop.svc.cluster.local", "subsets": [{"name": "v2", "labels": {"version": "v2", "track": "canary"}}]}}),
-        ];
+        let w = Workloads::new(
+            Vec::new(),
+            vec![
+                rule(
+                    json!({"host": "ratings", "subsets": [{"name": "v2", "labels": {"version": "wrong"}}]}),
+                ),
+                rule(
+                    json!({"host": "reviews.shop.svc.cluster.local", "subsets": [{"name": "v2", "labels": {"version": "v2", "track": "canary"}}]}),
+                ),
+                rule(
+                    json!({"host": "reviews", "subsets": [{"name": "v2", "labels": {"version": "later"}}]}),
+                ),
+            ],
+        );
         let labels = |d: DestinationId| {
-            subset_labels(&rules, &d)
+            w.subset_labels(&d)
                 .into_iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>()
         };
         assert_eq!(
             labels(DestinationId::new("reviews", Some("v2"))),
-            ["track=canary", "version=v2"]
+            ["track=canary", "version=v2"],
+            "the first rule of the host that names the subset"
         );
         assert_eq!(
             labels(DestinationId::new("reviews", Some("v3"))),
@@ -186,6 +327,60 @@ mod tests {
         assert_eq!(
             labels(DestinationId::new("reviews-v2", None)),
             ["app=reviews-v2"]
+        );
+    }
+
+    /// Which Deployments a destination's labels find, and what the gate says of them.
+    #[test]
+    fn availability_table() {
+        let deployments = vec![
+            deployment(
+                "reviews-v1",
+                json!({"app": "reviews", "version": "v1"}),
+                true,
+            ),
+            deployment(
+                "reviews-v2",
+                json!({"app": "reviews", "version": "v2", "extra": "x"}),
+                true,
+            ),
+            deployment(
+                "ratings-v2",
+                json!({"app": "ratings", "version": "v2"}),
+                false,
+            ),
+            deployment(
+                "ratings-v2b",
+                json!({"app": "ratings", "version": "v2"}),
+                true,
+            ),
+            deployment("details", json!({"app": "details"}), true),
+            deployment("bare", json!(null), true),
+        ];
+        let read: Namespace = Ok(Workloads::new(deployments, Vec::new()));
+        let gate = |canary: &[DestinationId]| available(&read, "shop", canary);
+        let unavailable = |why: &str| Health::Unavailable(why.to_string());
+        #[rustfmt::skip]
+        let cases: Vec<(&str, Vec<DestinationId>, Health)> = vec![
+            ("nothing new", vec![], Health::Available),
+            ("a subset's Deployment", vec![DestinationId::new("reviews", Some("v2"))], Health::Available),
+            ("by app alone", vec![DestinationId::new("details.shop.svc.cluster.local", None)], Health::Available),
+            ("one of two not available", vec![DestinationId::new("ratings", Some("v2"))],
+                unavailable("Deployment shop/ratings-v2 of ratings/v2 is not available yet")),
+            ("none has the labels", vec![DestinationId::new("reviews", Some("v3"))],
+                unavailable("no Deployment in shop has the pod labels app=reviews,version=v3 of reviews/v3")),
+        ];
+        for (name, canary, want) in cases {
+            assert_eq!(gate(&canary), want, "{name}");
+        }
+        let failed: Namespace = Err(unavailable("cannot list"));
+        assert_eq!(
+            available(
+                &failed,
+                "shop",
+                &[DestinationId::new("reviews", Some("v2"))]
+            ),
+            unavailable("cannot list")
         );
     }
 }

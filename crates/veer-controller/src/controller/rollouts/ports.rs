@@ -20,7 +20,7 @@ use serde_json::Value;
 use tracing::warn;
 
 use super::health::{Health, Namespace, available, read_namespace};
-use super::traffic::live_split;
+use super::traffic::{live_split, stored_split};
 use super::{Mailbox, RolloutDriverError, RolloutId, Tracked};
 use crate::cluster::Cluster;
 use crate::diff::{self, ObjectPlan, Plan};
@@ -64,7 +64,7 @@ pub(crate) trait Probe: Send + Sync {
 }
 
 /// Writes a rollout's traffic: the VirtualService rendered for a split, then `route` read
-/// back from the API server (`None` when it cannot be read back at all).
+/// back as the API server stored it (`None` when it cannot be read back at all).
 pub(crate) trait TrafficWriter: Send + Sync {
     fn write<'a>(
         &'a self,
@@ -272,12 +272,21 @@ impl TrafficWriter for ClusterPorts<'_> {
                 force_conflicts: true,
                 ..self.sync.clone()
             };
-            let report = sync::execute(self.cluster, &plan, &BTreeMap::new(), &options).await;
+            // A real apply answers with the object as stored: the read-back, without asking
+            // again. A server dry run stores nothing, so its answer is no read-back: what the
+            // server has is read as it is (the state machine hears the write did not land).
+            let real = options.mode == sync::WriteMode::Apply;
+            let (report, applied) =
+                sync::execute_keeping(self.cluster, &plan, &BTreeMap::new(), &options, real).await;
             for o in &report.objects {
                 if let ObjectResult::Failed(f) = &o.result {
                     warn!(rollout = %id, error = %f.message, "traffic write failed");
                 }
             }
+            if let Some((_, answer)) = applied.iter().find(|(k, _)| k == key) {
+                return stored_split(answer, route);
+            }
+            // The write failed (or was a dry run): read what the server has now.
             match live_split(self.cluster, key, route).await {
                 Ok(split) => split,
                 Err(e) => {

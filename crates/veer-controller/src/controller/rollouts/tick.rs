@@ -22,9 +22,10 @@ use crate::gate::GateContext;
 use crate::metrics::Metrics;
 use crate::notify::{self, Notifications};
 use crate::rollout::notice::describe;
+use crate::rollout::state::Phase;
 use crate::rollout::{
-    Action, AnalysisReport, LiveRoute, Observation, RevertReport, RolloutState, WriteReadBack,
-    decide, live_route,
+    Action, AnalysisReport, Decision, LiveRoute, Observation, RevertReport, RolloutState,
+    WriteReadBack, decide, live_route,
 };
 use crate::sync;
 
@@ -148,15 +149,15 @@ async fn rounds<'e>(
     }
     let mut answer = Observation::default();
     for round in 0..MAX_ROUNDS {
-        let state = out.tracked.state.clone();
         if answer == Observation::default()
-            && let Some(action) = state.pending_action().cloned()
+            && let Some(action) = out.tracked.state.pending_action().cloned()
         {
             if !matches!(action, Action::Analyse { .. }) {
                 *pending = None;
                 slot.acquire(env.slots).await;
             }
-            answer = perform(env, w, &state, &action, pending.take(), slot).await;
+            let state = &out.tracked.state;
+            answer = perform(env, w, state, &action, pending.take(), slot).await;
         }
         let mut obs = answer;
         answer = Observation::default();
@@ -170,19 +171,26 @@ async fn rounds<'e>(
                 obs.unavailable = Some(why.clone());
             }
         }
+        // Borrowed, not copied: the state as last decided (the history of up to a hundred
+        // checks) is replaced by the next one below.
+        let state = &out.tracked.state;
         // The cache's route is compared once a pass, before veer writes in it: later
         // rounds would compare veer's own fresh write with a cache not yet told of it.
         if round == 0 && how.compare_live {
-            obs.live = cached_route(w, &state);
+            obs.live = cached_route(w, state);
         }
         let now = env.ports.clock.now();
-        let decision = decide(&state, &obs, &w.policy.spec, now);
+        let Decision {
+            action,
+            next,
+            events,
+        } = decide(state, &obs, &w.policy.spec, now);
         // Anything but an analysis: the batch need not wait for this rollout.
-        if !matches!(decision.action, Action::Analyse { .. }) {
+        if !matches!(action, Action::Analyse { .. }) {
             *pending = None;
         }
-        for event in &decision.events {
-            env.on_event(&w.id, &state, &decision.next, event);
+        for event in &events {
+            env.on_event(&w.id, state, &next, event);
             if let crate::rollout::Event::Interfered { .. } = event {
                 out.interfered = Some(format!(
                     "{} at {}",
@@ -191,38 +199,41 @@ async fn rounds<'e>(
                 ));
             }
         }
-        env.record_metrics(&w.id, &state, &decision.next, &w.policy);
+        env.record_metrics(&w.id, state, &next, &w.policy);
         let consumed = out
             .tracked
             .command
             .as_ref()
-            .filter(|m| m.command.id <= decision.next.last_command)
+            .filter(|m| m.command.id <= next.last_command)
             .map(|m| m.text.clone());
         // Stored before acting, so a restarted veer redoes the action it finds pending. An
         // analysis only reads: it is not stored first (one write less per rollout and step,
         // and the batch need not wait for a thousand writes); after a restart the settled
-        // check is simply due again.
-        let reads_only = matches!(decision.action, Action::Analyse { .. });
-        if (decision.next != state && !reads_only) || consumed.is_some() {
+        // check is simply due again. For the same reason a passing check's step ahead is not
+        // stored before its write, only once the split is read back (`step_ahead`).
+        let reads_only = matches!(action, Action::Analyse { .. });
+        let unstored = reads_only || (obs.analysis.is_some() && step_ahead(state, &next, &action));
+        if (!unstored && next != *state) || consumed.is_some() {
             slot.acquire(env.slots).await;
             env.ports
                 .store
-                .store(&w.id, w.policy.name(), &decision.next, consumed.as_deref())
+                .store(&w.id, w.policy.name(), &next, consumed.as_deref())
                 .await?;
         }
-        out.tracked.state = decision.next.clone();
+        out.tracked.state = next;
         if consumed.is_some() {
             out.tracked.command = None;
         }
-        match decision.action {
+        let next = &out.tracked.state;
+        match action {
             Action::Wait { until } => {
                 out.wake = Some(until);
                 return Ok(());
             }
             Action::Done => {
-                if decision.next.phase.is_terminal() {
+                if next.phase.is_terminal() {
                     env.metrics
-                        .set_rollout_phase(&w.id.to_string(), decision.next.phase.as_str());
+                        .set_rollout_phase(&w.id.to_string(), next.phase.as_str());
                 }
                 out.wake = None;
                 return Ok(());
@@ -230,7 +241,7 @@ async fn rounds<'e>(
             Action::Alert { event } => {
                 error!(rollout = %w.id, event = ?event, "rollout needs attention");
                 env.notify(notify::Event::SyncFailed {
-                    commit: decision.next.revision.clone(),
+                    commit: next.revision.clone(),
                     message: format!("rollout {}: {}", w.id, describe(&event)),
                     objects: vec![w.key.to_string()],
                 });
@@ -245,6 +256,26 @@ async fn rounds<'e>(
     // Still busy: come back soon rather than loop forever in one pass.
     out.wake = Some(env.ports.clock.now());
     Ok(())
+}
+
+/// Whether `next` only takes `before`'s rollout a step ahead on a passing check: a plain
+/// split (no overlay before or after) one step further in the same attempt, still
+/// progressing. Such a decision need not be stored before its write: what is stored then is
+/// the step before, settled and with its check due (the check that passed is never stored
+/// first). Were veer restarted between the write and the store that follows its read-back,
+/// it would judge that step again and, passing, write the same split again (the apply is
+/// idempotent); failing, roll back to the start split as from any step. The rollout owns the
+/// same fields either way (the route's weights), so no pass fights the split meanwhile, and
+/// no step is skipped or taken backwards. A rollback, a promotion, an overlay, a new commit
+/// or a command are stored before acting, as everything else.
+fn step_ahead(before: &RolloutState, next: &RolloutState, action: &Action) -> bool {
+    matches!(action, Action::SetSplit { overlay: None, .. })
+        && before.phase == Phase::Progressing
+        && next.phase == Phase::Progressing
+        && next.step > before.step
+        && next.revision == before.revision
+        && before.current_overlay.is_none()
+        && next.current_overlay.is_none()
 }
 
 /// The rolled-out route as the watch cache has it, when someone other than veer wrote it

@@ -1,7 +1,8 @@
 //! Writing traffic: the VirtualService rendered for a split (and overlay) goes to the
-//! traffic writer (the real one applies it through sync, the only writer, then reads the
-//! route back from the API server, [`live_split`], so the state machine hears what the
-//! cluster really routes).
+//! traffic writer (the real one applies it through sync, the only writer, and reads the
+//! route back from the apply's own answer, the object as the API server stored it, or from
+//! the API server, [`live_split`], when the apply did not answer with one; so the state
+//! machine hears what the cluster really routes).
 
 use kube::api::{Api, DynamicObject};
 use tracing::warn;
@@ -64,8 +65,65 @@ pub async fn live_split(
             });
         }
     };
-    Ok(object.and_then(|object| {
-        let index = pair_live_route(&object, route)?;
-        read_split(&object, index).ok()
-    }))
+    Ok(object.and_then(|object| split_of(&object, route)))
+}
+
+/// The split `route` has in `answer`, the API server's answer to an apply of its
+/// VirtualService (the object as stored). Only the name and the spec are read: the rest (the
+/// managed fields, the status) is skipped, not built.
+pub(super) fn stored_split(answer: &str, route: &RouteRef) -> Option<TrafficSplit> {
+    #[derive(serde::Deserialize)]
+    struct Stored {
+        metadata: Metadata,
+        #[serde(default)]
+        spec: serde_json::Value,
+    }
+    #[derive(serde::Deserialize)]
+    struct Metadata {
+        #[serde(default)]
+        name: String,
+    }
+    let stored: Stored = serde_json::from_str(answer).ok()?;
+    let object = serde_json::json!({
+        "metadata": {"name": stored.metadata.name},
+        "spec": stored.spec,
+    });
+    split_of(&object, route)
+}
+
+/// The split `route` has in the VirtualService `object` (as the API server stored it);
+/// `None` when the route is not there or its weights cannot be read.
+fn split_of(object: &serde_json::Value, route: &RouteRef) -> Option<TrafficSplit> {
+    let index = pair_live_route(object, route)?;
+    read_split(object, index).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::rollout::fixtures::{split, vs};
+
+    /// The read-back taken from an apply's answer: the route's split, whatever else the
+    /// answer carries; none when the route or the object is not readable.
+    #[test]
+    fn the_stored_split_is_read_from_the_apply_answer() {
+        let mut answer = vs(75, 25, Some("p"));
+        answer["metadata"]["managedFields"] = json!([{"manager": "veer", "operation": "Apply",
+            "fieldsV1": {"f:spec": {"f:http": {}}}}]);
+        answer["status"] = json!({"validationMessages": []});
+        let text = answer.to_string();
+        let route = RouteRef {
+            index: 0,
+            name: None,
+        };
+        assert_eq!(stored_split(&text, &route), Some(split(75, 25)));
+        let missing = RouteRef {
+            index: 3,
+            name: None,
+        };
+        assert_eq!(stored_split(&text, &missing), None);
+        assert_eq!(stored_split("not json", &route), None);
+    }
 }
