@@ -909,6 +909,15 @@ async fn a_kind_veer_may_not_list_fails_only_its_objects_and_is_never_pruned() {
         message: "secrets is forbidden: User \"system:serviceaccount:veer:veer\" cannot list resource \"secrets\" in API group \"\" in the namespace \"shop\"".into(),
         times: 10_000,
     });
+    // Nor cluster-wide, then (RBAC that refuses one namespace refuses them all).
+    faults.add(Fault {
+        method: "GET",
+        path: "/api/v1/secrets".into(),
+        code: 403,
+        reason: "Forbidden",
+        message: "secrets is forbidden: User \"system:serviceaccount:veer:veer\" cannot list resource \"secrets\" in API group \"\" at the cluster scope".into(),
+        times: 10_000,
+    });
     let mut c = controller_with(faults::client(&cluster, &faults), options(|_| {})).await;
     let second = revision(
         2,

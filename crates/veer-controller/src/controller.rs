@@ -171,7 +171,8 @@ pub struct Controller {
     encoded: state::Encoded,
     /// The revision in force: the newest that passed validation.
     current: Option<Arc<LoadedRevision>>,
-    /// The newest revision loaded and its validation, so a revision is validated once.
+    /// The newest revision loaded when validation rejected it, and its report (`None` once
+    /// a newer revision passed).
     validated: Option<(Arc<LoadedRevision>, Report)>,
     /// The revision in force when the server's dry run refused it, and what it refused.
     refused: Option<(crate::source::Revision, Report)>,
@@ -323,8 +324,10 @@ impl Controller {
             PollOutcome::Updated(loaded) => {
                 self.refused = None;
                 let report = self.validate(&loaded, now).await;
-                self.validated = Some((loaded.clone(), report.clone()));
                 if report.is_ok() {
+                    // Only a rejected revision's report is read again (`rejected_revision`):
+                    // an accepted one's warnings (2.6 MiB at 10,000 objects) are not kept.
+                    self.validated = None;
                     self.current = Some(loaded);
                 } else {
                     let commit = loaded.revision.commit.short().to_string();
@@ -333,6 +336,8 @@ impl Controller {
                     }
                     error!(%commit, errors = report.errors, "revision rejected: nothing from it is applied; the last good revision stays in force");
                     let next = record::rejected_change(&self.state, &loaded, report.errors, now);
+                    let errors = report.errors;
+                    self.validated = Some((loaded.clone(), report));
                     if let Err(e) = self.record(next).await {
                         return Pass::Failed {
                             message: e.to_string(),
@@ -349,7 +354,7 @@ impl Controller {
                         | Pass::DriftReported { .. }
                         | Pass::Synced { .. } => Pass::Rejected {
                             commit: loaded.revision.commit.0.clone(),
-                            errors: report.errors,
+                            errors,
                             by: RejectedBy::Validation,
                         },
                     };

@@ -1,40 +1,36 @@
-//! The watch cache: one kube-runtime watcher per watched kind (and namespace, for
-//! namespaced kinds), started on demand and kept for the life of the process, each filling a
-//! [`store`] with what veer reads of its objects (module `projection`). A watch the server
-//! refuses (403 on its list or watch) is reported at once and dropped: waiting for it to list
-//! would only wait out the timeout.
+//! The watch cache: a store per watched kind and namespace (or cluster-scoped kind) with
+//! what veer reads of its objects (module `projection`), started on demand and kept for the
+//! life of the process. A namespaced kind is watched by one kube-runtime watcher over every
+//! namespace, which keeps the objects of the namespaces veer reads and drops the others as
+//! they arrive (each watch holds a connection, its buffers and a task: about 50 KB, 10 MiB
+//! for 4 kinds in 50 namespaces watched one by one); when the server refuses that (403:
+//! RBAC of Roles only), the kind is watched namespace by namespace. A watch the server
+//! refuses there too is reported at once and dropped: waiting for it to list would only wait
+//! out the timeout.
 //!
 //! The watches are also how veer knows whether the API answers ([`SharedContact`]): every
 //! event is an answer, every error without one a failure. Watches speak only when something
 //! changes, so after a failure a small prober asks the server for its version every few
-//! seconds until it answers; while the API answers it sends nothing.
+//! seconds until it answers; while the API answers it sends nothing (module `task`).
 //!
 //! Every event a watch applies is also written to the change [`Journal`], so a reconcile
 //! can plan only what changed.
 
-use std::collections::BTreeMap;
+mod task;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
-use futures::StreamExt;
-use kube::api::{Api, ResourceExt};
-use kube::runtime::{WatchStreamExt, watcher};
-use tokio::sync::watch as signal;
-use tokio::task::JoinHandle;
-use tracing::{debug, info, warn};
+use kube::api::Api;
+use tracing::info;
 
-use super::contact::{SharedContact, WeakContact};
+use super::contact::SharedContact;
 use super::discovery::{Discovery, Resolved};
 use super::journal::Journal;
 use super::projection::LiveObject;
 use super::store::{self, Store};
 use crate::manifest::ObjectKey;
-
-/// How often the prober asks a failing API server whether it answers again.
-const PROBE_INTERVAL: Duration = Duration::from_secs(2);
-/// How long one probe may take before it counts as no answer.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What one watch covers: a kind at a version, in one namespace or cluster-wide.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -82,12 +78,70 @@ pub struct Observed {
     pub resource_version: Option<String>,
 }
 
+/// Where a watch's objects come from.
+enum Source {
+    /// A watcher of its own: a cluster-scoped kind, or one namespace of a kind veer may not
+    /// watch cluster-wide.
+    Own(task::Task),
+    /// Its kind's cluster-wide watch (the key of [`Watches::kinds`]).
+    Kind(WatchKey),
+}
+
+/// One watched kind and namespace (or cluster-scoped kind): what plans read.
 struct Watch {
     store: Store,
     resource: Resolved,
-    task: JoinHandle<()>,
-    /// The server's message once it refused the watch for good (403).
-    refused: signal::Receiver<Option<String>>,
+    source: Source,
+}
+
+/// A namespaced kind watched cluster-wide, for the namespaces of its [`task::Routes`].
+struct KindWatch {
+    routes: Arc<Mutex<task::Routes>>,
+    task: task::Task,
+}
+
+/// What the cache runs.
+#[derive(Default)]
+struct Watches {
+    by_key: BTreeMap<WatchKey, Watch>,
+    kinds: BTreeMap<WatchKey, KindWatch>,
+    /// Kinds the server refused to list or watch cluster-wide (403): watched namespace by
+    /// namespace, as RBAC of Roles allows.
+    namespaced_only: BTreeSet<WatchKey>,
+}
+
+impl Watches {
+    /// The watches running: each namespace's own, and each kind's cluster-wide one.
+    fn count(&self) -> usize {
+        let own = (self.by_key.values())
+            .filter(|w| matches!(w.source, Source::Own(_)))
+            .count();
+        own + self.kinds.len()
+    }
+
+    /// Stop `kind`'s cluster-wide watch and forget its namespaces' watches; their objects
+    /// may have changed since (unknown now).
+    fn drop_kind(&mut self, kind: &WatchKey, journal: &Journal) {
+        let Some(k) = self.kinds.remove(kind) else {
+            return;
+        };
+        k.task.handle.abort();
+        for watch in task::lock(&k.routes).listed() {
+            journal.watch(&watch);
+        }
+        self.by_key
+            .retain(|_, w| !matches!(&w.source, Source::Kind(of) if of == kind));
+    }
+}
+
+/// The cluster-wide watch a namespaced kind's watch in one namespace is part of (the key
+/// without its namespace); `None` for a cluster-scoped kind.
+fn kind_of(key: &WatchKey) -> Option<WatchKey> {
+    key.namespace.as_ref()?;
+    Some(WatchKey {
+        namespace: None,
+        ..key.clone()
+    })
 }
 
 /// Why a watch is not there to read.
@@ -99,80 +153,9 @@ pub(super) enum EnsureError {
     Refused { reason: String },
 }
 
-/// The message of a refusal that no retry changes (403), from a watcher error.
-fn refusal(error: &watcher::Error) -> Option<String> {
-    let status = match error {
-        watcher::Error::InitialListFailed(kube::Error::Api(s))
-        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
-        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s,
-        watcher::Error::WatchError(s) => s,
-        watcher::Error::InitialListFailed(_)
-        | watcher::Error::WatchStartFailed(_)
-        | watcher::Error::WatchFailed(_)
-        | watcher::Error::NoResourceVersion => return None,
-    };
-    (status.code == 403).then(|| status.message.clone())
-}
-
-/// Did the API server answer? Any status is an answer (a 403 or a 404 is the server
-/// speaking) except a 5xx: a server that cannot serve is as good as gone.
-fn answered(error: &kube::Error) -> bool {
-    matches!(error, kube::Error::Api(status) if status.code < 500)
-}
-
-/// [`answered`], for a watcher's error.
-fn watch_answered(error: &watcher::Error) -> bool {
-    match error {
-        watcher::Error::InitialListFailed(e)
-        | watcher::Error::WatchStartFailed(e)
-        | watcher::Error::WatchFailed(e) => answered(e),
-        watcher::Error::WatchError(status) => status.code < 500,
-        watcher::Error::NoResourceVersion => true,
-    }
-}
-
-/// After a failure: ask for the server's version every [`PROBE_INTERVAL`] until it answers
-/// (or the record is gone), so a recovered API is seen even when no watched object changes.
-async fn probe_until_answered(client: kube::Client, contact: WeakContact) {
-    loop {
-        tokio::time::sleep(PROBE_INTERVAL).await;
-        let Some(contact) = contact.upgrade() else {
-            return;
-        };
-        let ok = match tokio::time::timeout(PROBE_TIMEOUT, client.apiserver_version()).await {
-            Ok(Ok(_)) => true,
-            Ok(Err(e)) => answered(&e),
-            Err(_) => false,
-        };
-        if ok {
-            contact.succeeded(Utc::now());
-            contact.stop_probing();
-            // A failure reported as this probe finished found the slot still taken: go on.
-            if contact.get().failing_since().is_none() || !contact.start_probing() {
-                info!("the Kubernetes API answers again");
-                return;
-            }
-            continue;
-        }
-        contact.failed(Utc::now());
-    }
-}
-
-/// Record a watch's error in `contact`; start the prober when it is a failure.
-fn report_error(contact: &SharedContact, client: &kube::Client, error: &watcher::Error) {
-    if watch_answered(error) {
-        contact.succeeded(Utc::now());
-        return;
-    }
-    contact.failed(Utc::now());
-    if contact.start_probing() {
-        tokio::spawn(probe_until_answered(client.clone(), contact.downgrade()));
-    }
-}
-
 #[derive(Default)]
 pub(super) struct Cache {
-    watches: Mutex<BTreeMap<WatchKey, Watch>>,
+    watches: Mutex<Watches>,
     /// Whether the API answers, as the watches see it.
     contact: SharedContact,
     /// What the watches saw change.
@@ -181,20 +164,27 @@ pub(super) struct Cache {
 
 impl Drop for Cache {
     fn drop(&mut self) {
-        for watch in self.watches().values() {
-            watch.task.abort();
+        let watches = self.watches();
+        for watch in watches.by_key.values() {
+            if let Source::Own(task) = &watch.source {
+                task.handle.abort();
+            }
+        }
+        for kind in watches.kinds.values() {
+            kind.task.handle.abort();
         }
     }
 }
 
 impl Cache {
-    fn watches(&self) -> std::sync::MutexGuard<'_, BTreeMap<WatchKey, Watch>> {
+    fn watches(&self) -> std::sync::MutexGuard<'_, Watches> {
         // Entries are inserted whole; a poisoned lock still holds a consistent map.
         self.watches.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Watches running now.
     pub(super) fn len(&self) -> usize {
-        self.watches().len()
+        self.watches().count()
     }
 
     /// The record the watches keep of whether the API answers.
@@ -207,8 +197,71 @@ impl Cache {
         &self.journal
     }
 
+    fn shared(&self) -> task::Shared {
+        task::Shared {
+            contact: self.contact.clone(),
+            journal: self.journal.clone(),
+        }
+    }
+
+    /// Start the watches of `wanted` not running yet, without waiting for them. A namespace
+    /// of a namespaced kind joins its kind's cluster-wide watch, which lists again (once for
+    /// all the namespaces added here): 4 watches for 4 kinds in 50 namespaces instead of 200,
+    /// each with its connection and buffers. The cluster-wide watch keeps only these
+    /// namespaces' objects. A kind the server refused cluster-wide is watched namespace by
+    /// namespace.
+    pub(super) fn want(&self, client: &kube::Client, wanted: &[(&WatchKey, &Resolved)]) {
+        let shared = self.shared();
+        let mut watches = self.watches();
+        let mut restart: BTreeMap<WatchKey, (&Resolved, Arc<Mutex<task::Routes>>)> =
+            BTreeMap::new();
+        for &(key, resolved) in wanted {
+            if watches.by_key.contains_key(key) {
+                continue;
+            }
+            let kind = kind_of(key).filter(|k| !watches.namespaced_only.contains(k));
+            let (writer, store) = store::channel();
+            let (Some(kind), Some(namespace)) = (kind, key.namespace.as_deref()) else {
+                let api: Api<LiveObject> = match &key.namespace {
+                    Some(ns) => Api::namespaced_with(client.clone(), ns, &resolved.resource),
+                    None => Api::all_with(client.clone(), &resolved.resource),
+                };
+                let task = task::spawn_one(client, api, key, &shared, writer);
+                let watch = Watch {
+                    store,
+                    resource: resolved.clone(),
+                    source: Source::Own(task),
+                };
+                watches.by_key.insert(key.clone(), watch);
+                continue;
+            };
+            let routes = match (watches.kinds.get(&kind), restart.get(&kind)) {
+                (Some(k), _) => k.routes.clone(),
+                (None, Some((_, routes))) => routes.clone(),
+                (None, None) => Arc::default(),
+            };
+            task::lock(&routes).add(key, namespace, writer);
+            let watch = Watch {
+                store,
+                resource: resolved.clone(),
+                source: Source::Kind(kind.clone()),
+            };
+            watches.by_key.insert(key.clone(), watch);
+            restart.insert(kind, (resolved, routes));
+        }
+        // One new task (one list) per kind, whatever number of namespaces joined it.
+        for (kind, (resolved, routes)) in restart {
+            let api: Api<LiveObject> = Api::all_with(client.clone(), &resolved.resource);
+            let task = task::spawn_kind(client, api, &kind, &shared, &routes);
+            if let Some(old) = watches.kinds.insert(kind, KindWatch { routes, task }) {
+                old.task.handle.abort();
+            }
+        }
+    }
+
     /// Start the watch when it is not running, then wait until it has listed, or the server
-    /// refuses it (403), whichever comes first.
+    /// refuses it (403), whichever comes first. A kind refused cluster-wide is watched in
+    /// this namespace alone, and waited for again.
     pub(super) async fn ensure(
         &self,
         client: &kube::Client,
@@ -216,55 +269,74 @@ impl Cache {
         resolved: &Resolved,
         within: Duration,
     ) -> Result<(), EnsureError> {
-        let (store, mut refused) = {
+        loop {
+            self.want(client, &[(key, resolved)]);
+            let (store, mut refused, kind) = {
+                let watches = self.watches();
+                let Some(w) = watches.by_key.get(key) else {
+                    return Err(EnsureError::NotReady);
+                };
+                match &w.source {
+                    Source::Own(task) => (w.store.clone(), task.refused.clone(), None),
+                    Source::Kind(kind) => match watches.kinds.get(kind) {
+                        Some(k) => (w.store.clone(), k.task.refused.clone(), Some(kind.clone())),
+                        None => return Err(EnsureError::NotReady),
+                    },
+                }
+            };
+            // A refusal seen after the watch had listed makes its memory stale too: checked
+            // first.
+            let outcome = tokio::select! {
+                biased;
+                r = refused.wait_for(Option::is_some) => match r {
+                    Ok(reason) => Err(EnsureError::Refused {
+                        reason: reason.clone().unwrap_or_default(),
+                    }),
+                    // The task ended without a refusal: it cannot list any more either.
+                    Err(_) => Err(EnsureError::NotReady),
+                },
+                r = tokio::time::timeout(within, store.ready()) => match r {
+                    Ok(true) => Ok(()),
+                    Ok(false) | Err(_) => Err(EnsureError::NotReady),
+                },
+            };
+            let Err(error) = outcome else {
+                return Ok(());
+            };
+            // Drop the watch so the next reconcile starts afresh; what it held is unknown now.
             let mut watches = self.watches();
-            match watches.get(key) {
-                Some(w) => (w.store.clone(), w.refused.clone()),
+            match kind {
+                Some(kind) => {
+                    watches.drop_kind(&kind, &self.journal);
+                    if let EnsureError::Refused { reason } = &error {
+                        info!(kind = %kind, %reason, "not allowed to watch cluster-wide: watching namespace by namespace");
+                        watches.namespaced_only.insert(kind);
+                        continue;
+                    }
+                }
                 None => {
-                    let watch = start(client, key, resolved, &self.contact, &self.journal);
-                    let handles = (watch.store.clone(), watch.refused.clone());
-                    watches.insert(key.clone(), watch);
-                    handles
+                    if let Some(w) = watches.by_key.remove(key) {
+                        if let Source::Own(task) = &w.source {
+                            task.handle.abort();
+                        }
+                        self.journal.watch(&Arc::new(key.clone()));
+                    }
                 }
             }
-        };
-        // A refusal seen after the watch had listed makes its memory stale too: checked first.
-        let outcome = tokio::select! {
-            biased;
-            r = refused.wait_for(Option::is_some) => match r {
-                Ok(reason) => Err(EnsureError::Refused {
-                    reason: reason.clone().unwrap_or_default(),
-                }),
-                // The task ended without a refusal: it cannot list any more either.
-                Err(_) => Err(EnsureError::NotReady),
-            },
-            r = tokio::time::timeout(within, store.ready()) => match r {
-                Ok(true) => Ok(()),
-                Ok(false) | Err(_) => Err(EnsureError::NotReady),
-            },
-        };
-        if outcome.is_err() {
-            // Drop the watch so the next reconcile starts afresh; what it held is unknown now.
-            if let Some(w) = self.watches().remove(key) {
-                w.task.abort();
-                self.journal.watch(&Arc::new(key.clone()));
-            }
+            return Err(error);
         }
-        outcome
     }
 
     /// A watch's store and the resource it reads its objects as, for reading many objects
     /// of it without asking for the watch each time.
     pub(super) fn watch(&self, watch: &WatchKey) -> Option<(Store, Resolved)> {
         let watches = self.watches();
-        let w = watches.get(watch)?;
+        let w = watches.by_key.get(watch)?;
         Some((w.store.clone(), w.resource.clone()))
     }
 
     fn store_for(&self, key: &ObjectKey, resolved: &Resolved) -> Option<(Store, Resolved)> {
-        let watches = self.watches();
-        let watch = watches.get(&WatchKey::of(key, resolved))?;
-        Some((watch.store.clone(), watch.resource.clone()))
+        self.watch(&WatchKey::of(key, resolved))
     }
 
     /// Has the cache seen this write?
@@ -330,80 +402,6 @@ pub(super) fn namespace_of<'k>(key: &'k ObjectKey, resolved: &Resolved) -> Optio
     }
 }
 
-fn start(
-    client: &kube::Client,
-    key: &WatchKey,
-    resolved: &Resolved,
-    contact: &SharedContact,
-    journal: &Arc<Journal>,
-) -> Watch {
-    let (mut writer, store) = store::channel();
-    let api: Api<LiveObject> = match &key.namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &resolved.resource),
-        None => Api::all_with(client.clone(), &resolved.resource),
-    };
-    let what = key.to_string();
-    let stream = watcher(api, watcher::Config::default()).default_backoff();
-    info!(watch = %what, "starting watch");
-    let (refuse, refused) = signal::channel(None);
-    let contact = contact.clone();
-    let client = client.clone();
-    let journal = journal.clone();
-    let watched = Arc::new(key.clone());
-    let task = tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        let mut failing = false;
-        // The first list is read by whoever started the watch; a later one (after an error
-        // or a 410) may have changed anything the watch holds.
-        let mut listed = false;
-        while let Some(event) = stream.next().await {
-            match event {
-                Ok(event) => {
-                    writer.apply(&event);
-                    // The store has applied the event already: a reader that sees it in the
-                    // journal finds it in the store.
-                    match &event {
-                        watcher::Event::Apply(o) | watcher::Event::Delete(o) => {
-                            journal.object(&watched, &o.name_any());
-                        }
-                        watcher::Event::InitDone => {
-                            if listed {
-                                journal.watch(&watched);
-                            }
-                            listed = true;
-                        }
-                        watcher::Event::Init | watcher::Event::InitApply(_) => {}
-                    }
-                    contact.succeeded(Utc::now());
-                    if failing {
-                        info!(watch = %what, "watch re-established");
-                        failing = false;
-                    } else if matches!(event, watcher::Event::InitDone) {
-                        debug!(watch = %what, "watch listed");
-                    }
-                }
-                Err(error) => {
-                    failing = true;
-                    report_error(&contact, &client, &error);
-                    if let Some(reason) = refusal(&error) {
-                        warn!(watch = %what, %error, "watch refused (403): veer may not list or watch this kind here");
-                        // Whoever waits drops this watch; nobody waiting is fine too.
-                        let _ = refuse.send(Some(reason));
-                    } else {
-                        warn!(watch = %what, %error, "watch failed; retrying with backoff");
-                    }
-                }
-            }
-        }
-    });
-    Watch {
-        store,
-        resource: resolved.clone(),
-        task,
-        refused,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,28 +419,5 @@ mod tests {
         for (have, wanted, expected) in cases {
             assert_eq!(at_least(have, wanted), expected, "{have} vs {wanted}");
         }
-    }
-
-    fn status(code: u16) -> Box<kube::core::Status> {
-        Box::new(kube::core::Status {
-            code,
-            ..Default::default()
-        })
-    }
-
-    #[test]
-    fn any_status_but_5xx_is_an_answer_and_no_status_is_none() {
-        assert!(answered(&kube::Error::Api(status(403))));
-        assert!(answered(&kube::Error::Api(status(404))));
-        assert!(!answered(&kube::Error::Api(status(503))));
-        let refused =
-            kube::Error::ReadEvents(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
-        assert!(!answered(&refused));
-        assert!(!watch_answered(&watcher::Error::WatchStartFailed(refused)));
-        assert!(watch_answered(&watcher::Error::WatchError(status(410))));
-        assert!(watch_answered(&watcher::Error::InitialListFailed(
-            kube::Error::Api(status(403))
-        )));
-        assert!(watch_answered(&watcher::Error::NoResourceVersion));
     }
 }

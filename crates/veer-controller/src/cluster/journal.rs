@@ -82,6 +82,24 @@ impl Journal {
         self.push(Entry::Watch(watch.clone()));
     }
 
+    /// Forget the entries before `position`: whoever reads the journal asks from there on
+    /// (asking from before it answers [`Changes::overflowed`]). A burst (the initial sync
+    /// writes every object) leaves no entries, nor their room, behind.
+    pub(super) fn forget_before(&self, position: u64) {
+        let mut inner = self.inner();
+        let keep = inner.entries.partition_point(|(seq, _)| *seq < position);
+        if keep == 0 {
+            return;
+        }
+        let last = inner.entries.drain(..keep).next_back().map(|(seq, _)| seq);
+        if let Some(last) = last {
+            inner.dropped_before = inner.dropped_before.max(last + 1);
+        }
+        if inner.entries.capacity() > 4 * inner.entries.len() + 64 {
+            inner.entries.shrink_to_fit();
+        }
+    }
+
     pub(super) fn position(&self) -> u64 {
         self.inner().next
     }
@@ -187,6 +205,12 @@ impl Cluster {
         self.cache.journal().since(position)
     }
 
+    /// Nothing before `position` will be asked for again (it is where the next
+    /// [`Cluster::changes_since`] starts): the journal lets those entries go.
+    pub fn forget_changes_before(&self, position: u64) {
+        self.cache.journal().forget_before(position);
+    }
+
     /// Did `key` change according to `changes`?
     pub fn touched(&self, changes: &Changes, key: &ObjectKey) -> bool {
         changes.touches(key, |k| self.discovery.cached(k))
@@ -260,6 +284,29 @@ mod tests {
         journal.watch(&watch("Namespace", None));
         let changes = journal.since(start);
         assert!(changes.touches(&key("Namespace", None, "shop"), resolved));
+    }
+
+    #[test]
+    fn forgotten_entries_are_gone_and_asking_from_before_them_is_an_overflow() {
+        let journal = Journal::default();
+        let shop = watch("ConfigMap", Some("shop"));
+        for name in ["a", "b", "c"] {
+            journal.object(&shop, name);
+        }
+        let middle = journal.position() - 1;
+        journal.forget_before(middle);
+        assert_eq!(journal.inner().entries.len(), 1);
+        let changes = journal.since(middle);
+        assert!(!changes.overflowed);
+        assert!(changes.touches(&key("ConfigMap", Some("shop"), "c"), resolved));
+        assert!(!changes.touches(&key("ConfigMap", Some("shop"), "b"), resolved));
+        assert!(journal.since(0).overflowed);
+        // Forgetting up to where it already starts changes nothing.
+        journal.forget_before(middle);
+        assert!(!journal.since(middle).overflowed);
+        journal.forget_before(journal.position());
+        assert!(journal.inner().entries.is_empty());
+        assert!(journal.since(journal.position()).is_empty());
     }
 
     #[test]

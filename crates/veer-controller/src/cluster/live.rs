@@ -144,12 +144,18 @@ impl Cluster {
         let mut watches: HashMap<&WatchKey, (Store, super::Resolved, Arc<ApiResource>)> =
             HashMap::new();
         let wanted: BTreeSet<&WatchKey> = resolved.iter().map(|(_, w)| w).collect();
+        let mut resources = Vec::with_capacity(wanted.len());
         for watch in wanted {
             // Any key of the watch resolves its kind.
             let Some(key) = resolved.iter().find(|(_, w)| w == watch).map(|(k, _)| *k) else {
                 continue;
             };
-            let resource = self.resolve(key).await?;
+            resources.push((watch, self.resolve(key).await?));
+        }
+        // All at once: the namespaces of a kind join its cluster-wide watch with one list.
+        let starting: Vec<_> = resources.iter().map(|(w, r)| (*w, r)).collect();
+        self.cache.want(&self.client, &starting);
+        for (watch, resource) in resources {
             match self
                 .cache
                 .ensure(&self.client, watch, &resource, WATCH_READY_TIMEOUT)

@@ -81,6 +81,30 @@ fn stored(object: &LiveObject) -> Option<(Box<str>, Stored)> {
 impl Writer {
     /// Apply one watcher event.
     pub(super) fn apply(&mut self, event: &watcher::Event<LiveObject>) {
+        self.apply_compared(event, false);
+    }
+
+    /// Apply one watcher event; at the end of a list, when `compare`, the names of the
+    /// objects it found new, gone or at another resourceVersion than the store held: what a
+    /// re-list changed, object by object (a resourceVersion changes with every write).
+    pub(super) fn apply_compared(
+        &mut self,
+        event: &watcher::Event<LiveObject>,
+        compare: bool,
+    ) -> Vec<String> {
+        if let watcher::Event::InitDone = event {
+            let listed = self.listing.take().unwrap_or_default();
+            // The old map is dropped outside the lock.
+            let old = std::mem::replace(&mut *write(&self.objects), listed);
+            let changed = if compare {
+                changed_between(&old, &read(&self.objects))
+            } else {
+                Vec::new()
+            };
+            drop(old);
+            self.ready.send_replace(true);
+            return changed;
+        }
         match event {
             watcher::Event::Apply(object) => {
                 if let Some((name, entry)) = stored(object) {
@@ -101,15 +125,23 @@ impl Writer {
                         .insert(name, entry);
                 }
             }
-            watcher::Event::InitDone => {
-                let listed = self.listing.take().unwrap_or_default();
-                // The old map is dropped outside the lock.
-                let old = std::mem::replace(&mut *write(&self.objects), listed);
-                drop(old);
-                self.ready.send_replace(true);
-            }
+            watcher::Event::InitDone => {}
         }
+        Vec::new()
     }
+}
+
+/// The names (less the namespace) of the objects in one map and not the other, or in both
+/// at different resourceVersions.
+fn changed_between(old: &Objects, new: &Objects) -> Vec<String> {
+    let differs = |a: &Stored, b: Option<&Stored>| {
+        b.is_none_or(|b| a.resource_version.is_none() || a.resource_version != b.resource_version)
+    };
+    let name = |key: &str| key.rsplit('/').next().unwrap_or(key).to_string();
+    (new.iter().filter(|(k, v)| differs(v, old.get(*k))))
+        .chain(old.iter().filter(|(k, _)| !new.contains_key(*k)))
+        .map(|(k, _)| name(k))
+        .collect()
 }
 
 impl Store {
@@ -209,6 +241,39 @@ mod tests {
         writer.apply(&watcher::Event::Delete(named("x", "3")));
         assert!(version(Some("x")).is_none());
         assert_eq!(version(Some("y")).as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn a_compared_list_names_what_changed_since_the_last() {
+        let (mut writer, _store) = channel();
+        let named = |name: &str, v: &str| {
+            LiveObject::new(
+                json!({"metadata": {"name": name, "namespace": "x", "resourceVersion": v}}),
+            )
+        };
+        let list = |writer: &mut Writer, objects: &[(&str, &str)]| {
+            writer.apply(&watcher::Event::Init);
+            for (name, v) in objects {
+                writer.apply(&watcher::Event::InitApply(named(name, v)));
+            }
+            let mut changed = writer.apply_compared(&watcher::Event::InitDone, true);
+            changed.sort();
+            changed
+        };
+        assert_eq!(list(&mut writer, &[("a", "1"), ("b", "2")]), ["a", "b"]);
+        assert!(list(&mut writer, &[("a", "1"), ("b", "2")]).is_empty());
+        assert_eq!(
+            list(&mut writer, &[("a", "1"), ("b", "3"), ("c", "4")]),
+            ["b", "c"]
+        );
+        assert_eq!(list(&mut writer, &[("b", "3")]), ["a", "c"]);
+        writer.apply(&watcher::Event::Init);
+        assert!(
+            writer
+                .apply_compared(&watcher::Event::InitDone, false)
+                .is_empty(),
+            "not compared"
+        );
     }
 
     #[tokio::test]

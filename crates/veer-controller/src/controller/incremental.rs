@@ -316,6 +316,7 @@ impl Controller {
     ) -> Pass {
         if let Some(mut b) = scope.baseline {
             b.position = scope.through;
+            self.cluster.forget_changes_before(b.position);
             self.incremental.baseline = Some(b);
         }
         self.incremental.last = Some(Planning {
@@ -377,6 +378,8 @@ impl Controller {
             (None, Some(b)) => b.full_at,
             (Some(_), _) | (None, None) => now,
         };
+        // The next pass asks the journal from here on.
+        self.cluster.forget_changes_before(scope.through);
         self.incremental.baseline = Some(Baseline {
             commit: loaded.revision.commit.0.clone(),
             manifests: loaded.set.manifests.clone(),
