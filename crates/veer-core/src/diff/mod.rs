@@ -20,7 +20,7 @@ pub mod order;
 mod prune;
 pub mod render;
 
-pub use input::{DesiredObject, LiveLookup, MetadataField};
+pub use input::{Applied, DesiredObject, LiveLookup, MetadataField};
 pub use prune::PruneSkipReason;
 
 use std::borrow::Cow;
@@ -154,10 +154,11 @@ pub enum DesiredView {
     /// Made by the plan (an update), or by whoever wrote the plan (a rollout's write).
     Made(Arc<Value>),
     /// A create: git's object, whole. Made into its view each time it is read (to apply it,
-    /// to show it), so that a plan of many creates (a first sync) holds a pointer to each
-    /// manifest rather than a copy of each object.
+    /// to show it), so that a plan of many creates (a first sync) holds pointers to each
+    /// manifest and its additions (shared with the desired object) rather than a copy of
+    /// each object, or of its desired object.
     Git {
-        object: Box<DesiredObject>,
+        object: input::Applied,
         semantics: Arc<ListSemantics>,
     },
 }
@@ -305,12 +306,20 @@ pub fn plan<L: LiveLookup + ?Sized>(
     // One copy per plan, shared by the views of its creates.
     let semantics = Arc::new(context.semantics.clone());
 
-    let mut applies: Vec<ObjectPlan> = desired
+    // Planned in apply order: the desired objects are sorted by reference, not their plans
+    // afterwards (a stable sort's scratch is a copy of what it sorts: 3 MiB of plans at
+    // 10,000 objects, 80 KB of references). The plans are sized up front (a filtered collect
+    // grows by doubling: room for 16,384 plans at 10,000).
+    let mut readable: Vec<&DesiredObject> = desired
         .iter()
         .filter(|d| !unreadable.contains(&d.key.identity()))
-        .map(|d| plan_object(d, live.live(&d.key).as_deref(), context, &semantics))
         .collect();
-    applies.sort_by(|a, b| order::apply_cmp(&a.key, &b.key));
+    readable.sort_by(|a, b| order::apply_cmp(&a.key, &b.key));
+    let mut applies: Vec<ObjectPlan> = Vec::with_capacity(readable.len());
+    applies.extend(
+        (readable.into_iter())
+            .map(|d| plan_object(d, live.live(&d.key).as_deref(), context, &semantics)),
+    );
 
     let mut prunes: Vec<ObjectPlan> = context
         .inventory
@@ -336,6 +345,8 @@ pub fn plan<L: LiveLookup + ?Sized>(
     prune::keep_used_namespaces(&mut prunes, staying);
     prunes.sort_by(|a, b| order::prune_cmp(&a.key, &b.key));
 
+    // Exactly: a full vector would double for a few prunes.
+    applies.reserve_exact(prunes.len());
     applies.extend(prunes);
     Plan {
         objects: applies,
@@ -355,7 +366,7 @@ fn plan_object(
             key: desired.key.clone(),
             action: ObjectAction::Create,
             desired: Some(DesiredView::Git {
-                object: Box::new(desired.clone()),
+                object: desired.applied(),
                 semantics: shared_semantics.clone(),
             }),
             live: None,
