@@ -73,7 +73,7 @@ impl Controller {
             None => Validated::new(&loaded.set, &context),
         };
         tracing::debug!(
-            reused = validated.reused(),
+            reused = ?validated.reuse(),
             "validated the revision against the last one"
         );
         self.incremental.validation.last = Some(validated);

@@ -34,20 +34,68 @@ fn object(i: usize, variant: usize) -> String {
             "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}, version: \"{label}\"}}\n    spec:\n      containers:\n      - name: app\n        image: example/app:{variant}\n"
         ),
         3 => format!(
-            "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  selector: {{app: {name}}}\n  ports:\n  - port: {}\n",
-            80 + variant
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  selector: {{app: {name}}}\n  ports:\n  - port: {}\n{}",
+            80 + variant,
+            // Two ports: a destination must name one.
+            if variant % 3 == 2 {
+                "  - port: 90\n"
+            } else {
+                ""
+            }
         ),
-        4 => format!(
-            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  hosts: [obj-{}]\n  http:\n  - route:\n    - destination: {{host: obj-{}, subset: v{}}}\n      weight: {}\n",
-            i - 1,
-            i - 1,
-            variant % 3,
-            100 - variant
-        ),
+        4 => {
+            // Hosts shared with other VirtualServices (a conflict), written in full, or a
+            // wildcard; destinations to the Service before it, to the DestinationRule after
+            // it (the same host, in its namespace), or to a fixed Service.
+            let host = match variant % 5 {
+                1 => "shared".to_string(),
+                // Two hosts, the first one claimed in every namespace.
+                2 => "obj-3.team-0.svc.cluster.local\", \"shared".to_string(),
+                3 if i.is_multiple_of(2) => "*.example.com".to_string(),
+                0 if i.is_multiple_of(2) => "shared".to_string(),
+                4 => "api.example.com".to_string(),
+                _ => format!("obj-{}", i - 1),
+            };
+            let destination = match (variant + i) % 4 {
+                1 => format!("obj-{}.team-{}.svc.cluster.local", i - 1, (i + 1) % 3),
+                2 => "obj-3.team-0.svc.cluster.local".to_string(),
+                // Found through a ServiceEntry's wildcard, when there is one.
+                3 => "api.example.com".to_string(),
+                _ => format!("obj-{}", i - 1),
+            };
+            // Bound to a Gateway (object 6, when it is one) besides the mesh.
+            let gateways = if i % 3 == 1 {
+                "  gateways: [mesh, team-0/obj-6]\n"
+            } else {
+                ""
+            };
+            // Seen in its own namespace only: its hosts meet the overlapping wildcards of
+            // VirtualServices seen everywhere.
+            let gateways = if i.is_multiple_of(4) {
+                format!("{gateways}  exportTo: [\".\"]\n")
+            } else {
+                gateways.to_string()
+            };
+            format!(
+                "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  hosts: [\"{host}\"]\n{gateways}  http:\n  - route:\n    - destination: {{host: \"{destination}\", subset: v{}}}\n      weight: {}\n",
+                variant % 3,
+                100 - variant
+            )
+        }
         5 => format!(
-            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  host: obj-{}\n  subsets:\n  - name: v{}\n    labels: {{version: \"{label}\"}}\n",
-            i - 2,
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  host: {}\n  subsets:\n  - name: v{}\n    labels: {{version: \"{label}\"}}\n",
+            if variant == 4 {
+                "obj-3.team-0.svc.cluster.local".to_string()
+            } else {
+                format!("obj-{}", i - 2)
+            },
             variant % 3
+        ),
+        _ if variant == 4 => format!(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  hosts: [\"*.example.com\"]\n  ports:\n  - {{number: 80, name: http, protocol: HTTP}}\n  resolution: NONE\n"
+        ),
+        _ if variant == 6 => format!(
+            "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  servers:\n  - port: {{number: 80, name: http, protocol: HTTP}}\n    hosts: [\"*/shared\"]\n"
         ),
         _ if variant == 5 => format!(
             "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  workloadSelector:\n    labels: {{app: obj-2}}\n"
@@ -82,16 +130,16 @@ fn parse(name: &str, text: &str) -> Arc<ManifestSet> {
 }
 
 /// Follow `edits` ((file, text) replacements) from `files`, validating each revision against
-/// the last and whole; the two reports must be the same. Returns how many validations
-/// reused the one before.
+/// the last and whole; the two reports must be the same. Returns what each validation
+/// reused of the one before.
 fn follow(
     mut files: Vec<File>,
     edits: Vec<(usize, Option<String>)>,
     ctx: &ValidationContext<'_>,
-) -> usize {
+) -> Vec<Reuse> {
     let (mut last, first) = Validated::new(&revision(&files), ctx);
     assert_eq!(first, validate_with(&revision(&files), ctx));
-    let mut reused = 0;
+    let mut reused = Vec::new();
     for (at, text) in edits {
         let at = at % files.len();
         let name = files[at].0.clone();
@@ -106,7 +154,7 @@ fn follow(
             validate_with(&set, ctx),
             "after editing {name} to:\n{text}"
         );
-        reused += usize::from(next.reused());
+        reused.push(next.reuse());
         last = next;
     }
     reused
@@ -163,12 +211,52 @@ fn plain_edits_reuse_the_last_validation() {
         .collect();
     let count = edits.len();
     let ctx = ValidationContext::default();
-    assert_eq!(follow(generated(60), edits, &ctx), count);
+    assert_eq!(follow(generated(60), edits, &ctx), vec![Reuse::All; count]);
 }
 
-/// The context is part of what is reused: other cluster Services, a whole validation.
+/// VirtualServices, DestinationRules and Services edited (no wildcard, no rename), no
+/// Sidecar: the cross-object checks run again over the change's neighbourhood only, with a
+/// cluster's Services or without.
 #[test]
-fn another_context_validates_whole() {
+fn istio_edits_are_validated_in_their_neighbourhood() {
+    let mut edits: Vec<(usize, Option<String>)> = [3usize, 4, 5, 10, 11, 12, 24, 25, 26]
+        .into_iter()
+        .flat_map(|i| {
+            [1, 2, 4, 5, 6, 1, 0]
+                .into_iter()
+                .map(move |v| (i, Some(object(i, v))))
+        })
+        .collect();
+    // A VirtualService conflicting at its first host with one, and then at its second with
+    // another that the edit brings in.
+    edits.extend(
+        [(18, 2), (11, 2), (32, 4), (46, 1), (32, 0)].map(|(i, v)| (i, Some(object(i, v)))),
+    );
+    let count = edits.len();
+    let cluster = cluster();
+    for ctx in [
+        ValidationContext::default(),
+        ValidationContext {
+            policies: &[],
+            cluster: Some(&cluster),
+        },
+    ] {
+        // Object 6 a Gateway, 13 a ServiceEntry (for `*.example.com`).
+        let mut files = generated(60);
+        for (i, variant) in [(6, 6), (13, 4)] {
+            let text = object(i, variant);
+            files[i].2 = parse(&files[i].0, &text);
+            files[i].1 = text;
+        }
+        let reused = follow(files, edits.clone(), &ctx);
+        assert_eq!(reused, vec![Reuse::Neighbourhood; count], "{reused:?}");
+    }
+}
+
+/// The context is part of what the cross-object checks read: other cluster Services, and
+/// they run again over the whole revision (the own checks' findings stand).
+#[test]
+fn another_context_runs_the_cross_object_checks_again() {
     let files = generated(30);
     let set = revision(&files);
     let (last, _) = Validated::new(&set, &ValidationContext::default());
@@ -178,8 +266,21 @@ fn another_context_validates_whole() {
         cluster: Some(&cluster),
     };
     let (next, report) = last.next(&set, &ctx);
-    assert!(!next.reused());
+    assert_eq!(next.reuse(), Reuse::OwnChecks);
     assert_eq!(report, validate_with(&set, &ctx));
+}
+
+/// A wildcard host overlaps others rather than equalling them: with one in the revision, a
+/// VirtualService edit runs the cross-object checks over the whole revision.
+#[test]
+fn with_a_wildcard_host_virtual_service_edits_validate_the_cross_checks_whole() {
+    let mut files = generated(60);
+    let text = object(18, 3);
+    files[18].2 = parse(&files[18].0, &text);
+    files[18].1 = text;
+    let edits = [(4, 4), (4, 0), (4, 4)].map(|(i, v)| (i, Some(object(i, v))));
+    let reused = follow(files, edits.to_vec(), &ValidationContext::default());
+    assert_eq!(reused, vec![Reuse::OwnChecks; 3]);
 }
 
 fn corpus() -> Vec<PathBuf> {

@@ -11,6 +11,7 @@ mod incremental;
 pub mod k8s_names;
 pub mod metadata;
 pub mod namespaced_host;
+mod neighbourhood;
 pub mod rollout_policy;
 pub mod service_entry;
 pub mod severity;
@@ -23,7 +24,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 pub use analyze::{ClusterServices, KnownService, ValidationContext};
-pub use incremental::Validated;
+pub use incremental::{Reuse, Validated};
 
 use crate::diagnostic::{self, Diagnostic};
 use crate::hosts;
@@ -280,16 +281,28 @@ pub fn validate_with(set: &ManifestSet, ctx: &ValidationContext<'_>) -> Report {
 /// order the checks run.
 fn run_checks(index: &Index<'_>, ctx: &ValidationContext<'_>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    check_duplicates(index, &mut out);
-    metadata::check(index, &mut out);
-    virtual_service::check(index, &mut out);
-    destination_rule::check(index, &mut out);
-    gateway::check(index, &mut out);
-    service_entry::check(index, &mut out);
-    sidecar::check(index, &mut out);
-    rollout_policy::check(index, ctx.policies, &mut out);
-    analyze::check(index, ctx, &mut out);
+    run_own_checks(index, &mut out);
+    run_cross_checks(index, ctx, &mut out);
     out
+}
+
+/// The checks that read one object each (the duplicate check aside, which compares
+/// identities only): they run first.
+fn run_own_checks(index: &Index<'_>, out: &mut Vec<Diagnostic>) {
+    check_duplicates(index, out);
+    metadata::check(index, out);
+}
+
+/// The checks of kinds' specs, some of which read other objects (and the context); they run
+/// after [`run_own_checks`].
+fn run_cross_checks(index: &Index<'_>, ctx: &ValidationContext<'_>, out: &mut Vec<Diagnostic>) {
+    virtual_service::check(index, out);
+    destination_rule::check(index, out);
+    gateway::check(index, out);
+    service_entry::check(index, out);
+    sidecar::check(index, out);
+    rollout_policy::check(index, ctx.policies, out);
+    analyze::check(index, ctx, out);
 }
 
 /// The report of a revision: its reading problems, then what the checks found.
