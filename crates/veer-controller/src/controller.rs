@@ -22,7 +22,7 @@ mod record;
 pub mod rollouts;
 mod validation;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -450,30 +450,21 @@ impl Controller {
                 Some(first) => {
                     let done: HashSet<ObjectIdentity<'_>> =
                         first.objects.iter().map(|o| o.key.identity()).collect();
-                    let rest = planned.plan.with_objects(
-                        (planned.plan.objects.iter())
-                            .filter(|o| !done.contains(&o.key.identity()))
-                            .cloned()
-                            .collect(),
-                    );
-                    let rest =
+                    // The plan less the foundation (a few Namespaces and CRDs), sized up
+                    // front and dropped once executed: a create's plan shares its object.
+                    let rest = {
+                        let mut objects = Vec::with_capacity(planned.plan.objects.len());
+                        objects.extend(
+                            (planned.plan.objects.iter())
+                                .filter(|o| !done.contains(&o.key.identity()))
+                                .cloned(),
+                        );
+                        planned.plan.with_objects(objects)
+                    };
+                    let rest_report =
                         sync::execute(&self.cluster, &rest, &planned.live.objects, options).await;
-                    // In the plan's order, as if it had been one execution.
-                    let mut outcomes: HashMap<ObjectIdentity<'_>, sync::ObjectOutcome> =
-                        (first.objects.iter().chain(&rest.objects))
-                            .map(|o| (o.key.identity(), o.clone()))
-                            .collect();
-                    SyncReport {
-                        mode: rest.mode,
-                        objects: (planned.plan.objects.iter())
-                            .filter_map(|o| outcomes.remove(&o.key.identity()))
-                            .collect(),
-                        unobserved: first
-                            .unobserved
-                            .into_iter()
-                            .chain(rest.unobserved)
-                            .collect(),
-                    }
+                    drop(rest);
+                    planning::merge_in_plan_order(&planned.plan, first, rest_report)
                 }
             };
             report.objects.extend(unreadable);
@@ -484,13 +475,7 @@ impl Controller {
                 failed = s.failed, dry_run = dry,
                 "revision synced"
             );
-            (
-                Pass::Synced {
-                    commit,
-                    report: report.clone(),
-                },
-                report,
-            )
+            (None, report)
         } else {
             let report = report_without_writes(&planned.plan);
             let drifted: Vec<ObjectKey> = report
@@ -500,7 +485,9 @@ impl Controller {
                 .map(|o| o.key.clone())
                 .collect();
             let pass = if drifted.is_empty() {
-                Pass::InSync { commit }
+                Pass::InSync {
+                    commit: commit.clone(),
+                }
             } else {
                 // `veer sync` prints each of them itself (see `SyncOptions::log_objects`).
                 for key in &drifted {
@@ -511,11 +498,11 @@ impl Controller {
                     }
                 }
                 Pass::DriftReported {
-                    commit,
+                    commit: commit.clone(),
                     objects: drifted,
                 }
             };
-            (pass, report)
+            (Some(pass), report)
         };
         if !dry {
             let next = record::next_change(
@@ -532,7 +519,9 @@ impl Controller {
             self.drive_and_settle(loaded, scope, &planned, &report, now)
                 .await;
         }
-        Ok(pass)
+        // A pass that wrote hands its report on as it is (10,000 outcomes on a first sync:
+        // not copied for the pass while the state is recorded from it).
+        Ok(pass.unwrap_or(Pass::Synced { commit, report }))
     }
 
     /// The server's dry run of every write `planned` makes (module [`gate`]); the foundation

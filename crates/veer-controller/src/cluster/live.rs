@@ -183,7 +183,7 @@ impl Cluster {
                 watches.insert(watch, (store, r, api));
             }
         }
-        let mut objects = Vec::new();
+        let mut objects = Vec::with_capacity(resolved.len());
         for (key, watch) in &resolved {
             if view.forbidden.contains_key(*key) {
                 continue;

@@ -215,3 +215,29 @@ mod tests {
         assert_eq!(r.objects[1].result, ObjectResult::Unchanged);
     }
 }
+
+/// The foundation's outcomes and the rest's, in the plan's order as if it had been one
+/// execution: both follow it, so two cursors merge them (moved, not copied).
+pub(super) fn merge_in_plan_order(plan: &Plan, first: SyncReport, rest: SyncReport) -> SyncReport {
+    let mut first_objects = first.objects.into_iter().peekable();
+    let mut rest_objects = rest.objects.into_iter().peekable();
+    let mut objects = Vec::with_capacity(plan.objects.len());
+    for o in &plan.objects {
+        let id = o.key.identity();
+        if let Some(f) = first_objects.next_if(|f| f.key.identity() == id) {
+            objects.push(f);
+        } else if let Some(r) = rest_objects.next_if(|r| r.key.identity() == id) {
+            objects.push(r);
+        }
+    }
+    // An outcome out of the plan's order (none today) is kept, at the end: a lost outcome
+    // would be a lost record.
+    objects.extend(first_objects.chain(rest_objects));
+    SyncReport {
+        mode: rest.mode,
+        objects,
+        unobserved: (first.unobserved.into_iter())
+            .chain(rest.unobserved)
+            .collect(),
+    }
+}

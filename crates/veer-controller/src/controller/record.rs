@@ -107,7 +107,9 @@ pub(super) fn next_change(
             remove.push(p.key());
         }
     }
-    let mut records: Vec<ObjectRecord> = Vec::new();
+    // At most one record an outcome (every one on a first sync): sized up front, not grown
+    // by doubling (room for 16,384 records at 10,000), and trimmed below.
+    let mut records: Vec<ObjectRecord> = Vec::with_capacity(report.objects.len());
     for (outcome, previous) in report.objects.iter().zip(previous) {
         let prev_hash = previous.and_then(|r| r.hash.clone());
         let record = match &outcome.result {

@@ -65,15 +65,33 @@ impl SyncState {
             positions(&self.objects, &ids)
         };
         let removed = take_out(&mut self.objects, &taken);
-        let mut touched: Vec<OrderKey> = removed.iter().chain(&put).map(owned).collect();
+        // A record put where one of the same key was taken out (a pending record become
+        // `created`: every record of a first sync) is touched once, and putting the old one
+        // back undoes it: no key of it is kept twice.
+        let replaced = |r: &ObjectRecord| {
+            removed
+                .binary_search_by(|o| order(o).cmp(&order(r)))
+                .is_ok()
+        };
+        let mut touched: Vec<OrderKey> = removed.iter().map(owned).collect();
+        touched.extend(put.iter().filter(|r| !replaced(r)).map(owned));
         touched.sort_unstable();
         touched.dedup();
-        let undo_remove = put.iter().map(ObjectRecord::key).collect();
+        touched.shrink_to_fit();
+        let undo_remove = (put.iter())
+            .filter(|r| !replaced(r))
+            .map(ObjectRecord::key)
+            .collect();
         if put.len() <= FEW {
             for r in put {
                 let at = self.objects.partition_point(|o| order(o) <= order(&r));
                 self.objects.insert(at, r);
             }
+        } else if self.objects.is_empty() {
+            // Every record replaced (a first sync): the new records are the state, moved
+            // rather than copied beside it.
+            self.objects = put;
+            self.objects.sort_by(|a, b| order(a).cmp(&order(b)));
         } else {
             self.objects.extend(put);
             self.objects.sort_by(|a, b| order(a).cmp(&order(b)));
