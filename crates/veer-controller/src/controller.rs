@@ -86,8 +86,7 @@ pub fn exit_code(pass: &Pass) -> i32 {
 
 pub use incremental::{DEFAULT_RESYNC_INTERVAL, FullReason, Planning};
 pub use planning::{
-    desired_objects, desired_rollouts, desired_virtual_services, plan_context,
-    report_without_writes,
+    desired_objects, desired_virtual_services, plan_context, report_without_writes,
 };
 pub use record::{error_state, next_state, rejected_state};
 

@@ -33,7 +33,7 @@ use tracing::{debug, warn};
 
 use decide::{RolloutStates, changed_rollouts, decide, unsettled};
 
-use super::planning::{desired_rollouts, desired_virtual_services, desired_where, record_identity};
+use super::planning::{desired_where, record_identity};
 use super::rollouts::{self, RolloutId};
 use super::{Controller, ControllerError, Pass, Planned};
 use crate::diff;
@@ -353,6 +353,7 @@ impl Controller {
             driver
                 .drive_planned(&adapters.ports(), loaded, planned)
                 .await;
+            adapters.await_written().await;
         }
         let mut again: BTreeSet<ObjectKey> = (report.objects.iter())
             .filter(|o| unsettled(&o.result))
@@ -402,24 +403,33 @@ impl Controller {
         // What changed before this tick is a pass's business (`drive_and_settle`).
         driver.take_changed();
         // Only the VirtualServices with a rollout: new rollouts start at a pass, not a tick.
-        let desired = match driver.tracked() {
-            Some(tracked) => desired_rollouts(loaded, &self.options.source_url, &tracked),
-            None => desired_virtual_services(loaded, &self.options.source_url),
-        };
-        let keys: Vec<ObjectKey> = desired.iter().map(|d| d.key.clone()).collect();
+        // Before the states are read, every bound VirtualService (the tick reads them).
+        let only = driver.tracked();
+        // Bound once per revision, not at every tick.
+        let bindings = driver.bindings(loaded, &self.options.source_url);
+        let keys: Vec<ObjectKey> = bindings
+            .bound
+            .iter()
+            .filter(|b| only.as_ref().is_none_or(|o| o.contains(&b.id)))
+            .map(|b| b.key.clone())
+            .collect();
         match self.cluster.live(&keys).await {
             Ok(live) => {
                 let namespace = driver.state_namespace().to_string();
                 let adapters =
                     rollouts::ClusterPorts::new(&self.cluster, &self.options.sync, &namespace);
                 let ports = adapters.ports();
-                if every {
-                    driver
-                        .drive_all(&ports, loaded, &desired, &live.objects)
-                        .await;
-                } else {
-                    driver.drive(&ports, loaded, &desired, &live.objects).await;
-                }
+                driver
+                    .drive_bound(
+                        &ports,
+                        loaded,
+                        &bindings,
+                        only.as_ref(),
+                        live.objects,
+                        every,
+                    )
+                    .await;
+                adapters.await_written().await;
             }
             Err(e) => {
                 warn!(error = %e, "cannot read the VirtualServices for a rollout tick; trying again in 5 s");

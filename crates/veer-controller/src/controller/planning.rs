@@ -23,26 +23,6 @@ pub fn desired_virtual_services(loaded: &LoadedRevision, source_url: &str) -> Ve
     desired_where(loaded, source_url, super::rollouts::is_virtual_service)
 }
 
-/// The VirtualServices of `loaded` that have a rollout in `tracked`: what a rollout tick
-/// drives. A scan of the keys alone; only those objects are copied.
-pub fn desired_rollouts(
-    loaded: &LoadedRevision,
-    source_url: &str,
-    tracked: &std::collections::BTreeSet<super::rollouts::RolloutId>,
-) -> Vec<DesiredObject> {
-    if tracked.is_empty() {
-        return Vec::new();
-    }
-    // Compared by name first, so the scan allocates nothing for VirtualServices without one.
-    let names: std::collections::HashSet<&str> =
-        tracked.iter().map(|id| id.name.as_str()).collect();
-    desired_where(loaded, source_url, |key| {
-        super::rollouts::is_virtual_service(key)
-            && names.contains(key.name.as_str())
-            && tracked.contains(&super::rollouts::RolloutId::of(key))
-    })
-}
-
 /// The objects of `loaded` whose key `keep` accepts, as [`desired_objects`] makes them.
 pub(super) fn desired_where(
     loaded: &LoadedRevision,
@@ -159,6 +139,32 @@ pub fn report_without_writes(plan: &Plan) -> SyncReport {
     }
 }
 
+/// The foundation's outcomes and the rest's, in the plan's order as if it had been one
+/// execution: both follow it, so two cursors merge them (moved, not copied).
+pub(super) fn merge_in_plan_order(plan: &Plan, first: SyncReport, rest: SyncReport) -> SyncReport {
+    let mut first_objects = first.objects.into_iter().peekable();
+    let mut rest_objects = rest.objects.into_iter().peekable();
+    let mut objects = Vec::with_capacity(plan.objects.len());
+    for o in &plan.objects {
+        let id = o.key.identity();
+        if let Some(f) = first_objects.next_if(|f| f.key.identity() == id) {
+            objects.push(f);
+        } else if let Some(r) = rest_objects.next_if(|r| r.key.identity() == id) {
+            objects.push(r);
+        }
+    }
+    // An outcome out of the plan's order (none today) is kept, at the end: a lost outcome
+    // would be a lost record.
+    objects.extend(first_objects.chain(rest_objects));
+    SyncReport {
+        mode: rest.mode,
+        objects,
+        unobserved: (first.unobserved.into_iter())
+            .chain(rest.unobserved)
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,31 +219,5 @@ mod tests {
         let r = report_without_writes(&left);
         assert_eq!(r.objects[0].result, ObjectResult::DriftReported);
         assert_eq!(r.objects[1].result, ObjectResult::Unchanged);
-    }
-}
-
-/// The foundation's outcomes and the rest's, in the plan's order as if it had been one
-/// execution: both follow it, so two cursors merge them (moved, not copied).
-pub(super) fn merge_in_plan_order(plan: &Plan, first: SyncReport, rest: SyncReport) -> SyncReport {
-    let mut first_objects = first.objects.into_iter().peekable();
-    let mut rest_objects = rest.objects.into_iter().peekable();
-    let mut objects = Vec::with_capacity(plan.objects.len());
-    for o in &plan.objects {
-        let id = o.key.identity();
-        if let Some(f) = first_objects.next_if(|f| f.key.identity() == id) {
-            objects.push(f);
-        } else if let Some(r) = rest_objects.next_if(|r| r.key.identity() == id) {
-            objects.push(r);
-        }
-    }
-    // An outcome out of the plan's order (none today) is kept, at the end: a lost outcome
-    // would be a lost record.
-    objects.extend(first_objects.chain(rest_objects));
-    SyncReport {
-        mode: rest.mode,
-        objects,
-        unobserved: (first.unobserved.into_iter())
-            .chain(rest.unobserved)
-            .collect(),
     }
 }

@@ -213,6 +213,18 @@ pub struct RolloutDriver {
     /// [`RolloutDriver::take_changed`]: a tick tells the next pass which VirtualServices to
     /// plan again from this, not by cloning and comparing every state.
     changed: std::collections::BTreeSet<RolloutId>,
+    /// The bound VirtualServices of the revision the last tick drove, made once per
+    /// revision (`RolloutDriver::bindings`): ticks over one revision bind nothing again.
+    bindings: Option<RevisionBindings>,
+}
+
+/// A revision's bindings ([`crate::rollout::work::bind`]) and what they were made from: a
+/// commit (its objects and policies; the local policies never change) and the source URL
+/// its objects are decorated with.
+struct RevisionBindings {
+    commit: String,
+    source_url: String,
+    bindings: Arc<crate::rollout::work::Bindings>,
 }
 
 #[cfg(test)]

@@ -70,7 +70,8 @@ pub struct SyncOptions {
     pub self_heal: bool,
     pub mode: WriteMode,
     pub retry: RetryPolicy,
-    /// How long to wait for the watch cache to see the writes.
+    /// How long to wait for the watch cache to see the writes; zero: not waited for, and none
+    /// reported unseen (a rollout's traffic write, `rollouts::ports`).
     pub observe_within: Duration,
     /// Log each object's result at info and warn (`veer run`: its log is the only record of
     /// them). `false` logs them at debug: `veer sync` prints each result itself, and a line
@@ -345,6 +346,7 @@ pub async fn execute_keeping(
         });
     }
     let unobserved = match options.mode {
+        WriteMode::Apply if options.observe_within.is_zero() => Vec::new(),
         WriteMode::Apply => {
             cluster
                 .await_observed(&written, options.observe_within)

@@ -3,7 +3,9 @@
 //! the fields running rollouts own ([`RolloutWork::owned`]), the driver starts, drives and
 //! forgets rollouts from the rest. Pure.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -48,9 +50,11 @@ pub enum Skipped {
 pub struct VirtualServiceWork {
     pub id: RolloutId,
     pub key: ObjectKey,
-    pub policy: RolloutPolicy,
-    /// The VirtualService in git.
-    pub desired: Value,
+    /// Shared with the revision's [`Bindings`].
+    pub policy: Arc<RolloutPolicy>,
+    /// The VirtualService in git (as veer applies it), shared with the revision's
+    /// [`Bindings`].
+    pub desired: Arc<Value>,
     /// The VirtualService as the watch cache has it, to notice a hand edit of the route.
     pub live: Option<Value>,
     /// The route git shifts, when it shifts one: the rollout's own.
@@ -59,6 +63,67 @@ pub struct VirtualServiceWork {
     pub companions: Vec<CompanionRoute>,
     /// What the state machine hears as the target ([`targets`]).
     pub target: Option<TargetUpdate>,
+}
+
+/// The VirtualServices of one revision bound to a policy ([`bind`]): what the rollout work
+/// reads of git and the policies alone, the same for every pass and tick over that revision,
+/// so a driver makes it once per revision and plans each tick from it ([`plan_bound`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Bindings {
+    /// The bound VirtualServices, in git's order.
+    pub bound: Vec<Bound>,
+    /// VirtualServices whose binding fails (an unknown or ambiguous policy), for the driver
+    /// to log.
+    pub skipped: Vec<(RolloutId, Skipped)>,
+}
+
+/// One VirtualService in git bound to a policy; shared, not copied, by each pass's work.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bound {
+    pub id: RolloutId,
+    pub key: ObjectKey,
+    pub policy: Arc<RolloutPolicy>,
+    /// As veer applies it (decorated).
+    pub desired: Arc<Value>,
+}
+
+/// The bindings of `desired` (git's objects; only VirtualServices matter) to the `policies`
+/// in force.
+pub fn bind(desired: &[DesiredObject], policies: &[RolloutPolicy]) -> Bindings {
+    // One shared copy of each policy, however many VirtualServices it binds.
+    let shared: Vec<Arc<RolloutPolicy>> = policies.iter().cloned().map(Arc::new).collect();
+    let mut bindings = Bindings::default();
+    for d in desired.iter().filter(|d| is_virtual_service(&d.key)) {
+        let id = RolloutId::of(&d.key);
+        // As veer applies it (its label can be what a policy selects).
+        let value = d.value();
+        let policy = match binding(&value, policies) {
+            Binding::Annotation(p) | Binding::Selector(p) => p,
+            // Unbinding a VirtualService ends veer's ownership: its weights apply at once.
+            Binding::Unbound => continue,
+            Binding::UnknownPolicy(name) => {
+                bindings.skipped.push((id, Skipped::UnknownPolicy(name)));
+                continue;
+            }
+            Binding::Ambiguous(names) => {
+                bindings
+                    .skipped
+                    .push((id, Skipped::AmbiguousPolicies(names)));
+                continue;
+            }
+        };
+        let policy = match policies.iter().position(|p| std::ptr::eq(p, policy)) {
+            Some(i) => Arc::clone(&shared[i]),
+            None => Arc::new(policy.clone()),
+        };
+        bindings.bound.push(Bound {
+            id,
+            key: d.key.clone(),
+            policy,
+            desired: Arc::new(value.into_owned()),
+        });
+    }
+    bindings
 }
 
 /// The rollout work of `desired` (git's objects; only VirtualServices matter) against `live`
@@ -71,41 +136,79 @@ pub fn plan_work<L: LiveLookup + ?Sized>(
     policies: &[RolloutPolicy],
     commit: &str,
 ) -> RolloutWork {
-    let mut work = RolloutWork::default();
-    for d in desired.iter().filter(|d| is_virtual_service(&d.key)) {
-        let id = RolloutId::of(&d.key);
-        // As veer applies it (its label can be what a policy selects).
-        let value = d.value();
-        let policy = match binding(&value, policies) {
-            Binding::Annotation(p) | Binding::Selector(p) => p,
-            // Unbinding a VirtualService ends veer's ownership: its weights apply at once.
-            Binding::Unbound => continue,
-            Binding::UnknownPolicy(name) => {
-                work.skipped.push((id, Skipped::UnknownPolicy(name)));
-                continue;
-            }
-            Binding::Ambiguous(names) => {
-                work.skipped.push((id, Skipped::AmbiguousPolicies(names)));
-                continue;
-            }
+    plan_bound(&bind(desired, policies), None, live, states, commit)
+}
+
+/// [`plan_work`] from a revision's `bindings`, for the VirtualServices `only` names (all
+/// when `None`).
+pub fn plan_bound<L: LiveLookup + ?Sized>(
+    bindings: &Bindings,
+    only: Option<&BTreeSet<RolloutId>>,
+    live: &L,
+    states: &BTreeMap<RolloutId, &RolloutState>,
+    commit: &str,
+) -> RolloutWork {
+    plan_with(bindings, only, |key| live.live(key), states, commit)
+}
+
+/// [`plan_bound`] over live objects read for it: each is moved into its rollout's work, not
+/// copied (a tick plans a thousand rollouts from the objects it just read).
+pub fn plan_bound_owned(
+    bindings: &Bindings,
+    only: Option<&BTreeSet<RolloutId>>,
+    mut live: BTreeMap<ObjectKey, Value>,
+    states: &BTreeMap<RolloutId, &RolloutState>,
+    commit: &str,
+) -> RolloutWork {
+    let take = |key: &ObjectKey| {
+        // Keyed as asked, else the same object at another API version (as `LiveLookup`).
+        let found = match live.contains_key(key) {
+            true => Some(key.clone()),
+            false => live.keys().find(|k| k.same_object(key)).cloned(),
         };
+        found.and_then(|k| live.remove(&k)).map(Cow::Owned)
+    };
+    plan_with(bindings, only, take, states, commit)
+}
+
+/// The rollout work of `bindings` (those `only` names), each bound VirtualService's live
+/// object found by `live`.
+fn plan_with<'l>(
+    bindings: &Bindings,
+    only: Option<&BTreeSet<RolloutId>>,
+    mut live: impl FnMut(&ObjectKey) -> Option<Cow<'l, Value>>,
+    states: &BTreeMap<RolloutId, &RolloutState>,
+    commit: &str,
+) -> RolloutWork {
+    let wanted = |id: &RolloutId| only.is_none_or(|o| o.contains(id));
+    let mut work = RolloutWork {
+        skipped: bindings
+            .skipped
+            .iter()
+            .filter(|(id, _)| wanted(id))
+            .cloned()
+            .collect(),
+        ..RolloutWork::default()
+    };
+    for b in bindings.bound.iter().filter(|b| wanted(&b.id)) {
+        let id = b.id.clone();
         work.bound.insert(id.clone());
-        let live_vs = live.live(&d.key);
-        let live_vs = live_vs.as_deref();
+        let live_object = live(&b.key);
+        let live_vs = live_object.as_deref();
         let state = states.get(&id).copied();
-        let (shifts, target) = match targets(&value, live_vs, state, commit) {
+        let (shifts, target) = match targets(&b.desired, live_vs, state, commit) {
             Ok(t) => t,
             Err(e) => {
                 // Nothing is known to shift; a running rollout still owns its route.
                 if let Some(owned) = owned_by_rollout(&[], state) {
-                    work.owned.insert(d.key.clone(), owned);
+                    work.owned.insert(b.key.clone(), owned);
                 }
                 work.skipped.push((id, Skipped::UnreadableWeights(e)));
                 continue;
             }
         };
         if let Some(owned) = owned_by_rollout(&shifts, state) {
-            work.owned.insert(d.key.clone(), owned);
+            work.owned.insert(b.key.clone(), owned);
         }
         let mut shifts = shifts.into_iter();
         let shift = shifts.next();
@@ -114,10 +217,10 @@ pub fn plan_work<L: LiveLookup + ?Sized>(
         }
         work.rollouts.push(VirtualServiceWork {
             id,
-            key: d.key.clone(),
-            policy: policy.clone(),
-            desired: value.into_owned(),
-            live: live_vs.cloned(),
+            key: b.key.clone(),
+            policy: Arc::clone(&b.policy),
+            desired: Arc::clone(&b.desired),
+            live: live_object.map(Cow::into_owned),
             shift,
             companions: shifts.map(|s| CompanionRoute::from(&s)).collect(),
             target,
@@ -201,5 +304,41 @@ mod tests {
             )]
         ));
         assert_eq!(owned(&w), [".spec.http[0].route"]);
+    }
+
+    /// A tick plans from the revision's bindings, made once: the same work as planning from
+    /// git, for the rollouts it names (the others neither bound nor skipped for it).
+    #[test]
+    fn planning_from_bindings_is_planning_from_git() {
+        let running = state("c1", Phase::Progressing, (100, 0), (0, 100));
+        let other = crate::manifest::ObjectKey {
+            name: "ratings".into(),
+            ..key()
+        };
+        let mut other_vs = vs(0, 100, Some("nope"));
+        other_vs["metadata"]["name"] = serde_json::json!("ratings");
+        let desired = vec![
+            DesiredObject::new(key(), vs(0, 100, Some("p"))),
+            DesiredObject::new(other.clone(), other_vs),
+        ];
+        let live = BTreeMap::from([(key(), vs(100, 0, None))]);
+        let states: BTreeMap<RolloutId, &RolloutState> = BTreeMap::from([(id(), &running)]);
+        let policies = [policy("p")];
+        let bindings = bind(&desired, &policies);
+        assert_eq!(bindings.bound.len(), 1);
+        assert_eq!(bindings.skipped.len(), 1);
+        let from_git = plan_work(&desired, &live, &states, &policies, "c2");
+        assert_eq!(plan_bound(&bindings, None, &live, &states, "c2"), from_git);
+        let only = BTreeSet::from([id()]);
+        let tick = plan_bound(&bindings, Some(&only), &live, &states, "c2");
+        assert!(tick.skipped.is_empty(), "{tick:?}");
+        assert_eq!(tick.rollouts, from_git.rollouts);
+        assert_eq!(tick.owned, from_git.owned);
+        assert_eq!(
+            plan_bound_owned(&bindings, Some(&only), live.clone(), &states, "c2"),
+            tick
+        );
+        let none = plan_bound(&bindings, Some(&BTreeSet::new()), &live, &states, "c2");
+        assert_eq!(none, RolloutWork::default());
     }
 }

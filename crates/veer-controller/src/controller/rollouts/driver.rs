@@ -1,6 +1,6 @@
 //! The driver's setup and its pass: building a [`RolloutDriver`], the policies in force, the
-//! rollout work of a pass (computed once, for the planner and the driver), and one pass over
-//! it (which rollouts start, which are driven (`schedule`), which leave with their
+//! rollout work of a pass (computed once, for the planner and the driver; a tick's from the
+//! revision's bindings, made once per commit), and one pass over it (which rollouts start, which are driven (`schedule`), which leave with their
 //! VirtualService).
 
 use std::collections::BTreeMap;
@@ -16,8 +16,8 @@ use futures::stream::FuturesUnordered;
 use super::ports::Ports;
 use super::schedule::Which;
 use super::{
-    NoRevert, PlannedRollouts, RevertPusher, RolloutDriver, RolloutDriverError, RolloutId,
-    RolloutOptions, Tracked,
+    NoRevert, PlannedRollouts, RevertPusher, RevisionBindings, RolloutDriver, RolloutDriverError,
+    RolloutId, RolloutOptions, Tracked,
 };
 use crate::analysis::MetricsProvider;
 use crate::controller::Planned;
@@ -28,7 +28,7 @@ use crate::manifest::rollout_policy::{self as rpolicy, RolloutPolicy};
 use crate::metrics::Metrics;
 use crate::notify::Notifications;
 use crate::rollout::RolloutState;
-use crate::rollout::work::{RolloutWork, Skipped, plan_work};
+use crate::rollout::work::{Bindings, RolloutWork, Skipped, bind, plan_bound_owned, plan_work};
 use crate::source::LoadedRevision;
 
 impl RolloutDriver {
@@ -50,6 +50,7 @@ impl RolloutDriver {
             retry: None,
             queries: Arc::default(),
             changed: std::collections::BTreeSet::new(),
+            bindings: None,
         })
     }
 
@@ -157,6 +158,55 @@ impl RolloutDriver {
         }
     }
 
+    /// The bound VirtualServices of `loaded` (decorated with `source_url`), made at the first
+    /// tick over its commit and kept for the next ones: a new commit (new objects, new
+    /// policies) binds again.
+    pub(crate) fn bindings(&mut self, loaded: &LoadedRevision, source_url: &str) -> Arc<Bindings> {
+        let commit = &loaded.revision.commit.0;
+        if let Some(kept) = &self.bindings
+            && kept.commit == *commit
+            && kept.source_url == source_url
+        {
+            return Arc::clone(&kept.bindings);
+        }
+        let desired = crate::controller::desired_virtual_services(loaded, source_url);
+        let bindings = Arc::new(bind(&desired, &self.policies(loaded)));
+        self.bindings = Some(RevisionBindings {
+            commit: commit.clone(),
+            source_url: source_url.to_string(),
+            bindings: Arc::clone(&bindings),
+        });
+        bindings
+    }
+
+    /// A rollout tick over the revision's `bindings`, for the VirtualServices `only` names
+    /// (all when `None`: the stored states not read yet), `live` their objects in the watch
+    /// cache: read the stored states (once), then drive those due (`every`: all of them).
+    pub(crate) async fn drive_bound(
+        &mut self,
+        ports: &Ports<'_>,
+        loaded: &LoadedRevision,
+        bindings: &Bindings,
+        only: Option<&std::collections::BTreeSet<RolloutId>>,
+        live: BTreeMap<ObjectKey, Value>,
+        every: bool,
+    ) {
+        if let Err(e) = self.load(ports).await {
+            error!(error = %e, "cannot read the rollout states; rollouts wait for the next pass");
+            return;
+        }
+        let work = {
+            let states: BTreeMap<RolloutId, &RolloutState> = self
+                .rollouts
+                .iter()
+                .map(|(k, t)| (k.clone(), &t.state))
+                .collect();
+            plan_bound_owned(bindings, only, live, &states, &loaded.revision.commit.0)
+        };
+        let which = if every { Which::All } else { Which::Due };
+        self.drive_work(ports, &work, which).await;
+    }
+
     /// One pass over the rollout work `planned` was made with (every rollout, due or not:
     /// commands, new commits and hand edits are looked at); planned before the stored states
     /// were read, it is planned again with them (it would restart running rollouts).
@@ -177,7 +227,9 @@ impl RolloutDriver {
 
     /// A rollout tick over the bound VirtualServices of `desired`: read the stored states
     /// (once), then drive the rollouts that are due; the others wait for their time or the
-    /// next pass.
+    /// next pass. The controller's ticks plan from the revision's bindings instead
+    /// (`drive_bound`); the tests drive given objects.
+    #[cfg(test)]
     pub(crate) async fn drive(
         &mut self,
         ports: &Ports<'_>,

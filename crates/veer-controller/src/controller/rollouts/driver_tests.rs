@@ -500,3 +500,82 @@ async fn a_gate_that_does_not_pass_holds_the_rollout() {
 
 #[path = "concurrency_tests.rs"]
 mod concurrency;
+
+/// Git's VirtualService at `git`, as revision `commit` of the repository.
+fn revision(w: &World, commit: &str, git: &Value) -> LoadedRevision {
+    let parsed = crate::manifest::parse_file(
+        "mesh/reviews.yaml",
+        git.to_string().as_bytes(),
+        &crate::manifest::ReadOptions::default(),
+    );
+    let mut set = ManifestSet::default();
+    set.extend(&parsed);
+    LoadedRevision {
+        revision: Revision {
+            commit: CommitId(commit.repeat(40 / commit.len())),
+            ..w.loaded.revision.clone()
+        },
+        set,
+        changed_files: Vec::new(),
+        parsed_files: 1,
+    }
+}
+
+/// A tick as the controller makes it: the revision's bindings (kept between ticks of one
+/// commit), the rollouts it tracks.
+async fn tick(w: &mut World, loaded: &LoadedRevision, live: Value, every: bool) {
+    let only = w.driver.tracked();
+    let bindings = w.driver.bindings(loaded, "git://example/mesh.git");
+    let live = BTreeMap::from([(key(), live)]);
+    let ports = Ports {
+        store: &w.store,
+        probe: &w.probe,
+        traffic: &w.route,
+        clock: &w.clock,
+    };
+    w.driver
+        .drive_bound(&ports, loaded, &bindings, only.as_ref(), live, every)
+        .await;
+}
+
+/// The bindings a tick plans from are made once per commit: ticks over one commit share
+/// them, and the first tick after a new commit sees the new commit's VirtualService.
+#[tokio::test(start_paused = true)]
+async fn a_tick_after_a_new_commit_sees_the_new_work() {
+    let mut w = World::new();
+    let first = revision(&w, "a", &vs(0, 100, Some("p")));
+    tick(&mut w, &first, live(100, 0, "veer"), true).await;
+    assert_eq!(w.written(), [split(75, 25)], "the rollout starts");
+    assert_eq!(w.state().revision, first.revision.commit.0);
+    let kept = w.driver.bindings(&first, "git://example/mesh.git");
+    tokio::time::advance(std::time::Duration::from_secs(1)).await;
+    tick(&mut w, &first, live(75, 25, "veer"), false).await;
+    assert!(
+        Arc::ptr_eq(&kept, &w.driver.bindings(&first, "git://example/mesh.git")),
+        "one commit is bound once"
+    );
+
+    // The next commit takes v2 back out: the tick that follows rolls toward git's new split.
+    let second = revision(&w, "b", &vs(100, 0, Some("p")));
+    tokio::time::advance(std::time::Duration::from_secs(1)).await;
+    tick(&mut w, &second, live(75, 25, "veer"), true).await;
+    let bound = w.driver.bindings(&second, "git://example/mesh.git");
+    assert!(!Arc::ptr_eq(&kept, &bound), "a new commit binds again");
+    assert_eq!(
+        bound.bound[0].desired["spec"],
+        vs(100, 0, Some("p"))["spec"]
+    );
+    let state = w.state();
+    assert_eq!(state.revision, second.revision.commit.0, "{state:?}");
+    assert_eq!(state.target_split, split(100, 0));
+
+    // A commit unbinding the VirtualService ends its rollout at the next tick.
+    let third = revision(&w, "c", &vs(100, 0, None));
+    tokio::time::advance(std::time::Duration::from_secs(1)).await;
+    tick(&mut w, &third, live(100, 0, "veer"), false).await;
+    assert!(
+        w.store.states.lock().unwrap().is_empty(),
+        "its state is forgotten"
+    );
+    assert_eq!(w.driver.states().count(), 0);
+}

@@ -22,7 +22,7 @@ use tracing::warn;
 use super::health::{Health, Namespace, available, read_namespace};
 use super::traffic::{live_split, stored_split};
 use super::{Mailbox, RolloutDriverError, RolloutId, Tracked};
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Observed};
 use crate::diff::{self, ObjectPlan, Plan};
 use crate::gate::{GateContext, WebhookGate};
 use crate::manifest::ObjectKey;
@@ -132,6 +132,16 @@ pub struct ClusterPorts<'a> {
     /// What the health gate read of each namespace, and when: the rollouts of one namespace
     /// driven together share one read (two LISTs) instead of two LISTs each.
     namespaces: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Read>>>>>,
+    /// The traffic writes of the pass, for [`ClusterPorts::await_written`].
+    written: Mutex<Vec<Observed>>,
+}
+
+/// `mutex`'s value, even if a holder panicked (a list of writes stays usable).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
 }
 
 /// A namespace as read for the health gate, and when.
@@ -150,6 +160,27 @@ impl<'a> ClusterPorts<'a> {
             sync,
             state_namespace,
             namespaces: Mutex::new(HashMap::new()),
+            written: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Wait (up to the sync options' `observe_within`) until the watch cache has seen every
+    /// traffic write of the pass, so the next pass plans from them: once, when the pass is
+    /// over, not in each write (which would hold its rollout's concurrency slot meanwhile).
+    pub async fn await_written(&self) {
+        let written = std::mem::take(&mut *lock(&self.written));
+        if written.is_empty() || self.sync.mode != sync::WriteMode::Apply {
+            return;
+        }
+        let unseen = self
+            .cluster
+            .await_observed(&written, self.sync.observe_within)
+            .await;
+        if !unseen.is_empty() {
+            warn!(
+                count = unseen.len(),
+                "the watch cache has not seen every traffic write yet; the next pass may plan from older copies"
+            );
         }
     }
 
@@ -268,8 +299,14 @@ impl TrafficWriter for ClusterPorts<'_> {
                 ..Plan::default()
             };
             // While the rollout runs veer owns these weights: a hand edit does not block it.
+            // Not waited for in the watch cache here (the wait would hold the rollout's
+            // concurrency slot for the watch's delay): the read-back is the apply's answer,
+            // and nothing of this pass reads the cache's copy again (the hand-edit check
+            // looks at it once, before the pass's first write). The pass's writes are
+            // waited for together when it ends (`await_written`).
             let options = SyncOptions {
                 force_conflicts: true,
+                observe_within: std::time::Duration::ZERO,
                 ..self.sync.clone()
             };
             // A real apply answers with the object as stored: the read-back, without asking
@@ -284,7 +321,12 @@ impl TrafficWriter for ClusterPorts<'_> {
                 }
             }
             if let Some((_, answer)) = applied.iter().find(|(k, _)| k == key) {
-                return stored_split(answer, route);
+                let (split, resource_version) = stored_split(answer, route);
+                lock(&self.written).push(Observed {
+                    key: key.clone(),
+                    resource_version,
+                });
+                return split;
             }
             // The write failed (or was a dry run): read what the server has now.
             match live_split(self.cluster, key, route).await {

@@ -69,9 +69,13 @@ pub async fn live_split(
 }
 
 /// The split `route` has in `answer`, the API server's answer to an apply of its
-/// VirtualService (the object as stored). Only the name and the spec are read: the rest (the
-/// managed fields, the status) is skipped, not built.
-pub(super) fn stored_split(answer: &str, route: &RouteRef) -> Option<TrafficSplit> {
+/// VirtualService (the object as stored), and the resourceVersion it was stored at. Only the
+/// name, the resourceVersion and the spec are read: the rest (the managed fields, the
+/// status) is skipped, not built.
+pub(super) fn stored_split(
+    answer: &str,
+    route: &RouteRef,
+) -> (Option<TrafficSplit>, Option<String>) {
     #[derive(serde::Deserialize)]
     struct Stored {
         metadata: Metadata,
@@ -79,16 +83,20 @@ pub(super) fn stored_split(answer: &str, route: &RouteRef) -> Option<TrafficSpli
         spec: serde_json::Value,
     }
     #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
     struct Metadata {
         #[serde(default)]
         name: String,
+        resource_version: Option<String>,
     }
-    let stored: Stored = serde_json::from_str(answer).ok()?;
+    let Ok(stored) = serde_json::from_str::<Stored>(answer) else {
+        return (None, None);
+    };
     let object = serde_json::json!({
         "metadata": {"name": stored.metadata.name},
         "spec": stored.spec,
     });
-    split_of(&object, route)
+    (split_of(&object, route), stored.metadata.resource_version)
 }
 
 /// The split `route` has in the VirtualService `object` (as the API server stored it);
@@ -105,25 +113,30 @@ mod tests {
     use super::*;
     use crate::rollout::fixtures::{split, vs};
 
-    /// The read-back taken from an apply's answer: the route's split, whatever else the
-    /// answer carries; none when the route or the object is not readable.
+    /// The read-back taken from an apply's answer: the route's split and the version it was
+    /// stored at, whatever else the answer carries; none when the route or the object is not
+    /// readable.
     #[test]
     fn the_stored_split_is_read_from_the_apply_answer() {
         let mut answer = vs(75, 25, Some("p"));
         answer["metadata"]["managedFields"] = json!([{"manager": "veer", "operation": "Apply",
             "fieldsV1": {"f:spec": {"f:http": {}}}}]);
         answer["status"] = json!({"validationMessages": []});
+        answer["metadata"]["resourceVersion"] = json!("42");
         let text = answer.to_string();
         let route = RouteRef {
             index: 0,
             name: None,
         };
-        assert_eq!(stored_split(&text, &route), Some(split(75, 25)));
+        assert_eq!(
+            stored_split(&text, &route),
+            (Some(split(75, 25)), Some("42".into()))
+        );
         let missing = RouteRef {
             index: 3,
             name: None,
         };
-        assert_eq!(stored_split(&text, &missing), None);
-        assert_eq!(stored_split("not json", &route), None);
+        assert_eq!(stored_split(&text, &missing).0, None);
+        assert_eq!(stored_split("not json", &route), (None, None));
     }
 }
