@@ -186,20 +186,27 @@ struct List<T> {
     items: Option<Vec<T>>,
 }
 
+/// Why a LIST of the health gate's objects gave nothing (the caller names the kind and the
+/// RBAC rule to check).
+#[derive(Debug, thiserror::Error)]
+enum ListError {
+    #[error("cannot build the request: {0}")]
+    Request(#[from] kube::core::request::Error),
+    #[error("{0}")]
+    Api(#[from] kube::Error),
+    #[error("the API server's answer is not a list: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
 /// LIST the objects at `url` (an `Api`'s resource URL), each read as a `T` (the rest of it
 /// skipped).
 async fn list<T: serde::de::DeserializeOwned>(
     client: &kube::Client,
     url: &str,
-) -> Result<Vec<T>, String> {
-    let request = kube::core::Request::new(url)
-        .list(&ListParams::default())
-        .map_err(|e| e.to_string())?;
-    let text = client
-        .request_text(request)
-        .await
-        .map_err(|e| e.to_string())?;
-    let list: List<T> = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+) -> Result<Vec<T>, ListError> {
+    let request = kube::core::Request::new(url).list(&ListParams::default())?;
+    let text = client.request_text(request).await?;
+    let list: List<T> = serde_json::from_str(&text)?;
     Ok(list.items.unwrap_or_default())
 }
 
