@@ -215,7 +215,7 @@ async fn run(n: usize, fig: &mut Figures) {
     let anon = status_kib(&status, "RssAnon:") as f64 / 1024.0;
     let file = status_kib(&status, "RssFile:") as f64 / 1024.0;
     println!(
-        "steady RSS (after the idle polls): {steady:.1} MiB{} ({anon:.1} MiB anonymous, {file:.1} MiB of mapped files: the binary's own pages)",
+        "steady RSS (after the idle polls): {steady:.1} MiB{} ({anon:.1} MiB anonymous, {file:.1} MiB of mapped files: the binary and its shared libraries)",
         fig.ratio(&key("steady RSS MiB"), steady)
     );
 
