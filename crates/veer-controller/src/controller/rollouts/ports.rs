@@ -136,14 +136,6 @@ pub struct ClusterPorts<'a> {
     written: Mutex<Vec<Observed>>,
 }
 
-/// `mutex`'s value, even if a holder panicked (a list of writes stays usable).
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match mutex.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
-    }
-}
-
 /// A namespace as read for the health gate, and when.
 type Read = (tokio::time::Instant, Arc<Namespace>);
 
@@ -168,7 +160,7 @@ impl<'a> ClusterPorts<'a> {
     /// traffic write of the pass, so the next pass plans from them: once, when the pass is
     /// over, not in each write (which would hold its rollout's concurrency slot meanwhile).
     pub async fn await_written(&self) {
-        let written = std::mem::take(&mut *lock(&self.written));
+        let written = std::mem::take(&mut *self.written.lock().unwrap_or_else(|p| p.into_inner()));
         if written.is_empty() || self.sync.mode != sync::WriteMode::Apply {
             return;
         }
@@ -322,10 +314,13 @@ impl TrafficWriter for ClusterPorts<'_> {
             }
             if let Some((_, answer)) = applied.iter().find(|(k, _)| k == key) {
                 let (split, resource_version) = stored_split(answer, route);
-                lock(&self.written).push(Observed {
-                    key: key.clone(),
-                    resource_version,
-                });
+                self.written
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(Observed {
+                        key: key.clone(),
+                        resource_version,
+                    });
                 return split;
             }
             // The write failed (or was a dry run): read what the server has now.
