@@ -25,7 +25,7 @@ mod processes;
 #[path = "support/controller.rs"]
 mod support_controller;
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use kube::api::Api;
 use veer::cluster::Cluster;
+use veer::controller::memory::Allocator;
 use veer::controller::{Controller, Pass, desired_objects, plan_context};
 use veer::diff;
 use veer::manifest::{self, ManifestSet, ObjectKey, ReadOptions};
@@ -45,16 +46,17 @@ use manifests::{manifest_text, namespace};
 // ---------------------------------------------------------------------------------------
 // Counting the heap.
 
-/// The system allocator, counting the bytes it has handed out and not yet had back.
+/// veer's allocator (the binary's), counting the bytes it has handed out and not yet had back.
 struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 
-// SAFETY: every call is forwarded to `System` with the same arguments; only counters change.
+// SAFETY: every call is forwarded to veer's allocator with the same arguments; only counters
+// change.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
+        let p = unsafe { Allocator.alloc(layout) };
         if !p.is_null() {
             grew(layout.size());
         }
@@ -62,7 +64,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc_zeroed(layout) };
+        let p = unsafe { Allocator.alloc_zeroed(layout) };
         if !p.is_null() {
             grew(layout.size());
         }
@@ -70,12 +72,12 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
+        unsafe { Allocator.dealloc(ptr, layout) };
         LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        let p = unsafe { Allocator.realloc(ptr, layout, new_size) };
         if !p.is_null() {
             LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
             grew(new_size);
@@ -301,17 +303,13 @@ async fn run(n: usize) {
 
     // Between passes: what veer holds, and the RSS as veer leaves it (the controller gives
     // freed memory back after a pass that loaded or planned many objects); then what one
-    // more `malloc_trim` would return (glibc returns freed memory to the system only at the
-    // top of each arena or when asked).
+    // more trim (`controller::memory::trim`) would return.
     let (steady_rss, _) = rss();
     let t = Instant::now();
-    // SAFETY: malloc_trim only returns free memory to the system.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    veer::controller::memory::trim();
     let trim_time = t.elapsed();
     println!(
-        "  steady (between passes): heap {}, RSS {}; {} after one more malloc_trim ({:.1} ms)",
+        "  steady (between passes): heap {}, RSS {}; {} after one more trim ({:.1} ms)",
         mib(heap()),
         mib(steady_rss),
         mib(rss().0),
@@ -408,14 +406,11 @@ async fn run(n: usize) {
     drop(first);
     let (rss_before, _) = rss();
     let t = Instant::now();
-    // SAFETY: malloc_trim only returns free memory to the system.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    veer::controller::memory::trim();
     let trim_time = t.elapsed();
     let (rss_end, hwm) = rss();
     println!(
-        "  at the end: heap {}, RSS {} after malloc_trim ({} before it; the trim took {:.1} ms); peak RSS of the run {}",
+        "  at the end: heap {}, RSS {} after a trim ({} before it; the trim took {:.1} ms); peak RSS of the run {}",
         mib(heap()),
         mib(rss_end),
         mib(rss_before),
@@ -425,6 +420,7 @@ async fn run(n: usize) {
 }
 
 fn main() {
+    veer::controller::memory::configure();
     if let Ok(size) = std::env::var(SIZE_ENV) {
         let n: usize = size.parse().expect("a size");
         let runtime = tokio::runtime::Builder::new_multi_thread()

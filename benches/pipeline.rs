@@ -19,6 +19,10 @@ mod manifests;
 
 use manifests::{manifest_text, ms, namespace, peak_rss_kib};
 
+// The allocator `veer` runs on, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: veer::controller::memory::Allocator = veer::controller::memory::Allocator;
+
 /// Where object `i` lives: the layout of `benches/daemon.rs` (one directory per namespace), so
 /// the load measured here is the one the binary does.
 fn object_path(i: usize) -> String {
@@ -171,6 +175,7 @@ fn walk(root: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 fn main() {
+    veer::controller::memory::configure();
     // `cargo bench` passes `--bench`; a filter argument is not used.
     println!("veer pipeline benchmark (release build; figures, not pass/fail)");
     for n in [1_000, 10_000] {

@@ -49,6 +49,10 @@ use veer::sync::state::StateLocation;
 use figures::Figures;
 use processes::{cpu_time, dev_cluster, exporter, peak_rss_mib, prometheus, rss_mib};
 
+// The allocator `veer` runs on, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: veer::controller::memory::Allocator = veer::controller::memory::Allocator;
+
 /// The child-process protocol: the size to run.
 const SIZE_ENV: &str = "VEER_BENCH_ROLLOUTS_SIZE";
 const SOURCE_URL: &str = "git://bench.example/mesh.git";
@@ -499,6 +503,7 @@ async fn run(n: usize) {
 }
 
 fn main() {
+    veer::controller::memory::configure();
     if let Ok(size) = std::env::var(SIZE_ENV) {
         let n: usize = size.parse().expect("a size");
         let runtime = tokio::runtime::Builder::new_multi_thread()

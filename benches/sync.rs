@@ -50,6 +50,10 @@ use veer::sync::MANAGER;
 
 use manifests::{manifest_text, ms, namespace, peak_rss_kib};
 
+// The allocator `veer` runs on, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: veer::controller::memory::Allocator = veer::controller::memory::Allocator;
+
 /// The child-process protocol: the size to run.
 const SIZE_ENV: &str = "VEER_BENCH_SYNC_SIZE";
 const SOURCE_URL: &str = "git://bench.example/mesh.git";
@@ -945,6 +949,7 @@ async fn run(n: usize) {
 }
 
 fn main() {
+    veer::controller::memory::configure();
     if let Ok(size) = std::env::var(SIZE_ENV) {
         let n: usize = size.parse().expect("a size");
         let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -13,7 +13,12 @@ use anyhow::{Context, Result};
 use veer::cli::{Cli, ColorChoice, Command, exit};
 use veer::config::{self, Config, LogFormat};
 
+// veer's allocator (why mimalloc: `veer::controller::memory`).
+#[global_allocator]
+static ALLOCATOR: veer::controller::memory::Allocator = veer::controller::memory::Allocator;
+
 fn main() -> ExitCode {
+    veer::controller::memory::configure();
     let cli = match Cli::try_parse_args(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => {
