@@ -31,7 +31,7 @@ bench: deps-test
 ## lint: formatting and clippy (warnings are errors; every crate denies unwrap/expect outside
 ## tests), then the architecture rules: no module cycle, no I/O crate under the pure crates,
 ## the product library apart from the dev tooling, no Result<_, String> in a signature, no
-## source file past 600 lines (tests/architecture.rs)
+## source, test or bench file past 600 lines (tests/architecture.rs)
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

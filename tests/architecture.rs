@@ -2,9 +2,10 @@
 //! within each crate the top-level modules form no dependency cycle; the pure crates
 //! (veer-model, veer-fields, veer-core) reach no I/O crate, directly or through any
 //! dependency, and name none in their code; the product library (veer-controller) reaches
-//! neither the embedded API server nor the demo; no source file grows past the size limit (the
-//! files still over it are listed here, with their size, and may only shrink); no function
-//! signature has a `Result<_, String>` (errors are typed). `make lint` runs it.
+//! neither the embedded API server nor the demo; no source file, test or bench grows past the
+//! size limit (the files still over it are listed here, with their size, and may only
+//! shrink); no function signature has a `Result<_, String>` (errors are typed). `make lint`
+//! runs it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -13,9 +14,14 @@ use std::path::{Path, PathBuf};
 const MAX_LINES: usize = 600;
 
 /// Files allowed over [`MAX_LINES`], with the most lines each may have: they may shrink, never
-/// grow; a file that fits drops off this list. None today; split a file by concern rather than
-/// adding it here.
-const OVERSIZED: &[(&str, usize)] = &[];
+/// grow; a file that fits drops off this list. Only tests and benches today (they came under
+/// the rule after they had grown); split a file by concern rather than adding it here.
+const OVERSIZED: &[(&str, usize)] = &[
+    ("benches/sync.rs", 976),
+    ("tests/chart.rs", 688),
+    ("tests/devcluster_kubectl.rs", 785),
+    ("tests/ssa_golden.rs", 709),
+];
 
 /// The crates that decide and must stay free of I/O.
 const PURE_CRATES: &[&str] = &["veer-model", "veer-fields", "veer-core"];
@@ -321,8 +327,18 @@ fn no_source_file_grows_past_the_limit() {
     for src in crate_sources() {
         rust_files(&src, &mut files);
     }
+    // Tests and benches too: the root package's and each crate's.
+    let mut extra = vec![root().join("tests"), root().join("benches")];
+    for entry in std::fs::read_dir(root().join("crates")).expect("read crates/") {
+        let dir = entry.expect("entry").path();
+        extra.extend([dir.join("tests"), dir.join("benches")]);
+    }
+    for dir in extra.into_iter().filter(|d| d.is_dir()) {
+        rust_files(&dir, &mut files);
+    }
     let allowed: BTreeMap<&str, usize> = OVERSIZED.iter().copied().collect();
     let mut problems = Vec::new();
+    let mut seen = Vec::new();
     for file in files {
         let relative = file
             .strip_prefix(root())
@@ -333,15 +349,24 @@ fn no_source_file_grows_past_the_limit() {
             .expect("read a source file")
             .lines()
             .count();
+        seen.push(relative.clone());
         match allowed.get(relative.as_str()) {
             Some(max) if lines > *max => problems.push(format!(
                 "{relative}: {lines} lines, more than the {max} it had"
+            )),
+            Some(_) if lines <= MAX_LINES => problems.push(format!(
+                "{relative}: {lines} lines, within the limit: take it off OVERSIZED"
             )),
             Some(_) => {}
             None if lines > MAX_LINES => problems.push(format!(
                 "{relative}: {lines} lines, more than {MAX_LINES}: split it by concern"
             )),
             None => {}
+        }
+    }
+    for (file, _) in OVERSIZED {
+        if !seen.iter().any(|s| s == file) {
+            problems.push(format!("{file}: listed in OVERSIZED but gone: take it off"));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));

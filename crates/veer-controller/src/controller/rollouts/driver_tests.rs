@@ -2,7 +2,7 @@
 //! edit mid-step, a probe that cannot list, a command that arrives while a pass works, a
 //! gate that does not pass, and a pass over many objects no rollout is about; rollouts driven
 //! concurrently with their analyses batched (`concurrency_tests`). The end-to-end suite
-//! (`tests/rollout_e2e.rs`) keeps what needs a real server, Prometheus and exporter.
+//! (`tests/rollout_e2e/`) keeps what needs a real server, Prometheus and exporter.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
