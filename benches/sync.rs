@@ -24,31 +24,34 @@ mod manifests;
 mod processes;
 #[path = "support/controller.rs"]
 mod support_controller;
+#[path = "support/sync_kubectl.rs"]
+mod sync_kubectl;
+#[path = "support/sync_requests.rs"]
+mod sync_requests;
+#[path = "support/sync_revisions.rs"]
+mod sync_revisions;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use kube::api::{Api, Patch, PatchParams};
-use kube::client::ClientBuilder;
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use tower::{Layer, Service};
 use veer::controller::rollouts::{RolloutDriver, RolloutOptions};
 use veer::controller::{
-    Controller, Pass, desired_objects, desired_virtual_services, next_state, plan_context,
+    Pass, desired_objects, desired_virtual_services, next_state, plan_context,
     report_without_writes,
 };
-use veer::diff::{self, ObjectAction, Plan};
-use veer::manifest::{self, ManifestSet, ObjectKey, ReadOptions};
+use veer::diff;
+use veer::manifest::ObjectKey;
 use veer::metrics::Metrics;
-use veer::source::{CommitId, LoadedRevision, PollOutcome, Revision};
+use veer::source::PollOutcome;
 use veer::sync::MANAGER;
 
-use manifests::{manifest_text, ms, namespace, peak_rss_kib};
+use manifests::{ms, namespace, peak_rss_kib};
+use sync_kubectl::{KUBECTL_ENV, kubectl, kubectl_wanted};
+use sync_requests::{Counts, Requests, counting_client};
+use sync_revisions::{actions, flag, median, micros, planning, revise, revision};
 
 // The allocator `veer` runs on, so the figures are the binary's.
 #[global_allocator]
@@ -61,457 +64,6 @@ const SOURCE_URL: &str = "git://bench.example/mesh.git";
 /// idle pass takes seconds: the bench should stay within a few minutes).
 fn repeats(n: usize) -> usize {
     if n > 2_000 { 3 } else { 5 }
-}
-
-/// `VEER_BENCH_KUBECTL=0` leaves kubectl out (it takes minutes; the veer figures do not
-/// depend on it).
-const KUBECTL_ENV: &str = "VEER_BENCH_KUBECTL";
-
-fn kubectl_wanted() -> bool {
-    std::env::var(KUBECTL_ENV).map_or(true, |v| v != "0")
-}
-
-/// How long kubectl may take. Debian's kubectl 1.20 throttles itself (client-go's default
-/// client-side rate limit), so 10,000 objects would take far longer than the bench may: it is
-/// stopped and the figure is given as a lower bound, with its rate so far.
-fn kubectl_timeout(n: usize) -> Duration {
-    if n > 2_000 {
-        Duration::from_secs(30)
-    } else {
-        Duration::from_secs(240)
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Counting API requests on the client side.
-
-/// Request categories, in print order.
-const VERBS: [&str; 9] = [
-    "DISCOVERY",
-    "GET",
-    "LIST",
-    "WATCH",
-    "CREATE",
-    "UPDATE",
-    "PATCH",
-    "DELETE",
-    "OTHER",
-];
-
-#[derive(Clone, Default)]
-struct Counts {
-    verbs: Arc<Mutex<BTreeMap<&'static str, u64>>>,
-    /// When the API server last answered a write of an object (a PATCH that is not a dry
-    /// run, veer's own ConfigMaps aside): the "applied" of commit to applied.
-    last_write: Arc<Mutex<Option<Instant>>>,
-}
-
-impl Counts {
-    fn record(&self, verb: &'static str) {
-        *self
-            .verbs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(verb)
-            .or_default() += 1;
-    }
-
-    fn snapshot(&self) -> BTreeMap<&'static str, u64> {
-        self.verbs.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    fn wrote(&self) {
-        *self.last_write.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-    }
-
-    /// When the last object write was answered, if after `start`.
-    fn written_since(&self, start: Instant) -> Option<Duration> {
-        let last = *self.last_write.lock().unwrap_or_else(|p| p.into_inner());
-        last.and_then(|at| at.checked_duration_since(start))
-    }
-
-    /// Requests made since `before`.
-    fn since(&self, before: &BTreeMap<&'static str, u64>) -> Requests {
-        let now = self.snapshot();
-        Requests(
-            VERBS
-                .iter()
-                .map(|v| {
-                    let a = now.get(v).copied().unwrap_or(0);
-                    let b = before.get(v).copied().unwrap_or(0);
-                    (*v, a - b)
-                })
-                .collect(),
-        )
-    }
-}
-
-/// Requests by verb over an interval.
-struct Requests(BTreeMap<&'static str, u64>);
-
-impl Requests {
-    fn total(&self) -> u64 {
-        self.0.values().sum()
-    }
-
-    fn get(&self, verb: &str) -> u64 {
-        self.0.get(verb).copied().unwrap_or(0)
-    }
-
-    fn add(&mut self, other: &Requests) {
-        for (v, n) in &other.0 {
-            *self.0.entry(v).or_default() += n;
-        }
-    }
-}
-
-impl std::fmt::Display for Requests {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} requests", self.total())?;
-        let parts: Vec<String> = VERBS
-            .iter()
-            .filter(|v| self.get(v) > 0)
-            .map(|v| format!("{v} {}", self.get(v)))
-            .collect();
-        if !parts.is_empty() {
-            write!(f, " ({})", parts.join(", "))?;
-        }
-        Ok(())
-    }
-}
-
-/// The Kubernetes verb of a request, from its method, path and query.
-fn verb(method: &http::Method, uri: &http::Uri) -> &'static str {
-    let segments: Vec<&str> = uri.path().split('/').filter(|s| !s.is_empty()).collect();
-    // What follows /api/v1 or /apis/<group>/<version>; anything else is discovery.
-    let rest = match segments.as_slice() {
-        ["api", _version, rest @ ..] | ["apis", _, _version, rest @ ..] => rest,
-        _ => return "DISCOVERY",
-    };
-    if rest.is_empty() {
-        return "DISCOVERY";
-    }
-    // namespaces/<ns>/<resource>[/<name>[/<subresource>]]; a bare namespaces[/<name>] is the
-    // Namespace kind itself.
-    let resource_path = match rest {
-        ["namespaces", _ns, tail @ ..] if !tail.is_empty() => tail,
-        other => other,
-    };
-    let collection = resource_path.len() == 1;
-    let watching = uri
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .any(|p| p == "watch=true" || p == "watch=1");
-    match *method {
-        http::Method::GET if collection && watching => "WATCH",
-        http::Method::GET if collection => "LIST",
-        http::Method::GET => "GET",
-        http::Method::POST => "CREATE",
-        http::Method::PUT => "UPDATE",
-        http::Method::PATCH => "PATCH",
-        http::Method::DELETE => "DELETE",
-        _ => "OTHER",
-    }
-}
-
-#[derive(Clone)]
-struct CountLayer(Counts);
-
-impl<S> Layer<S> for CountLayer {
-    type Service = CountService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        CountService {
-            inner,
-            counts: self.0.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-struct CountService<S> {
-    inner: S,
-    counts: Counts,
-}
-
-impl<S, B> Service<http::Request<B>> for CountService<S>
-where
-    S: Service<http::Request<B>>,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future =
-        std::pin::Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        self.counts.record(verb(request.method(), request.uri()));
-        let uri = request.uri();
-        let object_write = request.method() == http::Method::PATCH
-            && !uri.query().unwrap_or("").contains("dryRun")
-            && !uri.path().contains("/configmaps/");
-        let answer = self.inner.call(request);
-        let counts = self.counts.clone();
-        Box::pin(async move {
-            let answered = answer.await;
-            if object_write {
-                counts.wrote();
-            }
-            answered
-        })
-    }
-}
-
-/// A kube client from the dev cluster's kubeconfig, counting its requests into `counts`.
-async fn counting_client(kubeconfig: &Path, counts: &Counts) -> kube::Client {
-    let file = Kubeconfig::read_from(kubeconfig).expect("the dev cluster's kubeconfig reads");
-    let config = kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
-        .await
-        .expect("the kubeconfig makes a client config");
-    ClientBuilder::try_from(config)
-        .expect("a client builder")
-        .with_layer(&CountLayer(counts.clone()))
-        .build()
-}
-
-// ---------------------------------------------------------------------------------------
-// Revisions, controllers, plans.
-
-/// Where generated manifest `i` lives.
-fn path_of(i: usize) -> String {
-    format!("d{:03}/m{i}.yaml", i / 100)
-}
-
-fn loaded(number: u64, set: ManifestSet, changed_files: Vec<String>) -> Arc<LoadedRevision> {
-    let parsed_files = changed_files.len();
-    Arc::new(LoadedRevision {
-        revision: Revision {
-            commit: CommitId(format!("{number:040x}")),
-            summary: format!("bench revision {number}"),
-            author: "Bench <bench@example.com>".into(),
-            time: Utc::now(),
-        },
-        set,
-        changed_files,
-        parsed_files,
-    })
-}
-
-/// A loaded revision of `n` generated manifests, all at generation 0.
-fn revision(n: usize, number: u64) -> Arc<LoadedRevision> {
-    let options = ReadOptions::default();
-    let mut set = ManifestSet::default();
-    for i in 0..n {
-        let text = manifest_text(i, 0);
-        set.extend(&manifest::parse_file(
-            &path_of(i),
-            text.as_bytes(),
-            &options,
-        ));
-    }
-    assert_eq!(set.manifests.len(), n, "every generated manifest parses");
-    loaded(number, set, (0..n).map(path_of).collect())
-}
-
-/// `base` with manifest `changed` bumped to generation 1, as the git source loads the next
-/// commit: that file parsed again, every other manifest the parse cache's same one.
-fn revise(base: &LoadedRevision, number: u64, changed: usize) -> Arc<LoadedRevision> {
-    let text = manifest_text(changed, 1);
-    let parsed = manifest::parse_file(&path_of(changed), text.as_bytes(), &ReadOptions::default());
-    let mut set = ManifestSet::default();
-    set.manifests = base.set.manifests.clone();
-    set.manifests[changed] = parsed.manifests[0].clone();
-    loaded(number, set, vec![path_of(changed)])
-}
-
-/// A short duration to the microsecond (an idle pass is well under a millisecond).
-fn micros(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
-}
-
-/// How much the controller's last pass planned, for people: `planned 1 object(s)`,
-/// `planned 10000 object(s) (full: first)`.
-fn planning(c: &Controller) -> (usize, String) {
-    match c.last_planning() {
-        Some(p) => {
-            let full = p.full.map(|r| format!(" (full: {})", r.as_str()));
-            (
-                p.objects,
-                format!(
-                    "planned {} object(s){}",
-                    p.objects,
-                    full.unwrap_or_default()
-                ),
-            )
-        }
-        None => (usize::MAX, "planned nothing yet".into()),
-    }
-}
-
-/// Objects in `plan` by action, e.g. `unchanged 999, update 1`.
-fn actions(plan: &Plan) -> (usize, String) {
-    let mut by: BTreeMap<&str, usize> = BTreeMap::new();
-    for o in &plan.objects {
-        *by.entry(o.action.name()).or_default() += 1;
-    }
-    let changes = plan
-        .objects
-        .iter()
-        .filter(|o| !matches!(o.action, ObjectAction::Unchanged))
-        .count();
-    let text = by
-        .iter()
-        .map(|(a, n)| format!("{a} {n}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    (changes, text)
-}
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
-}
-
-fn flag(ok: bool) -> &'static str {
-    if ok { "" } else { "   <-- UNEXPECTED" }
-}
-
-// ---------------------------------------------------------------------------------------
-// kubectl diff.
-
-/// Debian's kubectl, unpacked by `scripts/install-deps.sh`.
-fn kubectl() -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/tools/kubernetes-client/usr/bin/kubectl");
-    assert!(
-        path.is_file(),
-        "Debian's kubectl is missing at {}: run `make deps` (scripts/install-deps.sh fetches the \
-         kubernetes-client package with `apt-get download` and unpacks it there)",
-        path.display()
-    );
-    path
-}
-
-enum KubectlOutcome {
-    /// Exit code (0: no differences, 1: differences) and the diff's line count.
-    Finished {
-        code: i32,
-        diff_lines: usize,
-    },
-    /// Exit code above 1: kubectl could not diff; its first error line.
-    Failed {
-        code: i32,
-        error: String,
-    },
-    TimedOut,
-}
-
-/// What kubectl's `-v=6` log says it did.
-#[derive(Default)]
-struct KubectlLog {
-    requests: usize,
-    /// Server dry-run PATCHes: one per object diffed.
-    objects: usize,
-    /// Waits on its own client-side rate limit ("Throttling request took …").
-    throttled: usize,
-    throttled_for: Duration,
-}
-
-impl KubectlLog {
-    fn read(path: &Path) -> KubectlLog {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let mut log = KubectlLog::default();
-        for line in text.lines() {
-            if line.contains("round_trippers.go") {
-                log.requests += 1;
-                if line.contains("] PATCH ") && line.contains("dryRun=All") {
-                    log.objects += 1;
-                }
-            }
-            if let Some(rest) = line.split("Throttling request took ").nth(1) {
-                log.throttled += 1;
-                let took = rest.split(',').next().unwrap_or("");
-                log.throttled_for += go_duration(took);
-            }
-        }
-        log
-    }
-}
-
-/// A Go duration as kubectl prints it (`196.4ms`, `1.2s`, `850µs`); zero when unreadable.
-fn go_duration(text: &str) -> Duration {
-    let number = |suffix: &str| text.strip_suffix(suffix)?.parse::<f64>().ok();
-    if let Some(v) = number("ms") {
-        Duration::from_secs_f64(v / 1e3)
-    } else if let Some(v) = number("µs") {
-        Duration::from_secs_f64(v / 1e6)
-    } else if let Some(v) = number("s") {
-        Duration::from_secs_f64(v)
-    } else {
-        Duration::ZERO
-    }
-}
-
-/// `kubectl diff --server-side --field-manager=veer -R -f dir`, as a user would check the
-/// same objects veer applies (`-v=6` so its log says what it did).
-async fn kubectl_diff(
-    kubeconfig: &Path,
-    dir: &Path,
-    home: &Path,
-    within: Duration,
-) -> (Duration, KubectlOutcome, KubectlLog) {
-    let out = home.join("kubectl-diff.out");
-    let err = home.join("kubectl-diff.err");
-    let mut child = tokio::process::Command::new(kubectl())
-        .args([
-            "diff",
-            "-v=6",
-            "--server-side",
-            "--field-manager=veer",
-            "-R",
-            "-f",
-        ])
-        .arg(dir)
-        .env("KUBECONFIG", kubeconfig)
-        .env("HOME", home)
-        // Its LIVE-*/MERGED-* directories stay inside the bench's temporary directory, even
-        // when it is stopped at the cap.
-        .env("TMPDIR", home)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).expect("kubectl output file"))
-        .stderr(std::fs::File::create(&err).expect("kubectl error file"))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("kubectl starts");
-    let t = Instant::now();
-    let outcome = match tokio::time::timeout(within, child.wait()).await {
-        Ok(status) => {
-            let code = status.expect("kubectl runs").code().unwrap_or(-1);
-            if code == 0 || code == 1 {
-                let diff_lines = std::fs::read_to_string(&out)
-                    .map(|s| s.lines().count())
-                    .unwrap_or(0);
-                KubectlOutcome::Finished { code, diff_lines }
-            } else {
-                let stderr = std::fs::read_to_string(&err).unwrap_or_default();
-                let error = stderr
-                    .lines()
-                    .find(|l| l.contains("error"))
-                    .unwrap_or("no error line")
-                    .to_string();
-                KubectlOutcome::Failed { code, error }
-            }
-        }
-        Err(_) => {
-            let _ = child.kill().await;
-            KubectlOutcome::TimedOut
-        }
-    };
-    (t.elapsed(), outcome, KubectlLog::read(&err))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -884,64 +436,16 @@ async fn run(n: usize) {
         return;
     }
 
-    // kubectl diff over the same objects (as veer applies them: label and source annotation
-    // included) against the same server; the cluster now matches `second`.
-    let files = tmp.path().join("objects");
-    for (i, d) in desired_objects(&second, SOURCE_URL).iter().enumerate() {
-        let dir = files.join(format!("d{:03}", i / 100));
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        std::fs::write(
-            dir.join(format!("m{i}.json")),
-            serde_json::to_vec(&*d.value()).expect("json"),
-        )
-        .expect("write");
-    }
-    let home = tmp.path().join("kubectl-home");
-    std::fs::create_dir_all(&home).expect("mkdir");
-    let within = kubectl_timeout(n);
-    let (kubectl_time, outcome, log) = kubectl_diff(&kubeconfig, &files, &home, within).await;
-    let throttling = format!(
-        "{} requests, {} of them held back by kubectl's own rate limiter, {:.1} s in all",
-        log.requests,
-        log.throttled,
-        log.throttled_for.as_secs_f64()
-    );
-    let ratio = |veer: Duration| kubectl_time.as_secs_f64() / veer.as_secs_f64().max(1e-9);
-    match outcome {
-        KubectlOutcome::Finished { code, diff_lines } => {
-            println!(
-                "  kubectl diff --server-side:         {:>10}   exit {code}, {diff_lines} diff line(s); {throttling}{}",
-                ms(kubectl_time),
-                flag(code == 0 && log.objects == n)
-            );
-            println!(
-                "  ratio kubectl diff / veer steady-state plan: {:.0}x;  kubectl diff / veer cold plan: {:.1}x",
-                ratio(steady),
-                ratio(cold)
-            );
-        }
-        KubectlOutcome::Failed { code, error } => {
-            println!(
-                "  kubectl diff --server-side:         failed after {} (exit {code}): {error}   <-- UNEXPECTED",
-                ms(kubectl_time)
-            );
-        }
-        KubectlOutcome::TimedOut => {
-            let rate = log.objects as f64 / kubectl_time.as_secs_f64().max(1e-9);
-            println!(
-                "  kubectl diff --server-side:         stopped at the {} s cap after {} of {n} objects \
-                 ({rate:.1} objects/s; all would take about {:.0} s); {throttling}",
-                within.as_secs(),
-                log.objects,
-                n as f64 / rate.max(1e-9)
-            );
-            println!(
-                "  ratio kubectl diff / veer steady-state plan: more than {:.0}x;  kubectl diff / veer cold plan: more than {:.1}x",
-                ratio(steady),
-                ratio(cold)
-            );
-        }
-    }
+    sync_kubectl::compare(
+        tmp.path(),
+        &kubeconfig,
+        &second,
+        SOURCE_URL,
+        n,
+        steady,
+        cold,
+    )
+    .await;
     println!(
         "  (API server process, not counted above: peak RSS {} MiB)",
         server.usage().1
