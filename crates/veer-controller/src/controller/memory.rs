@@ -3,10 +3,10 @@
 //!
 //! **mimalloc, not glibc's malloc.** A revision is millions of small allocations (every
 //! JSON key and short string of 10,000 manifests); glibc puts a 16-byte header on each and
-//! rounds it up to 32 bytes at least, which at 10,000 objects was ~26 MiB of `veer run`'s
-//! 88 MiB of heap beyond what veer asked for, and its bins made a rollout tick spend about a
-//! third of its CPU in `malloc`/`free`/`malloc_consolidate`. mimalloc keeps small objects in
-//! size-class pages without headers and frees per thread without locks. The binary declares
+//! rounds it up to 32 bytes at least: at 10,000 objects `veer run` held 88 MiB of malloc'd
+//! memory for 71 MiB asked for (heaptrack), and a rollout tick spent about a third of its
+//! CPU in `malloc`/`free`/`malloc_consolidate` (about a sixth on mimalloc). mimalloc keeps
+//! small objects in size-class pages without headers and frees per thread without locks. The binary declares
 //! [`Allocator`] global; the benches do the same, so their figures are the binary's. Tests
 //! run on the system allocator (nothing in veer depends on which it is), and so does a build
 //! with the `system-alloc` feature, for heaptrack.
@@ -31,10 +31,10 @@ const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Set veer's allocator options: call first thing in `main`. Pages freed go back to the
 /// system at once, not after mimalloc's default delay (1 s, 10 s for whole regions): a pass
-/// frees from several threads, and pages a thread keeps waiting for the delay are not
-/// returned by [`trim`], which collects only its own thread. At 10,000 objects `veer run`'s
-/// steady RSS was 118 MiB with the delay and 110 without; a rollout tick pays a few percent
-/// more CPU for the extra `madvise` calls. `MIMALLOC_PURGE_DELAY` in the environment wins.
+/// frees from several threads, and [`trim`] after it did not get those pages back (at
+/// 10,000 objects `veer run`'s steady RSS was 118 MiB with the delay, 110 without). The
+/// rollout bench's tick CPU stayed within its run-to-run noise either way, though the kernel
+/// now zeroes the pages mimalloc takes back. `MIMALLOC_PURGE_DELAY` in the environment wins.
 pub fn configure() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: setting an option only changes when mimalloc purges; any thread may do it.
