@@ -6,10 +6,10 @@
 //! rounds it up to 32 bytes at least: at 10,000 objects `veer run` held 88 MiB of malloc'd
 //! memory for 71 MiB asked for (heaptrack), and a rollout tick spent about a third of its
 //! CPU in `malloc`/`free`/`malloc_consolidate` (about a sixth on mimalloc). mimalloc keeps
-//! small objects in size-class pages without headers and frees per thread without locks. The binary declares
-//! [`Allocator`] global; the benches do the same, so their figures are the binary's. Tests
-//! run on the system allocator (nothing in veer depends on which it is), and so does a build
-//! with the `system-alloc` feature, for heaptrack.
+//! small objects in size-class pages without headers and frees per thread without locks.
+//! The binary declares [`Allocator`] global; the benches do the same, so their figures are
+//! the binary's. Tests run on the system allocator (nothing in veer depends on which it
+//! is), and so does a build with the `system-alloc` feature, for heaptrack.
 //!
 //! **Trimming.** Both allocators keep what is freed for the next allocation. A pass that
 //! loads a revision or plans every object allocates hundreds of bytes an object and frees
