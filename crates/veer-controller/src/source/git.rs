@@ -421,7 +421,6 @@ impl GitSource {
             ..ManifestSet::default()
         };
         let mut ids = BTreeMap::new();
-        let mut live = HashSet::new();
         let mut parsed_files = 0;
         let odb = self
             .repo
@@ -431,7 +430,6 @@ impl GitSource {
             let (path, real) = (&found.path, &found.real);
             let id = *id;
             let content_id = id.to_string();
-            ids.insert(path.clone(), content_id.clone());
             // A cached blob passed the size check when it was parsed: skip the header read.
             if !cache.contains(path, &content_id) {
                 let (size, _) = odb
@@ -439,6 +437,7 @@ impl GitSource {
                     .map_err(|e| read_err(&format!("blob of {real}"), e))?;
                 if let Some(d) = crate::manifest::too_large(path, size as u64, options) {
                     set.diagnostics.push(d);
+                    ids.insert(path.clone(), content_id);
                     continue;
                 }
             }
@@ -456,10 +455,11 @@ impl GitSource {
             if !hit {
                 parsed_files += 1;
             }
-            live.insert((path.clone(), content_id));
+            ids.insert(path.clone(), content_id);
             set.extend(&parsed);
         }
-        cache.retain(&live);
+        // What this revision holds stays cached; an oversize file is never in the cache.
+        cache.retain(|path, id| ids.get(path).is_some_and(|i: &String| i == id));
         let changed_files = changed(self.loaded.as_ref().map(|(_, m)| m), &ids);
         self.loaded = Some((commit.clone(), ids));
         self.walked = Some(walk_memo);

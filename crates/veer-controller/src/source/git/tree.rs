@@ -2,7 +2,8 @@
 //! same reading rules as a directory), its author and summary, and which manifest files changed
 //! since the commit loaded before it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use git2::{Repository, Tree};
@@ -18,12 +19,39 @@ pub(super) fn changed(
     let Some(before) = before else {
         return after.keys().cloned().collect();
     };
-    let paths: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
-    paths
-        .into_iter()
-        .filter(|p| before.get(*p) != after.get(*p))
-        .cloned()
-        .collect()
+    // Both maps iterate in path order: one merge over them, no set of every path.
+    let mut out = Vec::new();
+    let (mut old, mut new) = (before.iter().peekable(), after.iter().peekable());
+    loop {
+        match (old.peek(), new.peek()) {
+            (None, None) => return out,
+            (Some((path, _)), None) => {
+                out.push((*path).clone());
+                old.next();
+            }
+            (None, Some((path, _))) => {
+                out.push((*path).clone());
+                new.next();
+            }
+            (Some((a, id_a)), Some((b, id_b))) => match a.cmp(b) {
+                Ordering::Less => {
+                    out.push((*a).clone());
+                    old.next();
+                }
+                Ordering::Greater => {
+                    out.push((*b).clone());
+                    new.next();
+                }
+                Ordering::Equal => {
+                    if id_a != id_b {
+                        out.push((*a).clone());
+                    }
+                    old.next();
+                    new.next();
+                }
+            },
+        }
+    }
 }
 
 pub(super) fn revision_of(commit: &CommitId, c: &git2::Commit<'_>) -> Revision {
@@ -137,6 +165,26 @@ mod tests {
             vec!["b.yaml", "c.yaml", "d.yaml"]
         );
         assert_eq!(changed(None, &after), vec!["a.yaml", "b.yaml", "d.yaml"]);
+    }
+
+    proptest::proptest! {
+        /// The merge over both maps lists exactly the paths whose id differs or that only one
+        /// side has, in path order.
+        #[test]
+        fn changed_is_every_path_whose_id_differs(
+            before in proptest::collection::btree_map("[a-e]{1,2}", "[xyz]", 0..12),
+            after in proptest::collection::btree_map("[a-e]{1,2}", "[xyz]", 0..12),
+        ) {
+            let expected: Vec<String> = before
+                .keys()
+                .chain(after.keys())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .filter(|p| before.get(*p) != after.get(*p))
+                .cloned()
+                .collect();
+            proptest::prop_assert_eq!(changed(Some(&before), &after), expected);
+        }
     }
 
     /// A commit's tree gets the walk's symlink rules, as a directory does: links to
