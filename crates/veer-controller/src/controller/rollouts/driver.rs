@@ -1,7 +1,7 @@
 //! The driver's setup and its pass: building a [`RolloutDriver`], the policies in force, the
 //! rollout work of a pass (computed once, for the planner and the driver; a tick's from the
-//! revision's bindings, made once per commit), and one pass over it (which rollouts start, which are driven (`schedule`), which leave with their
-//! VirtualService).
+//! revision's bindings, made once per commit), and one pass over it (which rollouts start,
+//! which are driven (`schedule`), which leave with their VirtualService).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -132,6 +132,14 @@ impl RolloutDriver {
         rpolicy::effective(&mine)
     }
 
+    /// Each tracked rollout's state, as the rollout work is planned from.
+    fn stored_states(&self) -> BTreeMap<RolloutId, &RolloutState> {
+        self.rollouts
+            .iter()
+            .map(|(k, t)| (k.clone(), &t.state))
+            .collect()
+    }
+
     /// The rollout work of a pass over `desired` (git's objects) and `live` (the watch
     /// cache), computed once for both sides of the pass: what the planner leaves out
     /// ([`PlannedRollouts::ignore`]) and what the driver does with it (`drive_planned`).
@@ -141,16 +149,11 @@ impl RolloutDriver {
         desired: &[DesiredObject],
         live: &(impl crate::diff::LiveLookup + ?Sized),
     ) -> PlannedRollouts {
-        let states: BTreeMap<RolloutId, &RolloutState> = self
-            .rollouts
-            .iter()
-            .map(|(k, t)| (k.clone(), &t.state))
-            .collect();
         PlannedRollouts {
             work: plan_work(
                 desired,
                 live,
-                &states,
+                &self.stored_states(),
                 &self.policies(loaded),
                 &loaded.revision.commit.0,
             ),
@@ -195,14 +198,13 @@ impl RolloutDriver {
             error!(error = %e, "cannot read the rollout states; rollouts wait for the next pass");
             return;
         }
-        let work = {
-            let states: BTreeMap<RolloutId, &RolloutState> = self
-                .rollouts
-                .iter()
-                .map(|(k, t)| (k.clone(), &t.state))
-                .collect();
-            plan_bound_owned(bindings, only, live, &states, &loaded.revision.commit.0)
-        };
+        let work = plan_bound_owned(
+            bindings,
+            only,
+            live,
+            &self.stored_states(),
+            &loaded.revision.commit.0,
+        );
         let which = if every { Which::All } else { Which::Due };
         self.drive_work(ports, &work, which).await;
     }
