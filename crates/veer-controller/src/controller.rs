@@ -170,9 +170,9 @@ pub struct Controller {
     encoded: state::Encoded,
     /// The revision in force: the newest that passed validation.
     current: Option<Arc<LoadedRevision>>,
-    /// The newest revision loaded when validation rejected it, and its report (`None` once
-    /// a newer revision passed).
-    validated: Option<(Arc<LoadedRevision>, Report)>,
+    /// The newest revision loaded when validation rejected it, and the errors of its report
+    /// (its warnings were logged with them; `None` once a newer revision passed).
+    validated: Option<(crate::source::Revision, Report)>,
     /// The revision in force when the server's dry run refused it, and what it refused.
     refused: Option<(crate::source::Revision, Report)>,
     /// Progressive rollouts; `None`: weights apply at once like any field.
@@ -260,14 +260,13 @@ impl Controller {
         self.current.as_ref().map(|l| &l.revision)
     }
 
-    /// The newest rejected revision and why: its validation, or else the server's refusal of
-    /// the revision in force.
+    /// The newest rejected revision and why: its validation's errors (the warnings are not
+    /// kept), or else the server's refusal of the revision in force.
     pub fn rejected_revision(&self) -> Option<(&crate::source::Revision, &Report)> {
-        self.validated
-            .as_ref()
+        (self.validated.as_ref())
             .filter(|(_, report)| !report.is_ok())
-            .map(|(loaded, report)| (&loaded.revision, report))
-            .or_else(|| self.refused.as_ref().map(|(r, report)| (r, report)))
+            .or(self.refused.as_ref())
+            .map(|(revision, report)| (revision, report))
     }
 
     /// The diff of the last pass that wrote, if any.
@@ -336,7 +335,8 @@ impl Controller {
                     error!(%commit, errors = report.errors, "revision rejected: nothing from it is applied; the last good revision stays in force");
                     let next = record::rejected_change(&self.state, &loaded, report.errors, now);
                     let errors = report.errors;
-                    self.validated = Some((loaded.clone(), report));
+                    // What reads it later (`rejected_revision`: notifications) reads the errors.
+                    self.validated = Some((loaded.revision.clone(), report.into_errors()));
                     if let Err(e) = self.record(next).await {
                         return Pass::Failed {
                             message: e.to_string(),

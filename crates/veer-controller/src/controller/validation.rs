@@ -68,10 +68,14 @@ impl Controller {
             policies: local,
             cluster: cluster.as_deref(),
         };
-        let (validated, report) = match self.incremental.validation.last.take() {
+        let (mut validated, report) = match self.incremental.validation.last.take() {
             Some(last) => last.next(&loaded.set, &context),
             None => Validated::new(&loaded.set, &context),
         };
+        // The listing is kept above for the next revision: held once, not twice.
+        if let Some(hosts) = &cluster {
+            validated.share_cluster(hosts);
+        }
         tracing::debug!(
             reused = ?validated.reuse(),
             "validated the revision against the last one"

@@ -19,11 +19,13 @@
 //! `neighbourhood`: what the change can move and what that reads), before and after: the
 //! findings of the part before are taken out, those of the part after put in. Objects added,
 //! removed, renamed or moved, or many changed at once: validated whole. The property tests in
-//! `incremental_tests.rs` check the equality on random edits.
+//! `incremental_tests.rs` check the equality on random edits. The findings are held between
+//! revisions in the compact form of module `finding`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use super::finding::{Finding, Fixes};
 use super::{
     ClusterServices, Index, Report, ValidationContext, metadata, neighbourhood, report_of,
     run_cross_checks, run_own_checks,
@@ -73,9 +75,11 @@ pub struct Validated {
     /// The manifests validated, in revision order (held, so that pointers compare).
     manifests: Vec<Arc<Manifest>>,
     /// What the checks of one object found (`run_own_checks`), sorted as a report sorts them.
-    own: Vec<Diagnostic>,
+    own: Vec<Finding>,
     /// What the other checks found (`run_cross_checks`), sorted.
-    cross: Vec<Diagnostic>,
+    cross: Vec<Finding>,
+    /// The fixes `own` and `cross` share.
+    fixes: Fixes,
     /// The context it was validated in.
     policies: Vec<RolloutPolicy>,
     cluster: Option<Arc<ClusterServices>>,
@@ -108,18 +112,19 @@ pub(super) fn plain(m: &Manifest) -> bool {
         && !(m.key.group.is_empty() && m.key.kind == "Service")
 }
 
-/// The sort key of a report ([`diagnostic::sort`]).
-fn order(d: &Diagnostic) -> (&str, u32, u32, &str, &str) {
-    (&d.file, d.line, d.column, d.code, &d.message)
-}
-
 /// Where `d` is in `sorted` (the first equal one).
-fn find(sorted: &[Diagnostic], d: &Diagnostic) -> Option<usize> {
-    let from = sorted.partition_point(|c| order(c) < order(d));
+fn find(sorted: &[Finding], d: &Finding) -> Option<usize> {
+    let from = sorted.partition_point(|c| c.order() < d.order());
     (sorted[from..].iter())
-        .take_while(|c| order(c) == order(d))
+        .take_while(|c| c.order() == d.order())
         .position(|c| c == d)
         .map(|at| from + at)
+}
+
+/// `d` put into `sorted` after the findings that sort alike (as a stable sort puts it).
+fn insert(sorted: &mut Vec<Finding>, d: Finding) {
+    let at = sorted.partition_point(|c| c.order() <= d.order());
+    sorted.insert(at, d);
 }
 
 /// `roles` (a revision's, or none) made `set`'s, the revision after it, and the changed
@@ -155,7 +160,9 @@ impl Validated {
         let mut own = Vec::new();
         run_own_checks(&index, &mut own);
         diagnostic::sort(&mut own);
-        let cross = cross_checks(&index, ctx);
+        let mut fixes = Fixes::default();
+        let own = fixes.keep_all(own);
+        let cross = fixes.keep_all(cross_checks(&index, ctx));
         let mut seen: HashMap<Identity, usize> = HashMap::new();
         for m in &set.manifests {
             *seen.entry(identity(&m.key)).or_default() += 1;
@@ -176,6 +183,7 @@ impl Validated {
             roles: Some(neighbourhood::roles(&set.manifests)),
             own,
             cross,
+            fixes,
         };
         let report = validated.report(set);
         (validated, report)
@@ -210,7 +218,7 @@ impl Validated {
             self.reuse = Reuse::Neighbourhood;
         } else {
             let index = Index::new(&set.manifests);
-            self.cross = cross_checks(&index, ctx);
+            self.cross = self.fixes.keep_all(cross_checks(&index, ctx));
             self.sidecars = !index.sidecars.is_empty();
             if !context_same {
                 self.policies = ctx.policies.to_vec();
@@ -225,8 +233,24 @@ impl Validated {
         for &i in changed.iter().chain(&parsed_again) {
             self.manifests[i] = set.manifests[i].clone();
         }
+        // Held until the next revision: without the room an insertion left (a list grows by
+        // doubling) and the fixes of the findings gone.
+        self.own.shrink_to_fit();
+        self.cross.shrink_to_fit();
+        self.fixes.forget_unused();
         let report = self.report(set);
         (self, report)
+    }
+
+    /// Hold `cluster` rather than the copy of it this validation made, when they are the same
+    /// (whoever passed the context keeps it for the next validation anyway).
+    pub fn share_cluster(&mut self, cluster: &Arc<ClusterServices>) {
+        if let Some(held) = &self.cluster
+            && !Arc::ptr_eq(held, cluster)
+            && **held == **cluster
+        {
+            self.cluster = Some(cluster.clone());
+        }
     }
 
     /// Whether this validation reused everything of the one before it but what changed.
@@ -243,7 +267,10 @@ impl Validated {
     fn report(&self, set: &ManifestSet) -> Report {
         // The own checks run before the others: on a tie, theirs come first (a report sorts
         // stably), as in a validation made in one go.
-        report_of(set, self.own.iter().chain(&self.cross).cloned())
+        report_of(
+            set,
+            self.own.iter().chain(&self.cross).map(Finding::diagnostic),
+        )
     }
 
     /// The places of the objects of `set` that changed, when each of them keeps its identity
@@ -287,8 +314,8 @@ impl Validated {
             let objects: Vec<Arc<Manifest>> = places.iter().map(|&i| of[i].clone()).collect();
             cross_checks(&Index::new(&objects), ctx)
         };
-        let mut gone = part(&self.manifests);
-        let mut came = part(&set.manifests);
+        let mut gone = self.fixes.keep_all(part(&self.manifests));
+        let mut came = self.fixes.keep_all(part(&set.manifests));
         // The findings of objects that read nothing changed are the same in both parts.
         gone.retain(|d| match find(&came, d) {
             Some(at) => {
@@ -307,8 +334,7 @@ impl Validated {
             }
         }
         for d in came {
-            let at = cross.partition_point(|c| order(c) <= order(&d));
-            cross.insert(at, d);
+            insert(&mut cross, d);
         }
         self.cross = cross;
         true
@@ -321,16 +347,15 @@ impl Validated {
         for &i in changed {
             let mut old = Vec::new();
             metadata::check_object(&self.manifests[i], &mut old);
-            for d in &old {
+            for d in &self.fixes.keep_all(old) {
                 if let Some(at) = find(checks, d) {
                     checks.remove(at);
                 }
             }
             let mut new = Vec::new();
             metadata::check_object(&set.manifests[i], &mut new);
-            for d in new {
-                let at = checks.partition_point(|c| order(c) <= order(&d));
-                checks.insert(at, d);
+            for d in self.fixes.keep_all(new) {
+                insert(checks, d);
             }
         }
     }
@@ -339,3 +364,7 @@ impl Validated {
 #[cfg(test)]
 #[path = "incremental_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "kept_tests.rs"]
+mod kept_tests;

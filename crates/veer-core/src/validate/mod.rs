@@ -6,6 +6,7 @@
 pub mod analyze;
 pub mod catalog;
 pub mod destination_rule;
+mod finding;
 pub mod gateway;
 mod incremental;
 pub mod k8s_names;
@@ -148,6 +149,19 @@ impl Report {
 
     pub fn is_ok(&self) -> bool {
         self.errors == 0
+    }
+
+    /// The errors alone (the warnings left out and not counted): what is kept of a rejected
+    /// revision's report once it was logged whole, for what reads it later.
+    pub fn into_errors(self) -> Report {
+        let mut diagnostics = self.diagnostics;
+        diagnostics.retain(Diagnostic::is_error);
+        diagnostics.shrink_to_fit();
+        Report {
+            errors: diagnostics.len(),
+            warnings: 0,
+            diagnostics,
+        }
     }
 
     pub fn render_human(&self) -> String {
