@@ -22,6 +22,9 @@ mod all_or_nothing;
 #[path = "conformance/mailbox.rs"]
 mod mailbox;
 
+#[path = "conformance/state_shards.rs"]
+mod state_shards;
+
 /// Each scenario of `module` twice: `<scenario>::embedded` and `<scenario>::real`.
 macro_rules! matrix {
     ($module:ident: $($scenario:ident),* $(,)?) => {$(
@@ -62,6 +65,12 @@ matrix!(
     all_or_nothing:
     a_revision_the_server_refuses_writes_nothing,
     a_refused_revision_is_asked_again_at_each_pass,
+);
+
+matrix!(
+    state_shards:
+    a_large_state_is_stored_in_shards,
+    a_state_stored_whole_is_read_then_sharded,
 );
 
 matrix!(

@@ -3,15 +3,18 @@
 //! knows what it may prune), each object's `desired_hash` as applied (to tell a git change
 //! from drift), each object's last result, the last error and timestamps.
 //!
-//! Format 1 (documented in README): `data.format: "1"` and the [`SyncState`] as JSON in
-//! `data["state.json"]`; when that JSON is larger than [`COMPRESS_ABOVE`] bytes it is stored
-//! gzip-compressed in `binaryData["state.json.gz"]` instead (about 60 bytes per object, so
-//! ~16,000 objects fit in the 1 MiB ConfigMap limit; beyond that writing fails, naming the
-//! limit). Written with server-side apply (field manager `veer`) after each sync that changed
-//! something, from cached pieces so that a small change costs little to encode (module `encoding`);
-//! the records change in place ([`StateChange`]); read once at start.
+//! Documented in README. Format 1: `data.format: "1"` and the [`SyncState`] as JSON in
+//! `data["state.json"]`, while that JSON is at most [`COMPRESS_ABOVE`] bytes (older veers
+//! also wrote it gzip-compressed in `binaryData["state.json.gz"]`: still read). Format 2,
+//! above that: the same JSON document cut in three, its start in `data["head.json"]`, its
+//! records gzip-compressed in shard ConfigMaps named `<name>-<id>` (labelled
+//! [`SHARD_LABEL`], ids in order in `data["shards"]`), its end in `data["tail.json"]`; a
+//! small change stores one shard and the header (module `encoding`). Written with
+//! server-side apply (field manager `veer`) after each sync that changed something, the
+//! records changed in place ([`StateChange`]); read once at start (module `cluster`).
 
 mod change;
+mod cluster;
 mod encoding;
 #[cfg(test)]
 mod roundtrip;
@@ -20,17 +23,21 @@ use std::io::Read;
 
 use base64::Engine as _;
 use flate2::read::GzDecoder;
-use kube::api::Api;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::manifest::ObjectKey;
 
 pub use change::StateChange;
-pub use encoding::{Encoded, OrderKey};
+pub use cluster::{read, write};
+pub use encoding::{Encoded, OrderKey, Shard, Stored};
 
-/// The current format.
+/// The format of the JSON document, and of a state stored whole in one ConfigMap.
 pub const STATE_FORMAT: u32 = 1;
+/// The format of a state stored in shards.
+pub const SHARDED_FORMAT: u32 = 2;
+/// The label on every shard ConfigMap (value `"true"`).
+pub const SHARD_LABEL: &str = "veer.io/state-shard";
 /// Plain JSON up to this size; gzip above it.
 pub const COMPRESS_ABOVE: usize = 256 * 1024;
 /// What a ConfigMap may hold (etcd's limit is 1 MiB for the whole object; leave room).
@@ -43,6 +50,12 @@ const READ_NEEDS: &str = "get on configmaps in this namespace";
 const WRITE_NEEDS: &str =
     "patch on configmaps in this namespace (and on namespaces, if veer must create it)";
 const GZIP_KEY: &str = "state.json.gz";
+/// Format 2: the document before its records, after them, and the shards' ids.
+const HEAD_KEY: &str = "head.json";
+const TAIL_KEY: &str = "tail.json";
+const SHARDS_KEY: &str = "shards";
+/// A shard's records (gzip) in its ConfigMap's `binaryData`.
+const SHARD_KEY: &str = "records.json.gz";
 
 /// The commit veer applied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -243,7 +256,7 @@ pub enum StateError {
         hint: String,
     },
     #[error(
-        "veer's state {namespace}/{name} is not readable: {reason}; delete the ConfigMap to start over (veer then prunes nothing until it has applied again)"
+        "veer's state {namespace}/{name} is not readable: {reason}; delete the ConfigMap (and its shards, labelled veer.io/state-shard=true) to start over (veer then prunes nothing until it has applied again)"
     )]
     Corrupt {
         namespace: String,
@@ -259,7 +272,7 @@ pub enum StateError {
         found: String,
     },
     #[error(
-        "veer's state is {bytes} bytes even compressed, over the ConfigMap limit of {MAX_STATE_BYTES}; split the repository across several veer instances"
+        "a piece of veer's state is {bytes} bytes even compressed, over the ConfigMap limit of {MAX_STATE_BYTES} (records with very long messages?); split the repository across several veer instances"
     )]
     TooLarge { bytes: usize },
     #[error("cannot write veer's state {namespace}/{name}: {reason}; {hint}")]
@@ -299,28 +312,31 @@ pub fn hint(error: &kube::Error, needed: &str) -> String {
     }
 }
 
-/// The ConfigMap's `data` and `binaryData` for a state, encoded whole. Pure.
-pub fn encode(state: &SyncState) -> Result<(Value, Value), StateError> {
+/// A state's stored form, encoded whole (every shard with its body). Pure.
+pub fn encode(state: &SyncState) -> Result<Stored, StateError> {
     Encoded::default().encode(state, None)
 }
 
-/// A state from a ConfigMap's `data` and `binaryData`. Errors carry no names; [`read`]
-/// adds them. Pure.
-pub fn decode(data: &Value, binary: &Value) -> Result<SyncState, (bool, String)> {
+/// A state from a ConfigMap's `data` and `binaryData` and, for format 2, its shards' gzip
+/// bytes by id. Errors carry no names; [`read`] adds them (`true`: an unknown format). Pure.
+pub fn decode(
+    data: &Value,
+    binary: &Value,
+    shard: &dyn Fn(&str) -> Option<Vec<u8>>,
+) -> Result<SyncState, (bool, String)> {
     let format = data.get("format").and_then(Value::as_str).unwrap_or("");
-    if format != STATE_FORMAT.to_string() {
+    let text = if format == SHARDED_FORMAT.to_string() {
+        sharded_text(data, shard)?
+    } else if format != STATE_FORMAT.to_string() {
         return Err((true, format.to_string()));
-    }
-    let text = if let Some(t) = data.get(JSON_KEY).and_then(Value::as_str) {
+    } else if let Some(t) = data.get(JSON_KEY).and_then(Value::as_str) {
         t.to_string()
     } else if let Some(b) = binary.get(GZIP_KEY).and_then(Value::as_str) {
         let zipped = base64::engine::general_purpose::STANDARD
             .decode(b)
             .map_err(|e| (false, format!("{GZIP_KEY} is not base64: {e}")))?;
         let mut text = String::new();
-        GzDecoder::new(zipped.as_slice())
-            .read_to_string(&mut text)
-            .map_err(|e| (false, format!("{GZIP_KEY} is not gzip JSON: {e}")))?;
+        gunzip(&zipped, &mut text, GZIP_KEY)?;
         text
     } else {
         return Err((
@@ -331,6 +347,32 @@ pub fn decode(data: &Value, binary: &Value) -> Result<SyncState, (bool, String)>
     serde_json::from_str(&text).map_err(|e| (false, format!("{JSON_KEY}: {e}")))
 }
 
+/// Format 2's document: the head, each shard's records in order, the tail.
+fn sharded_text(
+    data: &Value,
+    shard: &dyn Fn(&str) -> Option<Vec<u8>>,
+) -> Result<String, (bool, String)> {
+    let field = |key: &str| {
+        data.get(key)
+            .and_then(Value::as_str)
+            .ok_or_else(|| (false, format!("format 2 without {key}")))
+    };
+    let mut text = field(HEAD_KEY)?.to_string();
+    for id in field(SHARDS_KEY)?.split(',').filter(|id| !id.is_empty()) {
+        let bytes = shard(id).ok_or_else(|| (false, format!("its shard {id} is missing")))?;
+        gunzip(&bytes, &mut text, &format!("shard {id}"))?;
+    }
+    text.push_str(field(TAIL_KEY)?);
+    Ok(text)
+}
+
+fn gunzip(zipped: &[u8], text: &mut String, what: &str) -> Result<(), (bool, String)> {
+    GzDecoder::new(zipped)
+        .read_to_string(text)
+        .map(drop)
+        .map_err(|e| (false, format!("{what} is not gzip JSON: {e}")))
+}
+
 /// Where the state lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateLocation {
@@ -338,108 +380,16 @@ pub struct StateLocation {
     pub name: String,
 }
 
-/// Read the state; `None` when veer has recorded nothing yet.
-pub async fn read(
-    client: &kube::Client,
-    at: &StateLocation,
-) -> Result<Option<SyncState>, StateError> {
-    let api: Api<k8s_openapi::api::core::v1::ConfigMap> =
-        Api::namespaced(client.clone(), &at.namespace);
-    let cm = api.get_opt(&at.name).await.map_err(|e| StateError::Read {
-        namespace: at.namespace.clone(),
-        name: at.name.clone(),
-        reason: e.to_string(),
-        hint: hint(&e, READ_NEEDS),
-    })?;
-    let Some(cm) = cm else {
-        return Ok(None);
-    };
-    let data = serde_json::to_value(cm.data.unwrap_or_default()).unwrap_or(Value::Null);
-    let binary = match cm.binary_data {
-        Some(b) => Value::Object(
-            b.into_iter()
-                .map(|(k, v)| {
-                    (
-                        k,
-                        Value::String(base64::engine::general_purpose::STANDARD.encode(v.0)),
-                    )
-                })
-                .collect(),
-        ),
-        None => json!({}),
-    };
-    decode(&data, &binary)
-        .map(Some)
-        .map_err(|(format, reason)| {
-            if format {
-                StateError::Format {
-                    namespace: at.namespace.clone(),
-                    name: at.name.clone(),
-                    found: reason,
-                }
-            } else {
-                StateError::Corrupt {
-                    namespace: at.namespace.clone(),
-                    name: at.name.clone(),
-                    reason,
-                }
-            }
-        })
-}
-
-/// Write the state (server-side apply, forced: veer owns its own ConfigMap). Creates the
-/// namespace when it does not exist. `cache` holds the encoded pieces of the state last
-/// written with it, and `changed` the keys of the records changed since, sorted (`None`:
-/// unknown); after a failure the cache is emptied (the stored state is not this one).
-pub async fn write(
-    client: &kube::Client,
-    at: &StateLocation,
-    state: &SyncState,
-    cache: &mut Encoded,
-    changed: Option<&[OrderKey]>,
-) -> Result<(), StateError> {
-    let written = write_encoded(client, at, state, cache, changed).await;
-    if written.is_err() {
-        *cache = Encoded::default();
-    }
-    written
-}
-
-async fn write_encoded(
-    client: &kube::Client,
-    at: &StateLocation,
-    state: &SyncState,
-    cache: &mut Encoded,
-    changed: Option<&[OrderKey]>,
-) -> Result<(), StateError> {
-    let err = |e: kube::Error| StateError::Write {
-        namespace: at.namespace.clone(),
-        name: at.name.clone(),
-        reason: e.to_string(),
-        hint: hint(&e, WRITE_NEEDS),
-    };
-    let (data, binary) = cache.encode(state, changed).map_err(|e| match e {
-        StateError::Write { reason, hint, .. } => StateError::Write {
-            namespace: at.namespace.clone(),
-            name: at.name.clone(),
-            reason,
-            hint,
-        },
-        other => other,
-    })?;
-    let cm = super::store::OwnConfigMap {
-        namespace: &at.namespace,
-        name: &at.name,
-        labels: serde_json::Map::new(),
-        data,
-        binary_data: binary,
-    };
-    super::store::write(client, &cm).await.map_err(err)
-}
-
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    /// No shards.
+    fn none(_: &str) -> Option<Vec<u8>> {
+        None
+    }
 
     fn state(n: usize) -> SyncState {
         let objects = (0..n)
@@ -470,35 +420,66 @@ mod tests {
     #[test]
     fn small_state_is_plain_json_and_round_trips() {
         let s = state(3);
-        let (data, binary) = encode(&s).unwrap();
-        assert_eq!(data["format"], "1");
-        assert!(data[JSON_KEY].as_str().unwrap().contains("route-2"));
-        assert_eq!(binary, json!({}));
-        assert_eq!(decode(&data, &binary).unwrap(), s);
+        let stored = encode(&s).unwrap();
+        assert_eq!(stored.data["format"], "1");
+        assert!(stored.data[JSON_KEY].as_str().unwrap().contains("route-2"));
+        assert_eq!(stored.binary, json!({}));
+        assert!(stored.shards.is_empty());
+        assert_eq!(roundtrip::read_back(&stored).unwrap(), s);
     }
 
     #[test]
-    fn ten_thousand_objects_are_compressed_under_the_limit_and_round_trip() {
+    fn ten_thousand_objects_are_sharded_under_the_limit_and_round_trip() {
         let s = state(10_000);
-        let (data, binary) = encode(&s).unwrap();
-        assert!(data.get(JSON_KEY).is_none());
-        let size = binary[GZIP_KEY].as_str().unwrap().len();
-        assert!(size < MAX_STATE_BYTES, "{size}");
-        assert_eq!(decode(&data, &binary).unwrap(), s);
+        let stored = encode(&s).unwrap();
+        assert_eq!(stored.data["format"], "2");
+        assert!(stored.data.get(JSON_KEY).is_none());
+        // About ten shards of ~1,000 records, each well under a ConfigMap's limit.
+        assert!(
+            (4..=30).contains(&stored.shards.len()),
+            "{}",
+            stored.shards.len()
+        );
+        for shard in &stored.shards {
+            let size = shard.body.as_ref().unwrap().len();
+            assert!(size < MAX_STATE_BYTES / 4, "{size}");
+        }
+        assert_eq!(roundtrip::read_back(&stored).unwrap(), s);
+        // A shard gone is named.
+        let first = stored.shards[0].id.clone();
+        let partial = Stored {
+            shards: stored.shards[1..].to_vec(),
+            ..stored.clone()
+        };
+        let (format, reason) = roundtrip::read_back(&partial).unwrap_err();
+        assert!(!format && reason.contains(&first), "{reason}");
     }
 
     #[test]
     fn other_formats_and_garbage_are_refused() {
         assert_eq!(
-            decode(&json!({"format": "2"}), &json!({})).unwrap_err(),
-            (true, "2".to_string())
+            decode(&json!({"format": "3"}), &json!({}), &none).unwrap_err(),
+            (true, "3".to_string())
         );
         assert!(
-            !decode(&json!({"format": "1", "state.json": "{"}), &json!({}))
+            !decode(
+                &json!({"format": "1", "state.json": "{"}),
+                &json!({}),
+                &none
+            )
+            .unwrap_err()
+            .0
+        );
+        assert!(
+            !decode(&json!({"format": "1"}), &json!({}), &none)
                 .unwrap_err()
                 .0
         );
-        assert!(!decode(&json!({"format": "1"}), &json!({})).unwrap_err().0);
+        assert!(
+            !decode(&json!({"format": "2", "head.json": "{"}), &json!({}), &none)
+                .unwrap_err()
+                .0
+        );
     }
 
     #[test]

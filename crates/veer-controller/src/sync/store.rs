@@ -1,4 +1,5 @@
-//! veer's own ConfigMaps (the sync state, one per rollout): the one way they are written.
+//! veer's own ConfigMaps (the sync state and its shards, one per rollout): the one way they
+//! are written and deleted.
 //! A server-side apply by veer's field manager, forced (veer owns them), labelled
 //! `app.kubernetes.io/managed-by: veer`; a 409, 429 or 5xx is tried again as every write of
 //! veer's is; a missing namespace is created, then the write is made again. The server's
@@ -63,5 +64,19 @@ pub async fn write(client: &kube::Client, cm: &OwnConfigMap<'_>) -> Result<(), k
             with_retries(&policy, &what, apply).await.0
         }
         Err(e) => Err(e),
+    }
+}
+
+/// Delete one of veer's own ConfigMaps (gone already is fine), tried again as a write is.
+pub async fn delete(client: &kube::Client, namespace: &str, name: &str) -> Result<(), kube::Error> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let what = format!("ConfigMap {namespace}/{name}");
+    let delete = || {
+        let api = api.clone();
+        async move { api.delete(name, &Default::default()).await.map(drop) }
+    };
+    match with_retries(&RetryPolicy::default(), &what, delete).await.0 {
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        other => other,
     }
 }

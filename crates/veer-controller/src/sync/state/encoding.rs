@@ -1,18 +1,23 @@
-//! The state's stored form (format 1, unchanged: [`super::decode`] and older veers read it),
-//! built from cached pieces so that a write after a small change re-encodes only what changed.
+//! The state's stored form, built from cached pieces so that a write after a small change
+//! re-encodes only what changed: format 1 (plain JSON in the one ConfigMap) while the state
+//! is small, format 2 (the same document, gzip-compressed, cut into shard ConfigMaps) above
+//! [`COMPRESS_ABOVE`]; [`super::decode`] reads both, and format 1 as older veers wrote it.
 //!
 //! The records are cut into chunks at records whose identity hashes to a multiple of
 //! [`CHUNK_EVERY`] (content-defined cuts: a record added or removed moves no other cut), and
 //! each chunk's JSON text is kept with its CRC-32 and, once the state is large enough to be
 //! compressed, its raw deflate stream ended by a sync flush (byte-aligned, not final, no
-//! history shared with the next chunk). The gzip member is then the gzip header, the chunks'
-//! deflate streams one after another between the header's and the tail's, an empty final
-//! block, and the CRC of the whole (combined from the chunks') with its length: a single
-//! ordinary gzip member, as `pigz` writes them. A chunk is encoded again only when a record
-//! it covers changed (the caller names the keys) or its cuts moved; the bytes are then those
-//! a fresh encode of the same state gives.
+//! history shared with the next chunk). Chunks are grouped into shards by a coarser cut of the
+//! same hash ([`SHARD_CHUNKS`] chunks on average, ~80 KB of base64 each); a shard is one
+//! ordinary gzip member (as `pigz` writes them): the gzip header, its chunks' deflate streams
+//! one after another, an empty final block, and the CRC of the whole (combined from the
+//! chunks') with its length. A shard's id is a digest of those bytes, so an unchanged shard
+//! keeps its ConfigMap and a write after a small change stores one shard and the header,
+//! not the whole state (the API server and etcd rewrite whole objects). A chunk is encoded
+//! again only when a record it covers changed (the caller names the keys) or its cuts
+//! moved; the bytes are then those a fresh encode of the same state gives.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
 use base64::Engine as _;
@@ -21,15 +26,18 @@ use flate2::Crc;
 use flate2::write::DeflateEncoder;
 use serde::Serialize;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use super::{
-    BUG, COMPRESS_ABOVE, GZIP_KEY, JSON_KEY, MAX_STATE_BYTES, ObjectRecord, STATE_FORMAT,
-    StateError, SyncState,
+    BUG, COMPRESS_ABOVE, HEAD_KEY, JSON_KEY, MAX_STATE_BYTES, ObjectRecord, SHARDED_FORMAT,
+    SHARDS_KEY, STATE_FORMAT, StateError, SyncState, TAIL_KEY,
 };
 
 /// Records per chunk, on average (about 20 KiB of JSON: deflate looks back 32 KiB, so
 /// chunks compress nearly as well as the whole).
 pub const CHUNK_EVERY: u64 = 128;
+/// Chunks per shard, on average (~1,000 records, ~60 KB compressed).
+pub const SHARD_CHUNKS: u64 = 8;
 
 /// A record's key in the order records are kept (group, version, kind, namespace, name).
 pub type OrderKey = (String, String, String, Option<String>, String);
@@ -60,23 +68,27 @@ fn borrow(k: &OrderKey) -> Borrowed<'_> {
     (&k.0, &k.1, &k.2, k.3.as_deref(), &k.4)
 }
 
-/// Does a chunk end at `r`? FNV-1a over its identity (API version aside, so a new version
-/// of an object keeps its chunk): stable across runs and builds.
-fn cuts_after(r: &ObjectRecord) -> bool {
+/// FNV-1a over an identity (API version aside, so a new version of an object keeps its
+/// chunk and shard): stable across runs and builds.
+fn identity_hash(group: &str, kind: &str, namespace: Option<&str>, name: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let parts = [
-        r.group.as_str(),
-        r.kind.as_str(),
-        r.namespace.as_deref().unwrap_or(""),
-        r.name.as_str(),
-    ];
-    for part in parts {
+    for part in [group, kind, namespace.unwrap_or(""), name] {
         for b in part.bytes().chain([0xff]) {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
     }
-    h.is_multiple_of(CHUNK_EVERY)
+    h
+}
+
+/// Does a chunk end at `r`?
+fn cuts_after(r: &ObjectRecord) -> bool {
+    identity_hash(&r.group, &r.kind, r.namespace.as_deref(), &r.name).is_multiple_of(CHUNK_EVERY)
+}
+
+/// Does a shard end with the chunk ending at `k`? (A subset of the chunk cuts.)
+fn shard_cuts_after(k: &OrderKey) -> bool {
+    identity_hash(&k.0, &k.2, k.3.as_deref(), &k.4).is_multiple_of(CHUNK_EVERY * SHARD_CHUNKS)
 }
 
 /// One chunk: `count` records after `after` (the previous chunk's last; `None`: the first
@@ -94,12 +106,52 @@ struct Chunk {
     crc: Crc,
     /// The raw deflate stream, sync-flushed; made when the state is compressed.
     deflate: Option<Vec<u8>>,
+    /// Made by the last encode (not taken over from the one before).
+    fresh: bool,
 }
 
-/// The cached chunks of the state last encoded, in order.
+/// A shard as last encoded: the records after `after` up to `end`, and its id.
+#[derive(Debug)]
+struct ShardMemo {
+    after: Option<OrderKey>,
+    end: OrderKey,
+    id: String,
+}
+
+/// The cached chunks and shards of the state last encoded, in order, and the shards the
+/// cluster is known to hold (told by the writer).
 #[derive(Debug, Default)]
 pub struct Encoded {
     chunks: Vec<Chunk>,
+    shards: Vec<ShardMemo>,
+    /// The ids of the shards the stored state is made of; `None`: unknown (none written
+    /// through this cache yet).
+    stored: Option<BTreeSet<String>>,
+}
+
+/// The state as it is to be stored: the ConfigMap's `data` and `binaryData` and, in format
+/// 2, its shards in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub data: Value,
+    pub binary: Value,
+    pub shards: Vec<Shard>,
+}
+
+/// One shard of a stored state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shard {
+    /// A digest of its bytes; its ConfigMap is the state's name, a dash and this.
+    pub id: String,
+    /// Its gzip member, base64; `None` when the cluster holds it already.
+    pub body: Option<String>,
+}
+
+impl Stored {
+    /// The shards' ids, in order.
+    pub fn shard_ids(&self) -> impl Iterator<Item = &str> {
+        self.shards.iter().map(|s| s.id.as_str())
+    }
 }
 
 /// Is a key of `changed` (sorted) in (`after`, `end`]?
@@ -191,15 +243,26 @@ fn gzip(parts: &[(&[u8], &Crc)]) -> Vec<u8> {
 }
 
 impl Encoded {
-    /// The ConfigMap's `data` and `binaryData` for `state`. `changed`: the keys of every
-    /// record added, removed or changed since the state this cache last encoded, sorted;
-    /// `None`: anything may have (everything is encoded again).
+    /// The stored form of `state`. `changed`: the keys of every record added, removed or
+    /// changed since the state this cache last encoded, sorted; `None`: anything may have
+    /// (everything is encoded again).
     pub fn encode(
         &mut self,
         state: &SyncState,
         changed: Option<&[OrderKey]>,
-    ) -> Result<(Value, Value), StateError> {
+    ) -> Result<Stored, StateError> {
         self.encode_above(state, changed, COMPRESS_ABOVE)
+    }
+
+    /// The writer stored the state with these shards: the next encode leaves out the bodies
+    /// of those it keeps.
+    pub(super) fn stored(&mut self, ids: BTreeSet<String>) {
+        self.stored = Some(ids);
+    }
+
+    /// The shards the stored state was made of, as last told; `None`: unknown.
+    pub(super) fn stored_ids(&self) -> Option<&BTreeSet<String>> {
+        self.stored.as_ref()
     }
 
     /// [`Encoded::encode`], compressed above `compress_above` bytes of JSON (tests compress
@@ -209,12 +272,69 @@ impl Encoded {
         state: &SyncState,
         changed: Option<&[OrderKey]>,
         compress_above: usize,
-    ) -> Result<(Value, Value), StateError> {
+    ) -> Result<Stored, StateError> {
+        self.encode_chunks(state, changed)?;
+        let (head, tail) = head_and_tail(state)?;
+        let length = head.len() + tail.len() + self.chunks.iter().map(|c| c.len).sum::<usize>();
+        if length <= compress_above {
+            if self.chunks.iter().any(|c| c.text.is_none()) {
+                // Shrunk below the threshold since it was compressed: the dropped texts are
+                // made again (rare: a state that lost most of its records).
+                self.chunks.clear();
+                return self.encode_above(state, None, compress_above);
+            }
+            let mut text = String::with_capacity(length);
+            text.push_str(&head);
+            for c in &self.chunks {
+                text.push_str(c.text.as_deref().unwrap_or_default());
+            }
+            text.push_str(&tail);
+            self.shards.clear();
+            let format = STATE_FORMAT.to_string();
+            return Ok(Stored {
+                data: json!({"format": format, JSON_KEY: text}),
+                binary: json!({}),
+                shards: Vec::new(),
+            });
+        }
+        for c in &mut self.chunks {
+            if c.deflate.is_none()
+                && let Some(text) = c.text.take()
+            {
+                c.deflate = Some(deflate(&text)?);
+            }
+        }
+        let shards = self.encode_shards()?;
+        let ids: Vec<&str> = shards.iter().map(|s| s.id.as_str()).collect();
+        let header = head.len() + tail.len() + ids.len() * 17;
+        if header > MAX_STATE_BYTES {
+            return Err(StateError::TooLarge { bytes: header });
+        }
+        let data = json!({
+            "format": SHARDED_FORMAT.to_string(),
+            HEAD_KEY: head,
+            TAIL_KEY: tail,
+            SHARDS_KEY: ids.join(","),
+        });
+        Ok(Stored {
+            data,
+            binary: json!({}),
+            shards,
+        })
+    }
+
+    /// The chunks of `state` (see the module header), those no changed key falls in taken
+    /// over from the last encode.
+    fn encode_chunks(
+        &mut self,
+        state: &SyncState,
+        changed: Option<&[OrderKey]>,
+    ) -> Result<(), StateError> {
         // The chunks by the key they start after: a chunk no changed key falls in is taken
         // as it is and its records skipped, unread (a write costs what changed).
         let mut old: BTreeMap<Option<OrderKey>, Chunk> = std::mem::take(&mut self.chunks)
             .into_iter()
-            .map(|c| (c.after.clone(), c))
+            .map(|c| (c.after.clone(), Chunk { fresh: false, ..c }))
             .collect();
         let records = &state.objects;
         let mut start = 0;
@@ -255,47 +375,70 @@ impl Encoded {
                 len: text.len(),
                 text: Some(text),
                 deflate: None,
+                fresh: true,
             });
             start = end + 1;
         }
-        let (head, tail) = head_and_tail(state)?;
-        let length = head.len() + tail.len() + self.chunks.iter().map(|c| c.len).sum::<usize>();
-        let format = STATE_FORMAT.to_string();
-        if length <= compress_above {
-            if self.chunks.iter().any(|c| c.text.is_none()) {
-                // Shrunk below the threshold since it was compressed: the dropped texts are
-                // made again (rare: a state that lost most of its records).
-                self.chunks.clear();
-                return self.encode_above(state, None, compress_above);
-            }
-            let mut text = String::with_capacity(length);
-            text.push_str(&head);
-            for c in &self.chunks {
-                text.push_str(c.text.as_deref().unwrap_or_default());
-            }
-            text.push_str(&tail);
-            return Ok((json!({"format": format, JSON_KEY: text}), json!({})));
-        }
-        for c in &mut self.chunks {
-            if c.deflate.is_none()
-                && let Some(text) = c.text.take()
-            {
-                c.deflate = Some(deflate(&text)?);
-            }
-        }
-        let (head_zip, tail_zip) = (deflate(&head)?, deflate(&tail)?);
-        let (head_crc, tail_crc) = (crc_of(&head), crc_of(&tail));
-        let mut parts: Vec<(&[u8], &Crc)> = vec![(&head_zip, &head_crc)];
-        for c in &self.chunks {
-            parts.push((c.deflate.as_deref().unwrap_or_default(), &c.crc));
-        }
-        parts.push((&tail_zip, &tail_crc));
-        let encoded = base64::engine::general_purpose::STANDARD.encode(gzip(&parts));
-        if encoded.len() > MAX_STATE_BYTES {
-            return Err(StateError::TooLarge {
-                bytes: encoded.len(),
-            });
-        }
-        Ok((json!({"format": format}), json!({GZIP_KEY: encoded})))
+        Ok(())
     }
+
+    /// The shards of the chunks (deflated), in order: a shard whose chunks all come from the
+    /// last encode keeps its id unread; a body is made only for a shard the cluster is not
+    /// known to hold.
+    fn encode_shards(&mut self) -> Result<Vec<Shard>, StateError> {
+        let mut old: BTreeMap<Option<OrderKey>, ShardMemo> = std::mem::take(&mut self.shards)
+            .into_iter()
+            .map(|s| (s.after.clone(), s))
+            .collect();
+        let mut out = Vec::new();
+        let mut first = 0;
+        for (i, c) in self.chunks.iter().enumerate() {
+            if !(shard_cuts_after(&c.end) || i + 1 == self.chunks.len()) {
+                continue;
+            }
+            let group = self.chunks.get(first..=i).unwrap_or_default();
+            let after = group.first().and_then(|c| c.after.clone());
+            let kept = old
+                .remove(&after)
+                .filter(|m| m.end == c.end && group.iter().all(|c| !c.fresh));
+            let parts: Vec<(&[u8], &Crc)> = group
+                .iter()
+                .map(|c| (c.deflate.as_deref().unwrap_or_default(), &c.crc))
+                .collect();
+            let (id, bytes) = match kept {
+                Some(m) => (m.id, None),
+                None => {
+                    let bytes = gzip(&parts);
+                    (shard_id(&bytes), Some(bytes))
+                }
+            };
+            let held = self.stored.as_ref().is_some_and(|s| s.contains(&id));
+            let body = if held {
+                None
+            } else {
+                let bytes = bytes.unwrap_or_else(|| gzip(&parts));
+                let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+                if encoded.len() > MAX_STATE_BYTES {
+                    return Err(StateError::TooLarge {
+                        bytes: encoded.len(),
+                    });
+                }
+                Some(encoded)
+            };
+            self.shards.push(ShardMemo {
+                after,
+                end: c.end.clone(),
+                id: id.clone(),
+            });
+            out.push(Shard { id, body });
+            first = i + 1;
+        }
+        Ok(out)
+    }
+}
+
+/// A shard's id: the first 8 bytes of its bytes' SHA-256, in hex.
+fn shard_id(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }

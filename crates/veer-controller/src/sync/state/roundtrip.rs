@@ -1,6 +1,7 @@
 //! Properties of the stored form: what is read back is what was written, a write after a
-//! change stores the bytes a whole encode stores, and states written by the encoder before
-//! chunks (one gzip stream of the whole JSON) are still read.
+//! change stores the bytes a whole encode stores (and only the shards that changed), and
+//! states written by the encoder before chunks and shards (format 1, one gzip stream of the
+//! whole JSON) are still read.
 
 use std::io::{Read, Write};
 
@@ -13,25 +14,58 @@ use serde_json::{Value, json};
 
 use super::*;
 
-/// The encoder as it was before chunks (format 1 too): the fixture of an older state.
-fn old_encode(state: &SyncState) -> (Value, Value) {
+/// The encoder as it was before chunks and shards (format 1): the fixture of an older state.
+fn old_encode(state: &SyncState) -> Stored {
     let text = serde_json::to_string(state).unwrap();
-    if text.len() <= COMPRESS_ABOVE {
-        return (json!({"format": "1", JSON_KEY: text}), json!({}));
+    let (data, binary) = if text.len() <= COMPRESS_ABOVE {
+        (json!({"format": "1", JSON_KEY: text}), json!({}))
+    } else {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+        encoder.write_all(text.as_bytes()).unwrap();
+        let zipped = encoder.finish().unwrap();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(zipped);
+        (json!({"format": "1"}), json!({GZIP_KEY: encoded}))
+    };
+    Stored {
+        data,
+        binary,
+        shards: Vec::new(),
     }
-    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-    encoder.write_all(text.as_bytes()).unwrap();
-    let zipped = encoder.finish().unwrap();
-    let encoded = base64::engine::general_purpose::STANDARD.encode(zipped);
-    (json!({"format": "1"}), json!({GZIP_KEY: encoded}))
+}
+
+/// The state read back from its stored form, the shards' bodies as the bytes the cluster
+/// holds.
+pub(super) fn read_back(stored: &Stored) -> Result<SyncState, (bool, String)> {
+    let bodies: std::collections::BTreeMap<&str, Vec<u8>> = (stored.shards.iter())
+        .filter_map(|s| {
+            let body = s.body.as_ref()?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .ok()?;
+            Some((s.id.as_str(), bytes))
+        })
+        .collect();
+    decode(&stored.data, &stored.binary, &|id| bodies.get(id).cloned())
 }
 
 /// The JSON document stored, whichever way.
-fn stored_json(data: &Value, binary: &Value) -> Value {
-    let text = match data.get(JSON_KEY).and_then(Value::as_str) {
+fn stored_json(stored: &Stored) -> Value {
+    let text = match stored.data.get(JSON_KEY).and_then(Value::as_str) {
         Some(t) => t.to_string(),
+        None if stored.data["format"] == "2" => {
+            let mut text = stored.data[HEAD_KEY].as_str().unwrap().to_string();
+            for shard in &stored.shards {
+                let b = shard.body.as_deref().unwrap();
+                let zipped = base64::engine::general_purpose::STANDARD.decode(b).unwrap();
+                // Each shard is one ordinary gzip member.
+                GzDecoder::new(zipped.as_slice())
+                    .read_to_string(&mut text)
+                    .unwrap();
+            }
+            text + stored.data[TAIL_KEY].as_str().unwrap()
+        }
         None => {
-            let b = binary[GZIP_KEY].as_str().unwrap();
+            let b = stored.binary[GZIP_KEY].as_str().unwrap();
             let zipped = base64::engine::general_purpose::STANDARD.decode(b).unwrap();
             let mut text = String::new();
             GzDecoder::new(zipped.as_slice())
@@ -198,11 +232,11 @@ proptest! {
     #[test]
     fn what_is_written_is_read_back(s in state(400), compress in any::<bool>()) {
         let above = if compress { 0 } else { COMPRESS_ABOVE };
-        let (data, binary) = Encoded::default().encode_above(&s, None, above).unwrap();
-        prop_assert_eq!(binary.get(GZIP_KEY).is_some(), compress);
-        prop_assert_eq!(decode(&data, &binary).unwrap(), s.clone());
+        let stored = Encoded::default().encode_above(&s, None, above).unwrap();
+        prop_assert_eq!(stored.data["format"] == "2", compress);
+        prop_assert_eq!(read_back(&stored).unwrap(), s.clone());
         // The same JSON document the encoder before chunks stored.
-        prop_assert_eq!(stored_json(&data, &binary), serde_json::to_value(&s).unwrap());
+        prop_assert_eq!(stored_json(&stored), serde_json::to_value(&s).unwrap());
     }
 
     #[test]
@@ -229,13 +263,34 @@ proptest! {
         let incremental = cache.encode_above(&s, Some(&changed), above).unwrap();
         let whole = Encoded::default().encode_above(&s, None, above).unwrap();
         prop_assert_eq!(&incremental, &whole);
-        prop_assert_eq!(decode(&incremental.0, &incremental.1).unwrap(), s);
+        prop_assert_eq!(read_back(&incremental).unwrap(), s);
+    }
+
+    /// Told what the cluster holds, a write leaves out the bodies of the shards it keeps and
+    /// still gives every shard a body the cluster does not hold.
+    #[test]
+    fn only_shards_the_cluster_lacks_are_sent(case in change()) {
+        let (mut s, change) = case;
+        let mut cache = Encoded::default();
+        let first = cache.encode_above(&s, None, 0).unwrap();
+        let held: std::collections::BTreeSet<String> =
+            first.shard_ids().map(str::to_string).collect();
+        cache.stored(held.clone());
+        let (_, changed) = s.apply(change);
+        let next = cache.encode_above(&s, Some(&changed), 0).unwrap();
+        let whole = Encoded::default().encode_above(&s, None, 0).unwrap();
+        prop_assert_eq!(next.shard_ids().collect::<Vec<_>>(), whole.shard_ids().collect::<Vec<_>>());
+        for (sent, all) in next.shards.iter().zip(&whole.shards) {
+            prop_assert_eq!(sent.body.is_none(), held.contains(&sent.id));
+            if sent.body.is_some() {
+                prop_assert_eq!(&sent.body, &all.body);
+            }
+        }
     }
 
     #[test]
     fn states_stored_before_chunks_are_read(s in state(400)) {
-        let (data, binary) = old_encode(&s);
-        prop_assert_eq!(decode(&data, &binary).unwrap(), s);
+        prop_assert_eq!(read_back(&old_encode(&s)).unwrap(), s);
     }
 }
 
@@ -261,13 +316,11 @@ fn a_large_state_changed_a_little_reencodes_the_same_bytes() {
     s.objects
         .sort_by(|a, b| encoding::order(a).cmp(&encoding::order(b)));
     let mut cache = Encoded::default();
-    let (_, first) = cache.encode(&s, None).unwrap();
-    assert!(first.get(GZIP_KEY).is_some(), "compressed");
+    let first = cache.encode(&s, None).unwrap();
+    assert_eq!(first.data["format"], "2", "sharded");
     // The old encoder's output and this one's hold the same document.
-    assert_eq!(
-        stored_json(&json!({}), &first),
-        stored_json(&old_encode(&s).0, &old_encode(&s).1)
-    );
+    assert_eq!(stored_json(&first), stored_json(&old_encode(&s)));
+    cache.stored(first.shard_ids().map(str::to_string).collect());
     for step in 0..5 {
         let mut put = s.objects[step * 97].clone();
         put.result = format!("updated-{step}");
@@ -282,7 +335,25 @@ fn a_large_state_changed_a_little_reencodes_the_same_bytes() {
         };
         let (_, changed) = s.apply(change);
         let incremental = cache.encode(&s, Some(&changed)).unwrap();
-        assert_eq!(incremental, Encoded::default().encode(&s, None).unwrap());
-        assert_eq!(decode(&incremental.0, &incremental.1).unwrap(), s);
+        let whole = Encoded::default().encode(&s, None).unwrap();
+        assert_eq!(incremental.data, whole.data);
+        // Two records changed: at most two shards are sent again, of about 1,000 records.
+        let sent: Vec<&Shard> = incremental
+            .shards
+            .iter()
+            .filter(|s| s.body.is_some())
+            .collect();
+        assert!((1..=2).contains(&sent.len()), "{} shards sent", sent.len());
+        let mut held: std::collections::BTreeSet<String> = cache.stored_ids().unwrap().clone();
+        held.extend(incremental.shard_ids().map(str::to_string));
+        cache.stored(held);
+        let (data, binary) = (&whole.data, &whole.binary);
+        let bodies: std::collections::BTreeMap<&str, &Shard> =
+            whole.shards.iter().map(|s| (s.id.as_str(), s)).collect();
+        let read = decode(data, binary, &|id| {
+            let body = bodies.get(id)?.body.as_ref()?;
+            base64::engine::general_purpose::STANDARD.decode(body).ok()
+        });
+        assert_eq!(read.unwrap(), s);
     }
 }
