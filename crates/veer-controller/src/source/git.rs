@@ -12,8 +12,9 @@ mod transport;
 mod tree;
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use git2::{
@@ -24,8 +25,8 @@ use git2::{
 use super::spec::{Auth, GitRef, SourceSpec, UrlKind};
 use super::walk::{Kind, TreeView};
 use super::{CommitId, FetchOutcome, LoadedRevision, SourceError};
-use crate::manifest::{ManifestSet, ParseCache, ReadOptions};
-use memo::{FoundBlob, WalkMemo};
+use crate::manifest::{ContentId, ManifestSet, ParseCache, ReadOptions};
+use memo::WalkMemo;
 use transport::{Transfer, check_host_key, credentials, ssh_host_port};
 use tree::{GitView, changed, revision_of};
 
@@ -87,13 +88,17 @@ fn set_libgit2_options() {
     });
 }
 
+/// A load's manifest files, (path, content id) in path order. The paths are the walk's (see
+/// [`memo`]): an entry holds a pointer and 20 bytes.
+type FileIds = Vec<(Arc<str>, ContentId)>;
+
 /// A followed repository and its bare cache clone.
 pub struct GitSource {
     spec: SourceSpec,
     repo: Repository,
     fetched: Option<CommitId>,
-    /// The last loaded commit and its manifest files (path → content id), for change lists.
-    loaded: Option<(CommitId, BTreeMap<String, String>)>,
+    /// The last loaded commit and its manifest files, for change lists.
+    loaded: Option<(CommitId, FileIds)>,
     /// The last load's walk, reused by the next load for the directories that did not change.
     walked: Option<WalkMemo>,
     timeout: Option<Duration>,
@@ -420,47 +425,52 @@ impl GitSource {
             diagnostics: walked.diagnostics,
             ..ManifestSet::default()
         };
-        let mut ids = BTreeMap::new();
+        let mut ids: FileIds = Vec::with_capacity(walked.files.len());
         let mut parsed_files = 0;
+        // Files whose parse is in the cache now, each under its path with this content id.
+        let mut cached = 0;
         let odb = self
             .repo
             .odb()
             .map_err(|e| read_err("object database", e))?;
-        for FoundBlob { found, blob: id } in walked.files {
-            let (path, real) = (&found.path, &found.real);
-            let id = *id;
-            let content_id = id.to_string();
-            // A cached blob passed the size check when it was parsed: skip the header read.
-            if !cache.contains(path, &content_id) {
-                let (size, _) = odb
-                    .read_header(id)
-                    .map_err(|e| read_err(&format!("blob of {real}"), e))?;
-                if let Some(d) = crate::manifest::too_large(path, size as u64, options) {
-                    set.diagnostics.push(d);
-                    ids.insert(path.clone(), content_id);
-                    continue;
+        for file in walked.files {
+            let (path, blob) = (&file.path, file.blob);
+            let content_id =
+                ContentId::from_slice(blob.as_bytes()).ok_or_else(|| SourceError::Read {
+                    location: format!("blob of {} in {url}", file.real()),
+                    message: format!("object id {blob} is not 20 bytes"),
+                })?;
+            ids.push((Arc::clone(path), content_id));
+            let parsed = match cache.get(path, content_id) {
+                Some(hit) => hit,
+                None => {
+                    // Only a miss reads the size: a cached blob passed the check when parsed.
+                    let (size, _) = odb
+                        .read_header(blob)
+                        .map_err(|e| read_err(&format!("blob of {}", file.real()), e))?;
+                    if let Some(d) = crate::manifest::too_large(path, size as u64, options) {
+                        set.diagnostics.push(d);
+                        continue;
+                    }
+                    parsed_files += 1;
+                    match self.repo.find_blob(blob) {
+                        Ok(b) => cache.parse(path, content_id, b.content(), options),
+                        Err(_) => cache.parse(path, content_id, &[], options),
+                    }
                 }
-            }
-            let repo = &self.repo;
-            let (parsed, hit) = cache.get_or_parse(
-                path,
-                &content_id,
-                || {
-                    repo.find_blob(id)
-                        .map(|b| b.content().to_vec())
-                        .unwrap_or_default()
-                },
-                options,
-            );
-            if !hit {
-                parsed_files += 1;
-            }
-            ids.insert(path.clone(), content_id);
+            };
+            cached += 1;
             set.extend(&parsed);
         }
-        // What this revision holds stays cached; an oversize file is never in the cache.
-        cache.retain(|path, id| ids.get(path).is_some_and(|i: &String| i == id));
-        let changed_files = changed(self.loaded.as_ref().map(|(_, m)| m), &ids);
+        // What this revision holds stays cached; an oversize file is never in the cache. When
+        // the cache holds only this revision's files (a count says so), nothing is pruned.
+        if cache.len() != cached {
+            cache.retain(|path, id| {
+                ids.binary_search_by(|(p, _)| (**p).cmp(path))
+                    .is_ok_and(|i| ids.get(i).is_some_and(|(_, i)| *i == id))
+            });
+        }
+        let changed_files = changed(self.loaded.as_ref().map(|(_, m)| &m[..]), &ids);
         self.loaded = Some((commit.clone(), ids));
         self.walked = Some(walk_memo);
         Ok(LoadedRevision {

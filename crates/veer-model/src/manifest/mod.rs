@@ -407,49 +407,100 @@ fn generate_name(value: &Value) -> Option<&str> {
         .filter(|s| !s.is_empty())
 }
 
-/// Parsed files cached by content id (a git blob id), so an unchanged file is never parsed
-/// twice. The id must change whenever the bytes change; the path is part of the key because
-/// diagnostics name the file. One entry per path (a revision has one content per path), so a
-/// lookup borrows the path and id it is given: a load of 10,000 unchanged files allocates no
-/// key.
+/// The id of a file's content: 20 bytes (a git blob id, raw), so that a cache lookup neither
+/// formats nor allocates. Whoever makes one must change it whenever the bytes change.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct ContentId(pub [u8; 20]);
+
+impl ContentId {
+    /// From a 20-byte slice (a git object id's bytes); `None` for any other length.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        bytes.try_into().ok().map(Self)
+    }
+}
+
+impl fmt::Display for ContentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl fmt::Debug for ContentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ContentId({self})")
+    }
+}
+
+/// Parsed files cached by content id, so an unchanged file is never parsed twice. The path is
+/// part of the key because diagnostics name the file. One entry per path (a revision has one
+/// content per path), keyed by the caller's shared path: a lookup borrows it, and a hit on an
+/// entry keyed by another copy of the path takes the caller's instead, so the cache and its
+/// caller hold each path once. A load of 10,000 unchanged files allocates nothing.
 #[derive(Debug, Default)]
 pub struct ParseCache {
     /// By path: the content id parsed and what it gave.
-    entries: HashMap<String, (String, Arc<ParsedFile>)>,
+    entries: HashMap<Arc<str>, (ContentId, Arc<ParsedFile>)>,
 }
 
 impl ParseCache {
+    /// What `path` at `content_id` gave, if it was parsed already.
+    pub fn get(&mut self, path: &Arc<str>, content_id: ContentId) -> Option<Arc<ParsedFile>> {
+        let (key, (id, parsed)) = self.entries.get_key_value(&**path)?;
+        if *id != content_id {
+            return None;
+        }
+        let parsed = Arc::clone(parsed);
+        if !Arc::ptr_eq(key, path) {
+            // Another copy of the path (the caller read the directory again): keep the
+            // caller's, so the older copy is freed.
+            self.entries.remove(&**path);
+            self.entries
+                .insert(Arc::clone(path), (content_id, Arc::clone(&parsed)));
+        }
+        Some(parsed)
+    }
+
+    /// Parse `content` as `path` at `content_id` and remember it (replacing what `path` held).
+    pub fn parse(
+        &mut self,
+        path: &Arc<str>,
+        content_id: ContentId,
+        content: &[u8],
+        options: &ReadOptions,
+    ) -> Arc<ParsedFile> {
+        let parsed = Arc::new(parse_file(path, content, options));
+        // Keyed by the caller's copy, as `get` does.
+        self.entries.remove(&**path);
+        self.entries
+            .insert(Arc::clone(path), (content_id, Arc::clone(&parsed)));
+        parsed
+    }
+
+    /// The cached parse, or `content()` parsed and remembered; whether it was cached.
     pub fn get_or_parse(
         &mut self,
-        path: &str,
-        content_id: &str,
+        path: &Arc<str>,
+        content_id: ContentId,
         content: impl FnOnce() -> Vec<u8>,
         options: &ReadOptions,
     ) -> (Arc<ParsedFile>, bool) {
-        if let Some((id, hit)) = self.entries.get(path)
-            && id == content_id
-        {
-            return (Arc::clone(hit), true);
+        match self.get(path, content_id) {
+            Some(hit) => (hit, true),
+            None => (self.parse(path, content_id, &content(), options), false),
         }
-        let parsed = Arc::new(parse_file(path, &content(), options));
-        self.entries.insert(
-            path.to_string(),
-            (content_id.to_string(), Arc::clone(&parsed)),
-        );
-        (parsed, false)
     }
 
     /// Has this (path, content id) been parsed already?
-    pub fn contains(&self, path: &str, content_id: &str) -> bool {
+    pub fn contains(&self, path: &str, content_id: ContentId) -> bool {
         self.entries
             .get(path)
-            .is_some_and(|(id, _)| id == content_id)
+            .is_some_and(|(id, _)| *id == content_id)
     }
 
     /// Keep only the entries `keep(path, content id)` wants (those of the revision just
     /// loaded), so the cache does not grow without bound across revisions.
-    pub fn retain(&mut self, mut keep: impl FnMut(&str, &str) -> bool) {
-        self.entries.retain(|path, (id, _)| keep(path, id));
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, ContentId) -> bool) {
+        self.entries.retain(|path, (id, _)| keep(path, *id));
     }
 
     pub fn len(&self) -> usize {

@@ -96,10 +96,50 @@ fn too_large_only_above_the_limit() {
 fn cache_parses_each_blob_once() {
     let mut cache = ParseCache::default();
     let opts = ReadOptions::default();
-    let (_, hit) = cache.get_or_parse("a.yaml", "id1", || b"a: 1\n".to_vec(), &opts);
+    let (path, id1, id2) = (Arc::from("a.yaml"), ContentId([1; 20]), ContentId([2; 20]));
+    let (_, hit) = cache.get_or_parse(&path, id1, || b"a: 1\n".to_vec(), &opts);
     assert!(!hit);
-    let (_, hit) = cache.get_or_parse("a.yaml", "id1", || unreachable!(), &opts);
+    let (_, hit) = cache.get_or_parse(&path, id1, || unreachable!(), &opts);
     assert!(hit);
+    assert!(cache.contains("a.yaml", id1));
+    // New content under the same path replaces the entry.
+    let (_, hit) = cache.get_or_parse(&path, id2, || b"a: 2\n".to_vec(), &opts);
+    assert!(!hit);
+    assert!(!cache.contains("a.yaml", id1));
+    assert_eq!(cache.len(), 1);
+    cache.retain(|_, id| id == id1);
+    assert!(cache.is_empty());
+}
+
+/// A hit through another copy of the path re-keys the entry by that copy: the caller's path
+/// is then the only one held, the cache's old copy is freed.
+#[test]
+fn cache_keeps_the_callers_copy_of_a_path() {
+    let mut cache = ParseCache::default();
+    let opts = ReadOptions::default();
+    let id = ContentId([7; 20]);
+    let first: Arc<str> = Arc::from("dir/a.yaml");
+    cache.parse(&first, id, b"a: 1\n", &opts);
+    assert_eq!(Arc::strong_count(&first), 2);
+    let second: Arc<str> = Arc::from("dir/a.yaml");
+    assert!(cache.get(&second, id).is_some());
+    assert_eq!(Arc::strong_count(&first), 1);
+    assert_eq!(Arc::strong_count(&second), 2);
+    // A hit through the copy it holds changes nothing.
+    assert!(cache.get(&second, id).is_some());
+    assert_eq!(Arc::strong_count(&second), 2);
+    assert!(cache.get(&second, ContentId([8; 20])).is_none());
+}
+
+#[test]
+fn content_ids_read_as_hex() {
+    let mut bytes = [0u8; 20];
+    bytes[0] = 0xab;
+    bytes[19] = 0x01;
+    let id = ContentId(bytes);
+    assert_eq!(id.to_string(), format!("ab{}01", "0".repeat(36)));
+    assert_eq!(ContentId::from_slice(&bytes), Some(id));
+    assert_eq!(ContentId::from_slice(&bytes[..19]), None);
 }
 
 const VS: &str =

@@ -9,22 +9,36 @@
 //!   the last load's, nothing is reused;
 //! - symlinks, resolved against the whole tree: a directory holding one is walked again every
 //!   time (its links may point into a directory that changed), and only it.
+//!
+//! The bookkeeping holds each path once: a file's path is an `Arc<str>` that the load's ids and
+//! the parse cache share, and a directory walked again takes over the paths its last walk made.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use git2::{Oid, Tree};
 
 use super::tree::{GitView, kind_of_mode};
 use crate::diagnostic::Diagnostic;
 use crate::source::SourceError;
-use crate::source::walk::{self, Found, IgnoreRules, Kind};
+use crate::source::walk::{self, IgnoreRules, Kind};
 
 /// A manifest file the walk found, and the blob its bytes are in.
 #[derive(Debug, Clone)]
 pub(super) struct FoundBlob {
-    pub found: Found,
+    /// The path that names it (shared with the load's ids and the parse cache).
+    pub path: Arc<str>,
+    /// Where its bytes are when `path` is a symlink; `None` when they are at `path`.
+    link_target: Option<Box<str>>,
     pub blob: Oid,
+}
+
+impl FoundBlob {
+    /// Where the file's bytes are.
+    pub(super) fn real(&self) -> &str {
+        self.link_target.as_deref().unwrap_or(&self.path)
+    }
 }
 
 /// What the walk made of one directory (not below it).
@@ -34,7 +48,7 @@ struct DirMemo {
     found: Vec<FoundBlob>,
     diagnostics: Vec<Diagnostic>,
     /// In the order the walk pushes them, with their tree ids.
-    subdirs: Vec<(String, Oid)>,
+    subdirs: Vec<(Arc<str>, Oid)>,
     /// Holds a symlink: walked again on every load.
     links: bool,
 }
@@ -45,9 +59,9 @@ pub(super) struct WalkMemo {
     base: String,
     /// The ignore files' (blob id, mode) at the root and at the base.
     ignore: [Option<(Oid, i32)>; 2],
-    dirs: HashMap<String, DirMemo>,
+    dirs: HashMap<Arc<str>, DirMemo>,
     /// Directories in the order the walk took them.
-    order: Vec<String>,
+    order: Vec<Arc<str>>,
 }
 
 /// One load's walk: the manifest files in path order and the walk's diagnostics in the order
@@ -92,15 +106,14 @@ impl WalkMemo {
             dirs: HashMap::new(),
             order: Vec::new(),
         };
-        let mut pending = vec![(base.to_string(), base_tree)];
+        let mut pending: Vec<(Arc<str>, Oid)> = vec![(Arc::from(base), base_tree)];
         while let Some((dir, tree)) = pending.pop() {
-            let reused = previous.remove(&dir).filter(|m| m.tree == tree && !m.links);
-            let dir_memo = match reused {
-                Some(m) => m,
-                None => walk_dir(view, &rules, &dir, tree)?,
+            let dir_memo = match previous.remove(&*dir) {
+                Some(m) if m.tree == tree && !m.links => m,
+                last => walk_dir(view, &rules, &dir, tree, last.as_ref())?,
             };
             pending.extend(dir_memo.subdirs.iter().cloned());
-            memo.order.push(dir.clone());
+            memo.order.push(Arc::clone(&dir));
             memo.dirs.insert(dir, dir_memo);
         }
         Ok((memo, diagnostics))
@@ -110,14 +123,21 @@ impl WalkMemo {
     /// (those of the ignore files), as [`walk::collect`] gives them.
     pub(super) fn walked(&self, rules_diagnostics: Vec<Diagnostic>) -> Walked<'_> {
         let mut diagnostics = rules_diagnostics;
-        let mut files = Vec::new();
         for dir in &self.order {
-            if let Some(m) = self.dirs.get(dir) {
+            if let Some(m) = self.dirs.get(&**dir) {
                 diagnostics.extend(m.diagnostics.iter().cloned());
-                files.extend(m.found.iter());
             }
         }
-        files.sort_by(|a, b| a.found.path.cmp(&b.found.path));
+        // A tree lists its entries by name, so each directory's files are in path order; taken
+        // by directory path, they are mostly in order already, which the (stable, run-finding)
+        // sort then only checks and merges.
+        let mut dirs: Vec<(&Arc<str>, &DirMemo)> = self.dirs.iter().collect();
+        dirs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut files = Vec::with_capacity(dirs.iter().map(|(_, m)| m.found.len()).sum());
+        for (_, m) in dirs {
+            files.extend(m.found.iter());
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
         Walked { files, diagnostics }
     }
 }
@@ -129,12 +149,14 @@ fn unreadable(dir: &str) -> SourceError {
     }
 }
 
-/// Read one directory's tree and walk its entries with the shared rules.
+/// Read one directory's tree and walk its entries with the shared rules. The paths `last` (its
+/// previous walk) made are taken over for the entries it still has.
 fn walk_dir(
     view: &GitView<'_>,
     rules: &IgnoreRules,
     dir: &str,
     tree: Oid,
+    last: Option<&DirMemo>,
 ) -> Result<DirMemo, SourceError> {
     let listed: Tree<'_> = view.repo.find_tree(tree).map_err(|_| unreadable(dir))?;
     // Names that are not UTF-8 cannot be manifest paths we report; skip them.
@@ -161,6 +183,18 @@ fn walk_dir(
             .map(|(name, kind, _)| (name, kind))
             .collect(),
     );
+    let known: HashMap<&str, &Arc<str>> = last
+        .into_iter()
+        .flat_map(|m| {
+            let files = m.found.iter().map(|f| &f.path);
+            files.chain(m.subdirs.iter().map(|(p, _)| p))
+        })
+        .map(|p| (&**p, p))
+        .collect();
+    let shared = |path: String| match known.get(path.as_str()) {
+        Some(p) => Arc::clone(p),
+        None => Arc::from(path),
+    };
     let mut found = Vec::with_capacity(walked.found.len());
     for f in walked.found {
         // A link's bytes are elsewhere in the tree.
@@ -175,14 +209,19 @@ fn walk_dir(
                     message: format!("listed but not found: {}", e.message()),
                 })?,
         };
-        found.push(FoundBlob { found: f, blob });
+        let link_target = (f.real != f.path).then(|| f.real.into_boxed_str());
+        found.push(FoundBlob {
+            path: shared(f.path),
+            link_target,
+            blob,
+        });
     }
     let subdirs = walked
         .subdirs
         .into_iter()
         .map(|path| {
             let id = ids.get(&path).copied().ok_or_else(|| unreadable(&path))?;
-            Ok((path, id))
+            Ok((shared(path), id))
         })
         .collect::<Result<_, SourceError>>()?;
     Ok(DirMemo {
@@ -192,4 +231,47 @@ fn walk_dir(
         subdirs,
         links: walked.links,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use git2::Repository;
+
+    use super::*;
+
+    /// A directory walked again (one of its files changed) keeps the paths its last walk made
+    /// for the files it still has, so the parse cache and the load's ids keep sharing them.
+    #[test]
+    fn a_directory_walked_again_keeps_its_paths() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(tmp.path()).unwrap();
+        let commit = |b: &[u8]| {
+            let mut dir = repo.treebuilder(None).unwrap();
+            dir.insert("a.yaml", repo.blob(b"a: 1\n").unwrap(), 0o100644)
+                .unwrap();
+            dir.insert("b.yaml", repo.blob(b).unwrap(), 0o100644)
+                .unwrap();
+            let dir = dir.write().unwrap();
+            let mut root = repo.treebuilder(None).unwrap();
+            root.insert("d", dir, 0o040000).unwrap();
+            repo.find_tree(root.write().unwrap()).unwrap()
+        };
+        let (first, second) = (commit(b"b: 1\n"), commit(b"b: 2\n"));
+        let view = |root| GitView { repo: &repo, root };
+        let (memo, _) = WalkMemo::walk(&view(first), "", None).unwrap();
+        let before: Vec<(Arc<str>, Oid)> = memo
+            .walked(Vec::new())
+            .files
+            .iter()
+            .map(|f| (Arc::clone(&f.path), f.blob))
+            .collect();
+        let (memo, _) = WalkMemo::walk(&view(second), "", Some(memo)).unwrap();
+        let after = memo.walked(Vec::new()).files;
+        let paths: Vec<&str> = after.iter().map(|f| &*f.path).collect();
+        assert_eq!(paths, vec!["d/a.yaml", "d/b.yaml"]);
+        for ((path, blob), now) in before.iter().zip(&after) {
+            assert!(Arc::ptr_eq(path, &now.path), "{path} was copied");
+            assert_eq!(*blob == now.blob, &**path == "d/a.yaml");
+        }
+    }
 }

@@ -3,7 +3,6 @@
 //! since the commit loaded before it.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use git2::{Repository, Tree};
@@ -11,46 +10,58 @@ use git2::{Repository, Tree};
 use crate::source::walk::{self, Kind, TreeView};
 use crate::source::{CommitId, Revision, SourceError};
 
-/// Paths added, removed or whose content id differs. Pure.
-pub(super) fn changed(
-    before: Option<&BTreeMap<String, String>>,
-    after: &BTreeMap<String, String>,
+/// Paths added, removed or whose content id differs, in path order. Pure. Each side is in
+/// path order, each path once (as a load lists its files).
+pub(super) fn changed<P: AsRef<str>, I: PartialEq>(
+    before: Option<&[(P, I)]>,
+    after: &[(P, I)],
 ) -> Vec<String> {
+    let path = |(p, _): &(P, I)| p.as_ref().to_string();
     let Some(before) = before else {
-        return after.keys().cloned().collect();
+        return after.iter().map(path).collect();
     };
-    // Both maps iterate in path order: one merge over them, no set of every path.
+    // One merge over both lists, no set of every path.
     let mut out = Vec::new();
     let (mut old, mut new) = (before.iter().peekable(), after.iter().peekable());
     loop {
         match (old.peek(), new.peek()) {
             (None, None) => return out,
-            (Some((path, _)), None) => {
-                out.push((*path).clone());
+            (Some(a), None) => {
+                out.push(path(a));
                 old.next();
             }
-            (None, Some((path, _))) => {
-                out.push((*path).clone());
+            (None, Some(b)) => {
+                out.push(path(b));
                 new.next();
             }
-            (Some((a, id_a)), Some((b, id_b))) => match a.cmp(b) {
+            (Some(a), Some(b)) => match same_or_cmp(a.0.as_ref(), b.0.as_ref()) {
                 Ordering::Less => {
-                    out.push((*a).clone());
+                    out.push(path(a));
                     old.next();
                 }
                 Ordering::Greater => {
-                    out.push((*b).clone());
+                    out.push(path(b));
                     new.next();
                 }
                 Ordering::Equal => {
-                    if id_a != id_b {
-                        out.push((*a).clone());
+                    if a.1 != b.1 {
+                        out.push(path(a));
                     }
                     old.next();
                     new.next();
                 }
             },
         }
+    }
+}
+
+/// `a.cmp(b)`, without reading the bytes when both are the same string: an unchanged file's
+/// path is one `Arc<str>` shared by both loads.
+fn same_or_cmp(a: &str, b: &str) -> Ordering {
+    if std::ptr::eq(a, b) {
+        Ordering::Equal
+    } else {
+        a.cmp(b)
     }
 }
 
@@ -146,29 +157,26 @@ impl TreeView for GitView<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
     use git2::Oid;
 
     use super::*;
 
     #[test]
     fn changed_lists_added_removed_and_modified() {
-        let before: BTreeMap<String, String> = [("a.yaml", "1"), ("b.yaml", "2"), ("c.yaml", "3")]
-            .into_iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect();
-        let after: BTreeMap<String, String> = [("a.yaml", "1"), ("b.yaml", "9"), ("d.yaml", "4")]
-            .into_iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect();
+        let before = [("a.yaml", 1), ("b.yaml", 2), ("c.yaml", 3)];
+        let after = [("a.yaml", 1), ("b.yaml", 9), ("d.yaml", 4)];
         assert_eq!(
-            changed(Some(&before), &after),
+            changed(Some(&before[..]), &after),
             vec!["b.yaml", "c.yaml", "d.yaml"]
         );
         assert_eq!(changed(None, &after), vec!["a.yaml", "b.yaml", "d.yaml"]);
     }
 
     proptest::proptest! {
-        /// The merge over both maps lists exactly the paths whose id differs or that only one
+        /// The merge over both lists gives exactly the paths whose id differs or that only one
         /// side has, in path order.
         #[test]
         fn changed_is_every_path_whose_id_differs(
@@ -183,7 +191,27 @@ mod tests {
                 .filter(|p| before.get(*p) != after.get(*p))
                 .cloned()
                 .collect();
-            proptest::prop_assert_eq!(changed(Some(&before), &after), expected);
+            // As loads list them: in path order, a path both have is one shared string.
+            let mut shared: BTreeMap<String, Arc<str>> = BTreeMap::new();
+            let mut listed = |m: &BTreeMap<String, String>| -> Vec<(Arc<str>, String)> {
+                m.iter()
+                    .map(|(p, id)| {
+                        let p = shared.entry(p.clone()).or_insert_with(|| Arc::from(p.as_str()));
+                        (Arc::clone(p), id.clone())
+                    })
+                    .collect()
+            };
+            let (before_listed, after_listed) = (listed(&before), listed(&after));
+            proptest::prop_assert_eq!(
+                changed(Some(&before_listed[..]), &after_listed),
+                expected.clone()
+            );
+            // Every path its own string: the same answer from the bytes alone.
+            let copied = |m: &BTreeMap<String, String>| -> Vec<(String, String)> {
+                m.iter().map(|(p, id)| (p.clone(), id.clone())).collect()
+            };
+            let (before, after) = (copied(&before), copied(&after));
+            proptest::prop_assert_eq!(changed(Some(&before[..]), &after), expected);
         }
     }
 
