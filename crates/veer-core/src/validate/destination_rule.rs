@@ -111,16 +111,16 @@ fn policies(dr: &DestinationRule) -> Vec<PolicyParts<'_>> {
         for (k, port) in policy.port_level_settings.iter().enumerate() {
             out.push(PolicyParts {
                 pointer: format!("{pointer}/portLevelSettings/{k}"),
-                connection_pool: port.connection_pool.as_ref(),
-                outlier_detection: port.outlier_detection.as_ref(),
-                load_balancer: port.load_balancer.as_ref(),
+                connection_pool: port.connection_pool.as_deref(),
+                outlier_detection: port.outlier_detection.as_deref(),
+                load_balancer: port.load_balancer.as_deref(),
             });
         }
         out.push(PolicyParts {
             pointer,
-            connection_pool: policy.connection_pool.as_ref(),
-            outlier_detection: policy.outlier_detection.as_ref(),
-            load_balancer: policy.load_balancer.as_ref(),
+            connection_pool: policy.connection_pool.as_deref(),
+            outlier_detection: policy.outlier_detection.as_deref(),
+            load_balancer: policy.load_balancer.as_deref(),
         });
     }
     let mut out = Vec::new();

@@ -44,7 +44,7 @@ fn check_ca_certificates(index: &Index<'_>, out: &mut Vec<Diagnostic>) {
             continue;
         };
         let selected = dr.workload_selector.is_some();
-        if let Some(mode) = unverified(policy.tls.as_ref(), selected) {
+        if let Some(mode) = unverified(policy.tls.as_deref(), selected) {
             let pointer = "/spec/trafficPolicy/tls";
             out.push(
                 m.warning(
@@ -61,7 +61,7 @@ fn check_ca_certificates(index: &Index<'_>, out: &mut Vec<Diagnostic>) {
             );
         }
         for (i, port) in policy.port_level_settings.iter().enumerate() {
-            if let Some(mode) = unverified(port.tls.as_ref(), selected) {
+            if let Some(mode) = unverified(port.tls.as_deref(), selected) {
                 let pointer = format!("/spec/trafficPolicy/portLevelSettings/{i}/tls");
                 let number = port
                     .port

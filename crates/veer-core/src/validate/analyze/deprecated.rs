@@ -128,14 +128,14 @@ fn policies(dr: &DestinationRule) -> Vec<Policy<'_>> {
         for (k, port) in policy.port_level_settings.iter().enumerate() {
             found.push((
                 format!("{base}/portLevelSettings/{k}"),
-                port.outlier_detection.as_ref(),
-                port.load_balancer.as_ref(),
+                port.outlier_detection.as_deref(),
+                port.load_balancer.as_deref(),
             ));
         }
         found.push((
             base,
-            policy.outlier_detection.as_ref(),
-            policy.load_balancer.as_ref(),
+            policy.outlier_detection.as_deref(),
+            policy.load_balancer.as_deref(),
         ));
     }
     let mut found = Vec::new();

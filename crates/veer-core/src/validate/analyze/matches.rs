@@ -246,7 +246,7 @@ fn prefix_match(
             .map(|(k, v)| (k.clone(), exact_or_prefix(Some(v))))
             .collect()
     };
-    let method = match exact_or_prefix(mr.method.as_ref()) {
+    let method = match exact_or_prefix(mr.method.as_deref()) {
         // Istio assumes GET when a match names no method.
         m if m.is_empty() => "exact:GET".to_string(),
         m => m,
@@ -258,7 +258,7 @@ fn prefix_match(
         prefix: prefix.to_string(),
         port: mr.port.unwrap_or(0),
         method,
-        authority: exact_or_prefix(mr.authority.as_ref()),
+        authority: exact_or_prefix(mr.authority.as_deref()),
         headers: map(&mr.headers),
         query_params: map(&mr.query_params),
         without_headers: map(&mr.without_headers),

@@ -1,21 +1,26 @@
 //! Pieces shared by the typed Istio kinds.
 
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// A typed Istio object: the Kubernetes envelope around a typed `spec`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+///
+/// Only `spec` is kept. The envelope's fields are still named, so that an unknown top-level
+/// field is reported with the same allowed list and a missing one as missing, but their
+/// values are not stored: the [`Manifest`](crate::manifest::Manifest) holding this object has
+/// them already (key, `value`), and a revision keeps one typed object per Istio manifest.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct IstioObject<S> {
-    pub api_version: String,
-    pub kind: String,
+    pub api_version: IgnoredAny,
+    pub kind: IgnoredAny,
     /// Kubernetes metadata is checked by the API server, not here.
-    pub metadata: Value,
+    pub metadata: IgnoredAny,
     #[serde(default)]
     pub spec: S,
     /// Written by Istio, never by users; tolerated so that exported objects read back.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<Value>,
+    #[serde(default)]
+    pub status: Option<IgnoredAny>,
 }
 
 /// Selects workloads (pods, VMs) by labels: ServiceEntry, Sidecar and DestinationRule use it.

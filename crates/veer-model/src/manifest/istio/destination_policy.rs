@@ -137,14 +137,16 @@ pub(crate) fn convert(manifest: Manifest) -> Result<(Manifest, Diagnostic), Vec<
     };
 
     let mut policy = TrafficPolicy {
-        load_balancer: spec.load_balancing.as_ref().map(|lb| LoadBalancerSettings {
-            simple: lb.name.map(|name| match name {
-                LegacyLb::RoundRobin => SimpleLb::RoundRobin,
-                // LEAST_CONN survives in v1 only as a deprecated alias of LEAST_REQUEST.
-                LegacyLb::LeastConn => SimpleLb::LeastRequest,
-                LegacyLb::Random => SimpleLb::Random,
-            }),
-            ..LoadBalancerSettings::default()
+        load_balancer: spec.load_balancing.as_ref().map(|lb| {
+            Box::new(LoadBalancerSettings {
+                simple: lb.name.map(|name| match name {
+                    LegacyLb::RoundRobin => SimpleLb::RoundRobin,
+                    // LEAST_CONN survives in v1 only as a deprecated alias of LEAST_REQUEST.
+                    LegacyLb::LeastConn => SimpleLb::LeastRequest,
+                    LegacyLb::Random => SimpleLb::Random,
+                }),
+                ..LoadBalancerSettings::default()
+            })
         }),
         ..TrafficPolicy::default()
     };
@@ -162,7 +164,7 @@ pub(crate) fn convert(manifest: Manifest) -> Result<(Manifest, Diagnostic), Vec<
         };
         let http = (http != HttpSettings::default()).then_some(http);
         if tcp.is_some() || http.is_some() {
-            policy.connection_pool = Some(ConnectionPoolSettings { tcp, http });
+            policy.connection_pool = Some(Box::new(ConnectionPoolSettings { tcp, http }));
         }
         let outlier = OutlierDetection {
             consecutive_5xx_errors: cb.http_consecutive_errors,
@@ -172,7 +174,7 @@ pub(crate) fn convert(manifest: Manifest) -> Result<(Manifest, Diagnostic), Vec<
             ..OutlierDetection::default()
         };
         if outlier != OutlierDetection::default() {
-            policy.outlier_detection = Some(outlier);
+            policy.outlier_detection = Some(Box::new(outlier));
         }
     }
 

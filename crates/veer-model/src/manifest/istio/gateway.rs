@@ -32,8 +32,9 @@ pub struct Server {
     /// defaulted here so that validation can say so with a fix.
     #[serde(default)]
     pub hosts: Vec<String>,
+    /// Boxed: 320 bytes inline, and plain-HTTP servers have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls: Option<ServerTlsSettings>,
+    pub tls: Option<Box<ServerTlsSettings>>,
     /// Optional server name, used in stats.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,

@@ -20,9 +20,10 @@ pub struct Sidecar {
     pub ingress: Vec<IstioIngressListener>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub egress: Vec<IstioEgressListener>,
-    /// Connection pool settings for all inbound ports, in DestinationRule's shape.
+    /// Connection pool settings for all inbound ports, in DestinationRule's shape. Boxed here
+    /// and in listeners, like their TLS settings: large inline and seldom written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub inbound_connection_pool: Option<ConnectionPoolSettings>,
+    pub inbound_connection_pool: Option<Box<ConnectionPoolSettings>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outbound_traffic_policy: Option<OutboundTrafficPolicy>,
 }
@@ -56,10 +57,10 @@ pub struct IstioIngressListener {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_endpoint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls: Option<ServerTlsSettings>,
+    pub tls: Option<Box<ServerTlsSettings>>,
     /// Per-port connection pool, in DestinationRule's shape (overrides `inboundConnectionPool`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connection_pool: Option<ConnectionPoolSettings>,
+    pub connection_pool: Option<Box<ConnectionPoolSettings>>,
 }
 
 /// An outbound listener: which hosts the workload can reach (on a port, or on all).

@@ -27,6 +27,8 @@ pub struct VirtualService {
     pub export_to: Vec<String>,
 }
 
+/// The optional parts most routes leave out are boxed (216 bytes inline instead of 1 KB): a
+/// revision keeps every route of every VirtualService.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HttpRoute {
@@ -37,25 +39,25 @@ pub struct HttpRoute {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub route: Vec<HttpRouteDestination>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub redirect: Option<HttpRedirect>,
+    pub redirect: Option<Box<HttpRedirect>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub direct_response: Option<HttpDirectResponse>,
+    pub direct_response: Option<Box<HttpDirectResponse>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delegate: Option<Delegate>,
+    pub delegate: Option<Box<Delegate>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rewrite: Option<HttpRewrite>,
+    pub rewrite: Option<Box<HttpRewrite>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retries: Option<HttpRetry>,
+    pub retries: Option<Box<HttpRetry>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fault: Option<HttpFaultInjection>,
+    pub fault: Option<Box<HttpFaultInjection>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mirror: Option<Destination>,
+    pub mirror: Option<Box<Destination>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mirrors: Vec<HttpMirrorPolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mirror_percentage: Option<Percent>,
+    pub mirror_percentage: Option<Box<Percent>>,
     /// Deprecated form of `mirrorPercentage`, still served by the CRD.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror_percent: Option<u32>,
@@ -67,24 +69,25 @@ pub struct HttpRoute {
     )]
     pub mirror_percent_snake: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cors_policy: Option<CorsPolicy>,
+    pub cors_policy: Option<Box<CorsPolicy>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub headers: Option<Headers>,
+    pub headers: Option<Box<Headers>>,
 }
 
+/// The string matches are boxed (240 bytes inline instead of 496): most requests name one.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HttpMatchRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub uri: Option<StringMatch>,
+    pub uri: Option<Box<StringMatch>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scheme: Option<StringMatch>,
+    pub scheme: Option<Box<StringMatch>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub method: Option<StringMatch>,
+    pub method: Option<Box<StringMatch>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub authority: Option<StringMatch>,
+    pub authority: Option<Box<StringMatch>>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, StringMatch>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -123,8 +126,9 @@ pub struct HttpRouteDestination {
     pub destination: Destination,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<i32>,
+    /// Boxed: 144 bytes inline, and seldom written per destination.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub headers: Option<Headers>,
+    pub headers: Option<Box<Headers>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
