@@ -147,6 +147,36 @@ pub async fn a_large_state_is_stored_in_shards(cluster: &TestCluster) {
     assert!(!now.contains(orphan), "{now:?}");
     assert_eq!(named(&api).await, now);
 
+    // The same when the start read the state first (the cache then knows every shard the
+    // cluster holds, the left-behind one included).
+    let orphan = "veer-state-00000000feedbeef";
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({
+            "metadata": {"name": orphan, "labels": {"veer.io/state-shard": "true"}},
+            "binaryData": {"records.json.gz": ""},
+        }))
+        .expect("ConfigMap"),
+    )
+    .await
+    .expect("create an orphan shard");
+    let mut cache = Encoded::default();
+    let read = state::read_into(&client, &at, &mut cache)
+        .await
+        .expect("read");
+    assert_eq!(read.as_ref(), Some(&s));
+    s.updated_at = Some("2026-12-05T00:00:01Z".into());
+    state::write(&client, &at, &s, &mut cache, None)
+        .await
+        .expect("write after a restart that read the state");
+    let now = shard_names(&api).await;
+    assert!(!now.contains(orphan), "{now:?}");
+    assert_eq!(named(&api).await, now);
+    assert_eq!(
+        state::read(&client, &at).await.expect("read"),
+        Some(s.clone())
+    );
+
     // A missing shard is named, with what to do.
     let gone = now.iter().next().expect("a shard").clone();
     api.delete(&gone, &Default::default())

@@ -187,13 +187,16 @@ pub struct Controller {
 }
 
 impl Controller {
-    /// Read the recorded state (one GET) and get ready.
+    /// Read the recorded state (one GET; a sharded one also one LIST) and get ready.
     pub async fn start(
         cluster: Cluster,
         location: StateLocation,
         options: ControllerOptions,
     ) -> Result<Self, ControllerError> {
-        let mut state = state::read(cluster.client(), &location)
+        // The shards the cluster holds are told to the encoder: the first write sends only
+        // those that changed.
+        let mut encoded = state::Encoded::default();
+        let mut state = state::read_into(cluster.client(), &location, &mut encoded)
             .await?
             .unwrap_or_default();
         state.sort_records();
@@ -205,7 +208,7 @@ impl Controller {
             location,
             options,
             state,
-            encoded: state::Encoded::default(),
+            encoded,
             current: None,
             validated: None,
             refused: None,

@@ -29,7 +29,7 @@ use serde_json::Value;
 use crate::manifest::ObjectKey;
 
 pub use change::StateChange;
-pub use cluster::{read, write};
+pub use cluster::{read, read_into, write};
 pub use encoding::{Encoded, OrderKey, Shard, Stored};
 
 /// The format of the JSON document, and of a state stored whole in one ConfigMap.

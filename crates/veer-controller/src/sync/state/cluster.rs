@@ -56,6 +56,17 @@ pub async fn read(
     client: &kube::Client,
     at: &StateLocation,
 ) -> Result<Option<SyncState>, StateError> {
+    read_into(client, at, &mut Encoded::default()).await
+}
+
+/// [`read`], telling `cache` which shards the cluster holds (those the state names and any
+/// an interrupted write left): the first write after it sends only the shards that changed
+/// and deletes the others.
+pub async fn read_into(
+    client: &kube::Client,
+    at: &StateLocation,
+    cache: &mut Encoded,
+) -> Result<Option<SyncState>, StateError> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), &at.namespace);
     let Some(cm) = api
         .get_opt(&at.name)
@@ -92,9 +103,8 @@ pub async fn read(
             }
         }
     }
-    decode(&data, &binary, &|id| shards.get(id).cloned())
-        .map(Some)
-        .map_err(|(format, reason)| {
+    let state =
+        decode(&data, &binary, &|id| shards.get(id).cloned()).map_err(|(format, reason)| {
             if format {
                 StateError::Format {
                     namespace: at.namespace.clone(),
@@ -108,7 +118,11 @@ pub async fn read(
                     reason,
                 }
             }
-        })
+        })?;
+    if !shards.is_empty() {
+        cache.stored(shards.into_keys().collect());
+    }
+    Ok(Some(state))
 }
 
 /// Write the state (server-side apply, forced: veer owns its own ConfigMaps). Creates the
