@@ -8,9 +8,8 @@
 //!   certificate let HTTP/2 clients reuse a connection for the other Gateway's hosts and get
 //!   404s (IST0138).
 
-use std::collections::BTreeMap;
-
 use crate::diagnostic::Diagnostic;
+use crate::manifest::istio::Labels;
 use crate::manifest::istio::destination_rule::{ClientTlsSettings, TlsMode};
 use crate::manifest::istio::display_path;
 use crate::manifest::istio::gateway::ServerTlsSettings;
@@ -107,12 +106,12 @@ fn same_certificate(a: &ServerTlsSettings, b: &ServerTlsSettings) -> bool {
 }
 
 /// Is selector `x` a subset of `y` (every label of `x` in `y` with the same value)?
-fn subset(x: &BTreeMap<String, String>, y: &BTreeMap<String, String>) -> bool {
+fn subset(x: &Labels, y: &Labels) -> bool {
     x.iter().all(|(k, v)| y.get(k) == Some(v))
 }
 
 fn check_duplicate_certificates(index: &Index<'_>, out: &mut Vec<Diagnostic>) {
-    let empty = BTreeMap::new();
+    let empty = Labels::default();
     for (i, (m, gw)) in index.gateways.iter().enumerate() {
         let selector = gw.spec.selector.as_ref().unwrap_or(&empty);
         for (j, (other_m, other)) in index.gateways.iter().enumerate() {

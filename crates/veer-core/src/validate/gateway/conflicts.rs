@@ -2,12 +2,12 @@
 //! servers of different Gateways on the same gateway workload (selector) and port whose hosts
 //! overlap, of which the gateway can serve only one.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::diagnostic::Diagnostic;
 use crate::hosts;
 use crate::manifest::Manifest;
-use crate::manifest::istio::display_path;
+use crate::manifest::istio::{Labels, display_path};
 use crate::validate::Index;
 
 /// One host of one server: the Gateway, the server and host indexes, and the host.
@@ -18,7 +18,7 @@ type Bound<'a> = (&'a Manifest, usize, usize, &'a str);
 /// one Gateway never conflict with each other, as in istioctl. Each later host is reported,
 /// naming the first host it overlaps.
 pub(super) fn check_conflicts(index: &Index<'_>, out: &mut Vec<Diagnostic>) {
-    let mut bound: HashMap<(BTreeMap<String, String>, u32), Vec<Bound<'_>>> = HashMap::new();
+    let mut bound: HashMap<(Labels, u32), Vec<Bound<'_>>> = HashMap::new();
     for (m, gw) in &index.gateways {
         let selector = gw.spec.selector.clone().unwrap_or_default();
         for (i, server) in gw.spec.servers.iter().enumerate() {

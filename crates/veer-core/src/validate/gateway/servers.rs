@@ -2,19 +2,19 @@
 //! across servers, port numbers and protocols, and the server hosts' forms, as Istio's
 //! `ValidateGateway` and `validateServer` check them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use super::{GATEWAY_PROTOCOLS, SERVICE_PROTOCOLS, known_protocol, valid_port_number};
 use crate::diagnostic::Diagnostic;
 use crate::hosts;
 use crate::manifest::Manifest;
-use crate::manifest::istio::display_path;
 use crate::manifest::istio::gateway::{Gateway, Server};
+use crate::manifest::istio::{Labels, display_path};
 use crate::validate::namespaced_host::{NamespacedHostError, check_namespace};
 
 /// An empty selector matches every gateway workload in the mesh, which is rarely meant.
 pub(super) fn check_selector(m: &Manifest, gw: &Gateway, out: &mut Vec<Diagnostic>) {
-    if gw.selector.as_ref().is_none_or(BTreeMap::is_empty) {
+    if gw.selector.as_ref().is_none_or(Labels::is_empty) {
         out.push(
             m.warning(
                 "gw-empty-selector",

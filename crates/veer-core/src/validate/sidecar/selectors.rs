@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use crate::diagnostic::Diagnostic;
 use crate::manifest::Manifest;
-use crate::manifest::istio::IstioObject;
 use crate::manifest::istio::sidecar::Sidecar;
+use crate::manifest::istio::{IstioObject, Labels};
 use crate::validate::Index;
 
 /// A namespace has at most one default Sidecar (one without workloadSelector); with two,
@@ -59,7 +59,7 @@ fn pod_labels_pointer(group: &str, kind: &str) -> Option<&'static str> {
 }
 
 /// Does every label of the selector appear, with its value, among the pod's labels?
-fn selects(selector: &BTreeMap<String, String>, pod: &serde_json::Map<String, Value>) -> bool {
+fn selects(selector: &Labels, pod: &serde_json::Map<String, Value>) -> bool {
     selector
         .iter()
         .all(|(k, v)| pod.get(k).and_then(Value::as_str) == Some(v.as_str()))

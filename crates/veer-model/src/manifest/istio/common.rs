@@ -3,6 +3,8 @@
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
+use super::labels::Labels;
+
 /// A typed Istio object: the Kubernetes envelope around a typed `spec`.
 ///
 /// Only `spec` is kept. The envelope's fields are still named, so that an unknown top-level
@@ -27,6 +29,6 @@ pub struct IstioObject<S> {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct WorkloadSelector {
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub labels: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    pub labels: Labels,
 }

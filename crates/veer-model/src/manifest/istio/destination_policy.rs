@@ -17,6 +17,7 @@ use super::destination_rule::{
     ConnectionPoolSettings, DestinationRule, HttpSettings, LoadBalancerSettings, OutlierDetection,
     SimpleLb, Subset, TcpSettings, TrafficPolicy,
 };
+use super::labels::Labels;
 use super::{IstioObject, NETWORKING_GROUP, parse_typed};
 use crate::diagnostic::Diagnostic;
 use crate::hosts;
@@ -187,7 +188,7 @@ pub(crate) fn convert(manifest: Manifest) -> Result<(Manifest, Diagnostic), Vec<
         Some(subset) => {
             rule.subsets.push(Subset {
                 name: subset.clone(),
-                labels: destination.labels.clone(),
+                labels: Labels::from(destination.labels.clone()),
                 traffic_policy: Some(Box::new(policy)),
             });
             "/spec/subsets/0/trafficPolicy"

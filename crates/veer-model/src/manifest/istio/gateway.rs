@@ -4,16 +4,16 @@
 //! Field names, required fields and enums follow Istio's v1 CRD. The port protocol stays a
 //! string because Istio reads it case-insensitively; `validate::gateway` checks it.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
+
+use super::labels::Labels;
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Gateway {
     /// Labels of the gateway workload (pods) this configuration applies to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub selector: Option<BTreeMap<String, String>>,
+    pub selector: Option<Labels>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub servers: Vec<Server>,
 }

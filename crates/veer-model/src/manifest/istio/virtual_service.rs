@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::labels::Labels;
+
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct VirtualService {
@@ -92,8 +94,8 @@ pub struct HttpMatchRequest {
     pub headers: BTreeMap<String, StringMatch>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u32>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub source_labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    pub source_labels: Labels,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gateways: Vec<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -340,10 +342,10 @@ pub struct Headers {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HeaderOperations {
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub set: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub add: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    pub set: Labels,
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    pub add: Labels,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remove: Vec<String>,
 }
@@ -365,8 +367,8 @@ pub struct TlsMatchAttributes {
     pub destination_subnets: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u32>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub source_labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    pub source_labels: Labels,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gateways: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -391,8 +393,8 @@ pub struct L4MatchAttributes {
     pub port: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_subnet: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub source_labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    pub source_labels: Labels,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gateways: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
