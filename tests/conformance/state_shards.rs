@@ -72,6 +72,20 @@ async fn named(api: &Api<ConfigMap>) -> BTreeSet<String> {
         .collect()
 }
 
+/// A shard ConfigMap as an interrupted write leaves it: labelled, named by no header.
+async fn left_behind(api: &Api<ConfigMap>, name: &str) {
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {"veer.io/state-shard": "true"}},
+            "binaryData": {"records.json.gz": ""},
+        }))
+        .expect("ConfigMap"),
+    )
+    .await
+    .expect("create an orphan shard");
+}
+
 pub async fn a_large_state_is_stored_in_shards(cluster: &TestCluster) {
     let ns = cluster.namespace("shards");
     cluster.delete_namespace(&ns).await;
@@ -129,16 +143,7 @@ pub async fn a_large_state_is_stored_in_shards(cluster: &TestCluster) {
 
     // A shard an interrupted write left behind goes at the next start's first write.
     let orphan = "veer-state-00000000deadbeef";
-    api.create(
-        &PostParams::default(),
-        &serde_json::from_value(json!({
-            "metadata": {"name": orphan, "labels": {"veer.io/state-shard": "true"}},
-            "binaryData": {"records.json.gz": ""},
-        }))
-        .expect("ConfigMap"),
-    )
-    .await
-    .expect("create an orphan shard");
+    left_behind(&api, orphan).await;
     s.updated_at = Some("2026-12-05T00:00:00Z".into());
     state::write(&client, &at, &s, &mut Encoded::default(), None)
         .await
@@ -150,16 +155,7 @@ pub async fn a_large_state_is_stored_in_shards(cluster: &TestCluster) {
     // The same when the start read the state first (the cache then knows every shard the
     // cluster holds, the left-behind one included).
     let orphan = "veer-state-00000000feedbeef";
-    api.create(
-        &PostParams::default(),
-        &serde_json::from_value(json!({
-            "metadata": {"name": orphan, "labels": {"veer.io/state-shard": "true"}},
-            "binaryData": {"records.json.gz": ""},
-        }))
-        .expect("ConfigMap"),
-    )
-    .await
-    .expect("create an orphan shard");
+    left_behind(&api, orphan).await;
     let mut cache = Encoded::default();
     let read = state::read_into(&client, &at, &mut cache)
         .await

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use base64::Engine as _;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams};
 use serde_json::{Map, Value, json};
@@ -80,7 +81,6 @@ pub async fn read_into(
         Some(b) => Value::Object(
             b.into_iter()
                 .map(|(k, v)| {
-                    use base64::Engine as _;
                     let text = base64::engine::general_purpose::STANDARD.encode(v.0);
                     (k, Value::String(text))
                 })

@@ -409,7 +409,7 @@ impl Encoded {
                 Some(m) => (m.id, None),
                 None => {
                     let bytes = gzip(&parts);
-                    (shard_id(&bytes), Some(bytes))
+                    (digest(&bytes), Some(bytes))
                 }
             };
             let held = self.stored.as_ref().is_some_and(|s| s.contains(&id));
@@ -438,7 +438,7 @@ impl Encoded {
 }
 
 /// A shard's id: the first 8 bytes of its bytes' SHA-256, in hex.
-fn shard_id(bytes: &[u8]) -> String {
+fn digest(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
