@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures::StreamExt;
-use kube::api::{Api, ResourceExt};
+use kube::api::{Api, ResourceExt, WatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::watch as signal;
 use tokio::task::JoinHandle;
@@ -86,6 +86,19 @@ async fn probe_until_answered(client: kube::Client, contact: WeakContact) {
     }
 }
 
+/// The server's message when it refuses to let veer watch `api` (403). The watch asked for
+/// selects nothing and is dropped once its answer's status arrives; any other failure is
+/// left to the watcher, which retries and reports it.
+async fn watch_refused(api: &Api<LiveObject>) -> Option<String> {
+    let params = WatchParams::default()
+        .labels("veer.io/watch-permission-check")
+        .timeout(1);
+    match tokio::time::timeout(PROBE_TIMEOUT, api.watch(&params, "0")).await {
+        Ok(Err(kube::Error::Api(status))) if status.code == 403 => Some(status.message),
+        Ok(Ok(_)) | Ok(Err(_)) | Err(_) => None,
+    }
+}
+
 /// Record a watch's error in `contact`; start the prober when it is a failure.
 fn report_error(contact: &SharedContact, client: &kube::Client, error: &watcher::Error) {
     if watch_answered(error) {
@@ -119,12 +132,20 @@ fn spawn(
     shared: &Shared,
     mut apply: impl FnMut(&watcher::Event<LiveObject>) + Send + 'static,
 ) -> Task {
+    let probe_api = api.clone();
     let stream = watcher(api, watcher::Config::default()).default_backoff();
     info!(watch = %what, "starting watch");
     let (refuse, refused) = signal::channel(None);
     let contact = shared.contact.clone();
     let client = client.clone();
     let handle = tokio::spawn(async move {
+        // A list allowed with the watch refused would make the store ready before the
+        // watch's 403 arrives: whether a pass saw the refusal would be a race. Asking for
+        // the watch first settles it before anything is listed.
+        if let Some(reason) = watch_refused(&probe_api).await {
+            warn!(watch = %what, %reason, "watch refused (403): veer may not watch this kind here");
+            let _ = refuse.send(Some(reason));
+        }
         let mut stream = std::pin::pin!(stream);
         let mut failing = false;
         while let Some(event) = stream.next().await {
