@@ -104,8 +104,14 @@ pub async fn run_loop(
     loop {
         let started = std::time::Instant::now();
         let poll = poller.poll_once().await;
+        let loaded = matches!(poll, PollOutcome::Updated(_));
         let pass = controller.handle(poll, Utc::now()).await;
         log_pass(&pass);
+        // Start-up and loading a revision run code idle polls do not (module [`memory`]).
+        if loaded {
+            let kib = memory::release_code_pages();
+            debug!(kib, "code pages unmapped after loading a revision");
+        }
         observers.after_pass(controller, &pass, started.elapsed(), Utc::now());
         let tick = poller.next_tick();
         tokio::pin!(tick);
