@@ -25,6 +25,9 @@ mod mailbox;
 #[path = "conformance/state_shards.rs"]
 mod state_shards;
 
+#[path = "conformance/rollout_names.rs"]
+mod rollout_names;
+
 /// Each scenario of `module` twice: `<scenario>::embedded` and `<scenario>::real`.
 macro_rules! matrix {
     ($module:ident: $($scenario:ident),* $(,)?) => {$(
@@ -77,4 +80,10 @@ matrix!(
     mailbox:
     a_command_written_mid_pass_is_never_lost,
     own_config_maps_create_their_namespace,
+);
+
+matrix!(
+    rollout_names:
+    an_older_veers_state_moves_to_its_own_name,
+    two_ids_a_dash_apart_keep_two_states,
 );

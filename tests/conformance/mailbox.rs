@@ -100,7 +100,7 @@ pub async fn own_config_maps_create_their_namespace(cluster: &TestCluster) {
     labels.insert("veer.io/rollout".into(), json!("true"));
     let cm = |value: &str| OwnConfigMap {
         namespace: &ns,
-        name: "veer-rollout-shop-reviews",
+        name: "veer-rollout-shop.reviews",
         labels: labels.clone(),
         data: json!({"state.json": value}),
         binary_data: json!({}),
@@ -112,7 +112,7 @@ pub async fn own_config_maps_create_their_namespace(cluster: &TestCluster) {
         .await
         .expect("written again");
     let api: Api<ConfigMap> = Api::namespaced(cluster.client(), &ns);
-    let stored = api.get("veer-rollout-shop-reviews").await.expect("stored");
+    let stored = api.get("veer-rollout-shop.reviews").await.expect("stored");
     let labels = stored.metadata.labels.unwrap_or_default();
     assert_eq!(
         (

@@ -243,6 +243,6 @@ mod tests {
         assert_eq!(RolloutId::parse("reviews"), None);
         assert_eq!(RolloutId::parse("a/b/c"), None);
         assert_eq!(RolloutId::parse("/b"), None);
-        assert_eq!(id().config_map(), "veer-rollout-shop-reviews");
+        assert_eq!(id().config_map(), "veer-rollout-shop.reviews");
     }
 }

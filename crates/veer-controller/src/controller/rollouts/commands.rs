@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 
-use super::store::{COMMAND_KEY, NAME_KEY, NAMESPACE_KEY, ROLLOUT_LABEL, read_rollout};
+use super::store::{COMMAND_KEY, NAME_KEY, NAMESPACE_KEY, ROLLOUT_LABEL, locate};
 use super::{Mailbox, RolloutDriverError, RolloutId};
 use crate::rollout::{Command, OperatorCommand};
 
@@ -62,21 +62,41 @@ pub(super) async fn read_commands(
 
 /// Write an operator command into a rollout's ConfigMap (merge patch, field manager
 /// `veer-cli`), labelled pending; the controller applies it once and clears it. The id is above every id the
-/// rollout has seen, so it is never mistaken for an old one.
+/// rollout has seen, so it is never mistaken for an old one. A state an older veer wrote and
+/// not moved yet gets it where it is: the move takes the command along.
 pub async fn send_command(
     client: &kube::Client,
     state_namespace: &str,
     id: &RolloutId,
     command: Command,
 ) -> Result<Option<OperatorCommand>, RolloutDriverError> {
-    let Some((state, pending, _)) = read_rollout(client, state_namespace, id).await? else {
+    let Some(stored) = locate(client, state_namespace, id).await? else {
         return Ok(None);
     };
     let next = OperatorCommand {
-        id: state.last_command.max(pending.map_or(0, |p| p.id)) + 1,
+        id: stored
+            .state
+            .last_command
+            .max(stored.command.map_or(0, |p| p.id))
+            + 1,
         command,
     };
     let text = serde_json::to_string(&next).unwrap_or_default();
+    write_mailbox(client, state_namespace, &stored.name, &text)
+        .await
+        .map_err(|e| RolloutDriverError::api(format!("write the command for {id}"), &e))?;
+    Ok(Some(next))
+}
+
+/// Put `text` in the mailbox of the rollout ConfigMap `name`, labelled pending, as the CLI
+/// writes it (field manager `veer-cli`): never part of veer's apply of the state, which
+/// would take it out again at the next store.
+pub(super) async fn write_mailbox(
+    client: &kube::Client,
+    state_namespace: &str,
+    name: &str,
+    text: &str,
+) -> Result<(), kube::Error> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), state_namespace);
     let patch = json!({
         "metadata": {"labels": {COMMAND_LABEL: PENDING}},
@@ -86,8 +106,7 @@ pub async fn send_command(
         field_manager: Some("veer-cli".into()),
         ..PatchParams::default()
     };
-    api.patch(&id.config_map(), &params, &Patch::Merge(&patch))
+    api.patch(name, &params, &Patch::Merge(&patch))
         .await
-        .map_err(|e| RolloutDriverError::api(format!("write the command for {id}"), &e))?;
-    Ok(Some(next))
+        .map(drop)
 }

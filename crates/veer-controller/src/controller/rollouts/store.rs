@@ -1,14 +1,21 @@
-//! The rollout ConfigMaps: one per rollout in veer's state namespace, holding its state so a
-//! restarted veer resumes. The driver loads them once, stores each next state (server-side
-//! apply) and deletes a rollout's when its VirtualService leaves git; `veer rollout` reads
-//! and lists them.
+//! The rollout ConfigMaps: one per rollout in veer's state namespace
+//! ([`RolloutId::config_map`]), holding its state so a restarted veer resumes. The driver
+//! loads them once, stores each next state (server-side apply) and deletes a rollout's when
+//! its VirtualService leaves git; `veer rollout` reads and lists them.
+//!
+//! Older veers named them `veer-rollout-NS-NAME` ([`legacy_config_map`]), a name two
+//! rollouts could share: the load moves each state found under another name than its
+//! rollout's to that name (the new one written, then the old one deleted), and the CLI reads
+//! a state not moved yet where it is.
+
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 use tracing::{debug, info};
 
-use super::commands::COMMAND_LABEL;
+use super::commands::{COMMAND_LABEL, write_mailbox};
 use super::ports::Ports;
 use super::{Mailbox, RolloutDriver, RolloutDriverError, RolloutId, Tracked};
 use crate::rollout::{OperatorCommand, RolloutState};
@@ -52,6 +59,7 @@ impl RolloutDriver {
 }
 
 /// Every stored rollout in `state_namespace` (one LIST; none when the namespace is not there).
+/// A state under another name than its rollout's (an older veer's) is moved first.
 pub(super) async fn load_all(
     client: &kube::Client,
     state_namespace: &str,
@@ -70,13 +78,77 @@ pub(super) async fn load_all(
             ));
         }
     };
-    let mut out = Vec::new();
+    let mut current = BTreeMap::new();
+    let mut misnamed = Vec::new();
     for cm in &list.items {
-        if let Some(found) = tracked_from(cm)? {
-            out.push(found);
+        if let Some(found) = listed(cm)? {
+            if found.misnamed {
+                misnamed.push(found);
+            } else {
+                current.insert(found.id, found.tracked);
+            }
         }
     }
-    Ok(out)
+    for old in misnamed {
+        migrate(client, state_namespace, &mut current, old).await?;
+    }
+    Ok(current.into_iter().collect())
+}
+
+/// Move `old`, a state under another name than its rollout's, to that name: written through
+/// [`store`] (its pending command too), then the old ConfigMap deleted; a crash between the
+/// two leaves both, and the next load deletes the old one. Already under its name (written
+/// since by this veer: newer), the state there wins and `old` is only deleted; its command is
+/// moved while the new one holds none and the state has not applied it.
+async fn migrate(
+    client: &kube::Client,
+    state_namespace: &str,
+    current: &mut BTreeMap<RolloutId, Tracked>,
+    old: Listed,
+) -> Result<(), RolloutDriverError> {
+    let Listed {
+        id,
+        name,
+        policy,
+        tracked: Tracked { state, command },
+        ..
+    } = old;
+    let to = id.config_map();
+    let target = match current.entry(id.clone()) {
+        std::collections::btree_map::Entry::Occupied(kept) => {
+            info!(rollout = %id, from = %name, to = %to, "a state under an older veer's name, superseded by the one under its own: deleted");
+            kept.into_mut()
+        }
+        std::collections::btree_map::Entry::Vacant(free) => {
+            store(client, state_namespace, &id, &policy, &state, None).await?;
+            info!(rollout = %id, from = %name, to = %to, phase = %state.phase, step = state.step, "rollout state moved from an older veer's ConfigMap name");
+            free.insert(Tracked {
+                state,
+                command: None,
+            })
+        }
+    };
+    if let Some(mailbox) = command
+        && target.command.is_none()
+        && mailbox.command.id > target.state.last_command
+    {
+        write_mailbox(client, state_namespace, &to, &mailbox.text)
+            .await
+            .map_err(|e| RolloutDriverError::api(format!("move the command of {id}"), &e))?;
+        info!(rollout = %id, command = %mailbox.text, "pending command moved with the state");
+        target.command = Some(mailbox);
+    }
+    sync::store::delete(client, state_namespace, &name)
+        .await
+        .map_err(|e| RolloutDriverError::api(format!("delete {name}, the old state of {id}"), &e))
+}
+
+/// The name older veers gave `id`'s ConfigMap: `veer-rollout-NS-NAME`, cut at 253
+/// characters. Not one per rollout (`a-b/c` and `a/b-c` share it): it exists only to read
+/// and move the states older veers wrote.
+pub(super) fn legacy_config_map(id: &RolloutId) -> String {
+    let name = format!("veer-rollout-{}-{}", id.namespace, id.name);
+    name.chars().take(253).collect()
 }
 
 /// Delete `id`'s rollout ConfigMap (gone already is fine).
@@ -231,27 +303,87 @@ fn tracked_from(cm: &ConfigMap) -> Result<Option<(RolloutId, Tracked)>, RolloutD
     Ok(Some((id, Tracked { state, command })))
 }
 
+/// A rollout ConfigMap as listed.
+struct Listed {
+    id: RolloutId,
+    /// Its name: not `id.config_map()` when `misnamed`.
+    name: String,
+    misnamed: bool,
+    policy: String,
+    tracked: Tracked,
+}
+
+/// `cm` as [`Listed`]; `None` when it is not a rollout's.
+fn listed(cm: &ConfigMap) -> Result<Option<Listed>, RolloutDriverError> {
+    let Some((id, tracked)) = tracked_from(cm)? else {
+        return Ok(None);
+    };
+    let name = cm.metadata.name.clone().unwrap_or_default();
+    Ok(Some(Listed {
+        misnamed: name != id.config_map(),
+        name,
+        policy: policy_of(cm),
+        id,
+        tracked,
+    }))
+}
+
+fn policy_of(cm: &ConfigMap) -> String {
+    cm.data
+        .as_ref()
+        .and_then(|d| d.get(POLICY_KEY).cloned())
+        .unwrap_or_default()
+}
+
+/// One rollout's ConfigMap as the CLI finds it.
+pub(super) struct Located {
+    /// Where: `id.config_map()`, or the older veers' name while the state was not moved.
+    pub name: String,
+    pub state: RolloutState,
+    pub command: Option<OperatorCommand>,
+    pub policy: String,
+}
+
+/// `id`'s ConfigMap, under its name, else under the one an older veer gave it (when it holds
+/// `id`'s state: that name could be another rollout's too).
+pub(super) async fn locate(
+    client: &kube::Client,
+    state_namespace: &str,
+    id: &RolloutId,
+) -> Result<Option<Located>, RolloutDriverError> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), state_namespace);
+    for name in [id.config_map(), legacy_config_map(id)] {
+        let cm = api
+            .get_opt(&name)
+            .await
+            .map_err(|e| RolloutDriverError::api(format!("read the rollout state of {id}"), &e))?;
+        let Some(cm) = cm else { continue };
+        if let Some((found, t)) = tracked_from(&cm)?
+            && found == *id
+        {
+            return Ok(Some(Located {
+                name,
+                state: t.state,
+                command: t.command.map(|m| m.command),
+                policy: policy_of(&cm),
+            }));
+        }
+    }
+    Ok(None)
+}
+
 /// Read one rollout's state and pending command from the cluster (for `veer rollout`).
 pub async fn read_rollout(
     client: &kube::Client,
     state_namespace: &str,
     id: &RolloutId,
 ) -> Result<Option<(RolloutState, Option<OperatorCommand>, String)>, RolloutDriverError> {
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), state_namespace);
-    let cm = api
-        .get_opt(&id.config_map())
-        .await
-        .map_err(|e| RolloutDriverError::api(format!("read the rollout state of {id}"), &e))?;
-    let Some(cm) = cm else { return Ok(None) };
-    let policy = cm
-        .data
-        .as_ref()
-        .and_then(|d| d.get(POLICY_KEY).cloned())
-        .unwrap_or_default();
-    Ok(tracked_from(&cm)?.map(|(_, t)| (t.state, t.command.map(|m| m.command), policy)))
+    let located = locate(client, state_namespace, id).await?;
+    Ok(located.map(|l| (l.state, l.command, l.policy)))
 }
 
-/// Every stored rollout (for `veer rollout status`).
+/// Every stored rollout (for `veer rollout status`), once each: a state an older veer wrote
+/// and not moved yet counts when none is under the rollout's own name.
 pub async fn list_rollouts(
     client: &kube::Client,
     state_namespace: &str,
@@ -261,16 +393,44 @@ pub async fn list_rollouts(
         .list(&ListParams::default().labels(&format!("{ROLLOUT_LABEL}=true")))
         .await
         .map_err(|e| RolloutDriverError::api("list the rollout states".into(), &e))?;
-    let mut out = Vec::new();
+    let mut out: BTreeMap<RolloutId, (bool, RolloutState, String)> = BTreeMap::new();
     for cm in &list.items {
-        let policy = cm
-            .data
-            .as_ref()
-            .and_then(|d| d.get(POLICY_KEY).cloned())
-            .unwrap_or_default();
-        if let Some((id, t)) = tracked_from(cm)? {
-            out.push((id, t.state, policy));
+        let Some(found) = listed(cm)? else { continue };
+        if out.get(&found.id).is_none_or(|(misnamed, ..)| *misnamed) {
+            let entry = (found.misnamed, found.tracked.state, found.policy);
+            out.insert(found.id, entry);
         }
     }
-    Ok(out)
+    Ok(out
+        .into_iter()
+        .map(|(id, (_, state, policy))| (id, state, policy))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_legacy_name_is_the_one_older_veers_wrote() {
+        let id = |namespace: &str, name: &str| RolloutId {
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        assert_eq!(
+            legacy_config_map(&id("shop", "reviews")),
+            "veer-rollout-shop-reviews"
+        );
+        // Shared by two rollouts, hence the new name.
+        assert_eq!(
+            legacy_config_map(&id("a-b", "c")),
+            legacy_config_map(&id("a", "b-c"))
+        );
+        let long = id("shop", &"r".repeat(253));
+        assert_eq!(
+            legacy_config_map(&long),
+            format!("veer-rollout-shop-{}", "r".repeat(253 - 18))
+        );
+        assert_ne!(legacy_config_map(&long), long.config_map());
+    }
 }
