@@ -514,6 +514,7 @@ mod tests {
             step: 0,
             check: "success-rate".into(),
             query: String::new(),
+            same_query: false,
             value: Some(99.5),
             threshold: ">= 99".into(),
             verdict: AnalysisVerdict::Pass,

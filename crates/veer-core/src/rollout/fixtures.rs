@@ -93,6 +93,7 @@ pub fn record(second: u32, check: &str, value: Option<f64>, outcome: CheckOutcom
         step: 1,
         check: check.into(),
         query: "q".into(),
+        same_query: false,
         value,
         threshold: ">= 99".into(),
         verdict: match outcome {

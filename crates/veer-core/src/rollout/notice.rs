@@ -79,14 +79,11 @@ pub fn notice(
         }
         RolloutEvent::Promoted { .. } => Some(notice::Event::RolloutPromoted { rollout, commit }),
         RolloutEvent::RolledBack { .. } => {
-            let failing = after
-                .history
-                .iter()
-                .rev()
-                .find(|r| r.outcome == CheckOutcome::Failed)
-                .map(|r| FailingMetric {
+            let failing = (after.history.iter().enumerate().rev())
+                .find(|(_, r)| r.outcome == CheckOutcome::Failed)
+                .map(|(i, r)| FailingMetric {
                     name: r.check.clone(),
-                    query: r.query.clone(),
+                    query: after.query_of(i).to_string(),
                     value: r.value,
                     threshold: r.threshold.clone(),
                     baseline: r.baseline.as_ref().map(ToString::to_string),

@@ -244,6 +244,7 @@ mod tests {
             step: 0,
             check: check.to_string(),
             query: String::new(),
+            same_query: false,
             value,
             threshold: ">= 99".to_string(),
             verdict: AnalysisVerdict::Pass,

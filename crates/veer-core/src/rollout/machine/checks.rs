@@ -50,6 +50,7 @@ impl Machine<'_> {
                 step: self.s.step,
                 check: format!("webhook/{}", r.name),
                 query: String::new(),
+                same_query: false,
                 value: None,
                 threshold: String::new(),
                 verdict,
@@ -207,6 +208,7 @@ impl Machine<'_> {
                 step: self.s.step,
                 check: c.metric,
                 query: c.query,
+                same_query: false,
                 value: c.value,
                 threshold: c.threshold.to_string(),
                 message: match &c.verdict {
