@@ -1,5 +1,6 @@
 //! The identities veer's records and messages use: a git commit ([`CommitId`], with the one
-//! short form every message shows) and a rollout ([`RolloutId`]: its VirtualService).
+//! short form every message shows), a rollout ([`RolloutId`]: its VirtualService), and the
+//! digests that name things by their content ([`sha256_hex`]).
 
 use std::fmt;
 
@@ -72,12 +73,7 @@ impl RolloutId {
         if readable.len() <= MAX_NAME {
             return readable;
         }
-        let digest = Sha256::digest(self.to_string().as_bytes());
-        let hex: String = digest
-            .iter()
-            .take(DIGEST_HEX / 2)
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hex = sha256_hex(self.to_string().as_bytes(), DIGEST_HEX / 2);
         let dashed = readable.replace('.', "-");
         let mut end = MAX_NAME - 1 - DIGEST_HEX;
         while !dashed.is_char_boundary(end) {
@@ -86,6 +82,18 @@ impl RolloutId {
         let kept = dashed[..end].trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
         format!("{kept}-{hex}")
     }
+}
+
+/// The first `bytes` bytes (all 32 at most) of the SHA-256 of `data`, in lowercase hex.
+pub fn sha256_hex(data: &[u8], bytes: usize) -> String {
+    use std::fmt::Write;
+    let digest = Sha256::digest(data);
+    let mut hex = String::with_capacity(2 * bytes.min(digest.len()));
+    for b in digest.iter().take(bytes) {
+        // Writing to a String cannot fail.
+        let _ = write!(hex, "{b:02x}");
+    }
+    hex
 }
 
 /// The longest ConfigMap name the API server takes.

@@ -167,7 +167,6 @@ fn default_cache_dir(overrides: &Overrides, source: Option<&SourceConfig>) -> Pa
 /// `<last path segment>-<12 hex digits of the URL's SHA-256>`: readable in `ls`, and unique
 /// per URL. The segment keeps only file-name-safe characters.
 fn cache_key(url: &str) -> String {
-    use sha2::Digest;
     let trimmed = url.trim_end_matches('/');
     let last = trimmed.rsplit(['/', ':', '\\']).next().unwrap_or_default();
     let last = last.strip_suffix(".git").unwrap_or(last);
@@ -180,9 +179,7 @@ fn cache_key(url: &str) -> String {
     } else {
         name
     };
-    let digest = sha2::Sha256::digest(url.as_bytes());
-    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-    format!("{name}-{hex}")
+    format!("{name}-{}", crate::ids::sha256_hex(url.as_bytes(), 6))
 }
 
 fn resolve_analysis(

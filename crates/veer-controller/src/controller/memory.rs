@@ -93,10 +93,11 @@ fn file_pages(smaps: &str, exe: &str) -> Vec<FilePages> {
             || (path.starts_with('/') && path.rsplit('/').next().is_some_and(|f| f.contains(".so")))
     };
     let mut out = Vec::new();
-    let mut current: Option<(FilePages, bool)> = None;
+    // The mapping being read, when it is one of the program's; its Anonymous line.
+    let mut current: Option<FilePages> = None;
     let mut anonymous = 0;
-    let mut finish = |m: Option<(FilePages, bool)>, anonymous: u64| {
-        if let Some((m, true)) = m
+    let mut finish = |m: Option<FilePages>, anonymous: u64| {
+        if let Some(m) = m
             && anonymous == 0
             && m.resident_kib > 0
         {
@@ -116,13 +117,13 @@ fn file_pages(smaps: &str, exe: &str) -> Vec<FilePages> {
             anonymous = 0;
             let perms = fields.next().unwrap_or_default();
             let path = fields.nth(3).unwrap_or_default();
-            let only_file = !perms.contains('w') && perms.ends_with('p') && program(path);
-            let m = FilePages {
-                start,
-                len: end.saturating_sub(start),
-                resident_kib: 0,
-            };
-            current = Some((m, only_file));
+            current = (!perms.contains('w') && perms.ends_with('p') && program(path)).then(|| {
+                FilePages {
+                    start,
+                    len: end.saturating_sub(start),
+                    resident_kib: 0,
+                }
+            });
             continue;
         }
         let kib = fields
@@ -130,7 +131,7 @@ fn file_pages(smaps: &str, exe: &str) -> Vec<FilePages> {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
         match (first, current.as_mut()) {
-            ("Rss:", Some((m, _))) => m.resident_kib = kib,
+            ("Rss:", Some(m)) => m.resident_kib = kib,
             ("Anonymous:", Some(_)) => anonymous = kib,
             _ => {}
         }

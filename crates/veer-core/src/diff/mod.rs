@@ -29,7 +29,6 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::fields::{self, FieldPath, FieldSet, ListSemantics};
 use crate::manifest::{ObjectIdentity, ObjectKey};
@@ -281,14 +280,7 @@ pub fn desired_hash(value: &Value) -> String {
 
 /// [`desired_hash`] of a value already in canonical form.
 fn hash_canonical(canonical: &Value) -> String {
-    use std::fmt::Write;
-    let digest = Sha256::digest(canonical.to_string().as_bytes());
-    let mut hex = String::with_capacity(2 * digest.len());
-    for b in digest {
-        // Writing to a String cannot fail.
-        let _ = write!(hex, "{b:02x}");
-    }
-    hex
+    crate::ids::sha256_hex(canonical.to_string().as_bytes(), 32)
 }
 
 /// Compare git with the cluster. `live` finds the live objects veer looked at (at least

@@ -26,7 +26,6 @@ use flate2::Crc;
 use flate2::write::DeflateEncoder;
 use serde::Serialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use super::{
     BUG, COMPRESS_ABOVE, HEAD_KEY, JSON_KEY, MAX_STATE_BYTES, ObjectRecord, SHARDED_FORMAT,
@@ -439,6 +438,5 @@ impl Encoded {
 
 /// A shard's id: the first 8 bytes of its bytes' SHA-256, in hex.
 fn digest(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    crate::ids::sha256_hex(bytes, 8)
 }
