@@ -506,7 +506,8 @@ fn main() {
     veer::controller::memory::configure();
     if let Ok(size) = std::env::var(SIZE_ENV) {
         let n: usize = size.parse().expect("a size");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
+        // `veer run`'s runtime: one thread (see `loop_runtime` in src/cmd).
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("a tokio runtime");

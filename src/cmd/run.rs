@@ -14,14 +14,14 @@ use veer::source::{GitSource, Poller};
 use veer::sync::WriteMode;
 
 use super::{
-    local_policies, require_source, rollout_driver, runtime, start_controller, sync_options,
+    local_policies, loop_runtime, require_source, rollout_driver, start_controller, sync_options,
 };
 
 /// `veer run`: the reconcile loop until stopped (`--once`: one pass, exit as `veer sync`),
 /// with the HTTP server, notifications and, with `--leader-elect`, only while leading.
 pub(crate) fn run_command(config: &Config, args: &RunArgs) -> Result<i32> {
     let source_config = require_source(config)?;
-    runtime()?.block_on(async {
+    loop_runtime()?.block_on(async {
         // Open files: the soft limit raised to the hard one, the HTTP server kept to its share.
         let limits = veer::server::budget::at_start(&config.server);
         let metrics = Arc::new(veer::metrics::Metrics::new());
