@@ -27,6 +27,8 @@
 mod figures;
 #[path = "support/processes.rs"]
 mod processes;
+#[path = "support/request_floor.rs"]
+mod request_floor;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -309,7 +311,7 @@ async fn run(n: usize) {
         prune: true,
         sync: SyncOptions::default(),
     };
-    let mut c = Controller::start(Cluster::new(client), location, options)
+    let mut c = Controller::start(Cluster::new(client.clone()), location, options)
         .await
         .expect("the controller reads its state")
         .with_rollouts(driver);
@@ -491,6 +493,7 @@ async fn run(n: usize) {
         fig.ratio(&key("peak RSS MiB"), peak.round()),
     );
     println!("    rollouts at the end: {}", phases(&c));
+    floor(&c, &client, n, median_cpu, &mut fig, &key).await;
     // The other processes share the machine's cores with veer: their load is part of why a
     // step may be judged late.
     let (s_cpu, s_rss) = server.usage();
@@ -500,6 +503,45 @@ async fn run(n: usize) {
         "  (not counted above, whole run: API server {s_cpu:.1} CPU-s, peak RSS {s_rss} MiB; exporter {e_cpu:.1} CPU-s, {e_rss} MiB; Prometheus {p_cpu:.1} CPU-s, {p_rss} MiB)"
     );
     fig.save();
+}
+
+/// The requests a tick's judged rollouts make, sent alone ([`request_floor`]): the tick CPU
+/// no change to the drive's own work can go under.
+async fn floor(
+    c: &Controller,
+    client: &kube::Client,
+    n: usize,
+    tick_cpu: Duration,
+    fig: &mut Figures,
+    key: &dyn Fn(&str) -> String,
+) {
+    let Some(driver) = c.rollouts() else { return };
+    let rollouts: Vec<request_floor::FloorRollout> = driver
+        .states()
+        .map(|(id, state)| request_floor::FloorRollout {
+            namespace: id.namespace.clone(),
+            name: id.name.clone(),
+            split: (100 - state.canary_weight(), state.canary_weight()),
+            state_json: state.encode(),
+        })
+        .collect();
+    assert_eq!(rollouts.len(), n, "a state for every rollout");
+    let (vs, cm) = request_floor::measure(
+        client,
+        &rollouts,
+        STATE_NS,
+        RolloutOptions::DEFAULT_CONCURRENCY,
+    )
+    .await;
+    let both = vs + cm;
+    println!(
+        "  floor: the {n} rollouts' two requests alone: {:>5}{}   VirtualService applies {}, state ConfigMap applies {}; the median tick's CPU is {:.1}x it",
+        ms(both),
+        fig.ms(&key("request floor CPU"), both),
+        ms(vs),
+        ms(cm),
+        tick_cpu.as_secs_f64() / both.as_secs_f64().max(1e-9),
+    );
 }
 
 fn main() {

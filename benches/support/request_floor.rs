@@ -1,0 +1,94 @@
+//! The `rollouts` bench's floor: the two requests a judged rollout makes (its VirtualService
+//! applied with the new split and read back from the answer, its state ConfigMap applied,
+//! the answer not parsed), sent alone through the same kube-rs client with the driver's
+//! concurrency and no veer logic around them. The process's CPU for them is what a tick cannot
+//! go under while each judged rollout makes them.
+
+use std::time::Duration;
+
+use futures::{StreamExt, stream};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+
+use crate::processes::cpu_time;
+
+/// What one rollout's two requests carry.
+pub struct FloorRollout {
+    pub namespace: String,
+    pub name: String,
+    /// The weights written (v1, v2).
+    pub split: (u32, u32),
+    /// The state as veer stores it (its ConfigMap's one data entry).
+    pub state_json: String,
+}
+
+/// Process CPU for the VirtualService applies, then for the ConfigMap applies.
+pub async fn measure(
+    client: &kube::Client,
+    rollouts: &[FloorRollout],
+    state_namespace: &str,
+    concurrency: usize,
+) -> (Duration, Duration) {
+    let gvk = GroupVersionKind::gvk("networking.istio.io", "v1", "VirtualService");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "virtualservices");
+    // Its own field manager, forced: the bench has finished with the rollouts, and the
+    // weights it writes need not be the driver's.
+    let params = PatchParams::apply("veer-bench-floor").force();
+    let cpu = cpu_time();
+    run(rollouts, concurrency, |r| {
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &r.namespace, &resource);
+        let (v1, v2) = r.split;
+        let body = serde_json::json!({
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": {"name": r.name, "namespace": r.namespace},
+            "spec": {"hosts": [r.name], "http": [{"name": "primary", "route": [
+                {"destination": {"host": r.name, "subset": "v1"}, "weight": v1},
+                {"destination": {"host": r.name, "subset": "v2"}, "weight": v2},
+            ]}]},
+        });
+        let name = r.name.clone();
+        let params = params.clone();
+        async move {
+            api.patch(&name, &params, &Patch::Apply(&body))
+                .await
+                .expect("the floor's VirtualService apply");
+        }
+    })
+    .await;
+    let virtual_services = cpu_time() - cpu;
+    let api: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), state_namespace);
+    let cpu = cpu_time();
+    run(rollouts, concurrency, |r| {
+        let name = format!("veer-bench-floor-{}.{}", r.namespace, r.name);
+        let body = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": state_namespace},
+            "data": {"state": r.state_json},
+        });
+        // As veer stores a state: the answer is not parsed.
+        let request = kube::core::Request::new(api.resource_url())
+            .patch(&name, &params, &Patch::Apply(&body))
+            .expect("the floor's ConfigMap apply request");
+        async move {
+            client
+                .request_text(request)
+                .await
+                .expect("the floor's ConfigMap apply");
+        }
+    })
+    .await;
+    (virtual_services, cpu_time() - cpu)
+}
+
+async fn run<'a, F, Fut>(rollouts: &'a [FloorRollout], concurrency: usize, request: F)
+where
+    F: Fn(&'a FloorRollout) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    stream::iter(rollouts.iter().map(request))
+        .buffer_unordered(concurrency)
+        .collect::<Vec<()>>()
+        .await;
+}
