@@ -18,7 +18,8 @@
 //! and prints the tick CPU (process CPU time around each tick), the Prometheus queries per
 //! interval (the driver's counters), how late each step was judged after it was due, and the
 //! process's RSS and CPU. No git poll runs during the ticks (a poll's pass would drive every
-//! rollout once more).
+//! rollout once more). Last, the floor under a tick: each rollout's two requests sent alone
+//! (`support/request_floor.rs`).
 //!
 //! `VEER_BENCH_ROLLOUTS=10 cargo test --bench rollouts` runs other sizes (a debug smoke run
 //! of the bench itself; its figures are stored apart from release ones).

@@ -147,7 +147,9 @@ impl RolloutOptions {
 /// One rollout as the driver tracks it.
 #[derive(Debug, Clone)]
 pub(crate) struct Tracked {
-    state: RolloutState,
+    /// Shared, not copied, with the drive that takes it (a history of up to a hundred
+    /// checks): a drive that changes it puts a new one in its place.
+    state: Arc<RolloutState>,
     /// The command last read from its ConfigMap (cleared once applied).
     command: Option<Mailbox>,
 }

@@ -20,10 +20,16 @@ impl Metrics {
     /// `phase` is the rollout phase's name (`Phase::as_str()`); the previous phase's series is
     /// removed.
     pub fn set_rollout_phase(&self, rollout: &str, phase: &'static str) {
-        let previous = match self.current_phase.lock() {
-            Ok(mut current) => current.insert(rollout.to_string(), phase),
-            Err(poisoned) => poisoned.into_inner().insert(rollout.to_string(), phase),
+        let mut current = match self.current_phase.lock() {
+            Ok(current) => current,
+            Err(poisoned) => poisoned.into_inner(),
         };
+        // Set already (each judged rollout says its phase at every decision): nothing to do.
+        if current.get(rollout) == Some(&phase) {
+            return;
+        }
+        let previous = current.insert(rollout.to_string(), phase);
+        drop(current);
         if let Some(previous) = previous.filter(|p| *p != phase) {
             self.rollout_phase.remove(&PhaseLabels {
                 rollout: rollout.to_string(),
@@ -184,7 +190,11 @@ mod tests {
     fn a_phase_change_replaces_the_series_and_forget_removes_them() {
         let m = Metrics::new();
         m.set_rollout_phase("shop/reviews", "Progressing");
+        m.set_rollout_phase("shop/reviews", "Progressing");
         m.set_rollout_phase("shop/reviews", "Paused");
+        m.set_rollout_phase("shop/reviews", "Paused");
+        m.set_rollout_phase("shop/ratings", "Progressing");
+        m.set_rollout_phase("shop/ratings", "Paused");
         m.set_rollout_phase("shop/ratings", "Progressing");
         m.set_rollout_weight("shop/reviews", 10.0);
         let text = m.encode();
@@ -206,5 +216,12 @@ mod tests {
         let text = m.encode();
         assert!(!text.contains("shop/reviews"), "{text}");
         assert!(text.contains("shop/ratings"), "{text}");
+        // Forgotten, then set again at the phase it had: the series comes back.
+        m.set_rollout_phase("shop/reviews", "Paused");
+        let text = m.encode();
+        assert!(
+            text.contains("veer_rollout_phase{rollout=\"shop/reviews\",phase=\"Paused\"} 1"),
+            "{text}"
+        );
     }
 }

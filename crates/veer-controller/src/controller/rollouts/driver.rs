@@ -101,7 +101,7 @@ impl RolloutDriver {
 
     /// The state of each rollout the driver knows.
     pub fn states(&self) -> impl Iterator<Item = (&RolloutId, &RolloutState)> {
-        self.rollouts.iter().map(|(k, t)| (k, &t.state))
+        self.rollouts.iter().map(|(k, t)| (k, &*t.state))
     }
 
     /// The rollouts a tick is about, once the stored states have been read (`None` before:
@@ -136,7 +136,7 @@ impl RolloutDriver {
     fn stored_states(&self) -> BTreeMap<RolloutId, &RolloutState> {
         self.rollouts
             .iter()
-            .map(|(k, t)| (k.clone(), &t.state))
+            .map(|(k, t)| (k.clone(), &*t.state))
             .collect()
     }
 
@@ -394,7 +394,7 @@ impl RolloutDriver {
                     self.rollouts.insert(
                         w.id.clone(),
                         Tracked {
-                            state,
+                            state: Arc::new(state),
                             command: None,
                         },
                     );

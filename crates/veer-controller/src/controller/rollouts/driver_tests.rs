@@ -48,7 +48,7 @@ impl RolloutStore for Store {
                     (
                         id,
                         Tracked {
-                            state,
+                            state: state.into(),
                             command: None,
                         },
                     )

@@ -10,6 +10,7 @@
 //! together are driven, and their analyses measured, together.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::StreamExt;
@@ -165,7 +166,12 @@ impl RolloutDriver {
                     }
                     let before = self.rollouts.insert(w.id.clone(), out.tracked);
                     let now = self.rollouts.get(&w.id).map(|t| &t.state);
-                    if before.as_ref().map(|t| &t.state) != now {
+                    // A drive replaces the state only when it changed (`tick::rounds`).
+                    let same = match (before.as_ref().map(|t| &t.state), now) {
+                        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                        (a, b) => a.is_none() && b.is_none(),
+                    };
+                    if !same {
                         self.changed.insert(w.id.clone());
                     }
                     self.due.insert(w.id.clone(), out.wake);
@@ -196,7 +202,7 @@ impl RolloutDriver {
         let list: Vec<(RolloutId, &RolloutState)> = self
             .rollouts
             .iter()
-            .map(|(k, t)| (k.clone(), &t.state))
+            .map(|(k, t)| (k.clone(), &*t.state))
             .collect();
         crate::rollout::queue::admit(&list, self.options.max_concurrent)
             .into_iter()

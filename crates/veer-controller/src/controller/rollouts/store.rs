@@ -9,6 +9,7 @@
 //! a state not moved yet where it is.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams};
@@ -300,7 +301,13 @@ fn tracked_from(cm: &ConfigMap) -> Result<Option<(RolloutId, Tracked)>, RolloutD
     };
     let state = RolloutState::decode(&format!("VirtualService {id}"), stored)?;
     let command = data.get(COMMAND_KEY).and_then(|t| Mailbox::read(t));
-    Ok(Some((id, Tracked { state, command })))
+    Ok(Some((
+        id,
+        Tracked {
+            state: Arc::new(state),
+            command,
+        },
+    )))
 }
 
 /// A rollout ConfigMap as listed.
@@ -363,7 +370,7 @@ pub(super) async fn locate(
         {
             return Ok(Some(Located {
                 name,
-                state: t.state,
+                state: Arc::unwrap_or_clone(t.state),
                 command: t.command.map(|m| m.command),
                 policy: policy_of(&cm),
             }));
@@ -397,7 +404,11 @@ pub async fn list_rollouts(
     for cm in &list.items {
         let Some(found) = listed(cm)? else { continue };
         if out.get(&found.id).is_none_or(|(misnamed, ..)| *misnamed) {
-            let entry = (found.misnamed, found.tracked.state, found.policy);
+            let entry = (
+                found.misnamed,
+                Arc::unwrap_or_clone(found.tracked.state),
+                found.policy,
+            );
             out.insert(found.id, entry);
         }
     }

@@ -7,6 +7,8 @@
 //! `schedule`: it reads and writes only through the pass's [`Env`] and hands back what it
 //! leaves ([`Driven`]), so no rollout waits for another's reads, writes or analysis.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tracing::{error, info, warn};
@@ -213,14 +215,18 @@ async fn rounds<'e>(
         // stored before its write, only once the split is read back (`step_ahead`).
         let reads_only = matches!(action, Action::Analyse { .. });
         let unstored = reads_only || (obs.analysis.is_some() && step_ahead(state, &next, &action));
-        if (!unstored && next != *state) || consumed.is_some() {
+        let differs = next != **state;
+        if (!unstored && differs) || consumed.is_some() {
             slot.acquire(env.slots).await;
             env.ports
                 .store
                 .store(&w.id, w.policy.name(), &next, consumed.as_deref())
                 .await?;
         }
-        out.tracked.state = next;
+        // Replaced only when it changed: the schedule tells a changed state by its pointer.
+        if differs {
+            out.tracked.state = Arc::new(next);
+        }
         if consumed.is_some() {
             out.tracked.command = None;
         }
