@@ -28,6 +28,9 @@ mod state_shards;
 #[path = "conformance/rollout_names.rs"]
 mod rollout_names;
 
+#[path = "conformance/own_state.rs"]
+mod own_state;
+
 /// Each scenario of `module` twice: `<scenario>::embedded` and `<scenario>::real`.
 macro_rules! matrix {
     ($module:ident: $($scenario:ident),* $(,)?) => {$(
@@ -87,3 +90,5 @@ matrix!(
     an_older_veers_state_moves_to_its_own_name,
     two_ids_a_dash_apart_keep_two_states,
 );
+
+matrix!(own_state: own_state_config_maps_are_not_watched);

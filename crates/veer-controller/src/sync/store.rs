@@ -1,7 +1,8 @@
 //! veer's own ConfigMaps (the sync state and its shards, one per rollout): the one way they
 //! are written and deleted.
 //! A server-side apply by veer's field manager, forced (veer owns them), labelled
-//! `app.kubernetes.io/managed-by: veer`; a 409, 429 or 5xx is tried again as every write of
+//! `app.kubernetes.io/managed-by: veer` and `veer.io/controller-state: "true"` (which keeps
+//! them out of the watches); a 409, 429 or 5xx is tried again as every write of
 //! veer's is; a missing namespace is created, then the write is made again. The server's
 //! answer is read, not parsed.
 
@@ -10,12 +11,13 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Map, Value, json};
 
 use super::{MANAGED_BY_LABEL, MANAGER, RetryPolicy, with_retries};
+use crate::cluster::OWN_STATE_LABEL;
 
 /// One of veer's own ConfigMaps, as it is to be.
 pub struct OwnConfigMap<'a> {
     pub namespace: &'a str,
     pub name: &'a str,
-    /// Labels besides `app.kubernetes.io/managed-by`.
+    /// Labels besides `app.kubernetes.io/managed-by` and `veer.io/controller-state`.
     pub labels: Map<String, Value>,
     pub data: Value,
     pub binary_data: Value,
@@ -25,6 +27,7 @@ pub struct OwnConfigMap<'a> {
 pub async fn write(client: &kube::Client, cm: &OwnConfigMap<'_>) -> Result<(), kube::Error> {
     let mut labels = cm.labels.clone();
     labels.insert(MANAGED_BY_LABEL.into(), json!(MANAGER));
+    labels.insert(OWN_STATE_LABEL.into(), json!("true"));
     let object = json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",

@@ -133,7 +133,9 @@ fn spawn(
     mut apply: impl FnMut(&watcher::Event<LiveObject>) + Send + 'static,
 ) -> Task {
     let probe_api = api.clone();
-    let stream = watcher(api, watcher::Config::default()).default_backoff();
+    // veer's own state ConfigMaps are never compared with git: not watched.
+    let config = watcher::Config::default().labels(crate::cluster::NOT_OWN_STATE);
+    let stream = watcher(api, config).default_backoff();
     info!(watch = %what, "starting watch");
     let (refuse, refused) = signal::channel(None);
     let contact = shared.contact.clone();
