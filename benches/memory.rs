@@ -423,11 +423,7 @@ fn main() {
     veer::controller::memory::configure();
     if let Ok(size) = std::env::var(SIZE_ENV) {
         let n: usize = size.parse().expect("a size");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
-        runtime.block_on(run(n));
+        processes::veer_runtime().block_on(run(n));
         return;
     }
     println!("veer memory: where the bytes go (live heap by part; RSS as the kernel counts it)");

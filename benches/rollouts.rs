@@ -549,12 +549,7 @@ fn main() {
     veer::controller::memory::configure();
     if let Ok(size) = std::env::var(SIZE_ENV) {
         let n: usize = size.parse().expect("a size");
-        // `veer run`'s runtime: one thread (see `loop_runtime` in src/cmd).
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
-        runtime.block_on(run(n));
+        processes::veer_runtime().block_on(run(n));
         return;
     }
     println!(

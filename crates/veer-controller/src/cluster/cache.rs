@@ -368,15 +368,24 @@ impl Cache {
     ) -> Vec<ObjectKey> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
+            // Listening before looking, so an event applied in between is not missed.
+            let next = self.journal.next_entry();
+            tokio::pin!(next);
+            next.as_mut().enable();
             let missing: Vec<ObjectKey> = writes
                 .iter()
                 .filter(|w| !self.seen(discovery, w))
                 .map(|w| w.key.clone())
                 .collect();
-            if missing.is_empty() || tokio::time::Instant::now() >= deadline {
+            let now = tokio::time::Instant::now();
+            if missing.is_empty() || now >= deadline {
                 return missing;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            // Looked at again as soon as a watch records an event (on one thread the watch
+            // runs only while this waits), or after 20 ms (what the journal does not record:
+            // a watch's first list).
+            let wait = Duration::from_millis(20).min(deadline - now);
+            let _ = tokio::time::timeout(wait, next).await;
         }
     }
 }

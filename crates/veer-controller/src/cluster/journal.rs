@@ -43,6 +43,9 @@ struct Inner {
 pub(super) struct Journal {
     inner: Mutex<Inner>,
     capacity: Option<usize>,
+    /// Told of every entry, for whoever waits for the watches to see a write
+    /// (`Cache::await_observed`).
+    recorded: tokio::sync::Notify,
 }
 
 impl Journal {
@@ -70,6 +73,13 @@ impl Journal {
                 inner.dropped_before = dropped + 1;
             }
         }
+        drop(inner);
+        self.recorded.notify_waiters();
+    }
+
+    /// A future that completes at the next entry recorded after it was enabled.
+    pub(super) fn next_entry(&self) -> tokio::sync::futures::Notified<'_> {
+        self.recorded.notified()
     }
 
     /// An object of `watch` was added, modified or deleted.
@@ -239,6 +249,28 @@ mod tests {
             namespace: namespace.map(str::to_string),
             name: name.into(),
         }
+    }
+
+    #[test]
+    fn an_entry_wakes_whoever_waits_for_the_next() {
+        let journal = Journal::default();
+        let w = watch("ConfigMap", Some("shop"));
+        let next = journal.next_entry();
+        let mut next = std::pin::pin!(next);
+        next.as_mut().enable();
+        let pending = futures::FutureExt::now_or_never(next.as_mut());
+        assert!(pending.is_none(), "nothing recorded yet");
+        journal.object(&w, "settings");
+        assert!(
+            futures::FutureExt::now_or_never(next).is_some(),
+            "the entry wakes it"
+        );
+        // A watch recorded whole wakes too.
+        let again = journal.next_entry();
+        let mut again = std::pin::pin!(again);
+        again.as_mut().enable();
+        journal.watch(&w);
+        assert!(futures::FutureExt::now_or_never(again).is_some());
     }
 
     fn resolved(key: &ObjectKey) -> Option<Resolved> {
