@@ -144,7 +144,7 @@ impl World {
         o.available = Some(self.available);
         o.admitted = self.admitted;
         o.command = self.command;
-        o.target = self.target.clone();
+        o.target = self.target.clone().map(Into::into);
         if self.report_live {
             o.live = Some(LiveRoute {
                 split: self.live.clone(),

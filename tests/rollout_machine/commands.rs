@@ -74,12 +74,15 @@ fn operator_commands_apply_once_and_only_where_they_mean_something() {
     assert!(matches!(retried.action, Action::SetSplit { .. }));
     // Without retry a failed revision stays failed, whatever git says about the same commit.
     let mut same = obs();
-    same.target = Some(TargetUpdate {
-        revision: "rev1".into(),
-        target: split(&[("v2", 100)]),
-        live: split(&[("v1", 100)]),
-        companions: Vec::new(),
-    });
+    same.target = Some(
+        TargetUpdate {
+            revision: "rev1".into(),
+            target: split(&[("v2", 100)]),
+            live: split(&[("v1", 100)]),
+            companions: Vec::new(),
+        }
+        .into(),
+    );
     let stays = decide(&failed, &same, &p, t0());
     assert_eq!((stays.action, stays.next), (Action::Done, failed.clone()));
 }

@@ -14,12 +14,15 @@ fn a_new_commit_restarts_from_live_toward_the_new_target() {
     s.current_split = split(&[("v1", 80), ("v2", 20)]);
     s.failed_checks = 1;
     let mut o = obs();
-    o.target = Some(TargetUpdate {
-        revision: "rev2".into(),
-        target: split(&[("v3", 100)]),
-        live: split(&[("v1", 80), ("v2", 20)]),
-        companions: Vec::new(),
-    });
+    o.target = Some(
+        TargetUpdate {
+            revision: "rev2".into(),
+            target: split(&[("v3", 100)]),
+            live: split(&[("v1", 80), ("v2", 20)]),
+            companions: Vec::new(),
+        }
+        .into(),
+    );
     let d = decide(&s, &o, &p, t0());
     assert_eq!(d.next.revision, "rev2");
     assert_eq!(
@@ -68,12 +71,15 @@ fn a_new_commit_restarts_from_live_toward_the_new_target() {
     );
     assert!(d.next.seq >= failed.seq);
     // A commit that puts git where live already is needs no steps.
-    o.target = Some(TargetUpdate {
-        revision: "rev3".into(),
-        target: split(&[("v1", 80), ("v2", 20)]),
-        live: split(&[("v1", 80), ("v2", 20)]),
-        companions: Vec::new(),
-    });
+    o.target = Some(
+        TargetUpdate {
+            revision: "rev3".into(),
+            target: split(&[("v1", 80), ("v2", 20)]),
+            live: split(&[("v1", 80), ("v2", 20)]),
+            companions: Vec::new(),
+        }
+        .into(),
+    );
     let d = decide(&s, &o, &p, t0());
     assert_eq!(d.next.phase, Phase::Promoting);
 }
@@ -105,12 +111,15 @@ fn new_commit_by_phase() {
         let o = Observation {
             available: Some(false),
             admitted: false,
-            target: Some(TargetUpdate {
-                revision: "rev2".into(),
-                target: split(&[("v3", 100)]),
-                live: live.clone(),
-                companions: Vec::new(),
-            }),
+            target: Some(
+                TargetUpdate {
+                    revision: "rev2".into(),
+                    target: split(&[("v3", 100)]),
+                    live: live.clone(),
+                    companions: Vec::new(),
+                }
+                .into(),
+            ),
             ..Observation::default()
         };
         let d = decide(&s, &o, &p, t0());
@@ -150,12 +159,15 @@ fn a_new_commit_carries_the_routes_that_move_with_the_rollout() {
         target: split(target),
     };
     let mut o = obs();
-    o.target = Some(TargetUpdate {
-        revision: "rev2".into(),
-        target: split(&[("v3", 100)]),
-        live: split(&[("v1", 80), ("v2", 20)]),
-        companions: vec![companion(&[("v3", 100)])],
-    });
+    o.target = Some(
+        TargetUpdate {
+            revision: "rev2".into(),
+            target: split(&[("v3", 100)]),
+            live: split(&[("v1", 80), ("v2", 20)]),
+            companions: vec![companion(&[("v3", 100)])],
+        }
+        .into(),
+    );
     // Mid-rollout: the companion heads for git's new split, from where it started.
     let mut s = progressing(1);
     s.current_split = split(&[("v1", 80), ("v2", 20)]);

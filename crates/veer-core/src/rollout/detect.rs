@@ -126,14 +126,7 @@ fn route_weights(route: &Value, object: &str) -> Result<Vec<(DestinationId, u32)
                 reason: "a route destination has no host".to_string(),
             });
         };
-        let id = DestinationId {
-            host: host.to_string(),
-            subset: d.get("subset").and_then(Value::as_str).map(str::to_string),
-            port: d
-                .pointer("/port/number")
-                .and_then(Value::as_u64)
-                .and_then(|p| u32::try_from(p).ok()),
-        };
+        let id = destination_id(d, host);
         let weight = match item.get("weight").and_then(Value::as_i64) {
             Some(w) => u32::try_from(w).map_err(|_| RolloutError::MalformedRoute {
                 object: object.to_string(),
@@ -293,19 +286,9 @@ pub fn write_split(
     };
     let mut written = std::collections::BTreeSet::new();
     for item in items.iter_mut() {
-        let d = item.get("destination").cloned().unwrap_or(Value::Null);
-        let id = DestinationId {
-            host: d
-                .get("host")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-            subset: d.get("subset").and_then(Value::as_str).map(str::to_string),
-            port: d
-                .pointer("/port/number")
-                .and_then(Value::as_u64)
-                .and_then(|p| u32::try_from(p).ok()),
-        };
+        let d = item.get("destination").unwrap_or(&Value::Null);
+        let host = d.get("host").and_then(Value::as_str).unwrap_or("");
+        let id = destination_id(d, host);
         if let Value::Object(map) = item {
             map.insert("weight".to_string(), json!(split.weight(&id)));
         }
@@ -325,6 +308,19 @@ pub fn write_split(
         items.push(json!({ "destination": destination, "weight": w }));
     }
     Ok(())
+}
+
+/// The destination a route item's `destination` (`d`, its `host` read by the caller) names.
+fn destination_id(d: &Value, host: &str) -> DestinationId {
+    DestinationId {
+        host: host.into(),
+        subset: d.get("subset").and_then(Value::as_str).map(Into::into),
+        port: d
+            .get("port")
+            .and_then(|p| p.get("number"))
+            .and_then(Value::as_u64)
+            .and_then(|p| u32::try_from(p).ok()),
+    }
 }
 
 /// The split of route `live_index` as written in `object`, for read-back after a write.

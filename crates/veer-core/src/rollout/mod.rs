@@ -275,8 +275,9 @@ pub struct Observation {
     /// May a queued rollout start (see [`queue::admit`])?
     #[serde(default)]
     pub admitted: bool,
+    /// Shared with the rollout's work: every decision of a drive hears the same target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<TargetUpdate>,
+    pub target: Option<std::sync::Arc<TargetUpdate>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write: Option<WriteReadBack>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

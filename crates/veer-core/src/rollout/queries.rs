@@ -69,7 +69,10 @@ fn service_and_subset(destinations: &[DestinationId]) -> (String, String) {
         first
             .map(|d| short_host(&d.host).to_string())
             .unwrap_or_default(),
-        first.and_then(|d| d.subset.clone()).unwrap_or_default(),
+        first
+            .and_then(|d| d.subset.as_deref())
+            .unwrap_or_default()
+            .to_string(),
     )
 }
 

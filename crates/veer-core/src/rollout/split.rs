@@ -11,16 +11,19 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-/// Where traffic goes: an Istio route destination.
+/// Where traffic goes: an Istio route destination. Its names are shared, not owned: splits,
+/// states and observations copy destinations at every decision, and a copy is then two
+/// reference counts, not two allocations.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DestinationId {
-    pub host: String,
+    pub host: Arc<str>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subset: Option<String>,
+    pub subset: Option<Arc<str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u32>,
 }
@@ -28,8 +31,8 @@ pub struct DestinationId {
 impl DestinationId {
     pub fn new(host: &str, subset: Option<&str>) -> Self {
         DestinationId {
-            host: host.to_string(),
-            subset: subset.map(str::to_string),
+            host: Arc::from(host),
+            subset: subset.map(Arc::from),
             port: None,
         }
     }
@@ -124,21 +127,19 @@ impl TrafficSplit {
 
     /// Equal as traffic: zero-weight destinations do not count.
     pub fn same_traffic(&self, other: &TrafficSplit) -> bool {
-        let nonzero = |s: &TrafficSplit| -> Vec<(DestinationId, u32)> {
-            s.iter()
-                .filter(|(_, w)| *w > 0)
-                .map(|(d, w)| (d.clone(), w))
-                .collect()
-        };
-        nonzero(self) == nonzero(other)
+        fn nonzero(s: &TrafficSplit) -> impl Iterator<Item = (&DestinationId, &u32)> {
+            s.weights.iter().filter(|(_, w)| **w > 0)
+        }
+        nonzero(self).eq(nonzero(other))
     }
 
-    /// Destinations whose weight grows from `self` to `target`.
+    /// Destinations whose weight grows from `self` to `target`, in order (only `target`'s
+    /// can grow: any other goes to 0).
     pub fn gaining_toward(&self, target: &TrafficSplit) -> Vec<DestinationId> {
-        let all = self.extended(target);
-        all.destinations()
-            .filter(|d| target.weight(d) > self.weight(d))
-            .cloned()
+        target
+            .iter()
+            .filter(|(d, w)| *w > self.weight(d))
+            .map(|(d, _)| d.clone())
             .collect()
     }
 

@@ -62,7 +62,7 @@ pub struct VirtualServiceWork {
     /// Other routes git shifts in the same VirtualService: they move with `shift`'s.
     pub companions: Vec<CompanionRoute>,
     /// What the state machine hears as the target ([`targets`]).
-    pub target: Option<TargetUpdate>,
+    pub target: Option<Arc<TargetUpdate>>,
 }
 
 /// The VirtualServices of one revision bound to a policy ([`bind`]): what the rollout work
@@ -223,7 +223,7 @@ fn plan_with<'l>(
             live: live_object.map(Cow::into_owned),
             shift,
             companions: shifts.map(|s| CompanionRoute::from(&s)).collect(),
-            target,
+            target: target.map(Arc::new),
         });
     }
     work

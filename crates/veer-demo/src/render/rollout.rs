@@ -13,10 +13,10 @@ use veer_controller::rollout::{Phase, RolloutState, Standing, TrafficSplit};
 
 /// The new version's subsets, joined: `v2`.
 fn canary_names(state: &RolloutState) -> String {
-    let names: Vec<String> = state
-        .canary()
+    let canary = state.canary();
+    let names: Vec<&str> = canary
         .iter()
-        .map(|d| d.subset.clone().unwrap_or_else(|| d.host.clone()))
+        .map(|d| d.subset.as_deref().unwrap_or(&d.host))
         .collect();
     names.join("+")
 }

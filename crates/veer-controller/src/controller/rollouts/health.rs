@@ -117,13 +117,13 @@ impl Workloads {
         let Some(subset) = &d.subset else {
             return BTreeMap::from([("app".to_string(), host.to_string())]);
         };
-        if let Some(labels) = self.subsets.get(&(host.to_string(), subset.clone())) {
+        if let Some(labels) = self.subsets.get(&(host.to_string(), subset.to_string())) {
             return labels.clone();
         }
         // No DestinationRule says: Istio's convention is `version: <subset>`.
         BTreeMap::from([
             ("app".to_string(), host.to_string()),
-            ("version".to_string(), subset.clone()),
+            ("version".to_string(), subset.to_string()),
         ])
     }
 }
