@@ -139,7 +139,12 @@ proptest! {
         prop_assume!(!from.same_traffic(&to));
         let mut w = verdict_world(&from, verdicts);
         let mut state = new_state(&from, &to, &p);
-        for _ in 0..400 {
+        // Enough decisions for the slowest rollout the strategies make: up to 99 steps of 1
+        // %, each needing a passing check when one verdict in several passes (holds are
+        // bounded by the 10m progress deadline at a 1m interval), three or four decisions a
+        // check. 400 was not: stepWeight 1 to maxWeight 67 with one pass in three verdicts
+        // ran out still progressing (the saved regression case).
+        for _ in 0..4000 {
             state = checked_tick(&mut w, &state, &p)?;
             if state.phase.is_terminal() {
                 break;
