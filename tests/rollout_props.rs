@@ -120,6 +120,13 @@ fn checked_tick(
     Ok(decision.next)
 }
 
+/// Decisions a rollout is given to finish in: enough for the slowest one the strategies
+/// make (up to 99 steps of 1 %, each waiting for a passing check while one verdict in several
+/// passes, the holds between passes bounded by the 10m progress deadline at a 1m interval,
+/// three or four decisions a check). 400 was not: stepWeight 1 to maxWeight 67 with one pass
+/// in three verdicts ran out still progressing (the saved regression case).
+const MAX_DECISIONS: usize = 4000;
+
 fn verdict_world(live: &TrafficSplit, verdicts: Vec<AnalysisVerdict>) -> World {
     let mut w = World::new(live.clone());
     w.verdicts = Box::new(move |n, _| verdicts[n % verdicts.len()].clone());
@@ -139,12 +146,7 @@ proptest! {
         prop_assume!(!from.same_traffic(&to));
         let mut w = verdict_world(&from, verdicts);
         let mut state = new_state(&from, &to, &p);
-        // Enough decisions for the slowest rollout the strategies make: up to 99 steps of 1
-        // %, each needing a passing check when one verdict in several passes (holds are
-        // bounded by the 10m progress deadline at a 1m interval), three or four decisions a
-        // check. 400 was not: stepWeight 1 to maxWeight 67 with one pass in three verdicts
-        // ran out still progressing (the saved regression case).
-        for _ in 0..4000 {
+        for _ in 0..MAX_DECISIONS {
             state = checked_tick(&mut w, &state, &p)?;
             if state.phase.is_terminal() {
                 break;
@@ -194,7 +196,7 @@ proptest! {
             Action::SetSplit { split, .. } if state.revision == "rev2" => Some(split.clone()),
             _ => None,
         };
-        for _ in 0..600 {
+        for _ in 0..MAX_DECISIONS {
             let n = w.log.len();
             state = checked_tick(&mut w, &state, &p)?;
             if first_write.is_none()
