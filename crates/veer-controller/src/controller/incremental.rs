@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use decide::{RolloutStates, changed_rollouts, decide, unsettled};
 
@@ -402,9 +402,26 @@ impl Controller {
         };
         // What changed before this tick is a pass's business (`drive_and_settle`).
         driver.take_changed();
-        // Only the VirtualServices with a rollout: new rollouts start at a pass, not a tick.
-        // Before the states are read, every bound VirtualService (the tick reads them).
-        let only = driver.tracked();
+        let namespace = driver.state_namespace().to_string();
+        let adapters = rollouts::ClusterPorts::new(&self.cluster, &self.options.sync, &namespace);
+        let ports = adapters.ports();
+        // An idle pass drives a finished rollout only for a command: the commands waiting
+        // (labelled pending; a pass that plans reads every mailbox) are read first.
+        let commands = match every {
+            true => match ports.store.read_commands(false).await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    error!(error = %e, "cannot read the rollout commands; rollouts wait 5 s");
+                    driver.retry_at(Utc::now() + chrono::TimeDelta::seconds(5));
+                    return 0;
+                }
+            },
+            false => None,
+        };
+        // Only the VirtualServices with a rollout in flight: new rollouts start at a pass,
+        // not a tick, and finished ones ask nothing of it. Before the states are read, every
+        // bound VirtualService (the tick reads them).
+        let only = driver.in_flight(commands.iter().flat_map(|c| c.keys()));
         // Bound once per revision, not at every tick.
         let bindings = driver.bindings(loaded, &self.options.source_url);
         let keys: Vec<ObjectKey> = bindings
@@ -415,10 +432,6 @@ impl Controller {
             .collect();
         match self.cluster.live(&keys).await {
             Ok(live) => {
-                let namespace = driver.state_namespace().to_string();
-                let adapters =
-                    rollouts::ClusterPorts::new(&self.cluster, &self.options.sync, &namespace);
-                let ports = adapters.ports();
                 driver
                     .drive_bound(
                         &ports,
@@ -427,6 +440,7 @@ impl Controller {
                         only.as_ref(),
                         live.objects,
                         every,
+                        commands,
                     )
                     .await;
                 adapters.await_written().await;

@@ -182,6 +182,9 @@ fn plan_with<'l>(
 ) -> RolloutWork {
     let wanted = |id: &RolloutId| only.is_none_or(|o| o.contains(id));
     let mut work = RolloutWork {
+        // Every bound VirtualService, whatever `only` names: a rollout left out of this
+        // work is not one whose VirtualService left git.
+        bound: bindings.bound.iter().map(|b| b.id.clone()).collect(),
         skipped: bindings
             .skipped
             .iter()
@@ -192,7 +195,6 @@ fn plan_with<'l>(
     };
     for b in bindings.bound.iter().filter(|b| wanted(&b.id)) {
         let id = b.id.clone();
-        work.bound.insert(id.clone());
         let live_object = live(&b.key);
         let live_vs = live_object.as_deref();
         let state = states.get(&id).copied();
@@ -307,7 +309,8 @@ mod tests {
     }
 
     /// A tick plans from the revision's bindings, made once: the same work as planning from
-    /// git, for the rollouts it names (the others neither bound nor skipped for it).
+    /// git, for the rollouts it names (the others not planned nor skipped for it, though
+    /// still bound).
     #[test]
     fn planning_from_bindings_is_planning_from_git() {
         let running = state("c1", Phase::Progressing, (100, 0), (0, 100));
@@ -339,6 +342,13 @@ mod tests {
             tick
         );
         let none = plan_bound(&bindings, Some(&BTreeSet::new()), &live, &states, "c2");
-        assert_eq!(none, RolloutWork::default());
+        assert_eq!(
+            none,
+            RolloutWork {
+                bound: from_git.bound.clone(),
+                ..RolloutWork::default()
+            },
+            "what is bound is bound, whichever rollouts a tick plans"
+        );
     }
 }

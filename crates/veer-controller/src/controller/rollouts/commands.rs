@@ -3,9 +3,10 @@
 //! same write; the driver reads the mailboxes once per pass (one LIST, [`read_commands`]) and
 //! clears a command once applied (`store::clear_command`, which drops the label too).
 //!
-//! A tick lists only the ConfigMaps labelled pending (usually none: an empty answer, however
-//! many rollouts run); a full pass (after a git poll) lists every rollout ConfigMap, so a
-//! command written without the label (by an older CLI) is still read.
+//! A tick and an idle pass list only the ConfigMaps labelled pending (usually none: an empty
+//! answer, however many rollouts run); a pass that plans (a new commit, a change in the
+//! cluster, the resync interval) lists every rollout ConfigMap, so a command written without
+//! the label (by an older CLI) is still read.
 
 use std::collections::BTreeMap;
 

@@ -16,8 +16,8 @@ use futures::stream::FuturesUnordered;
 use super::ports::Ports;
 use super::schedule::Which;
 use super::{
-    NoRevert, PlannedRollouts, RevertPusher, RevisionBindings, RolloutDriver, RolloutDriverError,
-    RolloutId, RolloutOptions, Tracked,
+    Mailbox, NoRevert, PlannedRollouts, RevertPusher, RevisionBindings, RolloutDriver,
+    RolloutDriverError, RolloutId, RolloutOptions, Tracked,
 };
 use crate::analysis::MetricsProvider;
 use crate::controller::Planned;
@@ -111,6 +111,26 @@ impl RolloutDriver {
         self.loaded.then(|| self.rollouts.keys().cloned().collect())
     }
 
+    /// The rollouts a tick or an idle pass plans and drives, once the stored states have
+    /// been read (`None` before, as [`RolloutDriver::tracked`]): the tracked ones but those
+    /// finished (succeeded or failed: no wake asked), which only a command (`commanded`, the
+    /// tracked among them) or a pass that plans moves again. A mesh with a thousand finished
+    /// rollouts and one running plans one at each of its ticks.
+    pub fn in_flight<'a>(
+        &self,
+        commanded: impl IntoIterator<Item = &'a RolloutId>,
+    ) -> Option<std::collections::BTreeSet<RolloutId>> {
+        let mut ids: std::collections::BTreeSet<RolloutId> = self.tracked()?;
+        ids.retain(|id| !matches!(self.due.get(id), Some(None)));
+        ids.extend(
+            commanded
+                .into_iter()
+                .filter(|id| self.rollouts.contains_key(*id))
+                .cloned(),
+        );
+        Some(ids)
+    }
+
     /// The policies of the policies directory (`RolloutOptions::policies`).
     pub fn local_policies(&self) -> &[RolloutPolicy] {
         &self.options.policies
@@ -185,6 +205,8 @@ impl RolloutDriver {
     /// A rollout tick over the revision's `bindings`, for the VirtualServices `only` names
     /// (all when `None`: the stored states not read yet), `live` their objects in the watch
     /// cache: read the stored states (once), then drive those due (`every`: all of them).
+    /// `commands`: the mailboxes already read for it (`None`: read them).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn drive_bound(
         &mut self,
         ports: &Ports<'_>,
@@ -193,6 +215,7 @@ impl RolloutDriver {
         only: Option<&std::collections::BTreeSet<RolloutId>>,
         live: BTreeMap<ObjectKey, Value>,
         every: bool,
+        commands: Option<BTreeMap<RolloutId, Mailbox>>,
     ) {
         if let Err(e) = self.load(ports).await {
             error!(error = %e, "cannot read the rollout states; rollouts wait for the next pass");
@@ -206,7 +229,7 @@ impl RolloutDriver {
             &loaded.revision.commit.0,
         );
         let which = if every { Which::All } else { Which::Due };
-        self.drive_work(ports, &work, which).await;
+        self.drive_work(ports, &work, which, commands).await;
     }
 
     /// One pass over the rollout work `planned` was made with (every rollout, due or not:
@@ -219,7 +242,7 @@ impl RolloutDriver {
         planned: &Planned,
     ) {
         match &planned.rollouts {
-            Some(r) if r.states_read => self.drive_work(ports, &r.work, Which::All).await,
+            Some(r) if r.states_read => self.drive_work(ports, &r.work, Which::All, None).await,
             Some(_) | None => {
                 let live = &planned.live.objects;
                 self.drive_all(ports, loaded, &planned.desired, live).await;
@@ -268,13 +291,19 @@ impl RolloutDriver {
             return;
         }
         let planned = self.plan(loaded, desired, live);
-        self.drive_work(ports, &planned.work, which).await;
+        self.drive_work(ports, &planned.work, which, None).await;
     }
 
     /// One pass over the rollout `work` (planned with the stored states read): start new
     /// rollouts, drive `which` of them (start, advance, hold or roll back each), and forget
-    /// those whose VirtualService left git or its policy.
-    async fn drive_work(&mut self, ports: &Ports<'_>, work: &RolloutWork, which: Which) {
+    /// those whose VirtualService left git or its policy. `commands`: as `run_pass`.
+    async fn drive_work(
+        &mut self,
+        ports: &Ports<'_>,
+        work: &RolloutWork,
+        which: Which,
+        commands: Option<BTreeMap<RolloutId, Mailbox>>,
+    ) {
         self.retry = None;
         for (id, why) in &work.skipped {
             match why {
@@ -290,13 +319,15 @@ impl RolloutDriver {
             }
         }
         self.start_new(ports, work).await;
-        self.run_pass(ports, work, which).await;
+        self.run_pass(ports, work, which, commands).await;
         // A wake only for rollouts this work drives: one it does not (its VirtualService not
         // in the revision) would wake the loop for nothing, again and again. Back in the work,
-        // it is due at once.
+        // it is due at once. A finished rollout asks no wake: it stays finished, whether this
+        // work planned it or not (`in_flight`).
         let driven: std::collections::BTreeSet<&RolloutId> =
             work.rollouts.iter().map(|w| &w.id).collect();
-        self.due.retain(|id, _| driven.contains(id));
+        self.due
+            .retain(|id, wake| wake.is_none() || driven.contains(id));
         // A VirtualService gone from git, or no longer bound to a policy, takes its rollout
         // with it (its weights are git's again).
         let gone: Vec<RolloutId> = self

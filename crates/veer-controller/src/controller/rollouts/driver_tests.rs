@@ -500,6 +500,8 @@ async fn a_gate_that_does_not_pass_holds_the_rollout() {
 
 #[path = "concurrency_tests.rs"]
 mod concurrency;
+#[path = "finished_tests.rs"]
+mod finished;
 
 /// Git's VirtualService at `git`, as revision `commit` of the repository.
 fn revision(w: &World, commit: &str, git: &Value) -> LoadedRevision {
@@ -521,20 +523,33 @@ fn revision(w: &World, commit: &str, git: &Value) -> LoadedRevision {
     }
 }
 
-/// A tick as the controller makes it: the revision's bindings (kept between ticks of one
-/// commit), the rollouts it tracks.
+/// A tick (`every`: an idle pass) as the controller makes it: the revision's bindings (kept
+/// between ticks of one commit), the rollouts in flight (and, in an idle pass, those with a
+/// command waiting).
 async fn tick(w: &mut World, loaded: &LoadedRevision, live: Value, every: bool) {
-    let only = w.driver.tracked();
-    let bindings = w.driver.bindings(loaded, "git://example/mesh.git");
-    let live = BTreeMap::from([(key(), live)]);
     let ports = Ports {
         store: &w.store,
         probe: &w.probe,
         traffic: &w.route,
         clock: &w.clock,
     };
+    let commands = match every {
+        true => Some(ports.store.read_commands(false).await.unwrap()),
+        false => None,
+    };
+    let only = w.driver.in_flight(commands.iter().flat_map(|c| c.keys()));
+    let bindings = w.driver.bindings(loaded, "git://example/mesh.git");
+    let live = BTreeMap::from([(key(), live)]);
     w.driver
-        .drive_bound(&ports, loaded, &bindings, only.as_ref(), live, every)
+        .drive_bound(
+            &ports,
+            loaded,
+            &bindings,
+            only.as_ref(),
+            live,
+            every,
+            commands,
+        )
         .await;
 }
 

@@ -22,7 +22,7 @@ use super::analyse::Counted;
 use super::batcher::Batcher;
 use super::ports::Ports;
 use super::tick::{Drive, Env, drive_one};
-use super::{RolloutDriver, RolloutId, Work};
+use super::{Mailbox, RolloutDriver, RolloutId, Work};
 use crate::analysis::MetricsProvider;
 use crate::rollout::RolloutState;
 use crate::rollout::work::RolloutWork;
@@ -62,7 +62,15 @@ fn is_due(due: Option<&Option<DateTime<Utc>>>, now: DateTime<Utc>) -> bool {
 
 impl RolloutDriver {
     /// Drive `which` of the tracked rollouts of `work` concurrently, until none is working.
-    pub(super) async fn run_pass(&mut self, ports: &Ports<'_>, work: &RolloutWork, which: Which) {
+    /// `commands`: the mailboxes the caller read for the pass; `None`: read them here (every
+    /// rollout's for [`Which::All`], those labelled pending for [`Which::Due`]).
+    pub(super) async fn run_pass(
+        &mut self,
+        ports: &Ports<'_>,
+        work: &RolloutWork,
+        which: Which,
+        commands: Option<BTreeMap<RolloutId, Mailbox>>,
+    ) {
         let concurrency = self.options.concurrency();
         let counted = self.provider.as_deref().map(|inner| Counted {
             inner,
@@ -87,7 +95,11 @@ impl RolloutDriver {
         let env = &env;
         // Every mailbox the pass looks at, in one read (not one per rollout); a rollout's first
         // drive of the pass takes its command, later ones keep what that one left.
-        let mut commands = match ports.store.read_commands(which == Which::All).await {
+        let read = match commands {
+            Some(c) => Ok(c),
+            None => ports.store.read_commands(which == Which::All).await,
+        };
+        let mut commands = match read {
             Ok(c) => c,
             Err(e) => {
                 error!(error = %e, "cannot read the rollout commands; rollouts wait 5 s");
