@@ -18,14 +18,17 @@
 //! and prints the tick CPU (process CPU time around each tick), the Prometheus queries per
 //! interval (the driver's counters), how late each step was judged after it was due, and the
 //! process's RSS and CPU. No git poll runs during the ticks (a poll's pass would drive every
-//! rollout once more). Last, the floor under a tick: each rollout's two requests sent alone
-//! (`support/request_floor.rs`).
+//! rollout once more). Then the floor under a tick: each rollout's two requests sent alone
+//! (`support/request_floor.rs`). Last, the CPU of an idle poll with every rollout in flight,
+//! then with every rollout finished (`support/finished.rs`).
 //!
 //! `VEER_BENCH_ROLLOUTS=10 cargo test --bench rollouts` runs other sizes (a debug smoke run
 //! of the bench itself; its figures are stored apart from release ones).
 
 #[path = "support/figures.rs"]
 mod figures;
+#[path = "support/finished.rs"]
+mod finished;
 #[path = "support/processes.rs"]
 mod processes;
 #[path = "support/request_floor.rs"]
@@ -495,6 +498,8 @@ async fn run(n: usize) {
     );
     println!("    rollouts at the end: {}", phases(&c));
     floor(&c, &client, n, median_cpu, &mut fig, &key).await;
+    finished::idle_polls_in_flight_and_finished(&mut c, &client, STATE_NS, &second, n, &mut fig)
+        .await;
     // The other processes share the machine's cores with veer: their load is part of why a
     // step may be judged late.
     let (s_cpu, s_rss) = server.usage();
