@@ -326,7 +326,8 @@ impl Controller {
         let busy =
             (self.rollouts.as_ref()).is_some_and(|d| d.tracked().is_none_or(|t| !t.is_empty()));
         if busy {
-            // Every rollout, as a pass drives them (commands and hand edits are looked at),
+            // The rollouts an idle poll can move (a command waiting, due, waiting for health,
+            // admission or approval: nothing changed, so there is no hand edit to see),
             // without planning the rest.
             let _ = self.tick_rollouts(loaded, true).await;
         }
@@ -391,10 +392,10 @@ impl Controller {
         });
     }
 
-    /// Rollout work over `loaded` without a plan: the VirtualServices with a rollout, read
-    /// from the watch cache, and the driver's pass over them (`every` rollout, as a pass
-    /// drives them, or those due, as a tick does); nothing else is planned and no sync state
-    /// is written. Rollouts whose state changed are planned at the next pass. Returns how
+    /// Rollout work over `loaded` without a plan: the VirtualServices with a rollout in
+    /// flight, read from the watch cache, and the driver's pass over them (`every`: an idle
+    /// poll, every one it can move, `RolloutDriver::idle_poll`; else those due, as a tick
+    /// does); nothing else is planned and no sync state is written. Rollouts whose state changed are planned at the next pass. Returns how
     /// many rollouts' states the driver read, changed or forgot.
     pub(super) async fn tick_rollouts(&mut self, loaded: &LoadedRevision, every: bool) -> usize {
         let Some(driver) = &mut self.rollouts else {
@@ -418,10 +419,16 @@ impl Controller {
             },
             false => None,
         };
-        // Only the VirtualServices with a rollout in flight: new rollouts start at a pass,
-        // not a tick, and finished ones ask nothing of it. Before the states are read, every
-        // bound VirtualService (the tick reads them).
-        let only = driver.in_flight(commands.iter().flat_map(|c| c.keys()));
+        // Only the VirtualServices with a rollout in flight (new rollouts start at a pass,
+        // not a tick, and finished ones ask nothing of it), and of those, in an idle pass,
+        // only the ones it can move. Before the states are read, every bound VirtualService
+        // (the tick reads them).
+        let commanded: BTreeSet<RolloutId> =
+            commands.iter().flat_map(|c| c.keys().cloned()).collect();
+        let only = match every {
+            true => driver.idle_poll(&commanded, Utc::now()),
+            false => driver.in_flight(&commanded),
+        };
         // Bound once per revision, not at every tick.
         let bindings = driver.bindings(loaded, &self.options.source_url);
         let keys: Vec<ObjectKey> = bindings

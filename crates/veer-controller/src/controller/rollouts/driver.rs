@@ -28,6 +28,7 @@ use crate::manifest::rollout_policy::{self as rpolicy, RolloutPolicy};
 use crate::metrics::Metrics;
 use crate::notify::Notifications;
 use crate::rollout::RolloutState;
+use crate::rollout::state::Phase;
 use crate::rollout::work::{Bindings, RolloutWork, Skipped, bind, plan_bound_owned, plan_work};
 use crate::source::LoadedRevision;
 
@@ -128,6 +129,34 @@ impl RolloutDriver {
                 .filter(|id| self.rollouts.contains_key(*id))
                 .cloned(),
         );
+        Some(ids)
+    }
+
+    /// The rollouts an idle poll drives, once the stored states have been read (`None`
+    /// before): nothing changed in git or in the cluster since the last pass, so there is
+    /// no new commit and no hand edit to see. Of the rollouts in flight: those with a command
+    /// waiting (`commanded`), those due at `now`, and those whose decision reads the world at
+    /// every look (waiting for the new version to be available, queued behind
+    /// `maxConcurrentRollouts`, awaiting a confirm-promotion webhook's approval: a person's
+    /// yes is heard at the next poll, not an interval later). The others wait for their
+    /// wake, as between ticks.
+    pub fn idle_poll(
+        &self,
+        commanded: &std::collections::BTreeSet<RolloutId>,
+        now: DateTime<Utc>,
+    ) -> Option<std::collections::BTreeSet<RolloutId>> {
+        let mut ids = self.in_flight(commanded)?;
+        ids.retain(|id| {
+            let looks = |t: &Tracked| {
+                matches!(
+                    t.state.phase,
+                    Phase::WaitingForHealth | Phase::Queued | Phase::AwaitingPromotion
+                )
+            };
+            commanded.contains(id)
+                || super::schedule::is_due(self.due.get(id), now)
+                || self.rollouts.get(id).is_some_and(looks)
+        });
         Some(ids)
     }
 

@@ -523,9 +523,9 @@ fn revision(w: &World, commit: &str, git: &Value) -> LoadedRevision {
     }
 }
 
-/// A tick (`every`: an idle pass) as the controller makes it: the revision's bindings (kept
-/// between ticks of one commit), the rollouts in flight (and, in an idle pass, those with a
-/// command waiting).
+/// A tick (`every`: a pass over every rollout in flight) as the controller makes it: the
+/// revision's bindings (kept between ticks of one commit), the rollouts in flight (and those
+/// with a command waiting); an idle poll drives fewer (`finished_tests::idle_poll`).
 async fn tick(w: &mut World, loaded: &LoadedRevision, live: Value, every: bool) {
     let ports = Ports {
         store: &w.store,

@@ -52,7 +52,7 @@ pub(super) fn coalesce(dues: impl Iterator<Item = DateTime<Utc>>) -> Option<Date
 }
 
 /// Whether a rollout whose wake is `due` (`None`: not driven yet) is due at `now`.
-fn is_due(due: Option<&Option<DateTime<Utc>>>, now: DateTime<Utc>) -> bool {
+pub(super) fn is_due(due: Option<&Option<DateTime<Utc>>>, now: DateTime<Utc>) -> bool {
     match due {
         None => true,
         Some(None) => false,
