@@ -18,19 +18,35 @@ use crate::processes::cpu_time;
 /// Idle polls measured, each way.
 const POLLS: usize = 5;
 
-/// The median CPU of [`POLLS`] idle polls of `c` over `loaded`.
-async fn idle_polls(c: &mut Controller, loaded: &LoadedRevision) -> Duration {
+/// A poll of `c` with no new commit over `loaded`; whether it planned nothing (nothing
+/// changed in the cluster either: an idle poll).
+async fn poll(c: &mut Controller, loaded: &LoadedRevision) -> bool {
+    let unchanged = PollOutcome::Unchanged {
+        commit: loaded.revision.commit.clone(),
+    };
+    c.handle(unchanged, Utc::now()).await;
+    c.last_planning().is_some_and(|p| p.objects == 0)
+}
+
+/// The median CPU of [`POLLS`] idle polls of `c` over `loaded`, once a poll planned nothing
+/// (the watches have seen every write before: the bench's own floor wrote every rollout's
+/// VirtualService and state); and how many of them planned nothing.
+async fn idle_polls(c: &mut Controller, loaded: &LoadedRevision) -> (Duration, usize) {
+    for _ in 0..20 {
+        if poll(c, loaded).await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let mut cpu = Vec::new();
+    let mut idle = 0;
     for _ in 0..POLLS {
-        let unchanged = PollOutcome::Unchanged {
-            commit: loaded.revision.commit.clone(),
-        };
         let t = cpu_time();
-        c.handle(unchanged, Utc::now()).await;
+        idle += usize::from(poll(c, loaded).await);
         cpu.push(cpu_time() - t);
     }
     cpu.sort();
-    cpu[cpu.len() / 2]
+    (cpu[cpu.len() / 2], idle)
 }
 
 fn failed(c: &Controller) -> usize {
@@ -50,9 +66,9 @@ pub async fn idle_polls_in_flight_and_finished(
     fig: &mut Figures,
 ) {
     let key = |what: &str| format!("{n} rollouts/{what}");
-    let in_flight = idle_polls(c, loaded).await;
+    let (in_flight, idle) = idle_polls(c, loaded).await;
     println!(
-        "  idle poll, {n} rollouts in flight: {:>10}{}   median of {POLLS}",
+        "  idle poll, {n} rollouts in flight: {:>10}{}   median of {POLLS}, {idle} of them planning nothing",
         crate::ms(in_flight),
         fig.ms(&key("idle poll CPU, in flight"), in_flight),
     );
@@ -65,32 +81,22 @@ pub async fn idle_polls_in_flight_and_finished(
             .await
             .expect("the abort command is written");
     }
-    // The polls that roll every rollout back, and those that see the rollbacks' writes.
+    // The polls that roll every rollout back.
     for _ in 0..20 {
         if failed(c) == n {
             break;
         }
-        let unchanged = PollOutcome::Unchanged {
-            commit: loaded.revision.commit.clone(),
-        };
-        c.handle(unchanged, Utc::now()).await;
+        poll(c, loaded).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    // Until a poll finds nothing new in the cluster either.
-    for _ in 0..3 {
-        let unchanged = PollOutcome::Unchanged {
-            commit: loaded.revision.commit.clone(),
-        };
-        c.handle(unchanged, Utc::now()).await;
     }
     let flag = if failed(c) == n {
         ""
     } else {
         "   <-- UNEXPECTED"
     };
-    let finished = idle_polls(c, loaded).await;
+    let (finished, idle) = idle_polls(c, loaded).await;
     println!(
-        "  idle poll, {n} rollouts finished:  {:>10}{}   median of {POLLS}; {} of {n} failed after `abort`{flag}",
+        "  idle poll, {n} rollouts finished:  {:>10}{}   median of {POLLS}, {idle} of them planning nothing; {} of {n} failed after `abort`{flag}",
         crate::ms(finished),
         fig.ms(&key("idle poll CPU, finished"), finished),
         failed(c),

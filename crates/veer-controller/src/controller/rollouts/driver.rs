@@ -349,14 +349,20 @@ impl RolloutDriver {
         }
         self.start_new(ports, work).await;
         self.run_pass(ports, work, which, commands).await;
-        // A wake only for rollouts this work drives: one it does not (its VirtualService not
-        // in the revision) would wake the loop for nothing, again and again. Back in the work,
-        // it is due at once. A finished rollout asks no wake: it stays finished, whether this
-        // work planned it or not (`in_flight`).
+        // A wake only for rollouts the work can drive: one whose VirtualService is not in the
+        // revision, or cannot be read, would wake the loop for nothing, again and again. Back
+        // in the work, it is due at once. One the work left out (a tick or an idle poll plans
+        // only some, `in_flight`, `idle_poll`) keeps its wake, and a finished rollout asks
+        // none: it stays finished.
         let driven: std::collections::BTreeSet<&RolloutId> =
             work.rollouts.iter().map(|w| &w.id).collect();
-        self.due
-            .retain(|id, wake| wake.is_none() || driven.contains(id));
+        let skipped: std::collections::BTreeSet<&RolloutId> =
+            work.skipped.iter().map(|(id, _)| id).collect();
+        self.due.retain(|id, wake| {
+            wake.is_none()
+                || driven.contains(id)
+                || (work.bound.contains(id) && !skipped.contains(id))
+        });
         // A VirtualService gone from git, or no longer bound to a policy, takes its rollout
         // with it (its weights are git's again).
         let gone: Vec<RolloutId> = self

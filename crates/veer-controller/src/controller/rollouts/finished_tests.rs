@@ -108,6 +108,12 @@ async fn an_idle_poll_drives_only_the_rollouts_it_can_move() {
     idle_poll(&mut w, &loaded, live(60, 40, "kubectl")).await;
     assert_eq!(w.written().len(), writes, "not driven: nothing written");
     assert_eq!(*w.store.writes.lock().unwrap(), stores, "nor stored");
+    let now = w.clock.now();
+    assert_eq!(
+        w.driver.idle_poll(&none, now),
+        Some([].into()),
+        "its wake kept"
+    );
 
     // Its check due: driven.
     tokio::time::advance(Duration::from_secs(120)).await;
