@@ -395,8 +395,9 @@ impl Controller {
     /// Rollout work over `loaded` without a plan: the VirtualServices with a rollout in
     /// flight, read from the watch cache, and the driver's pass over them (`every`: an idle
     /// poll, every one it can move, `RolloutDriver::idle_poll`; else those due, as a tick
-    /// does); nothing else is planned and no sync state is written. Rollouts whose state changed are planned at the next pass. Returns how
-    /// many rollouts' states the driver read, changed or forgot.
+    /// does); nothing else is planned and no sync state is written. Rollouts whose state
+    /// changed are planned at the next pass. Returns how many rollouts' states the driver
+    /// read, changed or forgot.
     pub(super) async fn tick_rollouts(&mut self, loaded: &LoadedRevision, every: bool) -> usize {
         let Some(driver) = &mut self.rollouts else {
             return 0;

@@ -145,14 +145,14 @@ impl RolloutDriver {
         commanded: &std::collections::BTreeSet<RolloutId>,
         now: DateTime<Utc>,
     ) -> Option<std::collections::BTreeSet<RolloutId>> {
+        let looks = |t: &Tracked| {
+            matches!(
+                t.state.phase,
+                Phase::WaitingForHealth | Phase::Queued | Phase::AwaitingPromotion
+            )
+        };
         let mut ids = self.in_flight(commanded)?;
         ids.retain(|id| {
-            let looks = |t: &Tracked| {
-                matches!(
-                    t.state.phase,
-                    Phase::WaitingForHealth | Phase::Queued | Phase::AwaitingPromotion
-                )
-            };
             commanded.contains(id)
                 || super::schedule::is_due(self.due.get(id), now)
                 || self.rollouts.get(id).is_some_and(looks)
