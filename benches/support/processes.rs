@@ -85,13 +85,9 @@ impl Drop for Process {
     }
 }
 
-/// `veer run`'s runtime (one thread: see `loop_runtime` in src/cmd), for a bench that runs
-/// veer's loop in its own process.
+/// `veer run`'s runtime (one thread), for a bench that runs veer's loop in its own process.
 pub fn veer_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
+    veer::controller::runtime::loop_runtime().expect("a tokio runtime")
 }
 
 /// The sizes a bench runs: the environment variable `var` as comma-separated numbers, else

@@ -20,6 +20,7 @@ pub mod observers;
 mod planning;
 mod record;
 pub mod rollouts;
+pub mod runtime;
 mod validation;
 
 use std::collections::HashSet;

@@ -39,12 +39,19 @@ pub use journal::Changes;
 pub use live::{LiveTexts, LiveView};
 pub use services::{LIST_TIMEOUT, ListedServices, SERVICES_PERMISSION};
 
+/// [`OWN_STATE_LABEL`]'s text, for the constants built from it.
+macro_rules! own_state_label {
+    () => {
+        "veer.io/controller-state"
+    };
+}
+
 /// Label on each ConfigMap veer keeps its own state in (the sync state, its shards, each
 /// rollout's): the watches leave them out, so a repository with ConfigMaps does not bring
 /// veer's own writes (every rollout step, shards of up to a MiB) into the live view.
-pub const OWN_STATE_LABEL: &str = "veer.io/controller-state";
+pub const OWN_STATE_LABEL: &str = own_state_label!();
 /// The label selector of every watch: everything but veer's own state.
-pub const NOT_OWN_STATE: &str = "!veer.io/controller-state";
+pub const NOT_OWN_STATE: &str = concat!("!", own_state_label!());
 
 /// How long a new watch may take to list its objects before a reconcile gives up.
 pub const WATCH_READY_TIMEOUT: Duration = Duration::from_secs(30);

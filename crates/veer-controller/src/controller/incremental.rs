@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tracing::{debug, error, warn};
+use tracing::{debug, warn};
 
 use decide::{RolloutStates, changed_rollouts, decide, unsettled};
 
@@ -410,13 +410,9 @@ impl Controller {
         // An idle pass drives a finished rollout only for a command: the commands waiting
         // (labelled pending; a pass that plans reads every mailbox) are read first.
         let commands = match every {
-            true => match ports.store.read_commands(false).await {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    error!(error = %e, "cannot read the rollout commands; rollouts wait 5 s");
-                    driver.retry_at(Utc::now() + chrono::TimeDelta::seconds(5));
-                    return 0;
-                }
+            true => match driver.read_commands(&ports, false).await {
+                Some(c) => Some(c),
+                None => return 0,
             },
             false => None,
         };

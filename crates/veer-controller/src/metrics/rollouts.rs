@@ -30,7 +30,7 @@ impl Metrics {
         }
         let previous = current.insert(rollout.to_string(), phase);
         drop(current);
-        if let Some(previous) = previous.filter(|p| *p != phase) {
+        if let Some(previous) = previous {
             self.rollout_phase.remove(&PhaseLabels {
                 rollout: rollout.to_string(),
                 phase: previous,

@@ -534,7 +534,7 @@ async fn tick(w: &mut World, loaded: &LoadedRevision, live: Value, every: bool) 
         clock: &w.clock,
     };
     let commands = match every {
-        true => Some(ports.store.read_commands(false).await.unwrap()),
+        true => Some(w.driver.read_commands(&ports, false).await.unwrap()),
         false => None,
     };
     let only = w.driver.in_flight(commands.iter().flat_map(|c| c.keys()));

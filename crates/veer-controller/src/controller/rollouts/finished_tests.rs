@@ -21,7 +21,7 @@ async fn idle_poll(w: &mut World, loaded: &LoadedRevision, live: Value) {
         traffic: &w.route,
         clock: &w.clock,
     };
-    let commands = ports.store.read_commands(false).await.unwrap();
+    let commands = w.driver.read_commands(&ports, false).await.unwrap();
     let commanded = commands.keys().cloned().collect();
     let only = w.driver.idle_poll(&commanded, w.clock.now());
     let bindings = w.driver.bindings(loaded, "git://example/mesh.git");

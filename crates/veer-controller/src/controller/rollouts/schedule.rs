@@ -71,6 +71,15 @@ impl RolloutDriver {
         which: Which,
         commands: Option<BTreeMap<RolloutId, Mailbox>>,
     ) {
+        // Every mailbox the pass looks at, in one read (not one per rollout); a rollout's first
+        // drive of the pass takes its command, later ones keep what that one left.
+        let mut commands = match commands {
+            Some(c) => c,
+            None => match self.read_commands(ports, which == Which::All).await {
+                Some(c) => c,
+                None => return,
+            },
+        };
         let concurrency = self.options.concurrency();
         let counted = self.provider.as_deref().map(|inner| Counted {
             inner,
@@ -93,20 +102,6 @@ impl RolloutDriver {
             reads: &reads,
         };
         let env = &env;
-        // Every mailbox the pass looks at, in one read (not one per rollout); a rollout's first
-        // drive of the pass takes its command, later ones keep what that one left.
-        let read = match commands {
-            Some(c) => Ok(c),
-            None => ports.store.read_commands(which == Which::All).await,
-        };
-        let mut commands = match read {
-            Ok(c) => c,
-            Err(e) => {
-                error!(error = %e, "cannot read the rollout commands; rollouts wait 5 s");
-                self.retry = Some(ports.clock.now() + TimeDelta::seconds(5));
-                return;
-            }
-        };
         let tracked: Vec<&Work> = work
             .rollouts
             .iter()
@@ -205,6 +200,24 @@ impl RolloutDriver {
                         .filter_map(|(_, i)| tracked.get(*i).copied())
                         .collect();
                 }
+            }
+        }
+    }
+
+    /// The commands waiting, by rollout, in one read: those labelled pending, or with
+    /// `every`, whatever any rollout's mailbox holds. `None` when they cannot be read: said
+    /// in the log, and the driver comes back in 5 s.
+    pub(crate) async fn read_commands(
+        &mut self,
+        ports: &Ports<'_>,
+        every: bool,
+    ) -> Option<BTreeMap<RolloutId, Mailbox>> {
+        match ports.store.read_commands(every).await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                error!(error = %e, "cannot read the rollout commands; rollouts wait 5 s");
+                self.retry = Some(ports.clock.now() + TimeDelta::seconds(5));
+                None
             }
         }
     }
