@@ -53,7 +53,9 @@ use veer::sync::SyncOptions;
 use veer::sync::state::StateLocation;
 
 use figures::Figures;
-use processes::{cpu_time, dev_cluster, exporter, peak_rss_mib, prometheus, rss_mib};
+use processes::{
+    cpu_time, dev_cluster, exporter, kernel_time_and_faults, peak_rss_mib, prometheus, rss_mib,
+};
 
 // The allocator `veer` runs on, so the figures are the binary's.
 #[global_allocator]
@@ -399,6 +401,8 @@ async fn run(n: usize) {
     let cpu_start = cpu_time();
     let mut tick_cpu = Vec::new();
     let mut tick_wall = Vec::new();
+    let mut tick_kernel = Vec::new();
+    let mut tick_faults = Vec::new();
     while let Some(wake) = c.next_wake() {
         // The loop's floor, so a rollout due again at once cannot spin it.
         let delay = (wake - Utc::now())
@@ -411,10 +415,14 @@ async fn run(n: usize) {
         tokio::time::sleep(delay).await;
         let before = before_tick(&c);
         let cpu = cpu_time();
+        let (kernel, faults) = kernel_time_and_faults();
         let t = Instant::now();
         c.rollout_tick().await;
         tick_wall.push(t.elapsed());
         tick_cpu.push(cpu_time() - cpu);
+        let (kernel_after, faults_after) = kernel_time_and_faults();
+        tick_kernel.push(kernel_after - kernel);
+        tick_faults.push(faults_after - faults);
         judged.add(&c, &before);
     }
     let elapsed = window_start.elapsed();
@@ -422,6 +430,8 @@ async fn run(n: usize) {
     let q_end = queries(&c);
     tick_cpu.sort();
     tick_wall.sort();
+    tick_kernel.sort();
+    tick_faults.sort();
     let median_cpu = percentile(&tick_cpu, 0.5);
     let max_cpu = percentile(&tick_cpu, 1.0);
     println!(
@@ -438,6 +448,11 @@ async fn run(n: usize) {
         fig.ms(&key("tick CPU median"), median_cpu),
         ms(max_cpu),
         fig.ms(&key("tick CPU max"), max_cpu),
+    );
+    println!(
+        "    of it in the kernel:              {:>10}   median; {} minor page faults (median)",
+        ms(percentile(&tick_kernel, 0.5)),
+        tick_faults.get(tick_faults.len() / 2).copied().unwrap_or(0),
     );
     // Every rollout is judged INTERVALS times in the window when it keeps its interval;
     // the queries of the starting pass count too (none, unless it outlasted an interval).

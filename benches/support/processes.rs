@@ -214,3 +214,19 @@ pub fn cpu_time() -> Duration {
     assert_eq!(rc, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID)");
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
+
+/// This process's CPU time in the kernel so far, and its minor page faults (a page touched
+/// for the first time, or again after the allocator gave it back): what a tick's memory
+/// churn costs shows in both.
+pub fn kernel_time_and_faults() -> (Duration, u64) {
+    // SAFETY: an all-zero rusage is a valid value for getrusage to overwrite.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid rusage for getrusage to write.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    assert_eq!(rc, 0, "getrusage(RUSAGE_SELF)");
+    let kernel = Duration::new(
+        usage.ru_stime.tv_sec as u64,
+        usage.ru_stime.tv_usec as u32 * 1_000,
+    );
+    (kernel, usage.ru_minflt as u64)
+}
