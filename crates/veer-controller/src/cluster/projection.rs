@@ -55,9 +55,12 @@ impl LiveObject {
     /// Project `object` and keep it.
     pub fn new(mut object: Value) -> Self {
         project(&mut object);
+        // Field by field: a JSON pointer allocates a string per segment, and every watch
+        // event comes through here.
         let text = |field: &str| {
             object
-                .pointer(&format!("/metadata/{field}"))
+                .get("metadata")
+                .and_then(|m| m.get(field))
                 .and_then(Value::as_str)
                 .map(str::to_string)
         };

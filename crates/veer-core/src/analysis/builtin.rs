@@ -7,6 +7,8 @@
 //! query exists in two forms: one rollout's (`template`), and many rollouts' at once, grouped
 //! by exactly the labels their variables fill (`grouped_template`, used by `analysis::batch`).
 
+use std::sync::OnceLock;
+
 use super::template::{QueryTemplate, Vars};
 use crate::manifest::rollout_policy::BuiltinMetric;
 
@@ -107,8 +109,33 @@ impl Builtin {
         }
     }
 
-    /// One rollout's query, with `{{ variable }}` placeholders.
-    pub fn template(self) -> QueryTemplate {
+    /// Every built-in query, in [`Builtin::index`]'s order.
+    const ALL: [Builtin; 5] = [
+        Builtin::Metric(BuiltinMetric::RequestSuccessRate),
+        Builtin::Metric(BuiltinMetric::RequestDuration),
+        Builtin::Metric(BuiltinMetric::CallerRequestSuccessRate),
+        Builtin::Metric(BuiltinMetric::CallerRequestDuration),
+        Builtin::RequestCount,
+    ];
+
+    fn index(self) -> usize {
+        match self {
+            Builtin::Metric(BuiltinMetric::RequestSuccessRate) => 0,
+            Builtin::Metric(BuiltinMetric::RequestDuration) => 1,
+            Builtin::Metric(BuiltinMetric::CallerRequestSuccessRate) => 2,
+            Builtin::Metric(BuiltinMetric::CallerRequestDuration) => 3,
+            Builtin::RequestCount => 4,
+        }
+    }
+
+    /// One rollout's query, with `{{ variable }}` placeholders. Built once per process: a
+    /// tick judging a thousand rollouts asks for each of its metrics' a thousand times.
+    pub fn template(self) -> &'static QueryTemplate {
+        static TEMPLATES: OnceLock<[QueryTemplate; Builtin::ALL.len()]> = OnceLock::new();
+        &TEMPLATES.get_or_init(|| Builtin::ALL.map(Builtin::build_template))[self.index()]
+    }
+
+    fn build_template(self) -> QueryTemplate {
         let (shape, selector) = self.parts();
         let text = selector
             .iter()
@@ -211,17 +238,17 @@ impl Shape {
 
 /// The query of a built-in metric (the policy's [`BuiltinMetric`], one type for both).
 pub trait BuiltinQuery {
-    fn template(self) -> QueryTemplate;
+    fn template(self) -> &'static QueryTemplate;
 }
 
 impl BuiltinQuery for BuiltinMetric {
-    fn template(self) -> QueryTemplate {
+    fn template(self) -> &'static QueryTemplate {
         Builtin::Metric(self).template()
     }
 }
 
 /// Requests the subset received over the interval, compared with `minRequests`.
-pub fn request_count() -> QueryTemplate {
+pub fn request_count() -> &'static QueryTemplate {
     Builtin::RequestCount.template()
 }
 
@@ -234,6 +261,16 @@ mod tests {
 
     fn vars() -> Vars {
         Vars::new("shop", "reviews", "v2", Duration::from_secs(10))
+    }
+
+    /// The cache is read at each built-in's [`Builtin::index`]: it must be its place in
+    /// [`Builtin::ALL`], and the cached text the one built.
+    #[test]
+    fn each_cached_template_is_its_builtins() {
+        for (i, b) in Builtin::ALL.into_iter().enumerate() {
+            assert_eq!(b.index(), i, "{}", b.as_str());
+            assert_eq!(*b.template(), b.build_template(), "{}", b.as_str());
+        }
     }
 
     #[test]

@@ -72,10 +72,10 @@ pub enum MetricQuery {
 }
 
 impl MetricQuery {
-    pub fn template(&self) -> QueryTemplate {
+    pub fn template(&self) -> &QueryTemplate {
         match self {
             MetricQuery::Builtin(b) => b.template(),
-            MetricQuery::Query(t) => t.clone(),
+            MetricQuery::Query(t) => t,
         }
     }
 
@@ -91,13 +91,13 @@ impl MetricQuery {
 impl Metric {
     /// Its instant query over `vars`.
     pub fn instant(&self, vars: &Vars) -> batch::Instant {
-        batch::Instant::new(&self.query.template(), self.query.builtin(), vars)
+        batch::Instant::new(self.query.template(), self.query.builtin(), vars)
     }
 }
 
 /// The request count's instant query over `vars` (`minRequests`).
 pub fn request_count(vars: &Vars) -> batch::Instant {
-    batch::Instant::new(&builtin::request_count(), Some(Builtin::RequestCount), vars)
+    batch::Instant::new(builtin::request_count(), Some(Builtin::RequestCount), vars)
 }
 
 /// One metric of a policy, as analysis needs it.
@@ -181,7 +181,7 @@ pub async fn judge_measured(
     // nothing to compare (and no need to load Prometheus with range queries).
     if let (AnalysisVerdict::Pass, Some(comparison)) = (&check.verdict, &metric.baseline) {
         let template = metric.query.template();
-        match compare(provider, &template, &check.query, comparison).await {
+        match compare(provider, template, &check.query, comparison).await {
             Ok(c) => {
                 check.verdict = combine(check.verdict, &c);
                 check.baseline = Some(c);

@@ -170,24 +170,12 @@ pub fn detect(desired: &Value, live: Option<&Value>) -> Result<Vec<RouteShift>, 
     };
     let object = format!(
         "VirtualService {}/{}",
-        desired
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or("default"),
-        desired
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
+        metadata_str(desired, "namespace").unwrap_or("default"),
+        metadata_str(desired, "name").unwrap_or("")
     );
     let empty = Vec::new();
-    let git_routes = desired
-        .pointer("/spec/http")
-        .and_then(Value::as_array)
-        .unwrap_or(&empty);
-    let live_routes = live
-        .pointer("/spec/http")
-        .and_then(Value::as_array)
-        .unwrap_or(&empty);
+    let git_routes = http_routes(desired).unwrap_or(&empty);
+    let live_routes = http_routes(live).unwrap_or(&empty);
     let mut out = Vec::new();
     for (index, git_route) in git_routes.iter().enumerate() {
         let name = git_route
@@ -236,10 +224,10 @@ pub fn detect(desired: &Value, live: Option<&Value>) -> Result<Vec<RouteShift>, 
 /// own A/B routes left out), if that one has no name either or git's has none. The one
 /// pairing for detecting a shift, reading the live split and writing a step. Pure.
 pub fn pair_live_route(live: &Value, route: &RouteRef) -> Option<usize> {
-    let name_of = |r: &Value| r.get("name").and_then(Value::as_str).map(str::to_string);
-    let users: Vec<(usize, &Value)> = live
-        .pointer("/spec/http")
-        .and_then(Value::as_array)?
+    fn name_of(r: &Value) -> Option<&str> {
+        r.get("name").and_then(Value::as_str)
+    }
+    let users: Vec<(usize, &Value)> = http_routes(live)?
         .iter()
         .enumerate()
         .filter(|(_, r)| {
@@ -249,7 +237,7 @@ pub fn pair_live_route(live: &Value, route: &RouteRef) -> Option<usize> {
     let at = match &route.name {
         Some(n) => users
             .iter()
-            .position(|(_, r)| name_of(r).as_deref() == Some(n))
+            .position(|(_, r)| name_of(r) == Some(n.as_str()))
             .or_else(|| {
                 users
                     .get(route.index)
@@ -270,13 +258,12 @@ pub fn write_split(
     live_index: usize,
     split: &TrafficSplit,
 ) -> Result<(), RolloutError> {
-    let name = object
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    let name = metadata_str(object, "name").unwrap_or("").to_string();
     let Some(items) = object
-        .pointer_mut(&format!("/spec/http/{live_index}/route"))
+        .get_mut("spec")
+        .and_then(|s| s.get_mut("http"))
+        .and_then(|h| h.get_mut(live_index))
+        .and_then(|r| r.get_mut("route"))
         .and_then(Value::as_array_mut)
     else {
         return Err(RolloutError::MalformedRoute {
@@ -325,13 +312,21 @@ fn destination_id(d: &Value, host: &str) -> DestinationId {
 
 /// The split of route `live_index` as written in `object`, for read-back after a write.
 pub fn read_split(object: &Value, live_index: usize) -> Result<TrafficSplit, RolloutError> {
-    let route = object
-        .pointer(&format!("/spec/http/{live_index}"))
+    let route = http_routes(object)
+        .and_then(|routes| routes.get(live_index))
         .unwrap_or(&Value::Null);
-    let object_name = object
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    to_split(&route_weights(route, &object_name)?, &object_name, "live")
+    let object_name = metadata_str(object, "name").unwrap_or("");
+    to_split(&route_weights(route, object_name)?, object_name, "live")
+}
+
+/// `spec.http` of the VirtualService `object`. Read field by field, not through a JSON
+/// pointer (which allocates a string per segment): a tick reads it several times for each
+/// of its rollouts.
+pub(crate) fn http_routes(object: &Value) -> Option<&Vec<Value>> {
+    object.get("spec")?.get("http")?.as_array()
+}
+
+/// `metadata.<field>` of `object`, when a string.
+pub(crate) fn metadata_str<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
+    object.get("metadata")?.get(field)?.as_str()
 }

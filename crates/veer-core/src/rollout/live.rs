@@ -24,20 +24,17 @@ pub fn live_route(
 /// `spec.http`, the latest by its `time` (RFC 3339 in UTC, so the strings order as times).
 /// kubectl names itself `kubectl-edit`, `kubectl-patch`, `kubectl-client-side-apply`, ….
 pub fn route_editor(object: &Value, own_manager: &str) -> Option<String> {
-    let entries = object.pointer("/metadata/managedFields")?.as_array()?;
+    let entries = object.get("metadata")?.get("managedFields")?.as_array()?;
     entries
         .iter()
         .filter(|e| e.get("manager").and_then(Value::as_str) != Some(own_manager))
-        .filter(|e| e.pointer("/fieldsV1/f:spec/f:http").is_some())
-        .max_by(|a, b| {
-            let time = |e: &Value| {
-                e.get("time")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string()
-            };
-            time(a).cmp(&time(b))
+        .filter(|e| {
+            e.get("fieldsV1")
+                .and_then(|f| f.get("f:spec"))
+                .and_then(|f| f.get("f:http"))
+                .is_some()
         })
+        .max_by_key(|e| e.get("time").and_then(Value::as_str).unwrap_or(""))
         .and_then(|e| e.get("manager").and_then(Value::as_str))
         .map(str::to_string)
 }

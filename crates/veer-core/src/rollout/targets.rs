@@ -45,11 +45,12 @@ pub fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
 /// annotation, else by exactly one policy's selector. An unknown or ambiguous binding leaves
 /// it unbound (its weights apply at once): validation reports it, the driver logs it.
 pub fn binding<'p>(desired: &Value, policies: &'p [RolloutPolicy]) -> Binding<'p> {
-    let annotation = desired
-        .pointer("/metadata/annotations")
+    let metadata = desired.get("metadata");
+    let annotation = metadata
+        .and_then(|m| m.get("annotations"))
         .and_then(|a| a.get(rpolicy::POLICY_ANNOTATION))
         .and_then(Value::as_str);
-    let labels = string_map(desired.pointer("/metadata/labels"));
+    let labels = string_map(metadata.and_then(|m| m.get("labels")));
     rpolicy::bind(annotation, &labels, policies)
 }
 

@@ -206,7 +206,7 @@ impl Stage {
         );
         let mut out = [None, None, None];
         let templates = [
-            count,
+            &count,
             BuiltinMetric::CallerRequestSuccessRate.template(),
             BuiltinMetric::CallerRequestDuration.template(),
         ];
