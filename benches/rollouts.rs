@@ -65,6 +65,8 @@ static ALLOCATOR: veer::controller::memory::Allocator = veer::controller::memory
 const SIZE_ENV: &str = "VEER_BENCH_ROLLOUTS_SIZE";
 const SOURCE_URL: &str = "git://bench.example/mesh.git";
 const STATE_NS: &str = "veer";
+/// A real API server's kubeconfig: the request floor is measured against it too.
+const REAL_KUBECONFIG_ENV: &str = "VEER_BENCH_REAL_KUBECONFIG";
 /// Rollouts are spread over this many namespaces (`shop-0` …).
 const NAMESPACES: usize = 10;
 /// The policy's interval: a step is judged this long after its split was written.
@@ -563,6 +565,26 @@ async fn floor(
         ms(cm),
         tick_cpu.as_secs_f64() / both.as_secs_f64().max(1e-9),
     );
+    // The same requests to a real kube-apiserver (TLS, Go's JSON and admission), when one
+    // is named: `VEER_BENCH_REAL_KUBECONFIG=target/real-apiserver/kubeconfig` after
+    // `scripts/real-apiserver.sh start`.
+    if let Some(path) = std::env::var_os(REAL_KUBECONFIG_ENV) {
+        let (vs, cm) = request_floor::measure_on(
+            std::path::Path::new(&path),
+            &rollouts,
+            STATE_NS,
+            RolloutOptions::DEFAULT_CONCURRENCY,
+        )
+        .await;
+        let both = vs + cm;
+        println!(
+            "    the same to a real kube-apiserver:  {:>5}{}   VirtualService applies {}, state ConfigMap applies {}",
+            ms(both),
+            fig.ms(&key("request floor CPU, real server"), both),
+            ms(vs),
+            ms(cm),
+        );
+    }
 }
 
 fn main() {

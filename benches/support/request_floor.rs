@@ -92,3 +92,66 @@ where
         .collect::<Vec<()>>()
         .await;
 }
+
+/// [`measure`] against the API server of `kubeconfig` (a real kube-apiserver, over TLS, as
+/// veer meets one in a cluster): the rollouts' namespaces and Istio's networking CRDs are
+/// made there first, then the requests are sent twice (the first creates the objects) and
+/// the second is what is returned.
+pub async fn measure_on(
+    kubeconfig: &std::path::Path,
+    rollouts: &[FloorRollout],
+    state_namespace: &str,
+    concurrency: usize,
+) -> (Duration, Duration) {
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+
+    veer::http_client::install_crypto_provider();
+    let file = Kubeconfig::read_from(kubeconfig).expect("the real server's kubeconfig reads");
+    let config = kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
+        .await
+        .expect("the kubeconfig makes a client config");
+    let client = kube::Client::try_from(config).expect("a kube client");
+    let params = PatchParams::apply("veer-bench-floor").force();
+    let crd = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+        "customresourcedefinitions",
+    );
+    let crds: Api<DynamicObject> = Api::all_with(client.clone(), &crd);
+    let fixture = include_str!("../../tests/fixtures/crds/istio-networking.yaml");
+    for doc in serde_saphyr::from_multiple::<serde_json::Value>(fixture).expect("the CRDs parse") {
+        let name = doc["metadata"]["name"].as_str().expect("a CRD's name");
+        crds.patch(name, &params, &Patch::Apply(&doc))
+            .await
+            .expect("the Istio CRDs install on the real server");
+    }
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let mut names: Vec<&str> = rollouts.iter().map(|r| r.namespace.as_str()).collect();
+    names.push(state_namespace);
+    names.sort_unstable();
+    names.dedup();
+    for ns in names {
+        let body =
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+        namespaces
+            .patch(ns, &params, &Patch::Apply(&body))
+            .await
+            .expect("a namespace on the real server");
+    }
+    // The CRDs take a moment to be served: the first round retries until they are.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let vs = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("networking.istio.io", "v1", "VirtualService"),
+        "virtualservices",
+    );
+    let probe: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &rollouts[0].namespace, &vs);
+    while probe.list(&Default::default()).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "VirtualServices not served by the real server within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    measure(&client, rollouts, state_namespace, concurrency).await;
+    measure(&client, rollouts, state_namespace, concurrency).await
+}
