@@ -35,6 +35,7 @@ mod processes;
 mod request_floor;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -549,40 +550,33 @@ async fn floor(
         })
         .collect();
     assert_eq!(rollouts.len(), n, "a state for every rollout");
-    let (vs, cm) = request_floor::measure(
-        client,
-        &rollouts,
-        STATE_NS,
-        RolloutOptions::DEFAULT_CONCURRENCY,
-    )
-    .await;
-    let both = vs + cm;
-    println!(
-        "  floor: the {n} rollouts' two requests alone: {:>5}{}   VirtualService applies {}, state ConfigMap applies {}; the median tick's CPU is {:.1}x it",
-        ms(both),
-        fig.ms(&key("request floor CPU"), both),
-        ms(vs),
-        ms(cm),
-        tick_cpu.as_secs_f64() / both.as_secs_f64().max(1e-9),
-    );
-    // The same requests to a real kube-apiserver (TLS, Go's JSON and admission), when one
-    // is named: `VEER_BENCH_REAL_KUBECONFIG=target/real-apiserver/kubeconfig` after
+    let concurrency = RolloutOptions::DEFAULT_CONCURRENCY;
+    // The same requests to a real kube-apiserver too (TLS, Go's JSON and admission), when
+    // one is named: `VEER_BENCH_REAL_KUBECONFIG=target/real-apiserver/kubeconfig` after
     // `scripts/real-apiserver.sh start`.
+    let mut servers = vec![(
+        format!("  floor: the {n} rollouts' two requests alone:"),
+        "request floor CPU",
+        client.clone(),
+    )];
     if let Some(path) = std::env::var_os(REAL_KUBECONFIG_ENV) {
-        let (vs, cm) = request_floor::measure_on(
-            std::path::Path::new(&path),
-            &rollouts,
-            STATE_NS,
-            RolloutOptions::DEFAULT_CONCURRENCY,
-        )
-        .await;
+        let real = request_floor::real_server(Path::new(&path), &rollouts, STATE_NS, concurrency);
+        servers.push((
+            "    the same to a real kube-apiserver: ".into(),
+            "request floor CPU, real server",
+            real.await,
+        ));
+    }
+    for (label, figure, client) in servers {
+        let (vs, cm) = request_floor::measure(&client, &rollouts, STATE_NS, concurrency).await;
         let both = vs + cm;
         println!(
-            "    the same to a real kube-apiserver:  {:>5}{}   VirtualService applies {}, state ConfigMap applies {}",
+            "{label} {:>5}{}   VirtualService applies {}, state ConfigMap applies {}; the median tick's CPU is {:.1}x it",
             ms(both),
-            fig.ms(&key("request floor CPU, real server"), both),
+            fig.ms(&key(figure), both),
             ms(vs),
             ms(cm),
+            tick_cpu.as_secs_f64() / both.as_secs_f64().max(1e-9),
         );
     }
 }
