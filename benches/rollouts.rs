@@ -35,7 +35,6 @@ mod processes;
 mod request_floor;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -66,8 +65,6 @@ static ALLOCATOR: veer::controller::memory::Allocator = veer::controller::memory
 const SIZE_ENV: &str = "VEER_BENCH_ROLLOUTS_SIZE";
 const SOURCE_URL: &str = "git://bench.example/mesh.git";
 const STATE_NS: &str = "veer";
-/// A real API server's kubeconfig: the request floor is measured against it too.
-const REAL_KUBECONFIG_ENV: &str = "VEER_BENCH_REAL_KUBECONFIG";
 /// Rollouts are spread over this many namespaces (`shop-0` …).
 const NAMESPACES: usize = 10;
 /// The policy's interval: a step is judged this long after its split was written.
@@ -515,7 +512,7 @@ async fn run(n: usize) {
         fig.ratio(&key("peak RSS MiB"), peak.round()),
     );
     println!("    rollouts at the end: {}", phases(&c));
-    floor(&c, &client, n, median_cpu, &mut fig, &key).await;
+    request_floor::print(&c, &client, n, median_cpu, &mut fig, &key).await;
     finished::idle_polls_in_flight_and_finished(&mut c, &client, STATE_NS, &second, n, &mut fig)
         .await;
     // The other processes share the machine's cores with veer: their load is part of why a
@@ -527,58 +524,6 @@ async fn run(n: usize) {
         "  (not counted above, whole run: API server {s_cpu:.1} CPU-s, peak RSS {s_rss} MiB; exporter {e_cpu:.1} CPU-s, {e_rss} MiB; Prometheus {p_cpu:.1} CPU-s, {p_rss} MiB)"
     );
     fig.save();
-}
-
-/// The requests a tick's judged rollouts make, sent alone ([`request_floor`]): the tick CPU
-/// no change to the drive's own work can go under.
-async fn floor(
-    c: &Controller,
-    client: &kube::Client,
-    n: usize,
-    tick_cpu: Duration,
-    fig: &mut Figures,
-    key: &dyn Fn(&str) -> String,
-) {
-    let Some(driver) = c.rollouts() else { return };
-    let rollouts: Vec<request_floor::FloorRollout> = driver
-        .states()
-        .map(|(id, state)| request_floor::FloorRollout {
-            namespace: id.namespace.clone(),
-            name: id.name.clone(),
-            split: (100 - state.canary_weight(), state.canary_weight()),
-            state_json: state.encode(),
-        })
-        .collect();
-    assert_eq!(rollouts.len(), n, "a state for every rollout");
-    let concurrency = RolloutOptions::DEFAULT_CONCURRENCY;
-    // The same requests to a real kube-apiserver too (TLS, Go's JSON and admission), when
-    // one is named: `VEER_BENCH_REAL_KUBECONFIG=target/real-apiserver/kubeconfig` after
-    // `scripts/real-apiserver.sh start`.
-    let mut servers = vec![(
-        format!("  floor: the {n} rollouts' two requests alone:"),
-        "request floor CPU",
-        client.clone(),
-    )];
-    if let Some(path) = std::env::var_os(REAL_KUBECONFIG_ENV) {
-        let real = request_floor::real_server(Path::new(&path), &rollouts, STATE_NS, concurrency);
-        servers.push((
-            "    the same to a real kube-apiserver: ".into(),
-            "request floor CPU, real server",
-            real.await,
-        ));
-    }
-    for (label, figure, client) in servers {
-        let (vs, cm) = request_floor::measure(&client, &rollouts, STATE_NS, concurrency).await;
-        let both = vs + cm;
-        println!(
-            "{label} {:>5}{}   VirtualService applies {}, state ConfigMap applies {}; the median tick's CPU is {:.1}x it",
-            ms(both),
-            fig.ms(&key(figure), both),
-            ms(vs),
-            ms(cm),
-            tick_cpu.as_secs_f64() / both.as_secs_f64().max(1e-9),
-        );
-    }
 }
 
 fn main() {

@@ -4,12 +4,72 @@
 //! concurrency and no veer logic around them. The process's CPU for them is what a tick cannot
 //! go under while each judged rollout makes them.
 
+use std::path::Path;
 use std::time::Duration;
 
 use futures::{StreamExt, stream};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 
+use veer::controller::Controller;
+use veer::controller::rollouts::RolloutOptions;
+
+use crate::figures::Figures;
 use crate::processes::cpu_time;
+
+/// A real API server's kubeconfig: the floor is measured against it too.
+const REAL_KUBECONFIG_ENV: &str = "VEER_BENCH_REAL_KUBECONFIG";
+
+/// Print the floor under the tick: its judged rollouts' requests sent alone, to the dev
+/// cluster and, when one is named, to a real kube-apiserver.
+pub async fn print(
+    c: &Controller,
+    client: &kube::Client,
+    n: usize,
+    tick_cpu: Duration,
+    fig: &mut Figures,
+    key: &dyn Fn(&str) -> String,
+) {
+    let Some(driver) = c.rollouts() else { return };
+    let rollouts: Vec<FloorRollout> = driver
+        .states()
+        .map(|(id, state)| FloorRollout {
+            namespace: id.namespace.clone(),
+            name: id.name.clone(),
+            split: (100 - state.canary_weight(), state.canary_weight()),
+            state_json: state.encode(),
+        })
+        .collect();
+    assert_eq!(rollouts.len(), n, "a state for every rollout");
+    let concurrency = RolloutOptions::DEFAULT_CONCURRENCY;
+    // The same requests to a real kube-apiserver too (TLS, Go's JSON and admission), when
+    // one is named: `VEER_BENCH_REAL_KUBECONFIG=target/real-apiserver/kubeconfig` after
+    // `scripts/real-apiserver.sh start`.
+    let mut servers = vec![(
+        format!("  floor: the {n} rollouts' two requests alone:"),
+        "request floor CPU",
+        client.clone(),
+    )];
+    if let Some(path) = std::env::var_os(REAL_KUBECONFIG_ENV) {
+        let real = real_server(Path::new(&path), &rollouts, crate::STATE_NS, concurrency);
+        servers.push((
+            "    the same to a real kube-apiserver: ".into(),
+            "request floor CPU, real server",
+            real.await,
+        ));
+    }
+    for (label, figure, client) in servers {
+        let (vs, cm) = measure(&client, &rollouts, crate::STATE_NS, concurrency).await;
+        let both = vs + cm;
+        println!(
+            "{label} {:>5}{}   VirtualService applies {}, state ConfigMap applies {}; the median tick's CPU is {:.1}x it",
+            crate::ms(both),
+            fig.ms(&key(figure), both),
+            crate::ms(vs),
+            crate::ms(cm),
+            tick_cpu.as_secs_f64() / both.as_secs_f64().max(1e-9),
+        );
+    }
+}
 
 /// What one rollout's two requests carry.
 pub struct FloorRollout {
@@ -98,7 +158,7 @@ where
 /// rollouts' namespaces made there, and the requests sent once (creating the objects, so the
 /// measured round updates them as a tick does).
 pub async fn real_server(
-    kubeconfig: &std::path::Path,
+    kubeconfig: &Path,
     rollouts: &[FloorRollout],
     state_namespace: &str,
     concurrency: usize,
