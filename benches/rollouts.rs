@@ -19,8 +19,9 @@
 //! interval (the driver's counters), how late each step was judged after it was due, and the
 //! process's RSS and CPU. No git poll runs during the ticks (a poll's pass would drive every
 //! rollout once more). Then the floor under a tick: each rollout's two requests sent alone
-//! (`support/request_floor.rs`). Last, the CPU of an idle poll with every rollout in flight,
-//! then with every rollout finished (`support/finished.rs`).
+//! (`support/request_floor.rs`), and to a real kube-apiserver as well when
+//! `VEER_BENCH_REAL_KUBECONFIG` names one. Last, the CPU of an idle poll with every rollout
+//! in flight, then with every rollout finished (`support/finished.rs`).
 //!
 //! `VEER_BENCH_ROLLOUTS=10 cargo test --bench rollouts` runs other sizes (a debug smoke run
 //! of the bench itself; its figures are stored apart from release ones).
@@ -450,7 +451,7 @@ async fn run(n: usize) {
         fig.ms(&key("tick CPU max"), max_cpu),
     );
     println!(
-        "    of it in the kernel:              {:>10}   median, as the scheduler's tick samples it (4 ms on this kernel); {} minor page faults (median, exact)",
+        "    of it in the kernel:              {:>10}   median, as the scheduler's tick samples it (rough); {} minor page faults (median, exact)",
         ms(percentile(&tick_kernel, 0.5)),
         tick_faults.get(tick_faults.len() / 2).copied().unwrap_or(0),
     );
