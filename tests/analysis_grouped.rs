@@ -1,6 +1,6 @@
 //! Grouped analysis queries against a real Prometheus scraping the synthetic Istio exporter:
-//! several rollouts judged from one query per built-in metric (`analysis::batch`) get exactly
-//! the values, and so the verdicts, their own queries give.
+//! several rollouts judged from one query for all the built-in metrics of a window
+//! (`analysis::batch`) get exactly the values, and so the verdicts, their own queries give.
 //!
 //! Both ways are evaluated at one pinned time (Prometheus' `time`), a few seconds back so
 //! every scrape up to it is stored: the two then read the same samples.
@@ -195,7 +195,7 @@ async fn grouped(provider: &dyn MetricsProvider, all: &[Rollout]) -> (Vec<Vec<Ch
     let groups = plan
         .queries
         .iter()
-        .filter(|q| matches!(q, Query::Grouped(_)))
+        .filter(|q| matches!(q, Query::Grouped { .. }))
         .count();
     let outcomes = batch::answer_all(provider, &plan, 4).await;
     let mut answers = instants.iter().zip(outcomes);
@@ -282,10 +282,10 @@ async fn grouped_queries_give_each_rollout_its_own_values_and_verdicts() {
         };
         let own = single(&pinned, &all).await;
         let (shared, groups) = grouped(&counting, &all).await;
-        // Four built-ins and the request count, each one grouped query; the custom template
-        // once per rollout.
-        assert_eq!(groups, 5, "round {round}");
-        assert_eq!(counting.grouped.load(Ordering::Relaxed), 5);
+        // Four built-ins and the request count over one window: one grouped query, each
+        // part's series tagged; the custom template once per rollout.
+        assert_eq!(groups, 1, "round {round}");
+        assert_eq!(counting.grouped.load(Ordering::Relaxed), 1);
         assert_eq!(counting.singles.load(Ordering::Relaxed), all.len());
         for (r, (own, shared)) in all.iter().zip(own.iter().zip(&shared)) {
             for (a, b) in own.iter().zip(shared) {

@@ -108,7 +108,7 @@ struct ThresholdLabels {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct QueryKindLabels {
-    /// `instant` (one rollout's), `grouped` (several rollouts'), `range` (a comparison).
+    /// `instant` (one rollout's), `grouped` (the built-ins of a window), `range` (a comparison).
     kind: &'static str,
 }
 
@@ -246,7 +246,7 @@ impl Metrics {
         );
         registry.register(
             "veer_prometheus_queries",
-            "Prometheus queries the rollout analysis sent, by kind (instant: one rollout's; grouped: several rollouts' at once; range: a baseline comparison)",
+            "Prometheus queries the rollout analysis sent, by kind (instant: one rollout's; grouped: the built-in metrics of one window, for every rollout asking them, at once; range: a baseline comparison)",
             m.prometheus_queries.clone(),
         );
         registry.register(

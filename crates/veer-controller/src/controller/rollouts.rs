@@ -24,8 +24,8 @@
 //! rollout waiting for Prometheus, a webhook or a write holds up no other. State still goes
 //! through the one [`ports::RolloutStore`] and traffic through the one
 //! [`ports::TrafficWriter`] (sync). The analyses of the rollouts driven together are measured
-//! together (`batcher`): built-in queries several rollouts ask over one window are sent once,
-//! grouped by the labels that tell them apart (`analysis::batch`).
+//! together (`batcher`): the built-in queries over one window are sent as one query, grouped
+//! by the labels that tell the rollouts apart (`analysis::batch`).
 //!
 //! This file holds the driver's types (its identity, errors, options and state); the work
 //! is in one submodule per concern:

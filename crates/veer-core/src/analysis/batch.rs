@@ -12,12 +12,17 @@
 //!   aggregated in the same order), so the values, and so the verdicts, are those of the
 //!   rollout's own query. A group no series answers is no data, as the own query's empty
 //!   answer is.
+//! - The grouped queries over one window (a policy's metrics and its request count) are sent
+//!   as one query, each part's series tagged with the part's index ([`PART_LABEL`], set by
+//!   `label_replace`, joined by `or`): the values are untouched, and a wake of rollouts that
+//!   share an interval costs one request to Prometheus, however many metrics they check.
 //! - A custom PromQL template is opaque (veer cannot tell how it aggregates) and is sent per
-//!   rollout; so is a built-in query only one rollout asks for (exactly the query it always
-//!   was).
-//! - A grouped query Prometheus refuses (or a provider that answers no series) falls back to
-//!   each rollout's own query; an unreachable Prometheus is unreachable for every rollout of
-//!   the group, as it would be for their own queries.
+//!   rollout; so is the one built-in query of a window that only one rollout asks for
+//!   (exactly the query it always was: grouping would save no request).
+//! - A combined query Prometheus refuses is sent again part by part; a grouped part it refuses
+//!   (or a provider that answers no series) falls back to each rollout's own query; an
+//!   unreachable Prometheus is unreachable for every rollout of the group, as it would be for
+//!   their own queries.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
@@ -91,13 +96,41 @@ impl Instant {
     }
 }
 
+/// The label a combined query tags each part's series with: the part's index in
+/// [`Query::Grouped`]'s `parts`.
+pub const PART_LABEL: &str = "veer_part";
+
 /// A query to send.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Query {
     /// One rollout's query (maybe asked by several instants): one number.
     Single(String),
-    /// A grouped query: one series per rollout.
-    Grouped(String),
+    /// The grouped queries of one window (each one series per rollout), sent as `text`: the
+    /// one part itself, or every part's series tagged with its index ([`PART_LABEL`]).
+    Grouped { text: String, parts: Vec<String> },
+}
+
+impl Query {
+    /// The grouped queries `parts` as one query (see [`Query::Grouped`]).
+    fn grouped(parts: Vec<String>) -> Query {
+        let text = match parts.as_slice() {
+            [one] => one.clone(),
+            _ => parts
+                .iter()
+                .enumerate()
+                .map(|(n, part)| format!(r#"label_replace({part}, "{PART_LABEL}", "{n}", "", "")"#))
+                .collect::<Vec<_>>()
+                .join(" or "),
+        };
+        Query::Grouped { text, parts }
+    }
+
+    /// The PromQL sent.
+    pub fn text(&self) -> &str {
+        match self {
+            Query::Single(text) | Query::Grouped { text, .. } => text,
+        }
+    }
 }
 
 /// Where an instant's answer comes from.
@@ -107,10 +140,11 @@ pub enum Source {
     NotRendered(String),
     /// Query `n` ([`Plan::queries`]) answers it.
     Single(usize),
-    /// Grouped query `n` answers it: its series is the one with `labels`; `own` is its own
-    /// query, asked instead if the grouped one is refused.
+    /// Part `part` of grouped query `query` answers it: its series is the one with `labels`;
+    /// `own` is its own query, asked instead if the part is refused.
     Grouped {
         query: usize,
+        part: usize,
         labels: Vec<(&'static str, String)>,
         own: String,
     },
@@ -127,9 +161,10 @@ pub struct Plan {
 /// What rollouts share a grouped query by: the built-in query (by name) and its window.
 type GroupKey = (&'static str, Duration);
 
-/// Plans `instants` (of any number of rollouts): built-in queries that at least two distinct
-/// rollouts ask over the same window are grouped when `group` (the provider answers series);
-/// everything else is sent once per distinct query. Pure and deterministic.
+/// Plans `instants` (of any number of rollouts): when `group` (the provider answers series),
+/// the built-in queries over one window are grouped and sent as one query, unless that window
+/// has one built-in query of one rollout; everything else is sent once per distinct query.
+/// Pure and deterministic.
 pub fn plan(instants: &[Instant], group: bool) -> Plan {
     // The distinct members of each (built-in, window).
     let mut members: BTreeMap<GroupKey, (Builtin, BTreeSet<&[String]>)> = BTreeMap::new();
@@ -146,36 +181,55 @@ pub fn plan(instants: &[Instant], group: bool) -> Plan {
             .insert(&m.values);
     }
     let mut out = Plan::default();
-    let mut grouped: HashMap<GroupKey, usize> = HashMap::new();
+    // Each grouped (built-in, window): its query and its part of it.
+    let mut grouped: HashMap<GroupKey, (usize, usize)> = HashMap::new();
     if group {
+        let mut windows: BTreeMap<Duration, Vec<(GroupKey, String)>> = BTreeMap::new();
+        let mut built_ins: HashMap<Duration, usize> = HashMap::new();
+        for (_, window) in members.keys() {
+            *built_ins.entry(*window).or_default() += 1;
+        }
         for (key, (builtin, distinct)) in &members {
-            if distinct.len() < 2 {
+            // One built-in query of one rollout: its own query is the same one request.
+            if distinct.len() < 2 && built_ins.get(&key.1) == Some(&1) {
                 continue;
             }
             if let Some(query) = grouped_query(*builtin, key.1, distinct) {
-                grouped.insert(*key, out.queries.len());
-                out.queries.push(Query::Grouped(query));
+                windows.entry(key.1).or_default().push((*key, query));
             }
+        }
+        for parts in windows.into_values() {
+            let query = out.queries.len();
+            let mut texts = Vec::with_capacity(parts.len());
+            for (part, (key, text)) in parts.into_iter().enumerate() {
+                grouped.insert(key, (query, part));
+                texts.push(text);
+            }
+            out.queries.push(Query::grouped(texts));
         }
     }
     let mut singles: HashMap<String, usize> = HashMap::new();
     for i in instants {
-        let source = match (&i.query, &i.member) {
+        let slot = i.member.as_ref().and_then(|m| {
+            grouped
+                .get(&(m.builtin.as_str(), m.window))
+                .map(|slot| (m, *slot))
+        });
+        let source = match (&i.query, slot) {
             (Err(n), _) => Source::NotRendered(n.reason.clone()),
-            (Ok(own), Some(m)) if grouped.contains_key(&(m.builtin.as_str(), m.window)) => {
-                Source::Grouped {
-                    query: grouped[&(m.builtin.as_str(), m.window)],
-                    labels: m
-                        .builtin
-                        .group_labels()
-                        .iter()
-                        .map(|(label, _)| *label)
-                        .zip(m.values.iter().cloned())
-                        .collect(),
-                    own: own.clone(),
-                }
-            }
-            (Ok(own), Some(_) | None) => {
+            (Ok(own), Some((m, (query, part)))) => Source::Grouped {
+                query,
+                part,
+                labels: m
+                    .builtin
+                    .group_labels()
+                    .iter()
+                    .map(|(label, _)| *label)
+                    .zip(m.values.iter().cloned())
+                    .collect(),
+                own: own.clone(),
+            },
+            (Ok(own), None) => {
                 let n = *singles.entry(own.clone()).or_insert_with(|| {
                     out.queries.push(Query::Single(own.clone()));
                     out.queries.len() - 1
@@ -229,52 +283,75 @@ pub fn pick(answer: &SeriesOutcome, labels: &[(&str, String)]) -> Option<QueryOu
     }
 }
 
-/// The labels a grouped instant picks its series by.
-fn labels_of(plan: &Plan, n: usize) -> Option<&[(&'static str, String)]> {
-    match plan.sources.get(n) {
-        Some(Source::Grouped { labels, .. }) => Some(labels),
-        Some(Source::NotRendered(_) | Source::Single(_)) | None => None,
-    }
-}
-
-/// A grouped answer's series by their values of the group labels, so that picking each
-/// rollout's costs a lookup, not a scan of every series (1,000 rollouts: 1,000 series).
+/// A grouped answer's series by part and by their values of the part's group labels, so
+/// that picking each rollout's costs a lookup, not a scan of every series (1,000 rollouts:
+/// 1,000 series a part).
 struct Index<'s> {
-    names: Vec<&'static str>,
-    series: HashMap<Vec<&'s str>, Vec<usize>>,
+    /// Each part's group labels, in its members' order.
+    names: HashMap<usize, Vec<&'static str>>,
+    series: HashMap<(usize, Vec<&'s str>), Vec<usize>>,
+    /// Whether series carry their part ([`PART_LABEL`]); if not, every one is of `alone`.
+    tagged: bool,
 }
 
 impl<'s> Index<'s> {
-    fn of(answer: &'s SeriesOutcome, labels: Option<&[(&'static str, String)]>) -> Index<'s> {
-        let names: Vec<&'static str> = labels.unwrap_or(&[]).iter().map(|(l, _)| *l).collect();
-        let mut series: HashMap<Vec<&'s str>, Vec<usize>> = HashMap::new();
+    /// `answer` read as the answer of the parts `members` are of.
+    fn of(answer: &'s SeriesOutcome, members: &[Answered<'_>], alone: Option<usize>) -> Index<'s> {
+        let mut names: HashMap<usize, Vec<&'static str>> = HashMap::new();
+        for m in members {
+            names
+                .entry(m.part)
+                .or_insert_with(|| m.labels.iter().map(|(l, _)| *l).collect());
+        }
+        let mut series: HashMap<(usize, Vec<&'s str>), Vec<usize>> = HashMap::new();
         if let SeriesOutcome::Samples(samples) = answer {
             for (i, s) in samples.iter().enumerate() {
+                let part = match alone {
+                    Some(part) => Some(part),
+                    None => s.labels.get(PART_LABEL).and_then(|p| p.parse().ok()),
+                };
+                let Some((part, names)) = part.and_then(|p| names.get(&p).map(|n| (p, n))) else {
+                    continue;
+                };
                 let key: Option<Vec<&str>> = names
                     .iter()
                     .map(|l| s.labels.get(*l).map(String::as_str))
                     .collect();
                 if let Some(key) = key {
-                    series.entry(key).or_default().push(i);
+                    series.entry((part, key)).or_default().push(i);
                 }
             }
         }
-        Index { names, series }
+        Index {
+            names,
+            series,
+            tagged: alone.is_none(),
+        }
     }
 
-    /// As [`pick`], by lookup when `labels` are the indexed ones.
-    fn pick(&self, answer: &SeriesOutcome, labels: &[(&str, String)]) -> Option<QueryOutcome> {
-        let (SeriesOutcome::Samples(samples), true) = (
-            answer,
-            labels
-                .iter()
-                .map(|(l, _)| *l)
-                .eq(self.names.iter().copied()),
-        ) else {
+    /// As [`pick`] of part `part`'s series, by lookup when `labels` are the indexed ones.
+    fn pick(
+        &self,
+        answer: &SeriesOutcome,
+        part: usize,
+        labels: &[(&'static str, String)],
+    ) -> Option<QueryOutcome> {
+        let indexed = self
+            .names
+            .get(&part)
+            .is_some_and(|names| labels.iter().map(|(l, _)| *l).eq(names.iter().copied()));
+        let SeriesOutcome::Samples(samples) = answer else {
             return pick(answer, labels);
         };
+        if !indexed {
+            let mut labels = labels.to_vec();
+            if self.tagged {
+                labels.push((PART_LABEL, part.to_string()));
+            }
+            return pick(answer, &labels);
+        }
         let key: Vec<&str> = labels.iter().map(|(_, v)| v.as_str()).collect();
-        Some(match self.series.get(&key).map(Vec::as_slice) {
+        Some(match self.series.get(&(part, key)).map(Vec::as_slice) {
             None | Some([]) => QueryOutcome::NoData,
             Some([one]) => samples
                 .get(*one)
@@ -287,7 +364,13 @@ impl<'s> Index<'s> {
 /// A query in flight and what it answers.
 enum Sent {
     Single(usize, QueryOutcome),
-    Grouped(usize, SeriesOutcome),
+    /// Grouped query `query`'s answer: the whole query's, or (after it was refused) one
+    /// part's, sent alone.
+    Grouped {
+        query: usize,
+        part: Option<usize>,
+        answer: SeriesOutcome,
+    },
     /// A rollout's own query asked after its grouped one was refused.
     Fallback(Vec<usize>, QueryOutcome),
 }
@@ -332,9 +415,13 @@ pub fn answers<'a>(
     for (n, q) in plan.queries.iter().enumerate() {
         let sent: BoxFuture<'a, Sent> = match q {
             Query::Single(p) => Box::pin(async move { Sent::Single(n, provider.query(p).await) }),
-            Query::Grouped(p) => {
-                Box::pin(async move { Sent::Grouped(n, provider.query_series(p).await) })
-            }
+            Query::Grouped { text, .. } => Box::pin(async move {
+                Sent::Grouped {
+                    query: n,
+                    part: None,
+                    answer: provider.query_series(text).await,
+                }
+            }),
         };
         flight.waiting.push_back(sent);
     }
@@ -355,17 +442,39 @@ pub fn answers<'a>(
                         f.ready.push_back((*n, outcome.clone()));
                     }
                 }
-                Sent::Grouped(q, answer) => {
-                    let members = f.answered_by.get(q).map(Vec::as_slice).unwrap_or(&[]);
-                    let index =
-                        Index::of(&answer, members.first().and_then(|n| labels_of(plan, *n)));
+                Sent::Grouped {
+                    query,
+                    part,
+                    answer,
+                } => {
+                    let parts = match plan.queries.get(query) {
+                        Some(Query::Grouped { parts, .. }) => parts.as_slice(),
+                        Some(Query::Single(_)) | None => &[],
+                    };
+                    if part.is_none()
+                        && parts.len() > 1
+                        && matches!(answer, SeriesOutcome::QueryError(_))
+                    {
+                        // Refused whole: each part alone, before any rollout asks its own.
+                        for (p, text) in parts.iter().enumerate() {
+                            f.waiting.push_back(Box::pin(async move {
+                                Sent::Grouped {
+                                    query,
+                                    part: Some(p),
+                                    answer: provider.query_series(text).await,
+                                }
+                            }));
+                        }
+                        continue;
+                    }
+                    let members = grouped_members(plan, f.answered_by.get(query), part);
+                    let alone = part.or(if parts.len() > 1 { None } else { Some(0) });
+                    let index = Index::of(&answer, &members, alone);
                     let mut refused: BTreeMap<&'a str, Vec<usize>> = BTreeMap::new();
-                    for n in members {
-                        if let Some(Source::Grouped { labels, own, .. }) = plan.sources.get(*n) {
-                            match index.pick(&answer, labels) {
-                                Some(outcome) => f.ready.push_back((*n, outcome)),
-                                None => refused.entry(own.as_str()).or_default().push(*n),
-                            }
+                    for m in members {
+                        match index.pick(&answer, m.part, m.labels) {
+                            Some(outcome) => f.ready.push_back((m.instant, outcome)),
+                            None => refused.entry(m.own).or_default().push(m.instant),
                         }
                     }
                     for (own, instants) in refused {
@@ -381,6 +490,42 @@ pub fn answers<'a>(
             }
         }
     })
+}
+
+/// An instant a grouped query answers, as [`Source::Grouped`] has it.
+struct Answered<'a> {
+    instant: usize,
+    part: usize,
+    labels: &'a [(&'static str, String)],
+    own: &'a str,
+}
+
+/// The grouped instants `answered` (a query's) that `part` answers (every part: `None`).
+fn grouped_members<'a>(
+    plan: &'a Plan,
+    answered: Option<&Vec<usize>>,
+    part: Option<usize>,
+) -> Vec<Answered<'a>> {
+    answered
+        .into_iter()
+        .flatten()
+        .filter_map(|n| match plan.sources.get(*n) {
+            Some(Source::Grouped {
+                part: p,
+                labels,
+                own,
+                ..
+            }) if part.is_none_or(|only| only == *p) => Some(Answered {
+                instant: *n,
+                part: *p,
+                labels,
+                own,
+            }),
+            Some(Source::Grouped { .. } | Source::NotRendered(_) | Source::Single(_)) | None => {
+                None
+            }
+        })
+        .collect()
 }
 
 /// Every instant's answer, in order (the whole batch at once; [`answers`] yields them as

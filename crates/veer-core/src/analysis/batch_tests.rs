@@ -44,7 +44,7 @@ fn shape(plan: &Plan) -> (Vec<&'static str>, Vec<String>) {
         .iter()
         .map(|q| match q {
             Query::Single(_) => "single",
-            Query::Grouped(_) => "grouped",
+            Query::Grouped { .. } => "grouped",
         })
         .collect();
     let sources = plan
@@ -85,14 +85,21 @@ fn plans_table() {
     let b = vars("shop", "ratings", "v2", W);
     let c = vars("books", "reviews", "v3", W);
     let a_long = vars("shop", "reviews", "v2", W * 6);
+    let b_long = vars("shop", "ratings", "v2", W * 6);
     #[rustfmt::skip]
     let cases: Vec<PlanCase> = vec![
-        ("one rollout: its own queries, the shared count once",
+        ("one rollout's built-ins over one window: one query, the shared count once",
             vec![count(&a), builtin(Rate, &a), count(&a), builtin(P99, &a)], true,
+            vec!["grouped"], vec!["g0", "g0", "g0", "g0"]),
+        ("one rollout's built-ins alone: its own queries, the shared count once",
+            vec![count(&a), builtin(Rate, &a), count(&a), builtin(P99, &a)], false,
             vec!["single", "single", "single"], vec!["s0", "s1", "s0", "s2"]),
-        ("two rollouts share each built-in query",
+        ("two rollouts share each built-in query, one query for the window",
             vec![count(&a), builtin(Rate, &a), count(&b), builtin(Rate, &b)], true,
-            vec!["grouped", "grouped"], vec!["g0", "g1", "g0", "g1"]),
+            vec!["grouped"], vec!["g0", "g0", "g0", "g0"]),
+        ("each window is its own grouped query",
+            vec![builtin(Rate, &a), builtin(Rate, &b), builtin(Rate, &a_long), builtin(Rate, &b_long)], true,
+            vec!["grouped", "grouped"], vec!["g0", "g0", "g1", "g1"]),
         ("three rollouts, one grouped query",
             vec![builtin(P99, &a), builtin(P99, &b), builtin(P99, &c)], true,
             vec!["grouped"], vec!["g0", "g0", "g0"]),
@@ -114,9 +121,9 @@ fn plans_table() {
         ("a provider without series: every rollout alone",
             vec![builtin(Rate, &a), builtin(Rate, &b)], false,
             vec!["single", "single"], vec!["s0", "s1"]),
-        ("caller-side and destination-side are different queries",
+        ("caller-side and destination-side are parts of one query",
             vec![builtin(Caller, &a), builtin(Caller, &b), builtin(Rate, &a)], true,
-            vec!["grouped", "single"], vec!["g0", "g0", "s1"]),
+            vec!["grouped"], vec!["g0", "g0", "g0"]),
     ];
     for (name, instants, group, queries, sources) in cases {
         let plan = plan(&instants, group);
@@ -149,14 +156,17 @@ fn grouped_queries_group_by_exactly_the_labels_the_rollouts_fill() {
         ],
         true,
     );
-    let mut texts: Vec<String> = plan
-        .queries
+    // One query for the window: its parts tagged and joined.
+    let [Query::Grouped { text, parts }] = plan.queries.as_slice() else {
+        panic!("one grouped query: {:#?}", plan.queries)
+    };
+    let tagged: Vec<String> = parts
         .iter()
-        .map(|q| match q {
-            Query::Grouped(t) => t.clone(),
-            Query::Single(t) => panic!("not grouped: {t}"),
-        })
+        .enumerate()
+        .map(|(n, p)| format!(r#"label_replace({p}, "veer_part", "{n}", "", "")"#))
         .collect();
+    assert_eq!(text, &tagged.join(" or "));
+    let mut texts = parts.clone();
     texts.sort();
     let sel = r#"reporter="destination",destination_workload_namespace=~"shop",destination_service_name=~"reviews|reviews\\.beta",destination_version=~"v2|v2\\.1""#;
     let by = "destination_workload_namespace, destination_service_name, destination_version";
@@ -280,39 +290,107 @@ impl MetricsProvider for Scripted {
     }
 }
 
+/// The series labels of `service`'s new version, tagged with `part` when given.
+fn destination(service: &'static str, part: Option<usize>) -> Vec<(&'static str, String)> {
+    let mut labels = vec![
+        ("destination_workload_namespace", "shop".to_string()),
+        ("destination_service_name", service.to_string()),
+        ("destination_version", "v2".to_string()),
+    ];
+    if let Some(p) = part {
+        labels.push((PART_LABEL, p.to_string()));
+    }
+    labels
+}
+
+fn tagged_sample(labels: &[(&'static str, String)], value: f64) -> LabelledSample {
+    let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    sample(&labels, QueryOutcome::Value(value))
+}
+
+/// Two rollouts' p99 and request count over one window: one grouped query of two parts.
+fn p99_and_count() -> [Instant; 4] {
+    let a = vars("shop", "reviews", "v2", W);
+    let b = vars("shop", "ratings", "v2", W);
+    [
+        builtin(BuiltinMetric::RequestDuration, &a),
+        builtin(BuiltinMetric::RequestDuration, &b),
+        count(&a),
+        count(&b),
+    ]
+}
+
+/// The index of the part of `plan`'s one grouped query that contains `fragment`.
+fn part_with(plan: &Plan, fragment: &str) -> usize {
+    let [Query::Grouped { parts, .. }] = plan.queries.as_slice() else {
+        panic!("one grouped query: {:#?}", plan.queries)
+    };
+    parts
+        .iter()
+        .position(|p| p.contains(fragment))
+        .expect("a part with the fragment")
+}
+
 #[test]
-fn grouped_answers_are_split_and_a_refused_one_falls_back() {
+fn a_combined_answer_is_split_by_part_and_labels() {
     futures::executor::block_on(async {
-        let a = vars("shop", "reviews", "v2", W);
-        let b = vars("shop", "ratings", "v2", W);
-        let labels = |s: &'static str| {
-            [
-                ("destination_workload_namespace", "shop"),
-                ("destination_service_name", s),
-                ("destination_version", "v2"),
-            ]
+        let instants = p99_and_count();
+        let plan = plan(&instants, true);
+        let (p99, count) = (
+            part_with(&plan, "histogram_quantile"),
+            part_with(&plan, "increase"),
+        );
+        let provider = Scripted {
+            singles: Vec::new(),
+            series: vec![(
+                "label_replace",
+                SeriesOutcome::Samples(vec![
+                    tagged_sample(&destination("reviews", Some(p99)), 24.85),
+                    tagged_sample(&destination("ratings", Some(p99)), 248.5),
+                    tagged_sample(&destination("reviews", Some(count)), 7.0),
+                    // A series of no part veer sent is nobody's.
+                    tagged_sample(&destination("ratings", Some(9)), 1.0),
+                ]),
+            )],
+            sent: Mutex::new(Vec::new()),
         };
+        let got = answer_all(&provider, &plan, 4).await;
+        assert_eq!(
+            got,
+            [
+                QueryOutcome::Value(24.85),
+                QueryOutcome::Value(248.5),
+                QueryOutcome::Value(7.0),
+                QueryOutcome::NoData,
+            ]
+        );
+        assert_eq!(provider.sent.lock().unwrap().len(), 1, "one query");
+    });
+}
+
+#[test]
+fn a_refused_combined_query_is_sent_part_by_part_then_each_rollout_alone() {
+    futures::executor::block_on(async {
+        let instants = p99_and_count();
+        let plan = plan(&instants, true);
         let provider = Scripted {
             singles: vec![("increase", QueryOutcome::Value(7.0))],
             series: vec![
                 (
+                    "label_replace",
+                    SeriesOutcome::QueryError("too long".into()),
+                ),
+                (
                     "histogram_quantile",
                     SeriesOutcome::Samples(vec![
-                        sample(&labels("reviews"), QueryOutcome::Value(24.85)),
-                        sample(&labels("ratings"), QueryOutcome::Value(248.5)),
+                        tagged_sample(&destination("reviews", None), 24.85),
+                        tagged_sample(&destination("ratings", None), 248.5),
                     ]),
                 ),
                 ("increase", SeriesOutcome::QueryError("refused".into())),
             ],
             sent: Mutex::new(Vec::new()),
         };
-        let instants = [
-            builtin(BuiltinMetric::RequestDuration, &a),
-            builtin(BuiltinMetric::RequestDuration, &b),
-            count(&a),
-            count(&b),
-        ];
-        let plan = plan(&instants, true);
         let got = answer_all(&provider, &plan, 4).await;
         assert_eq!(
             got,
@@ -324,9 +402,16 @@ fn grouped_answers_are_split_and_a_refused_one_falls_back() {
             ]
         );
         let sent = provider.sent.lock().unwrap().clone();
-        // Two grouped queries, then the refused one's members each on their own.
-        assert_eq!(sent.len(), 4, "{sent:#?}");
-        assert!(sent[2].starts_with("single ") && sent[3].starts_with("single "));
+        // The combined query, its two parts alone, then the refused part's members each on
+        // their own.
+        let kinds: Vec<&str> = sent.iter().map(|s| &s[..s.find(' ').unwrap()]).collect();
+        assert_eq!(
+            kinds,
+            ["grouped", "grouped", "grouped", "single", "single"],
+            "{sent:#?}"
+        );
+        assert!(sent[0].contains("label_replace"), "{}", sent[0]);
+        assert!(!sent[1].contains("label_replace") && !sent[2].contains("label_replace"));
     });
 }
 
