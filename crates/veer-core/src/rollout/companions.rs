@@ -5,6 +5,8 @@
 //! rollout's route at every write, so they advance step by step, promote and roll back
 //! together. Pure.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -66,21 +68,22 @@ pub fn companion_split(
 
 /// `desired` with each companion's route carrying its split for `lead_now`. A companion at
 /// git's own split keeps git's route untouched (no zero weights added), so a promoted rollout
-/// leaves live equal to git.
-pub fn write_companions(
-    desired: &Value,
+/// leaves live equal to git. Borrowed when no route changes (a rollout without companions:
+/// nearly all), so a step copies git's object once, to render it, not twice.
+pub fn write_companions<'d>(
+    desired: &'d Value,
     lead_start: &TrafficSplit,
     lead_target: &TrafficSplit,
     lead_now: &TrafficSplit,
     companions: &[CompanionRoute],
-) -> Result<Value, RolloutError> {
-    let mut out = desired.clone();
+) -> Result<Cow<'d, Value>, RolloutError> {
+    let mut out = Cow::Borrowed(desired);
     for c in companions {
         let split = companion_split(lead_start, lead_target, lead_now, c);
         if read_split(desired, c.route.index).is_ok_and(|git| git.same_traffic(&split)) {
             continue;
         }
-        write_split(&mut out, c.route.index, &split)?;
+        write_split(out.to_mut(), c.route.index, &split)?;
     }
     Ok(out)
 }
@@ -177,7 +180,8 @@ mod tests {
             std::slice::from_ref(&ab),
         )
         .unwrap();
-        assert_eq!(at_target, git);
+        assert!(matches!(at_target, Cow::Borrowed(_)), "git's own object");
+        assert_eq!(*at_target, git);
         let at_step = write_companions(&git, &s(100, 0), &s(0, 100), &s(90, 10), &[ab]).unwrap();
         assert_eq!(read_split(&at_step, 0).unwrap(), s(90, 10));
         assert_eq!(at_step["spec"]["http"][1], git["spec"]["http"][1]);

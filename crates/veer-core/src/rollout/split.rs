@@ -61,10 +61,34 @@ pub struct WeightedDestination {
 }
 
 /// Destination → weight. Stored as a list (JSON maps need string keys).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(from = "Vec<WeightedDestination>", into = "Vec<WeightedDestination>")]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(from = "Vec<WeightedDestination>")]
 pub struct TrafficSplit {
     weights: BTreeMap<DestinationId, u32>,
+}
+
+/// The stored form, a list of [`WeightedDestination`]s, written from the map as it is: a
+/// state holds four splits and is stored at every step, and `serde(into)` would copy each
+/// into a list first.
+impl Serialize for TrafficSplit {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        /// [`WeightedDestination`]'s fields, in its order, borrowed.
+        #[derive(Serialize)]
+        struct Entry<'a> {
+            host: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            subset: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            port: Option<u32>,
+            weight: u32,
+        }
+        serializer.collect_seq(self.weights.iter().map(|(d, weight)| Entry {
+            host: &d.host,
+            subset: d.subset.as_deref(),
+            port: d.port,
+            weight: *weight,
+        }))
+    }
 }
 
 impl From<Vec<WeightedDestination>> for TrafficSplit {
@@ -316,5 +340,27 @@ mod tests {
             ])
         );
         assert_eq!(serde_json::from_value::<TrafficSplit>(json).unwrap(), split);
+    }
+
+    /// The split is written as its list of [`WeightedDestination`]s would be, byte for byte
+    /// (states stored by an older veer compare equal), ports and subsetless hosts included.
+    #[test]
+    fn a_split_is_written_as_its_weighted_destinations() {
+        let mut with_port = DestinationId::new("ratings.shop.svc.cluster.local", None);
+        with_port.port = Some(9080);
+        let split: TrafficSplit = [
+            (DestinationId::new("reviews", Some("v1")), 90),
+            (with_port, 10),
+            (DestinationId::new("reviews", None), 0),
+        ]
+        .into_iter()
+        .collect();
+        for split in [split, TrafficSplit::default()] {
+            let list: Vec<WeightedDestination> = split.clone().into();
+            assert_eq!(
+                serde_json::to_string(&split).unwrap(),
+                serde_json::to_string(&list).unwrap()
+            );
+        }
     }
 }
