@@ -443,7 +443,7 @@ pub struct RolloutState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cadence: Option<DateTime<Utc>>,
     #[serde(default)]
-    pub history: Vec<CheckRecord>,
+    pub history: History,
 }
 
 impl RolloutState {
@@ -486,7 +486,7 @@ impl RolloutState {
             step_started_at: now,
             traffic_since: None,
             cadence: None,
-            history: Vec::new(),
+            history: History::default(),
         }
     }
 
@@ -565,6 +565,7 @@ impl RolloutState {
 }
 
 mod history;
+pub use history::History;
 
 /// The steps for a move from `from` to `target` under `policy`: the policy's step values
 /// strictly between the new version's start and end weights; when none lies between and the

@@ -3,8 +3,55 @@
 //! oldest records hands a query they held on to the first record of its check that stays.
 
 use std::collections::BTreeMap;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
 
 use super::CheckRecord;
+
+/// A rollout's check history (up to [`super::MAX_HISTORY`] records), shared between a state
+/// and the next one a decision makes from it: copying a state copies a reference count, and
+/// the records are copied only when a state that still shares them records a check.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct History(Arc<Vec<CheckRecord>>);
+
+impl PartialEq for History {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl Deref for History {
+    type Target = Vec<CheckRecord>;
+
+    fn deref(&self) -> &Vec<CheckRecord> {
+        &self.0
+    }
+}
+
+impl DerefMut for History {
+    /// The records to change: this state's own, copied first if another state shares them.
+    fn deref_mut(&mut self) -> &mut Vec<CheckRecord> {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+impl From<Vec<CheckRecord>> for History {
+    fn from(records: Vec<CheckRecord>) -> Self {
+        History(Arc::new(records))
+    }
+}
+
+impl<'a> IntoIterator for &'a History {
+    type Item = &'a CheckRecord;
+    type IntoIter = std::slice::Iter<'a, CheckRecord>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
 
 /// The query of `history[index]`: its own, or that of the earlier record of its check it
 /// repeats. Empty when there is none (or `index` is past the end).
@@ -83,6 +130,24 @@ mod tests {
         let back =
             RolloutState::decode("VirtualService shop/reviews", &s.encode()).expect("decodes");
         assert_eq!(back, s);
+    }
+
+    /// A copy of a state shares its history until one of the two records a check: the
+    /// other keeps its records, and the two still compare by what they hold.
+    #[test]
+    fn a_copy_shares_the_history_until_it_records() {
+        let mut before = state("r1", Phase::Progressing, (90, 10), (0, 100));
+        before.record(check(0, "success", "qs"));
+        let mut next = before.clone();
+        assert!(std::sync::Arc::ptr_eq(&before.history.0, &next.history.0));
+        assert_eq!(next, before);
+        next.record(check(1, "success", "qs"));
+        assert_eq!((before.history.len(), next.history.len()), (1, 2));
+        assert_ne!(next, before);
+        // Equal records, held apart, are equal.
+        let apart = super::History::from(before.history.to_vec());
+        assert!(!std::sync::Arc::ptr_eq(&apart.0, &before.history.0));
+        assert_eq!(apart, before.history);
     }
 
     /// Past the history's bound the oldest records go; every record kept still reads the
