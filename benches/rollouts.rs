@@ -26,6 +26,8 @@
 //! `VEER_BENCH_ROLLOUTS=10 cargo test --bench rollouts` runs other sizes (a debug smoke run
 //! of the bench itself; its figures are stored apart from release ones).
 
+#[path = "support/allocations.rs"]
+mod allocations;
 #[path = "support/figures.rs"]
 mod figures;
 #[path = "support/finished.rs"]
@@ -58,9 +60,10 @@ use processes::{
     cpu_time, dev_cluster, exporter, kernel_time_and_faults, peak_rss_mib, prometheus, rss_mib,
 };
 
-// The allocator `veer` runs on, so the figures are the binary's.
+// The allocator `veer` runs on, so the figures are the binary's (counting its allocations
+// only when `VEER_BENCH_COUNT_ALLOCATIONS=1`).
 #[global_allocator]
-static ALLOCATOR: veer::controller::memory::Allocator = veer::controller::memory::Allocator;
+static ALLOCATOR: allocations::Counting = allocations::Counting;
 
 /// The child-process protocol: the size to run.
 const SIZE_ENV: &str = "VEER_BENCH_ROLLOUTS_SIZE";
@@ -267,6 +270,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 // One size.
 
 async fn run(n: usize) {
+    allocations::start_if_asked();
     let mut fig = Figures::load("rollouts");
     let key = |what: &str| format!("{n} rollouts/{what}");
     let tmp = tempfile::tempdir().expect("a temporary directory");
@@ -404,6 +408,7 @@ async fn run(n: usize) {
     let mut tick_wall = Vec::new();
     let mut tick_kernel = Vec::new();
     let mut tick_faults = Vec::new();
+    let mut tick_allocations = Vec::new();
     while let Some(wake) = c.next_wake() {
         // The loop's floor, so a rollout due again at once cannot spin it.
         let delay = (wake - Utc::now())
@@ -417,10 +422,14 @@ async fn run(n: usize) {
         let before = before_tick(&c);
         let cpu = cpu_time();
         let (kernel, faults) = kernel_time_and_faults();
+        let allocated = allocations::count();
         let t = Instant::now();
         c.rollout_tick().await;
         tick_wall.push(t.elapsed());
         tick_cpu.push(cpu_time() - cpu);
+        if let (Some(before), Some(after)) = (allocated, allocations::count()) {
+            tick_allocations.push(after - before);
+        }
         let (kernel_after, faults_after) = kernel_time_and_faults();
         tick_kernel.push(kernel_after - kernel);
         tick_faults.push(faults_after - faults);
@@ -455,6 +464,16 @@ async fn run(n: usize) {
         ms(percentile(&tick_kernel, 0.5)),
         tick_faults.get(tick_faults.len() / 2).copied().unwrap_or(0),
     );
+    if !tick_allocations.is_empty() {
+        tick_allocations.sort_unstable();
+        let median = tick_allocations[tick_allocations.len() / 2];
+        println!(
+            "    allocations:                      {median:>10}{}   median per tick, {:.0} per judged rollout ({})",
+            fig.ratio(&key("tick allocations"), median as f64),
+            median as f64 / n as f64,
+            allocations::ENV,
+        );
+    }
     // Every rollout is judged INTERVALS times in the window when it keeps its interval;
     // the queries of the starting pass count too (none, unless it outlasted an interval).
     let per_interval = |a: u64, b: u64| (a - b) as f64 / f64::from(INTERVALS);

@@ -58,10 +58,21 @@ pub async fn print(
         ));
     }
     for (label, figure, client) in servers {
+        let allocated = crate::allocations::count();
         let (vs, cm) = measure(&client, &rollouts, crate::STATE_NS, concurrency).await;
         let both = vs + cm;
+        // With allocations counted: the requests' own share of a tick's.
+        let allocations = match (allocated, crate::allocations::count()) {
+            (Some(before), Some(after)) => {
+                format!(
+                    "; {:.0} allocations per rollout",
+                    (after - before) as f64 / n as f64
+                )
+            }
+            _ => String::new(),
+        };
         println!(
-            "{label} {:>5}{}   VirtualService applies {}, state ConfigMap applies {}; the median tick's CPU is {:.1}x it",
+            "{label} {:>5}{}   VirtualService applies {}, state ConfigMap applies {}; the median tick's CPU is {:.1}x it{allocations}",
             crate::ms(both),
             fig.ms(&key(figure), both),
             crate::ms(vs),
