@@ -81,6 +81,10 @@ impl Metrics {
             Ok(analysed) => analysed,
             Err(poisoned) => poisoned.into_inner(),
         };
+        // Known after its first check: no copy of the names at every check after it.
+        if analysed.get(rollout).is_some_and(|m| m.contains(metric)) {
+            return;
+        }
         analysed
             .entry(rollout.to_string())
             .or_default()
