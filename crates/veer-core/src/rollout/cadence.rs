@@ -1,7 +1,6 @@
 //! When a rollout's next check falls due: on its interval's grid, so that every rollout with
 //! that interval is judged at the same moments and their analyses go out as one grouped
-//! query per metric (`analysis::batch`), however long the writes of a thousand rollouts
-//! take. Pure.
+//! query (`analysis::batch`), however long the writes of a thousand rollouts take. Pure.
 //!
 //! - The grid: the multiples of the interval since the Unix epoch (the same for every
 //!   rollout and every policy with that interval, across restarts, with nothing stored).
