@@ -287,15 +287,12 @@ pub fn pick(answer: &SeriesOutcome, labels: &[(&str, String)]) -> Option<QueryOu
 /// that picking each rollout's costs a lookup, not a scan of every series (1,000 rollouts:
 /// 1,000 series a part).
 struct Index<'s> {
-    /// Each part's group labels, in its members' order.
-    names: HashMap<usize, Vec<&'static str>>,
     series: HashMap<(usize, Vec<&'s str>), Vec<usize>>,
-    /// Whether series carry their part ([`PART_LABEL`]); if not, every one is of `alone`.
-    tagged: bool,
 }
 
 impl<'s> Index<'s> {
-    /// `answer` read as the answer of the parts `members` are of.
+    /// `answer` read as the answer of the parts `members` are of: series tagged with their
+    /// part ([`PART_LABEL`]), or all of part `alone`.
     fn of(answer: &'s SeriesOutcome, members: &[Answered<'_>], alone: Option<usize>) -> Index<'s> {
         let mut names: HashMap<usize, Vec<&'static str>> = HashMap::new();
         for m in members {
@@ -322,34 +319,20 @@ impl<'s> Index<'s> {
                 }
             }
         }
-        Index {
-            names,
-            series,
-            tagged: alone.is_none(),
-        }
+        Index { series }
     }
 
-    /// As [`pick`] of part `part`'s series, by lookup when `labels` are the indexed ones.
+    /// As [`pick`] of part `part`'s series, by lookup: a member's labels are its part's
+    /// (every member of a part is of one built-in).
     fn pick(
         &self,
         answer: &SeriesOutcome,
         part: usize,
         labels: &[(&'static str, String)],
     ) -> Option<QueryOutcome> {
-        let indexed = self
-            .names
-            .get(&part)
-            .is_some_and(|names| labels.iter().map(|(l, _)| *l).eq(names.iter().copied()));
         let SeriesOutcome::Samples(samples) = answer else {
             return pick(answer, labels);
         };
-        if !indexed {
-            let mut labels = labels.to_vec();
-            if self.tagged {
-                labels.push((PART_LABEL, part.to_string()));
-            }
-            return pick(answer, &labels);
-        }
         let key: Vec<&str> = labels.iter().map(|(_, v)| v.as_str()).collect();
         Some(match self.series.get(&(part, key)).map(Vec::as_slice) {
             None | Some([]) => QueryOutcome::NoData,

@@ -259,9 +259,7 @@ pub fn write_split(
     split: &TrafficSplit,
 ) -> Result<(), RolloutError> {
     let name = metadata_str(object, "name").unwrap_or("").to_string();
-    let Some(items) = object
-        .get_mut("spec")
-        .and_then(|s| s.get_mut("http"))
+    let Some(items) = http_routes_mut(object)
         .and_then(|h| h.get_mut(live_index))
         .and_then(|r| r.get_mut("route"))
         .and_then(Value::as_array_mut)
@@ -324,6 +322,11 @@ pub fn read_split(object: &Value, live_index: usize) -> Result<TrafficSplit, Rol
 /// of its rollouts.
 pub(crate) fn http_routes(object: &Value) -> Option<&Vec<Value>> {
     object.get("spec")?.get("http")?.as_array()
+}
+
+/// [`http_routes`], to change them.
+pub(crate) fn http_routes_mut(object: &mut Value) -> Option<&mut Vec<Value>> {
+    object.get_mut("spec")?.get_mut("http")?.as_array_mut()
 }
 
 /// `metadata.<field>` of `object`, when a string.

@@ -11,7 +11,7 @@
 
 use serde_json::{Value, json};
 
-use super::detect::{read_split, write_split};
+use super::detect::{http_routes_mut, read_split, write_split};
 use super::split::{DestinationId, TrafficSplit, apportion};
 use super::{Overlay, RolloutError};
 
@@ -76,8 +76,8 @@ pub fn render(
     }
     let mut out = desired.clone();
     write_split(&mut out, index, split)?;
-    let pointer = format!("/spec/http/{index}");
-    let Some(Value::Object(route)) = out.pointer_mut(&pointer) else {
+    let Some(Value::Object(route)) = http_routes_mut(&mut out).and_then(|h| h.get_mut(index))
+    else {
         return Err(RolloutError::MalformedRoute {
             object: "VirtualService".to_string(),
             reason: format!("spec.http[{index}] is missing"),
@@ -141,7 +141,7 @@ pub fn render(
                     "destination": destination(d), "weight": w
                 })).collect::<Vec<_>>(),
             });
-            if let Some(http) = out.pointer_mut("/spec/http").and_then(Value::as_array_mut) {
+            if let Some(http) = http_routes_mut(&mut out) {
                 http.insert(index, ab);
             }
         }
