@@ -132,6 +132,27 @@ async fn the_health_gate_waits_for_the_new_deployment() {
     s.stop().await;
 }
 
+/// The gate asks the watch cache, not the API server: with every LIST of the namespace's
+/// Deployments refused, an available canary still goes through every step, and no LIST was
+/// even sent (before, each rollout's wake listed its namespace's Deployments and
+/// DestinationRules).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_gate_reads_the_watch_cache_while_the_canary_is_available() {
+    let s = Scenario::start(&policy("20s")).await;
+    s.faults.add(crate::faults::Fault {
+        method: "GET",
+        path: format!("/namespaces/{NS}/deployments"),
+        code: 403,
+        reason: "Forbidden",
+        message: "listing deployments refused by the test".into(),
+        times: usize::MAX,
+    });
+    s.push_split(0, 100, "reviews v2");
+    s.wait_phase("promoted", Phase::Succeeded).await;
+    assert_eq!(s.faults.injected(), 0, "no LIST of Deployments was sent");
+    s.stop().await;
+}
+
 /// A webhook receiver answering `status` to every POST, counting calls.
 async fn webhook_server(
     status: Arc<std::sync::atomic::AtomicU16>,

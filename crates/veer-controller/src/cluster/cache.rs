@@ -329,6 +329,21 @@ impl Cache {
 
     /// A watch's store and the resource it reads its objects as, for reading many objects
     /// of it without asking for the watch each time.
+    /// The texts of every object of `group`'s `kind` (at whatever version it is watched) in
+    /// `namespace`, when such a watch has listed; `None` when none has.
+    pub(super) fn listed_in(
+        &self,
+        group: &str,
+        kind: &str,
+        namespace: &str,
+    ) -> Option<Vec<Arc<str>>> {
+        let watches = self.watches();
+        let mut of_kind = watches.by_key.iter().filter(|(k, _)| {
+            k.group == group && k.kind == kind && k.namespace.as_deref() == Some(namespace)
+        });
+        of_kind.find_map(|(_, w)| w.store.listed_texts())
+    }
+
     pub(super) fn watch(&self, watch: &WatchKey) -> Option<(Store, Resolved)> {
         let watches = self.watches();
         let w = watches.by_key.get(watch)?;

@@ -24,6 +24,7 @@ mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -281,6 +282,13 @@ impl Cluster {
     /// ([`Cluster::live_view`] reads them as texts, for a plan to read one at a time).
     pub async fn live(&self, keys: &[ObjectKey]) -> Result<LiveState, ClusterError> {
         Ok(self.live_view(keys).await?.into_state())
+    }
+
+    /// What the watch cache holds of `group`'s `kind` in `namespace` (the projections' texts,
+    /// module `projection`), without a request: `None` when no watch of it has listed there
+    /// (the kind is not in git there, or not watched yet).
+    pub fn cached_in(&self, group: &str, kind: &str, namespace: &str) -> Option<Vec<Arc<str>>> {
+        self.cache.listed_in(group, kind, namespace)
     }
 
     /// Wait (reading memory only) until the cache has seen each write: the object at

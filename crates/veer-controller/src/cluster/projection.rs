@@ -13,9 +13,11 @@
 //! annotation in `crate::sync` and `crate::controller::gate`):
 //! - everything git can set: `metadata` (but the server's bookkeeping) and every top-level
 //!   field but `status`;
-//! - `status` only when an applier owns part of it (a custom resource without a status
+//! - `status` whole only when an applier owns part of it (a custom resource without a status
 //!   subresource), since the diff never compares a field no applier owns and git cannot own
-//!   status otherwise;
+//!   status otherwise; else only its `Available` condition, as `type` and `status` (what the
+//!   rollout's health gate reads of a Deployment, `controller::rollouts::health`), so the
+//!   controller's other status updates leave the kept text as it was;
 //! - `metadata.uid`, `name`, `namespace`, `resourceVersion`;
 //! - `metadata.managedFields`: every `Apply` entry whole (veer's is the set of fields it may
 //!   remove); of every other entry its manager, operation, API version, time and subresource,
@@ -38,6 +40,8 @@ use crate::fields::FieldSet;
 
 /// kubectl's client-side apply bookkeeping: a copy of the whole object as last applied.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+/// The status condition the health gate reads (a Deployment's).
+const AVAILABLE: &str = "Available";
 /// `metadata` fields the server sets that nothing in veer reads from a live object.
 const DROPPED_METADATA: &[&str] = &["creationTimestamp", "generation", "selfLink"];
 
@@ -239,7 +243,13 @@ pub fn project(object: &mut Value) {
     let applied = applied_fields(&entries);
     let owned = |path: &[&str]| owns(&applied, path);
     if !owned(&["f:status"]) {
-        map.shift_remove("status");
+        let status = map.shift_remove("status");
+        if let Some(available) = status.as_ref().and_then(available_condition) {
+            map.insert(
+                "status".into(),
+                serde_json::json!({ "conditions": [available] }),
+            );
+        }
     }
     let Some(Value::Object(meta)) = map.get_mut("metadata") else {
         return;
@@ -264,6 +274,16 @@ pub fn project(object: &mut Value) {
         .map(|entry| reduce_entry(entry, &applied))
         .collect();
     meta.insert("managedFields".into(), Value::Array(reduced));
+}
+
+/// The `Available` condition of `status`, as `type` and `status` only.
+fn available_condition(status: &Value) -> Option<Value> {
+    let conditions = status.get("conditions")?.as_array()?;
+    let available = conditions
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(AVAILABLE))?;
+    let value = available.get("status").cloned().unwrap_or(Value::Null);
+    Some(serde_json::json!({ "type": AVAILABLE, "status": value }))
 }
 
 /// The union of the `fieldsV1` of every `Apply` entry.

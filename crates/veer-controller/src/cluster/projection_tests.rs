@@ -161,7 +161,11 @@ fn the_projection_keeps_what_veer_reads_and_drops_the_rest() {
     assert_eq!(meta["uid"], "u-1");
     assert_eq!(meta["resourceVersion"], "42");
     assert_eq!(projected["spec"], deployment()["spec"]);
-    assert!(projected.get("status").is_none());
+    assert_eq!(
+        projected["status"],
+        json!({"conditions": [{"type": "Available", "status": "True"}]}),
+        "of the controller's status, only what the health gate reads"
+    );
     assert!(meta.get("generation").is_none());
     assert!(meta.get("creationTimestamp").is_none());
     assert!(meta["annotations"].get(LAST_APPLIED).is_none());
@@ -184,6 +188,31 @@ fn the_projection_keeps_what_veer_reads_and_drops_the_rest() {
         entries[1]["fieldsV1"],
         json!({"f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {
             "k:{\"name\":\"app\"}": {"f:env": {"k:{\"name\":\"B\"}": {".": {}, "f:name": {}, "f:value": {}}}}}}}}})
+    );
+}
+
+/// The controller's status updates that leave a Deployment's availability as it was leave
+/// the kept text as it was too (no watch event tells a plan the object changed).
+#[test]
+fn of_a_status_nobody_applies_only_availability_is_kept() {
+    let mut updated = deployment();
+    updated["status"] = json!({"replicas": 4, "observedGeneration": 9, "conditions": [
+        {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"},
+        {"type": "Available", "status": "True", "lastUpdateTime": "2026-12-05T10:00:00Z",
+         "reason": "MinimumReplicasAvailable", "message": "has minimum availability"}]});
+    assert_eq!(
+        LiveObject::new(updated.clone()).text(),
+        LiveObject::new(deployment()).text()
+    );
+    updated["status"]["conditions"][1]["status"] = json!("False");
+    assert_eq!(
+        cached(&updated)["status"],
+        json!({"conditions": [{"type": "Available", "status": "False"}]})
+    );
+    updated["status"] = json!({"replicas": 1});
+    assert!(
+        cached(&updated).get("status").is_none(),
+        "no availability said"
     );
 }
 

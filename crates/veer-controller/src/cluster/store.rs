@@ -163,6 +163,20 @@ impl Store {
             .map(|s| s.object.clone())
     }
 
+    /// Every object's text, when the first list is in (`None` before: a store not listed
+    /// yet holds nothing to go by).
+    pub(super) fn listed_texts(&self) -> Option<Vec<Arc<str>>> {
+        if !*self.ready.borrow() {
+            return None;
+        }
+        Some(
+            read(&self.objects)
+                .values()
+                .map(|s| s.object.clone())
+                .collect(),
+        )
+    }
+
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         read(&self.objects).len()

@@ -6,6 +6,7 @@
 
 use crate::rollout::queries::short_host;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, DynamicObject, ListParams};
@@ -173,9 +174,11 @@ struct Condition {
     status: String,
 }
 
-/// A DestinationRule as listed: its spec (host and subsets) only.
+/// A DestinationRule as listed: its name and spec (host and subsets) only.
 #[derive(Deserialize)]
 struct RuleItem {
+    #[serde(default)]
+    metadata: ItemMeta,
     #[serde(default)]
     spec: Value,
 }
@@ -226,6 +229,37 @@ pub(super) async fn read_namespace(cluster: &Cluster, namespace: &str) -> Namesp
     Ok(Workloads::new(deployments, rules))
 }
 
+/// The Deployments and DestinationRules of `namespace` as the watch cache holds them (its
+/// projection keeps a Deployment's `Available` condition), without a request: `None` when
+/// either kind is not cached there. In the order a LIST gives (by name), so a subset named by
+/// two rules, and the Deployment named when one is not available, are the same.
+pub(super) fn read_cached(cluster: &Cluster, namespace: &str) -> Option<Workloads> {
+    let deployments = cluster.cached_in("apps", "Deployment", namespace)?;
+    let rules = cluster.cached_in("networking.istio.io", "DestinationRule", namespace)?;
+    Some(Workloads::from_cached(&deployments, &rules))
+}
+
+impl Workloads {
+    /// From the watch cache's texts of a namespace's Deployments and DestinationRules, in
+    /// any order. Pure.
+    fn from_cached(deployments: &[Arc<str>], rules: &[Arc<str>]) -> Workloads {
+        let mut deployments: Vec<DeploymentItem> = parse_all(deployments);
+        deployments.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        let mut rules: Vec<RuleItem> = parse_all(rules);
+        rules.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        Workloads::new(deployments, rules)
+    }
+}
+
+/// Each text read as a `T`; the cache's texts are JSON veer wrote, so none is left out but
+/// one that does not have `T`'s shape.
+fn parse_all<T: serde::de::DeserializeOwned>(texts: &[Arc<str>]) -> Vec<T> {
+    texts
+        .iter()
+        .filter_map(|t| serde_json::from_str(t).ok())
+        .collect()
+}
+
 /// Is every Deployment of the new destinations available? Subsets are matched through the
 /// DestinationRule of their host (subset labels ⊆ pod template labels); a destination without
 /// a subset is matched by `app: <host>`. No matching Deployment counts as unavailable. Pure,
@@ -234,10 +268,18 @@ pub(super) fn available(read: &Namespace, namespace: &str, canary: &[Destination
     if canary.is_empty() {
         return Health::Available;
     }
-    let workloads = match read {
-        Ok(read) => read,
-        Err(health) => return health.clone(),
-    };
+    match read {
+        Ok(workloads) => available_in(workloads, namespace, canary),
+        Err(health) => health.clone(),
+    }
+}
+
+/// [`available`] over workloads that were read.
+pub(super) fn available_in(
+    workloads: &Workloads,
+    namespace: &str,
+    canary: &[DestinationId],
+) -> Health {
     for d in canary {
         let selector = workloads.subset_labels(d);
         let matching = workloads.matching(&selector);
@@ -287,7 +329,10 @@ mod tests {
     use super::*;
 
     fn rule(spec: Value) -> RuleItem {
-        RuleItem { spec }
+        RuleItem {
+            metadata: ItemMeta::default(),
+            spec,
+        }
     }
 
     fn deployment(name: &str, labels: Value, available: bool) -> DeploymentItem {
@@ -335,9 +380,49 @@ mod tests {
             labels(DestinationId::new("reviews-v2", None)),
             ["app=reviews-v2"]
         );
+        // From the watch cache, in its own order: the first rule by name, as a LIST gives.
+        let text = |name: &str, spec: Value| -> Arc<str> {
+            Arc::from(json!({"metadata": {"name": name}, "spec": spec}).to_string())
+        };
+        let rules = [
+            text(
+                "c-later",
+                json!({"host": "reviews", "subsets": [{"name": "v2", "labels": {"version": "later"}}]}),
+            ),
+            text(
+                "b-first",
+                json!({"host": "reviews", "subsets": [{"name": "v2", "labels": {"version": "v2"}}]}),
+            ),
+            text(
+                "a-other",
+                json!({"host": "ratings", "subsets": [{"name": "v2", "labels": {"version": "wrong"}}]}),
+            ),
+        ];
+        let cached = Workloads::from_cached(&[], &rules);
+        assert_eq!(
+            cached.subset_labels(&DestinationId::new("reviews", Some("v2"))),
+            BTreeMap::from([("version".to_string(), "v2".to_string())])
+        );
     }
 
-    /// Which Deployments a destination's labels find, and what the gate says of them.
+    /// Destinations, and what the gate says of them among `availability_table`'s Deployments.
+    fn availability_cases() -> Vec<(&'static str, Vec<DestinationId>, Health)> {
+        let unavailable = |why: &str| Health::Unavailable(why.to_string());
+        #[rustfmt::skip]
+        let cases = vec![
+            ("nothing new", vec![], Health::Available),
+            ("a subset's Deployment", vec![DestinationId::new("reviews", Some("v2"))], Health::Available),
+            ("by app alone", vec![DestinationId::new("details.shop.svc.cluster.local", None)], Health::Available),
+            ("one of two not available", vec![DestinationId::new("ratings", Some("v2"))],
+                unavailable("Deployment shop/ratings-v2 of ratings/v2 is not available yet")),
+            ("none has the labels", vec![DestinationId::new("reviews", Some("v3"))],
+                unavailable("no Deployment in shop has the pod labels app=reviews,version=v3 of reviews/v3")),
+        ];
+        cases
+    }
+
+    /// Which Deployments a destination's labels find, and what the gate says of them, as
+    /// listed and as the watch cache keeps them.
     #[test]
     fn availability_table() {
         let deployments = vec![
@@ -366,20 +451,55 @@ mod tests {
         ];
         let read: Namespace = Ok(Workloads::new(deployments, Vec::new()));
         let gate = |canary: &[DestinationId]| available(&read, "shop", canary);
-        let unavailable = |why: &str| Health::Unavailable(why.to_string());
-        #[rustfmt::skip]
-        let cases: Vec<(&str, Vec<DestinationId>, Health)> = vec![
-            ("nothing new", vec![], Health::Available),
-            ("a subset's Deployment", vec![DestinationId::new("reviews", Some("v2"))], Health::Available),
-            ("by app alone", vec![DestinationId::new("details.shop.svc.cluster.local", None)], Health::Available),
-            ("one of two not available", vec![DestinationId::new("ratings", Some("v2"))],
-                unavailable("Deployment shop/ratings-v2 of ratings/v2 is not available yet")),
-            ("none has the labels", vec![DestinationId::new("reviews", Some("v3"))],
-                unavailable("no Deployment in shop has the pod labels app=reviews,version=v3 of reviews/v3")),
-        ];
-        for (name, canary, want) in cases {
+        for (name, canary, want) in availability_cases() {
             assert_eq!(gate(&canary), want, "{name}");
         }
+        // The same Deployments as the watch cache keeps them (the projection's text: the
+        // `Available` condition alone of their status), in the cache's own order.
+        let projected = |name: &str, labels: Value, available: bool| -> Arc<str> {
+            let status = if available { "True" } else { "False" };
+            Arc::from(
+                json!({
+                    "metadata": {"name": name, "namespace": "shop", "resourceVersion": "7"},
+                    "spec": {"replicas": 1, "template": {"metadata": {"labels": labels}}},
+                    "status": {"conditions": [{"type": "Available", "status": status}]},
+                })
+                .to_string(),
+            )
+        };
+        let texts = [
+            projected(
+                "ratings-v2b",
+                json!({"app": "ratings", "version": "v2"}),
+                true,
+            ),
+            projected("details", json!({"app": "details"}), true),
+            projected(
+                "reviews-v2",
+                json!({"app": "reviews", "version": "v2"}),
+                true,
+            ),
+            projected(
+                "ratings-v2",
+                json!({"app": "ratings", "version": "v2"}),
+                false,
+            ),
+            projected("bare", json!(null), true),
+            projected(
+                "reviews-v1",
+                json!({"app": "reviews", "version": "v1"}),
+                true,
+            ),
+        ];
+        let cached = Workloads::from_cached(&texts, &[]);
+        for (name, canary, want) in availability_cases() {
+            assert_eq!(
+                available_in(&cached, "shop", &canary),
+                want,
+                "cached: {name}"
+            );
+        }
+        let unavailable = |why: &str| Health::Unavailable(why.to_string());
         let failed: Namespace = Err(unavailable("cannot list"));
         assert_eq!(
             available(

@@ -19,7 +19,9 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 use tracing::warn;
 
-use super::health::{Health, Namespace, available, read_namespace};
+use super::health::{
+    Health, Namespace, Workloads, available, available_in, read_cached, read_namespace,
+};
 use super::traffic::{live_split, stored_split};
 use super::{Mailbox, RolloutDriverError, RolloutId, Tracked};
 use crate::cluster::{Cluster, Observed};
@@ -132,12 +134,18 @@ pub struct ClusterPorts<'a> {
     /// What the health gate read of each namespace, and when: the rollouts of one namespace
     /// driven together share one read (two LISTs) instead of two LISTs each.
     namespaces: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Read>>>>>,
+    /// What the watch cache held of each namespace for the gate, and when (`None`: not
+    /// cached there); built once for the rollouts of a wake, as `namespaces`.
+    cached: Mutex<HashMap<String, Cached>>,
     /// The traffic writes of the pass, for [`ClusterPorts::await_written`].
     written: Mutex<Vec<Observed>>,
 }
 
 /// A namespace as read for the health gate, and when.
 type Read = (tokio::time::Instant, Arc<Namespace>);
+
+/// A namespace as the watch cache held it for the health gate, and when.
+type Cached = (tokio::time::Instant, Option<Arc<Workloads>>);
 
 /// How long a namespace's read answers the health gate: the rollouts of one wake (a
 /// thousand rollouts due together take a few seconds to write their steps, and a namespace
@@ -152,8 +160,26 @@ impl<'a> ClusterPorts<'a> {
             sync,
             state_namespace,
             namespaces: Mutex::new(HashMap::new()),
+            cached: Mutex::new(HashMap::new()),
             written: Mutex::new(Vec::new()),
         }
+    }
+
+    /// `namespace` as the watch cache held it within the last [`READ_FOR`], or read from it
+    /// now (no request); `None` when its Deployments or DestinationRules are not cached.
+    fn cached(&self, namespace: &str) -> Option<Arc<Workloads>> {
+        let mut all = self.cached.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, workloads)) = all.get(namespace)
+            && at.elapsed() <= READ_FOR
+        {
+            return workloads.clone();
+        }
+        let workloads = read_cached(self.cluster, namespace).map(Arc::new);
+        all.insert(
+            namespace.to_string(),
+            (tokio::time::Instant::now(), workloads.clone()),
+        );
+        workloads
     }
 
     /// Wait (up to the sync options' `observe_within`) until the watch cache has seen every
@@ -260,6 +286,14 @@ impl Probe for ClusterPorts<'_> {
     ) -> BoxFuture<'a, Health> {
         Box::pin(async move {
             if canary.is_empty() {
+                return Health::Available;
+            }
+            // The watch cache answers without a request while the new version is available;
+            // before saying it is not, the namespace is listed (the cache may not have seen a
+            // Deployment created a moment ago, or one that became available since).
+            if let Some(cached) = self.cached(namespace)
+                && available_in(&cached, namespace, canary) == Health::Available
+            {
                 return Health::Available;
             }
             let read = self.namespace(namespace).await;
