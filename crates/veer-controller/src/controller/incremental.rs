@@ -350,7 +350,8 @@ impl Controller {
         if let Some(driver) = &mut self.rollouts {
             let namespace = driver.state_namespace().to_string();
             let adapters =
-                rollouts::ClusterPorts::new(&self.cluster, &self.options.sync, &namespace);
+                rollouts::ClusterPorts::new(&self.cluster, &self.options.sync, &namespace)
+                    .keeping(driver.built_workloads());
             driver
                 .drive_planned(&adapters.ports(), loaded, planned)
                 .await;
@@ -405,7 +406,8 @@ impl Controller {
         // What changed before this tick is a pass's business (`drive_and_settle`).
         driver.take_changed();
         let namespace = driver.state_namespace().to_string();
-        let adapters = rollouts::ClusterPorts::new(&self.cluster, &self.options.sync, &namespace);
+        let adapters = rollouts::ClusterPorts::new(&self.cluster, &self.options.sync, &namespace)
+            .keeping(driver.built_workloads());
         let ports = adapters.ports();
         // An idle pass drives a finished rollout only for a command: the commands waiting
         // (labelled pending; a pass that plans reads every mailbox) are read first.

@@ -218,6 +218,8 @@ pub struct RolloutDriver {
     /// The bound VirtualServices of the revision the last tick drove, made once per
     /// revision (`RolloutDriver::bindings`): ticks over one revision bind nothing again.
     bindings: Option<RevisionBindings>,
+    /// What the health gate built from the watch cache, kept from one wake to the next.
+    built_workloads: Arc<health::BuiltWorkloads>,
 }
 
 /// A revision's bindings ([`crate::rollout::work::bind`]) and what they were made from: a

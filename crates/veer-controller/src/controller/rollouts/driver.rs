@@ -52,6 +52,7 @@ impl RolloutDriver {
             queries: Arc::default(),
             changed: std::collections::BTreeSet::new(),
             bindings: None,
+            built_workloads: Arc::default(),
         })
     }
 
@@ -75,6 +76,11 @@ impl RolloutDriver {
     /// Namespace of the rollout ConfigMaps.
     pub fn state_namespace(&self) -> &str {
         &self.options.state_namespace
+    }
+
+    /// What the health gate built from the watch cache, for the pass's `ClusterPorts`.
+    pub(crate) fn built_workloads(&self) -> Arc<super::health::BuiltWorkloads> {
+        self.built_workloads.clone()
     }
 
     /// When the next tick should run, if a rollout is running: the earliest time a rollout

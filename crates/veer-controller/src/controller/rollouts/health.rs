@@ -233,10 +233,63 @@ pub(super) async fn read_namespace(cluster: &Cluster, namespace: &str) -> Namesp
 /// projection keeps a Deployment's `Available` condition), without a request: `None` when
 /// either kind is not cached there. In the order a LIST gives (by name), so a subset named by
 /// two rules, and the Deployment named when one is not available, are the same.
-pub(super) fn read_cached(cluster: &Cluster, namespace: &str) -> Option<Workloads> {
+/// Built again only when one of the namespace's cached objects changed (`built`: what the
+/// last wakes built, kept from one wake to the next).
+pub(super) fn read_cached(
+    cluster: &Cluster,
+    namespace: &str,
+    built: &BuiltWorkloads,
+) -> Option<Arc<Workloads>> {
     let deployments = cluster.cached_in("apps", "Deployment", namespace)?;
     let rules = cluster.cached_in("networking.istio.io", "DestinationRule", namespace)?;
-    Some(Workloads::from_cached(&deployments, &rules))
+    Some(built.get_or_build(namespace, deployments, rules))
+}
+
+/// The health gate's namespaces as built from the watch cache by earlier wakes, with the
+/// texts each was built from: the cache replaces an object's text when the object changes,
+/// so the same texts (the same allocations, kept alive here) are the same objects.
+#[derive(Default)]
+pub(crate) struct BuiltWorkloads(std::sync::Mutex<HashMap<String, Built>>);
+
+struct Built {
+    deployments: Vec<Arc<str>>,
+    rules: Vec<Arc<str>>,
+    workloads: Arc<Workloads>,
+}
+
+impl BuiltWorkloads {
+    /// `namespace`'s workloads from these texts: as built last time when the texts are the
+    /// same, else built now (and kept).
+    fn get_or_build(
+        &self,
+        namespace: &str,
+        deployments: Vec<Arc<str>>,
+        rules: Vec<Arc<str>>,
+    ) -> Arc<Workloads> {
+        let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = all.get(namespace)
+            && same_texts(&b.deployments, &deployments)
+            && same_texts(&b.rules, &rules)
+        {
+            return b.workloads.clone();
+        }
+        let workloads = Arc::new(Workloads::from_cached(&deployments, &rules));
+        all.insert(
+            namespace.to_string(),
+            Built {
+                deployments,
+                rules,
+                workloads: workloads.clone(),
+            },
+        );
+        workloads
+    }
+}
+
+/// Whether `a` and `b` are the same texts in the same order (the cache lists an unchanged
+/// namespace in the same order).
+fn same_texts(a: &[Arc<str>], b: &[Arc<str>]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| Arc::ptr_eq(x, y))
 }
 
 impl Workloads {
@@ -491,7 +544,8 @@ mod tests {
                 true,
             ),
         ];
-        let cached = Workloads::from_cached(&texts, &[]);
+        let built = BuiltWorkloads::default();
+        let cached = built.get_or_build("shop", texts.to_vec(), Vec::new());
         for (name, canary, want) in availability_cases() {
             assert_eq!(
                 available_in(&cached, "shop", &canary),
@@ -499,6 +553,20 @@ mod tests {
                 "cached: {name}"
             );
         }
+        // The next wake, nothing changed: the same workloads, not built again.
+        let again = built.get_or_build("shop", texts.to_vec(), Vec::new());
+        assert!(Arc::ptr_eq(&cached, &again));
+        // ratings-v2 became available: the cache holds a new text for it.
+        let mut changed = texts.to_vec();
+        changed[3] = projected(
+            "ratings-v2",
+            json!({"app": "ratings", "version": "v2"}),
+            true,
+        );
+        let rebuilt = built.get_or_build("shop", changed, Vec::new());
+        assert!(!Arc::ptr_eq(&cached, &rebuilt));
+        let ratings = [DestinationId::new("ratings", Some("v2"))];
+        assert_eq!(available_in(&rebuilt, "shop", &ratings), Health::Available);
         let unavailable = |why: &str| Health::Unavailable(why.to_string());
         let failed: Namespace = Err(unavailable("cannot list"));
         assert_eq!(

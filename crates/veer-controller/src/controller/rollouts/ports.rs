@@ -20,7 +20,8 @@ use serde_json::Value;
 use tracing::warn;
 
 use super::health::{
-    Health, Namespace, Workloads, available, available_in, read_cached, read_namespace,
+    BuiltWorkloads, Health, Namespace, Workloads, available, available_in, read_cached,
+    read_namespace,
 };
 use super::traffic::{live_split, stored_split};
 use super::{Mailbox, RolloutDriverError, RolloutId, Tracked};
@@ -137,6 +138,8 @@ pub struct ClusterPorts<'a> {
     /// What the watch cache held of each namespace for the gate, and when (`None`: not
     /// cached there); built once for the rollouts of a wake, as `namespaces`.
     cached: Mutex<HashMap<String, Cached>>,
+    /// The namespaces built from the watch cache by earlier wakes (the driver's).
+    built: Arc<BuiltWorkloads>,
     /// The traffic writes of the pass, for [`ClusterPorts::await_written`].
     written: Mutex<Vec<Observed>>,
 }
@@ -161,8 +164,15 @@ impl<'a> ClusterPorts<'a> {
             state_namespace,
             namespaces: Mutex::new(HashMap::new()),
             cached: Mutex::new(HashMap::new()),
+            built: Arc::default(),
             written: Mutex::new(Vec::new()),
         }
+    }
+
+    /// With what the health gate built from the watch cache in earlier passes (the driver's,
+    /// [`super::RolloutDriver::built_workloads`]), kept for the next.
+    pub(crate) fn keeping(self, built: Arc<BuiltWorkloads>) -> Self {
+        ClusterPorts { built, ..self }
     }
 
     /// `namespace` as the watch cache held it within the last [`READ_FOR`], or read from it
@@ -174,7 +184,7 @@ impl<'a> ClusterPorts<'a> {
         {
             return workloads.clone();
         }
-        let workloads = read_cached(self.cluster, namespace).map(Arc::new);
+        let workloads = read_cached(self.cluster, namespace, &self.built);
         all.insert(
             namespace.to_string(),
             (tokio::time::Instant::now(), workloads.clone()),
