@@ -31,6 +31,9 @@ mod rollout_names;
 #[path = "conformance/own_state.rs"]
 mod own_state;
 
+#[path = "conformance/gate_cache.rs"]
+mod gate_cache;
+
 /// Each scenario of `module` twice: `<scenario>::embedded` and `<scenario>::real`.
 macro_rules! matrix {
     ($module:ident: $($scenario:ident),* $(,)?) => {$(
@@ -66,6 +69,8 @@ matrix!(
 );
 
 matrix!(immutable: immutable_fields_are_refused_alike);
+
+matrix!(gate_cache: the_cache_keeps_a_deployments_availability);
 
 matrix!(
     all_or_nothing:

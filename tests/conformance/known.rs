@@ -146,7 +146,7 @@ spec:
 
 /// A server with no Deployment controller (the real one here) never reports a Deployment
 /// available: write the status a controller would.
-async fn mark_available(cluster: &TestCluster, ns: &str, name: &str) {
+pub(crate) async fn mark_available(cluster: &TestCluster, ns: &str, name: &str) {
     if !cluster.is_real() {
         return;
     }
