@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::api::{Api, ListParams, ObjectList, PostParams};
+use kube::api::{Api, ListParams, ObjectList};
 use kube::core::Resource;
 
 use crate::scenarios::{config_map_yaml, namespace_yaml};
@@ -220,13 +220,7 @@ pub async fn a_refused_revision_is_asked_again_at_each_pass(cluster: &TestCluste
         "[{server}] {out}"
     );
     // The namespace appears (another team's tool makes it): the same commit now goes through.
-    let namespaces: Api<Namespace> = Api::all(cluster.client());
-    let mut namespace = Namespace::default();
-    namespace.metadata.name = Some(later.clone());
-    namespaces
-        .create(&PostParams::default(), &namespace)
-        .await
-        .expect("create the namespace");
+    cluster.create_namespace(&later).await;
     let out = repo.expect(cluster, &["sync"], 0).await;
     assert!(
         out.contains(&format!("ConfigMap {later}/settings: created")),

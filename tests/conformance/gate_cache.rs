@@ -6,8 +6,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 use veer::cluster::Cluster;
 use veer::manifest::ObjectKey;
@@ -46,13 +45,7 @@ async fn cached_status(live: &Cluster, ns: &str, want: &Value) -> Option<Value> 
 pub async fn the_cache_keeps_a_deployments_availability(cluster: &TestCluster) {
     let ns = cluster.namespace("gate-cache");
     cluster.delete_namespace(&ns).await;
-    let namespaces: Api<Namespace> = Api::all(cluster.client());
-    let mut namespace = Namespace::default();
-    namespace.metadata.name = Some(ns.clone());
-    namespaces
-        .create(&PostParams::default(), &namespace)
-        .await
-        .expect("create the namespace");
+    cluster.create_namespace(&ns).await;
     let labels = json!({"app": "reviews", "version": "v2"});
     let deployment = json!({
         "apiVersion": "apps/v1", "kind": "Deployment",

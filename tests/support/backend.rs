@@ -175,6 +175,16 @@ impl TestCluster {
         }
     }
 
+    /// Create a namespace (as another team's tool would: not veer).
+    pub async fn create_namespace(&self, name: &str) {
+        let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client());
+        let mut namespace = k8s_openapi::api::core::v1::Namespace::default();
+        namespace.metadata.name = Some(name.to_string());
+        api.create(&kube::api::PostParams::default(), &namespace)
+            .await
+            .unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
+    }
+
     /// Delete a namespace and wait until it is gone (its contents go with it on both servers).
     pub async fn delete_namespace(&self, name: &str) {
         let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client());
