@@ -327,8 +327,6 @@ impl Cache {
         }
     }
 
-    /// A watch's store and the resource it reads its objects as, for reading many objects
-    /// of it without asking for the watch each time.
     /// The texts of every object of `group`'s `kind` (at whatever version it is watched) in
     /// `namespace`, when such a watch has listed; `None` when none has.
     pub(super) fn listed_in(
@@ -344,6 +342,8 @@ impl Cache {
         of_kind.find_map(|(_, w)| w.store.listed_texts())
     }
 
+    /// A watch's store and the resource it reads its objects as, for reading many objects
+    /// of it without asking for the watch each time.
     pub(super) fn watch(&self, watch: &WatchKey) -> Option<(Store, Resolved)> {
         let watches = self.watches();
         let w = watches.by_key.get(watch)?;
