@@ -102,38 +102,27 @@ fn availability_cases() -> Vec<(&'static str, Vec<DestinationId>, Health)> {
 /// listed and as the watch cache keeps them.
 #[test]
 fn availability_table() {
-    let deployments = vec![
-        deployment(
-            "reviews-v1",
-            json!({"app": "reviews", "version": "v1"}),
-            true,
-        ),
-        deployment(
-            "reviews-v2",
-            json!({"app": "reviews", "version": "v2", "extra": "x"}),
-            true,
-        ),
-        deployment(
-            "ratings-v2",
-            json!({"app": "ratings", "version": "v2"}),
-            false,
-        ),
-        deployment(
-            "ratings-v2b",
-            json!({"app": "ratings", "version": "v2"}),
-            true,
-        ),
-        deployment("details", json!({"app": "details"}), true),
-        deployment("bare", json!(null), true),
+    // Name, pod labels, available: in a LIST's order (by name, as the server gives it)...
+    #[rustfmt::skip]
+    let table = [
+        ("bare", json!(null), true),
+        ("details", json!({"app": "details"}), true),
+        ("ratings-v2", json!({"app": "ratings", "version": "v2"}), false),
+        ("ratings-v2b", json!({"app": "ratings", "version": "v2"}), true),
+        ("reviews-v1", json!({"app": "reviews", "version": "v1"}), true),
+        ("reviews-v2", json!({"app": "reviews", "version": "v2", "extra": "x"}), true),
     ];
+    let deployments = (table.iter())
+        .map(|(name, labels, ok)| deployment(name, labels.clone(), *ok))
+        .collect();
     let read: Namespace = Ok(Workloads::new(deployments, Vec::new()));
     let gate = |canary: &[DestinationId]| available(&read, "shop", canary);
     for (name, canary, want) in availability_cases() {
         assert_eq!(gate(&canary), want, "{name}");
     }
-    // The same Deployments as the watch cache keeps them (the projection's text: the
-    // `Available` condition alone of their status), in the cache's own order.
-    let projected = |name: &str, labels: Value, available: bool| -> Arc<str> {
+    // ...and as the watch cache keeps them (the projection's text: the `Available` condition
+    // alone of their status), in the cache's own order.
+    let projected = |name: &str, labels: &Value, available: bool| -> Arc<str> {
         let status = if available { "True" } else { "False" };
         Arc::from(
             json!({
@@ -144,30 +133,10 @@ fn availability_table() {
             .to_string(),
         )
     };
-    let texts = [
-        projected(
-            "ratings-v2b",
-            json!({"app": "ratings", "version": "v2"}),
-            true,
-        ),
-        projected("details", json!({"app": "details"}), true),
-        projected(
-            "reviews-v2",
-            json!({"app": "reviews", "version": "v2"}),
-            true,
-        ),
-        projected(
-            "ratings-v2",
-            json!({"app": "ratings", "version": "v2"}),
-            false,
-        ),
-        projected("bare", json!(null), true),
-        projected(
-            "reviews-v1",
-            json!({"app": "reviews", "version": "v1"}),
-            true,
-        ),
-    ];
+    let order = [3, 1, 5, 2, 0, 4];
+    let texts: Vec<Arc<str>> = (order.iter())
+        .map(|&i| projected(table[i].0, &table[i].1, table[i].2))
+        .collect();
     let built = BuiltWorkloads::default();
     let cached = built.get_or_build("shop", texts.to_vec(), Vec::new());
     for (name, canary, want) in availability_cases() {
@@ -182,11 +151,7 @@ fn availability_table() {
     assert!(Arc::ptr_eq(&cached, &again));
     // ratings-v2 became available: the cache holds a new text for it.
     let mut changed = texts.to_vec();
-    changed[3] = projected(
-        "ratings-v2",
-        json!({"app": "ratings", "version": "v2"}),
-        true,
-    );
+    changed[3] = projected(table[2].0, &table[2].1, true);
     let rebuilt = built.get_or_build("shop", changed, Vec::new());
     assert!(!Arc::ptr_eq(&cached, &rebuilt));
     let ratings = [DestinationId::new("ratings", Some("v2"))];
