@@ -47,11 +47,12 @@ unsafe impl GlobalAlloc for Counting {
     }
 }
 
-/// Count from now on if the environment asks for it; whether it does.
-pub fn start_if_asked() -> bool {
-    let on = std::env::var(ENV).is_ok_and(|v| v == "1");
-    ON.store(on, Ordering::Relaxed);
-    on
+/// Count from now on if the environment asks for it.
+pub fn start_if_asked() {
+    ON.store(
+        std::env::var(ENV).is_ok_and(|v| v == "1"),
+        Ordering::Relaxed,
+    );
 }
 
 /// Allocations (and reallocations) so far; `None` when not counting.

@@ -335,11 +335,14 @@ impl Cache {
         kind: &str,
         namespace: &str,
     ) -> Option<Vec<Arc<str>>> {
-        let watches = self.watches();
-        let mut of_kind = watches.by_key.iter().filter(|(k, _)| {
-            k.group == group && k.kind == kind && k.namespace.as_deref() == Some(namespace)
-        });
-        of_kind.find_map(|(_, w)| w.store.listed_texts())
+        // The stores are read after the lock is let go, as `ensure` does.
+        let stores: Vec<Store> = (self.watches().by_key.iter())
+            .filter(|(k, _)| {
+                k.group == group && k.kind == kind && k.namespace.as_deref() == Some(namespace)
+            })
+            .map(|(_, w)| w.store.clone())
+            .collect();
+        stores.iter().find_map(Store::listed_texts)
     }
 
     /// A watch's store and the resource it reads its objects as, for reading many objects
